@@ -1,0 +1,69 @@
+"""Knob changes: the only way the optimizer acts on an agent.
+
+A knob is addressed by a dotted path into :class:`swarmopt.schema.Knobs`:
+``model_tier``, ``max_concurrency``, ``cache_ttl_s.<tool>``, ``parallel_tools``,
+``timeout_s``, ``max_retries``, ``circuit_breaker.enabled`` (or any other
+breaker field), ``message_batch_size``, ``confidence_threshold``. A
+:class:`KnobChange` records the old value, so a rollback restores it exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from swarmopt.schema import Knobs
+
+
+@dataclass(frozen=True)
+class KnobChange:
+    """Set ``knob`` of ``agent`` from ``old`` to ``new``."""
+
+    agent: str
+    knob: str
+    old: Any
+    new: Any
+
+    def inverse(self) -> "KnobChange":
+        """The change that restores ``old``."""
+        return KnobChange(self.agent, self.knob, self.new, self.old)
+
+
+@dataclass(frozen=True)
+class ScheduledChange:
+    """A knob change (or, with ``knob == "autonomy"``, an autonomy change) that
+    takes effect at simulated time ``at_s``; ``ref`` names its origin (a
+    strategy id, a rollback, an orchestrator report)."""
+
+    at_s: float
+    change: KnobChange
+    ref: str
+
+
+def get_knob(knobs: Knobs, path: str) -> Any:
+    """Value at ``path``. Raises KeyError naming the path if it does not exist."""
+    head, _, rest = path.partition(".")
+    if not hasattr(knobs, head):
+        raise KeyError(f"unknown knob '{path}'; allowed: {sorted(Knobs.model_fields)}")
+    value = getattr(knobs, head)
+    if not rest:
+        return value
+    if isinstance(value, dict):
+        return value.get(rest, 0.0)
+    if not hasattr(value, rest):
+        raise KeyError(f"unknown knob '{path}'")
+    return getattr(value, rest)
+
+
+def set_knob(knobs: Knobs, path: str, value: Any) -> Knobs:
+    """A copy of ``knobs`` with ``path`` set to ``value``, re-validated against
+    the schema bounds (raises pydantic.ValidationError when out of bounds)."""
+    data = knobs.model_dump()
+    head, _, rest = path.partition(".")
+    if head not in data:
+        raise KeyError(f"unknown knob '{path}'; allowed: {sorted(data)}")
+    if rest:
+        data[head] = dict(data[head], **{rest: value})
+    else:
+        data[head] = value
+    return Knobs.model_validate(data)

@@ -1,0 +1,173 @@
+"""Window aggregation: one agent's task and message events -> one metrics row.
+
+A task belongs to the window in which it *arrived*; an inbound message to the
+window in which its batch *started* being handled. :class:`WindowData` holds the
+window's per-task arrays (also used by the optimizer's statistical tests) and
+:func:`window_metrics` turns them into the row of the metrics table. Field names
+follow the source design in snake_case with units in the name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from swarmopt.schema import AgentProfile
+
+TOOL_RESPONSE_KB = 8.0
+MESSAGE_KB = 2.0
+
+_TASK_FIELDS = (
+    "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
+    "attempts", "hits", "lookups", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
+)
+
+
+class WindowData:
+    """Events of one agent in one window (arrays of shape (decisions,))."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, list[np.ndarray]] = {f: [] for f in _TASK_FIELDS}
+        self.inbox_handled = 0
+        self.inbox_in_time = 0
+        self.conflicts = 0
+        self.messages_sent = 0
+        self.slo_s = 2.0
+        self.info: dict = {}
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
+        """Append a segment's tasks (every field of ``_TASK_FIELDS``)."""
+        for f in _TASK_FIELDS:
+            self._chunks[f].append(np.asarray(cols[f]))
+        self.slo_s = slo_s
+        self.messages_sent += messages_sent
+
+    def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
+        """Count one handled inbox batch."""
+        self.inbox_handled += handled
+        self.inbox_in_time += in_time
+        self.conflicts += conflicts
+
+    def finish(self, **info) -> None:
+        """Freeze the arrays; ``info`` holds the window's context (agent, index,
+        times, concurrency, autonomy, memory figures)."""
+        self.arrays = {
+            f: (np.concatenate(c) if c else np.zeros(0)) for f, c in self._chunks.items()
+        }
+        self._chunks = {}
+        self.info = info
+
+    @property
+    def response_ms(self) -> np.ndarray:
+        """Per-decision response time (ms): arrival to final answer, review included."""
+        a = self.arrays
+        return (a["finish"] - a["arrival"]) * 1000.0
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size else float("nan")
+
+
+def window_metrics(w: WindowData, profile: AgentProfile | None = None) -> dict:
+    """The metrics row of a finished window.
+
+    Scores (all in [0, 1]; NaN when the window has no event of the kind):
+
+    * ``success_rate``: decisions whose final answer was right / decisions.
+    * ``average_confidence``: mean confidence of decisions that had a valid attempt.
+    * ``error_rate``: decisions with no valid attempt (every attempt hit a tool
+      error or the timeout) / decisions.
+    * ``adaptation_score``: of the decisions that met trouble (a retry or a tool
+      skipped by an open breaker), the share that still succeeded; 1 if none did.
+    * ``coordination_score``: (coordination requests met in time + inbound
+      messages handled in time) / (coordination requests + inbound messages
+      handled). A request is one downstream message a decision needs to send; it
+      is met in time if the decision succeeded and the message arrived within
+      the agent's ``coordination_deadline_s`` of the decision's arrival.
+    * ``resource_efficiency``: worker busy time spent on decisions that
+      succeeded / all worker busy time.
+    * ``goal_progress``: decisions that succeeded within the response-time SLO /
+      decisions.
+    * ``escalation_rate``: decisions sent to the Orchestrator's review / decisions.
+    * ``cache_hit_rate``: tool calls answered from cache / tool calls made.
+
+    Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
+    window), capped at 100; ``memory_percent`` = modelled memory / capacity;
+    ``network_kbps`` from tool misses and messages; ``storage_percent`` = cached
+    keys / key capacity.
+    """
+    a, info = w.arrays, w.info
+    n = int(a["arrival"].size)
+    window_s = info["window_s"]
+    resp = w.response_ms
+    busy = a["end"] - a["start"]
+    success = a["success"].astype(bool)
+    trouble = (a["attempts"] > 1) | a["degraded"].astype(bool)
+    lookups = float(a["lookups"].sum())
+    coord_den = float(a["coord_req"].sum()) + w.inbox_handled
+    busy_total = float(busy.sum())
+    q = np.percentile(resp, [50, 90, 95, 99]) if n else [float("nan")] * 4
+    misses = lookups - float(a["hits"].sum())
+    conf = a["confidence"]
+    row = {
+        "agent": info["agent"],
+        "window": info["index"],
+        "t_start_s": info["t_start_s"],
+        "t_end_s": info["t_end_s"],
+        "decision_count": n,
+        "arrival_rate_per_s": n / window_s,
+        "success_rate": _mean(success),
+        "average_confidence": float(np.nanmean(conf)) if np.isfinite(conf).any() else float("nan"),
+        "response_time_ms_mean": _mean(resp),
+        "response_time_ms_p50": float(q[0]),
+        "response_time_ms_p90": float(q[1]),
+        "response_time_ms_p95": float(q[2]),
+        "response_time_ms_p99": float(q[3]),
+        "queue_wait_ms_mean": _mean((a["start"] - a["arrival"]) * 1000.0),
+        "service_time_ms_mean": _mean(busy * 1000.0),
+        "adaptation_score": _mean(success[trouble]) if trouble.any() else 1.0,
+        "coordination_score": (float(a["coord_ok"].sum()) + w.inbox_in_time) / coord_den if coord_den else float("nan"),
+        "resource_efficiency": float(busy[success].sum()) / busy_total if busy_total > 0 else float("nan"),
+        "goal_progress": _mean(success & (resp <= w.slo_s * 1000.0)),
+        "cost_usd": float(a["cost"].sum()),
+        "cost_per_decision_usd": _mean(a["cost"]),
+        "input_tokens": int(a["tokens_in"].sum()),
+        "output_tokens": int(a["tokens_out"].sum()),
+        "cache_hit_rate": float(a["hits"].sum()) / lookups if lookups else float("nan"),
+        "error_rate": _mean(~a["ok"].astype(bool)),
+        "escalation_rate": _mean(a["escalated"].astype(bool)),
+        "coordination_requests": int(a["coord_req"].sum()),
+        "messages_sent": w.messages_sent,
+        "messages_handled": w.inbox_handled,
+        "inbox_in_time_rate": w.inbox_in_time / w.inbox_handled if w.inbox_handled else float("nan"),
+        "conflicts": w.conflicts,
+        "cpu_percent": min(100.0, 100.0 * busy_total / (info["concurrency"] * window_s)),
+        "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
+        "network_kbps": (misses * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0 / window_s,
+        "storage_percent": 100.0 * info["cached_keys"] / info["cache_capacity"] if info["cache_capacity"] else 0.0,
+        "max_concurrency": info["concurrency"],
+        "autonomy": info["autonomy"],
+    }
+    return row
+
+
+def health_score(row: dict, slo_ms: float = 2000.0) -> float:
+    """An agent's health in [0, 1]: the mean of min(1, SLO / mean response time),
+    success rate and coordination score (NaN parts are left out)."""
+    parts = [
+        min(1.0, slo_ms / row["response_time_ms_mean"]) if row["response_time_ms_mean"] > 0 else float("nan"),
+        row["success_rate"],
+        row["coordination_score"],
+    ]
+    vals = [p for p in parts if p == p]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def system_score(rows: list[dict], slo_ms: float = 2000.0) -> float:
+    """Overall system score: decision-weighted mean of :func:`health_score` over agents."""
+    pairs = [(health_score(r, slo_ms), r["decision_count"]) for r in rows]
+    pairs = [(h, n) for h, n in pairs if h == h and n > 0]
+    if not pairs:
+        return float("nan")
+    h, n = zip(*pairs)
+    return float(np.average(h, weights=n))

@@ -1,0 +1,368 @@
+"""The Performance Optimizer's autonomous cycle (pure; the Ray actor wraps it).
+
+Each cycle (every ``cycle_s``, DESIGN.md "The optimizer cycle"):
+
+1. collect the window rows of every agent since the last cycle;
+2. judge every change whose after-windows are complete: keep it, or roll it
+   back (restoring the exact old knob values) on a non-pass verdict or a
+   guardrail breach; learn per strategy type; move the optimizer's autonomy;
+3. detect bottlenecks on the last cycle's windows;
+4. plan reactive strategies per bottleneck (the policy picks the remedy) and the
+   proactive ones (predictive pre-scaling from a Holt-Winters load forecast;
+   coordination enhancement); sort by severity, expected improvement,
+   implementation time;
+5. select at most one change per agent, and only on agents whose configuration
+   has been stable for the ``measure_windows`` windows the change will be
+   compared against; strategies riskier than the optimizer's autonomy go to the
+   Orchestrator (:meth:`Optimizer.commit` takes its decisions);
+6. schedule the approved changes after their implementation time and report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from swarmopt.forecast import forecast_peak
+from swarmopt.knobs import KnobChange, ScheduledChange, set_knob
+from swarmopt.metrics import health_score
+from swarmopt.optimizer.detect import SEVERITY_RANK, Bottleneck, detect, snapshot
+from swarmopt.optimizer.measure import Measurement, guardrails, measure
+from swarmopt.optimizer.strategies import (
+    BATCH, PRE_SCALE, REMEDIES, SUCCESS_METRICS, TARGETS, Remedy, Strategy, pre_scale,
+)
+from swarmopt.policies import Policy
+from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
+
+SOURCE_EXPECTED = {"predictive_optimization": 15.0, "coordination_enhancement": 10.0}
+TABU_S = 1800.0
+
+
+@dataclass
+class Trial:
+    """A change in flight on one agent, waiting for its after-windows."""
+
+    strategy: Strategy
+    effective_s: float
+    measure_at_s: float
+    rollback_of: str | None = None
+
+
+@dataclass
+class TypeStats:
+    """Learning statistics of one strategy type (or remedy kind)."""
+
+    attempts: int = 0
+    kept: int = 0
+    rolled_back: int = 0
+    improvements: list[float] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float:
+        return self.kept / self.attempts if self.attempts else math.nan
+
+    @property
+    def mean_improvement(self) -> float:
+        return float(np.mean(self.improvements)) if self.improvements else math.nan
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A selected strategy and whether it needs the Orchestrator's approval."""
+
+    strategy: Strategy
+    needs_approval: bool
+
+
+class Optimizer:
+    """State and decisions of the Performance Optimizer.
+
+    ``profiles`` and ``knobs`` describe every monitored agent; ``window_s`` is the
+    metric window. Methods return event dicts (``event`` key, simulated time
+    ``t_s``) for the events table.
+    """
+
+    def __init__(self, config: OptimizerConfig, profiles: dict[str, AgentProfile], window_s: float,
+                 policy: Policy, rng: np.random.Generator) -> None:
+        self.cfg = config
+        self.profiles = profiles
+        self.knobs: dict[str, Knobs] = {a: p.knobs for a, p in profiles.items()}
+        self.window_s = window_s
+        self.policy = policy
+        self.rng = rng
+        self.autonomy = config.initial_autonomy
+        self.history: dict[str, list[dict]] = {a: [] for a in profiles}
+        self.in_flight: dict[str, Trial] = {}
+        self.last_change_s: dict[str, float] = {a: 0.0 for a in profiles}
+        self.tabu: dict[tuple[str, str], float] = {}
+        self.stats: dict[str, TypeStats] = {}
+        self.kind_stats: dict[str, TypeStats] = {}
+        self.proposals: list[Proposal] = []
+        self.results: list[dict] = []
+        self.bottlenecks: list[Bottleneck] = []
+        self._seq = 0
+
+    # ------------------------------------------------------------------ inputs
+    def observe(self, rows: list[dict], applied: list[dict]) -> None:
+        """Take new window rows and the knob/autonomy changes agents applied."""
+        for r in rows:
+            self.history[r["agent"]].append(r)
+        for a in applied:
+            self.last_change_s[a["agent"]] = max(self.last_change_s[a["agent"]], a["t_s"])
+
+    # ------------------------------------------------------------------ cycle
+    def cycle_with(self, t: float, rows: list[dict], applied: list[dict], plan: bool = True):
+        """:meth:`observe` then :meth:`cycle` (one actor call)."""
+        self.observe(rows, applied)
+        return self.cycle(t, plan)
+
+    def cycle(self, t: float, plan: bool = True) -> tuple[list[Proposal], list[ScheduledChange], list[dict]]:
+        """Run steps 2-5 at time ``t``: judge finished trials (returns their
+        rollbacks, already scheduled), detect, plan and select. Returns
+        (proposals awaiting :meth:`commit`, rollback changes, events). With
+        ``plan=False`` (end of run) it only judges and detects."""
+        events: list[dict] = [{"t_s": t, "event": "cycle.started", "autonomy": self.autonomy}]
+        rollbacks = self._judge(t, events)
+        cycle_windows = int(round(self.cfg.cycle_s / self.window_s))
+        snaps = {a: snapshot(rows[-cycle_windows:]) for a, rows in self.history.items() if rows}
+        self.bottlenecks = detect(snaps, self.profiles, self.cfg.thresholds)
+        for b in self.bottlenecks:
+            events.append({"t_s": t, "event": "bottleneck.detected", "agent": b.affected_component, "type": b.type,
+                           "severity": b.severity, "metric": b.metric, "value": b.value, "threshold": b.threshold,
+                           "impact": b.impact, "detail": b.description})
+        self.proposals = []
+        if self.cfg.policy == "monitor" or not plan:
+            return [], rollbacks, events
+        strategies = self._plan(t, snaps)
+        events.append({"t_s": t, "event": "strategies.generated", "value": len(strategies),
+                       "detail": f"{sum(not s.proactive for s in strategies)} reactive, "
+                                 f"{sum(s.proactive for s in strategies)} proactive"})
+        busy: set[str] = set()
+        for s in strategies:
+            agents = {c.agent for c in s.actions}
+            ev = self._strategy_event(t, "strategy.planned", s)
+            if self.cfg.recommend_only:
+                ev["event"] = "strategy.recommended"
+            elif busy & agents or not all(self._eligible(a, t + s.implementation_time_s) for a in agents):
+                ev["event"] = "strategy.deferred"
+            else:
+                busy |= agents
+                needs = s.risk > self.autonomy
+                self.proposals.append(Proposal(s, needs))
+                if needs:
+                    events.append(ev)
+                    ev = self._strategy_event(t, "approval.requested", s)
+            events.append(ev)
+        return list(self.proposals), rollbacks, events
+
+    def commit(self, t: float, decisions: dict[str, bool]) -> tuple[list[ScheduledChange], list[dict]]:
+        """Schedule the selected strategies; ``decisions`` maps the id of every
+        proposal that needed approval to the Orchestrator's answer."""
+        changes: list[ScheduledChange] = []
+        events: list[dict] = []
+        for prop in self.proposals:
+            s = prop.strategy
+            if prop.needs_approval:
+                ok = decisions.get(s.id, False)
+                events.append(self._strategy_event(t, "strategy.approved" if ok else "strategy.rejected", s))
+                if not ok:
+                    continue
+            eff = self._align(t + s.implementation_time_s)
+            for c in s.actions:
+                changes.append(ScheduledChange(eff, c, s.id))
+                self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
+            for agent in {c.agent for c in s.actions}:
+                self.in_flight[agent] = Trial(s, eff, eff + self.cfg.measure_windows * self.window_s)
+            ev = self._strategy_event(t, "optimization.scheduled", s)
+            ev["effective_s"] = eff
+            events.append(ev)
+        self.proposals = []
+        return changes, events
+
+    def report(self, t: float) -> dict:
+        """The cycle report for the Orchestrator: results judged since the last
+        report, bottlenecks, per-agent health (last window), agents with a
+        change in flight, and recommendations."""
+        health = {a: health_score(rows[-1], self.cfg.thresholds.response_time_ms)
+                  for a, rows in self.history.items() if rows}
+        recs = [f"Reduce autonomy for {a} (poor performance)" for a, h in health.items()
+                if h == h and h < self.cfg.thresholds.system_critical]
+        rep = {"t_s": t, "results": self.results, "bottlenecks": [b.__dict__ for b in self.bottlenecks],
+               "health": health, "in_flight": sorted(self.in_flight), "recommendations": recs,
+               "optimizer_autonomy": self.autonomy}
+        self.results = []
+        return rep
+
+    # ------------------------------------------------------------------ internals
+    def _align(self, t: float) -> float:
+        return math.ceil(t / self.window_s - 1e-9) * self.window_s
+
+    def _eligible(self, agent: str, effective_s: float) -> bool:
+        """No change in flight and a stable configuration over the windows the
+        change will be compared against."""
+        stable_since = self._align(effective_s) - self.cfg.measure_windows * self.window_s
+        return agent not in self.in_flight and self.last_change_s[agent] <= stable_since
+
+    def _rows(self, agent: str, start: float, end: float) -> list[dict]:
+        return [r for r in self.history[agent] if start - 1e-9 <= r["t_start_s"] and r["t_end_s"] <= end + 1e-9]
+
+    def _judge(self, t: float, events: list[dict]) -> list[ScheduledChange]:
+        rollbacks: list[ScheduledChange] = []
+        k = self.cfg.measure_windows * self.window_s
+        for agent, trial in sorted(self.in_flight.items()):
+            if trial.measure_at_s > t + 1e-9:
+                continue
+            del self.in_flight[agent]
+            s = trial.strategy
+            before = self._rows(agent, trial.effective_s - k, trial.effective_s)
+            after = self._rows(agent, trial.effective_s, trial.measure_at_s)
+            m = measure(before, after, s.target_metric, s.better, self.cfg.alpha, self.cfg.min_improvement)
+            ev = self._measure_event(t, s, m, trial)
+            if trial.rollback_of is not None:
+                ev["event"] = "rollback.measured"
+                events.append(ev)
+                continue
+            th = self.cfg
+            breaches = guardrails(before, after, s.target_metric, th.guardrail_success_drop,
+                                  th.guardrail_error_rise, th.guardrail_cost_rise)
+            ev["guardrails"] = "; ".join(breaches)
+            events.append(ev)
+            keep = m.verdict == "pass" and not breaches
+            self._learn(s, keep, m)
+            result = {"strategy_id": s.id, "agent": agent, "type": s.type, "kind": s.kind, "kept": keep,
+                      "improvement_pct": m.improvement_pct, "verdict": m.verdict}
+            self.results.append(result)
+            old_autonomy = self.autonomy
+            if keep:
+                self.autonomy = min(th.max_autonomy, self.autonomy + th.autonomy_step_up)
+                events.append(self._strategy_event(t, "optimization.kept", s) | {
+                    "improvement_pct": m.improvement_pct, "verdict": m.verdict})
+            else:
+                eff = self._align(t + th.rollback_time_s)
+                reason = m.verdict if not breaches else "guardrail: " + "; ".join(breaches)
+                for c in s.rollback():
+                    rollbacks.append(ScheduledChange(eff, c, f"rollback:{s.id}"))
+                    self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
+                self.tabu[(agent, s.kind)] = t + TABU_S
+                rb = Strategy(**{**s.__dict__, "id": f"rollback:{s.id}", "actions": s.rollback()})
+                self.in_flight[agent] = Trial(rb, eff, eff + self.cfg.measure_windows * self.window_s, s.id)
+                events.append(self._strategy_event(t, "optimization.rolled_back", s) | {
+                    "effective_s": eff, "detail": reason, "improvement_pct": m.improvement_pct})
+                self.autonomy = max(th.min_autonomy, self.autonomy - th.autonomy_step_down)
+            if self.autonomy != old_autonomy:
+                events.append({"t_s": t, "event": "autonomy.optimizer", "agent": "performance-optimizer",
+                               "old": old_autonomy, "new": self.autonomy,
+                               "detail": "kept change" if keep else "rollback"})
+        return rollbacks
+
+    def _learn(self, s: Strategy, kept: bool, m: Measurement) -> None:
+        for table, key in ((self.stats, s.type), (self.kind_stats, s.kind)):
+            st = table.setdefault(key, TypeStats())
+            st.attempts += 1
+            st.kept += kept
+            st.rolled_back += not kept
+            if m.improvement_pct == m.improvement_pct:
+                st.improvements.append(m.improvement_pct)
+
+    def expected_improvement(self, type_: str, kind: str, impact: float) -> float:
+        """Learned mean measured improvement of ``kind`` (then of ``type_``); with
+        no history, 70% of the bottleneck's impact as the source design does
+        (``expectedImprovement: 17.5 // 70% of potential``), capped at 50."""
+        for table, key in ((self.kind_stats, kind), (self.stats, type_)):
+            st = table.get(key)
+            if st and st.improvements:
+                return round(st.mean_improvement, 2)
+        return round(min(50.0, 0.7 * impact), 2) if impact else SOURCE_EXPECTED.get(type_, 10.0)
+
+    def _new_id(self, t: float, agent: str, kind: str) -> str:
+        self._seq += 1
+        return f"opt_{int(t)}_{agent}_{kind}_{self._seq}"
+
+    def _make(self, t: float, type_: str, severity: str, agent: str, remedy: Remedy,
+              actions: list[KnobChange], impact: float, proactive: bool = False, target: str | None = None) -> Strategy:
+        metric, better = TARGETS[type_]
+        return Strategy(
+            id=self._new_id(t, agent, remedy.kind), type=type_, kind=remedy.kind, priority=severity,
+            target_component=target or agent,
+            description=f"{'Proactive: ' if proactive else 'Optimize '}{type_} for {agent}: {remedy.actions}",
+            expected_improvement=self.expected_improvement(type_, remedy.kind, impact),
+            implementation_time_s=remedy.implementation_time_s, actions=tuple(actions),
+            success_metrics=SUCCESS_METRICS[type_],
+            rollback_plan="Restore " + ", ".join(f"{c.knob}={c.old!r}" for c in actions) + " if performance degrades",
+            risk=remedy.risk, target_metric=metric, better=better, proactive=proactive,
+        )
+
+    def _plan(self, t: float, snaps: dict[str, dict]) -> list[Strategy]:
+        out: list[Strategy] = []
+        taken: set[tuple[str, str]] = set()
+        for b in self.bottlenecks:
+            agent, type_ = b.affected_component, b.type
+            if agent == "system":
+                agent = min((a for a in snaps if snaps[a]["decision_count"] > 0),
+                            key=lambda a: health_score(snaps[a]), default=None)
+                if agent is None:
+                    continue
+                worst = [x for x in self.bottlenecks if x.affected_component == agent]
+                type_ = max(worst, key=lambda x: SEVERITY_RANK[x.severity]).type if worst else "agent_success_rate"
+            options = []
+            for r in REMEDIES.get(type_, []):
+                if self.tabu.get((agent, r.kind), -1.0) > t:
+                    continue
+                actions = r.propose(snaps[agent], self.knobs[agent], self.profiles[agent])
+                if actions and not any((agent, c.knob) in taken for c in actions):
+                    options.append((r, actions))
+            choice = self.policy.choose(type_, options, self, self.rng)
+            if choice is None:
+                continue
+            r, actions = choice
+            taken |= {(agent, c.knob) for c in actions}
+            out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact,
+                                  target=b.affected_component if b.affected_component == "system" else None))
+        out += self._proactive(t, snaps, taken)
+        out.sort(key=lambda s: (-SEVERITY_RANK[s.priority], -s.expected_improvement, s.implementation_time_s))
+        return out
+
+    def _proactive(self, t: float, snaps: dict[str, dict], taken: set[tuple[str, str]]) -> list[Strategy]:
+        out = []
+        horizon = int(round((self.cfg.cycle_s + PRE_SCALE.implementation_time_s) / self.window_s))
+        for agent, rows in sorted(self.history.items()):
+            if len(rows) < 12 or (agent, "max_concurrency") in taken or self.tabu.get((agent, "pre_scale"), -1) > t:
+                continue
+            series = np.array([r["arrival_rate_per_s"] for r in rows[-60:]], dtype=float)
+            peak = forecast_peak(series, horizon)
+            actions = pre_scale(snaps[agent], self.knobs[agent], self.profiles[agent], peak)
+            if actions:
+                out.append(self._make(t, "predictive_optimization", "medium", agent, PRE_SCALE, actions, 0.0,
+                                      proactive=True, target="system"))
+        for agent, s in sorted(snaps.items()):
+            if (agent, "message_batch_size") in taken or self.tabu.get((agent, BATCH.kind), -1) > t:
+                continue
+            rate = s["inbox_in_time_rate"]
+            if rate == rate and rate < 0.95:
+                actions = BATCH.propose(dict(s, inbox_in_time_rate=min(rate, 0.89)), self.knobs[agent], self.profiles[agent])
+                if actions:
+                    out.append(self._make(t, "coordination_enhancement", "low", agent, BATCH, actions, 0.0,
+                                          proactive=True, target="inter_agent"))
+        return out
+
+    def _strategy_event(self, t: float, name: str, s: Strategy) -> dict:
+        return {
+            "t_s": t, "event": name, "agent": ",".join(sorted({c.agent for c in s.actions})), "strategy_id": s.id,
+            "type": s.type, "kind": s.kind, "severity": s.priority, "risk": s.risk,
+            "expected_improvement": s.expected_improvement, "implementation_time_s": s.implementation_time_s,
+            "knob": ";".join(c.knob for c in s.actions), "old": ";".join(repr(c.old) for c in s.actions),
+            "new": ";".join(repr(c.new) for c in s.actions), "detail": s.description,
+        }
+
+    def _measure_event(self, t: float, s: Strategy, m: Measurement, trial: Trial) -> dict:
+        k = self.cfg.measure_windows * self.window_s
+        return {
+            "t_s": t, "event": "optimization.measured", "agent": ",".join(sorted({c.agent for c in s.actions})),
+            "strategy_id": s.id, "type": s.type, "kind": s.kind, "metric": m.metric, "better": m.better,
+            "before": m.before, "after": m.after, "improvement_pct": m.improvement_pct, "ci_low_pct": m.ci_low_pct,
+            "ci_high_pct": m.ci_high_pct, "p_value": m.p_value, "verdict": m.verdict,
+            "before_start_s": trial.effective_s - k, "before_end_s": trial.effective_s,
+            "after_start_s": trial.effective_s, "after_end_s": trial.measure_at_s,
+        }

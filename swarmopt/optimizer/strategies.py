@@ -1,0 +1,217 @@
+"""Strategies: concrete knob changes that answer a bottleneck (pure).
+
+Each *remedy* is a function ``(snapshot, knobs, profile) -> list[KnobChange] |
+None`` that proposes bounded changes to one agent, or None when it does not
+apply (its precondition fails or the knob is already at its bound). Bounded
+steps follow the Kubernetes HPA habit of limited scale steps: concurrency at
+most doubles, TTLs at most quadruple, one model tier at a time.
+:data:`REMEDIES` lists, per bottleneck type, the remedies in the order the
+source design's rules try them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from swarmopt.knobs import KnobChange, get_knob
+from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs
+
+MAX_TTL_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """A named remedy: how risky it is (0-1, compared with the optimizer's
+    autonomy), how long it takes to roll out, and the changes it proposes."""
+
+    kind: str
+    risk: float
+    implementation_time_s: float
+    propose: Callable[[dict, Knobs, AgentProfile], list[KnobChange] | None] | None
+    actions: str
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """An optimization strategy with the source design's fields; ``actions``
+    are concrete knob changes so that ``rollback`` restores the old values."""
+
+    id: str
+    type: str
+    kind: str
+    priority: str
+    target_component: str
+    description: str
+    expected_improvement: float
+    implementation_time_s: float
+    actions: tuple[KnobChange, ...]
+    success_metrics: tuple[str, ...]
+    rollback_plan: str
+    risk: float
+    target_metric: str
+    better: str
+    proactive: bool = False
+
+    def rollback(self) -> tuple[KnobChange, ...]:
+        """The changes that restore every knob this strategy touched."""
+        return tuple(c.inverse() for c in reversed(self.actions))
+
+
+def _change(agent: str, knobs: Knobs, knob: str, new) -> list[KnobChange] | None:
+    old = get_knob(knobs, knob)
+    return None if old == new else [KnobChange(agent, knob, old, new)]
+
+
+def scale_concurrency(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Double the workers when queueing is a real share of the response time
+    (wait >= 15% of it) or workers are >= 70% busy."""
+    queueing = s["queue_wait_ms_mean"] >= 0.15 * s["response_time_ms_mean"] or s["cpu_percent"] >= 70
+    if not queueing:
+        return None
+    new = min(k.max_concurrency * 2, int(KNOB_BOUNDS["max_concurrency"][1]))
+    return _change(p.id, k, "max_concurrency", new)
+
+
+def _slowest_uncached_tool(k: Knobs, p: AgentProfile):
+    tools = [t for t in p.tools if k.cache_ttl_s.get(t.name, 0.0) < MAX_TTL_S]
+    return max(tools, key=lambda t: t.latency_ms_median * (1 + t.error_rate * 10), default=None)
+
+
+def raise_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Quadruple the TTL (at least 60 s, at most 1 h) of the slowest, most
+    error-prone tool: more hits mean fewer slow and failing calls."""
+    tool = _slowest_uncached_tool(k, p)
+    if tool is None:
+        return None
+    old = k.cache_ttl_s.get(tool.name, 0.0)
+    return _change(p.id, k, f"cache_ttl_s.{tool.name}", min(MAX_TTL_S, max(60.0, old * 4)))
+
+
+def enable_parallel_tools(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Call independent tools in parallel (max instead of sum of latencies)."""
+    return _change(p.id, k, "parallel_tools", True) if len(p.tools) > 1 else None
+
+
+def _tier_step(k: Knobs, step: int) -> str | None:
+    i = TIERS.index(k.model_tier) + step
+    return TIERS[i] if 0 <= i < len(TIERS) else None
+
+
+def faster_model_tier(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """One model tier down (faster and cheaper, lower quality)."""
+    tier = _tier_step(k, -1)
+    return _change(p.id, k, "model_tier", tier) if tier else None
+
+
+def stronger_model_tier(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """One model tier up (better quality, slower and dearer)."""
+    tier = _tier_step(k, +1)
+    return _change(p.id, k, "model_tier", tier) if tier else None
+
+
+def cheaper_model_tier(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """One model tier down, for cost."""
+    return faster_model_tier(s, k, p)
+
+
+def raise_retries(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """One more retry when at least 5% of decisions end in a tool error or timeout."""
+    if s["error_rate"] < 0.05 or k.max_retries >= KNOB_BOUNDS["max_retries"][1]:
+        return None
+    return _change(p.id, k, "max_retries", k.max_retries + 1)
+
+
+def enable_circuit_breaker(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Turn the circuit breaker on when at least 15% of decisions fail on tools."""
+    if s["error_rate"] < 0.15 or k.circuit_breaker.enabled or not p.tools:
+        return None
+    return _change(p.id, k, "circuit_breaker.enabled", True)
+
+
+def raise_confidence_threshold(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Escalate more low-confidence decisions to review (+0.1, at most 0.9)."""
+    new = round(min(0.9, k.confidence_threshold + 0.1), 3)
+    return _change(p.id, k, "confidence_threshold", new)
+
+
+def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Double the inbox batch when fewer than 90% of inbound messages are handled
+    in time: the per-batch overhead is paid less often."""
+    rate = s["inbox_in_time_rate"]
+    if not (rate == rate and rate < 0.9):
+        return None
+    return _change(p.id, k, "message_batch_size", min(int(KNOB_BOUNDS["message_batch_size"][1]), k.message_batch_size * 2))
+
+
+def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Halve the largest TTL to free memory."""
+    if not k.cache_ttl_s:
+        return None
+    name = max(k.cache_ttl_s, key=k.cache_ttl_s.get)
+    if k.cache_ttl_s[name] <= 0:
+        return None
+    return _change(p.id, k, f"cache_ttl_s.{name}", k.cache_ttl_s[name] / 2)
+
+
+def pre_scale(s: dict, k: Knobs, p: AgentProfile, peak_rate: float, target_util: float = 0.7) -> list[KnobChange] | None:
+    """Workers for a forecast peak arrival rate: ceil(peak x mean service time /
+    target utilization), at most double the current count (predictive
+    pre-scaling)."""
+    service_s = s["service_time_ms_mean"] / 1000.0
+    if not (service_s == service_s) or peak_rate <= 0:
+        return None
+    need = math.ceil(peak_rate * service_s / target_util)
+    if need <= k.max_concurrency:
+        return None
+    return _change(p.id, k, "max_concurrency", min(need, k.max_concurrency * 2))
+
+
+R = Remedy
+RT = [
+    R("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing"),
+    R("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Implement caching for frequent queries"),
+    R("enable_parallel_tools", 0.4, 120, enable_parallel_tools, "Parallelize independent operations"),
+    R("faster_model_tier", 0.9, 180, faster_model_tier, "Route decisions to a faster model tier"),
+]
+SUCCESS = [
+    R("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)"),
+    R("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache"),
+    R("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool"),
+    R("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
+    R("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
+]
+BATCH = R("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead")
+REMEDIES: dict[str, list[Remedy]] = {
+    "agent_response_time": RT,
+    "agent_success_rate": SUCCESS,
+    "agent_error_rate": [SUCCESS[0], SUCCESS[1], SUCCESS[2]],
+    "coordination_efficiency": [BATCH, *SUCCESS[:3], *RT[:3]],
+    "cost": [R("cheaper_model_tier", 0.9, 180, cheaper_model_tier, "Use a cheaper model tier"), SUCCESS[1]],
+    "resource_cpu": [RT[0]],
+    "resource_memory": [R("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache")],
+}
+TARGETS: dict[str, tuple[str, str]] = {
+    "agent_response_time": ("response_time_ms_mean", "lower"),
+    "agent_success_rate": ("success_rate", "higher"),
+    "agent_error_rate": ("error_rate", "lower"),
+    "coordination_efficiency": ("coordination_score", "higher"),
+    "cost": ("cost_per_decision_usd", "lower"),
+    "resource_cpu": ("cpu_percent", "lower"),
+    "resource_memory": ("memory_percent", "lower"),
+    "predictive_optimization": ("response_time_ms_p95", "lower"),
+    "coordination_enhancement": ("inbox_in_time_rate", "higher"),
+}
+SUCCESS_METRICS: dict[str, tuple[str, ...]] = {
+    "agent_response_time": ("Response time < 2000ms", "Latency variance reduced", "Throughput increased"),
+    "agent_success_rate": ("Success rate >= 70%", "Fewer failed decisions"),
+    "agent_error_rate": ("Error rate <= 10%",),
+    "coordination_efficiency": ("Coordination score >= 60%", "Faster conflict resolution"),
+    "cost": ("Cost per decision within budget",),
+    "resource_cpu": ("Worker utilization <= 80%",),
+    "resource_memory": ("Memory <= 85%",),
+    "predictive_optimization": ("Reduced latency spikes", "Improved resource utilization"),
+    "coordination_enhancement": ("Inbound messages handled in time", "Better resource sharing"),
+}
+PRE_SCALE = R("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively")

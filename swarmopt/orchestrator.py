@@ -1,0 +1,98 @@
+"""The Strategic Orchestrator: approves risky proposals and sets agent autonomy (pure).
+
+Approval: a proposal is approved unless its model-tier change raises the
+estimated token price per decision by more than ``max_cost_increase``
+(relative), or the same remedy was rolled back on that agent within
+``reject_after_rollback_s``.
+
+Autonomy (source design, "Cycle 4": Market Hunter 85% -> 90% after a
+successful optimization): after each optimizer report, an agent with a kept
+change in the report and health >= 0.75 gains ``autonomy_step``; an agent whose
+health is below 0.60 in two consecutive reports loses it. Agents with a change
+in flight are left alone so that their measurement is not confounded. Autonomy
+is the probability that a decision is *not* escalated to review, so every
+change has a measurable cost and benefit in the simulation.
+"""
+
+from __future__ import annotations
+
+from swarmopt.knobs import KnobChange, ScheduledChange
+from swarmopt.optimizer.core import Proposal
+from swarmopt.schema import AgentProfile, ModelTier, OrchestratorConfig
+
+HEALTHY = 0.75
+UNHEALTHY = 0.60
+
+
+class Orchestrator:
+    """Approval and per-agent autonomy; ``window_s`` delays autonomy changes by
+    one window so they start on a window boundary."""
+
+    def __init__(self, config: OrchestratorConfig, profiles: dict[str, AgentProfile],
+                 models: dict[str, ModelTier], window_s: float) -> None:
+        self.cfg = config
+        self.profiles = profiles
+        self.models = models
+        self.window_s = window_s
+        self.autonomy = {a: p.autonomy for a, p in profiles.items()}
+        self.rollbacks: dict[tuple[str, str], float] = {}
+        self.low_streak = {a: 0 for a in profiles}
+
+    def _price(self, tier: str, agent: str) -> float:
+        m, p = self.models[tier], self.profiles[agent]
+        return p.prompt_tokens * m.input_usd_per_mtok + p.output_tokens * m.output_usd_per_mtok
+
+    def review(self, t: float, proposals: list[Proposal]) -> tuple[dict[str, bool], list[dict]]:
+        """Decide every proposal that needs approval. Returns ({strategy id:
+        approved}, events)."""
+        decisions, events = {}, []
+        for prop in proposals:
+            if not prop.needs_approval:
+                continue
+            s = prop.strategy
+            reason = ""
+            for c in s.actions:
+                if c.knob == "model_tier":
+                    rise = self._price(c.new, c.agent) / self._price(c.old, c.agent) - 1.0
+                    if rise > self.cfg.max_cost_increase:
+                        reason = f"cost per decision would rise {rise:.0%} (limit {self.cfg.max_cost_increase:.0%})"
+                if t - self.rollbacks.get((c.agent, s.kind), -1e18) < self.cfg.reject_after_rollback_s:
+                    reason = f"{s.kind} was rolled back on {c.agent} recently"
+            decisions[s.id] = not reason
+            events.append({"t_s": t, "event": "orchestrator.decision", "agent": ",".join(c.agent for c in s.actions),
+                           "strategy_id": s.id, "kind": s.kind, "risk": s.risk,
+                           "verdict": "approved" if not reason else "rejected",
+                           "detail": reason or "within cost and rollback limits"})
+        return decisions, events
+
+    def receive_report(self, t: float, report: dict) -> tuple[list[ScheduledChange], list[dict]]:
+        """Adjust agent autonomy from an optimizer report. Returns (autonomy
+        changes effective one window later, events)."""
+        changes, events = [], []
+        kept = {r["agent"] for r in report["results"] if r["kept"]}
+        for r in report["results"]:
+            if not r["kept"]:
+                self.rollbacks[(r["agent"], r["kind"])] = t
+        events.append({"t_s": t, "event": "report.received", "agent": "strategic-orchestrator",
+                       "value": len(report["results"]), "detail": "; ".join(report["recommendations"])})
+        for agent, health in sorted(report["health"].items()):
+            if health != health:
+                continue
+            self.low_streak[agent] = self.low_streak[agent] + 1 if health < UNHEALTHY else 0
+            if agent in report["in_flight"]:
+                continue
+            old = self.autonomy[agent]
+            if agent in kept and health >= HEALTHY:
+                new, why = min(self.cfg.max_agent_autonomy, old + self.cfg.autonomy_step), "performance improvements acknowledged"
+            elif self.low_streak[agent] >= 2:
+                new, why = max(self.cfg.min_agent_autonomy, old - self.cfg.autonomy_step), "health below 60% in two reports"
+            else:
+                continue
+            new = round(new, 4)
+            if new == old:
+                continue
+            self.autonomy[agent] = new
+            changes.append(ScheduledChange(t + self.window_s, KnobChange(agent, "autonomy", old, new), "orchestrator"))
+            events.append({"t_s": t, "event": "autonomy.agent", "agent": agent, "old": old, "new": new,
+                           "effective_s": t + self.window_s, "detail": why})
+        return changes, events

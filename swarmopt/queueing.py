@@ -1,0 +1,252 @@
+"""Closed-form queueing and caching results the simulation engine is checked against.
+
+All rates are per unit time and all times are in the reciprocal unit (rates in
+1/s give waits in s).  Every function validates its inputs and raises
+``ValueError`` naming the offending argument; in particular no function
+extrapolates into an unstable regime (utilisation >= 1), where the
+steady-state means do not exist.
+
+References:
+    * L. Kleinrock, *Queueing Systems, Vol. 1: Theory*, Wiley 1975:
+      M/M/c and Erlang C (sec. 3.5), Erlang B (sec. 3.7), M/G/1 and the
+      Pollaczek-Khinchine mean-value formula (ch. 5).
+    * Erlang B recursion ``B(0) = 1, B(k) = a B(k-1) / (k + a B(k-1))``:
+      D. L. Jagerman, "Some properties of the Erlang loss function",
+      Bell System Technical Journal 53(3), 1974.  ``C = B / (1 - rho (1 - B))``
+      follows by comparing the M/M/c and M/M/c/c state probabilities.
+    * TTL caches: J. Jung, A. W. Berger & H. Balakrishnan, "Modeling TTL-based
+      Internet caches", IEEE INFOCOM 2003; N. C. Fofack, P. Nain, G. Neglia &
+      D. Towsley, "Analysis of TTL-based cache networks", VALUETOOLS 2012.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "erlang_c",
+    "mmc_mean_wait",
+    "md1_mean_wait",
+    "mg1_mean_wait",
+    "zipf_probabilities",
+    "ttl_cache_hit_rate",
+]
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0.0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def _servers(c: int) -> int:
+    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+        raise ValueError(f"c must be an int >= 1, got {c!r}")
+    return int(c)
+
+
+def _stable(rho: float) -> None:
+    if rho >= 1.0:
+        raise ValueError(f"utilization rho must be < 1 for a steady state, got rho = {rho:.6g}")
+
+
+def erlang_c(c: int, arrival_rate: float, service_rate: float) -> float:
+    """Probability that an arrival has to wait in an M/M/c queue (Erlang C).
+
+    With offered load ``a = lambda / mu`` (Erlangs) and utilisation
+    ``rho = a / c``::
+
+        C(c, a) = B(c, a) / (1 - rho (1 - B(c, a)))
+
+    where the Erlang B blocking probability comes from the recursion
+    ``B(0) = 1``, ``B(k) = a B(k-1) / (k + a B(k-1))``.  The recursion only
+    combines positive numbers of order one, so unlike the textbook sum of
+    ``a^k / k!`` it neither overflows nor cancels for hundreds of servers.
+
+    Args:
+        c: number of servers, int >= 1.
+        arrival_rate: ``lambda`` > 0.
+        service_rate: per-server ``mu`` > 0, same time unit.
+
+    Returns:
+        Probability in (0, 1).
+
+    Raises:
+        ValueError: if ``c`` < 1 or not an int, a rate is not a finite
+            positive number, or ``rho = lambda / (c mu) >= 1``.
+    """
+    c = _servers(c)
+    lam = _positive("arrival_rate", arrival_rate)
+    mu = _positive("service_rate", service_rate)
+    a = lam / mu
+    rho = a / c
+    _stable(rho)
+    b = 1.0
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def mmc_mean_wait(c: int, arrival_rate: float, service_rate: float) -> float:
+    """Mean time in queue (excluding service) for M/M/c.
+
+    ``Wq = C(c, a) / (c mu - lambda)`` (Kleinrock 1975, sec. 3.5).  For
+    ``c = 1`` this is ``rho / (mu - lambda)``.
+
+    Args / Raises: as :func:`erlang_c`.
+
+    Returns:
+        Mean wait in the reciprocal time unit of the rates (s for 1/s).
+    """
+    c = _servers(c)
+    lam = _positive("arrival_rate", arrival_rate)
+    mu = _positive("service_rate", service_rate)
+    return erlang_c(c, lam, mu) / (c * mu - lam)
+
+
+def mg1_mean_wait(arrival_rate: float, mean_service: float, second_moment_service: float) -> float:
+    """Mean time in queue for M/G/1 (Pollaczek-Khinchine mean-value formula).
+
+    ``Wq = lambda E[S^2] / (2 (1 - rho))`` with ``rho = lambda E[S]``
+    (Kleinrock 1975, ch. 5).
+
+    Args:
+        arrival_rate: ``lambda`` > 0.
+        mean_service: ``E[S]`` > 0 (time).
+        second_moment_service: ``E[S^2]`` (time^2); must satisfy
+            ``E[S^2] >= E[S]^2`` since a variance cannot be negative.
+
+    Returns:
+        Mean wait in the time unit of ``mean_service``.
+
+    Raises:
+        ValueError: if an argument is not finite and positive,
+            ``second_moment_service < mean_service**2``, or ``rho >= 1``.
+    """
+    lam = _positive("arrival_rate", arrival_rate)
+    es = _positive("mean_service", mean_service)
+    es2 = _positive("second_moment_service", second_moment_service)
+    # Relative slack so E[S^2] computed as E[S]**2 in floating point is accepted.
+    if es2 < es * es * (1.0 - 1e-12):
+        raise ValueError(
+            f"second_moment_service must be >= mean_service**2 = {es * es:.6g}, got {es2!r}"
+        )
+    rho = lam * es
+    _stable(rho)
+    return lam * es2 / (2.0 * (1.0 - rho))
+
+
+def md1_mean_wait(arrival_rate: float, service_time: float) -> float:
+    """Mean time in queue for M/D/1 (deterministic service ``D``).
+
+    P-K with ``E[S^2] = D^2``: ``Wq = rho D / (2 (1 - rho))``, ``rho = lambda D``,
+    exactly half the M/M/1 wait at the same ``rho`` and mean service time.
+
+    Args:
+        arrival_rate: ``lambda`` > 0.
+        service_time: ``D`` > 0 (time).
+
+    Returns:
+        Mean wait in the time unit of ``service_time``.
+
+    Raises:
+        ValueError: if an argument is not finite and positive or ``rho >= 1``.
+    """
+    lam = _positive("arrival_rate", arrival_rate)
+    d = _positive("service_time", service_time)
+    rho = lam * d
+    _stable(rho)
+    return rho * d / (2.0 * (1.0 - rho))
+
+
+def zipf_probabilities(n_keys: int, s: float) -> np.ndarray:
+    """Bounded Zipf popularity law ``p_k = k^-s / H(n, s)``, ``k = 1..n_keys``.
+
+    Args:
+        n_keys: number of keys, int >= 1.
+        s: exponent, finite and >= 0 (``s = 0`` is uniform).
+
+    Returns:
+        Array of shape ``(n_keys,)``, non-increasing, summing to 1; entry
+        ``i`` is the probability of the key of rank ``i + 1``.
+
+    Raises:
+        ValueError: if ``n_keys`` is not an int >= 1 or ``s`` is not a finite
+            number >= 0.
+    """
+    if isinstance(n_keys, bool) or not isinstance(n_keys, (int, np.integer)) or n_keys < 1:
+        raise ValueError(f"n_keys must be an int >= 1, got {n_keys!r}")
+    if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)) or not (
+        math.isfinite(float(s)) and s >= 0
+    ):
+        raise ValueError(f"s must be a finite number >= 0, got {s!r}")
+    # Rank 1 has weight exactly 1, so the normaliser is >= 1: a large s can
+    # only underflow tail weights to 0, never produce 0/0 or inf.
+    w = np.arange(1, int(n_keys) + 1, dtype=float) ** -float(s)
+    return w / w.sum()
+
+
+def ttl_cache_hit_rate(probabilities: np.ndarray, request_rate: float, ttl_s: float) -> float:
+    """Steady-state hit ratio of a TTL cache under the independent reference model.
+
+    Model: requests form a Poisson process of rate ``R`` (``request_rate``,
+    1/s); each request independently targets key ``k`` with probability
+    ``p_k``, so key ``k`` sees a Poisson stream of rate ``lambda_k = p_k R``.
+    A miss inserts the key with a timer of ``T = ttl_s`` seconds; hits do not
+    reset the timer, and the key is evicted when the timer expires (no
+    capacity limit).
+
+    Formula::
+
+        h_k = lambda_k T / (1 + lambda_k T),     hit_rate = sum_k p_k h_k
+
+    Derivation (renewal-reward): the instants at which key ``k`` misses are
+    regeneration points.  A cycle starts with a miss, the key then stays
+    cached for exactly ``T``, during which a Poisson number of requests with
+    mean ``lambda_k T`` arrive, all hits; after expiry the wait for the next
+    request (the next miss) is exponential with mean ``1 / lambda_k`` by
+    memorylessness.  Each cycle therefore holds one miss and on average
+    ``lambda_k T`` hits, and the long-run fraction of key-``k`` requests that
+    hit is ``lambda_k T / (1 + lambda_k T)``.  Weighting by the share
+    ``p_k`` of requests that go to key ``k`` gives the overall hit ratio.
+
+    Sources: Jung, Berger & Balakrishnan, "Modeling TTL-based Internet
+    caches", IEEE INFOCOM 2003 (hit ratio of a TTL cache with Poisson
+    requests, TTL set on miss); Fofack, Nain, Neglia & Towsley, "Analysis of
+    TTL-based cache networks", VALUETOOLS 2012 (renewal analysis of the
+    non-reset TTL cache).
+
+    Args:
+        probabilities: shape ``(n,)``, finite, >= 0, summing to 1 (within
+            1e-9), e.g. from :func:`zipf_probabilities`.
+        request_rate: aggregate request rate ``R`` > 0 (1/s).
+        ttl_s: time-to-live ``T`` >= 0 (s); 0 gives hit rate 0.
+
+    Returns:
+        Fraction of requests that are hits, in [0, 1).
+
+    Raises:
+        ValueError: if ``probabilities`` is not a non-empty 1-D array of
+            finite non-negative values summing to 1, ``request_rate`` is not
+            finite and > 0, or ``ttl_s`` is not finite and >= 0.
+    """
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"probabilities must be a non-empty 1-D array, got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("probabilities must be finite and >= 0")
+    total = float(p.sum())
+    if abs(total - 1.0) > 1e-9:
+        raise ValueError(f"probabilities must sum to 1, got {total:.12g}")
+    rate = _positive("request_rate", request_rate)
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float, np.integer, np.floating)) or not (
+        math.isfinite(float(ttl_s)) and ttl_s >= 0
+    ):
+        raise ValueError(f"ttl_s must be a finite number >= 0, got {ttl_s!r}")
+    x = p * rate * float(ttl_s)
+    return float(np.sum(p * x / (1.0 + x)))

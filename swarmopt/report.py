@@ -1,0 +1,106 @@
+"""The run report: ``report.md`` and a time-series plot with optimization markers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from swarmopt.results import KEY_METRICS, RunResult  # noqa: E402
+
+
+def plot_agent(res: RunResult, agent: str, metric: str = "response_time_ms_mean", ax=None):
+    """Plot ``metric`` of ``agent`` per window (x in minutes) with vertical markers:
+    green where a change took effect and was kept, red where a change was rolled
+    back, grey dashed where a fault started. Returns the matplotlib Axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.5))
+    df = res.agent(agent)
+    ax.plot(df.index / 60.0, df[metric], marker=".", lw=1, label=metric)
+    ev = res.events
+    if not ev.empty:
+        kept = set(ev.loc[ev["event"] == "optimization.kept", "strategy_id"])
+        applied = ev[(ev["event"] == "knob.applied") & (ev["agent"] == agent)]
+        for r in applied.itertuples():
+            ref = str(r.ref)
+            color = "tab:green" if ref in kept else ("tab:red" if ref.startswith("rollback:") else "tab:orange")
+            ax.axvline(r.t_s / 60.0, color=color, alpha=0.7, lw=1.2)
+            ax.annotate(f"{r.knob}={r.new}", (r.t_s / 60.0, ax.get_ylim()[1]), rotation=90, fontsize=6,
+                        va="top", ha="right", color=color)
+    for f in res.scenario.faults:
+        if f.target == agent:
+            ax.axvline(f.at_s / 60.0, color="grey", ls="--", lw=1)
+    if metric.startswith("response_time"):
+        ax.axhline(res.scenario.optimizer.thresholds.response_time_ms, color="k", ls=":", lw=1)
+    ax.set_xlabel("simulated time (min)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{agent}: {metric} (green: kept change, red: rollback, orange: other, dashed: fault)", fontsize=9)
+    return ax
+
+
+def _table(d: dict[str, dict]) -> str:
+    cols = [m for m in KEY_METRICS]
+    lines = ["| span | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for span, vals in d.items():
+        cells = []
+        for c in cols:
+            v = vals.get(c)
+            cells.append("" if v is None or v != v else (f"{v:.3f}" if abs(v) < 10 else f"{v:.0f}"))
+        lines.append(f"| {span} ({vals['from_s'] / 60:.0f}-{vals['to_s'] / 60:.0f} min) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
+    """Write ``report.md`` (and ``<agent>.png`` plots for agents that were
+    changed) into ``out``; returns the report path."""
+    s = res.summary
+    ev = res.events
+    lines = [
+        f"# swarmopt run: {s['scenario']}",
+        "",
+        f"seed {s['seed']}, runtime {s['runtime']}, {s['duration_s'] / 60:.0f} simulated minutes, "
+        f"{s['windows']} windows, status **{status}**.",
+        "",
+        "## Optimizations",
+        "",
+        "| attempted | kept | rolled back | rejected | bottlenecks detected |",
+        "|---|---|---|---|---|",
+        "| {attempted} | {kept} | {rolled_back} | {rejected} | {bottlenecks_detected} |".format(**s["optimizations"]),
+        "",
+        "Optimizer autonomy: " + " -> ".join(f"{p['autonomy']:.3f}" for p in s["optimizer_autonomy"]),
+        "",
+    ]
+    if not ev.empty and "improvement_pct" in ev:
+        meas = ev[ev["event"].isin(["optimization.measured", "rollback.measured"])]
+        if len(meas):
+            lines += ["## Measured changes", "",
+                      "Improvement = relative change of the target metric's mean over the windows before vs after "
+                      "the change took effect (positive = better); 95% Welch interval; one-sided p.", "",
+                      "| t (min) | agent | kind | metric | before | after | improvement % | 95% CI | p | verdict |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
+            for r in meas.itertuples():
+                lines.append(
+                    f"| {r.t_s / 60:.0f} | {r.agent} | {r.kind}{' (rollback)' if r.event == 'rollback.measured' else ''}"
+                    f" | {r.metric} | {r.before:.3f} | {r.after:.3f} | {r.improvement_pct:.1f} | "
+                    f"[{r.ci_low_pct:.1f}, {r.ci_high_pct:.1f}] | {r.p_value:.3g} | {r.verdict} |")
+            lines.append("")
+    lines += ["## Agents", ""]
+    changed = set(ev.loc[ev["event"] == "knob.applied", "agent"]) if not ev.empty else set()
+    for agent, spans in s["agents"].items():
+        lines += [f"### {agent}", "", _table(spans), ""]
+        if agent in changed and not res.metrics.empty:
+            fig, ax = plt.subplots(figsize=(10, 3.5))
+            plot_agent(res, agent, ax=ax)
+            fig.tight_layout()
+            fig.savefig(out / f"{agent}.png", dpi=110)
+            plt.close(fig)
+            lines += [f"![{agent} response time]({agent}.png)", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+__all__ = ["plot_agent", "write_report"]

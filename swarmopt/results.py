@@ -1,0 +1,188 @@
+"""Run results: the tables a run produces, its summary, and the run directory.
+
+Tables (pandas DataFrames):
+
+* ``metrics``: one row per agent per window (:func:`swarmopt.metrics.window_metrics`);
+* ``events``: bottlenecks, strategies, approvals, scheduled/applied changes,
+  measurements, keeps, rollbacks, autonomy changes (``event`` column);
+* ``autonomy``: the optimizer's and every agent's autonomy over time;
+* ``process``: real CPU and RSS of each actor process (psutil) — kept apart from
+  ``metrics`` because, unlike simulated figures, it differs between runs.
+
+The run directory holds ``metrics.parquet``, ``events.parquet``,
+``autonomy.parquet``, ``process.parquet`` (CSV if pyarrow is missing),
+``summary.json`` and ``report.md``. :class:`Collector` appends rows as they
+arrive and writes what it has even when the run fails half way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from swarmopt.logs import narrate
+from swarmopt.schema import Scenario
+
+KEY_METRICS = ("response_time_ms_mean", "response_time_ms_p95", "success_rate", "coordination_score",
+               "error_rate", "cost_per_decision_usd", "decision_count")
+
+
+@dataclass
+class RunResult:
+    """What :func:`swarmopt.run_scenario` returns."""
+
+    scenario: Scenario
+    seed: int
+    runtime: str
+    metrics: pd.DataFrame
+    events: pd.DataFrame
+    autonomy: pd.DataFrame
+    process: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+    out_dir: Path | None = None
+
+    def agent(self, agent_id: str) -> pd.DataFrame:
+        """The metrics rows of one agent, indexed by window start (s)."""
+        return self.metrics[self.metrics["agent"] == agent_id].set_index("t_start_s")
+
+
+class Collector:
+    """A driver sink that keeps every row, narrates events and can write partial output."""
+
+    def __init__(self, scenario: Scenario, narrate_events: bool = True) -> None:
+        self.scenario = scenario
+        self.narrate = narrate_events
+        self.metric_rows: list[dict] = []
+        self.event_rows: list[dict] = []
+        self.process_rows: list[dict] = []
+        self.autonomy_rows: list[dict] = [
+            {"t_s": 0.0, "entity": "performance-optimizer", "autonomy": scenario.optimizer.initial_autonomy,
+             "reason": "initial"}
+        ] + [{"t_s": 0.0, "entity": a.id, "autonomy": a.autonomy, "reason": "initial"} for a in scenario.agents]
+
+    def rows(self, rows: list[dict]) -> None:
+        self.metric_rows += rows
+
+    def events(self, events: list[dict]) -> None:
+        self.event_rows += events
+        for e in events:
+            if e["event"] == "autonomy.optimizer":
+                self.autonomy_rows.append({"t_s": e["t_s"], "entity": "performance-optimizer",
+                                           "autonomy": e["new"], "reason": e.get("detail", "")})
+            elif e["event"] == "autonomy.applied":
+                self.autonomy_rows.append({"t_s": e["t_s"], "entity": e["agent"], "autonomy": e["new"],
+                                           "reason": e.get("ref", "")})
+        if self.narrate:
+            narrate(events)
+
+    def process(self, samples: list[dict]) -> None:
+        self.process_rows += samples
+
+    def result(self, seed: int, runtime: str) -> RunResult:
+        metrics = pd.DataFrame(self.metric_rows)
+        if not metrics.empty:
+            metrics = metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
+        events = pd.DataFrame(self.event_rows)
+        for col in ("old", "new"):
+            if col in events:
+                events[col] = events[col].map(lambda v: v if v is None or isinstance(v, str) else repr(v))
+        res = RunResult(self.scenario, seed, runtime, metrics, events,
+                        pd.DataFrame(self.autonomy_rows), pd.DataFrame(self.process_rows))
+        res.summary = summarize(res)
+        return res
+
+
+def _span_means(df: pd.DataFrame, agent: str, start: float, end: float) -> dict:
+    rows = df[(df["agent"] == agent) & (df["t_start_s"] >= start) & (df["t_end_s"] <= end)]
+    out = {m: (float(rows[m].mean()) if len(rows) else math.nan) for m in KEY_METRICS if m != "decision_count"}
+    out["decision_count"] = int(rows["decision_count"].sum()) if len(rows) else 0
+    out["from_s"], out["to_s"] = start, end
+    return out
+
+
+def summarize(res: RunResult) -> dict:
+    """Per agent: ``baseline`` (the cycle before the first fault, if any),
+    ``before`` (the cycle before the first optimization took effect on the
+    agent, or on any agent), ``after`` (the last cycle); optimization counts;
+    the autonomy trajectories."""
+    sc, m, ev = res.scenario, res.metrics, res.events
+    span = sc.optimizer.cycle_s
+    end = sc.duration_s
+    first_fault = min((f.at_s for f in sc.faults), default=None)
+    applied = ev[ev["event"] == "knob.applied"] if not ev.empty else ev
+    first_any = float(applied["t_s"].min()) if len(applied) else None
+    agents = {}
+    for a in sc.agents:
+        mine = applied[applied["agent"] == a.id] if len(applied) else applied
+        first = float(mine["t_s"].min()) if len(mine) else first_any
+        entry = {}
+        if first_fault is not None and first_fault >= span:
+            entry["baseline"] = _span_means(m, a.id, first_fault - span, first_fault)
+        if first is not None:
+            entry["before"] = _span_means(m, a.id, first - span, first)
+        entry["after"] = _span_means(m, a.id, end - span, end)
+        agents[a.id] = entry
+
+    def count(name: str) -> int:
+        return int((ev["event"] == name).sum()) if not ev.empty else 0
+
+    auto = res.autonomy
+    return {
+        "scenario": sc.name, "seed": res.seed, "runtime": res.runtime, "duration_s": sc.duration_s,
+        "windows": int(m["window"].nunique()) if not m.empty else 0,
+        "agents": agents,
+        "optimizations": {
+            "attempted": count("optimization.scheduled"), "kept": count("optimization.kept"),
+            "rolled_back": count("optimization.rolled_back"),
+            "rejected": count("strategy.rejected"), "bottlenecks_detected": count("bottleneck.detected"),
+        },
+        "optimizer_autonomy": [
+            {"t_s": float(r.t_s), "autonomy": float(r.autonomy)}
+            for r in auto[auto["entity"] == "performance-optimizer"].itertuples()
+        ],
+        "agent_autonomy_final": {
+            e: float(g["autonomy"].iloc[-1]) for e, g in auto[auto["entity"] != "performance-optimizer"].groupby("entity")
+        },
+    }
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> Path:
+    try:
+        df.to_parquet(path.with_suffix(".parquet"), index=False)
+        return path.with_suffix(".parquet")
+    except ImportError:
+        df.to_csv(path.with_suffix(".csv"), index=False)
+        return path.with_suffix(".csv")
+
+
+def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", error: str | None = None) -> Path:
+    """Write the run directory (tables, ``summary.json``, ``report.md``, plot)."""
+    from swarmopt.report import write_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics", "events", "autonomy", "process"):
+        _write_table(getattr(res, name), out / name)
+    summary = dict(res.summary, status=status)
+    if error:
+        summary["error"] = error
+    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=2, default=str))
+    write_report(res, out, status)
+    res.out_dir = out
+    return out
+
+
+def _clean(o: Any) -> Any:
+    """NaN -> None, recursively, so ``summary.json`` is strict JSON."""
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_clean(v) for v in o]
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    return o

@@ -1,0 +1,64 @@
+"""A group of agents hosted together (one Ray actor, or the whole local run).
+
+For five agents the Ray runtime gives each its own group; for populations of
+hundreds a group hosts many agents so that actor count follows cores, not
+agents (as AgentSociety's ``AgentGroup`` does).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import psutil
+
+from swarmopt.knobs import ScheduledChange
+from swarmopt.schema import Scenario
+from swarmopt.sim.agent import AgentSim
+from swarmopt.sim.environment import Environment
+from swarmopt.sim.inbox import Message
+
+
+def agent_seeds(seed: int, n_agents: int) -> tuple[list[np.random.SeedSequence], np.random.SeedSequence]:
+    """One independent ``SeedSequence`` per agent (by scenario order) and one for
+    the optimizer, all spawned from ``SeedSequence(seed)``."""
+    children = np.random.SeedSequence(seed).spawn(n_agents + 1)
+    return children[:n_agents], children[n_agents]
+
+
+class AgentGroup:
+    """Hosts the agents of ``scenario`` whose indices are in ``members``."""
+
+    def __init__(self, name: str, scenario: Scenario, members: list[int], seed: int) -> None:
+        self.name = name
+        seeds, _ = agent_seeds(seed, len(scenario.agents))
+        th = scenario.optimizer.thresholds
+        self.sims: dict[str, AgentSim] = {}
+        for i in members:
+            p = scenario.agents[i]
+            env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
+            self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms)
+        self.proc = psutil.Process(os.getpid())
+        self.proc.cpu_percent(None)
+
+    def step(self, t0: float, t1: float, inbound: dict[str, list[Message]],
+             changes: dict[str, list[ScheduledChange]]) -> tuple[list[Message], list[dict], list[dict], list[dict]]:
+        """Step every hosted agent over ``[t0, t1)`` (see :meth:`AgentSim.step`).
+
+        Returns (outbound messages, metrics rows of closed windows, applied
+        changes, process samples — one per call that closed a window).
+        """
+        out: list[Message] = []
+        rows: list[dict] = []
+        applied: list[dict] = []
+        for aid, sim in self.sims.items():
+            o, closed, ap = sim.step(t0, t1, inbound.get(aid, []), changes.get(aid, []))
+            out += o
+            rows += [sim.metrics_row(w) for w in closed]
+            applied += ap
+        proc = []
+        if rows:
+            proc.append({"t_s": t0, "actor": self.name, "pid": self.proc.pid,
+                         "process_cpu_percent": self.proc.cpu_percent(None),
+                         "process_rss_mb": self.proc.memory_info().rss / 2**20})
+        return out, rows, applied, proc

@@ -1,0 +1,409 @@
+"""Validated input models: model tiers, tools, knobs, agent profiles, faults, scenarios.
+
+Everything a user writes (YAML under ``agents/`` and ``scenarios/``) is parsed into
+these pydantic v2 models; invalid input raises :class:`pydantic.ValidationError`,
+which :mod:`swarmopt.loader` turns into one message naming the file, the field and
+the allowed values. Units are in the field names (``_s`` seconds, ``_ms``
+milliseconds, ``_usd`` US dollars, ``_per_s`` per second).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Tier = Literal["fast", "standard", "strong"]
+TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
+LatencyDistribution = Literal["lognormal", "exponential", "deterministic"]
+
+
+class Strict(BaseModel):
+    """Base model: unknown fields are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelTier(Strict):
+    """One model tier: latency, quality and price.
+
+    ``latency_ms_median`` and ``latency_sigma`` parameterize a lognormal per-call
+    latency; prices are USD per 1M tokens (the unit LLM vendors publish).
+    ``quality`` multiplies the agent's base success probability; ``confidence_mean``
+    is the mean self-reported confidence of a decision made on this tier.
+    """
+
+    latency_ms_median: float = Field(gt=0)
+    latency_sigma: float = Field(ge=0, le=3)
+    quality: float = Field(gt=0, le=1.5)
+    confidence_mean: float = Field(gt=0, lt=1)
+    input_usd_per_mtok: float = Field(ge=0)
+    output_usd_per_mtok: float = Field(ge=0)
+
+
+DEFAULT_TIERS: dict[str, ModelTier] = {
+    "fast": ModelTier(
+        latency_ms_median=350, latency_sigma=0.35, quality=0.93, confidence_mean=0.68,
+        input_usd_per_mtok=0.15, output_usd_per_mtok=0.60,
+    ),
+    "standard": ModelTier(
+        latency_ms_median=800, latency_sigma=0.4, quality=1.0, confidence_mean=0.75,
+        input_usd_per_mtok=3.0, output_usd_per_mtok=15.0,
+    ),
+    "strong": ModelTier(
+        latency_ms_median=1200, latency_sigma=0.45, quality=1.06, confidence_mean=0.82,
+        input_usd_per_mtok=15.0, output_usd_per_mtok=75.0,
+    ),
+}
+
+
+class ToolProfile(Strict):
+    """A tool an agent calls once per decision attempt.
+
+    Keys requested follow a Zipf law with exponent ``zipf_s`` over ``keyspace``
+    keys; a cached key answers in ``hit_latency_ms`` and never errors. A miss
+    costs a lognormal latency and ``price_usd_per_call``, and fails with
+    probability ``error_rate``.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    latency_ms_median: float = Field(gt=0)
+    latency_sigma: float = Field(default=0.5, ge=0, le=3)
+    error_rate: float = Field(default=0.01, ge=0, le=1)
+    price_usd_per_call: float = Field(default=0.0, ge=0)
+    keyspace: int = Field(default=1000, ge=1, le=1_000_000)
+    zipf_s: float = Field(default=1.0, ge=0, le=4)
+    hit_latency_ms: float = Field(default=2.0, ge=0)
+
+
+class CircuitBreaker(Strict):
+    """Circuit breaker on every tool of an agent (Resilience4j's count-based model).
+
+    Closed: calls go through; when at least ``minimum_calls`` of the last
+    ``window_calls`` calls are recorded and the failure rate is at least
+    ``failure_rate_threshold``, it opens. Open: calls are skipped (the decision
+    proceeds without that tool, at reduced quality) for ``open_duration_s``.
+    Half-open: the next call is a trial; success closes, failure re-opens.
+    """
+
+    enabled: bool = False
+    failure_rate_threshold: float = Field(default=0.5, ge=0.05, le=0.95)
+    open_duration_s: float = Field(default=30.0, ge=1, le=600)
+    window_calls: int = Field(default=20, ge=2, le=1000)
+    minimum_calls: int = Field(default=10, ge=1, le=1000)
+
+
+class Knobs(Strict):
+    """The configuration the optimizer may change on one agent.
+
+    Bounds are in :data:`KNOB_BOUNDS`; ``cache_ttl_s`` maps tool name to TTL
+    (0 = no caching). Autonomy is not a knob: the Orchestrator sets it.
+    """
+
+    model_tier: Tier = "standard"
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    cache_ttl_s: dict[str, Annotated[float, Field(ge=0, le=86_400)]] = Field(default_factory=dict)
+    parallel_tools: bool = False
+    timeout_s: float = Field(default=10.0, ge=0.5, le=120)
+    max_retries: int = Field(default=1, ge=0, le=3)
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+    message_batch_size: int = Field(default=1, ge=1, le=64)
+    confidence_threshold: float = Field(default=0.3, ge=0, le=0.95)
+
+
+KNOB_BOUNDS: dict[str, tuple[float, float]] = {
+    "max_concurrency": (1, 256),
+    "cache_ttl_s": (0, 86_400),
+    "timeout_s": (0.5, 120),
+    "max_retries": (0, 3),
+    "message_batch_size": (1, 64),
+    "confidence_threshold": (0, 0.95),
+}
+MAX_ATTEMPTS = int(KNOB_BOUNDS["max_retries"][1]) + 1
+
+
+class Link(Strict):
+    """A downstream edge of the message topology: a decision sends a message to
+    ``to`` with ``probability``."""
+
+    to: str
+    probability: float = Field(ge=0, le=1)
+
+
+class AgentProfile(Strict):
+    """One monitored agent: its workload, tools, model tier and place in the topology.
+
+    Rates are per second of simulated time. ``base_success`` is the probability a
+    decision with a valid (non-failed) model+tool attempt is right on the
+    ``standard`` tier. A decision escalates to the Orchestrator's review with
+    probability ``1 - autonomy`` or when its confidence is below the
+    ``confidence_threshold`` knob; review takes a lognormal ``review_ms_median``
+    and succeeds with ``review_success``.
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    name: str
+    role: str = ""
+    base_rate_per_s: float = Field(gt=0, le=10_000)
+    prompt_tokens: int = Field(default=1500, ge=1)
+    output_tokens: int = Field(default=300, ge=1)
+    base_success: float = Field(default=0.85, gt=0, le=1)
+    latency_distribution: LatencyDistribution = "lognormal"
+    tools: list[ToolProfile] = Field(default_factory=list)
+    downstream: list[Link] = Field(default_factory=list)
+    network_latency_ms: float = Field(default=20.0, ge=0)
+    coordination_deadline_s: float = Field(default=5.0, gt=0)
+    inbox_deadline_s: float = Field(default=2.0, gt=0)
+    message_overhead_ms: float = Field(default=120.0, ge=0)
+    message_cost_ms: float = Field(default=20.0, ge=0)
+    batch_max_wait_s: float = Field(default=1.0, ge=0)
+    conflict_resolution_ms: float = Field(default=400.0, ge=0)
+    resources: int = Field(default=50, ge=1, description="distinct resources its messages are about")
+    autonomy: float = Field(default=0.85, ge=0, le=1)
+    review_ms_median: float = Field(default=2500.0, ge=0)
+    review_success: float = Field(default=0.93, ge=0, le=1)
+    cost_budget_usd_per_decision: float = Field(default=0.05, gt=0)
+    memory_base_mb: float = Field(default=400.0, ge=0)
+    memory_capacity_mb: float = Field(default=2048.0, gt=0)
+    knobs: Knobs = Knobs()
+
+    @model_validator(mode="after")
+    def _cache_keys_are_tools(self) -> "AgentProfile":
+        names = {t.name for t in self.tools}
+        if len(names) != len(self.tools):
+            raise ValueError("tools: names must be unique")
+        unknown = set(self.knobs.cache_ttl_s) - names
+        if unknown:
+            raise ValueError(
+                f"knobs.cache_ttl_s: unknown tool(s) {sorted(unknown)}; allowed: {sorted(names)}"
+            )
+        return self
+
+
+class LoadShape(Strict):
+    """Multiplier on every agent's arrival rate over time.
+
+    ``constant``: ``multiplier``. ``diurnal``: ``multiplier * (1 + amplitude *
+    sin(2 pi (t - phase_s) / period_s))``. ``surge``: ``multiplier``, times
+    ``surge_factor`` within [``start_s``, ``end_s``). ``ramp``: linear from
+    ``multiplier`` at ``start_s`` to ``ramp_to`` at ``end_s``, flat outside.
+    """
+
+    kind: Literal["constant", "diurnal", "surge", "ramp"] = "constant"
+    multiplier: float = Field(default=1.0, gt=0)
+    amplitude: float = Field(default=0.5, ge=0, lt=1)
+    period_s: float = Field(default=86_400.0, gt=0)
+    phase_s: float = 0.0
+    start_s: float = Field(default=0.0, ge=0)
+    end_s: float = Field(default=0.0, ge=0)
+    surge_factor: float = Field(default=2.0, gt=0)
+    ramp_to: float = Field(default=2.0, gt=0)
+
+
+class _FaultBase(Strict):
+    at_s: float = Field(ge=0, description="start time in simulated seconds")
+    duration_s: float | None = Field(default=None, gt=0, description="None: until the end")
+    target: str = Field(description="agent id (or population id) the fault hits")
+
+
+class LatencyFault(_FaultBase):
+    """Multiplies the latency of ``tool`` (or of the model call when ``tool`` is None)."""
+
+    kind: Literal["latency"]
+    tool: str | None = None
+    factor: float = Field(gt=0)
+
+
+class ErrorSpikeFault(_FaultBase):
+    """Adds ``error_rate`` to the failure probability of ``tool``'s calls."""
+
+    kind: Literal["error_spike"]
+    tool: str
+    error_rate: float = Field(gt=0, le=1)
+
+
+class LoadSurgeFault(_FaultBase):
+    """Multiplies the target's arrival rate by ``factor``."""
+
+    kind: Literal["load_surge"]
+    factor: float = Field(gt=0)
+
+
+class PriceChangeFault(_FaultBase):
+    """Multiplies the target's model token prices by ``factor``."""
+
+    kind: Literal["price_change"]
+    factor: float = Field(gt=0)
+
+
+class MemoryLeakFault(_FaultBase):
+    """Grows the target's simulated memory by ``mb_per_min``; above 90% of
+    capacity every service time stretches (swap/GC pressure)."""
+
+    kind: Literal["memory_leak"]
+    mb_per_min: float = Field(gt=0)
+
+
+class CoordinationStormFault(_FaultBase):
+    """Floods the target's inbox with ``messages_per_s`` extra messages."""
+
+    kind: Literal["coordination_storm"]
+    messages_per_s: float = Field(gt=0)
+
+
+class CrashFault(_FaultBase):
+    """The target's actor is down: no worker serves for ``duration_s``; tasks queue."""
+
+    kind: Literal["crash"]
+    duration_s: float = Field(gt=0)
+
+
+Fault = Annotated[
+    Union[
+        LatencyFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
+        MemoryLeakFault, CoordinationStormFault, CrashFault,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+class Thresholds(Strict):
+    """Bottleneck thresholds. Defaults are the source design's
+    (``reference/001``: response time > 2000 ms high; success < 70% medium,
+    < 50% critical; coordination < 60% medium; system score < 75% high, < 60%
+    critical) plus the resource rules of DESIGN.md (CPU > 80%, memory > 85%)."""
+
+    response_time_ms: float = Field(default=2000.0, gt=0)
+    success_rate_medium: float = Field(default=0.70, ge=0, le=1)
+    success_rate_critical: float = Field(default=0.50, ge=0, le=1)
+    coordination_medium: float = Field(default=0.60, ge=0, le=1)
+    system_high: float = Field(default=0.75, ge=0, le=1)
+    system_critical: float = Field(default=0.60, ge=0, le=1)
+    error_rate_medium: float = Field(default=0.10, ge=0, le=1)
+    error_rate_high: float = Field(default=0.25, ge=0, le=1)
+    cost_budget_factor: float = Field(default=1.5, gt=0, description="x the profile budget")
+    cpu_percent: float = Field(default=80.0, gt=0, le=100)
+    memory_percent: float = Field(default=85.0, gt=0, le=100)
+    min_decisions: int = Field(default=20, ge=0, description="minimum-traffic guard")
+
+
+class OptimizerConfig(Strict):
+    """The Performance Optimizer's policy and cycle.
+
+    ``policy``: ``rules`` (the source design's fixed rules), ``monitor`` (detect
+    and report only). ``recommend_only`` plans and reports but changes nothing.
+    A change is judged on ``measure_windows`` windows before and after it takes
+    effect, with a one-sided Welch test at ``alpha`` and a minimum relative
+    improvement ``min_improvement``.
+    """
+
+    policy: Literal["rules", "monitor"] = "rules"
+    recommend_only: bool = False
+    cycle_s: float = Field(default=300.0, gt=0)
+    measure_windows: int = Field(default=5, ge=2, le=60)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    min_improvement: float = Field(default=0.02, ge=0, lt=1)
+    rollback_time_s: float = Field(default=60.0, gt=0)
+    initial_autonomy: float = Field(default=0.80, ge=0, le=1)
+    min_autonomy: float = Field(default=0.80, ge=0, le=1)
+    max_autonomy: float = Field(default=0.95, ge=0, le=1)
+    autonomy_step_up: float = Field(default=0.025, ge=0, le=0.5)
+    autonomy_step_down: float = Field(default=0.05, ge=0, le=0.5)
+    guardrail_success_drop: float = Field(default=0.03, ge=0, le=1)
+    guardrail_error_rise: float = Field(default=0.03, ge=0, le=1)
+    guardrail_cost_rise: float = Field(default=0.5, ge=0, description="relative, per decision")
+    thresholds: Thresholds = Thresholds()
+
+    @model_validator(mode="after")
+    def _autonomy_order(self) -> "OptimizerConfig":
+        if not self.min_autonomy <= self.initial_autonomy <= self.max_autonomy:
+            raise ValueError("need min_autonomy <= initial_autonomy <= max_autonomy")
+        return self
+
+
+class OrchestratorConfig(Strict):
+    """Approval and autonomy rules of the Strategic Orchestrator.
+
+    A proposal is rejected when its estimated cost increase per decision exceeds
+    ``max_cost_increase`` or its kind was rolled back on that agent within
+    ``reject_after_rollback_s``. Agent autonomy moves by ``autonomy_step``
+    (source example: Market Hunter 85% -> 90%) within [``min_agent_autonomy``,
+    ``max_agent_autonomy``]; a change takes effect one window after the report.
+    """
+
+    max_cost_increase: float = Field(default=1.0, ge=0)
+    reject_after_rollback_s: float = Field(default=1800.0, ge=0)
+    autonomy_step: float = Field(default=0.05, gt=0, le=0.5)
+    min_agent_autonomy: float = Field(default=0.5, ge=0, le=1)
+    max_agent_autonomy: float = Field(default=0.95, ge=0, le=1)
+
+
+class AgentSpec(Strict):
+    """A scenario's use of a profile: a path to a YAML profile (relative to the
+    scenario file, then to the repository's ``agents/``) or an inline profile;
+    ``count`` > 1 makes a population of replicas ``<id>-0 .. <id>-<count-1>``."""
+
+    profile: str | AgentProfile
+    count: int = Field(default=1, ge=1, le=100_000)
+
+
+class Scenario(Strict):
+    """A run: agents, load, faults, optimizer, orchestrator, time and seed.
+
+    Time: ``duration_s`` of simulated time advanced in BSP ticks of ``tick_s``;
+    metrics are aggregated per ``window_s``; the optimizer runs every
+    ``optimizer.cycle_s``. Results do not depend on ``tick_s`` (it only sets how
+    often actors synchronize), see :mod:`swarmopt.sim.agent`.
+    """
+
+    name: str
+    description: str = ""
+    duration_s: float = Field(gt=0)
+    tick_s: float = Field(default=1.0, gt=0, le=60)
+    window_s: float = Field(default=60.0, gt=0)
+    seed: int = Field(default=0, ge=0)
+    agents: list[AgentProfile]
+    load: LoadShape = LoadShape()
+    faults: list[Fault] = Field(default_factory=list)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    models: dict[Tier, ModelTier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        def multiple(a: float, b: float) -> bool:
+            k = round(a / b)
+            return k >= 1 and abs(k * b - a) < 1e-9 * max(1.0, a)
+
+        if not multiple(self.window_s, self.tick_s):
+            raise ValueError(f"window_s ({self.window_s}) must be a multiple of tick_s ({self.tick_s})")
+        if not multiple(self.optimizer.cycle_s, self.window_s):
+            raise ValueError(
+                f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of window_s ({self.window_s})"
+            )
+        if not multiple(self.duration_s, self.window_s):
+            raise ValueError(f"duration_s ({self.duration_s}) must be a multiple of window_s ({self.window_s})")
+        missing = set(DEFAULT_TIERS) - set(self.models)
+        if missing:
+            raise ValueError(f"models: missing tier(s) {sorted(missing)}; need all of {list(TIERS)}")
+        ids = [a.id for a in self.agents]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"agents: ids must be unique, got {ids}")
+        known = set(ids)
+        by_id = {a.id: a for a in self.agents}
+        for a in self.agents:
+            for link in a.downstream:
+                if link.to not in known:
+                    raise ValueError(
+                        f"agents.{a.id}.downstream: unknown agent '{link.to}'; allowed: {sorted(known)}"
+                    )
+        for i, f in enumerate(self.faults):
+            if f.target not in known:
+                raise ValueError(f"faults.{i}.target: unknown agent '{f.target}'; allowed: {sorted(known)}")
+            tool = getattr(f, "tool", None)
+            tools = {t.name for t in by_id[f.target].tools}
+            if tool is not None and tool not in tools:
+                raise ValueError(
+                    f"faults.{i}.tool: agent '{f.target}' has no tool '{tool}'; allowed: {sorted(tools)}"
+                )
+        return self

@@ -1,0 +1,437 @@
+"""One agent's workload and queueing model (pure numpy + Python, no Ray).
+
+Per decision (task), following DESIGN.md:
+
+* arrivals: Poisson with rate ``base_rate_per_s x load shape x load surges``,
+  generated per window-long block by thinning;
+* queueing: FCFS over ``max_concurrency`` workers (start = max(arrival, first
+  free worker));
+* service, per attempt: a model call (lognormal by tier, or exponential or
+  deterministic per ``latency_distribution``) plus one call per tool (a cache
+  hit if the Zipf-drawn key was fetched within ``cache_ttl_s``, else the tool's
+  latency, price and error probability; run in parallel (max) or in sequence
+  (sum)); an attempt longer than ``timeout_s`` fails at ``timeout_s``; a failed
+  attempt is retried up to ``max_retries`` times on the same worker;
+* outcome: a decision with a valid attempt is right with probability
+  ``base_success x tier quality`` (x0.85 when an open circuit breaker skipped a
+  tool); its confidence falls with its latent error; it escalates to review with
+  probability ``1 - autonomy`` or when confidence < ``confidence_threshold``
+  (review takes time off the worker and succeeds with ``review_success``);
+* cost: tokens x the model price table plus the price of each tool miss;
+* coordination: a decision sends a message to each downstream agent with the
+  link's probability; the request is met in time if the decision succeeded and
+  its message arrives within ``coordination_deadline_s`` of the decision's
+  arrival. Inbound messages are served by the :class:`~swarmopt.sim.inbox.Inbox`.
+
+Every random number a task needs is drawn when its window-long block of
+arrivals is generated, from the agent's own stream, in a fixed layout that does
+not depend on the knobs. So the same seed gives the same tasks whatever the
+optimizer does (common random numbers), and results do not depend on how the
+run is cut into ticks: the engine only needs changes to be announced before
+the simulation reaches their time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr
+
+from swarmopt.knobs import ScheduledChange, set_knob
+from swarmopt.metrics import WindowData, window_metrics
+from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, ModelTier
+from swarmopt.sim.breaker import Breaker
+from swarmopt.sim.environment import Environment
+from swarmopt.sim.inbox import Inbox, Message
+
+DEGRADED_QUALITY = 0.85
+CACHE_ENTRY_KB = 64.0
+
+
+@dataclass
+class Block:
+    """Tasks arriving in [start, end) and their random draws (fixed layout)."""
+
+    start: float
+    end: float
+    arrival: np.ndarray          # (n,) seconds, sorted
+    z_model: np.ndarray          # (n, MAX_ATTEMPTS) standard normal
+    keys: np.ndarray             # (n_tools, n) int key index
+    z_tool: np.ndarray           # (n_tools, n, MAX_ATTEMPTS) standard normal
+    u_err: np.ndarray            # (n_tools, n, MAX_ATTEMPTS) uniform
+    u_success: np.ndarray        # (n,)
+    z_conf: np.ndarray           # (n,)
+    u_escalate: np.ndarray       # (n,)
+    z_review: np.ndarray         # (n,)
+    z_tokens: np.ndarray         # (n,)
+    u_link: np.ndarray           # (n, n_links)
+    resource: np.ndarray         # (n, n_links) int
+
+
+def zipf_cdf(n_keys: int, s: float) -> np.ndarray:
+    """Cumulative distribution of a Zipf law p_k ~ k^-s over keys 0..n_keys-1."""
+    w = np.arange(1, n_keys + 1, dtype=float) ** -s
+    cdf = np.cumsum(w)
+    return cdf / cdf[-1]
+
+
+def service_latency(z: np.ndarray, median_ms: float, sigma: float, dist: str) -> np.ndarray:
+    """Latency in seconds from standard normals ``z`` (any shape).
+
+    ``lognormal``: median x exp(sigma z). ``exponential`` and ``deterministic``
+    keep the lognormal's mean, median x exp(sigma^2 / 2): exponential by
+    inversion of Phi(z), deterministic as that constant.
+    """
+    if dist == "lognormal":
+        return median_ms / 1000.0 * np.exp(sigma * z)
+    mean = median_ms / 1000.0 * math.exp(sigma * sigma / 2.0)
+    if dist == "exponential":
+        return -mean * np.log1p(-ndtr(z))
+    return np.full(z.shape, mean)
+
+
+class AgentSim:
+    """The workload + queueing model of one agent.
+
+    ``profile`` gives the workload; ``models`` the tier table; ``env`` the load
+    shape and faults aimed at this agent; ``seed`` its own ``SeedSequence``;
+    ``window_s`` the metric window. Drive it with :meth:`step`.
+    """
+
+    def __init__(self, profile: AgentProfile, models: dict[str, ModelTier], env: Environment,
+                 seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0) -> None:
+        self.profile = profile
+        self.id = profile.id
+        self.models = models
+        self.env = env
+        self.window_s = window_s
+        self.slo_s = slo_ms / 1000.0
+        tasks_seed, storm_seed = seed.spawn(2)
+        self.rng = np.random.default_rng(tasks_seed)
+        self.storm_rng = np.random.default_rng(storm_seed)
+        self.knobs = profile.knobs
+        self.autonomy = profile.autonomy
+        self.workers: list[float] = [0.0] * self.knobs.max_concurrency
+        tools = profile.tools
+        self.tool_names = [t.name for t in tools]
+        self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
+        self.cache_exp: list[list[float]] = [[-1.0] * t.keyspace for t in tools]
+        self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
+        self.links = [(l.to, l.probability) for l in profile.downstream]
+        self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
+                           profile.conflict_resolution_ms, profile.batch_max_wait_s,
+                           profile.inbox_deadline_s)
+        self.pending: list[tuple[float, int, ScheduledChange]] = []
+        self._pending_seq = 0
+        self.seq = 0
+        self.storm_seq = 0
+        self.block: Block | None = None
+        self.block_pos = 0
+        self.windows: dict[int, WindowData] = {}
+        self.next_window = 0
+        self.applied: list[dict] = []
+        self.crashes = env.crashes()
+        self.fault_points = env.breakpoints()
+
+    # ------------------------------------------------------------------ driving
+    def step(self, t0: float, t1: float, inbound: list[Message],
+             changes: list[ScheduledChange]) -> tuple[list[Message], list[WindowData], list[dict]]:
+        """Advance over ``[t0, t1)``.
+
+        First takes ``inbound`` messages and ``changes`` (each effective at its
+        ``at_s`` >= t0), serves the inbox up to ``t0`` and closes every window
+        that ends at or before ``t0``; then simulates the tasks arriving in
+        ``[t0, t1)``. Returns (outbound messages, closed windows, applied-change
+        records). ``t1 == t0`` only closes windows (end of run).
+        """
+        for ch in changes:
+            if ch.at_s < t0:
+                raise ValueError(f"change {ch.ref} at {ch.at_s}s arrives after the agent passed it ({t0}s)")
+            heapq.heappush(self.pending, (ch.at_s, self._pending_seq, ch))
+            self._pending_seq += 1
+        self.inbox.receive(inbound)
+        self._serve_inbox(t0)
+        closed = []
+        while (self.next_window + 1) * self.window_s <= t0 + 1e-9:
+            closed.append(self._close_window(self.next_window))
+            self.next_window += 1
+        out: list[Message] = []
+        t = t0
+        while t < t1:
+            block = self._block_at(t)
+            cut = min(t1, block.end, self._next_point(t))
+            self._apply_due(t)
+            out += self._simulate(block, t, cut)
+            t = cut
+        applied, self.applied = self.applied, []
+        return out, closed, applied
+
+    def _next_point(self, t: float) -> float:
+        nxt = math.inf
+        if self.pending:
+            nxt = self.pending[0][0]
+        i = bisect_left(self.fault_points, t + 1e-12)
+        if i < len(self.fault_points):
+            nxt = min(nxt, self.fault_points[i])
+        return nxt if nxt > t else math.inf
+
+    def _apply_due(self, t: float) -> None:
+        while self.pending and self.pending[0][0] <= t + 1e-12:
+            at, _, sc = heapq.heappop(self.pending)
+            ch = sc.change
+            if ch.knob == "autonomy":
+                self.autonomy = float(ch.new)
+            else:
+                old_c = self.knobs.max_concurrency
+                self.knobs = set_knob(self.knobs, ch.knob, ch.new)
+                if ch.knob.startswith("circuit_breaker"):
+                    self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in self.tool_names]
+                self._resize_workers(old_c, self.knobs.max_concurrency, at)
+            self.applied.append({"t_s": at, "agent": self.id, "knob": ch.knob, "old": ch.old,
+                                 "new": ch.new, "ref": sc.ref})
+        for start, end in self.crashes:
+            if start <= t < end:
+                self.workers = [max(w, end) for w in self.workers]
+
+    def _resize_workers(self, old: int, new: int, at: float) -> None:
+        if new > old:
+            for _ in range(new - old):
+                heapq.heappush(self.workers, at)
+        elif new < old:
+            # the workers that free up last are the ones retired
+            self.workers = sorted(self.workers)[:new]
+
+    # ------------------------------------------------------------------ arrivals
+    def _block_at(self, t: float) -> Block:
+        k = int(t // self.window_s + 1e-9)
+        if self.block is None or self.block.start != k * self.window_s:
+            self.block = self._make_block(k * self.window_s, (k + 1) * self.window_s)
+            self.block_pos = 0
+        return self.block
+
+    def _make_block(self, start: float, end: float) -> Block:
+        rng = self.rng
+        grid = np.linspace(start, end, 65)
+        lam = self.profile.base_rate_per_s * self.env.rate_multiplier(grid)
+        lam_max = float(lam.max()) * 1.05
+        n0 = rng.poisson(lam_max * (end - start))
+        cand = np.sort(rng.uniform(start, end, n0))
+        keep = rng.uniform(0.0, lam_max, n0) < self.profile.base_rate_per_s * self.env.rate_multiplier(cand)
+        arrival = cand[keep]
+        n, nt, nl = len(arrival), len(self.tool_names), len(self.links)
+        u_keys = rng.uniform(size=(nt, n))
+        keys = np.stack([np.searchsorted(self.zipf[j], u_keys[j]) for j in range(nt)]) if nt else np.zeros((0, n), int)
+        block = Block(
+            start=start, end=end, arrival=arrival,
+            z_model=rng.standard_normal((n, MAX_ATTEMPTS)),
+            keys=keys,
+            z_tool=rng.standard_normal((nt, n, MAX_ATTEMPTS)),
+            u_err=rng.uniform(size=(nt, n, MAX_ATTEMPTS)),
+            u_success=rng.uniform(size=n),
+            z_conf=rng.standard_normal(n),
+            u_escalate=rng.uniform(size=n),
+            z_review=rng.standard_normal(n),
+            z_tokens=rng.standard_normal(n),
+            u_link=rng.uniform(size=(n, nl)),
+            resource=rng.integers(0, self.profile.resources, size=(n, nl)),
+        )
+        self._storm(start, end)
+        return block
+
+    def _storm(self, start: float, end: float) -> None:
+        msgs = []
+        for a, b, rate in self.env.storm_rate(start, end):
+            k = self.storm_rng.poisson(rate * (b - a))
+            times = np.sort(self.storm_rng.uniform(a, b, k))
+            res = self.storm_rng.integers(0, self.profile.resources, k)
+            for tm, r in zip(times.tolist(), res.tolist()):
+                msgs.append(Message(tm, "~storm", self.storm_seq, self.id, r, tm))
+                self.storm_seq += 1
+        self.inbox.receive(msgs)
+
+    # ------------------------------------------------------------------ service
+    def _simulate(self, block: Block, t0: float, t1: float) -> list[Message]:
+        lo = self.block_pos
+        hi = int(np.searchsorted(block.arrival, t1, side="left"))
+        self.block_pos = hi
+        if hi <= lo:
+            return []
+        p, k, fx = self.profile, self.knobs, self.env.effects(t0)
+        tier = self.models[k.model_tier]
+        n_att = k.max_retries + 1
+        arr = block.arrival[lo:hi]
+        mem_factor = self._memory_factor(t0)
+        model_s = service_latency(block.z_model[lo:hi, :n_att], tier.latency_ms_median, tier.latency_sigma,
+                                  p.latency_distribution) * (fx.model_latency * mem_factor)
+        nt = len(self.tool_names)
+        tool_s, tool_err = [], []
+        for j, tool in enumerate(p.tools):
+            lat = service_latency(block.z_tool[j, lo:hi, :n_att], tool.latency_ms_median, tool.latency_sigma,
+                                  "lognormal") * (fx.tool_latency.get(tool.name, 1.0) * mem_factor)
+            err = block.u_err[j, lo:hi, :n_att] < min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0))
+            tool_s.append(lat.tolist())
+            tool_err.append(err.tolist())
+        res = self._serve(arr.tolist(), model_s.tolist(), [block.keys[j, lo:hi].tolist() for j in range(nt)],
+                          tool_s, tool_err, n_att)
+        start, end, ok, degraded, attempts, hits, lookups, miss_cost = (np.asarray(c) for c in res)
+        ok = ok.astype(bool)
+        degraded = degraded.astype(bool)
+        # outcome
+        p_ok = np.minimum(0.99, p.base_success * tier.quality * np.where(degraded, DEGRADED_QUALITY, 1.0))
+        u_s = block.u_success[lo:hi]
+        conf = np.clip(tier.confidence_mean - 0.3 * (u_s - p_ok) + 0.08 * block.z_conf[lo:hi], 0.01, 0.99)
+        escalated = ok & ((block.u_escalate[lo:hi] >= self.autonomy) | (conf < k.confidence_threshold))
+        review_s = p.review_ms_median / 1000.0 * np.exp(0.5 * block.z_review[lo:hi])
+        finish = end + np.where(escalated, review_s, 0.0)
+        success = ok & (u_s < np.where(escalated, np.maximum(p_ok, p.review_success), p_ok))
+        tok = np.exp(0.25 * block.z_tokens[lo:hi] - 0.03125)
+        tokens_in = np.rint(p.prompt_tokens * attempts * tok)
+        tokens_out = np.rint(p.output_tokens * attempts * tok)
+        cost = (tokens_in * tier.input_usd_per_mtok + tokens_out * tier.output_usd_per_mtok) * fx.price / 1e6 + miss_cost
+        # coordination
+        out: list[Message] = []
+        coord_req = np.zeros(len(arr))
+        coord_ok = np.zeros(len(arr))
+        lat_s = p.network_latency_ms / 1000.0
+        in_time = success & (finish + lat_s - arr <= p.coordination_deadline_s)
+        for d, (to, prob) in enumerate(self.links):
+            wants = block.u_link[lo:hi, d] < prob
+            coord_req += wants
+            coord_ok += wants & in_time
+            send = np.flatnonzero(wants & success)
+            res_ids = block.resource[lo:hi, d]
+            for i in send.tolist():
+                out.append(Message(float(finish[i] + lat_s), self.id, self.seq, to, int(res_ids[i]), float(arr[i])))
+                self.seq += 1
+        w = self._window(t0)
+        w.add_tasks(
+            arrival=arr, start=start, end=end, finish=finish, ok=ok, success=success, confidence=np.where(ok, conf, np.nan),
+            escalated=escalated, degraded=degraded, attempts=attempts, hits=hits, lookups=lookups,
+            tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, coord_req=coord_req, coord_ok=coord_ok,
+            slo_s=self.slo_s, messages_sent=len(out),
+        )
+        return out
+
+    def _serve(self, arr, model_s, keys, tool_s, tool_err, n_att):
+        """The sequential part: FCFS workers, cache state and breakers, per task."""
+        k = self.knobs
+        tools = self.profile.tools
+        nt = len(tools)
+        ttl = [k.cache_ttl_s.get(t.name, 0.0) for t in tools]
+        hit_s = [t.hit_latency_ms / 1000.0 for t in tools]
+        price = [t.price_usd_per_call for t in tools]
+        cexp = self.cache_exp
+        brk = self.breakers if k.circuit_breaker.enabled else None
+        par = k.parallel_tools
+        timeout = k.timeout_s
+        workers = self.workers
+        n = len(arr)
+        start_l, end_l = [0.0] * n, [0.0] * n
+        ok_l, deg_l, att_l = [False] * n, [False] * n, [0] * n
+        hits_l, look_l, cost_l = [0] * n, [0] * n, [0.0] * n
+        heapreplace = heapq.heapreplace
+        for i in range(n):
+            a = arr[i]
+            free = workers[0]
+            tm = a if a > free else free
+            start_l[i] = tm
+            ok = deg = False
+            h = lk = 0
+            mc = 0.0
+            att = 0
+            m_i = model_s[i]
+            while att < n_att:
+                tools_t = 0.0
+                fail = False
+                deg = False
+                for j in range(nt):
+                    key = keys[j][i]
+                    ce = cexp[j]
+                    if tm < ce[key]:
+                        h += 1
+                        lk += 1
+                        dj = hit_s[j]
+                    elif brk is not None and not brk[j].allow(tm):
+                        deg = True
+                        dj = 0.0
+                    else:
+                        lk += 1
+                        dj = tool_s[j][i][att]
+                        mc += price[j]
+                        bad = tool_err[j][i][att]
+                        if bad:
+                            fail = True
+                        elif ttl[j] > 0.0:
+                            ce[key] = tm + ttl[j]
+                        if brk is not None:
+                            brk[j].record(tm, not bad)
+                    if par:
+                        if dj > tools_t:
+                            tools_t = dj
+                    else:
+                        tools_t += dj
+                d = m_i[att] + tools_t
+                att += 1
+                if d > timeout:
+                    tm += timeout
+                    continue
+                tm += d
+                if not fail:
+                    ok = True
+                    break
+            heapreplace(workers, tm)
+            end_l[i] = tm
+            ok_l[i] = ok
+            deg_l[i] = deg and ok
+            att_l[i] = att
+            hits_l[i] = h
+            look_l[i] = lk
+            cost_l[i] = mc
+        return start_l, end_l, ok_l, deg_l, att_l, hits_l, look_l, cost_l
+
+    # ------------------------------------------------------------------ windows
+    def _window(self, t: float) -> WindowData:
+        k = int(t // self.window_s + 1e-9)
+        w = self.windows.get(k)
+        if w is None:
+            w = self.windows[k] = WindowData()
+        return w
+
+    def _serve_inbox(self, until: float) -> None:
+        for start, handled, in_time, conflicts in self.inbox.process(until, self.knobs.message_batch_size):
+            self._window(start).add_inbox(handled, in_time, conflicts)
+
+    def _cached_keys(self, t: float) -> int:
+        return int(sum(int(np.count_nonzero(np.asarray(c) > t)) for c in self.cache_exp))
+
+    def _memory_mb(self, t: float) -> float:
+        return self.profile.memory_base_mb + self._cached_keys(t) * CACHE_ENTRY_KB / 1024.0 + self.env.leaked_mb(t)
+
+    def _memory_factor(self, t: float) -> float:
+        """Service-time stretch above 90% memory (swap and GC pressure): +50% at 100%."""
+        if not self.env.leaked_mb(t):
+            return 1.0
+        frac = self._memory_mb(t) / self.profile.memory_capacity_mb
+        return 1.0 + 5.0 * max(0.0, frac - 0.9)
+
+    def _close_window(self, k: int) -> WindowData:
+        w = self.windows.pop(k, None) or WindowData()
+        t_end = (k + 1) * self.window_s
+        w.finish(
+            agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
+            concurrency=self.knobs.max_concurrency, autonomy=self.autonomy,
+            memory_mb=self._memory_mb(t_end), memory_capacity_mb=self.profile.memory_capacity_mb,
+            cached_keys=self._cached_keys(t_end), cache_capacity=sum(t.keyspace for t in self.profile.tools),
+        )
+        return w
+
+    def metrics_row(self, w: WindowData) -> dict:
+        """The metrics-table row of a closed window."""
+        return window_metrics(w, self.profile)
+
+
+__all__ = ["AgentSim", "Block", "service_latency", "zipf_cdf", "TIERS"]

@@ -1,0 +1,128 @@
+"""What the scenario imposes on one agent over time: load shape and faults.
+
+Pure functions of time; the agent engine asks for the effects in force over a
+segment in which nothing changes (:func:`breakpoints` lists the instants where
+something does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from swarmopt.schema import (
+    CoordinationStormFault, CrashFault, ErrorSpikeFault, LatencyFault, LoadShape,
+    LoadSurgeFault, MemoryLeakFault, PriceChangeFault,
+)
+
+
+def load_multiplier(shape: LoadShape, t: np.ndarray | float) -> np.ndarray | float:
+    """Arrival-rate multiplier of ``shape`` at time(s) ``t`` (seconds)."""
+    t = np.asarray(t, dtype=float)
+    m = shape.multiplier
+    if shape.kind == "constant":
+        out = np.full_like(t, m)
+    elif shape.kind == "diurnal":
+        out = m * (1.0 + shape.amplitude * np.sin(2 * math.pi * (t - shape.phase_s) / shape.period_s))
+    elif shape.kind == "surge":
+        out = np.where((t >= shape.start_s) & (t < shape.end_s), m * shape.surge_factor, m)
+    else:
+        span = max(shape.end_s - shape.start_s, 1e-9)
+        frac = np.clip((t - shape.start_s) / span, 0.0, 1.0)
+        out = m + (shape.ramp_to - m) * frac
+    return out if out.ndim else float(out)
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Fault effects in force on one agent during a segment."""
+
+    model_latency: float = 1.0
+    tool_latency: dict[str, float] = field(default_factory=dict)
+    tool_error: dict[str, float] = field(default_factory=dict)
+    price: float = 1.0
+    rate: float = 1.0
+    storm_per_s: float = 0.0
+
+
+class Environment:
+    """Load shape and the faults aimed at one agent.
+
+    ``faults`` are the scenario's fault models whose target is this agent.
+    """
+
+    def __init__(self, load: LoadShape, faults: list, horizon_s: float) -> None:
+        self.load = load
+        self.faults = list(faults)
+        self.horizon_s = horizon_s
+
+    def _end(self, f) -> float:
+        return f.at_s + f.duration_s if f.duration_s is not None else math.inf
+
+    def active(self, t: float) -> list:
+        """Faults in force at time ``t``."""
+        return [f for f in self.faults if f.at_s <= t < self._end(f)]
+
+    def breakpoints(self) -> list[float]:
+        """Sorted instants where a fault starts or ends (within the horizon)."""
+        pts = set()
+        for f in self.faults:
+            pts.add(f.at_s)
+            end = self._end(f)
+            if end < math.inf:
+                pts.add(end)
+        return sorted(p for p in pts if p <= self.horizon_s)
+
+    def effects(self, t: float) -> Effects:
+        """The combined effects in force at ``t`` (multipliers multiply, error
+        spikes add, capped at 1)."""
+        model_lat, price, rate, storm = 1.0, 1.0, 1.0, 0.0
+        tool_lat: dict[str, float] = {}
+        tool_err: dict[str, float] = {}
+        for f in self.active(t):
+            if isinstance(f, LatencyFault):
+                if f.tool is None:
+                    model_lat *= f.factor
+                else:
+                    tool_lat[f.tool] = tool_lat.get(f.tool, 1.0) * f.factor
+            elif isinstance(f, ErrorSpikeFault):
+                tool_err[f.tool] = min(1.0, tool_err.get(f.tool, 0.0) + f.error_rate)
+            elif isinstance(f, PriceChangeFault):
+                price *= f.factor
+            elif isinstance(f, LoadSurgeFault):
+                rate *= f.factor
+            elif isinstance(f, CoordinationStormFault):
+                storm += f.messages_per_s
+        return Effects(model_lat, tool_lat, tool_err, price, rate, storm)
+
+    def rate_multiplier(self, t: np.ndarray) -> np.ndarray:
+        """Load shape x load-surge faults at times ``t`` (vectorized)."""
+        out = np.asarray(load_multiplier(self.load, t), dtype=float).copy()
+        for f in self.faults:
+            if isinstance(f, LoadSurgeFault):
+                out[(t >= f.at_s) & (t < self._end(f))] *= f.factor
+        return out
+
+    def storm_rate(self, t0: float, t1: float) -> list[tuple[float, float, float]]:
+        """(start, end, messages_per_s) pieces of coordination storms within [t0, t1)."""
+        out = []
+        for f in self.faults:
+            if isinstance(f, CoordinationStormFault):
+                a, b = max(t0, f.at_s), min(t1, self._end(f))
+                if b > a:
+                    out.append((a, b, f.messages_per_s))
+        return out
+
+    def leaked_mb(self, t: float) -> float:
+        """Memory leaked by ``t`` (MB) from memory-leak faults."""
+        total = 0.0
+        for f in self.faults:
+            if isinstance(f, MemoryLeakFault) and t > f.at_s:
+                total += f.mb_per_min * (min(t, self._end(f)) - f.at_s) / 60.0
+        return total
+
+    def crashes(self) -> list[tuple[float, float]]:
+        """(start, end) of every crash fault."""
+        return [(f.at_s, f.at_s + f.duration_s) for f in self.faults if isinstance(f, CrashFault)]
