@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from swarmopt.loader import load_scenario
+from pydantic import ValidationError
+
+from swarmopt.loader import InputError, describe, load_scenario
 from swarmopt.results import Collector, RunResult, write_run
 from swarmopt.runtime.driver import drive
 from swarmopt.schema import Scenario
@@ -47,7 +49,10 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     if duration_s is not None:
         update["duration_s"] = duration_s
     if update:
-        sc = Scenario.model_validate(sc.model_dump() | update)
+        try:
+            sc = Scenario.model_validate(sc.model_dump() | update)
+        except ValidationError as err:
+            raise InputError(describe(err, "options --seed/--duration")) from None
     if runtime == "ray":
         from swarmopt.runtime.ray_backend import RayBackend
 

@@ -26,7 +26,7 @@ class InputError(ValueError):
     """A user's file or argument is invalid; ``str(err)`` is the whole message."""
 
 
-def _describe(err: ValidationError, source: str) -> str:
+def describe(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
     msg = first["msg"]
@@ -34,7 +34,7 @@ def _describe(err: ValidationError, source: str) -> str:
         msg += f" (got {first['input']!r})"
     more = len(err.errors()) - 1
     tail = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
-    return f"{source}: {loc or '<root>'}: {msg}{tail}"
+    return f"{source}: {loc or 'scenario'}: {msg}{tail}"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def load_profile(path: str | Path) -> AgentProfile:
     try:
         return AgentProfile.model_validate(_read_yaml(path))
     except ValidationError as err:
-        raise InputError(_describe(err, str(path))) from None
+        raise InputError(describe(err, str(path))) from None
 
 
 def _resolve_profile(ref: str, base: Path) -> Path:
@@ -102,7 +102,7 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
         try:
             spec = AgentSpec.model_validate(raw)
         except ValidationError as err:
-            raise InputError(_describe(err, f"{source}: agents.{i}")) from None
+            raise InputError(describe(err, f"{source}: agents.{i}")) from None
         profile = spec.profile
         if isinstance(profile, str):
             profile = load_profile(_resolve_profile(profile, base))
@@ -117,7 +117,7 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        raise InputError(_describe(err, source)) from None
+        raise InputError(describe(err, source)) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -31,7 +31,7 @@ from swarmopt.metrics import health_score
 from swarmopt.optimizer.detect import SEVERITY_RANK, Bottleneck, detect, snapshot
 from swarmopt.optimizer.measure import Measurement, guardrails, measure
 from swarmopt.optimizer.strategies import (
-    BATCH, PRE_SCALE, REMEDIES, SUCCESS_METRICS, TARGETS, Remedy, Strategy, pre_scale,
+    BATCH, PRE_SCALE, REMEDIES, SUCCESS_METRICS, TARGETS, Remedy, Strategy, pre_scale, priority_key,
 )
 from swarmopt.policies import Policy
 from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
@@ -321,7 +321,7 @@ class Optimizer:
             out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact,
                                   target=b.affected_component if b.affected_component == "system" else None))
         out += self._proactive(t, snaps, taken)
-        out.sort(key=lambda s: (-SEVERITY_RANK[s.priority], -s.expected_improvement, s.implementation_time_s))
+        out.sort(key=priority_key)
         return out
 
     def _proactive(self, t: float, snaps: dict[str, dict], taken: set[tuple[str, str]]) -> list[Strategy]:

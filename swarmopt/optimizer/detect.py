@@ -46,7 +46,7 @@ def snapshot(rows: list[dict]) -> dict:
     skipped), ``decision_count`` summed; ``windows`` = number of rows."""
     out: dict = {"windows": len(rows)}
     for f in SNAPSHOT_FIELDS:
-        vals = np.array([r[f] for r in rows], dtype=float)
+        vals = np.array([r.get(f, np.nan) for r in rows], dtype=float)
         vals = vals[np.isfinite(vals)]
         if f == "decision_count":
             out[f] = float(vals.sum())

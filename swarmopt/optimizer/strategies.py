@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from swarmopt.knobs import KnobChange, get_knob
+from swarmopt.optimizer.detect import SEVERITY_RANK
 from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs
 
 MAX_TTL_S = 3600.0
@@ -57,6 +58,13 @@ class Strategy:
     def rollback(self) -> tuple[KnobChange, ...]:
         """The changes that restore every knob this strategy touched."""
         return tuple(c.inverse() for c in reversed(self.actions))
+
+
+def priority_key(s: Strategy) -> tuple:
+    """Sort key of the source design's priority order: severity (critical 4 >
+    high 3 > medium 2 > low 1), then expected improvement (higher first), then
+    implementation time (faster first)."""
+    return (-SEVERITY_RANK[s.priority], -s.expected_improvement, s.implementation_time_s)
 
 
 def _change(agent: str, knobs: Knobs, knob: str, new) -> list[KnobChange] | None:

@@ -1,0 +1,3 @@
+from swarmopt.cli import main
+
+main()

@@ -1,0 +1,32 @@
+"""Shared fixtures: the repository's scenario, small scenarios, and one Ray per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swarmopt.loader import load_scenario
+from swarmopt.schema import Scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+MH_SCENARIO = ROOT / "scenarios" / "market_hunter_degradation.yaml"
+
+
+@pytest.fixture(scope="session")
+def mh_scenario() -> Scenario:
+    return load_scenario(MH_SCENARIO)
+
+
+def short(sc: Scenario, duration_s: float, **update) -> Scenario:
+    """A copy of ``sc`` with another duration (and fields), re-validated."""
+    return Scenario.model_validate(sc.model_dump() | {"duration_s": duration_s} | update)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (2 CPUs, dashboard off)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
