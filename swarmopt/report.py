@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from swarmopt.results import KEY_METRICS, RunResult  # noqa: E402
+from swarmopt.results import KEY_METRICS, RunResult
 
 
 def plot_agent(res: RunResult, agent: str, metric: str = "response_time_ms_mean", ax=None):
@@ -17,6 +14,8 @@ def plot_agent(res: RunResult, agent: str, metric: str = "response_time_ms_mean"
     green where a change took effect and was kept, red where a change was rolled
     back, grey dashed where a fault started. Returns the matplotlib Axes."""
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(10, 3.5))
     df = res.agent(agent)
     ax.plot(df.index / 60.0, df[metric], marker=".", lw=1, label=metric)
@@ -92,11 +91,11 @@ def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
     for agent, spans in s["agents"].items():
         lines += [f"### {agent}", "", _table(spans), ""]
         if agent in changed and not res.metrics.empty:
-            fig, ax = plt.subplots(figsize=(10, 3.5))
-            plot_agent(res, agent, ax=ax)
+            # a bare Figure renders without pyplot, so writing a report never touches the user's backend
+            fig = Figure(figsize=(10, 3.5))
+            plot_agent(res, agent, ax=fig.add_subplot())
             fig.tight_layout()
             fig.savefig(out / f"{agent}.png", dpi=110)
-            plt.close(fig)
             lines += [f"![{agent} response time]({agent}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))

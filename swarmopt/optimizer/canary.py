@@ -1,31 +1,24 @@
 """Kayenta-style canary judge for before/after configuration changes.
 
 The optimizer samples a per-task metric before and after a config change and
-asks whether the change helped. The core follows Netflix/Spinnaker Kayenta's
-``MannWhitneyClassifier`` (Mann-Whitney U test + Hodges-Lehmann shift with a
-confidence interval); Kayenta's default judge runs it at confLevel 0.98 and
-requires the CI to clear ``tolerance=0.25`` x |HL estimate|. A pure location
-test has documented blind spots, each closed here by an extra check:
+asks whether it helped. The core is Kayenta's ``MannWhitneyClassifier``:
+Mann-Whitney U plus the Hodges-Lehmann shift and its CI (Kayenta's
+NetflixACAJudge: confLevel=0.98, and a verdict only when the CI clears
+tolerance=0.25 x |HL estimate|). Known blind spots of that location test, and
+the check that closes each here:
 
-* spinnaker/kayenta#780 and its re-post spinnaker/spinnaker#6278 ("How to
-  Overcome MannWhitney Judge Shortcomings"): canary and baseline with similar
-  centre but very different variability ("Case 1: Increase in Metric
-  Variability") are classified Pass where the reporter expected Fail. Closed by
-  the spread check (IQR^2 ratio and variance ratio, Brown-Forsythe guarded).
+* spinnaker/kayenta#780, re-posted as spinnaker/spinnaker#6278 ("How to
+  Overcome MannWhitney Judge Shortcomings"), Case 1 "Increase in Metric
+  Variability": baseline and canary with similar centre but very different
+  spread are classified Pass; the reporter expected Fail. -> spread check.
 * spinnaker/spinnaker#6278, comment of 2021-07-12: experiment = seven 100.0s
-  and three 1.0s against ten 1.0s still Passed with tolerance=0.25,
-  confLevel=0.98, because with n=10 the 98% CI lower bound (~7e-5) did not
-  clear 0.25 x HL estimate; it only failed once an 8th value was raised.
-  Closed by the tail check (p95/p99 with an exceedance test).
+  and three 1.0s vs ten 1.0s Passed (tolerance=0.25, confLevel=0.98): at n=10
+  the 98% CI lower bound (~7e-5) did not clear 0.25 x HL estimate (~24.75);
+  it failed only once an 8th value was raised to 100. -> tail check.
 * spinnaker/kayenta#426 ("Mann-Whitney with sparse data"): experiment
-  [0,1,2,1,0,0] against six zeros classified Pass instead of High, the
-  situation of a service whose error rate is usually zero; MW "ignores" rare
-  events. Closed by judging rates as counts (``judge_proportion``), with
-  Fisher's exact test when cells are sparse.
-
-Outcomes: "pass" (significantly better by a material amount, no tail/spread
-regression), "marginal" (no material difference), "fail" (worse, or a tail or
-spread regression), "inconclusive" (not enough data; never a pass).
+  [0,1,2,1,0,0] vs six zeros classified Pass instead of High, as for a
+  service whose error rate is usually zero. -> ``judge_proportion`` on
+  counts, with Fisher's exact test when cells are sparse.
 """
 from __future__ import annotations
 
@@ -42,22 +35,21 @@ Outcome = Literal["pass", "marginal", "fail", "inconclusive"]
 # regression on one metric blocks the change whatever the others say; missing
 # data outranks "marginal" because an uncertified metric must send the
 # optimizer back for more samples rather than be read as "no change".
-_SEVERITY: dict[str, int] = {"pass": 0, "marginal": 1, "inconclusive": 2, "fail": 3}
-# Pairwise differences beyond this are thinned (see hodges_lehmann): 250k
-# float64 differences is ~2 MB and a few ms to partition.
-_MAX_PAIRS = 250_000
-_NAN = math.nan
-# Share of judge_latency's alpha spent on the tail and spread guards.
+_SEVERITY = {"pass": 0, "marginal": 1, "inconclusive": 2, "fail": 3}
+_MAX_PAIRS = 250_000  # beyond this hodges_lehmann thins (~2 MB, a few ms)
+# Share of judge_latency's alpha for its three guard tests (Bonferroni): each
+# guard adds false alarms to the location test's, and A/A must stay <= alpha.
 _GUARD_SHARE = 0.2
+_NAN = math.nan
 
 
 @dataclass(frozen=True)
 class MetricVerdict:
-    """Verdict for one metric; all statistics are plain floats (NaN if inconclusive).
+    """Verdict for one metric; statistics are plain floats, NaN when inconclusive.
 
-    ``before``/``after`` are medians (latency) or proportions (rates); ``shift``
-    is after - before (Hodges-Lehmann for latency) with CI [ci_low, ci_high];
-    ``relative_change`` = shift / |before| (0.0 when before == 0).
+    ``before``/``after``: medians (latency) or proportions (rates). ``shift``:
+    after - before (Hodges-Lehmann for latency), CI [ci_low, ci_high] at
+    1 - alpha. ``relative_change`` = shift / |before| (0.0 when before == 0).
     """
 
     metric: str
@@ -75,7 +67,7 @@ class MetricVerdict:
 
 
 def _check_args(better: str, alpha: float) -> int:
-    """Return +1 if increases are bad (better="lower"), -1 if decreases are bad."""
+    """Return +1 if increases are bad (better="lower"), -1 otherwise."""
     if better not in ("lower", "higher"):
         raise ValueError(f"better must be 'lower' or 'higher', got {better!r}")
     if not 0.0 < alpha < 1.0:
@@ -84,11 +76,11 @@ def _check_args(better: str, alpha: float) -> int:
 
 
 def _clean(values) -> tuple[np.ndarray, int]:
-    """Flatten to float64, drop NaNs; return (finite values, number dropped)."""
+    """Flatten to float64 and drop NaNs; return (values, number dropped)."""
     arr = np.asarray(values, dtype=np.float64).ravel()
     if np.isinf(arr).any():
-        # A timeout encoded as inf would be silently lost or poison every
-        # statistic; the caller must cap it at a finite value.
+        # A timeout stored as inf would poison every statistic or, if dropped,
+        # hide the regression; the caller must cap it at a finite value.
         raise ValueError("values must not contain +/-inf; cap timeouts at a finite value")
     keep = ~np.isnan(arr)
     return arr[keep], int(arr.size - np.count_nonzero(keep))
@@ -99,36 +91,28 @@ def _rel(delta: float, base: float) -> float:
 
 
 def _ratio(num: float, den: float) -> float:
-    if den == 0:
-        return math.inf if num > 0 else 1.0
-    return float(num / den)
+    return float(num / den) if den != 0 else (math.inf if num > 0 else 1.0)
 
 
 def hodges_lehmann(before, after, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Hodges-Lehmann shift of ``after`` relative to ``before`` with a Moses CI.
+    """Hodges-Lehmann shift of ``after`` vs ``before`` with Moses' distribution-free CI.
 
-    Args:
-        before, after: 1-D array-likes of floats (any units; NaNs dropped).
-        alpha: two-sided miscoverage of the CI, in (0, 1).
+    Args: ``before`` (m values), ``after`` (n values): 1-D float array-likes,
+    NaNs dropped; ``alpha``: two-sided miscoverage in (0, 1).
 
-    Returns:
-        (shift, ci_low, ci_high) as floats, in the units of the data, where
-        shift = median over all pairs of (after_j - before_i) and the CI is
-        [D_(C), D_(mn+1-C)] of the sorted pairwise differences D with
-        C = floor(mn/2 - z_{1-alpha/2} * sqrt(mn(m+n+1)/12)), the normal
-        approximation of the Mann-Whitney U critical value (Lehmann 1963;
-        Moses; Hollander & Wolfe, Nonparametric Statistical Methods, 4.3).
-        floor() makes the interval conservative. If C < 1 the level cannot
-        be reached and the full range of D is returned.
+    Returns (shift, ci_low, ci_high) in the data's units: shift = median of
+    all m*n differences D = after_j - before_i; CI = [D_(C), D_(mn+1-C)] with
+    C = floor(mn/2 - z_{1-alpha/2} sqrt(mn(m+n+1)/12)), the normal
+    approximation of the Mann-Whitney U critical value (Lehmann 1963;
+    Hollander & Wolfe). floor() errs wide; if C < 1 the level is unreachable
+    and the full range of D is returned.
 
-    When m*n exceeds 250,000 each sorted sample is thinned to evenly spaced
-    quantiles (deterministic, no RNG) so at most ~250k differences are formed;
-    order-statistic ranks are then read as fractions of the full m*n, so the
-    CI keeps the width that belongs to the full sample sizes.
+    If m*n > 250,000 each sorted sample is thinned to evenly spaced quantiles
+    (deterministic, no RNG) so at most ~250k differences are formed; the ranks
+    C, mn+1-C are read as fractions of the full m*n, so the CI keeps the width
+    of the full sample sizes.
 
-    Raises:
-        ValueError: if either sample is empty after dropping NaNs, or alpha
-            is outside (0, 1).
+    Raises: ValueError if a sample is empty after dropping NaNs, or bad alpha.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -141,28 +125,27 @@ def hodges_lehmann(before, after, alpha: float = 0.05) -> tuple[float, float, fl
     if mn > _MAX_PAIRS:
         kx = min(m, max(math.isqrt(_MAX_PAIRS), _MAX_PAIRS // n))
         ky = min(n, _MAX_PAIRS // kx)
-        x = np.quantile(np.sort(x), (np.arange(kx) + 0.5) / kx)
-        y = np.quantile(np.sort(y), (np.arange(ky) + 0.5) / ky)
+        x = np.quantile(x, (np.arange(kx) + 0.5) / kx)
+        y = np.quantile(y, (np.arange(ky) + 0.5) / ky)
     d = np.subtract.outer(y, x).ravel()
     z = stats.norm.ppf(1.0 - alpha / 2.0)
     c = max(1, math.floor(mn / 2.0 - z * math.sqrt(mn * (m + n + 1) / 12.0)))
-    lo_rank, hi_rank = c - 1, max(c - 1, mn - c)  # 0-based ranks in the full D
-    span = max(mn - 1, 1)
-    lo, hi = np.quantile(d, [lo_rank / span, hi_rank / span])
+    span = max(mn - 1, 1)  # 0-based ranks c-1 and mn-c, as fractions of full D
+    lo, hi = np.quantile(d, [(c - 1) / span, max(c - 1, mn - c) / span])
     return float(np.median(d)), float(lo), float(hi)
 
 
 def _tail_reasons(x: np.ndarray, y: np.ndarray, sign: int, tol: float, alpha: float) -> list[str]:
-    """Fail reasons for the bad tail (p95/p99 if higher is bad, p5/p1 otherwise).
+    """Fail reasons for the bad tail: p95/p99 if higher is bad, else p5/p1.
 
-    A quantile fails when after's quantile is worse than before's by more than
-    ``tol`` (relative) AND after has significantly more values than before
-    beyond limit = pooled quantile x (1 +/- tol) (one-sided Fisher exact,
-    level alpha). The limit comes from the pooled sample because it is
-    invariant to relabelling, which keeps Fisher's test valid under "no
-    change"; a limit from ``before`` alone is biased towards flagging after.
-    The test is why a noisy p99 (~2 points at n=200) does not fail an A/A
-    comparison while a 7% cluster of 100x outliers (spinnaker#6278) does.
+    A quantile fails when after's is worse than before's by more than ``tol``
+    (relative) AND after has significantly more values than before beyond
+    limit = pooled quantile x (1 +/- tol) (one-sided Fisher exact at alpha).
+    The limit comes from the pooled sample because it is invariant to
+    relabelling, which keeps the test valid under "no change"; one taken from
+    ``before`` alone is biased towards flagging after. The count test is why
+    a noisy p99 (~2 points at n=200) does not fail an A/A pair while a 7%
+    cluster of 100x outliers (spinnaker#6278) does.
     """
     out = []
     pooled = np.concatenate([x, y])
@@ -178,22 +161,21 @@ def _tail_reasons(x: np.ndarray, y: np.ndarray, sign: int, tol: float, alpha: fl
         eb = int(np.count_nonzero(sign * (x - limit) > 0))
         p = stats.fisher_exact([[ea, y.size - ea], [eb, x.size - eb]], alternative="greater").pvalue
         if p < alpha:
-            verb = "rose" if sign > 0 else "fell"
-            out.append(f"p{round(q * 100)} {verb} {rel:.0%} (limit {tol:.0%}): {qb:.4g} -> {qa:.4g}; "
-                       f"{ea}/{y.size} after vs {eb}/{x.size} before beyond {limit:.4g} (Fisher p={p:.2g})")
+            out.append(f"p{round(q * 100)} {'rose' if sign > 0 else 'fell'} {rel:.0%} (limit {tol:.0%}): "
+                       f"{qb:.4g} -> {qa:.4g}; {ea}/{y.size} after vs {eb}/{x.size} before beyond "
+                       f"{limit:.4g} (Fisher p={p:.2g})")
     return out
 
 
 def _spread_reasons(x: np.ndarray, y: np.ndarray, ratio_max: float, alpha: float) -> list[str]:
-    """Fail reason if after's spread grew beyond ``ratio_max`` (variance scale).
+    """Fail reason if after's spread grew beyond ``ratio_max`` on the variance scale.
 
-    Robust measure: (IQR_after / IQR_before)^2, squared so it estimates the
-    variance ratio for a location-scale family and shares the same limit;
-    plain measure: sample-variance ratio (ddof=1), which sees tail blow-ups
-    the IQR ignores. Either above the limit counts, but only if the
-    Brown-Forsythe test (Levene on deviations from the median) is significant
-    at alpha with after the more dispersed: one extreme value can inflate a
-    plain variance ratio on its own, and that alone is not evidence.
+    Robust: (IQR_after / IQR_before)^2, squared so that it estimates the
+    variance ratio in a location-scale family and shares the limit. Plain:
+    sample-variance ratio (ddof=1), which sees tail blow-ups the IQR ignores.
+    Either over the limit fails, but only if the Brown-Forsythe test (Levene
+    on deviations from the median) is significant at alpha with after the
+    more dispersed: one extreme value alone can inflate the plain ratio.
     """
     robust = _ratio(stats.iqr(y) ** 2, stats.iqr(x) ** 2)
     plain = _ratio(float(np.var(y, ddof=1)), float(np.var(x, ddof=1)))
@@ -203,7 +185,7 @@ def _spread_reasons(x: np.ndarray, y: np.ndarray, ratio_max: float, alpha: float
         return []
     with np.errstate(divide="ignore", invalid="ignore"):
         p = stats.levene(y, x, center="median").pvalue
-    if not p < alpha:  # NaN (degenerate samples) counts as not significant
+    if not p < alpha:  # NaN from degenerate samples is not evidence
         return []
     return [f"spread grew: IQR^2 ratio {robust:.2f}, variance ratio {plain:.2f} "
             f"(limit {ratio_max:g}; Brown-Forsythe p={p:.2g})"]
@@ -212,42 +194,40 @@ def _spread_reasons(x: np.ndarray, y: np.ndarray, ratio_max: float, alpha: float
 def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, min_samples: int = 20,
                   marginal_effect: float = 0.02, tail_tolerance: float = 0.20,
                   variance_ratio_max: float = 4.0, metric: str = "response_time_ms") -> MetricVerdict:
-    """Judge a continuous per-task metric (e.g. latency in ms) before vs after.
+    """Judge a continuous per-task metric (e.g. latency, ms) before vs after.
 
     Args:
-        before, after: 1-D array-likes of float64, one value per task, same
-            units. NaNs are dropped and counted in ``reasons``; +/-inf raises.
+        before, after: 1-D float64 array-likes, one value per task, same units.
+            NaNs are dropped and counted in ``reasons``.
         better: "lower" (latency, cost) or "higher" (throughput, score).
-        alpha: significance level of every test (Kayenta's judge uses 0.02;
-            0.05 here because the optimizer can re-sample cheaply).
-        min_samples: fewer values in either sample -> "inconclusive"
-            (Kayenta returns Nodata only for empty input; 20 keeps the
-            Mann-Whitney normal approximation and the p95 meaningful).
-        marginal_effect: minimum |HL shift| / median(before) for "pass"
-            (plays the role of Kayenta's tolerance=0.25 x |estimate|, but as
-            a fixed practical threshold rather than one relative to the CI).
+        alpha: false-alarm budget of the whole judge (Kayenta's judge: 0.02;
+            0.05 here as the optimizer can re-sample cheaply). Bonferroni:
+            Mann-Whitney (two-sided) at 0.8 alpha, each guard test (p95, p99,
+            spread) at alpha/15, so an A/A pair yields pass/fail w.p. <= alpha.
+        min_samples: fewer values on either side -> "inconclusive" (Kayenta
+            says Nodata only when empty; below ~20 the normal approximations
+            used here are poor).
+        marginal_effect: minimum |HL shift| / median(before) for "pass"; a
+            fixed practical bar in place of Kayenta's 0.25 x |HL estimate|.
         tail_tolerance: allowed relative worsening of p95/p99 (p5/p1 when
-            better="higher"), see ``_tail_reasons`` (spinnaker#6278).
-        variance_ratio_max: allowed growth of spread on the variance scale,
-            see ``_spread_reasons`` (kayenta#780).
+            better="higher"); see ``_tail_reasons`` (spinnaker#6278).
+        variance_ratio_max: allowed growth of spread (variance scale); see
+            ``_spread_reasons`` (kayenta#780).
 
     Returns:
-        MetricVerdict with medians, HL shift/CI (``hodges_lehmann``), the
-        two-sided ``scipy.stats.mannwhitneyu`` p-value and reasons. "pass":
-        significant in the better direction, |relative shift| >= marginal_effect,
-        tail and spread OK. "fail": significantly worse (any size), or tail
-        or spread check fails. "marginal": otherwise. "inconclusive": fewer
-        than min_samples values on either side (empty data is never a pass).
+        MetricVerdict: medians, HL shift and CI, two-sided
+        ``scipy.stats.mannwhitneyu`` p-value. "pass": significantly better,
+        |relative shift| >= marginal_effect, tail and spread OK. "fail":
+        significantly worse (any size) or a tail/spread check fails.
+        "marginal": otherwise. "inconclusive": too few values (never a pass).
 
     Raises:
-        ValueError: invalid ``better`` or ``alpha``, or infinite values.
+        ValueError: invalid ``better`` or ``alpha``, or +/-inf values.
     """
     sign = _check_args(better, alpha)
     x, dropped_x = _clean(before)
     y, dropped_y = _clean(after)
-    reasons: list[str] = []
-    if dropped_x or dropped_y:
-        reasons.append(f"dropped NaNs: {dropped_x} before, {dropped_y} after")
+    reasons = [f"dropped NaNs: {dropped_x} before, {dropped_y} after"] if dropped_x or dropped_y else []
     med_b = float(np.median(x)) if x.size else _NAN
     med_a = float(np.median(y)) if y.size else _NAN
     if min(x.size, y.size) < max(min_samples, 1):
@@ -258,12 +238,9 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
     shift, lo, hi = hodges_lehmann(x, y, alpha)
     mw = stats.mannwhitneyu(y, x, alternative="two-sided")
     p = float(mw.pvalue) if np.isfinite(mw.pvalue) else 1.0
-    # Bonferroni: the judge as a whole may false-alarm (pass or fail on an A/A
-    # pair) with probability <= alpha, so the guards get 1/5 of it between the
-    # three of them and the location test the rest.
     loc_alpha, guard_alpha = alpha * (1 - _GUARD_SHARE), alpha * _GUARD_SHARE / 3
-    # The direction comes from U itself (P(after > before) - 1/2) so it always
-    # agrees with the test, even when HL is 0 on heavily tied data.
+    # Direction from U itself, P(after > before) - 1/2, so it always agrees
+    # with the test, even where HL is 0 on heavily tied data.
     direction = sign * (float(mw.statistic) / (x.size * y.size) - 0.5)
     rel = _rel(shift, med_b)
     significant = p < loc_alpha
@@ -285,8 +262,7 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
 
 
 def _wilson(hits: int, n: int, z: float) -> tuple[float, float]:
-    p = hits / n
-    denom = 1.0 + z * z / n
+    p, denom = hits / n, 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return centre - half, centre + half
@@ -298,48 +274,46 @@ def judge_proportion(before_hits: int, before_n: int, after_hits: int, after_n: 
     """Judge a rate (hits out of n tasks) before vs after.
 
     Args:
-        before_hits, before_n, after_hits, after_n: non-negative ints, hits <= n.
+        before_hits, before_n, after_hits, after_n: ints, 0 <= hits <= n.
         better: "higher" (success rate) or "lower" (error rate).
-        alpha: two-sided significance level.
+        alpha: two-sided significance level (one test, no split needed).
         min_samples: fewer trials on either side -> "inconclusive".
         marginal_effect: minimum |after - before| in absolute proportion
-            points (0.01 = 1 pp) for "pass". A significant worsening fails at
-            any size: rare errors are exactly what kayenta#426 missed.
+            (0.01 = 1 percentage point) for "pass". A significant worsening
+            fails at any size: rare errors are what kayenta#426 missed.
 
-    Test: pooled two-proportion z-test, z = (pa - pb) / sqrt(p(1-p)(1/nb + 1/na))
-    with p the pooled rate; when any expected cell count (n * p, n * (1-p)) is
-    below 5 (Cochran's rule) the normal approximation is unreliable, so the
-    two-sided ``scipy.stats.fisher_exact`` p-value is used instead (the
-    sparse-errors case, kayenta#426). Shift = pa - pb with Newcombe's hybrid
-    score interval (Newcombe 1998, method 10, from Wilson intervals), chosen
-    over Wald because it stays sensible at 0 hits.
+    Test: pooled z = (pa - pb) / sqrt(p(1-p)(1/nb + 1/na)), p the pooled rate;
+    if any expected cell count (n*p, n*(1-p)) is below 5 (Cochran's rule, the
+    sparse-errors case of kayenta#426) the two-sided ``scipy.stats.fisher_exact``
+    p-value is used instead. Shift = pa - pb with Newcombe's hybrid score
+    interval (1998, method 10, from Wilson intervals), not Wald, because Wald
+    collapses to zero width at 0 hits.
 
     Returns:
-        MetricVerdict with before/after proportions; relative_change is
+        MetricVerdict with proportions as before/after; relative_change is
         shift / before (0.0 when before == 0).
 
     Raises:
         ValueError: invalid ``better``/``alpha``, negative counts, or hits > n.
     """
     sign = _check_args(better, alpha)
-    counts = {"before_hits": before_hits, "before_n": before_n, "after_hits": after_hits, "after_n": after_n}
-    for name, value in counts.items():
+    for name, value in (("before_hits", before_hits), ("before_n", before_n),
+                        ("after_hits", after_hits), ("after_n", after_n)):
         if value < 0:
             raise ValueError(f"{name} must be non-negative, got {value!r}")
     if before_hits > before_n or after_hits > after_n:
         raise ValueError(f"hits exceed trials: {before_hits}/{before_n} before, {after_hits}/{after_n} after")
     hb, nb, ha, na = int(before_hits), int(before_n), int(after_hits), int(after_n)
-    pb = hb / nb if nb else _NAN
-    pa = ha / na if na else _NAN
+    pb, pa = (hb / nb if nb else _NAN), (ha / na if na else _NAN)
     if min(nb, na) < max(min_samples, 1):
         reason = f"too few trials: {nb} before, {na} after (need {min_samples})"
         return MetricVerdict(metric, "inconclusive", nb, na, pb, pa, _NAN, _NAN, _NAN, _NAN, _NAN, (reason,))
 
     pooled = (hb + ha) / (nb + na)
-    min_expected = min(nb * pooled, nb * (1 - pooled), na * pooled, na * (1 - pooled))
+    min_expected = min(nb, na) * min(pooled, 1 - pooled)
     if min_expected < 5:
         p = float(stats.fisher_exact([[ha, na - ha], [hb, nb - hb]]).pvalue)
-        test = f"Fisher's exact p={p:.2g} (min expected count {min_expected:.1f} < 5)"
+        test = f"Fisher's exact p={p:.2g}, min expected count {min_expected:.1f} < 5"
     else:
         z_stat = (pa - pb) / math.sqrt(pooled * (1 - pooled) * (1 / nb + 1 / na))
         p = float(2 * stats.norm.sf(abs(z_stat)))
@@ -349,11 +323,10 @@ def judge_proportion(before_hits: int, before_n: int, after_hits: int, after_n: 
     shift = pa - pb
     lo = shift - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2)
     hi = shift + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
-    direction = sign * shift
-    if p < alpha and direction > 0:
+    if p < alpha and sign * shift > 0:
         outcome: Outcome = "fail"
         reason = f"rate moved {shift:+.2%} in the bad direction ({test})"
-    elif p < alpha and direction < 0 and abs(shift) >= marginal_effect:
+    elif p < alpha and abs(shift) >= marginal_effect:
         outcome, reason = "pass", f"rate improved {shift:+.2%} ({test})"
     else:
         outcome = "marginal"
@@ -364,10 +337,10 @@ def judge_proportion(before_hits: int, before_n: int, after_hits: int, after_n: 
 def combine(verdicts: Sequence[MetricVerdict]) -> Outcome:
     """Overall outcome, worst wins: fail > inconclusive > marginal > pass.
 
-    An empty sequence is "inconclusive" (no evidence is never a pass). Unlike
-    Kayenta's weighted score over metric classifications, one failing metric
-    fails the change: the optimizer can propose another config cheaply, so a
-    false rollback costs less than shipping a regression.
+    Empty input is "inconclusive" (no evidence is never a pass). Unlike
+    Kayenta's weighted score over metrics, one failing metric fails the
+    change: the optimizer can propose another config cheaply, so a false
+    rollback costs less than shipping a regression.
     """
     if not verdicts:
         return "inconclusive"

@@ -1,0 +1,56 @@
+"""The source design's worked example, end to end on the local runtime."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmopt import run_scenario
+from swarmopt.optimizer.measure import measure
+
+from conftest import MH_SCENARIO
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run_scenario(MH_SCENARIO, seed=1, runtime="local")
+
+
+def test_initial_state_matches_the_source_example(result):
+    before = result.summary["agents"]["market-hunter"]["before"]
+    assert before["response_time_ms_mean"] == pytest.approx(2800, rel=0.10)
+    assert before["success_rate"] == pytest.approx(0.62, abs=0.05)
+    assert before["coordination_score"] == pytest.approx(0.54, abs=0.05)
+
+
+def test_optimizer_recovers_the_market_hunter_by_knobs(result):
+    mh = result.summary["agents"]["market-hunter"]
+    assert mh["after"]["response_time_ms_mean"] < 2000
+    assert mh["after"]["coordination_score"] >= 0.60
+    assert mh["after"]["success_rate"] > mh["before"]["success_rate"] + 0.05
+    applied = result.events[result.events["event"] == "knob.applied"]
+    assert set(applied["agent"]) == {"market-hunter"} and len(applied) >= 2
+    assert result.summary["optimizations"]["kept"] >= 2
+
+
+def test_healthy_agents_meet_source_thresholds_at_baseline(result):
+    for agent, spans in result.summary["agents"].items():
+        b = spans["baseline"]
+        assert b["response_time_ms_mean"] < 2000 and b["success_rate"] >= 0.70 and b["coordination_score"] >= 0.60, agent
+
+
+def test_every_improvement_recomputes_from_the_metrics_table(result):
+    m, ev = result.metrics, result.events
+    measured = ev[ev["event"].isin(["optimization.measured", "rollback.measured"])]
+    assert len(measured) >= 2
+    for e in measured.itertuples():
+        mine = m[m["agent"] == e.agent]
+        span = lambda a, b: mine[(mine["t_start_s"] >= a) & (mine["t_end_s"] <= b)].to_dict("records")
+        again = measure(span(e.before_start_s, e.before_end_s), span(e.after_start_s, e.after_end_s), e.metric,
+                        e.better, result.scenario.optimizer.alpha, result.scenario.optimizer.min_improvement)
+        assert again.improvement_pct == pytest.approx(e.improvement_pct)
+        assert again.verdict == e.verdict
+
+
+def test_autonomy_trajectory_stays_in_bounds(result):
+    traj = [p["autonomy"] for p in result.summary["optimizer_autonomy"]]
+    assert traj[0] == 0.80 and all(0.80 <= a <= 0.95 for a in traj) and len(traj) > 1

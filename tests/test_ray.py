@@ -1,0 +1,23 @@
+"""The Ray runtime: actors produce exactly the local runtime's tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from swarmopt import run_scenario
+
+from conftest import short
+
+pytestmark = pytest.mark.ray
+
+
+def test_ray_and_local_runtimes_agree(ray_session, mh_scenario):
+    sc = short(mh_scenario, 2700, tick_s=30.0)
+    on_ray = run_scenario(sc, seed=5, runtime="ray")
+    local = run_scenario(sc, seed=5, runtime="local")
+    assert len(on_ray.metrics) == 5 * 45
+    pd.testing.assert_frame_equal(on_ray.metrics, local.metrics)
+    pd.testing.assert_frame_equal(on_ray.events, local.events)
+    assert set(on_ray.process["actor"]) == {a.id for a in sc.agents}
+    assert ray_session.is_initialized()
