@@ -45,12 +45,9 @@ _NAN = math.nan
 
 @dataclass(frozen=True)
 class MetricVerdict:
-    """Verdict for one metric; statistics are plain floats, NaN when inconclusive.
-
-    ``before``/``after``: medians (latency) or proportions (rates). ``shift``:
-    after - before (Hodges-Lehmann for latency), CI [ci_low, ci_high] at
-    1 - alpha. ``relative_change`` = shift / |before| (0.0 when before == 0).
-    """
+    """One metric's verdict. Floats are plain Python floats, NaN when inconclusive;
+    before/after are medians or proportions, shift = after - before with its
+    1 - alpha CI, relative_change = shift / |before| (0.0 when before == 0)."""
 
     metric: str
     outcome: Outcome
@@ -97,22 +94,18 @@ def _ratio(num: float, den: float) -> float:
 def hodges_lehmann(before, after, alpha: float = 0.05) -> tuple[float, float, float]:
     """Hodges-Lehmann shift of ``after`` vs ``before`` with Moses' distribution-free CI.
 
-    Args: ``before`` (m values), ``after`` (n values): 1-D float array-likes,
-    NaNs dropped; ``alpha``: two-sided miscoverage in (0, 1).
-
-    Returns (shift, ci_low, ci_high) in the data's units: shift = median of
-    all m*n differences D = after_j - before_i; CI = [D_(C), D_(mn+1-C)] with
+    ``before`` (m values) and ``after`` (n values) are 1-D float array-likes
+    (NaNs dropped); alpha is the two-sided miscoverage. Returns floats
+    (shift, ci_low, ci_high) in the data's units: shift = median of the m*n
+    differences D = after_j - before_i, CI = [D_(C), D_(mn+1-C)] with
     C = floor(mn/2 - z_{1-alpha/2} sqrt(mn(m+n+1)/12)), the normal
     approximation of the Mann-Whitney U critical value (Lehmann 1963;
-    Hollander & Wolfe). floor() errs wide; if C < 1 the level is unreachable
-    and the full range of D is returned.
+    Hollander & Wolfe); floor() errs wide, C < 1 gives the full range of D.
+    Above 250,000 pairs both samples are thinned to evenly spaced quantiles
+    (deterministic, no RNG) and C is read as a fraction of the full m*n, so
+    the CI keeps the width of the full sample sizes.
 
-    If m*n > 250,000 each sorted sample is thinned to evenly spaced quantiles
-    (deterministic, no RNG) so at most ~250k differences are formed; the ranks
-    C, mn+1-C are read as fractions of the full m*n, so the CI keeps the width
-    of the full sample sizes.
-
-    Raises: ValueError if a sample is empty after dropping NaNs, or bad alpha.
+    Raises ValueError if a sample is empty after dropping NaNs, or bad alpha.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -204,9 +197,8 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
             0.05 here as the optimizer can re-sample cheaply). Bonferroni:
             Mann-Whitney (two-sided) at 0.8 alpha, each guard test (p95, p99,
             spread) at alpha/15, so an A/A pair yields pass/fail w.p. <= alpha.
-        min_samples: fewer values on either side -> "inconclusive" (Kayenta
-            says Nodata only when empty; below ~20 the normal approximations
-            used here are poor).
+        min_samples: fewer values on either side -> "inconclusive" (Kayenta:
+            only when empty; below ~20 the normal approximations here are poor).
         marginal_effect: minimum |HL shift| / median(before) for "pass"; a
             fixed practical bar in place of Kayenta's 0.25 x |HL estimate|.
         tail_tolerance: allowed relative worsening of p95/p99 (p5/p1 when
@@ -214,15 +206,13 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
         variance_ratio_max: allowed growth of spread (variance scale); see
             ``_spread_reasons`` (kayenta#780).
 
-    Returns:
-        MetricVerdict: medians, HL shift and CI, two-sided
-        ``scipy.stats.mannwhitneyu`` p-value. "pass": significantly better,
-        |relative shift| >= marginal_effect, tail and spread OK. "fail":
-        significantly worse (any size) or a tail/spread check fails.
-        "marginal": otherwise. "inconclusive": too few values (never a pass).
+    Returns MetricVerdict (medians, HL shift and CI, two-sided
+    ``scipy.stats.mannwhitneyu`` p). "pass": significantly better with
+    |relative shift| >= marginal_effect, tail and spread OK; "fail":
+    significantly worse (any size) or a tail/spread check fails; "marginal":
+    otherwise; "inconclusive": too few values (never a pass).
 
-    Raises:
-        ValueError: invalid ``better`` or ``alpha``, or +/-inf values.
+    Raises ValueError for invalid ``better``/``alpha`` or +/-inf values.
     """
     sign = _check_args(better, alpha)
     x, dropped_x = _clean(before)
@@ -289,12 +279,8 @@ def judge_proportion(before_hits: int, before_n: int, after_hits: int, after_n: 
     interval (1998, method 10, from Wilson intervals), not Wald, because Wald
     collapses to zero width at 0 hits.
 
-    Returns:
-        MetricVerdict with proportions as before/after; relative_change is
-        shift / before (0.0 when before == 0).
-
-    Raises:
-        ValueError: invalid ``better``/``alpha``, negative counts, or hits > n.
+    Returns MetricVerdict with proportions as before/after.
+    Raises ValueError for invalid ``better``/``alpha``, negative counts or hits > n.
     """
     sign = _check_args(better, alpha)
     for name, value in (("before_hits", before_hits), ("before_n", before_n),
