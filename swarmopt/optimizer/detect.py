@@ -104,18 +104,13 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
             found.append(_b("cost", "medium", agent, "cost_per_decision_usd", cost, budget, (cost - budget) / budget * 100,
                             f"{agent} costs ${cost:.4f} per decision (budget: ${budget:.4f})",
                             "Use a cheaper model tier or cache more"))
-        cpu = s["cpu_percent"]
-        if cpu > th.cpu_percent:
-            found.append(_b("resource_cpu", "high", agent, "cpu_percent", cpu, th.cpu_percent,
-                            (cpu - th.cpu_percent) / th.cpu_percent * 100,
-                            f"{agent} workers are {cpu:.0f}% busy (limit: {th.cpu_percent:.0f}%)",
-                            "Add workers"))
-        mem = s["memory_percent"]
-        if mem > th.memory_percent:
-            found.append(_b("resource_memory", "high", agent, "memory_percent", mem, th.memory_percent,
-                            (mem - th.memory_percent) / th.memory_percent * 100,
-                            f"{agent} memory is {mem:.0f}% (limit: {th.memory_percent:.0f}%)",
-                            "Shrink caches"))
+        resources = (("resource_cpu", "cpu_percent", th.cpu_percent, "workers are {:.0f}% busy", "Add workers"),
+                     ("resource_memory", "memory_percent", th.memory_percent, "memory is {:.0f}%", "Shrink caches"))
+        for type_, metric, thr, what, fix in resources:
+            v = s[metric]
+            if v > thr:
+                found.append(_b(type_, "high", agent, metric, v, thr, (v - thr) / thr * 100,
+                                f"{agent} {what.format(v)} (limit: {thr:.0f}%)", fix))
     rows = latest_rows or [dict(s, agent=a) for a, s in snaps.items()]
     score = system_score(rows, th.response_time_ms)
     if score == score and score < th.system_high:
