@@ -76,3 +76,14 @@ def test_lower_autonomy_escalates_more(mh_scenario):
     assert r_lo - r_hi == pytest.approx(0.30 * (1 - 0.02), abs=0.04)
     resp = lambda ws: sum(w.response_ms.sum() for w in ws) / sum(w.arrays["arrival"].size for w in ws)
     assert resp(lo) > resp(hi) + 300  # each extra review costs ~1.5 s on ~30% of decisions
+
+
+def test_wall_clock_mode_gives_the_same_results(mh_scenario):
+    """--realtime only sleeps between ticks: 600 simulated s at 1200x take ~0.5 s and match virtual time."""
+    import time
+
+    sc = short(mh_scenario, 600)
+    started = time.monotonic()
+    paced = run_scenario(sc, runtime="local", realtime=1200.0)
+    assert time.monotonic() - started >= 0.45
+    pd.testing.assert_frame_equal(paced.metrics, run_scenario(sc, runtime="local").metrics)
