@@ -29,7 +29,8 @@ from typing import Literal
 import numpy as np
 
 from swarmopt.schema import (
-    KNOB_BOUNDS, TIERS, AgentProfile, Knobs, ModelTier, OptimizerConfig, Scenario, ToolProfile,
+    KNOB_BOUNDS, TIERS, AgentProfile, Knobs, ModelTier, OptimizerConfig, OrchestratorConfig, Scenario,
+    ToolProfile,
 )
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
@@ -100,6 +101,10 @@ def _single_agent_scenario(name: str, agent: AgentProfile, tier: ModelTier, dura
         seed=seed,
         agents=[agent],
         optimizer=OptimizerConfig(policy="monitor", cycle_s=window_s),
+        # pin autonomy at 1.0: in a full run the Orchestrator would otherwise lower
+        # it after two unhealthy reports (long waits at high load), and escalations
+        # would add review time
+        orchestrator=OrchestratorConfig(min_agent_autonomy=1.0, max_agent_autonomy=1.0),
         models={t: tier for t in TIERS},
     )
 
@@ -118,7 +123,10 @@ def queue_scenario(c: int, utilization: float, service: Literal["exponential", "
     ``median * exp(sigma^2 / 2)``, which is then ``mean_service_s``. The same
     tier is used for all three tier names. Arrivals are Poisson with rate
     ``lambda = utilization * c / mean_service_s`` (constant load shape); the
-    optimizer policy is ``monitor`` (it never changes a knob).
+    optimizer policy is ``monitor`` (it never changes a knob) and the
+    Orchestrator's autonomy range is pinned to [1, 1], so a full
+    :func:`~swarmopt.api.run_scenario` run is the same queue as
+    :func:`simulate_tasks`.
 
     Args:
         c: number of workers (``max_concurrency``), int in [1, 256].
@@ -176,7 +184,8 @@ def cache_scenario(n_keys: int = 1000, zipf_s: float = 1.0, ttl_s: float = 10.0,
     is short and deterministic (1 ms model call, 1 ms tool miss, 1 ms hit) and
     ``max_concurrency`` is 256, so with at most ~10 tasks in service no task
     ever queues: start = arrival and the lookups form the Poisson stream of
-    rate ``rate_per_s``. No retries, no escalation, no links, policy ``monitor``.
+    rate ``rate_per_s``. No retries, no escalation (autonomy pinned at 1), no
+    links, policy ``monitor``.
 
     Args:
         n_keys: keyspace size, int in [1, 1_000_000].
@@ -221,9 +230,12 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
     no Ray, no optimizer, no orchestrator, so no knob ever changes), seeded as
     :class:`~swarmopt.runtime.group.AgentGroup` seeds it (``agent_seeds(
     scenario.seed, 1)``) and stepped one window at a time; the final zero-length
-    step closes the last window. Results equal those of a full run with policy
-    ``monitor`` (they do not depend on the step length). Load shape and faults
-    aimed at the agent apply.
+    step closes the last window. The engine's results do not depend on the step
+    length, so for the scenarios of :func:`queue_scenario` and
+    :func:`cache_scenario` (policy ``monitor``, autonomy pinned) they equal the
+    agent's tasks in a full ``run_scenario`` run. Load shape and faults aimed
+    at the agent apply; any knob or autonomy change the optimizer or the
+    Orchestrator would make in a full run does not.
 
     Args:
         scenario: a scenario with exactly one agent and no downstream links

@@ -90,7 +90,7 @@ def service_latency(z: np.ndarray, median_ms: float, sigma: float, dist: str) ->
         return median_ms / 1000.0 * np.exp(sigma * z)
     mean = median_ms / 1000.0 * math.exp(sigma * sigma / 2.0)
     if dist == "exponential":
-        return -mean * np.log1p(-ndtr(z))
+        return -mean * np.log(ndtr(-z))  # 1 - Phi(z) = Phi(-z), without rounding to 1 in the tail
     return np.full(z.shape, mean)
 
 
