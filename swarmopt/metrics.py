@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from swarmopt.schema import AgentProfile
-
 TOOL_RESPONSE_KB = 8.0
 MESSAGE_KB = 2.0
 
@@ -68,7 +66,7 @@ def _mean(x: np.ndarray) -> float:
     return float(x.mean()) if x.size else float("nan")
 
 
-def window_metrics(w: WindowData, profile: AgentProfile | None = None) -> dict:
+def window_metrics(w: WindowData) -> dict:
     """The metrics row of a finished window.
 
     Scores (all in [0, 1]; NaN when the window has no event of the kind):

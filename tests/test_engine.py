@@ -71,7 +71,7 @@ def test_lower_autonomy_escalates_more(mh_scenario):
         n = sum(w.arrays["arrival"].size for w in ws)
         return sum(w.arrays["escalated"].sum() for w in ws) / n, n
 
-    (r_hi, n), (r_lo, _) = rate(hi), rate(lo)
+    (r_hi, _), (r_lo, _) = rate(hi), rate(lo)
     # difference 0.30 of valid decisions; binomial s.e. of each rate < 0.008 at n ~ 4300
     assert r_lo - r_hi == pytest.approx(0.30 * (1 - 0.02), abs=0.04)
     resp = lambda ws: sum(w.response_ms.sum() for w in ws) / sum(w.arrays["arrival"].size for w in ws)

@@ -43,7 +43,7 @@ from scipy.special import ndtr
 
 from swarmopt.knobs import ScheduledChange, set_knob
 from swarmopt.metrics import WindowData, window_metrics
-from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, ModelTier
+from swarmopt.schema import MAX_ATTEMPTS, AgentProfile, ModelTier
 from swarmopt.sim.breaker import Breaker
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import Inbox, Message
@@ -431,7 +431,7 @@ class AgentSim:
 
     def metrics_row(self, w: WindowData) -> dict:
         """The metrics-table row of a closed window."""
-        return window_metrics(w, self.profile)
+        return window_metrics(w)
 
 
-__all__ = ["AgentSim", "Block", "service_latency", "zipf_cdf", "TIERS"]
+__all__ = ["AgentSim", "Block", "service_latency", "zipf_cdf"]
