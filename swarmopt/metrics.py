@@ -17,6 +17,7 @@ MESSAGE_KB = 2.0
 _TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
+    "tier",
 )
 
 
@@ -143,6 +144,8 @@ def window_metrics(w: WindowData) -> dict:
         "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
         "network_kbps": (misses * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0 / window_s,
         "storage_percent": 100.0 * info["cached_keys"] / info["cache_capacity"] if info["cache_capacity"] else 0.0,
+        "fast_tier_share": _mean(a["tier"] == 0),
+        "strong_tier_share": _mean(a["tier"] == 2),
         "max_concurrency": info["concurrency"],
         "autonomy": info["autonomy"],
     }

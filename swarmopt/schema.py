@@ -79,11 +79,18 @@ class ToolProfile(Strict):
 class CircuitBreaker(Strict):
     """Circuit breaker on every tool of an agent (Resilience4j's count-based model).
 
-    Closed: calls go through; when at least ``minimum_calls`` of the last
-    ``window_calls`` calls are recorded and the failure rate is at least
-    ``failure_rate_threshold``, it opens. Open: calls are skipped (the decision
-    proceeds without that tool, at reduced quality) for ``open_duration_s``.
-    Half-open: the next call is a trial; success closes, failure re-opens.
+    Closed: calls go through; when the last ``window_calls`` calls hold at least
+    the minimum number of calls and the failure rate is at least
+    ``failure_rate_threshold``, it opens. The minimum is ``minimum_calls`` or, when
+    traffic is high, ``minimum_calls_traffic_s`` seconds of calls at the current
+    call rate (capped at ``window_calls``), so that a short burst of errors at high
+    traffic does not trip it. Open: calls are skipped (the decision proceeds
+    without that tool, at reduced quality) for ``open_duration_s``. Half-open:
+    ``half_open_calls`` trial calls are let through; their failure rate decides
+    closed or open again. If they have not all been made within
+    ``max_wait_half_open_s`` (0 = wait forever) it opens again. Sources:
+    Resilience4j CircuitBreaker (minimumNumberOfCalls,
+    permittedNumberOfCallsInHalfOpenState, maxWaitDurationInHalfOpenState).
     """
 
     enabled: bool = False
@@ -91,6 +98,9 @@ class CircuitBreaker(Strict):
     open_duration_s: float = Field(default=30.0, ge=1, le=600)
     window_calls: int = Field(default=20, ge=2, le=1000)
     minimum_calls: int = Field(default=10, ge=1, le=1000)
+    minimum_calls_traffic_s: float = Field(default=10.0, ge=0, le=3600)
+    half_open_calls: int = Field(default=3, ge=1, le=100)
+    max_wait_half_open_s: float = Field(default=60.0, ge=0, le=3600)
 
 
 class Knobs(Strict):
@@ -98,6 +108,10 @@ class Knobs(Strict):
 
     Bounds are in :data:`KNOB_BOUNDS`; ``cache_ttl_s`` maps tool name to TTL
     (0 = no caching). Autonomy is not a knob: the Orchestrator sets it.
+    ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
+    per decision (reference/004 ``_optimize_model_selection``): simple actions on
+    the ``fast`` tier, complex ones on the ``strong`` tier, the rest on
+    ``model_tier``.
     """
 
     model_tier: Tier = "standard"
@@ -109,6 +123,7 @@ class Knobs(Strict):
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     message_batch_size: int = Field(default=1, ge=1, le=64)
     confidence_threshold: float = Field(default=0.3, ge=0, le=0.95)
+    tier_routing: bool = False
 
 
 KNOB_BOUNDS: dict[str, tuple[float, float]] = {
@@ -128,6 +143,25 @@ class Link(Strict):
 
     to: str
     probability: float = Field(ge=0, le=1)
+
+
+class ActionMix(Strict):
+    """Share of an agent's decisions that are simple or complex actions (the rest
+    are ordinary). The source's examples: simple = click, type, scroll, wait;
+    complex = analyze, plan, decide, evaluate (reference/004 RealTimeOptimizer).
+    A tier's quality gap to ``standard`` counts ``simple_weight`` times on a
+    simple action and ``complex_weight`` times on a complex one."""
+
+    simple: float = Field(default=0.4, ge=0, le=1)
+    complex: float = Field(default=0.2, ge=0, le=1)
+    simple_weight: float = Field(default=0.25, ge=0, le=5)
+    complex_weight: float = Field(default=2.0, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _shares(self) -> "ActionMix":
+        if self.simple + self.complex > 1.0 + 1e-9:
+            raise ValueError(f"simple + complex must be <= 1, got {self.simple + self.complex:g}")
+        return self
 
 
 class AgentProfile(Strict):
@@ -165,6 +199,7 @@ class AgentProfile(Strict):
     cost_budget_usd_per_decision: float = Field(default=0.05, gt=0)
     memory_base_mb: float = Field(default=400.0, ge=0)
     memory_capacity_mb: float = Field(default=2048.0, gt=0)
+    action_mix: ActionMix = ActionMix()
     knobs: Knobs = Knobs()
 
     @model_validator(mode="after")

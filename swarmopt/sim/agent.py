@@ -7,14 +7,19 @@ Per decision (task), following DESIGN.md:
 * queueing: FCFS over ``max_concurrency`` workers (start = max(arrival, first
   free worker));
 * service, per attempt: a model call (lognormal by tier, or exponential or
-  deterministic per ``latency_distribution``) plus one call per tool (a cache
-  hit if the Zipf-drawn key was fetched within ``cache_ttl_s``, else the tool's
-  latency, price and error probability; run in parallel (max) or in sequence
-  (sum)); an attempt longer than ``timeout_s`` fails at ``timeout_s``; a failed
-  attempt is retried up to ``max_retries`` times on the same worker;
+  deterministic per ``latency_distribution``) plus the decision's tools (a cache
+  hit if the Zipf-drawn key was fetched within ``cache_ttl_s`` before the
+  decision arrived, else the tool's latency, price and error probability; run in
+  parallel (max) or in sequence (sum)); an attempt longer than ``timeout_s``
+  fails at ``timeout_s``; a failed attempt is retried up to ``max_retries``
+  times on the same worker (:mod:`swarmopt.sim.service`);
+* tier: the ``model_tier`` knob, or with ``tier_routing`` the source's rule per
+  action class (simple -> fast, complex -> strong);
 * outcome: a decision with a valid attempt is right with probability
-  ``base_success x tier quality`` (x0.85 when an open circuit breaker skipped a
-  tool); its confidence falls with its latent error; it escalates to review with
+  ``base_success x quality``, where the tier's quality gap to ``standard`` is
+  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x0.85
+  when an open circuit breaker skipped a tool; its confidence falls with its
+  latent error; it escalates to review with
   probability ``1 - autonomy`` or when confidence < ``confidence_threshold``
   (review takes time off the worker and succeeds with ``review_success``);
 * cost: tokens x the model price table plus the price of each tool miss;
@@ -43,10 +48,11 @@ from scipy.special import ndtr
 
 from swarmopt.knobs import ScheduledChange, set_knob
 from swarmopt.metrics import WindowData, window_metrics
-from swarmopt.schema import MAX_ATTEMPTS, AgentProfile, ModelTier
+from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, ModelTier
 from swarmopt.sim.breaker import Breaker
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import Inbox, Message
+from swarmopt.sim.service import attempts, breaker_calls, fcfs, first_success, ttl_cache
 
 DEGRADED_QUALITY = 0.85
 CACHE_ENTRY_KB = 64.0
@@ -70,6 +76,7 @@ class Block:
     z_tokens: np.ndarray         # (n,)
     u_link: np.ndarray           # (n, n_links)
     resource: np.ndarray         # (n, n_links) int
+    u_action: np.ndarray         # (n,) uniform: simple / ordinary / complex action
 
 
 def zipf_cdf(n_keys: int, s: float) -> np.ndarray:
@@ -119,7 +126,7 @@ class AgentSim:
         tools = profile.tools
         self.tool_names = [t.name for t in tools]
         self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
-        self.cache_exp: list[list[float]] = [[-1.0] * t.keyspace for t in tools]
+        self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.links = [(l.to, l.probability) for l in profile.downstream]
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
@@ -238,6 +245,7 @@ class AgentSim:
             z_tokens=rng.standard_normal(n),
             u_link=rng.uniform(size=(n, nl)),
             resource=rng.integers(0, self.profile.resources, size=(n, nl)),
+            u_action=rng.uniform(size=n),
         )
         self._storm(start, end)
         return block
@@ -254,6 +262,17 @@ class AgentSim:
         self.inbox.receive(msgs)
 
     # ------------------------------------------------------------------ service
+    def _tiers(self, block: Block, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-decision tier index into :data:`TIERS`, and the action class
+        (0 simple, 1 ordinary, 2 complex) from the decision's draw."""
+        mix = self.profile.action_mix
+        u = block.u_action[lo:hi]
+        action = np.where(u < mix.simple, 0, np.where(u >= 1.0 - mix.complex, 2, 1))
+        base = TIERS.index(self.knobs.model_tier)
+        if not self.knobs.tier_routing:
+            return np.full(len(u), base), action
+        return np.choose(action, [TIERS.index("fast"), base, TIERS.index("strong")]), action
+
     def _simulate(self, block: Block, t0: float, t1: float) -> list[Message]:
         lo = self.block_pos
         hi = int(np.searchsorted(block.arrival, t1, side="left"))
@@ -261,41 +280,60 @@ class AgentSim:
         if hi <= lo:
             return []
         p, k, fx = self.profile, self.knobs, self.env.effects(t0)
-        tier = self.models[k.model_tier]
         n_att = k.max_retries + 1
         arr = block.arrival[lo:hi]
+        n = len(arr)
         mem_factor = self._memory_factor(t0)
-        model_s = service_latency(block.z_model[lo:hi, :n_att], tier.latency_ms_median, tier.latency_sigma,
-                                  p.latency_distribution) * (fx.model_latency * mem_factor)
-        nt = len(self.tool_names)
-        tool_s, tool_err = [], []
+        tier_idx, action = self._tiers(block, lo, hi)
+        tiers = [self.models[name] for name in TIERS]
+        model_s = np.empty((n, n_att))
+        for ti in np.unique(tier_idx).tolist():
+            rows = tier_idx == ti
+            model_s[rows] = service_latency(block.z_model[lo:hi][rows, :n_att], tiers[ti].latency_ms_median,
+                                            tiers[ti].latency_sigma, p.latency_distribution)
+        model_s *= fx.model_latency * mem_factor
+        tool_s, hits, stops, rejected = [], [], [], []
+        use_breaker = k.circuit_breaker.enabled
         for j, tool in enumerate(p.tools):
-            lat = service_latency(block.z_tool[j, lo:hi, :n_att], tool.latency_ms_median, tool.latency_sigma,
-                                  "lognormal") * (fx.tool_latency.get(tool.name, 1.0) * mem_factor)
+            tool_s.append(service_latency(block.z_tool[j, lo:hi, :n_att], tool.latency_ms_median, tool.latency_sigma,
+                                          "lognormal") * (fx.tool_latency.get(tool.name, 1.0) * mem_factor))
             err = block.u_err[j, lo:hi, :n_att] < min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0))
-            tool_s.append(lat.tolist())
-            tool_err.append(err.tolist())
-        res = self._serve(arr.tolist(), model_s.tolist(), [block.keys[j, lo:hi].tolist() for j in range(nt)],
-                          tool_s, tool_err, n_att)
-        start, end, ok, degraded, attempts, hits, lookups, miss_cost = (np.asarray(c) for c in res)
-        ok = ok.astype(bool)
-        degraded = degraded.astype(bool)
+            ttl, keys = k.cache_ttl_s.get(tool.name, 0.0), block.keys[j, lo:hi]
+            if use_breaker:
+                h, st, rj = breaker_calls(arr, keys, err, ttl, self.cache_exp[j], self.breakers[j])
+            else:
+                st = first_success(err)
+                h, rj = ttl_cache(arr, keys, st < n_att, ttl, self.cache_exp[j]), np.zeros(n, dtype=bool)
+            hits.append(h)
+            stops.append(st)
+            rejected.append(rj)
+        res = attempts(model_s, tool_s, [t.hit_latency_ms / 1000.0 for t in p.tools], hits, stops, rejected,
+                       k.parallel_tools, k.timeout_s)
+        start, end = fcfs(arr, res["service"], self.workers)
+        ok, degraded, n_tried = res["ok"], res["degraded"], res["attempts"]
+        miss_cost = res["calls"] @ np.array([t.price_usd_per_call for t in p.tools]) if p.tools else np.zeros(n)
         # outcome
-        p_ok = np.minimum(0.99, p.base_success * tier.quality * np.where(degraded, DEGRADED_QUALITY, 1.0))
+        mix = p.action_mix
+        weight = np.choose(action, [mix.simple_weight, 1.0, mix.complex_weight])
+        quality = 1.0 + (np.array([t.quality for t in tiers])[tier_idx] - 1.0) * weight
+        p_ok = np.minimum(0.99, p.base_success * quality * np.where(degraded, DEGRADED_QUALITY, 1.0))
         u_s = block.u_success[lo:hi]
-        conf = np.clip(tier.confidence_mean - 0.3 * (u_s - p_ok) + 0.08 * block.z_conf[lo:hi], 0.01, 0.99)
+        conf_mean = np.array([t.confidence_mean for t in tiers])[tier_idx]
+        conf = np.clip(conf_mean - 0.3 * (u_s - p_ok) + 0.08 * block.z_conf[lo:hi], 0.01, 0.99)
         escalated = ok & ((block.u_escalate[lo:hi] >= self.autonomy) | (conf < k.confidence_threshold))
         review_s = p.review_ms_median / 1000.0 * np.exp(0.5 * block.z_review[lo:hi])
         finish = end + np.where(escalated, review_s, 0.0)
         success = ok & (u_s < np.where(escalated, np.maximum(p_ok, p.review_success), p_ok))
         tok = np.exp(0.25 * block.z_tokens[lo:hi] - 0.03125)
-        tokens_in = np.rint(p.prompt_tokens * attempts * tok)
-        tokens_out = np.rint(p.output_tokens * attempts * tok)
-        cost = (tokens_in * tier.input_usd_per_mtok + tokens_out * tier.output_usd_per_mtok) * fx.price / 1e6 + miss_cost
+        tokens_in = np.rint(p.prompt_tokens * n_tried * tok)
+        tokens_out = np.rint(p.output_tokens * n_tried * tok)
+        price_in = np.array([t.input_usd_per_mtok for t in tiers])[tier_idx]
+        price_out = np.array([t.output_usd_per_mtok for t in tiers])[tier_idx]
+        cost = (tokens_in * price_in + tokens_out * price_out) * fx.price / 1e6 + miss_cost
         # coordination
         out: list[Message] = []
-        coord_req = np.zeros(len(arr))
-        coord_ok = np.zeros(len(arr))
+        coord_req = np.zeros(n)
+        coord_ok = np.zeros(n)
         lat_s = p.network_latency_ms / 1000.0
         in_time = success & (finish + lat_s - arr <= p.coordination_deadline_s)
         for d, (to, prob) in enumerate(self.links):
@@ -303,95 +341,19 @@ class AgentSim:
             coord_req += wants
             coord_ok += wants & in_time
             send = np.flatnonzero(wants & success)
-            res_ids = block.resource[lo:hi, d]
-            for i in send.tolist():
-                out.append(Message(float(finish[i] + lat_s), self.id, self.seq, to, int(res_ids[i]), float(arr[i])))
-                self.seq += 1
+            seqs = range(self.seq, self.seq + len(send))
+            self.seq += len(send)
+            out += [Message(tm, self.id, sq, to, r, o) for tm, sq, r, o in
+                    zip((finish[send] + lat_s).tolist(), seqs, block.resource[lo:hi, d][send].tolist(),
+                        arr[send].tolist())]
         w = self._window(t0)
         w.add_tasks(
             arrival=arr, start=start, end=end, finish=finish, ok=ok, success=success, confidence=np.where(ok, conf, np.nan),
-            escalated=escalated, degraded=degraded, attempts=attempts, hits=hits, lookups=lookups,
-            tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, coord_req=coord_req, coord_ok=coord_ok,
-            slo_s=self.slo_s, messages_sent=len(out),
+            escalated=escalated, degraded=degraded, attempts=n_tried, hits=res["hits"],
+            lookups=res["hits"] + res["calls"].sum(axis=1), tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
+            coord_req=coord_req, coord_ok=coord_ok, tier=tier_idx, slo_s=self.slo_s, messages_sent=len(out),
         )
         return out
-
-    def _serve(self, arr, model_s, keys, tool_s, tool_err, n_att):
-        """The sequential part: FCFS workers, cache state and breakers, per task."""
-        k = self.knobs
-        tools = self.profile.tools
-        nt = len(tools)
-        ttl = [k.cache_ttl_s.get(t.name, 0.0) for t in tools]
-        hit_s = [t.hit_latency_ms / 1000.0 for t in tools]
-        price = [t.price_usd_per_call for t in tools]
-        cexp = self.cache_exp
-        brk = self.breakers if k.circuit_breaker.enabled else None
-        par = k.parallel_tools
-        timeout = k.timeout_s
-        workers = self.workers
-        n = len(arr)
-        start_l, end_l = [0.0] * n, [0.0] * n
-        ok_l, deg_l, att_l = [False] * n, [False] * n, [0] * n
-        hits_l, look_l, cost_l = [0] * n, [0] * n, [0.0] * n
-        heapreplace = heapq.heapreplace
-        for i in range(n):
-            a = arr[i]
-            free = workers[0]
-            tm = a if a > free else free
-            start_l[i] = tm
-            ok = deg = False
-            h = lk = 0
-            mc = 0.0
-            att = 0
-            m_i = model_s[i]
-            while att < n_att:
-                tools_t = 0.0
-                fail = False
-                deg = False
-                for j in range(nt):
-                    key = keys[j][i]
-                    ce = cexp[j]
-                    if tm < ce[key]:
-                        h += 1
-                        lk += 1
-                        dj = hit_s[j]
-                    elif brk is not None and not brk[j].allow(tm):
-                        deg = True
-                        dj = 0.0
-                    else:
-                        lk += 1
-                        dj = tool_s[j][i][att]
-                        mc += price[j]
-                        bad = tool_err[j][i][att]
-                        if bad:
-                            fail = True
-                        elif ttl[j] > 0.0:
-                            ce[key] = tm + ttl[j]
-                        if brk is not None:
-                            brk[j].record(tm, not bad)
-                    if par:
-                        if dj > tools_t:
-                            tools_t = dj
-                    else:
-                        tools_t += dj
-                d = m_i[att] + tools_t
-                att += 1
-                if d > timeout:
-                    tm += timeout
-                    continue
-                tm += d
-                if not fail:
-                    ok = True
-                    break
-            heapreplace(workers, tm)
-            end_l[i] = tm
-            ok_l[i] = ok
-            deg_l[i] = deg and ok
-            att_l[i] = att
-            hits_l[i] = h
-            look_l[i] = lk
-            cost_l[i] = mc
-        return start_l, end_l, ok_l, deg_l, att_l, hits_l, look_l, cost_l
 
     # ------------------------------------------------------------------ windows
     def _window(self, t: float) -> WindowData:
@@ -406,7 +368,7 @@ class AgentSim:
             self._window(start).add_inbox(handled, in_time, conflicts)
 
     def _cached_keys(self, t: float) -> int:
-        return int(sum(int(np.count_nonzero(np.asarray(c) > t)) for c in self.cache_exp))
+        return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp)
 
     def _memory_mb(self, t: float) -> float:
         return self.profile.memory_base_mb + self._cached_keys(t) * CACHE_ENTRY_KB / 1024.0 + self.env.leaked_mb(t)
