@@ -19,6 +19,7 @@ _TASK_FIELDS = (
     "attempts", "hits", "lookups", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
     "tier",
 )
+_BOOL_FIELDS = ("ok", "success", "escalated", "degraded")
 
 
 class WindowData:
@@ -51,7 +52,8 @@ class WindowData:
         """Freeze the arrays; ``info`` holds the window's context (agent, index,
         times, concurrency, autonomy, memory figures)."""
         self.arrays = {
-            f: (np.concatenate(c) if c else np.zeros(0)) for f, c in self._chunks.items()
+            f: (c[0] if len(c) == 1 else np.concatenate(c) if c else np.zeros(0, bool if f in _BOOL_FIELDS else float))
+            for f, c in self._chunks.items()
         }
         self._chunks = {}
         self.info = info
@@ -64,7 +66,22 @@ class WindowData:
 
 
 def _mean(x: np.ndarray) -> float:
-    return float(x.mean()) if x.size else float("nan")
+    return float(x.sum()) / x.size if x.size else float("nan")
+
+
+_QUANTILES = np.array([0.50, 0.90, 0.95, 0.99])
+
+
+def quantiles(x: np.ndarray, q: np.ndarray = _QUANTILES) -> np.ndarray:
+    """Quantiles ``q`` (fractions) of ``x`` (n,), numpy's default linear
+    interpolation, in one sort; NaN when ``x`` is empty."""
+    if not x.size:
+        return np.full(len(q), np.nan)
+    s = np.sort(x)
+    pos = (s.size - 1) * q
+    lo = pos.astype(int)
+    hi = np.minimum(lo + 1, s.size - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def window_metrics(w: WindowData) -> dict:
@@ -100,12 +117,12 @@ def window_metrics(w: WindowData) -> dict:
     window_s = info["window_s"]
     resp = w.response_ms
     busy = a["end"] - a["start"]
-    success = a["success"].astype(bool)
-    trouble = (a["attempts"] > 1) | a["degraded"].astype(bool)
+    success = a["success"]
+    trouble = (a["attempts"] > 1) | a["degraded"]
     lookups = float(a["lookups"].sum())
     coord_den = float(a["coord_req"].sum()) + w.inbox_handled
     busy_total = float(busy.sum())
-    q = np.percentile(resp, [50, 90, 95, 99]) if n else [float("nan")] * 4
+    q = quantiles(resp).tolist()
     misses = lookups - float(a["hits"].sum())
     conf = a["confidence"]
     row = {
@@ -116,12 +133,12 @@ def window_metrics(w: WindowData) -> dict:
         "decision_count": n,
         "arrival_rate_per_s": n / window_s,
         "success_rate": _mean(success),
-        "average_confidence": float(np.nanmean(conf)) if np.isfinite(conf).any() else float("nan"),
+        "average_confidence": _mean(conf[a["ok"]]),
         "response_time_ms_mean": _mean(resp),
-        "response_time_ms_p50": float(q[0]),
-        "response_time_ms_p90": float(q[1]),
-        "response_time_ms_p95": float(q[2]),
-        "response_time_ms_p99": float(q[3]),
+        "response_time_ms_p50": q[0],
+        "response_time_ms_p90": q[1],
+        "response_time_ms_p95": q[2],
+        "response_time_ms_p99": q[3],
         "queue_wait_ms_mean": _mean((a["start"] - a["arrival"]) * 1000.0),
         "service_time_ms_mean": _mean(busy * 1000.0),
         "adaptation_score": _mean(success[trouble]) if trouble.any() else 1.0,
@@ -133,8 +150,8 @@ def window_metrics(w: WindowData) -> dict:
         "input_tokens": int(a["tokens_in"].sum()),
         "output_tokens": int(a["tokens_out"].sum()),
         "cache_hit_rate": float(a["hits"].sum()) / lookups if lookups else float("nan"),
-        "error_rate": _mean(~a["ok"].astype(bool)),
-        "escalation_rate": _mean(a["escalated"].astype(bool)),
+        "error_rate": _mean(~a["ok"]),
+        "escalation_rate": _mean(a["escalated"]),
         "coordination_requests": int(a["coord_req"].sum()),
         "messages_sent": w.messages_sent,
         "messages_handled": w.inbox_handled,

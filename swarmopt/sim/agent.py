@@ -128,6 +128,13 @@ class AgentSim:
         self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
+        self.tiers = [models[name] for name in TIERS]
+        self.tier_table = {f: np.array([getattr(t, f) for t in self.tiers]) for f in (
+            "quality", "confidence_mean", "input_usd_per_mtok", "output_usd_per_mtok")}
+        self.hit_s = [t.hit_latency_ms / 1000.0 for t in tools]
+        self.tool_price = np.array([t.price_usd_per_call for t in tools])
+        mix = profile.action_mix
+        self.class_weight = np.array([mix.simple_weight, 1.0, mix.complex_weight])
         self.links = [(l.to, l.probability) for l in profile.downstream]
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
@@ -229,23 +236,28 @@ class AgentSim:
         cand = np.sort(rng.uniform(start, end, n0))
         keep = rng.uniform(0.0, lam_max, n0) < self.profile.base_rate_per_s * self.env.rate_multiplier(cand)
         arrival = cand[keep]
-        n, nt, nl = len(arrival), len(self.tool_names), len(self.links)
-        u_keys = rng.uniform(size=(nt, n))
-        keys = np.stack([np.searchsorted(self.zipf[j], u_keys[j]) for j in range(nt)]) if nt else np.zeros((0, n), int)
+        n, nt, nl, na = len(arrival), len(self.tool_names), len(self.links), MAX_ATTEMPTS
+        # one draw per distribution in a fixed layout: columns of U are tool keys,
+        # tool errors, success, escalation, action class, links; of Z the model
+        # and tool latencies, confidence, review time, tokens
+        u = rng.uniform(size=(n, nt * (1 + na) + 3 + nl))
+        z = rng.standard_normal((n, na * (1 + nt) + 3))
+        e = nt * (1 + na)
+        keys = np.stack([np.searchsorted(self.zipf[j], u[:, j]) for j in range(nt)]) if nt else np.zeros((0, n), int)
         block = Block(
             start=start, end=end, arrival=arrival,
-            z_model=rng.standard_normal((n, MAX_ATTEMPTS)),
+            z_model=z[:, :na],
             keys=keys,
-            z_tool=rng.standard_normal((nt, n, MAX_ATTEMPTS)),
-            u_err=rng.uniform(size=(nt, n, MAX_ATTEMPTS)),
-            u_success=rng.uniform(size=n),
-            z_conf=rng.standard_normal(n),
-            u_escalate=rng.uniform(size=n),
-            z_review=rng.standard_normal(n),
-            z_tokens=rng.standard_normal(n),
-            u_link=rng.uniform(size=(n, nl)),
+            z_tool=z[:, na:na * (1 + nt)].reshape(n, nt, na).transpose(1, 0, 2),
+            u_err=u[:, nt:e].reshape(n, nt, na).transpose(1, 0, 2),
+            u_success=u[:, e],
+            z_conf=z[:, -3],
+            u_escalate=u[:, e + 1],
+            z_review=z[:, -2],
+            z_tokens=z[:, -1],
+            u_link=u[:, e + 3:],
             resource=rng.integers(0, self.profile.resources, size=(n, nl)),
-            u_action=rng.uniform(size=n),
+            u_action=u[:, e + 2],
         )
         self._storm(start, end)
         return block
@@ -267,7 +279,7 @@ class AgentSim:
         (0 simple, 1 ordinary, 2 complex) from the decision's draw."""
         mix = self.profile.action_mix
         u = block.u_action[lo:hi]
-        action = np.where(u < mix.simple, 0, np.where(u >= 1.0 - mix.complex, 2, 1))
+        action = (u >= mix.simple).astype(np.int64) + (u >= 1.0 - mix.complex)
         base = TIERS.index(self.knobs.model_tier)
         if not self.knobs.tier_routing:
             return np.full(len(u), base), action
@@ -285,12 +297,17 @@ class AgentSim:
         n = len(arr)
         mem_factor = self._memory_factor(t0)
         tier_idx, action = self._tiers(block, lo, hi)
-        tiers = [self.models[name] for name in TIERS]
-        model_s = np.empty((n, n_att))
-        for ti in np.unique(tier_idx).tolist():
-            rows = tier_idx == ti
-            model_s[rows] = service_latency(block.z_model[lo:hi][rows, :n_att], tiers[ti].latency_ms_median,
-                                            tiers[ti].latency_sigma, p.latency_distribution)
+        z_model = block.z_model[lo:hi, :n_att]
+        if k.tier_routing:
+            model_s = np.empty((n, n_att))
+            for ti in np.unique(tier_idx).tolist():
+                rows = tier_idx == ti
+                tier = self.tiers[ti]
+                model_s[rows] = service_latency(z_model[rows], tier.latency_ms_median, tier.latency_sigma,
+                                                p.latency_distribution)
+        else:
+            tier = self.models[k.model_tier]
+            model_s = service_latency(z_model, tier.latency_ms_median, tier.latency_sigma, p.latency_distribution)
         model_s *= fx.model_latency * mem_factor
         tool_s, hits, stops, rejected = [], [], [], []
         use_breaker = k.circuit_breaker.enabled
@@ -307,19 +324,16 @@ class AgentSim:
             hits.append(h)
             stops.append(st)
             rejected.append(rj)
-        res = attempts(model_s, tool_s, [t.hit_latency_ms / 1000.0 for t in p.tools], hits, stops, rejected,
-                       k.parallel_tools, k.timeout_s)
+        res = attempts(model_s, tool_s, self.hit_s, hits, stops, rejected, k.parallel_tools, k.timeout_s)
         start, end = fcfs(arr, res["service"], self.workers)
         ok, degraded, n_tried = res["ok"], res["degraded"], res["attempts"]
-        miss_cost = res["calls"] @ np.array([t.price_usd_per_call for t in p.tools]) if p.tools else np.zeros(n)
+        miss_cost = res["calls"] @ self.tool_price
         # outcome
-        mix = p.action_mix
-        weight = np.choose(action, [mix.simple_weight, 1.0, mix.complex_weight])
-        quality = 1.0 + (np.array([t.quality for t in tiers])[tier_idx] - 1.0) * weight
+        table = self.tier_table
+        quality = 1.0 + (table["quality"][tier_idx] - 1.0) * self.class_weight[action]
         p_ok = np.minimum(0.99, p.base_success * quality * np.where(degraded, DEGRADED_QUALITY, 1.0))
         u_s = block.u_success[lo:hi]
-        conf_mean = np.array([t.confidence_mean for t in tiers])[tier_idx]
-        conf = np.clip(conf_mean - 0.3 * (u_s - p_ok) + 0.08 * block.z_conf[lo:hi], 0.01, 0.99)
+        conf = np.clip(table["confidence_mean"][tier_idx] - 0.3 * (u_s - p_ok) + 0.08 * block.z_conf[lo:hi], 0.01, 0.99)
         escalated = ok & ((block.u_escalate[lo:hi] >= self.autonomy) | (conf < k.confidence_threshold))
         review_s = p.review_ms_median / 1000.0 * np.exp(0.5 * block.z_review[lo:hi])
         finish = end + np.where(escalated, review_s, 0.0)
@@ -327,9 +341,8 @@ class AgentSim:
         tok = np.exp(0.25 * block.z_tokens[lo:hi] - 0.03125)
         tokens_in = np.rint(p.prompt_tokens * n_tried * tok)
         tokens_out = np.rint(p.output_tokens * n_tried * tok)
-        price_in = np.array([t.input_usd_per_mtok for t in tiers])[tier_idx]
-        price_out = np.array([t.output_usd_per_mtok for t in tiers])[tier_idx]
-        cost = (tokens_in * price_in + tokens_out * price_out) * fx.price / 1e6 + miss_cost
+        cost = (tokens_in * table["input_usd_per_mtok"][tier_idx] + tokens_out * table["output_usd_per_mtok"][tier_idx]
+                ) * fx.price / 1e6 + miss_cost
         # coordination
         out: list[Message] = []
         coord_req = np.zeros(n)
@@ -364,8 +377,14 @@ class AgentSim:
         return w
 
     def _serve_inbox(self, until: float) -> None:
+        totals: dict[int, list[int]] = {}
         for start, handled, in_time, conflicts in self.inbox.process(until, self.knobs.message_batch_size):
-            self._window(start).add_inbox(handled, in_time, conflicts)
+            tot = totals.setdefault(int(start // self.window_s + 1e-9), [0, 0, 0])
+            tot[0] += handled
+            tot[1] += in_time
+            tot[2] += conflicts
+        for k, (handled, in_time, conflicts) in totals.items():
+            self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
 
     def _cached_keys(self, t: float) -> int:
         return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp)

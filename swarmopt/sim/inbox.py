@@ -15,7 +15,6 @@ results do not depend on how the run is cut into ticks.
 
 from __future__ import annotations
 
-import heapq
 from typing import NamedTuple
 
 
@@ -41,12 +40,15 @@ class Inbox:
         self.max_wait_s = max_wait_s
         self.deadline_s = deadline_s
         self.pending: list[Message] = []
+        self.head = 0
         self.free_at = 0.0
 
     def receive(self, messages: list[Message]) -> None:
-        """Add delivered messages (any order; the heap orders by time, sender, seq)."""
-        for m in messages:
-            heapq.heappush(self.pending, m)
+        """Add delivered messages (any order; kept sorted by time, sender, seq)."""
+        if messages:
+            # timsort merges the two sorted runs in linear time
+            self.pending = sorted(self.pending[self.head:] + list(messages))
+            self.head = 0
 
     def process(self, until: float, batch_size: int) -> list[tuple[float, int, int, int]]:
         """Handle every batch that starts before ``until``.
@@ -54,26 +56,26 @@ class Inbox:
         Returns one ``(start_s, handled, in_time, conflicts)`` tuple per batch.
         """
         out = []
-        pending = self.pending
-        while pending:
-            if len(pending) >= batch_size:
-                ready = min(heapq.nsmallest(batch_size, pending)[-1].time, pending[0].time + self.max_wait_s)
-            else:
-                ready = pending[0].time + self.max_wait_s
+        p, h, n = self.pending, self.head, len(self.pending)
+        while h < n:
+            ready = p[h].time + self.max_wait_s
+            if n - h >= batch_size:
+                ready = min(p[h + batch_size - 1].time, ready)
             start = max(self.free_at, ready)
             if start >= until:
                 break
-            batch = []
-            while pending and len(batch) < batch_size and pending[0].time <= start:
-                batch.append(heapq.heappop(pending))
+            j, stop = h, min(n, h + batch_size)
+            while j < stop and p[j].time <= start:
+                j += 1
+            batch, h = p[h:j], j
             seen: dict[int, str] = {}
             conflicts = 0
             for m in batch:
-                first = seen.setdefault(m.resource, m.sender)
-                if first != m.sender:
+                if seen.setdefault(m.resource, m.sender) != m.sender:
                     conflicts += 1
             finish = start + self.overhead_s + len(batch) * self.per_message_s + conflicts * self.conflict_s
             in_time = sum(1 for m in batch if finish - m.time <= self.deadline_s)
             out.append((start, len(batch), in_time, conflicts))
             self.free_at = finish
+        self.head = h
         return out
