@@ -30,7 +30,8 @@ def ttl_cache(t: np.ndarray, keys: np.ndarray, fills: np.ndarray, ttl: float, ex
 
     A lookup misses when its key's entry has expired (``t >= expiry[key]``); a
     miss with ``fills[i]`` true (its fetch succeeded) sets ``expiry[key] = t + ttl``.
-    ``expiry`` (keyspace,) is updated in place. Returns hits (n,) bool.
+    ``expiry`` (keyspace,) is updated in place. Returns hits (n,) bool; with
+    ``ttl <= 0`` the cache is off and every lookup misses.
 
     Vectorized by rounds: each round settles, for every key at once, the lookups
     up to that key's next miss, so rounds = the most misses of one key in the
