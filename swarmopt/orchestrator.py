@@ -1,6 +1,6 @@
 """The Strategic Orchestrator: approves risky proposals and sets agent autonomy (pure).
 
-Approval: a proposal is approved unless its model-tier change raises the
+Approval: a proposal is approved unless its model-tier or tier-routing change raises the
 estimated token price per decision by more than ``max_cost_increase``
 (relative), or the same remedy was rolled back on that agent within
 ``reject_after_rollback_s``.
@@ -42,6 +42,13 @@ class Orchestrator:
         m, p = self.models[tier], self.profiles[agent]
         return p.prompt_tokens * m.input_usd_per_mtok + p.output_tokens * m.output_usd_per_mtok
 
+    def _routed_price(self, agent: str) -> float:
+        """Token price per decision under tier routing, on the profile's base tier."""
+        p = self.profiles[agent]
+        mix, base = p.action_mix, p.knobs.model_tier
+        return (mix.simple * self._price("fast", agent) + mix.complex * self._price("strong", agent)
+                + (1.0 - mix.simple - mix.complex) * self._price(base, agent))
+
     def review(self, t: float, proposals: list[Proposal]) -> tuple[dict[str, bool], list[dict]]:
         """Decide every proposal that needs approval. Returns ({strategy id:
         approved}, events)."""
@@ -52,10 +59,14 @@ class Orchestrator:
             s = prop.strategy
             reason = ""
             for c in s.actions:
+                rise = 0.0
                 if c.knob == "model_tier":
                     rise = self._price(c.new, c.agent) / self._price(c.old, c.agent) - 1.0
-                    if rise > self.cfg.max_cost_increase:
-                        reason = f"cost per decision would rise {rise:.0%} (limit {self.cfg.max_cost_increase:.0%})"
+                elif c.knob == "tier_routing" and c.new:
+                    base = self._price(self.profiles[c.agent].knobs.model_tier, c.agent)
+                    rise = self._routed_price(c.agent) / base - 1.0
+                if rise > self.cfg.max_cost_increase:
+                    reason = f"cost per decision would rise {rise:.0%} (limit {self.cfg.max_cost_increase:.0%})"
                 if t - self.rollbacks.get((c.agent, s.kind), -1e18) < self.cfg.reject_after_rollback_s:
                     reason = f"{s.kind} was rolled back on {c.agent} recently"
             decisions[s.id] = not reason

@@ -55,6 +55,7 @@ from swarmopt.sim.inbox import Inbox, Message
 from swarmopt.sim.service import attempts, breaker_calls, fcfs, first_success, ttl_cache
 
 DEGRADED_QUALITY = 0.85
+_GRID = np.linspace(0.0, 1.0, 65)  # where a block's peak arrival rate is looked for
 CACHE_ENTRY_KB = 64.0
 
 
@@ -125,7 +126,10 @@ class AgentSim:
         self.workers: list[float] = [0.0] * self.knobs.max_concurrency
         tools = profile.tools
         self.tool_names = [t.name for t in tools]
-        self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
+        # all tools' Zipf CDFs end to end, tool j's shifted by j, for one searchsorted
+        self.zipf_flat = np.concatenate([zipf_cdf(t.keyspace, t.zipf_s) + j for j, t in enumerate(tools)] or [[]])
+        self.zipf_offset = np.arange(len(tools), dtype=float)
+        self.zipf_start = np.cumsum([0] + [t.keyspace for t in tools])[:-1]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
@@ -229,7 +233,7 @@ class AgentSim:
 
     def _make_block(self, start: float, end: float) -> Block:
         rng = self.rng
-        grid = np.linspace(start, end, 65)
+        grid = start + (end - start) * _GRID
         lam = self.profile.base_rate_per_s * self.env.rate_multiplier(grid)
         lam_max = float(lam.max()) * 1.05
         n0 = rng.poisson(lam_max * (end - start))
@@ -243,7 +247,8 @@ class AgentSim:
         u = rng.uniform(size=(n, nt * (1 + na) + 3 + nl))
         z = rng.standard_normal((n, na * (1 + nt) + 3))
         e = nt * (1 + na)
-        keys = np.stack([np.searchsorted(self.zipf[j], u[:, j]) for j in range(nt)]) if nt else np.zeros((0, n), int)
+        keys = np.searchsorted(self.zipf_flat, (u[:, :nt] + self.zipf_offset).T.ravel(), side="right").reshape(nt, n) - \
+            self.zipf_start[:, None] if nt else np.zeros((0, n), int)
         block = Block(
             start=start, end=end, arrival=arrival,
             z_model=z[:, :na],

@@ -138,11 +138,12 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list[float], 
     made = np.where(ok, (~failed).argmax(axis=1) + 1, a_max)
     within = att < made[:, None]
     service = (np.minimum(d, timeout_s) * within).sum(axis=1)
-    calls = np.stack([(c & within).sum(axis=1) for c in called], axis=1) if called else np.zeros((n, 0), int)
+    calls = (np.stack(called, axis=1) & within[:, None, :]).sum(axis=2) if called else np.zeros((n, 0), int)
     degraded = np.zeros(n, dtype=bool)
+    hits = np.zeros(n, dtype=np.int64)
     for j in range(len(tool_s)):
         degraded |= rejected[j] & (stop[j] < made)
-    hits = np.sum(hit, axis=0) if hit else np.zeros(n, int)
+        hits += hit[j]
     return {"service": service, "ok": ok, "attempts": made, "degraded": degraded & ok, "hits": hits, "calls": calls}
 
 
