@@ -184,23 +184,27 @@ def _spread_reasons(x: np.ndarray, y: np.ndarray, ratio_max: float, alpha: float
             f"(limit {ratio_max:g}; Brown-Forsythe p={p:.2g})"]
 
 
-def autocorrelation_time(values, c: float = 5.0) -> float:
+def autocorrelation_time(values) -> float:
     """Integrated autocorrelation time tau of a series (>= 1; 1 = independent).
 
     ``values``: 1-D float array-like in time order (e.g. per-task latencies in
     arrival order, ms, or 0/1 outcomes); NaNs dropped. tau = 1 + 2 sum_k rho_k
     of the ranks' autocorrelation (ranks so that a few huge latencies do not
-    dominate), summed over lags k <= M with Sokal's automatic window: the
-    smallest M with M >= c x tau(M) (Sokal 1997, "Monte Carlo methods in
-    statistical mechanics"; the effective sample size of MCMC output). The
-    autocorrelation comes from an FFT, O(n log n).
+    dominate), summed with Geyer's initial monotone sequence estimator: the
+    pair sums rho_2m + rho_2m+1 are added while positive, each capped at the
+    previous one (Geyer 1992, "Practical Markov chain Monte Carlo", Statist.
+    Sci. 7; the effective sample size n / tau of MCMC output, as Stan computes
+    it). The autocorrelation comes from an FFT, O(n log n).
 
     Why the judge needs it: tasks queued behind the same busy period share
     its wait, so consecutive response times are correlated; Mann-Whitney and
     the two-proportion test assume independent values and, fed n correlated
-    ones, see about tau times more evidence than there is. Measured here on
-    the degraded Market Hunter (tau ~8): an A/A pair of 5-window spans was
-    judged pass or fail 47% of the time at alpha 0.04; thinned to n / tau, 6%.
+    ones, see about tau times more evidence than there is. Measured on the
+    degraded Market Hunter (tau ~9, 600 seeds): an A/A pair of 5-window spans
+    is judged pass or fail 58% of the time at alpha 0.04 on raw values, 9% on
+    values thinned to n / tau. The remaining excess comes from fluctuations of
+    the queue slower than the spans themselves, which no estimator on a
+    5-window span can see; on the healthy agent (tau ~1.1): 4.8% raw, 3.7% thinned.
 
     Returns 1.0 for fewer than 3 values or a constant series.
     """
@@ -215,12 +219,10 @@ def autocorrelation_time(values, c: float = 5.0) -> float:
     if acf[0] <= 0:
         return 1.0
     acf /= acf[0]
-    tau = 1.0
-    for m in range(1, n):
-        tau += 2.0 * float(acf[m])
-        if m >= c * tau:
-            break
-    return max(1.0, tau)
+    pairs = acf[: n - n % 2].reshape(-1, 2).sum(axis=1)
+    nonpositive = np.flatnonzero(pairs <= 0)
+    pairs = np.minimum.accumulate(pairs[: nonpositive[0] if nonpositive.size else pairs.size])
+    return max(1.0, float(2.0 * pairs.sum() - 1.0))
 
 
 def thin(values, tau: float) -> np.ndarray:
