@@ -75,6 +75,10 @@ def test_autonomy_trajectory_stays_in_bounds(result):
     ev = result.events
     decided = ev[ev["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"])]
     n = result.scenario.optimizer.autonomy_raise_after
-    for rise in ev[(ev["event"] == "autonomy.optimizer") & (ev["new"].astype(float) > ev["old"].astype(float))].itertuples():
-        last = decided[decided["t_s"] <= rise.t_s]["event"].tolist()[-n:]
-        assert last == ["optimization.kept"] * n
+    moves = ev[ev["event"] == "autonomy.optimizer"]
+    for move in moves.itertuples():
+        last = decided[decided["t_s"] <= move.t_s]["event"].tolist()
+        if float(move.new) > float(move.old):
+            assert last[-n:] == ["optimization.kept"] * n
+        else:
+            assert last[-1] == "optimization.rolled_back"
