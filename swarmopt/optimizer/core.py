@@ -262,8 +262,8 @@ class Optimizer:
                              th.guardrail_success_drop, th.guardrail_error_rise, th.guardrail_cost_rise)
             ev = self._measure_event(t, s, j, trial)
             if trial.rollback_of is not None:
-                ev["event"] = "rollback.measured"
-                events.append(ev)
+                del ev["decision"]  # a rollback is measured, not decided on
+                events.append(ev | {"event": "rollback.measured"})
                 continue
             events.append(ev)
             decision, m = j.decision, j.window
