@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from swarmopt.knobs import KnobChange, ScheduledChange
-from swarmopt.metrics import TaskSample
+from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.core import Optimizer, Proposal, Trial
 from swarmopt.optimizer.measure import guardrails, measure
 from swarmopt.optimizer.strategies import RT, Strategy, priority_key
@@ -80,7 +80,6 @@ def samples(values, start=0.0, n=100, success=0.8, ok=0.95, cost=0.01, seed=0) -
 
 
 def pooled(values, **kw) -> TaskSample:
-    from swarmopt.metrics import pool_samples
     return pool_samples(samples(values, **kw))
 
 

@@ -16,7 +16,10 @@ Which test judges which target (:data:`TARGET_TESTS`):
 
 * latency targets (``response_time_ms_*``) and ``cost_per_decision_usd``:
   :func:`~swarmopt.optimizer.canary.judge_latency` (Mann-Whitney U,
-  Hodges-Lehmann shift and CI, tail and spread checks) on per-task values;
+  Hodges-Lehmann shift and CI, tail and spread checks) on per-task values. A
+  pass needs a significant median shift, so a change that only trims the tail
+  of a p95 target is marginal (reverted) unless the median moves too; the tail
+  check makes a worse tail a fail;
 * ``success_rate`` and ``error_rate``: the two-proportion test
   :func:`~swarmopt.optimizer.canary.judge_proportion` on per-task outcomes;
 * every other target (``coordination_score``, ``inbox_in_time_rate``,
