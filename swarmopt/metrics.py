@@ -9,6 +9,8 @@ follow the source design in snake_case with units in the name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 TOOL_RESPONSE_KB = 8.0
@@ -189,3 +191,49 @@ def system_score(rows: list[dict], slo_ms: float = 2000.0) -> float:
         return float("nan")
     h, n = zip(*pairs)
     return float(np.average(h, weights=n))
+
+
+@dataclass(frozen=True)
+class TaskSample:
+    """The per-task sample of one agent over a window (or a span of windows).
+
+    Shipped by the agent groups beside each metrics row, for the optimizer's
+    canary judge (:mod:`swarmopt.optimizer.measure`); never written to the
+    metrics table. Arrays have shape (decisions,), in arrival order (the judge
+    corrects for autocorrelation along it): ``response_ms`` float32
+    (:attr:`WindowData.response_ms`), ``success`` and ``ok`` bool (the final
+    answer was right; the decision had a valid attempt, i.e. not an error),
+    ``cost_usd`` float32 (USD per decision). About 10 bytes per decision.
+    """
+
+    agent: str
+    t_start_s: float
+    t_end_s: float
+    response_ms: np.ndarray
+    success: np.ndarray
+    ok: np.ndarray
+    cost_usd: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of decisions."""
+        return int(self.response_ms.size)
+
+
+def task_sample(w: WindowData) -> TaskSample:
+    """The :class:`TaskSample` of a finished window."""
+    a, info = w.arrays, w.info
+    order = np.argsort(a["arrival"], kind="stable")
+    return TaskSample(info["agent"], info["t_start_s"], info["t_end_s"],
+                      w.response_ms[order].astype(np.float32), a["success"][order].astype(bool),
+                      a["ok"][order].astype(bool), a["cost"][order].astype(np.float32))
+
+
+def pool_samples(samples: list[TaskSample]) -> TaskSample:
+    """Concatenate consecutive samples of one agent (in time order) into one
+    spanning them; an empty list gives an empty sample (agent "", NaN times)."""
+    if not samples:
+        e = np.zeros(0, dtype=np.float32)
+        return TaskSample("", float("nan"), float("nan"), e, e.astype(bool), e.astype(bool), e)
+    arrays = [np.concatenate([getattr(s, f) for s in samples]) for f in ("response_ms", "success", "ok", "cost_usd")]
+    return TaskSample(samples[0].agent, samples[0].t_start_s, samples[-1].t_end_s, *arrays)

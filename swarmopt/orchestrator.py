@@ -12,6 +12,12 @@ health is below 0.60 in two consecutive reports loses it. Agents with a change
 in flight are left alone so that their measurement is not confounded. Autonomy
 is the probability that a decision is *not* escalated to review, so every
 change has a measurable cost and benefit in the simulation.
+
+The optimizer's own autonomy is its business, but every change of it comes in
+the report with its reason (e.g. the rollback and the breach that caused it),
+and the Orchestrator logs an ``orchestrator.optimizer_autonomy`` event naming
+the reason. Results that were not kept (rolled back or reverted) block the same
+remedy on that agent for ``reject_after_rollback_s``.
 """
 
 from __future__ import annotations
@@ -86,6 +92,9 @@ class Orchestrator:
                 self.rollbacks[(r["agent"], r["kind"])] = t
         events.append({"t_s": t, "event": "report.received", "agent": "strategic-orchestrator",
                        "value": len(report["results"]), "detail": "; ".join(report["recommendations"])})
+        for ch in report["autonomy_changes"]:
+            events.append({"t_s": t, "event": "orchestrator.optimizer_autonomy", "agent": "performance-optimizer",
+                           "old": ch["old"], "new": ch["new"], "detail": ch["reason"]})
         for agent, health in sorted(report["health"].items()):
             if health != health:
                 continue

@@ -4,7 +4,8 @@ Tables (pandas DataFrames):
 
 * ``metrics``: one row per agent per window (:func:`swarmopt.metrics.window_metrics`);
 * ``events``: bottlenecks, strategies, approvals, scheduled/applied changes,
-  measurements, keeps, rollbacks, autonomy changes (``event`` column);
+  measurements, keeps, rollbacks (a measured degradation), reverts (no
+  measured benefit), autonomy changes (``event`` column);
 * ``autonomy``: the optimizer's and every agent's autonomy over time;
 * ``process``: real CPU and RSS of each actor process (psutil) — kept apart from
   ``metrics`` because, unlike simulated figures, it differs between runs.
@@ -138,7 +139,7 @@ def summarize(res: RunResult) -> dict:
         "agents": agents,
         "optimizations": {
             "attempted": count("optimization.scheduled"), "kept": count("optimization.kept"),
-            "rolled_back": count("optimization.rolled_back"),
+            "rolled_back": count("optimization.rolled_back"), "reverted": count("optimization.reverted"),
             "rejected": count("strategy.rejected"), "bottlenecks_detected": count("bottleneck.detected"),
         },
         "optimizer_autonomy": [

@@ -328,8 +328,18 @@ class OptimizerConfig(Strict):
     ``policy``: ``rules`` (the source design's fixed rules), ``monitor`` (detect
     and report only). ``recommend_only`` plans and reports but changes nothing.
     A change is judged on ``measure_windows`` windows before and after it takes
-    effect, with a one-sided Welch test at ``alpha`` and a minimum relative
-    improvement ``min_improvement``.
+    effect by the canary judge (:func:`swarmopt.optimizer.measure.judge_change`):
+    the keep-or-rollback decision has a false-alarm budget ``alpha`` (a change
+    that changes nothing is kept or rolled back with probability <= alpha),
+    needs a minimum relative improvement ``min_improvement`` to keep a change,
+    and at least ``min_samples`` effective tasks on each side (fewer is
+    inconclusive). Guardrails: success rate may drop by at most
+    ``guardrail_success_drop`` and error rate rise by at most
+    ``guardrail_error_rise`` (absolute), cost per decision rise by at most
+    ``guardrail_cost_rise`` (relative). The optimizer's autonomy rises by
+    ``autonomy_step_up`` after ``autonomy_raise_after`` consecutive kept
+    changes with no rollback and falls by ``autonomy_step_down`` at once on a
+    rollback, within [``min_autonomy``, ``max_autonomy``].
     """
 
     policy: Literal["rules", "monitor"] = "rules"
@@ -338,11 +348,13 @@ class OptimizerConfig(Strict):
     measure_windows: int = Field(default=5, ge=2, le=60)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     min_improvement: float = Field(default=0.02, ge=0, lt=1)
+    min_samples: int = Field(default=20, ge=1, description="effective tasks per side, else inconclusive")
     rollback_time_s: float = Field(default=60.0, gt=0)
     initial_autonomy: float = Field(default=0.80, ge=0, le=1)
     min_autonomy: float = Field(default=0.80, ge=0, le=1)
     max_autonomy: float = Field(default=0.95, ge=0, le=1)
     autonomy_step_up: float = Field(default=0.025, ge=0, le=0.5)
+    autonomy_raise_after: int = Field(default=3, ge=1, le=100, description="consecutive kept changes")
     autonomy_step_down: float = Field(default=0.05, ge=0, le=0.5)
     guardrail_success_drop: float = Field(default=0.03, ge=0, le=1)
     guardrail_error_rise: float = Field(default=0.03, ge=0, le=1)

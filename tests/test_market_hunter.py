@@ -48,9 +48,37 @@ def test_every_improvement_recomputes_from_the_metrics_table(result):
         again = measure(span(e.before_start_s, e.before_end_s), span(e.after_start_s, e.after_end_s), e.metric,
                         e.better, result.scenario.optimizer.alpha, result.scenario.optimizer.min_improvement)
         assert again.improvement_pct == pytest.approx(e.improvement_pct)
-        assert again.verdict == e.verdict
+        assert again.verdict == e.window_verdict
+
+
+def test_every_verdict_is_a_canary_verdict_on_per_task_samples(result):
+    ev = result.events
+    measured = ev[ev["event"] == "optimization.measured"]
+    assert set(measured["verdict"]) <= {"pass", "marginal", "fail", "inconclusive"}
+    for e in measured.itertuples():
+        assert e.method in ("mann-whitney", "two-proportion", "welch-windows")
+        # thinned to the effective size: never more tasks than decisions, tau >= 1
+        assert 0 < e.n_eff_before <= e.tasks_before and 0 < e.n_eff_after <= e.tasks_after
+        assert e.tau_before >= 1 and e.tau_after >= 1
+        if e.method != "welch-windows":
+            assert e.shift_ci_low <= e.shift <= e.shift_ci_high and e.reasons
+        decided = {"pass": "keep", "fail": "rollback"}.get(e.verdict, "revert")
+        assert e.decision == ("rollback" if e.guardrails else decided)
+    kept = ev[ev["event"] == "optimization.kept"]
+    assert set(kept["strategy_id"]) == set(measured.loc[measured["decision"] == "keep", "strategy_id"])
 
 
 def test_autonomy_trajectory_stays_in_bounds(result):
     traj = [p["autonomy"] for p in result.summary["optimizer_autonomy"]]
-    assert traj[0] == 0.80 and all(0.80 <= a <= 0.95 for a in traj) and len(traj) > 1
+    assert traj[0] == 0.80 and all(0.80 <= a <= 0.95 for a in traj)
+    # every rise follows autonomy_raise_after kept changes in a row, with no rollback or revert between
+    ev = result.events
+    decided = ev[ev["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"])]
+    n = result.scenario.optimizer.autonomy_raise_after
+    moves = ev[ev["event"] == "autonomy.optimizer"]
+    for move in moves.itertuples():
+        last = decided[decided["t_s"] <= move.t_s]["event"].tolist()
+        if float(move.new) > float(move.old):
+            assert last[-n:] == ["optimization.kept"] * n
+        else:
+            assert last[-1] == "optimization.rolled_back"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from swarmopt.knobs import KnobChange, ScheduledChange
+from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.core import Optimizer, Proposal, Trial
 from swarmopt.optimizer.measure import guardrails, measure
 from swarmopt.optimizer.strategies import RT, Strategy, priority_key
@@ -68,11 +69,37 @@ def test_measure_verdicts():
     assert up.verdict == "pass" and up.improvement_pct > 0
 
 
+def samples(values, start=0.0, n=100, success=0.8, ok=0.95, cost=0.01, seed=0) -> list[TaskSample]:
+    """Per-task samples of consecutive 60 s windows: lognormal latencies (sigma
+    0.5) with median ``values[i]`` ms, Bernoulli success/ok, cost ~ U(0.5, 1.5) x ``cost``."""
+    rng = np.random.default_rng(seed)
+    return [TaskSample("market-hunter", start + 60 * i, start + 60 * (i + 1),
+                       (v * rng.lognormal(0.0, 0.5, n)).astype(np.float32), rng.random(n) < success,
+                       rng.random(n) < ok, (cost * rng.uniform(0.5, 1.5, n)).astype(np.float32))
+            for i, v in enumerate(values)]
+
+
+def pooled(values, **kw) -> TaskSample:
+    return pool_samples(samples(values, **kw))
+
+
 def test_guardrails_catch_side_effects_but_not_the_target():
-    b, a = rows([1.0] * 5, success_rate=0.8), rows([1.0] * 5, success_rate=0.7, cost_per_decision_usd=0.02)
+    b, a = pooled([1.0] * 5, success=0.8, seed=1), pooled([1.0] * 5, success=0.7, cost=0.02, seed=2)
     br = guardrails(b, a, "response_time_ms_mean", 0.03, 0.03, 0.5)
     assert len(br) == 2 and "success rate" in br[0] and "cost" in br[1]
     assert guardrails(b, a, "success_rate", 0.03, 0.03, 1.5) == []
+
+
+def test_guardrails_need_significance_not_just_a_drop_beyond_tolerance():
+    # Same success probability (0.8) on both sides, 40 tasks each; this seeded pair
+    # happens to show a 20-point drop, far beyond the 3-point tolerance a comparison
+    # of means would apply. Its z is ~2.2 (SE ~0.09): one-sided p ~0.014, not
+    # significant at the guardrail's alpha / 15 = 0.0033. Noise does not trip it.
+    b, a = pooled([1.0], n=40, success=0.8, seed=8), pooled([1.0], n=40, success=0.8, seed=12)
+    assert b.success.mean() - a.success.mean() == pytest.approx(0.20)
+    assert guardrails(b, a, "response_time_ms_mean", 0.03, 0.03, 0.5) == []
+    # and with no data at all there is nothing to breach (the target's verdict is inconclusive)
+    assert guardrails(pooled([]), pooled([]), "response_time_ms_mean", 0.03, 0.03, 0.5) == []
 
 
 def make_optimizer(**cfg) -> Optimizer:
@@ -80,45 +107,145 @@ def make_optimizer(**cfg) -> Optimizer:
     return Optimizer(conf, PROFILES, 60.0, RulePolicy(), np.random.default_rng(0))
 
 
-def run_trial(opt: Optimizer, t_eff: float, after_values, kind="scale_concurrency"):
-    """Put a trial in flight whose before windows are 2800 ms and after windows ``after_values``."""
+BEFORE = [2800, 2700, 2900, 2750, 2850]
+
+
+def run_trial(opt: Optimizer, t_eff: float, after_values, kind="scale_concurrency", with_samples=True, n=100,
+              metric="response_time_ms_mean", better="lower", before=None, **after):
+    """Put a trial in flight whose before windows are ~2800 ms and after windows
+    ``after_values`` (window means in the rows, medians of the per-task samples),
+    then judge it. ``before``/``after``: success/ok/cost of the per-task samples;
+    by default every decision succeeds on both sides, so that the guardrails see
+    no noise and only the target decides."""
     ch = KnobChange("market-hunter", "max_concurrency", 4, 8)
-    s = strategy(f"s{t_eff}", actions=[ch], kind=kind)
+    s = strategy(f"s{t_eff:.0f}", actions=[ch], kind=kind, metric=metric, better=better)
     opt.in_flight["market-hunter"] = Trial(s, t_eff, t_eff + 300)
-    opt.observe(rows([2800, 2700, 2900, 2750, 2850], start=t_eff - 300) + rows(after_values, start=t_eff), [])
+    rates_b = {"success": 1.0, "ok": 1.0} | (before or {})
+    rates_a = rates_b | after
+    smp = (samples(BEFORE, t_eff - 300, n=n, seed=int(t_eff), **rates_b)
+           + samples(after_values, t_eff, n=n, seed=int(t_eff) + 1, **rates_a))
+    opt.observe(rows(BEFORE, start=t_eff - 300, success_rate=rates_b["success"])
+                + rows(after_values, start=t_eff, success_rate=rates_a["success"]), [], smp if with_samples else [])
     return opt.cycle(t_eff + 300)
 
 
-def test_kept_change_raises_autonomy_but_never_above_095():
+FASTER, SAME, SLOWER = [2000, 2100, 1900, 2050, 1950], [2810, 2790, 2800, 2805, 2795], [3600, 3500, 3700, 3550, 3650]
+
+
+def decisions(events):
+    return [e["event"] for e in events if e["event"] in
+            ("optimization.kept", "optimization.rolled_back", "optimization.reverted")]
+
+
+def measured(events):
+    return next(e for e in events if e["event"] == "optimization.measured")
+
+
+def test_autonomy_rises_only_after_n_consecutive_kept_changes_and_never_above_095():
     opt = make_optimizer()
+    assert opt.cfg.autonomy_raise_after == 3
     seen = []
-    for i in range(12):
-        run_trial(opt, 12_000 + 1200 * i, [2000, 2100, 1900, 2050, 1950])
+    for i in range(24):
+        _, _, events = run_trial(opt, 12_000 + 1200 * i, FASTER)
+        assert decisions(events) == ["optimization.kept"]
         seen.append(opt.autonomy)
-    assert seen[0] == pytest.approx(0.825) and max(seen) == pytest.approx(0.95) and all(a <= 0.95 for a in seen)
+    assert seen[:2] == [0.80, 0.80] and seen[2] == pytest.approx(0.825)
+    assert seen[4] == pytest.approx(0.825) and seen[5] == pytest.approx(0.85)
+    assert max(seen) == pytest.approx(0.95) and all(a <= 0.95 + 1e-12 for a in seen)
 
 
-def test_rollback_lowers_autonomy_never_below_080_and_restores_old_values():
+def test_streak_counts_only_consecutive_kept_changes():
+    opt = make_optimizer()
+    outcomes = []
+    for i, after in enumerate([FASTER, FASTER, SAME, FASTER, FASTER, SLOWER, FASTER, FASTER, FASTER]):
+        opt.in_flight.clear()
+        _, _, events = run_trial(opt, 12_000 + 1200 * i, after)
+        outcomes += decisions(events)
+        if i < 8:
+            assert opt.autonomy == 0.80, i  # a revert (i=2) and a rollback (i=5) each restart the count
+    assert outcomes == ["optimization.kept"] * 2 + ["optimization.reverted"] + ["optimization.kept"] * 2 + [
+        "optimization.rolled_back"] + ["optimization.kept"] * 3
+    assert opt.autonomy == pytest.approx(0.825)
+
+
+def test_rollback_lowers_autonomy_at_once_tells_the_orchestrator_and_restores_old_values():
     opt = make_optimizer(initial_autonomy=0.9)
-    _, rollbacks, events = run_trial(opt, 12_000, [2810, 2790, 2800, 2805, 2795])
+    _, rollbacks, events = run_trial(opt, 12_000, SLOWER)
     assert opt.autonomy == pytest.approx(0.85)
     assert [(c.change.knob, c.change.new) for c in rollbacks] == [("max_concurrency", 4)]
     assert rollbacks[0].at_s == 12_000 + 300 + 60 and rollbacks[0].ref.startswith("rollback:")
-    assert any(e["event"] == "optimization.rolled_back" for e in events)
+    assert decisions(events) == ["optimization.rolled_back"]
     assert opt.knobs["market-hunter"].max_concurrency == 4
+    rep = opt.report(12_300)
+    (change,) = rep["autonomy_changes"]
+    assert (change["old"], change["new"]) == (0.9, pytest.approx(0.85))
+    assert "rollback of s12000" in change["reason"] and "fail" in change["reason"]
+    assert rep["results"][0]["decision"] == "rollback" and rep["results"][0]["reason"] in change["reason"]
+    orch = Orchestrator(SC.orchestrator, PROFILES, dict(SC.models), 60.0)
+    _, oev = orch.receive_report(12_300, rep)
+    noted = [e for e in oev if e["event"] == "orchestrator.optimizer_autonomy"]
+    assert len(noted) == 1 and noted[0]["detail"] == change["reason"] and noted[0]["new"] == pytest.approx(0.85)
     for i in range(5):
         opt.in_flight.clear()
-        run_trial(opt, 24_000 + 1200 * i, [2810, 2790, 2800, 2805, 2795])
+        run_trial(opt, 24_000 + 1200 * i, SLOWER)
     assert opt.autonomy == pytest.approx(0.80)
 
 
-def test_guardrail_breach_rolls_back_a_change_that_met_its_target():
+def test_a_change_with_no_measured_effect_is_reverted_without_blame():
+    opt = make_optimizer(initial_autonomy=0.9)
+    _, rollbacks, events = run_trial(opt, 12_000, SAME)
+    assert measured(events)["verdict"] == "marginal" and measured(events)["decision"] == "revert"
+    assert decisions(events) == ["optimization.reverted"]
+    assert [(c.change.knob, c.change.new) for c in rollbacks] == [("max_concurrency", 4)]
+    assert opt.autonomy == 0.9 and opt.report(12_300)["autonomy_changes"] == []
+
+
+def test_no_data_is_never_a_pass():
+    # the window means alone pass (as in test_improvement_is_the_relative_change_of_window_means)
+    _, _, events = run_trial(make_optimizer(), 12_000, FASTER, with_samples=False)
+    assert measured(events)["window_verdict"] == "pass"
+    assert measured(events)["verdict"] == "inconclusive" and decisions(events) == ["optimization.reverted"]
+    # nor are too few tasks: 3 a window, 15 a side < min_samples (20), whatever the shift
+    _, _, events = run_trial(make_optimizer(), 12_000, [700] * 5, n=3)
+    assert measured(events)["verdict"] == "inconclusive" and "too few samples" in measured(events)["reasons"]
+
+
+def test_measured_event_has_window_improvement_and_canary_shift():
+    _, _, events = run_trial(make_optimizer(), 12_000, FASTER)
+    e = measured(events)
+    assert e["improvement_pct"] == pytest.approx((np.mean(BEFORE) - np.mean(FASTER)) / np.mean(BEFORE) * 100)
+    assert e["method"] == "mann-whitney" and e["verdict"] == "pass" and e["tasks_before"] == 500
+    # HL shift of medians ~2800 -> ~2000 ms (lognormal, sigma 0.5): about -800 ms, its CI excludes 0
+    assert e["shift_ci_low"] < e["shift"] < e["shift_ci_high"] < 0
+    assert e["shift"] == pytest.approx(-800, rel=0.25) and "significantly better" in e["reasons"]
+    assert 1.0 <= e["tau_before"] < 1.5 and e["n_eff_before"] <= 500
+
+
+def test_each_target_gets_its_test():
+    _, _, ev = run_trial(make_optimizer(), 12_000, BEFORE, metric="success_rate", better="higher",
+                         before={"success": 0.8}, success=0.9)
+    assert measured(ev)["method"] == "two-proportion" and measured(ev)["verdict"] == "pass"
+    assert measured(ev)["shift"] == pytest.approx(0.1, abs=0.04)
+    _, _, ev = run_trial(make_optimizer(), 12_000, [0.9] * 5, metric="coordination_score", better="higher")
+    assert measured(ev)["method"] == "welch-windows" and measured(ev)["shift"] != measured(ev)["shift"]  # NaN
+
+
+def test_samples_are_kept_only_as_long_as_a_judgement_needs_them():
     opt = make_optimizer()
+    k = opt.cfg.measure_windows
+    opt.observe([], [], samples([1000.0] * 100, 0.0))
+    assert [s.t_start_s for s in opt.samples["market-hunter"]] == [60.0 * i for i in range(100 - k, 100)]
     ch = KnobChange("market-hunter", "max_concurrency", 4, 8)
-    opt.in_flight["market-hunter"] = Trial(strategy("g", actions=[ch]), 12_000, 12_300)
-    opt.observe(rows([2800] * 5, start=11_700, success_rate=0.8) + rows([2000, 2100, 1900, 2050, 1950], start=12_000,
-                                                                         success_rate=0.6), [])
-    _, rollbacks, events = opt.cycle(12_300)
+    opt.in_flight["market-hunter"] = Trial(strategy("x", actions=[ch]), 6000.0, 6300.0)
+    opt.observe([], [], samples([1000.0] * 10, 6000.0))
+    kept = opt.samples["market-hunter"]
+    assert kept[0].t_start_s == 6000.0 - 60 * k and len(kept) == k + 10
+    assert opt.samples["execution-agent"] == []
+
+
+def test_guardrail_breach_rolls_back_a_change_that_met_its_target():
+    _, rollbacks, events = run_trial(make_optimizer(), 12_000, FASTER, before={"success": 0.8}, success=0.6)
+    assert measured(events)["verdict"] == "pass" and "success rate fell" in measured(events)["guardrails"]
     assert rollbacks and "guardrail" in next(e for e in events if e["event"] == "optimization.rolled_back")["detail"]
 
 
@@ -158,7 +285,8 @@ def test_risky_strategy_needs_approval_and_rejected_one_is_not_scheduled():
 def test_orchestrator_raises_autonomy_after_kept_change_and_lowers_for_poor_health():
     orch = Orchestrator(SC.orchestrator, PROFILES, dict(SC.models), 60.0)
     rep = {"results": [{"agent": "market-hunter", "kept": True, "kind": "k"}], "recommendations": [],
-           "health": {"market-hunter": 0.8, "execution-agent": 0.5}, "in_flight": []}
+           "health": {"market-hunter": 0.8, "execution-agent": 0.5}, "in_flight": [],
+           "autonomy_changes": []}
     changes, _ = orch.receive_report(300.0, rep)
     assert [(c.change.agent, c.change.old, c.change.new) for c in changes] == [("market-hunter", 0.85, 0.9)]
     changes, _ = orch.receive_report(600.0, dict(rep, results=[]))

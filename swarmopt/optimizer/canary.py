@@ -184,6 +184,64 @@ def _spread_reasons(x: np.ndarray, y: np.ndarray, ratio_max: float, alpha: float
             f"(limit {ratio_max:g}; Brown-Forsythe p={p:.2g})"]
 
 
+def autocorrelation_time(values) -> float:
+    """Integrated autocorrelation time tau of a series (>= 1; 1 = independent).
+
+    ``values``: 1-D float array-like in time order (e.g. per-task latencies in
+    arrival order, ms, or 0/1 outcomes); NaNs dropped. tau = 1 + 2 sum_k rho_k
+    of the ranks' autocorrelation (ranks so that a few huge latencies do not
+    dominate), summed with Geyer's initial monotone sequence estimator: the
+    pair sums rho_2m + rho_2m+1 are added while positive, each capped at the
+    previous one (Geyer 1992, "Practical Markov chain Monte Carlo", Statist.
+    Sci. 7; the effective sample size n / tau of MCMC output, as Stan computes
+    it). The autocorrelation comes from an FFT, O(n log n).
+
+    Why the judge needs it: tasks queued behind the same busy period share
+    its wait, so consecutive response times are correlated; Mann-Whitney and
+    the two-proportion test assume independent values and, fed n correlated
+    ones, see about tau times more evidence than there is. Measured on the
+    degraded Market Hunter (tau ~9, 600 seeds): an A/A pair of 5-window spans
+    is judged pass or fail 58% of the time at alpha 0.04 on raw values, 9% on
+    values thinned to n / tau. The remaining excess comes from fluctuations of
+    the queue slower than the spans themselves, which no estimator on a
+    5-window span can see; on the healthy agent (tau ~1.1): 4.8% raw, 3.7% thinned.
+
+    Returns 1.0 for fewer than 3 values or a constant series.
+    """
+    x, _ = _clean(values)
+    n = x.size
+    if n < 3:
+        return 1.0
+    r = stats.rankdata(x)
+    r -= r.mean()
+    f = np.fft.rfft(r, 2 * n)
+    acf = np.fft.irfft(f * np.conj(f))[:n]
+    if acf[0] <= 0:
+        return 1.0
+    acf /= acf[0]
+    pairs = acf[: n - n % 2].reshape(-1, 2).sum(axis=1)
+    nonpositive = np.flatnonzero(pairs <= 0)
+    pairs = np.minimum.accumulate(pairs[: nonpositive[0] if nonpositive.size else pairs.size])
+    return max(1.0, float(2.0 * pairs.sum() - 1.0))
+
+
+def thin(values, tau: float) -> np.ndarray:
+    """Systematic subsample of a time-ordered series to its effective size.
+
+    Keeps floor(n / tau) values (at least one when n > 0), evenly spaced in
+    index, deterministically (no RNG): values tau apart are about independent
+    (see :func:`autocorrelation_time`), so every test of the judge stays valid
+    on them. Returns a float64 array; raises ValueError for tau < 1.
+    """
+    if tau < 1.0:
+        raise ValueError(f"tau must be >= 1, got {tau!r}")
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        return x
+    k = max(1, int(x.size / tau))
+    return x[np.floor(np.arange(k) * (x.size / k)).astype(np.int64)]
+
+
 def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, min_samples: int = 20,
                   marginal_effect: float = 0.02, tail_tolerance: float = 0.20,
                   variance_ratio_max: float = 4.0, metric: str = "response_time_ms") -> MetricVerdict:

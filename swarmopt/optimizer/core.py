@@ -3,9 +3,14 @@
 Each cycle (every ``cycle_s``, DESIGN.md "The optimizer cycle"):
 
 1. collect the window rows of every agent since the last cycle;
-2. judge every change whose after-windows are complete: keep it, or roll it
-   back (restoring the exact old knob values) on a non-pass verdict or a
-   guardrail breach; learn per strategy type; move the optimizer's autonomy;
+2. judge every change whose after-windows are complete with the canary judge
+   on the per-task samples of the windows before and after
+   (:func:`~swarmopt.optimizer.measure.judge_change`): keep it on a pass;
+   roll it back (restoring the exact old knob values) on a fail or a guardrail
+   breach; revert it the same way, without blame, when it shows no measured
+   benefit (marginal or inconclusive). Learn per strategy type; raise the
+   optimizer's autonomy after ``autonomy_raise_after`` consecutive kept
+   changes, lower it at once on a rollback and tell the Orchestrator why;
 3. detect bottlenecks on the last cycle's windows;
 4. plan reactive strategies per bottleneck (the policy picks the remedy) and the
    proactive ones (predictive pre-scaling from a Holt-Winters load forecast;
@@ -27,9 +32,9 @@ import numpy as np
 
 from swarmopt.forecast import forecast_peak
 from swarmopt.knobs import KnobChange, ScheduledChange, set_knob
-from swarmopt.metrics import health_score
+from swarmopt.metrics import TaskSample, health_score, pool_samples
 from swarmopt.optimizer.detect import SEVERITY_RANK, Bottleneck, detect, snapshot
-from swarmopt.optimizer.measure import Measurement, guardrails, measure
+from swarmopt.optimizer.measure import Judgement, judge_change
 from swarmopt.optimizer.strategies import (
     BATCH, PRE_SCALE, REMEDIES, SUCCESS_METRICS, TARGETS, Remedy, Strategy, pre_scale, priority_key,
 )
@@ -94,6 +99,10 @@ class Optimizer:
         self.rng = rng
         self.autonomy = config.initial_autonomy
         self.history: dict[str, list[dict]] = {a: [] for a in profiles}
+        self.samples: dict[str, list[TaskSample]] = {a: [] for a in profiles}
+        self.streak = 0
+        self.autonomy_changes: list[dict] = []
+        self.recommended: list[str] = []
         self.in_flight: dict[str, Trial] = {}
         self.last_change_s: dict[str, float] = {a: 0.0 for a in profiles}
         self.tabu: dict[tuple[str, str], float] = {}
@@ -105,17 +114,39 @@ class Optimizer:
         self._seq = 0
 
     # ------------------------------------------------------------------ inputs
-    def observe(self, rows: list[dict], applied: list[dict]) -> None:
-        """Take new window rows and the knob/autonomy changes agents applied."""
+    def observe(self, rows: list[dict], applied: list[dict], samples: list[TaskSample] = ()) -> None:
+        """Take new window rows, the knob/autonomy changes agents applied and the
+        per-task samples of the new windows (in time order per agent).
+
+        Samples are kept only while a judgement may need them: per agent, the
+        last ``measure_windows`` windows (the before-span of a change scheduled
+        now) and, while a change is in flight, everything since its before-span
+        began. Memory is thus about (2 x measure_windows + cycle windows) x
+        decisions per window x 10 bytes per agent at most.
+        """
         for r in rows:
             self.history[r["agent"]].append(r)
         for a in applied:
             self.last_change_s[a["agent"]] = max(self.last_change_s[a["agent"]], a["t_s"])
+        for smp in samples:
+            self.samples[smp.agent].append(smp)
+        for agent in {smp.agent for smp in samples}:
+            self._prune(agent)
+
+    def _prune(self, agent: str) -> None:
+        kept = self.samples[agent]
+        k = self.cfg.measure_windows * self.window_s
+        floor = kept[-1].t_end_s - k
+        trial = self.in_flight.get(agent)
+        if trial is not None:
+            floor = min(floor, trial.effective_s - k)
+        self.samples[agent] = [smp for smp in kept if smp.t_end_s > floor + 1e-9]
 
     # ------------------------------------------------------------------ cycle
-    def cycle_with(self, t: float, rows: list[dict], applied: list[dict], plan: bool = True):
+    def cycle_with(self, t: float, rows: list[dict], applied: list[dict], samples: list[TaskSample] = (),
+                   plan: bool = True):
         """:meth:`observe` then :meth:`cycle` (one actor call)."""
-        self.observe(rows, applied)
+        self.observe(rows, applied, samples)
         return self.cycle(t, plan)
 
     def cycle(self, t: float, plan: bool = True) -> tuple[list[Proposal], list[ScheduledChange], list[dict]]:
@@ -145,6 +176,7 @@ class Optimizer:
             ev = self._strategy_event(t, "strategy.planned", s)
             if self.cfg.recommend_only:
                 ev["event"] = "strategy.recommended"
+                self.recommended.append(s.description)
             elif busy & agents or not all(self._eligible(a, t + s.implementation_time_s) for a in agents):
                 ev["event"] = "strategy.deferred"
             else:
@@ -183,16 +215,19 @@ class Optimizer:
 
     def report(self, t: float) -> dict:
         """The cycle report for the Orchestrator: results judged since the last
-        report, bottlenecks, per-agent health (last window), agents with a
-        change in flight, and recommendations."""
+        report (each with its ``decision`` keep/rollback/revert and ``reason``),
+        bottlenecks, per-agent health (last window), agents with a change in
+        flight, recommendations (in recommend-only mode, every strategy it
+        would have applied), and the optimizer's autonomy with its changes
+        since the last report (``autonomy_changes``: t_s, old, new, reason)."""
         health = {a: health_score(rows[-1], self.cfg.thresholds.response_time_ms)
                   for a, rows in self.history.items() if rows}
         recs = [f"Reduce autonomy for {a} (poor performance)" for a, h in health.items()
                 if h == h and h < self.cfg.thresholds.system_critical]
         rep = {"t_s": t, "results": self.results, "bottlenecks": [b.__dict__ for b in self.bottlenecks],
-               "health": health, "in_flight": sorted(self.in_flight), "recommendations": recs,
-               "optimizer_autonomy": self.autonomy}
-        self.results = []
+               "health": health, "in_flight": sorted(self.in_flight), "recommendations": recs + self.recommended,
+               "optimizer_autonomy": self.autonomy, "autonomy_changes": self.autonomy_changes}
+        self.results, self.autonomy_changes, self.recommended = [], [], []
         return rep
 
     # ------------------------------------------------------------------ internals
@@ -208,63 +243,78 @@ class Optimizer:
     def _rows(self, agent: str, start: float, end: float) -> list[dict]:
         return [r for r in self.history[agent] if start - 1e-9 <= r["t_start_s"] and r["t_end_s"] <= end + 1e-9]
 
+    def _samples(self, agent: str, start: float, end: float) -> TaskSample:
+        return pool_samples([smp for smp in self.samples[agent]
+                             if start - 1e-9 <= smp.t_start_s and smp.t_end_s <= end + 1e-9])
+
     def _judge(self, t: float, events: list[dict]) -> list[ScheduledChange]:
         rollbacks: list[ScheduledChange] = []
         k = self.cfg.measure_windows * self.window_s
+        th = self.cfg
         for agent, trial in sorted(self.in_flight.items()):
             if trial.measure_at_s > t + 1e-9:
                 continue
             del self.in_flight[agent]
             s = trial.strategy
-            before = self._rows(agent, trial.effective_s - k, trial.effective_s)
-            after = self._rows(agent, trial.effective_s, trial.measure_at_s)
-            m = measure(before, after, s.target_metric, s.better, self.cfg.alpha, self.cfg.min_improvement)
-            ev = self._measure_event(t, s, m, trial)
+            spans = (trial.effective_s - k, trial.effective_s), (trial.effective_s, trial.measure_at_s)
+            j = judge_change(*(self._rows(agent, *sp) for sp in spans), *(self._samples(agent, *sp) for sp in spans),
+                             s.target_metric, s.better, th.alpha, th.min_improvement, th.min_samples,
+                             th.guardrail_success_drop, th.guardrail_error_rise, th.guardrail_cost_rise)
+            ev = self._measure_event(t, s, j, trial)
             if trial.rollback_of is not None:
-                ev["event"] = "rollback.measured"
-                events.append(ev)
+                del ev["decision"]  # a rollback is measured, not decided on
+                events.append(ev | {"event": "rollback.measured"})
                 continue
-            th = self.cfg
-            breaches = guardrails(before, after, s.target_metric, th.guardrail_success_drop,
-                                  th.guardrail_error_rise, th.guardrail_cost_rise)
-            ev["guardrails"] = "; ".join(breaches)
             events.append(ev)
-            keep = m.verdict == "pass" and not breaches
-            self._learn(s, keep, m)
-            result = {"strategy_id": s.id, "agent": agent, "type": s.type, "kind": s.kind, "kept": keep,
-                      "improvement_pct": m.improvement_pct, "verdict": m.verdict}
-            self.results.append(result)
-            old_autonomy = self.autonomy
+            decision, m = j.decision, j.window
+            keep = decision == "keep"
+            self._learn(s, keep, m.improvement_pct)
+            self.results.append({"strategy_id": s.id, "agent": agent, "type": s.type, "kind": s.kind, "kept": keep,
+                                 "decision": decision, "improvement_pct": m.improvement_pct, "verdict": j.verdict,
+                                 "reason": j.reason})
             if keep:
-                self.autonomy = min(th.max_autonomy, self.autonomy + th.autonomy_step_up)
                 events.append(self._strategy_event(t, "optimization.kept", s) | {
-                    "improvement_pct": m.improvement_pct, "verdict": m.verdict})
-            else:
-                eff = self._align(t + th.rollback_time_s)
-                reason = m.verdict if not breaches else "guardrail: " + "; ".join(breaches)
-                for c in s.rollback():
-                    rollbacks.append(ScheduledChange(eff, c, f"rollback:{s.id}"))
-                    self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
-                self.tabu[(agent, s.kind)] = t + TABU_S
-                rb = Strategy(**{**s.__dict__, "id": f"rollback:{s.id}", "actions": s.rollback()})
-                self.in_flight[agent] = Trial(rb, eff, eff + self.cfg.measure_windows * self.window_s, s.id)
-                events.append(self._strategy_event(t, "optimization.rolled_back", s) | {
-                    "effective_s": eff, "detail": reason, "improvement_pct": m.improvement_pct})
-                self.autonomy = max(th.min_autonomy, self.autonomy - th.autonomy_step_down)
-            if self.autonomy != old_autonomy:
-                events.append({"t_s": t, "event": "autonomy.optimizer", "agent": "performance-optimizer",
-                               "old": old_autonomy, "new": self.autonomy,
-                               "detail": "kept change" if keep else "rollback"})
+                    "improvement_pct": m.improvement_pct, "verdict": j.verdict})
+                self.streak += 1
+                if self.streak >= th.autonomy_raise_after:
+                    self._move_autonomy(t, th.autonomy_step_up, f"{self.streak} consecutive kept changes, no rollback",
+                                        events)
+                    self.streak = 0
+                continue
+            self.streak = 0
+            eff = self._align(t + th.rollback_time_s)
+            for c in s.rollback():
+                rollbacks.append(ScheduledChange(eff, c, f"rollback:{s.id}"))
+                self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
+            self.tabu[(agent, s.kind)] = t + TABU_S
+            rb = Strategy(**{**s.__dict__, "id": f"rollback:{s.id}", "actions": s.rollback()})
+            self.in_flight[agent] = Trial(rb, eff, eff + self.cfg.measure_windows * self.window_s, s.id)
+            name = "optimization.rolled_back" if decision == "rollback" else "optimization.reverted"
+            events.append(self._strategy_event(t, name, s) | {
+                "effective_s": eff, "detail": j.reason, "improvement_pct": m.improvement_pct, "verdict": j.verdict})
+            if decision == "rollback":
+                self._move_autonomy(t, -th.autonomy_step_down, f"rollback of {s.id} on {agent}: {j.reason}", events)
         return rollbacks
 
-    def _learn(self, s: Strategy, kept: bool, m: Measurement) -> None:
+    def _move_autonomy(self, t: float, step: float, reason: str, events: list[dict]) -> None:
+        """Move the optimizer's autonomy by ``step`` within its bounds; a change
+        is logged and goes to the Orchestrator in the next report."""
+        old = self.autonomy
+        self.autonomy = min(self.cfg.max_autonomy, max(self.cfg.min_autonomy, old + step))
+        if self.autonomy == old:
+            return
+        events.append({"t_s": t, "event": "autonomy.optimizer", "agent": "performance-optimizer",
+                       "old": old, "new": self.autonomy, "detail": reason})
+        self.autonomy_changes.append({"t_s": t, "old": old, "new": self.autonomy, "reason": reason})
+
+    def _learn(self, s: Strategy, kept: bool, improvement_pct: float) -> None:
         for table, key in ((self.stats, s.type), (self.kind_stats, s.kind)):
             st = table.setdefault(key, TypeStats())
             st.attempts += 1
             st.kept += kept
             st.rolled_back += not kept
-            if m.improvement_pct == m.improvement_pct:
-                st.improvements.append(m.improvement_pct)
+            if improvement_pct == improvement_pct:
+                st.improvements.append(improvement_pct)
 
     def expected_improvement(self, type_: str, kind: str, impact: float) -> float:
         """Learned mean measured improvement of ``kind`` (then of ``type_``); with
@@ -356,13 +406,23 @@ class Optimizer:
             "new": ";".join(repr(c.new) for c in s.actions), "detail": s.description,
         }
 
-    def _measure_event(self, t: float, s: Strategy, m: Measurement, trial: Trial) -> dict:
+    def _measure_event(self, t: float, s: Strategy, j: Judgement, trial: Trial) -> dict:
         k = self.cfg.measure_windows * self.window_s
+        m, cv = j.window, j.canary
+        nan = math.nan
         return {
             "t_s": t, "event": "optimization.measured", "agent": ",".join(sorted({c.agent for c in s.actions})),
             "strategy_id": s.id, "type": s.type, "kind": s.kind, "metric": m.metric, "better": m.better,
             "before": m.before, "after": m.after, "improvement_pct": m.improvement_pct, "ci_low_pct": m.ci_low_pct,
-            "ci_high_pct": m.ci_high_pct, "p_value": m.p_value, "verdict": m.verdict,
+            "ci_high_pct": m.ci_high_pct, "p_value": m.p_value, "window_verdict": m.verdict,
+            "verdict": j.verdict, "decision": j.decision, "method": j.method,
+            "tasks_before": j.tasks_before, "tasks_after": j.tasks_after,
+            "tau_before": j.tau_before, "tau_after": j.tau_after,
+            "n_eff_before": cv.n_before if cv else j.tasks_before, "n_eff_after": cv.n_after if cv else j.tasks_after,
+            "canary_before": cv.before if cv else nan, "canary_after": cv.after if cv else nan,
+            "shift": cv.shift if cv else nan, "shift_ci_low": cv.ci_low if cv else nan,
+            "shift_ci_high": cv.ci_high if cv else nan, "relative_change": cv.relative_change if cv else nan,
+            "canary_p_value": cv.p_value if cv else nan, "reasons": j.reason, "guardrails": "; ".join(j.breaches),
             "before_start_s": trial.effective_s - k, "before_end_s": trial.effective_s,
             "after_start_s": trial.effective_s, "after_end_s": trial.measure_at_s,
         }

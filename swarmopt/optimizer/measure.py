@@ -1,9 +1,43 @@
-"""Before/after measurement of a change from window metrics (pure).
+"""Before/after measurement and verdict of a change (pure).
 
-The improvement of a strategy is the relative change of the mean of its target
-metric over the ``k`` windows before it took effect and the ``k`` windows after,
-so it can be recomputed from the metrics table alone. Its confidence interval
-and p-value come from Welch's t-test on the per-window values (scipy.stats).
+Two levels, both reported in the ``optimization.measured`` event:
+
+* window level (:func:`measure`): the improvement of a strategy is the relative
+  change of the mean of its target metric over the ``k`` windows before it took
+  effect and the ``k`` windows after, so it can be recomputed from the metrics
+  table alone; its 95% interval and p-value come from Welch's t-test on the
+  per-window values (scipy.stats). This is what the optimizer learns from.
+* task level (:func:`judge_change`): the keep/rollback verdict, from the
+  per-task samples (:class:`swarmopt.metrics.TaskSample`) of the same spans,
+  by the Kayenta-style canary judge of :mod:`swarmopt.optimizer.canary`, and
+  the guardrails (:func:`guardrails`).
+
+Which test judges which target (:data:`TARGET_TESTS`):
+
+* latency targets (``response_time_ms_*``) and ``cost_per_decision_usd``:
+  :func:`~swarmopt.optimizer.canary.judge_latency` (Mann-Whitney U,
+  Hodges-Lehmann shift and CI, tail and spread checks) on per-task values. A
+  pass needs a significant median shift, so a change that only trims the tail
+  of a p95 target is marginal (reverted) unless the median moves too; the tail
+  check makes a worse tail a fail;
+* ``success_rate`` and ``error_rate``: the two-proportion test
+  :func:`~swarmopt.optimizer.canary.judge_proportion` on per-task outcomes;
+* every other target (``coordination_score``, ``inbox_in_time_rate``,
+  ``cpu_percent``, ``memory_percent``, ...): the window-level Welch test. These
+  have no independent per-task unit: coordination counts messages handled in
+  batches, resources are window-level figures of the simulated host.
+
+Per-task values are not independent: tasks that queue behind the same busy
+period share its wait. Each series is therefore thinned to its effective size
+n / tau (:func:`~swarmopt.optimizer.canary.autocorrelation_time`), and counts
+are divided by tau (Rao & Scott 1992, the design-effect correction for
+clustered binary data), before any test.
+
+False-decision budget: a change that changes nothing should be neither kept
+nor rolled back. The whole decision gets ``alpha``: the target's test
+``(1 - GUARD_SHARE) alpha`` (two-sided), each of the three guardrails
+``GUARD_SHARE alpha / 3`` (one-sided, the bad direction); by Bonferroni an A/A
+change is kept or rolled back with probability <= alpha.
 """
 
 from __future__ import annotations
@@ -15,6 +49,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from swarmopt.metrics import TaskSample
+from swarmopt.optimizer.canary import MetricVerdict, Outcome, autocorrelation_time, judge_latency, judge_proportion, thin
+
+GUARD_SHARE = 0.2
+LATENCY_TARGETS = ("response_time_ms_mean", "response_time_ms_p50", "response_time_ms_p90", "response_time_ms_p95",
+                   "response_time_ms_p99")
+TARGET_TESTS: dict[str, str] = {
+    **{m: "mann-whitney" for m in LATENCY_TARGETS}, "cost_per_decision_usd": "mann-whitney",
+    "success_rate": "two-proportion", "error_rate": "two-proportion",
+}
+RATE_OUTCOMES = {"success_rate": lambda s: s.success, "error_rate": lambda s: ~s.ok}  # per-task hits of each rate
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -24,9 +70,10 @@ class Measurement:
     direction: 100 x (before - after) / before for "lower", 100 x (after -
     before) / before for "higher". ``ci_low_pct``/``ci_high_pct`` bound it (95%
     Welch interval of the difference of means, scaled the same way).
-    ``p_value`` is one-sided for an improvement. ``verdict``: pass (significant
-    improvement of at least the minimum), fail (significantly worse),
-    inconclusive (fewer than 2 usable windows on a side), marginal otherwise.
+    ``p_value`` is one-sided for an improvement. ``verdict`` (two-sided at
+    ``alpha``: each direction at alpha / 2): pass (significant improvement of at
+    least the minimum), fail (significantly worse), inconclusive (fewer than 2
+    usable windows on a side), marginal otherwise.
     """
 
     metric: str
@@ -82,37 +129,172 @@ def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better
         p_better = float(p_one)
     improvement = sign * (ma - mb) * scale
     ci_pct = sorted((sign * lo * scale, sign * hi * scale))
-    p_worse = 1.0 - p_better
-    if p_better < alpha and improvement >= min_improvement * 100:
-        verdict = "pass"
-    elif p_worse < alpha:
-        verdict = "fail"
-    else:
-        verdict = "marginal"
+    verdict = welch_verdict(p_better, improvement, alpha, min_improvement)
     return Measurement(metric, better, mb, ma, improvement, ci_pct[0], ci_pct[1], p_better, verdict, nb, na)
 
 
-def guardrails(before_rows: list[dict], after_rows: list[dict], skip: str, success_drop: float,
-               error_rise: float, cost_rise: float) -> list[str]:
-    """Guardrail breaches of a change (empty list when none): success rate down
-    by more than ``success_drop`` (absolute), error rate up by more than
-    ``error_rise`` (absolute), cost per decision up by more than ``cost_rise``
-    (relative). The change's own target metric ``skip`` is not a guardrail."""
+def welch_verdict(p_better: float, improvement_pct: float, alpha: float, min_improvement: float) -> str:
+    """Verdict of a one-sided p-value for improvement, two-sided at ``alpha``:
+    pass if p_better < alpha / 2 and the improvement (percent) is at least
+    100 x ``min_improvement``; fail if 1 - p_better < alpha / 2; else marginal."""
+    if p_better < alpha / 2 and improvement_pct >= min_improvement * 100:
+        return "pass"
+    if 1.0 - p_better < alpha / 2:
+        return "fail"
+    return "marginal"
 
-    def mean(rows, m):
-        v = _values(rows, m, 1)
-        return float(v.mean()) if v.size else math.nan
 
+
+
+def effective_counts(outcomes: np.ndarray) -> tuple[int, int, float]:
+    """(hits, trials, tau) of a time-ordered 0/1 series after the design-effect
+    correction: trials = floor(n / tau), hits scaled in proportion (rounded),
+    tau its :func:`~swarmopt.optimizer.canary.autocorrelation_time`."""
+    x = np.asarray(outcomes, dtype=bool)
+    tau = autocorrelation_time(x.astype(np.float64))
+    n = int(x.size / tau)
+    hits = int(round(int(x.sum()) * n / x.size)) if x.size else 0
+    return hits, n, tau
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict on one change and what the optimizer does with it.
+
+    ``verdict`` (pass / marginal / fail / inconclusive) is the target metric's,
+    by ``method`` ("mann-whitney", "two-proportion" or "welch-windows", see
+    :data:`TARGET_TESTS`); ``canary`` is the task-level verdict (None for
+    welch-windows) and ``window`` the window-level measurement, whose
+    ``improvement_pct`` is reported either way. ``tau_before``/``tau_after``:
+    autocorrelation times of the target's per-task series (1.0 for
+    welch-windows); ``tasks_before``/``tasks_after``: decisions in the spans.
+    ``breaches``: guardrail breaches (:func:`guardrails`).
+    """
+
+    verdict: Outcome
+    method: str
+    window: Measurement
+    canary: MetricVerdict | None
+    tau_before: float
+    tau_after: float
+    tasks_before: int
+    tasks_after: int
+    breaches: tuple[str, ...]
+
+    @property
+    def decision(self) -> str:
+        """"keep" (pass, no breach), "rollback" (fail or a guardrail breach:
+        a measured degradation), or "revert" (marginal or inconclusive: no
+        measured benefit, so the old configuration is restored, but nothing
+        was shown to be worse)."""
+        if self.breaches or self.verdict == "fail":
+            return "rollback"
+        return "keep" if self.verdict == "pass" else "revert"
+
+    @property
+    def reason(self) -> str:
+        """One line saying why: the guardrail breaches, else the verdict and
+        the judge's reasons."""
+        if self.breaches:
+            return "guardrail: " + "; ".join(self.breaches)
+        why = "; ".join(self.canary.reasons) if self.canary is not None else (
+            f"window means {self.window.improvement_pct:+.1f}% (Welch one-sided p={self.window.p_value:.2g})")
+        return f"{self.verdict}: {why}"
+
+
+def _series(s: TaskSample, metric: str) -> np.ndarray:
+    return s.cost_usd if metric == "cost_per_decision_usd" else s.response_ms
+
+
+def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSample, after: TaskSample,
+                 metric: str, better: str, alpha: float = 0.05, min_improvement: float = 0.02,
+                 min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
+                 cost_rise: float = 0.5) -> Judgement:
+    """Judge a change of ``metric`` (``better`` "lower"/"higher") from the
+    window rows and the pooled per-task samples of the spans before and after.
+
+    The target's test runs at ``(1 - GUARD_SHARE) alpha`` on series thinned
+    to their effective size; fewer than ``min_samples`` effective tasks on a
+    side (or, for welch-windows, fewer than ``min_samples`` tasks or 2
+    windows) is "inconclusive", never a pass. ``min_improvement`` is the
+    minimum relative effect for a pass (median shift for Mann-Whitney, absolute
+    rate change for two-proportion, mean change for Welch). The guardrails
+    (:func:`guardrails`) skip the target itself. Raises ValueError for
+    ``better`` not in {"lower", "higher"}.
+    """
+    window = measure(before_rows, after_rows, metric, better, alpha, min_improvement)
+    a_target = alpha * (1 - GUARD_SHARE)
+    method = TARGET_TESTS.get(metric, "welch-windows")
+    canary: MetricVerdict | None = None
+    tau_b = tau_a = 1.0
+    if method == "mann-whitney":
+        xb, xa = _series(before, metric), _series(after, metric)
+        tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
+        canary = judge_latency(thin(xb, tau_b), thin(xa, tau_a), better=better, alpha=a_target,
+                               min_samples=min_samples, marginal_effect=min_improvement, metric=metric)
+        verdict = canary.outcome
+    elif method == "two-proportion":
+        hits = RATE_OUTCOMES[metric]
+        hb, nb, tau_b = effective_counts(hits(before))
+        ha, na, tau_a = effective_counts(hits(after))
+        canary = judge_proportion(hb, nb, ha, na, better=better, alpha=a_target, min_samples=min_samples,
+                                  marginal_effect=min_improvement, metric=metric)
+        verdict = canary.outcome
+    elif min(before.n, after.n) < min_samples or min(window.n_before, window.n_after) < 2:
+        verdict = "inconclusive"
+    else:
+        verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
+    breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 3,
+                          min_samples)
+    return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))
+
+
+def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: float, error_rise: float,
+               cost_rise: float, alpha: float = 0.05 * GUARD_SHARE / 3, min_samples: int = 20) -> list[str]:
+    """Guardrail breaches of a change (empty list when none), from per-task samples.
+
+    A guardrail is breached when the metric got worse by more than its
+    tolerance AND the worsening is significant at one-sided ``alpha``, so noise
+    alone trips each with probability <= alpha:
+
+    * success rate down by more than ``success_drop`` (absolute), two-proportion
+      test (:func:`~swarmopt.optimizer.canary.judge_proportion`) on the
+      design-effect-corrected counts (:func:`effective_counts`);
+    * error rate (decisions with no valid attempt) up by more than
+      ``error_rise`` (absolute), same test;
+    * cost per decision (USD, the mean of per-task cost) up by more than
+      ``cost_rise`` (relative), one-sided Welch t-test on per-task costs thinned
+      to their effective size.
+
+    The change's own target metric ``skip`` is not a guardrail. A side with
+    fewer than ``min_samples`` effective tasks cannot breach. Resilience4j's
+    circuit breaker trips on a failure-rate threshold over a minimum number of
+    calls; here the threshold is a tolerance on the change and the minimum is
+    statistical.
+    """
     out = []
-    checks = (
-        ("success_rate", lambda b, a: b - a > success_drop, "success rate fell {b:.1%} -> {a:.1%}"),
-        ("error_rate", lambda b, a: a - b > error_rise, "error rate rose {b:.1%} -> {a:.1%}"),
-        ("cost_per_decision_usd", lambda b, a: b > 0 and (a - b) / b > cost_rise, "cost per decision rose ${b:.4f} -> ${a:.4f}"),
-    )
-    for metric, breached, text in checks:
+    rates = (("success_rate", "higher", success_drop, "success rate fell"),
+             ("error_rate", "lower", error_rise, "error rate rose"))
+    for metric, better, tol, text in rates:
         if metric == skip:
             continue
-        b, a = mean(before_rows, metric), mean(after_rows, metric)
-        if b == b and a == a and breached(b, a):
-            out.append(text.format(b=b, a=a))
+        hits = RATE_OUTCOMES[metric]
+        hb, nb, _ = effective_counts(hits(before))
+        ha, na, _ = effective_counts(hits(after))
+        v = judge_proportion(hb, nb, ha, na, better=better, alpha=2 * alpha, min_samples=min_samples, metric=metric)
+        worse = v.shift if better == "lower" else -v.shift
+        if v.outcome == "fail" and worse > tol:
+            out.append(f"{text} {v.before:.1%} -> {v.after:.1%} (limit {tol:.0%}, p={v.p_value:.2g})")
+    if skip != "cost_per_decision_usd":
+        cb, ca = before.cost_usd.astype(np.float64), after.cost_usd.astype(np.float64)
+        xb, xa = thin(cb, autocorrelation_time(cb)), thin(ca, autocorrelation_time(ca))
+        if min(xb.size, xa.size) >= max(min_samples, 2):
+            mb, ma = float(cb.mean()), float(ca.mean())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                p = float(stats.ttest_ind(xa, xb, equal_var=False, alternative="greater").pvalue)
+            if not np.isfinite(p):
+                p = 0.0 if ma > mb else 1.0
+            if mb > 0 and ma / mb - 1.0 > cost_rise and p < alpha:
+                out.append(f"cost per decision rose ${mb:.4f} -> ${ma:.4f} (limit +{cost_rise:.0%}, p={p:.2g})")
     return out

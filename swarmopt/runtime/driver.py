@@ -3,8 +3,9 @@
 Each tick every agent group steps over ``[t, t + tick_s)`` in parallel and
 returns its outbound messages, which are delivered at the next tick (sorted by
 arrival time, sender and sequence number), and the metric rows of the windows
-that closed. At every optimizer cycle the driver passes the new rows to the
-Performance Optimizer, routes its proposals through the Orchestrator, and
+that closed with their per-task samples. At every optimizer cycle the driver
+passes the new rows and samples to the Performance Optimizer (the samples go
+nowhere else), routes its proposals through the Orchestrator, and
 delivers the scheduled knob and autonomy changes to the agents. A *backend*
 says how a call reaches a component: directly (local) or as a Ray actor call.
 """
@@ -15,6 +16,7 @@ from collections import defaultdict
 from typing import Any, Callable, Protocol
 
 from swarmopt.knobs import ScheduledChange
+from swarmopt.metrics import TaskSample
 from swarmopt.schema import Scenario
 from swarmopt.sim.inbox import Message
 
@@ -69,6 +71,7 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
     inbound: list[Message] = []
     pending: list[ScheduledChange] = []
     new_rows: list[dict] = []
+    new_samples: list[TaskSample] = []
     applied: list[dict] = []
     k = 0
     while True:
@@ -89,8 +92,9 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
             for i, (h, _) in enumerate(groups)
         ]
         inbound, pending = [], []
-        for out, rows, ap, proc in backend.get(futures):
+        for out, rows, ap, proc, samples in backend.get(futures):
             inbound += out
+            new_samples += samples
             if rows:
                 new_rows += rows
                 sink.rows(rows)
@@ -101,16 +105,16 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
             if proc:
                 sink.process(proc)
         if k > 0 and k % cycle_ticks == 0 or last:
-            pending += _cycle(backend, opt, orch, t0, new_rows, applied, sink, plan=not last)
-            new_rows, applied = [], []
+            pending += _cycle(backend, opt, orch, t0, new_rows, applied, new_samples, sink, plan=not last)
+            new_rows, applied, new_samples = [], [], []
         if last:
             break
         k += 1
 
 
-def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: list[dict], sink: Sink,
-           plan: bool) -> list[ScheduledChange]:
-    (proposals, rollbacks, ev), = backend.get([backend.call(opt, "cycle_with", t, rows, applied, plan)])
+def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: list[dict], samples: list[TaskSample],
+           sink: Sink, plan: bool) -> list[ScheduledChange]:
+    (proposals, rollbacks, ev), = backend.get([backend.call(opt, "cycle_with", t, rows, applied, samples, plan)])
     sink.events(ev)
     (decisions, ev), = backend.get([backend.call(orch, "review", t, proposals)])
     sink.events(ev)

@@ -13,6 +13,7 @@ import numpy as np
 import psutil
 
 from swarmopt.knobs import ScheduledChange
+from swarmopt.metrics import TaskSample, task_sample
 from swarmopt.schema import Scenario
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
@@ -42,23 +43,28 @@ class AgentGroup:
         self.proc.cpu_percent(None)
 
     def step(self, t0: float, t1: float, inbound: dict[str, list[Message]],
-             changes: dict[str, list[ScheduledChange]]) -> tuple[list[Message], list[dict], list[dict], list[dict]]:
+             changes: dict[str, list[ScheduledChange]]
+             ) -> tuple[list[Message], list[dict], list[dict], list[dict], list[TaskSample]]:
         """Step every hosted agent over ``[t0, t1)`` (see :meth:`AgentSim.step`).
 
         Returns (outbound messages, metrics rows of closed windows, applied
-        changes, process samples — one per call that closed a window).
+        changes, process samples — one per call that closed a window, per-task
+        samples of the closed windows — one per metrics row, for the
+        optimizer's canary judge only).
         """
         out: list[Message] = []
         rows: list[dict] = []
         applied: list[dict] = []
+        samples: list[TaskSample] = []
         for aid, sim in self.sims.items():
             o, closed, ap = sim.step(t0, t1, inbound.get(aid, []), changes.get(aid, []))
             out += o
             rows += [sim.metrics_row(w) for w in closed]
+            samples += [task_sample(w) for w in closed]
             applied += ap
         proc = []
         if rows:
             proc.append({"t_s": t0, "actor": self.name, "pid": self.proc.pid,
                          "process_cpu_percent": self.proc.cpu_percent(None),
                          "process_rss_mb": self.proc.memory_info().rss / 2**20})
-        return out, rows, applied, proc
+        return out, rows, applied, proc, samples
