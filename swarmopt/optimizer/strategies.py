@@ -163,17 +163,19 @@ def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | No
     return _change(p.id, k, f"cache_ttl_s.{name}", k.cache_ttl_s[name] / 2)
 
 
-def pre_scale(s: dict, k: Knobs, p: AgentProfile, peak_rate: float, target_util: float = 0.7) -> list[KnobChange] | None:
-    """Workers for a forecast peak arrival rate: ceil(peak x mean service time /
-    target utilization), at most double the current count (predictive
-    pre-scaling)."""
+def pre_scale(s: dict, k: Knobs, p: AgentProfile, peak_rate: float, target_util: float = 0.7,
+              tolerance: float = 0.0) -> list[KnobChange] | None:
+    """Workers for a forecast peak arrival rate (tasks/s): ceil(peak x mean
+    service time / target utilization), proposed only when it exceeds the
+    current count by more than ``tolerance`` (HPA's tolerance, relative); the
+    planner bounds the step (:func:`swarmopt.optimizer.stabilize.bound_step`)."""
     service_s = s["service_time_ms_mean"] / 1000.0
     if not (service_s == service_s) or peak_rate <= 0:
         return None
-    need = math.ceil(peak_rate * service_s / target_util)
-    if need <= k.max_concurrency:
+    need = min(math.ceil(peak_rate * service_s / target_util), int(KNOB_BOUNDS["max_concurrency"][1]))
+    if need <= k.max_concurrency * (1 + tolerance):
         return None
-    return _change(p.id, k, "max_concurrency", min(need, k.max_concurrency * 2))
+    return _change(p.id, k, "max_concurrency", need)
 
 
 R = Remedy
