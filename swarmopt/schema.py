@@ -313,7 +313,7 @@ class OptimizerConfig(Strict):
     long_windows: int = Field(default=12, ge=1, le=1440)
     tolerance: float = Field(default=0.1, ge=0, lt=1)
     stabilization_window_s: float = Field(default=3600.0, ge=0)
-    anomaly_z: float = Field(default=3.5, gt=0)
+    anomaly_z: float = Field(default=5.0, gt=0)
     recommend_only: bool = False
     cycle_s: float = Field(default=300.0, gt=0)
     measure_windows: int = Field(default=5, ge=2, le=60)

@@ -188,14 +188,18 @@ def level_shifts(agent: str, rows: list[dict], recent: int, z_threshold: float, 
     the recent span, the up to ``max_history`` before it the history (at least
     ``min_history`` needed, else nothing is reported). Per metric, with ``m``
     and ``MAD`` the median and median absolute deviation of the history's
-    per-window values, ``z = (mean(recent) - m) / (1.4826 MAD)`` (robust
-    z-score: Iglewicz & Hoaglin 1993; 1.4826 MAD estimates the standard
-    deviation of normal data). The spread is that of *single* windows, not of a
-    mean, which keeps the test conservative when windows are autocorrelated
-    (queues carry over). For rates the scale is floored at the binomial
-    standard error of one window. An anomaly needs ``z`` beyond ``z_threshold``
-    in the bad direction and a relative shift beyond ``min_shift`` (the dead
-    band), so very steady metrics do not alert on tiny moves.
+    per-window values and ``k`` the number of recent windows,
+    ``z = (mean(recent) - m) / (1.4826 MAD / sqrt(k))`` (robust z-score:
+    Iglewicz & Hoaglin 1993; 1.4826 MAD estimates the standard deviation of
+    normal data, and the mean of ``k`` windows has ``sqrt(k)`` times less
+    spread when windows are independent, which holds while a window (60 s) is
+    long against the service times and queues drain between bursts). For rates
+    the single-window scale is floored at the binomial standard error of one
+    window. An anomaly needs ``z`` beyond ``z_threshold`` in the bad direction
+    (default 5: window means have heavier tails than normal and MAD from a
+    few dozen windows is itself uncertain) and a relative shift beyond
+    ``min_shift`` (the dead band), so very steady metrics do not alert on tiny
+    moves.
     """
     hist, rec = rows[-recent - max_history:-recent], rows[-recent:]
     if len(hist) < min_history or not rec:
@@ -214,7 +218,7 @@ def level_shifts(agent: str, rows: list[dict], recent: int, z_threshold: float, 
             scale = max(scale, float(np.sqrt(med * (1 - med) / n)))
         if scale <= 0 or med == 0:
             continue
-        z = (value - med) / scale
+        z = (value - med) / (scale / np.sqrt(v.size))
         shift = (value - med) / abs(med)
         if sign * z > z_threshold and sign * shift > min_shift:
             out.append(Anomaly(agent, metric, value, med, round(shift * 100, 1), round(z, 2)))
