@@ -210,7 +210,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "cost": ("cost_per_decision_usd", "lower"),
     "resource_cpu": ("cpu_percent", "lower"),
     "resource_memory": ("memory_percent", "lower"),
-    "predictive_optimization": ("response_time_ms_p95", "lower"),
+    "predictive_optimization": ("cpu_percent", "lower"),
     "coordination_enhancement": ("inbox_in_time_rate", "higher"),
 }
 SUCCESS_METRICS: dict[str, tuple[str, ...]] = {
