@@ -78,10 +78,12 @@ class ThompsonPolicy:
     def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
         if not options:
             return None
-        arms = [r.kind for r, _ in options]
+        by_kind: dict[str, tuple] = {}
+        for opt in options:
+            by_kind.setdefault(opt[0].kind, opt)
         key = (options[0][1][0].agent, type_)
         bandit = self.bandits.setdefault(key, DiscountedThompson(self.gamma))
-        return options[arms.index(bandit.select(arms, rng))]
+        return by_kind[bandit.select(list(by_kind), rng)]
 
     def learn(self, strategy, kept: bool) -> None:
         key = (strategy.actions[0].agent, strategy.type)
