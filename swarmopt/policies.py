@@ -71,11 +71,13 @@ class ThompsonPolicy:
     name = "thompson"
 
     def __init__(self, gamma: float = 0.9) -> None:
-        DiscountedThompson(gamma)
+        DiscountedThompson(gamma)  # fail on a bad gamma now, not at the first choice
         self.gamma = gamma
         self.bandits: dict[tuple[str, str], DiscountedThompson] = {}
 
     def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
+        """One Beta draw per distinct remedy kind (first option of each kind),
+        the largest wins; None when there is no option."""
         if not options:
             return None
         by_kind: dict[str, tuple] = {}
@@ -86,6 +88,9 @@ class ThompsonPolicy:
         return by_kind[bandit.select(list(by_kind), rng)]
 
     def learn(self, strategy, kept: bool) -> None:
+        """Reward 1 (kept) or 0 (rolled back) for ``strategy.kind`` in the
+        bandit of its agent and type; strategies the policy did not choose
+        (proactive ones) have no bandit and are ignored."""
         key = (strategy.actions[0].agent, strategy.type)
         if key in self.bandits:
             self.bandits[key].update(strategy.kind, bool(kept))
