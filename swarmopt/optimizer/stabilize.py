@@ -5,14 +5,17 @@ Autoscaling", kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
 
 * **tolerance** (HPA: ``--horizontal-pod-autoscaler-tolerance``, default 0.1):
   no action while the ratio of a metric to its target is within 10% of 1
-  (:func:`outside_dead_band`, :func:`beyond_tolerance`);
+  (:func:`outside_dead_band`; predictive pre-scaling applies it to the worker
+  count, :func:`swarmopt.optimizer.strategies.pre_scale`);
 * **stabilization window** (HPA: ``behavior.scaleDown.stabilizationWindowSeconds``,
-  default 300 s): the controller acts on the most conservative recommendation
-  made within the window. A knob has no "safe" direction in general (a faster
+  default 300 s; the API reference: "the safest value from the stabilization
+  window is chosen"): the controller acts on the most conservative
+  recommendation made within the window. A knob has no "safe" direction in general (a faster
   model tier is quicker but less accurate), so the rule is applied to
   *direction*: when a knob was recommended one way within the window, the most
   conservative answer to a recommendation the other way is to leave it where
-  it is (:class:`Stabilizer`). A rollback is not a recommendation (it restores
+  it is (:class:`Stabilizer`), while further steps the same way go ahead (as
+  the HPA scales up without a window by default). A rollback is not a recommendation (it restores
   the state before a trial the canary judge failed; the HPA has no such step),
   so it neither counts nor is held; retrying the same remedy after a rollback
   is barred by the optimizer's tabu instead;
@@ -35,7 +38,7 @@ from swarmopt.knobs import KnobChange
 from swarmopt.optimizer.detect import Bottleneck
 from swarmopt.schema import TIERS
 
-HIGHER_IS_BETTER = frozenset({"success_rate", "coordination_score", "system_score", "inbox_in_time_rate"})
+HIGHER_IS_BETTER = frozenset({"success_rate", "coordination_score", "system_score"})
 
 
 def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
@@ -54,12 +57,6 @@ def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
     else:
         ratio = b.value / b.threshold if b.threshold > 0 else math.inf
     return ratio > 1.0 + tolerance
-
-
-def beyond_tolerance(desired: float, current: float, tolerance: float) -> bool:
-    """HPA's rule for a computed target: act only when ``desired / current``
-    differs from 1 by more than ``tolerance`` (``current`` > 0)."""
-    return abs(desired / current - 1.0) > tolerance
 
 
 def _ordinal(knob: str, value) -> float:
