@@ -8,14 +8,15 @@ import sys
 import structlog
 
 NARRATIVE = {
-    "cycle.started", "bottleneck.detected", "strategies.generated", "strategy.planned", "strategy.recommended",
+    "cycle.started", "bottleneck.detected", "anomaly.detected", "bottleneck.within_tolerance", "strategy.held",
+    "strategies.generated", "strategy.planned", "strategy.recommended",
     "approval.requested", "orchestrator.decision", "optimization.scheduled", "knob.applied",
     "optimization.measured", "optimization.kept", "optimization.rolled_back", "rollback.measured",
     "autonomy.optimizer", "autonomy.agent", "report.received",
 }
 _FIELDS = ("agent", "type", "severity", "impact", "kind", "knob", "old", "new", "verdict", "metric", "before",
            "after", "improvement_pct", "ci_low_pct", "ci_high_pct", "p_value", "effective_s", "detail", "autonomy",
-           "value")
+           "value", "baseline", "z")
 
 
 def configure(fmt: str = "auto", level: str = "info") -> None:

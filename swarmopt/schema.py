@@ -326,7 +326,9 @@ class OptimizerConfig(Strict):
     """The Performance Optimizer's policy and cycle.
 
     ``policy``: ``rules`` (the source design's fixed rules), ``monitor`` (detect
-    and report only). ``recommend_only`` plans and reports but changes nothing.
+    and report only), ``thompson`` (discounted Thompson sampling over the
+    measured outcomes of the remedies). ``recommend_only`` plans and reports but
+    changes nothing.
     A change is judged on ``measure_windows`` windows before and after it takes
     effect by the canary judge (:func:`swarmopt.optimizer.measure.judge_change`):
     the keep-or-rollback decision has a false-alarm budget ``alpha`` (a change
@@ -340,9 +342,24 @@ class OptimizerConfig(Strict):
     ``autonomy_step_up`` after ``autonomy_raise_after`` consecutive kept
     changes with no rollback and falls by ``autonomy_step_down`` at once on a
     rollback, within [``min_autonomy``, ``max_autonomy``].
+
+    Alerting and stabilization: a bottleneck must breach over the last
+    ``long_windows`` windows and over the last twelfth of them
+    (:func:`swarmopt.optimizer.detect.alert_spans`); no action within
+    ``tolerance`` of a threshold; no knob reversal within
+    ``stabilization_window_s`` (0 disables it; see
+    :mod:`swarmopt.optimizer.stabilize`). Level shifts against an agent's own
+    history beyond robust z ``anomaly_z`` raise ``anomaly.detected``.
+    ``proactive`` False plans reactive strategies only (no predictive
+    pre-scaling, no coordination enhancement).
     """
 
-    policy: Literal["rules", "monitor"] = "rules"
+    policy: Literal["rules", "monitor", "thompson"] = "rules"
+    proactive: bool = True
+    long_windows: int = Field(default=12, ge=1, le=1440)
+    tolerance: float = Field(default=0.1, ge=0, lt=1)
+    stabilization_window_s: float = Field(default=3600.0, ge=0)
+    anomaly_z: float = Field(default=5.0, gt=0)
     recommend_only: bool = False
     cycle_s: float = Field(default=300.0, gt=0)
     measure_windows: int = Field(default=5, ge=2, le=60)

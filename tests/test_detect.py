@@ -75,9 +75,8 @@ def test_system_score(success, coord, severity):
 
 
 def test_minimum_traffic_guard():
-    assert found(decision_count=5.0, success_rate=0.2) .keys() <= {("system_performance", "critical"),
-                                                                    ("system_performance", "high")}
-    assert not any(t.startswith("agent_") for t, _ in found(decision_count=5.0, success_rate=0.2))
+    # also keeps the agent out of the system score
+    assert found(decision_count=5.0, success_rate=0.2) == {}
 
 
 def test_snapshot_averages_windows_and_sums_decisions():

@@ -11,11 +11,15 @@ Each cycle (every ``cycle_s``, DESIGN.md "The optimizer cycle"):
    benefit (marginal or inconclusive). Learn per strategy type; raise the
    optimizer's autonomy after ``autonomy_raise_after`` consecutive kept
    changes, lower it at once on a rollback and tell the Orchestrator why;
-3. detect bottlenecks on the last cycle's windows;
-4. plan reactive strategies per bottleneck (the policy picks the remedy) and the
-   proactive ones (predictive pre-scaling from a Holt-Winters load forecast;
-   coordination enhancement); sort by severity, expected improvement,
-   implementation time;
+3. detect bottlenecks that breach over a long and a short span of windows
+   (multiwindow alerting with a minimum-traffic guard) and level shifts of each
+   agent's metrics against its own history (``anomaly.detected``);
+4. plan reactive strategies per bottleneck outside the tolerance band (the
+   policy picks the remedy) and the proactive ones (predictive pre-scaling from
+   a Holt-Winters load forecast; coordination enhancement), each a bounded step
+   that does not reverse a knob within the stabilization window
+   (:mod:`swarmopt.optimizer.stabilize`); sort by severity, expected
+   improvement, implementation time;
 5. select at most one change per agent, and only on agents whose configuration
    has been stable for the ``measure_windows`` windows the change will be
    compared against; strategies riskier than the optimizer's autonomy go to the
@@ -33,8 +37,11 @@ import numpy as np
 from swarmopt.forecast import forecast_peak
 from swarmopt.knobs import KnobChange, ScheduledChange, set_knob
 from swarmopt.metrics import TaskSample, health_score, pool_samples
-from swarmopt.optimizer.detect import SEVERITY_RANK, Bottleneck, detect, snapshot
+from swarmopt.optimizer.detect import (
+    SEVERITY_RANK, Bottleneck, alert_spans, detect_multiwindow, level_shifts, snapshot,
+)
 from swarmopt.optimizer.measure import Judgement, judge_change
+from swarmopt.optimizer.stabilize import Stabilizer, bound_step, outside_dead_band
 from swarmopt.optimizer.strategies import (
     BATCH, PRE_SCALE, REMEDIES, SUCCESS_METRICS, TARGETS, Remedy, Strategy, pre_scale, priority_key,
 )
@@ -111,6 +118,8 @@ class Optimizer:
         self.proposals: list[Proposal] = []
         self.results: list[dict] = []
         self.bottlenecks: list[Bottleneck] = []
+        self.anomalous: set[tuple[str, str]] = set()
+        self.stabilizer = Stabilizer(config.stabilization_window_s)
         self._seq = 0
 
     # ------------------------------------------------------------------ inputs
@@ -157,16 +166,20 @@ class Optimizer:
         events: list[dict] = [{"t_s": t, "event": "cycle.started", "autonomy": self.autonomy}]
         rollbacks = self._judge(t, events)
         cycle_windows = int(round(self.cfg.cycle_s / self.window_s))
+        th = self.cfg.thresholds
         snaps = {a: snapshot(rows[-cycle_windows:]) for a, rows in self.history.items() if rows}
-        self.bottlenecks = detect(snaps, self.profiles, self.cfg.thresholds)
+        spans = {a: alert_spans(rows, self.cfg.long_windows, th.min_decisions) for a, rows in self.history.items() if rows}
+        self.bottlenecks = detect_multiwindow({a: snapshot(lo) for a, (lo, _) in spans.items()},
+                                              {a: snapshot(sh) for a, (_, sh) in spans.items()}, self.profiles, th)
         for b in self.bottlenecks:
             events.append({"t_s": t, "event": "bottleneck.detected", "agent": b.affected_component, "type": b.type,
                            "severity": b.severity, "metric": b.metric, "value": b.value, "threshold": b.threshold,
                            "impact": b.impact, "detail": b.description})
+        events += self._anomalies(t, snaps, cycle_windows)
         self.proposals = []
         if self.cfg.policy == "monitor" or not plan:
             return [], rollbacks, events
-        strategies = self._plan(t, snaps)
+        strategies = self._plan(t, snaps, events)
         events.append({"t_s": t, "event": "strategies.generated", "value": len(strategies),
                        "detail": f"{sum(not s.proactive for s in strategies)} reactive, "
                                  f"{sum(s.proactive for s in strategies)} proactive"})
@@ -308,6 +321,7 @@ class Optimizer:
         self.autonomy_changes.append({"t_s": t, "old": old, "new": self.autonomy, "reason": reason})
 
     def _learn(self, s: Strategy, kept: bool, improvement_pct: float) -> None:
+        self.policy.learn(s, kept)
         for table, key in ((self.stats, s.type), (self.kind_stats, s.kind)):
             st = table.setdefault(key, TypeStats())
             st.attempts += 1
@@ -344,10 +358,44 @@ class Optimizer:
             risk=remedy.risk, target_metric=metric, better=better, proactive=proactive,
         )
 
-    def _plan(self, t: float, snaps: dict[str, dict]) -> list[Strategy]:
+    def _anomalies(self, t: float, snaps: dict[str, dict], recent: int) -> list[dict]:
+        """``anomaly.detected`` events for level shifts that start this cycle
+        (an ongoing shift is reported once); agents under the minimum traffic
+        of the last cycle are skipped."""
+        found = {}
+        for agent, rows in sorted(self.history.items()):
+            if rows and snaps[agent]["decision_count"] >= self.cfg.thresholds.min_decisions:
+                for x in level_shifts(agent, rows, recent, self.cfg.anomaly_z, self.cfg.tolerance):
+                    found[(agent, x.metric)] = x
+        events = [{"t_s": t, "event": "anomaly.detected", "agent": x.agent, "metric": x.metric, "value": x.value,
+                   "baseline": x.baseline, "impact": x.shift_pct, "z": x.z,
+                   "detail": f"{x.agent} {x.metric} shifted {x.shift_pct:+.0f}% from its median {x.baseline:.4g} "
+                             f"(robust z {x.z:.1f})"}
+                  for key, x in found.items() if key not in self.anomalous]
+        self.anomalous = set(found)
+        return events
+
+    def _stable(self, t: float, remedy: Remedy, actions: list[KnobChange], events: list[dict]) -> list[KnobChange] | None:
+        """``actions`` as bounded steps, or None (with a ``strategy.held``
+        event) when they would reverse a knob within the stabilization window."""
+        actions = [bound_step(c) for c in actions]
+        if self.stabilizer.allows(self._align(t + remedy.implementation_time_s), actions):
+            return actions
+        events.append({"t_s": t, "event": "strategy.held", "agent": actions[0].agent, "kind": remedy.kind,
+                       "knob": ";".join(c.knob for c in actions), "new": ";".join(repr(c.new) for c in actions),
+                       "detail": f"would reverse a knob within the {self.cfg.stabilization_window_s:.0f}s "
+                                 "stabilization window"})
+        return None
+
+    def _plan(self, t: float, snaps: dict[str, dict], events: list[dict]) -> list[Strategy]:
         out: list[Strategy] = []
         taken: set[tuple[str, str]] = set()
         for b in self.bottlenecks:
+            if not outside_dead_band(b, self.cfg.tolerance):
+                events.append({"t_s": t, "event": "bottleneck.within_tolerance", "agent": b.affected_component,
+                               "type": b.type, "metric": b.metric, "value": b.value, "threshold": b.threshold,
+                               "detail": f"within {self.cfg.tolerance:.0%} of its threshold: no action"})
+                continue
             agent, type_ = b.affected_component, b.type
             if agent == "system":
                 agent = min((a for a in snaps if snaps[a]["decision_count"] > 0),
@@ -362,7 +410,9 @@ class Optimizer:
                     continue
                 actions = r.propose(snaps[agent], self.knobs[agent], self.profiles[agent])
                 if actions and not any((agent, c.knob) in taken for c in actions):
-                    options.append((r, actions))
+                    actions = self._stable(t, r, actions, events)
+                    if actions:
+                        options.append((r, actions))
             choice = self.policy.choose(type_, options, self, self.rng)
             if choice is None:
                 continue
@@ -370,19 +420,32 @@ class Optimizer:
             taken |= {(agent, c.knob) for c in actions}
             out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact,
                                   target=b.affected_component if b.affected_component == "system" else None))
-        out += self._proactive(t, snaps, taken)
+        if self.cfg.proactive:
+            out += self._proactive(t, snaps, taken, events)
+        for s in out:
+            self.stabilizer.record(self._align(t + s.implementation_time_s), s.actions)
         out.sort(key=priority_key)
         return out
 
-    def _proactive(self, t: float, snaps: dict[str, dict], taken: set[tuple[str, str]]) -> list[Strategy]:
+    def _proactive(self, t: float, snaps: dict[str, dict], taken: set[tuple[str, str]],
+                   events: list[dict]) -> list[Strategy]:
+        """Predictive pre-scaling of agents with no bottleneck this cycle (an
+        agent in trouble is the reactive remedies' job: a proactive change would
+        occupy it and be judged on confounded windows) and coordination
+        enhancement."""
         out = []
         horizon = int(round((self.cfg.cycle_s + PRE_SCALE.implementation_time_s) / self.window_s))
+        troubled = {b.affected_component for b in self.bottlenecks}
         for agent, rows in sorted(self.history.items()):
-            if len(rows) < 12 or (agent, "max_concurrency") in taken or self.tabu.get((agent, "pre_scale"), -1) > t:
+            if (len(rows) < 12 or agent in troubled or (agent, "max_concurrency") in taken
+                    or self.tabu.get((agent, "pre_scale"), -1) > t):
                 continue
             series = np.array([r["arrival_rate_per_s"] for r in rows[-60:]], dtype=float)
             peak = forecast_peak(series, horizon)
-            actions = pre_scale(snaps[agent], self.knobs[agent], self.profiles[agent], peak)
+            actions = pre_scale(snaps[agent], self.knobs[agent], self.profiles[agent], peak,
+                                tolerance=self.cfg.tolerance)
+            if actions:
+                actions = self._stable(t, PRE_SCALE, actions, events)
             if actions:
                 out.append(self._make(t, "predictive_optimization", "medium", agent, PRE_SCALE, actions, 0.0,
                                       proactive=True, target="system"))
@@ -392,6 +455,8 @@ class Optimizer:
             rate = s["inbox_in_time_rate"]
             if rate == rate and rate < 0.95:
                 actions = BATCH.propose(dict(s, inbox_in_time_rate=min(rate, 0.89)), self.knobs[agent], self.profiles[agent])
+                if actions:
+                    actions = self._stable(t, BATCH, actions, events)
                 if actions:
                     out.append(self._make(t, "coordination_enhancement", "low", agent, BATCH, actions, 0.0,
                                           proactive=True, target="inter_agent"))

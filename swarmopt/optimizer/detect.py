@@ -10,7 +10,7 @@ over) the target for rates and scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -59,14 +59,12 @@ def _b(type_, sev, agent, metric, value, thr, impact, desc, fix) -> Bottleneck:
     return Bottleneck(type_, sev, agent, metric, float(value), float(thr), round(float(impact), 1), desc, fix)
 
 
-def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresholds,
-           latest_rows: list[dict] | None = None) -> list[Bottleneck]:
+def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresholds) -> list[Bottleneck]:
     """Bottlenecks of every agent snapshot plus the system-wide score.
 
     ``snaps`` maps agent id to :func:`snapshot`; agents with fewer than
-    ``th.min_decisions`` decisions are skipped (minimum-traffic guard);
-    ``latest_rows`` (one row per agent) feed the system score, which falls back
-    to the snapshots.
+    ``th.min_decisions`` decisions are skipped (minimum-traffic guard), also in
+    the system score, so a handful of requests cannot raise a system bottleneck.
     """
     found: list[Bottleneck] = []
     for agent, s in snaps.items():
@@ -111,7 +109,7 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
             if v > thr:
                 found.append(_b(type_, "high", agent, metric, v, thr, (v - thr) / thr * 100,
                                 f"{agent} {what.format(v)} (limit: {thr:.0f}%)", fix))
-    rows = latest_rows or [dict(s, agent=a) for a, s in snaps.items()]
+    rows = [dict(s, agent=a) for a, s in snaps.items() if s["decision_count"] >= th.min_decisions]
     score = system_score(rows, th.response_time_ms)
     if score == score and score < th.system_high:
         sev = "critical" if score < th.system_critical else "high"
@@ -120,3 +118,108 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
                         f"Overall system performance is {score:.0%} (target: {th.system_high:.0%}+)",
                         "Comprehensive system optimization needed"))
     return found
+
+
+SHORT_WINDOW_RATIO = 12
+
+
+def alert_spans(rows: list[dict], long_windows: int, min_decisions: float) -> tuple[list[dict], list[dict]]:
+    """The (long, short) spans of one agent's window rows (oldest first) for
+    multiwindow alerting (Google SRE workbook, ch. 5 "Alerting on SLOs",
+    "Multiwindow, multi-burn-rate alerts": a 1 h window confirmed by a 5 min one).
+
+    Long: the last ``long_windows`` rows. Short: the last 1/12 of them (at least
+    one row), extended backwards within the long span until it holds
+    ``min_decisions`` decisions (minimum-traffic guard; the workbook's
+    "low-traffic services" advice), so a window with three requests is never
+    judged on its own.
+    """
+    long = rows[-long_windows:]
+    n = max(1, round(len(long) / SHORT_WINDOW_RATIO))
+    while n < len(long) and sum(r.get("decision_count", 0) for r in long[-n:]) < min_decisions:
+        n += 1
+    return long, long[-n:]
+
+
+def detect_multiwindow(long_snaps: dict[str, dict], short_snaps: dict[str, dict], profiles: dict[str, AgentProfile],
+                       th: Thresholds) -> list[Bottleneck]:
+    """Bottlenecks that breach in both the long and the short span
+    (:func:`alert_spans`, :func:`snapshot` of each). Values and impact are the
+    long span's; severity is the lower of the two, so a critical bottleneck must
+    be critical in both. A long-span breach that has already recovered in the
+    short span, or a short blip the long span does not confirm, raises nothing.
+    """
+    short = {(b.type, b.affected_component): b for b in detect(short_snaps, profiles, th)}
+    out = []
+    for b in detect(long_snaps, profiles, th):
+        s = short.get((b.type, b.affected_component))
+        if s is not None:
+            out.append(b if SEVERITY_RANK[b.severity] <= SEVERITY_RANK[s.severity] else replace(b, severity=s.severity))
+    return out
+
+
+# metric -> +1 when a rise is bad, -1 when a fall is bad
+ANOMALY_METRICS = {"response_time_ms_mean": 1, "cost_per_decision_usd": 1, "error_rate": 1, "success_rate": -1}
+MAD_TO_SD = 1.4826
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A level shift of one agent metric against the agent's own history.
+
+    ``value``: mean of the recent windows; ``baseline``: median of the history
+    windows; ``shift_pct``: relative change (%); ``z``: robust z-score (see
+    :func:`level_shifts`).
+    """
+
+    agent: str
+    metric: str
+    value: float
+    baseline: float
+    shift_pct: float
+    z: float
+
+
+def level_shifts(agent: str, rows: list[dict], recent: int, z_threshold: float, min_shift: float,
+                 min_history: int = 12, max_history: int = 60) -> list[Anomaly]:
+    """Level shifts of :data:`ANOMALY_METRICS` in the bad direction.
+
+    ``rows``: the agent's window rows, oldest first; the last ``recent`` form
+    the recent span, the up to ``max_history`` before it the history (at least
+    ``min_history`` needed, else nothing is reported). Per metric, with ``m``
+    and ``MAD`` the median and median absolute deviation of the history's
+    per-window values and ``k`` the number of recent windows,
+    ``z = (mean(recent) - m) / (1.4826 MAD / sqrt(k))`` (robust z-score:
+    Iglewicz & Hoaglin 1993; 1.4826 MAD estimates the standard deviation of
+    normal data, and the mean of ``k`` windows has ``sqrt(k)`` times less
+    spread when windows are independent, which holds while a window (60 s) is
+    long against the service times and queues drain between bursts). For rates
+    the single-window scale is floored at the binomial standard error of one
+    window. An anomaly needs ``z`` beyond ``z_threshold`` in the bad direction
+    (default 5: window means have heavier tails than normal and MAD from a
+    few dozen windows is itself uncertain) and a relative shift beyond
+    ``min_shift`` (the dead band), so very steady metrics do not alert on tiny
+    moves.
+    """
+    hist, rec = rows[-recent - max_history:-recent], rows[-recent:]
+    if len(hist) < min_history or not rec:
+        return []
+    n = float(np.median([r.get("decision_count", 0) for r in hist]))
+    out = []
+    for metric, sign in ANOMALY_METRICS.items():
+        h = np.array([r.get(metric, np.nan) for r in hist], dtype=float)
+        v = np.array([r.get(metric, np.nan) for r in rec], dtype=float)
+        h, v = h[np.isfinite(h)], v[np.isfinite(v)]
+        if h.size < min_history or not v.size:
+            continue
+        med, value = float(np.median(h)), float(v.mean())
+        scale = MAD_TO_SD * float(np.median(np.abs(h - med)))
+        if metric.endswith("_rate") and n > 0:
+            scale = max(scale, float(np.sqrt(med * (1 - med) / n)))
+        if scale <= 0 or med == 0:
+            continue
+        z = (value - med) / (scale / np.sqrt(v.size))
+        shift = (value - med) / abs(med)
+        if sign * z > z_threshold and sign * shift > min_shift:
+            out.append(Anomaly(agent, metric, value, med, round(shift * 100, 1), round(z, 2)))
+    return out

@@ -214,9 +214,11 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     window rows and the pooled per-task samples of the spans before and after.
 
     The target's test runs at ``(1 - GUARD_SHARE) alpha`` on series thinned
-    to their effective size; fewer than ``min_samples`` effective tasks on a
-    side (or, for welch-windows, fewer than ``min_samples`` tasks or 2
-    windows) is "inconclusive", never a pass. ``min_improvement`` is the
+    to their effective size. When the tasks are so autocorrelated that fewer
+    than ``min_samples`` are effectively independent although there are enough
+    tasks and at least 2 windows a side, the window means are judged instead
+    (batch means; ``method`` gets "/batch-means"). Fewer than ``min_samples``
+    tasks or 2 windows a side is "inconclusive", never a pass. ``min_improvement`` is the
     minimum relative effect for a pass (median shift for Mann-Whitney, absolute
     rate change for two-proportion, mean change for Welch). The guardrails
     (:func:`guardrails`) skip the target itself. Raises ValueError for
@@ -240,10 +242,16 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         canary = judge_proportion(hb, nb, ha, na, better=better, alpha=a_target, min_samples=min_samples,
                                   marginal_effect=min_improvement, metric=metric)
         verdict = canary.outcome
-    elif min(before.n, after.n) < min_samples or min(window.n_before, window.n_after) < 2:
-        verdict = "inconclusive"
-    else:
+    enough_windows = min(before.n, after.n) >= min_samples and min(window.n_before, window.n_after) >= 2
+    if canary is not None and verdict == "inconclusive" and enough_windows:
+        # enough tasks, but so autocorrelated (a long busy period) that fewer than
+        # min_samples are effectively independent: judge the window means instead,
+        # the batch-means method for correlated simulation output
+        method += "/batch-means"
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
+    elif canary is None:
+        verdict = (welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
+                   if enough_windows else "inconclusive")
     breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 3,
                           min_samples)
     return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))

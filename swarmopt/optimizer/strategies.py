@@ -132,9 +132,18 @@ def cheaper_model_tier(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] |
     return faster_model_tier(s, k, p)
 
 
+RETRY_MAX_CPU_PERCENT = 70.0
+
+
 def raise_retries(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """One more retry when at least 5% of decisions end in a tool error or timeout."""
+    """One more retry when at least 5% of decisions end in a tool error or
+    timeout, unless workers are already busier than ``RETRY_MAX_CPU_PERCENT``:
+    a retry is more work, and retrying into a saturated agent turns a partial
+    outage into a queue collapse (the reason for retry budgets in Finagle and
+    gRPC's retry throttling)."""
     if s["error_rate"] < 0.05 or k.max_retries >= KNOB_BOUNDS["max_retries"][1]:
+        return None
+    if s["cpu_percent"] >= RETRY_MAX_CPU_PERCENT:
         return None
     return _change(p.id, k, "max_retries", k.max_retries + 1)
 
@@ -171,17 +180,19 @@ def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | No
     return _change(p.id, k, f"cache_ttl_s.{name}", k.cache_ttl_s[name] / 2)
 
 
-def pre_scale(s: dict, k: Knobs, p: AgentProfile, peak_rate: float, target_util: float = 0.7) -> list[KnobChange] | None:
-    """Workers for a forecast peak arrival rate: ceil(peak x mean service time /
-    target utilization), at most double the current count (predictive
-    pre-scaling)."""
+def pre_scale(s: dict, k: Knobs, p: AgentProfile, peak_rate: float, target_util: float = 0.7,
+              tolerance: float = 0.0) -> list[KnobChange] | None:
+    """Workers for a forecast peak arrival rate (tasks/s): ceil(peak x mean
+    service time / target utilization), proposed only when it exceeds the
+    current count by more than ``tolerance`` (HPA's tolerance, relative); the
+    planner bounds the step (:func:`swarmopt.optimizer.stabilize.bound_step`)."""
     service_s = s["service_time_ms_mean"] / 1000.0
     if not (service_s == service_s) or peak_rate <= 0:
         return None
-    need = math.ceil(peak_rate * service_s / target_util)
-    if need <= k.max_concurrency:
+    need = min(math.ceil(peak_rate * service_s / target_util), int(KNOB_BOUNDS["max_concurrency"][1]))
+    if need <= k.max_concurrency * (1 + tolerance):
         return None
-    return _change(p.id, k, "max_concurrency", min(need, k.max_concurrency * 2))
+    return _change(p.id, k, "max_concurrency", need)
 
 
 R = Remedy
@@ -218,7 +229,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "cost": ("cost_per_decision_usd", "lower"),
     "resource_cpu": ("cpu_percent", "lower"),
     "resource_memory": ("memory_percent", "lower"),
-    "predictive_optimization": ("response_time_ms_p95", "lower"),
+    "predictive_optimization": ("cpu_percent", "lower"),
     "coordination_enhancement": ("inbox_in_time_rate", "higher"),
 }
 SUCCESS_METRICS: dict[str, tuple[str, ...]] = {

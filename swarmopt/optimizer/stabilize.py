@@ -1,0 +1,121 @@
+"""Anti-flapping rules for the optimizer's planning path (pure).
+
+Modelled on the Kubernetes Horizontal Pod Autoscaler ("Horizontal Pod
+Autoscaling", kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/):
+
+* **tolerance** (HPA: ``--horizontal-pod-autoscaler-tolerance``, default 0.1):
+  no action while the ratio of a metric to its target is within 10% of 1
+  (:func:`outside_dead_band`; predictive pre-scaling applies it to the worker
+  count, :func:`swarmopt.optimizer.strategies.pre_scale`);
+* **stabilization window** (HPA: ``behavior.scaleDown.stabilizationWindowSeconds``,
+  default 300 s; the API reference: "the safest value from the stabilization
+  window is chosen"): the controller acts on the most conservative
+  recommendation made within the window. A knob has no "safe" direction in general (a faster
+  model tier is quicker but less accurate), so the rule is applied to
+  *direction*: when a knob was recommended one way within the window, the most
+  conservative answer to a recommendation the other way is to leave it where
+  it is (:class:`Stabilizer`), while further steps the same way go ahead (as
+  the HPA scales up without a window by default). A rollback is not a recommendation (it restores
+  the state before a trial the canary judge failed; the HPA has no such step),
+  so it neither counts nor is held; retrying the same remedy after a rollback
+  is barred by the optimizer's tabu instead;
+* **bounded steps** (HPA scaling policies, e.g. at most 100% more pods per
+  period): one change moves a knob by at most one model tier, at most doubles
+  (or halves) the worker count or the message batch, and at most quadruples (or
+  quarters) a cache TTL (:func:`bound_step`).
+
+The HPA's 300 s window spans 20 of its 15 s sync periods; the optimizer cycles
+every 300 s and a change takes 7-10 minutes to roll out and be judged, so its
+default window (``OptimizerConfig.stabilization_window_s``) is one hour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from swarmopt.knobs import KnobChange
+from swarmopt.optimizer.detect import Bottleneck
+from swarmopt.schema import TIERS
+
+HIGHER_IS_BETTER = frozenset({"success_rate", "coordination_score", "system_score"})
+
+
+def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
+    """Whether bottleneck ``b`` is far enough past its threshold to act on.
+
+    For a metric where lower is better (latency, cost, error rate, resources)
+    the ratio is ``value / threshold``; for a rate or score where higher is
+    better it is the ratio of the *shortfalls* ``(1 - value) / (1 - threshold)``
+    (the SRE workbook's burn rate: observed error rate over the error budget).
+    Returns True iff the ratio exceeds ``1 + tolerance``; ``tolerance`` = 0
+    acts on every breach.
+    """
+    if b.metric in HIGHER_IS_BETTER:
+        budget = 1.0 - b.threshold
+        ratio = (1.0 - b.value) / budget if budget > 0 else math.inf
+    else:
+        ratio = b.value / b.threshold if b.threshold > 0 else math.inf
+    return ratio > 1.0 + tolerance
+
+
+def _ordinal(knob: str, value) -> float:
+    if knob == "model_tier":
+        return float(TIERS.index(value))
+    return float(value)
+
+
+def direction(c: KnobChange) -> int:
+    """+1 when ``c`` raises its knob (model tiers ordered fast < standard <
+    strong, booleans False < True), -1 when it lowers it, 0 for no change."""
+    old, new = _ordinal(c.knob, c.old), _ordinal(c.knob, c.new)
+    return (new > old) - (new < old)
+
+
+def bound_step(c: KnobChange) -> KnobChange:
+    """``c`` with its new value clamped to one bounded step from the old one:
+    one model tier; concurrency and message batch within [old/2, 2 old]
+    (rounded away from old); cache TTLs within [old/4, max(60, 4 old)] seconds.
+    Other knobs pass unchanged. Raises ValueError for an unknown tier."""
+    k, old, new = c.knob, c.old, c.new
+    if k == "model_tier":
+        i, j = TIERS.index(old), TIERS.index(new)
+        new = TIERS[i + max(-1, min(1, j - i))]
+    elif k in ("max_concurrency", "message_batch_size"):
+        new = max(math.ceil(old / 2), min(2 * old, new))
+    elif k.startswith("cache_ttl_s."):
+        new = max(old / 4.0, min(max(60.0, 4.0 * old), new))
+    return c if new == c.new else KnobChange(c.agent, k, old, new)
+
+
+class Stabilizer:
+    """Recommendation history per (agent, knob) and the window rule.
+
+    ``window_s`` is the stabilization window in simulated seconds (0 disables
+    the rule). Times are the instants the changes take effect, so the rule
+    holds for what the agents actually experience.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._recs: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+
+    def allows(self, t_s: float, actions) -> bool:
+        """False when any change in ``actions`` (KnobChanges taking effect at
+        ``t_s``) goes against a recommendation for the same knob made within
+        less than ``window_s`` before or after ``t_s``: then the most
+        conservative recommendation in the window is to keep the current value."""
+        for c in actions:
+            d = direction(c)
+            for t, d0 in self._recs.get((c.agent, c.knob), ()):
+                if d0 == -d and abs(t_s - t) < self.window_s:
+                    return False
+        return True
+
+    def record(self, t_s: float, actions) -> None:
+        """Remember the direction of every recommended change in ``actions``
+        (taking effect at ``t_s``); forgets entries more than two windows old."""
+        for c in actions:
+            key = (c.agent, c.knob)
+            self._recs[key] = [(t, d) for t, d in self._recs[key] if t > t_s - 2 * self.window_s]
+            self._recs[key].append((t_s, direction(c)))
