@@ -79,9 +79,9 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, metri
     (count >= 19, i.e. >= 9.5%), so a calibrated judge fails it less than 1% of
     the time whatever the seeds, while the judge it replaces fails it surely:
     rolling back every non-pass gives ~100%, and Welch's two one-sided tests at
-    alpha each ~10% (count ~20). Measured on seeds 0-199: 12/200 = 6.0%
-    (latency), 9/200 = 4.5% (success rate); on seeds 0-999: 40/1000 = 4.0% and
-    35/1000 = 3.5%.
+    alpha each ~10% (count ~20). Measured on seeds 0-199: 8/200 = 4.0%
+    (latency), 4/200 = 2.0% (success rate); on seeds 0-999: 35/1000 = 3.5% and
+    27/1000 = 2.7%.
     """
     decisions = aa[metric]
     false = sum(d in ("keep", "rollback") for d in decisions)
