@@ -11,7 +11,8 @@ NARRATIVE = {
     "cycle.started", "bottleneck.detected", "anomaly.detected", "bottleneck.within_tolerance", "strategy.held",
     "strategies.generated", "strategy.planned", "strategy.recommended",
     "approval.requested", "orchestrator.decision", "optimization.scheduled", "knob.applied",
-    "optimization.measured", "optimization.kept", "optimization.rolled_back", "rollback.measured",
+    "optimization.measured", "optimization.kept", "optimization.rolled_back", "optimization.reverted",
+    "optimization.restored", "rollback.measured",
     "autonomy.optimizer", "autonomy.agent", "report.received",
 }
 _FIELDS = ("agent", "type", "severity", "impact", "kind", "knob", "old", "new", "verdict", "metric", "before",

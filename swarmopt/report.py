@@ -65,9 +65,10 @@ def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
         "",
         "## Optimizations",
         "",
-        "| attempted | kept | rolled back | rejected | bottlenecks detected |",
-        "|---|---|---|---|---|",
-        "| {attempted} | {kept} | {rolled_back} | {rejected} | {bottlenecks_detected} |".format(**s["optimizations"]),
+        "| attempted | kept | rolled back | reverted | restored | rejected | bottlenecks detected |",
+        "|---|---|---|---|---|---|---|",
+        "| {attempted} | {kept} | {rolled_back} | {reverted} | {restored} | {rejected} | {bottlenecks_detected} |".format(
+            **s["optimizations"]),
         "",
         "Optimizer autonomy: " + " -> ".join(f"{p['autonomy']:.3f}" for p in s["optimizer_autonomy"]),
         "",

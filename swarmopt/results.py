@@ -140,7 +140,7 @@ def summarize(res: RunResult) -> dict:
         "optimizations": {
             "attempted": count("optimization.scheduled"), "kept": count("optimization.kept"),
             "rolled_back": count("optimization.rolled_back"), "reverted": count("optimization.reverted"),
-            "rejected": count("strategy.rejected"), "bottlenecks_detected": count("bottleneck.detected"),
+            "restored": count("optimization.restored"), "rejected": count("strategy.rejected"), "bottlenecks_detected": count("bottleneck.detected"),
         },
         "optimizer_autonomy": [
             {"t_s": float(r.t_s), "autonomy": float(r.autonomy)}

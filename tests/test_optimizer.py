@@ -200,6 +200,43 @@ def test_a_change_with_no_measured_effect_is_reverted_without_blame():
     assert opt.autonomy == 0.9 and opt.report(12_300)["autonomy_changes"] == []
 
 
+def judge_undo(opt: Optimizer, undo_values) -> list[dict]:
+    """After :func:`run_trial` at 12 000 s: feed the windows around the undo
+    (effective at 12 360 s) with ``undo_values`` after it, and judge it."""
+    (trial,) = opt.in_flight.values()
+    eff = trial.effective_s
+    opt.observe(rows(SAME, start=eff - 300, success_rate=1.0) + rows(undo_values, start=eff, success_rate=1.0), [],
+                samples(SAME, eff - 300, seed=1, success=1.0, ok=1.0)
+                + samples(undo_values, eff, seed=2, success=1.0, ok=1.0))
+    _, changes, events = opt.cycle(trial.measure_at_s, plan=False)
+    return changes, events
+
+
+def test_a_reverted_change_whose_undo_hurt_is_restored():
+    """A change too noisy to show its benefit is reverted; if undoing it then
+    makes the target significantly worse, the two experiments together show the
+    benefit and the change is re-applied."""
+    opt = make_optimizer()
+    run_trial(opt, 12_000, SAME)
+    changes, events = judge_undo(opt, SLOWER)
+    assert [e["event"] for e in events if e["event"] in ("rollback.measured", "optimization.restored")] == [
+        "rollback.measured", "optimization.restored"]
+    assert [(c.change.knob, c.change.new) for c in changes] == [("max_concurrency", 8)]
+    assert opt.knobs["market-hunter"].max_concurrency == 8
+    assert ("market-hunter", "scale_concurrency") not in opt.tabu
+
+
+def test_an_undo_without_effect_or_a_rollback_for_harm_is_not_restored():
+    opt = make_optimizer()
+    run_trial(opt, 12_000, SAME)
+    changes, events = judge_undo(opt, SAME)
+    assert changes == [] and "optimization.restored" not in [e["event"] for e in events]
+    opt = make_optimizer()
+    run_trial(opt, 12_000, SLOWER)  # rolled back for a fail: safety first, never re-applied
+    changes, events = judge_undo(opt, [4500] * 5)
+    assert changes == [] and "optimization.restored" not in [e["event"] for e in events]
+
+
 def test_no_data_is_never_a_pass():
     # the window means alone pass (as in test_improvement_is_the_relative_change_of_window_means)
     _, _, events = run_trial(make_optimizer(), 12_000, FASTER, with_samples=False)

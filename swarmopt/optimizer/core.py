@@ -60,6 +60,8 @@ class Trial:
     effective_s: float
     measure_at_s: float
     rollback_of: str | None = None
+    undone: Strategy | None = None
+    undo_decision: str = ""
 
 
 @dataclass
@@ -277,6 +279,7 @@ class Optimizer:
             if trial.rollback_of is not None:
                 del ev["decision"]  # a rollback is measured, not decided on
                 events.append(ev | {"event": "rollback.measured"})
+                rollbacks += self._restore(t, trial, j, events)
                 continue
             events.append(ev)
             decision, m = j.decision, j.window
@@ -301,13 +304,31 @@ class Optimizer:
                 self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
             self.tabu[(agent, s.kind)] = t + TABU_S
             rb = Strategy(**{**s.__dict__, "id": f"rollback:{s.id}", "actions": s.rollback()})
-            self.in_flight[agent] = Trial(rb, eff, eff + self.cfg.measure_windows * self.window_s, s.id)
+            self.in_flight[agent] = Trial(rb, eff, eff + self.cfg.measure_windows * self.window_s, s.id, s, decision)
             name = "optimization.rolled_back" if decision == "rollback" else "optimization.reverted"
             events.append(self._strategy_event(t, name, s) | {
                 "effective_s": eff, "detail": j.reason, "improvement_pct": m.improvement_pct, "verdict": j.verdict})
             if decision == "rollback":
                 self._move_autonomy(t, -th.autonomy_step_down, f"rollback of {s.id} on {agent}: {j.reason}", events)
         return rollbacks
+
+    def _restore(self, t: float, trial: Trial, j: Judgement, events: list[dict]) -> list[ScheduledChange]:
+        """Re-apply a change that was reverted for lack of evidence when undoing
+        it made its target significantly worse with no guardrail breach: the
+        change and its undo are two experiments, and the second found the
+        effect the first was too noisy to show. Changes rolled back for a fail
+        or a guardrail breach are never restored."""
+        s = trial.undone
+        if s is None or trial.undo_decision != "revert" or j.verdict != "fail" or j.breaches:
+            return []
+        eff = self._align(t + self.cfg.rollback_time_s)
+        for c in s.actions:
+            self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
+        for agent in {c.agent for c in s.actions}:
+            self.tabu.pop((agent, s.kind), None)
+        events.append(self._strategy_event(t, "optimization.restored", s) | {
+            "effective_s": eff, "detail": f"undoing it made {s.target_metric} worse: {j.reason}"})
+        return [ScheduledChange(eff, c, f"restore:{s.id}") for c in s.actions]
 
     def _move_autonomy(self, t: float, step: float, reason: str, events: list[dict]) -> None:
         """Move the optimizer's autonomy by ``step`` within its bounds; a change
