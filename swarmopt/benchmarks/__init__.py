@@ -1,0 +1,297 @@
+"""Benchmarks: ``python -m swarmopt.benchmarks [--quick] [--only CASE] [--json PATH]``.
+
+Every case of :mod:`swarmopt.benchmarks.cases` runs in its own fresh process
+(forked from a forkserver that has imported swarmopt, so its imports are not
+timed and no earlier case's heap is inherited), while this process samples the
+resident memory of that process and all its descendants (Ray's GCS, raylet
+and workers included). The result is one table: each figure, its unit, its
+target and whether it was met. Nothing is hard-coded: every value is measured
+on this machine in this run. Not part of the default test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import math
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+import psutil
+
+from swarmopt.benchmarks.cases import CASES, FULL, LOCAL_CASES, QUICK, Sizes
+
+SAMPLE_S = 0.1   # RSS sampling interval (s)
+SCAN_S = 1.0     # interval (s) at which the process tree is re-listed and its PSS sampled
+COLUMNS = ["figure", "value", "unit", "target", "status", "conditions"]
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """What one case process produced: its result dict (None if it failed),
+    the peaks of the summed RSS and of the summed PSS of its process tree
+    (MiB, sampled every ``SAMPLE_S`` and ``SCAN_S`` seconds) and an error."""
+
+    result: dict[str, Any] | None
+    tree_peak_rss_mib: float
+    tree_peak_pss_mib: float
+    error: str | None = None
+
+
+def _child(name: str, sizes: Sizes, conn) -> None:
+    try:
+        conn.send((CASES[name](sizes), None))
+    except BaseException as exc:  # reported to the parent as the case's error
+        conn.send((None, repr(exc)))
+    finally:
+        conn.close()
+
+
+def _tree(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _sum_mib(procs: list[psutil.Process], pss: bool = False) -> float:
+    """Summed RSS (or PSS: shared pages split among their sharers) of ``procs``, MiB."""
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_full_info().pss if pss else p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total / 2**20
+
+
+def run_case(name: str, sizes: Sizes, timeout_s: float = 900.0) -> CaseRun:
+    """Run case ``name`` in a fresh process, sampling its process tree's summed
+    RSS every ``SAMPLE_S`` seconds and summed PSS every ``SCAN_S`` seconds (PSS
+    is slower to read); kill that tree after ``timeout_s`` seconds."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["swarmopt.benchmarks.cases"])
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(name, sizes, send), name=f"benchmark-{name}")
+    proc.start()
+    send.close()
+    root = psutil.Process(proc.pid)
+    procs, rss, pss, next_scan = [root], 0.0, 0.0, 0.0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not recv.poll(SAMPLE_S):
+            now = time.monotonic()
+            if now > deadline:
+                for p in reversed(_tree(root)):
+                    try:
+                        p.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+                return CaseRun(None, rss, pss, f"timed out after {timeout_s:.0f} s")
+            if now >= next_scan:
+                procs, next_scan = _tree(root) or procs, now + SCAN_S
+                pss = max(pss, _sum_mib(procs, pss=True))
+            rss = max(rss, _sum_mib(procs))
+        try:
+            result, error = recv.recv()
+        except EOFError:
+            proc.join()
+            return CaseRun(None, rss, pss, f"case process exited with code {proc.exitcode}")
+        return CaseRun(result, rss, pss, error)
+    finally:
+        recv.close()
+        proc.join(timeout=30)
+
+
+def _status(value: float, op: str | None, threshold: float | None, judged: bool) -> str:
+    if not math.isfinite(value):
+        return "failed"
+    if op is None:
+        return "-"
+    if not judged:
+        return "not judged (--quick)"
+    ok = {"<=": value <= threshold, "<": value < threshold, ">=": value >= threshold}[op]
+    return "met" if ok else "missed"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+class _Table:
+    def __init__(self, judged: bool) -> None:
+        self.judged = judged
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, fid: str, figure: str, value: float, unit: str, conditions: str,
+            op: str | None = None, threshold: float | None = None, target: str | None = None) -> None:
+        if target is None:
+            target = f"{op} {_fmt(threshold)}" if op else "-"
+        self.rows.append({"id": fid, "figure": figure, "value": float(value), "unit": unit, "target": target,
+                          "status": _status(float(value), op, threshold, self.judged), "conditions": conditions})
+
+
+def _ray_parts(r: dict[str, Any]) -> str:
+    if "ray_init_s" not in r:
+        return ""
+    return (f" (= ray.init {r['ray_init_s']:.3g} s + run_scenario {r['run_s']:.3g} s + ray.shutdown "
+            f"{r['ray_shutdown_s']:.3g} s)")
+
+
+LOCAL_MEM = "peak RSS (ru_maxrss) of the run's process, interpreter and imports included"
+
+
+def _tree_mem(run: CaseRun) -> str:
+    return ("peak summed PSS (shared pages split among their sharers) of driver + GCS + raylet + Ray workers, "
+            f"sampled every {SCAN_S:g} s; summed RSS peak {run.tree_peak_rss_mib:,.0f} MiB")
+
+
+def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFrame:
+    nan = math.nan
+    t = _Table(judged)
+    day = "one simulated day" if sizes.day_s == 86_400 else f"{sizes.day_s:,.0f} simulated s"
+
+    def res(case: str) -> dict[str, Any]:
+        run = runs.get(case)
+        return run.result if run is not None and run.result is not None else {}
+
+    def why(case: str) -> str:
+        run = runs[case]
+        return f"; FAILED: {run.error}" if run.error else ""
+
+    if "local-day" in runs:
+        r = res("local-day")
+        wall, tasks = r.get("wall_s", nan), r.get("tasks", nan)
+        cond = f"5 agents, {sizes.day_s:,.0f} s simulated, tick {sizes.day_tick_s:g} s, local runtime"
+        t.add("engine_tasks_per_s", "simulated tasks per second (one process = one core)", tasks / wall,
+              "tasks/s", f"{tasks:,} tasks (sum of decision_count) / wall time of run_scenario; {cond}"
+              + why("local-day"), ">=", 2e6)
+        t.add("day_wall_s_local", f"{day}, local: wall time", wall, "s", cond + why("local-day"),
+              "<=", 2.0)
+        t.add("day_peak_mem_mib_local", f"{day}, local: peak memory", r.get("driver_peak_rss_mib", nan), "MiB",
+              LOCAL_MEM + why("local-day"))
+    if "ray-day" in runs:
+        r = res("ray-day")
+        cond = f"5 agents, {sizes.day_s:,.0f} s simulated, tick {sizes.day_tick_s:g} s"
+        t.add("day_wall_s_ray", f"{day}, Ray: wall time", r.get("wall_s", nan), "s",
+              cond + ", fresh local Ray started and stopped inside the timed span" + _ray_parts(r) + why("ray-day"),
+              "<=", 15.0)
+        t.add("day_peak_mem_mib_ray", f"{day}, Ray: peak memory", runs["ray-day"].tree_peak_pss_mib if r else nan,
+              "MiB", _tree_mem(runs["ray-day"]) + why("ray-day"))
+    if "ray-ticks" in runs:
+        r = res("ray-ticks")
+        swarm, bare = r.get("swarm_ticks_per_s", nan), r.get("bare_groups_ticks_per_s", nan)
+        n, g = r.get("actors", 0), r.get("groups", 0)
+        cond = (f"{r.get('ticks', 0):,} ticks ({sizes.ray_ticks_duration_s:,.0f} s simulated at tick "
+                f"{sizes.ray_ticks_tick_s:g} s), timed after Ray start and actor readiness" + why("ray-ticks"))
+        t.add("ray_ticks_per_s", "Ray runtime: ticks per second", swarm, "ticks/s",
+              f"five-agent scenario through the driver ({g} agent-group actors stepped per tick, optimizer and "
+              f"orchestrator called each cycle); " + cond, ">=", 0.5 * bare,
+              target=f">= 50% of bare ({_fmt(0.5 * bare)})" if math.isfinite(bare) else None)
+        t.add("bare_ray_ticks_per_s", f"bare Ray barrier, {g} of {n} actors stepped", bare, "ticks/s",
+              f"{n} no-op actors; per tick the {g} the driver steps are called, then one ray.get; " + cond,
+              target="(reference)")
+        t.add("bare_ray_ticks_per_s_all", f"bare Ray barrier, all {n} actors stepped",
+              r.get("bare_all_ticks_per_s", nan), "ticks/s",
+              f"{n} no-op actors; per tick all are called, then one ray.get; " + cond, target="(reference)")
+        t.add("ray_over_bare", f"Ray runtime / bare barrier ({g} of {n}) tick rate", 100 * swarm / bare, "%",
+              "same Ray session, same number of ticks" + why("ray-ticks"), ">=", 50.0)
+        t.add("ray_start_s", "Ray start (ray.init, fresh local Ray)", r.get("ray_start_s", nan), "s",
+              "included in every Ray wall time (day, scale)" + why("ray-ticks"))
+        t.add("ray_actors_ready_s", f"swarmopt's {n} actors: creation until ready", r.get("actors_ready_s", nan),
+              "s", "worker processes start and import swarmopt; included in every Ray wall time (day, scale)"
+              + why("ray-ticks"))
+    if "optimizer" in runs:
+        r = res("optimizer")
+        targets = {5: ("<=", 5.0), 1000: ("<=", 100.0)}
+        for label, n in zip(("small", "medium", "large"), sizes.optimizer_agents):
+            o = r.get(str(n), {})
+            op, threshold = targets.get(n, (None, None))
+            t.add(f"optimizer_cycle_ms_{label}", f"optimizer cycle, {n} agents", o.get("median_ms", nan), "ms",
+                  f"Optimizer.cycle_with on one cycle of rows ({o.get('rows', 0)} rows, "
+                  f"{o.get('bottlenecks', 0)} bottlenecks; faults from t=0); median of {o.get('reps', 0)}, "
+                  f"min {o.get('min_ms', nan):.3g}, max {o.get('max_ms', nan):.3g}" + why("optimizer"),
+                  op, threshold)
+    for case, rt in (("scale-local", "local"), ("scale-ray", "Ray")):
+        if case not in runs:
+            continue
+        r = res(case)
+        n = 5 * sizes.scale_count
+        cond = (f"{n} agents ({sizes.scale_count} replicas of each profile), {sizes.scale_s:,.0f} s simulated, "
+                f"tick {sizes.scale_tick_s:g} s, {r.get('tasks', 0):,} tasks")
+        if rt == "Ray":
+            cond += ", at most 16 agent-group actors, fresh local Ray started and stopped inside the timed span"
+            cond += _ray_parts(r)
+            mem, mem_cond = (runs[case].tree_peak_pss_mib if r else nan), _tree_mem(runs[case])
+        else:
+            mem, mem_cond = r.get("driver_peak_rss_mib", nan), LOCAL_MEM
+        kind = case.split("-")[1]
+        t.add(f"scale_wall_s_{kind}", f"{n} agents, {rt}: wall time", r.get("wall_s", nan), "s",
+              cond + why(case), "<", 60.0)
+        t.add(f"scale_peak_mem_mib_{kind}", f"{n} agents, {rt}: peak memory", mem, "MiB", mem_cond + why(case),
+              "<", 4096.0)
+    return pd.DataFrame(t.rows).set_index("id")
+
+
+def run(quick: bool = False, only: Sequence[str] | None = None, timeout_s: float = 900.0,
+        progress=None) -> tuple[pd.DataFrame, dict[str, CaseRun]]:
+    """Run the benchmark cases ``only`` (default: all) at full or ``quick`` sizes.
+
+    Returns the figures table (index: figure id; columns: figure, value,
+    unit, target, status, conditions) and the raw result of every case.
+    ``progress(name)`` is called before each case starts.
+    """
+    sizes = QUICK if quick else FULL
+    runs: dict[str, CaseRun] = {}
+    for name in only or CASES:
+        if progress is not None:
+            progress(name)
+        runs[name] = run_case(name, sizes, timeout_s)
+    return _figures(runs, sizes, judged=not quick), runs
+
+
+def render(table: pd.DataFrame) -> str:
+    """The figures table as text: values rounded for reading, right-aligned;
+    the other columns left-aligned."""
+    cells = {c: [c] + [str(v) for v in table[c]] for c in COLUMNS}
+    cells["value"] = ["value"] + [_fmt(v) if math.isfinite(v) else "n/a" for v in table["value"]]
+    widths = {c: max(map(len, col)) for c, col in cells.items()}
+    lines = []
+    for i in range(len(table) + 1):
+        lines.append("  ".join(cells[c][i].rjust(widths[c]) if c == "value" else cells[c][i].ljust(widths[c])
+                               for c in COLUMNS).rstrip())
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m swarmopt.benchmarks``; returns the exit code
+    (1 if a case failed, else 0 — a missed target is a result, not an error)."""
+    ap = argparse.ArgumentParser(prog="python -m swarmopt.benchmarks", description=__doc__.split("\n\n")[1])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test; targets not judged)")
+    ap.add_argument("--only", action="append", choices=list(CASES), metavar="CASE",
+                    help=f"run only this case (repeatable): {', '.join(CASES)}")
+    ap.add_argument("--local-only", action="store_true", help=f"only the cases without Ray: {', '.join(LOCAL_CASES)}")
+    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the figures and raw results as JSON")
+    ap.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS", help="per case (default 900)")
+    args = ap.parse_args(argv)
+    only = args.only or (list(LOCAL_CASES) if args.local_only else None)
+    table, runs = run(args.quick, only, args.timeout,
+                      progress=lambda name: print(f"running {name} ...", file=sys.stderr, flush=True))
+    print(render(table))
+    if args.json:
+        doc = {"quick": args.quick, "cpu_count": os.cpu_count(), "python": platform.python_version(),
+               "ray": importlib.metadata.version("ray"), "sizes": asdict(QUICK if args.quick else FULL),
+               "figures": table.reset_index().to_dict("records"),
+               "cases": {k: asdict(v) for k, v in runs.items()}}
+        args.json.write_text(json.dumps(doc, indent=2, default=str, allow_nan=True) + "\n")
+    return 1 if any(r.error for r in runs.values()) else 0

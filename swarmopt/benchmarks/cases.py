@@ -1,0 +1,230 @@
+"""The benchmark cases. Each runs in its own fresh process (see
+:func:`swarmopt.benchmarks.run`) and returns its raw measurements as a dict.
+
+All times are wall-clock seconds from ``time.perf_counter`` and exclude the
+interpreter start and module imports; every scenario has a fixed seed.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from swarmopt.api import run_scenario
+from swarmopt.loader import SCENARIOS_DIR, build_scenario
+from swarmopt.results import Collector
+from swarmopt.runtime.components import make_optimizer
+from swarmopt.runtime.driver import drive
+from swarmopt.runtime.local import LocalBackend
+from swarmopt.schema import Scenario
+
+SCENARIO = SCENARIOS_DIR / "market_hunter_degradation.yaml"
+SEED = 1
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Problem sizes of one benchmark run (full or ``--quick``)."""
+
+    day_s: float = 86_400.0            # simulated seconds of the "one day" runs
+    day_tick_s: float = 60.0
+    ray_ticks_duration_s: float = 1_800.0  # simulated seconds of the tick-rate run
+    ray_ticks_tick_s: float = 1.0
+    optimizer_agents: tuple[int, ...] = (5, 100, 1000)
+    optimizer_reps: tuple[int, ...] = (21, 11, 5)
+    scale_count: int = 100             # replicas of each of the five profiles
+    scale_s: float = 3_600.0
+    scale_tick_s: float = 60.0
+
+
+FULL = Sizes()
+QUICK = Sizes(day_s=3_600.0, ray_ticks_duration_s=120.0, optimizer_agents=(5, 10, 20),
+              optimizer_reps=(3, 3, 3), scale_count=5, scale_s=600.0)
+
+
+def scenario(count: int = 1, duration_s: float = 3_600.0, tick_s: float = 60.0,
+             faults_at_s: float | None = None, path: Path = SCENARIO) -> Scenario:
+    """The five-agent scenario at ``path`` with ``count`` replicas of every
+    profile, ``duration_s`` simulated seconds in ticks of ``tick_s`` seconds, and
+    its faults moved to ``faults_at_s`` seconds if given."""
+    data = yaml.safe_load(path.read_text())
+    data["agents"] = [dict(a if isinstance(a, dict) else {"profile": a}, count=count) for a in data["agents"]]
+    data["duration_s"], data["tick_s"], data["seed"] = duration_s, tick_s, SEED
+    if faults_at_s is not None:
+        data["faults"] = [dict(f, at_s=faults_at_s) for f in data.get("faults") or []]
+    return build_scenario(data, str(path), path.parent)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (MiB; Linux ``ru_maxrss`` is KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed_run(sc: Scenario, runtime: str) -> dict[str, Any]:
+    """Time ``run_scenario(sc, runtime=runtime)``; on Ray, time starting a
+    fresh local Ray before it (as ``run_scenario`` would) and stopping it after
+    it, and include both in ``wall_s``."""
+    out: dict[str, Any] = {}
+    if runtime == "ray":
+        import ray
+
+        from swarmopt.runtime.ray_backend import ensure_ray
+    t = time.perf_counter()
+    if runtime == "ray":
+        ensure_ray()
+        out["ray_init_s"] = time.perf_counter() - t
+    t_run = time.perf_counter()
+    res = run_scenario(sc, runtime=runtime)
+    out["run_s"] = time.perf_counter() - t_run
+    if runtime == "ray":
+        t_stop = time.perf_counter()
+        ray.shutdown()
+        out["ray_shutdown_s"] = time.perf_counter() - t_stop
+    out["wall_s"] = time.perf_counter() - t
+    return out | {"tasks": int(res.metrics["decision_count"].sum()), "agents": len(sc.agents),
+                  "windows": len(res.metrics), "driver_peak_rss_mib": peak_rss_mib()}
+
+
+def local_day(sizes: Sizes) -> dict[str, Any]:
+    """One simulated day of the five-agent scenario on the local runtime.
+
+    Returns wall_s (run_scenario, s), tasks (sum of decision_count) and the
+    process's peak RSS (MiB)."""
+    return _timed_run(scenario(duration_s=sizes.day_s, tick_s=sizes.day_tick_s), "local")
+
+
+def ray_day(sizes: Sizes) -> dict[str, Any]:
+    """One simulated day of the five-agent scenario on the Ray runtime; the
+    wall time includes starting and stopping a fresh local Ray."""
+    return _timed_run(scenario(duration_s=sizes.day_s, tick_s=sizes.day_tick_s), "ray")
+
+
+def scale_local(sizes: Sizes) -> dict[str, Any]:
+    """The scale scenario (``scale_count`` replicas of each profile) on the local runtime."""
+    return _timed_run(scenario(sizes.scale_count, sizes.scale_s, sizes.scale_tick_s), "local")
+
+
+def scale_ray(sizes: Sizes) -> dict[str, Any]:
+    """The scale scenario on the Ray runtime, including a fresh Ray start."""
+    return _timed_run(scenario(sizes.scale_count, sizes.scale_s, sizes.scale_tick_s), "ray")
+
+
+def ray_ticks(sizes: Sizes) -> dict[str, Any]:
+    """Ticks per second of the Ray runtime and of a bare Ray barrier, in one Ray.
+
+    After Ray has started, the five-agent scenario runs through the driver on
+    a :class:`RayBackend`; the clock starts once every actor is ready and stops
+    when the run ends (ticks, optimizer cycles and all). Then as many no-op
+    actors as swarmopt created (agent groups + optimizer + orchestrator) are
+    stepped for the same number of ticks, each tick calling them and waiting
+    with one ``ray.get`` — the driver's pattern: once calling only as many as
+    there are agent groups (what the driver steps every tick) and once calling
+    all of them. Returns the three rates (ticks/s), the tick and actor counts,
+    the Ray start time and the time from creating swarmopt's actors until all
+    are ready (s).
+    """
+    import ray
+
+    from swarmopt.runtime.ray_backend import RayBackend, ensure_ray
+
+    class ReadyTimedBackend(RayBackend):
+        """A RayBackend that notes when all actors are ready and counts ticks."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.step_calls = 0
+            self.n_groups = 0
+            self.t_created = self.t_ready = math.nan
+
+        def groups(self, scenario: Scenario, seed: int) -> list[tuple[Any, list[str]]]:
+            self.t_created = time.perf_counter()
+            out = super().groups(scenario, seed)
+            self.n_groups = len(out)
+            return out
+
+        def orchestrator(self, scenario: Scenario) -> Any:
+            h = super().orchestrator(scenario)
+            ray.get([a.__ray_ready__.remote() for a in self.actors])
+            self.t_ready = time.perf_counter()
+            return h
+
+        def call(self, handle: Any, method: str, *args: Any) -> Any:
+            self.step_calls += method == "step"
+            return super().call(handle, method, *args)
+
+    @ray.remote(num_cpus=0)
+    class Noop:
+        def step(self, t0, t1, inbound, changes):
+            return [], [], [], []
+
+    def barrier(actors: list, ticks: int, tick_s: float) -> float:
+        t = time.perf_counter()
+        for k in range(ticks):
+            ray.get([a.step.remote(k * tick_s, (k + 1) * tick_s, {}, {}) for a in actors])
+        return time.perf_counter() - t
+
+    sc = scenario(duration_s=sizes.ray_ticks_duration_s, tick_s=sizes.ray_ticks_tick_s)
+    t = time.perf_counter()
+    ensure_ray()
+    ray_start_s = time.perf_counter() - t
+    try:
+        backend = ReadyTimedBackend()
+        try:
+            drive(sc, sc.seed, backend, Collector(sc, narrate_events=False))
+            swarm_s = time.perf_counter() - backend.t_ready
+            n_actors = len(backend.actors)
+        finally:
+            backend.close()
+        ticks = backend.step_calls // backend.n_groups
+        actors = [Noop.remote() for _ in range(n_actors)]
+        ray.get([a.__ray_ready__.remote() for a in actors])
+        bare_groups_s = barrier(actors[:backend.n_groups], ticks, sc.tick_s)
+        bare_all_s = barrier(actors, ticks, sc.tick_s)
+    finally:
+        ray.shutdown()
+    return {"ticks": ticks, "actors": n_actors, "groups": backend.n_groups, "swarm_ticks_per_s": ticks / swarm_s,
+            "bare_groups_ticks_per_s": ticks / bare_groups_s, "bare_all_ticks_per_s": ticks / bare_all_s,
+            "ray_start_s": ray_start_s, "actors_ready_s": backend.t_ready - backend.t_created}
+
+
+def optimizer(sizes: Sizes) -> dict[str, Any]:
+    """Latency of one optimizer cycle (``Optimizer.cycle_with``: observe the
+    cycle's window rows, judge, detect, plan and select) per population size.
+
+    For each size the agents (profiles replicated) run one optimizer cycle
+    locally with the scenario's faults active from t = 0, so the cycle sees
+    degraded agents and plans strategies; then a fresh optimizer takes those
+    rows ``reps`` times. Returns per size the median, min and max (ms), the
+    number of rows and of bottlenecks detected.
+    """
+    out: dict[str, Any] = {}
+    for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps):
+        if n % 5:
+            raise ValueError(f"optimizer sizes must be multiples of the five profiles, got {n}")
+        probe = scenario(n // 5, faults_at_s=0.0)
+        sc = Scenario.model_validate(probe.model_dump() | {"duration_s": probe.optimizer.cycle_s})
+        sink = Collector(sc, narrate_events=False)
+        drive(sc, sc.seed, LocalBackend(), sink)
+        rows = sink.metric_rows
+        times_ms = []
+        for _ in range(reps):
+            opt = make_optimizer(sc, sc.seed)
+            batch = [dict(r) for r in rows]
+            t = time.perf_counter()
+            opt.cycle_with(sc.optimizer.cycle_s, batch, [], True)
+            times_ms.append((time.perf_counter() - t) * 1e3)
+        out[str(n)] = {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "max_ms": max(times_ms),
+                       "reps": reps, "rows": len(rows), "bottlenecks": len(opt.bottlenecks)}
+    return out
+
+
+CASES = {"local-day": local_day, "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer,
+         "scale-local": scale_local, "scale-ray": scale_ray}
+LOCAL_CASES = ("local-day", "optimizer", "scale-local")
