@@ -218,7 +218,7 @@ def optimizer(sizes: Sizes) -> dict[str, Any]:
             opt = make_optimizer(sc, sc.seed)
             batch = [dict(r) for r in rows]
             t = time.perf_counter()
-            opt.cycle_with(sc.optimizer.cycle_s, batch, [], True)
+            opt.cycle_with(sc.optimizer.cycle_s, batch, [], [], True)
             times_ms.append((time.perf_counter() - t) * 1e3)
         out[str(n)] = {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "max_ms": max(times_ms),
                        "reps": reps, "rows": len(rows), "bottlenecks": len(opt.bottlenecks)}
