@@ -180,7 +180,7 @@ def health_score(row: dict, slo_ms: float = 2000.0) -> float:
         row["coordination_score"],
     ]
     vals = [p for p in parts if p == p]
-    return float(np.mean(vals)) if vals else float("nan")
+    return sum(vals) / len(vals) if vals else float("nan")
 
 
 def system_score(rows: list[dict], slo_ms: float = 2000.0) -> float:

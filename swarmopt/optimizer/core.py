@@ -38,7 +38,7 @@ from swarmopt.forecast import forecast_peak
 from swarmopt.knobs import KnobChange, ScheduledChange, set_knob
 from swarmopt.metrics import TaskSample, health_score, pool_samples
 from swarmopt.optimizer.detect import (
-    SEVERITY_RANK, Bottleneck, alert_spans, detect_multiwindow, level_shifts, snapshot,
+    SEVERITY_RANK, Bottleneck, detect_multiwindow, level_shifts, short_span, snapshots, window_vectors,
 )
 from swarmopt.optimizer.measure import Judgement, judge_change
 from swarmopt.optimizer.stabilize import Stabilizer, bound_step, outside_dead_band
@@ -50,6 +50,7 @@ from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
 
 SOURCE_EXPECTED = {"predictive_optimization": 15.0, "coordination_enhancement": 10.0}
 TABU_S = 1800.0
+HISTORY_WINDOWS = 360  # window rows kept per agent: detection, anomalies and forecasts look back at most 65
 
 
 @dataclass
@@ -108,6 +109,7 @@ class Optimizer:
         self.rng = rng
         self.autonomy = config.initial_autonomy
         self.history: dict[str, list[dict]] = {a: [] for a in profiles}
+        self.vectors: dict[str, list[np.ndarray]] = {a: [] for a in profiles}
         self.samples: dict[str, list[TaskSample]] = {a: [] for a in profiles}
         self.streak = 0
         self.autonomy_changes: list[dict] = []
@@ -135,8 +137,12 @@ class Optimizer:
         began. Memory is thus about (2 x measure_windows + cycle windows) x
         decisions per window x 10 bytes per agent at most.
         """
-        for r in rows:
-            self.history[r["agent"]].append(r)
+        for r, v in zip(rows, window_vectors(rows)):
+            hist, vec = self.history[r["agent"]], self.vectors[r["agent"]]
+            hist.append(r)
+            vec.append(v)
+            if len(hist) > 2 * HISTORY_WINDOWS:  # every consumer looks back far less
+                del hist[:-HISTORY_WINDOWS], vec[:-HISTORY_WINDOWS]
         for a in applied:
             self.last_change_s[a["agent"]] = max(self.last_change_s[a["agent"]], a["t_s"])
         for smp in samples:
@@ -169,10 +175,11 @@ class Optimizer:
         rollbacks = self._judge(t, events)
         cycle_windows = int(round(self.cfg.cycle_s / self.window_s))
         th = self.cfg.thresholds
-        snaps = {a: snapshot(rows[-cycle_windows:]) for a, rows in self.history.items() if rows}
-        spans = {a: alert_spans(rows, self.cfg.long_windows, th.min_decisions) for a, rows in self.history.items() if rows}
-        self.bottlenecks = detect_multiwindow({a: snapshot(lo) for a, (lo, _) in spans.items()},
-                                              {a: snapshot(sh) for a, (_, sh) in spans.items()}, self.profiles, th)
+        mats = {a: np.array(v[-max(cycle_windows, self.cfg.long_windows):]) for a, v in self.vectors.items() if v}
+        snaps = snapshots(mats, dict.fromkeys(mats, cycle_windows))
+        short = {a: short_span(m[-self.cfg.long_windows:, 0], th.min_decisions) for a, m in mats.items()}
+        self.bottlenecks = detect_multiwindow(snapshots(mats, dict.fromkeys(mats, self.cfg.long_windows)),
+                                              snapshots(mats, short), self.profiles, th)
         for b in self.bottlenecks:
             events.append({"t_s": t, "event": "bottleneck.detected", "agent": b.affected_component, "type": b.type,
                            "severity": b.severity, "metric": b.metric, "value": b.value, "threshold": b.threshold,

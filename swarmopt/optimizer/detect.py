@@ -44,15 +44,35 @@ class Bottleneck:
 def snapshot(rows: list[dict]) -> dict:
     """Mean of each metric of :data:`SNAPSHOT_FIELDS` over window rows (NaNs
     skipped), ``decision_count`` summed; ``windows`` = number of rows."""
-    out: dict = {"windows": len(rows)}
-    for f in SNAPSHOT_FIELDS:
-        vals = np.array([r.get(f, np.nan) for r in rows], dtype=float)
-        vals = vals[np.isfinite(vals)]
-        if f == "decision_count":
-            out[f] = float(vals.sum())
-        else:
-            out[f] = float(vals.mean()) if vals.size else float("nan")
-    return out
+    return snapshots({"_": window_vectors(rows)}, {"_": len(rows)})["_"]
+
+
+def window_vectors(rows: list[dict]) -> np.ndarray:
+    """The :data:`SNAPSHOT_FIELDS` of window rows as a float matrix (rows, fields)."""
+    return np.array([[r.get(f, np.nan) for f in SNAPSHOT_FIELDS] for r in rows], dtype=float).reshape(
+        len(rows), len(SNAPSHOT_FIELDS))
+
+
+def snapshots(vectors: dict[str, np.ndarray], last: dict[str, int]) -> dict[str, dict]:
+    """:func:`snapshot` of the last ``last[agent]`` rows of every agent's
+    :func:`window_vectors`, computed for all agents in one numpy pass (the
+    optimizer cycle's hot spot at a thousand agents)."""
+    agents = list(vectors)
+    depth = max([last[a] for a in agents] or [0])
+    stack = np.full((len(agents), max(depth, 1), len(SNAPSHOT_FIELDS)), np.nan)
+    taken = []
+    for i, a in enumerate(agents):
+        m = vectors[a]
+        k = min(last[a], len(m))
+        if k:
+            stack[i, depth - k:] = m[len(m) - k:]
+        taken.append(k)
+    ok = np.isfinite(stack)
+    total = np.where(ok, stack, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / ok.sum(axis=1)
+    mean[:, 0] = total[:, 0]  # decision_count is summed
+    return {a: dict(zip(SNAPSHOT_FIELDS, row), windows=k) for a, row, k in zip(agents, mean.tolist(), taken)}
 
 
 def _b(type_, sev, agent, metric, value, thr, impact, desc, fix) -> Bottleneck:
@@ -135,10 +155,17 @@ def alert_spans(rows: list[dict], long_windows: int, min_decisions: float) -> tu
     judged on its own.
     """
     long = rows[-long_windows:]
-    n = max(1, round(len(long) / SHORT_WINDOW_RATIO))
-    while n < len(long) and sum(r.get("decision_count", 0) for r in long[-n:]) < min_decisions:
-        n += 1
+    n = short_span(np.array([r.get("decision_count", 0) for r in long], dtype=float), min_decisions)
     return long, long[-n:]
+
+
+def short_span(decisions: np.ndarray, min_decisions: float) -> int:
+    """Rows in the short span of a long span with per-row ``decisions`` (see
+    :func:`alert_spans`)."""
+    n = max(1, round(len(decisions) / SHORT_WINDOW_RATIO))
+    held = np.cumsum(decisions[::-1])
+    enough = np.flatnonzero(held[n - 1:] >= min_decisions) if len(decisions) >= n else np.zeros(0, int)
+    return n + int(enough[0]) if enough.size else len(decisions)
 
 
 def detect_multiwindow(long_snaps: dict[str, dict], short_snaps: dict[str, dict], profiles: dict[str, AgentProfile],
