@@ -10,6 +10,7 @@ over) the target for rates and scores.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -232,21 +233,27 @@ def level_shifts(agent: str, rows: list[dict], recent: int, z_threshold: float, 
     if len(hist) < min_history or not rec:
         return []
     n = float(np.median([r.get("decision_count", 0) for r in hist]))
+    cols = list(ANOMALY_METRICS)
+    h = np.array([[r.get(m, np.nan) for m in cols] for r in hist], dtype=float)
+    v = np.array([[r.get(m, np.nan) for m in cols] for r in rec], dtype=float)
+    h_n, v_n = np.isfinite(h).sum(axis=0), np.isfinite(v).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a metric with no finite value is skipped below
+        median = np.median if h_n.min() == len(h) else np.nanmedian  # nanmedian is slow on small arrays
+        med = median(h, axis=0)
+        scale = MAD_TO_SD * median(np.abs(h - med), axis=0)
+        value = np.nanmean(v, axis=0)
     out = []
-    for metric, sign in ANOMALY_METRICS.items():
-        h = np.array([r.get(metric, np.nan) for r in hist], dtype=float)
-        v = np.array([r.get(metric, np.nan) for r in rec], dtype=float)
-        h, v = h[np.isfinite(h)], v[np.isfinite(v)]
-        if h.size < min_history or not v.size:
+    for i, (metric, sign) in enumerate(ANOMALY_METRICS.items()):
+        if h_n[i] < min_history or not v_n[i]:
             continue
-        med, value = float(np.median(h)), float(v.mean())
-        scale = MAD_TO_SD * float(np.median(np.abs(h - med)))
+        sc, md, val = float(scale[i]), float(med[i]), float(value[i])
         if metric.endswith("_rate") and n > 0:
-            scale = max(scale, float(np.sqrt(med * (1 - med) / n)))
-        if scale <= 0 or med == 0:
+            sc = max(sc, float(np.sqrt(md * (1 - md) / n)))
+        if sc <= 0 or md == 0:
             continue
-        z = (value - med) / (scale / np.sqrt(v.size))
-        shift = (value - med) / abs(med)
+        z = (val - md) / (sc / np.sqrt(v_n[i]))
+        shift = (val - md) / abs(md)
         if sign * z > z_threshold and sign * shift > min_shift:
-            out.append(Anomaly(agent, metric, value, med, round(shift * 100, 1), round(z, 2)))
+            out.append(Anomaly(agent, metric, val, md, round(shift * 100, 1), round(float(z), 2)))
     return out
