@@ -45,10 +45,14 @@ def ttl_cache(t: np.ndarray, keys: np.ndarray, fills: np.ndarray, ttl: float, ex
     while idx.size:
         k = keys[idx]
         cand = idx[t[idx] >= expiry[k]]
-        if cand.size == 0:
+        cand_keys = keys[cand]
+        if len(set(cand_keys.tolist())) == cand.size:  # one miss per key (the common case): settled in one pass
             hit[idx] = True
+            hit[cand] = False
+            filled = cand[fills[cand]]
+            expiry[keys[filled]] = t[filled] + ttl
             break
-        first_keys, first_pos = np.unique(keys[cand], return_index=True)
+        first_keys, first_pos = np.unique(cand_keys, return_index=True)
         miss = cand[first_pos]
         limit = np.full(expiry.shape[0], n)
         limit[first_keys] = miss
