@@ -28,6 +28,7 @@ import pandas as pd
 import psutil
 
 from swarmopt.benchmarks.cases import CASES, FULL, LOCAL_CASES, QUICK, Sizes
+from swarmopt.results import _clean
 
 SAMPLE_S = 0.1   # RSS sampling interval (s)
 SCAN_S = 1.0     # interval (s) at which the process tree is re-listed and its PSS sampled
@@ -97,7 +98,7 @@ def run_case(name: str, sizes: Sizes, timeout_s: float = 900.0) -> CaseRun:
                         p.kill()
                     except psutil.NoSuchProcess:
                         pass
-                return CaseRun(None, rss, pss, f"timed out after {timeout_s:.0f} s")
+                return CaseRun(None, rss, pss, f"timed out after {timeout_s:g} s")
             if now >= next_scan:
                 procs, next_scan = _tree(root) or procs, now + SCAN_S
                 pss = max(pss, _sum_mib(procs, pss=True))
@@ -275,7 +276,8 @@ def render(table: pd.DataFrame) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m swarmopt.benchmarks``; returns the exit code
-    (1 if a case failed, else 0 — a missed target is a result, not an error)."""
+    (1 if a case failed, else 0 — a missed target is a result, not an error).
+    ``--json`` writes strict JSON (a failed figure's value is null)."""
     ap = argparse.ArgumentParser(prog="python -m swarmopt.benchmarks", description=__doc__.split("\n\n")[1])
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test; targets not judged)")
     ap.add_argument("--only", action="append", choices=list(CASES), metavar="CASE",
@@ -293,5 +295,5 @@ def main(argv: Sequence[str] | None = None) -> int:
                "ray": importlib.metadata.version("ray"), "sizes": asdict(QUICK if args.quick else FULL),
                "figures": table.reset_index().to_dict("records"),
                "cases": {k: asdict(v) for k, v in runs.items()}}
-        args.json.write_text(json.dumps(doc, indent=2, default=str, allow_nan=True) + "\n")
+        args.json.write_text(json.dumps(_clean(doc), indent=2, default=str) + "\n")
     return 1 if any(r.error for r in runs.values()) else 0
