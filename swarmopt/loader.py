@@ -74,15 +74,16 @@ def _resolve_profile(ref: str, base: Path) -> Path:
 
 
 def _expand(profiles: list[tuple[AgentProfile, int]]) -> tuple[list[AgentProfile], dict[str, list[str]]]:
-    """Turn populations into replicas ``<id>-<k>``; links to a population are split
-    evenly over its replicas so the total message rate is preserved."""
+    """Turn populations into replicas ``<id>-<k>``; a link to a population sends
+    each message to one of its replicas, uniformly, so the message rate per
+    decision is preserved."""
     members = {p.id: ([p.id] if n == 1 else [f"{p.id}-{k}" for k in range(n)]) for p, n in profiles}
     out: list[AgentProfile] = []
     for profile, _ in profiles:
         links: list[Link] = []
         for link in profile.downstream:
             targets = members.get(link.to, [link.to])
-            links += [Link(to=t, probability=link.probability / len(targets)) for t in targets]
+            links.append(link if targets == [link.to] else link.model_copy(update={"replicas": targets}))
         for member in members[profile.id]:
             out.append(profile.model_copy(update={"id": member, "downstream": links}))
     return out, members

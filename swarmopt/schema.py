@@ -139,10 +139,18 @@ MAX_ATTEMPTS = int(KNOB_BOUNDS["max_retries"][1]) + 1
 
 class Link(Strict):
     """A downstream edge of the message topology: a decision sends a message to
-    ``to`` with ``probability``."""
+    ``to`` with ``probability``. When ``to`` is a population, ``replicas`` lists
+    its members (set by the loader) and each message goes to one of them,
+    uniformly."""
 
     to: str
     probability: float = Field(ge=0, le=1)
+    replicas: list[str] = Field(default_factory=list)
+
+    @property
+    def receivers(self) -> list[str]:
+        """The agent ids a message on this link may go to."""
+        return self.replicas or [self.to]
 
 
 class ActionMix(Strict):
@@ -457,10 +465,11 @@ class Scenario(Strict):
         by_id = {a.id: a for a in self.agents}
         for a in self.agents:
             for link in a.downstream:
-                if link.to not in known:
-                    raise ValueError(
-                        f"agents.{a.id}.downstream: unknown agent '{link.to}'; allowed: {sorted(known)}"
-                    )
+                for to in link.receivers:
+                    if to not in known:
+                        raise ValueError(
+                            f"agents.{a.id}.downstream: unknown agent '{to}'; allowed: {sorted(known)}"
+                        )
         for i, f in enumerate(self.faults):
             if f.target not in known:
                 raise ValueError(f"faults.{i}.target: unknown agent '{f.target}'; allowed: {sorted(known)}")

@@ -87,3 +87,24 @@ def test_wall_clock_mode_gives_the_same_results(mh_scenario):
     paced = run_scenario(sc, runtime="local", realtime=1200.0)
     assert time.monotonic() - started >= 0.45
     pd.testing.assert_frame_equal(paced.metrics, run_scenario(sc, runtime="local").metrics)
+
+
+def test_a_link_to_a_population_spreads_messages_evenly_over_its_replicas(mh_scenario):
+    """The Orchestrator's link to 4 Market Hunter replicas (probability 0.5) sends
+    each message to one replica picked by the same uniform draw that decided to
+    send: per decision the message rate is unchanged, and over ~690 messages
+    each replica gets a quarter (binomial s.e. 0.0165; tolerance 4 s.e.)."""
+    from swarmopt.loader import build_scenario
+
+    sc = build_scenario({"name": "pop", "duration_s": 3600, "agents": [
+        {"profile": "market_hunter.yaml", "count": 4}, "market_analyzer.yaml", "strategic_orchestrator.yaml",
+        "narrative_architect.yaml", "execution_agent.yaml"]})
+    i = [a.id for a in sc.agents].index("strategic-orchestrator")
+    seeds, _ = agent_seeds(3, len(sc.agents))
+    sim = AgentSim(sc.agents[i], sc.models, Environment(sc.load, [], 3600), seeds[i], 60.0)
+    out, _, _ = sim.step(0.0, 3600.0, [], [])
+    to_hunters = [m.receiver for m in out if m.receiver.startswith("market-hunter")]
+    assert len(to_hunters) > 500
+    shares = pd.Series(to_hunters).value_counts(normalize=True)
+    assert sorted(shares.index) == [f"market-hunter-{k}" for k in range(4)]
+    assert (shares - 0.25).abs().max() < 0.066

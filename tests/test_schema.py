@@ -64,12 +64,13 @@ def test_time_grid_must_align():
         build_scenario({"name": "x", "duration_s": 600, "window_s": 45, "tick_s": 10, "agents": FIVE})
 
 
-def test_population_expands_to_replicas_and_splits_links():
+def test_population_expands_to_replicas_and_links_reach_every_replica():
     sc = build_scenario({"name": "pop", "duration_s": 600, "agents": [
         {"profile": "market_hunter.yaml", "count": 3}, "market_analyzer.yaml", "strategic_orchestrator.yaml",
         "narrative_architect.yaml", "execution_agent.yaml"]})
     ids = [a.id for a in sc.agents]
     assert ids[:3] == ["market-hunter-0", "market-hunter-1", "market-hunter-2"]
     orch = next(a for a in sc.agents if a.id == "strategic-orchestrator")
-    to_hunters = [l for l in orch.downstream if l.to.startswith("market-hunter")]
-    assert len(to_hunters) == 3 and sum(l.probability for l in to_hunters) == pytest.approx(0.5)
+    (to_hunters,) = [l for l in orch.downstream if l.to == "market-hunter"]
+    assert to_hunters.probability == pytest.approx(0.5)
+    assert to_hunters.receivers == ["market-hunter-0", "market-hunter-1", "market-hunter-2"]

@@ -139,7 +139,7 @@ class AgentSim:
         self.tool_price = np.array([t.price_usd_per_call for t in tools])
         mix = profile.action_mix
         self.class_weight = np.array([mix.simple_weight, 1.0, mix.complex_weight])
-        self.links = [(l.to, l.probability) for l in profile.downstream]
+        self.links = [(l.receivers, l.probability) for l in profile.downstream]
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
                            profile.inbox_deadline_s)
@@ -354,15 +354,21 @@ class AgentSim:
         coord_ok = np.zeros(n)
         lat_s = p.network_latency_ms / 1000.0
         in_time = success & (finish + lat_s - arr <= p.coordination_deadline_s)
-        for d, (to, prob) in enumerate(self.links):
-            wants = block.u_link[lo:hi, d] < prob
+        for d, (receivers, prob) in enumerate(self.links):
+            u = block.u_link[lo:hi, d]
+            wants = u < prob
             coord_req += wants
             coord_ok += wants & in_time
             send = np.flatnonzero(wants & success)
             seqs = range(self.seq, self.seq + len(send))
             self.seq += len(send)
-            out += [Message(tm, self.id, sq, to, r, o) for tm, sq, r, o in
-                    zip((finish[send] + lat_s).tolist(), seqs, block.resource[lo:hi, d][send].tolist(),
+            if len(receivers) == 1:
+                to = receivers * len(send)
+            else:  # given u < prob, u / prob is uniform on [0, 1): it also picks the replica
+                pick = np.minimum((u[send] / prob * len(receivers)).astype(np.int64), len(receivers) - 1)
+                to = [receivers[i] for i in pick.tolist()]
+            out += [Message(tm, self.id, sq, rc, r, o) for tm, sq, rc, r, o in
+                    zip((finish[send] + lat_s).tolist(), seqs, to, block.resource[lo:hi, d][send].tolist(),
                         arr[send].tolist())]
         w = self._window(t0)
         w.add_tasks(
