@@ -4,9 +4,17 @@ The pure core (``swarmopt.sim``, ``swarmopt.optimizer``, ``swarmopt.orchestrator
 imports no Ray; ``swarmopt.runtime`` drives it locally or as Ray actors.
 """
 
-from swarmopt.api import run_scenario
-from swarmopt.loader import InputError, load_scenario
-from swarmopt.results import RunResult
+from importlib import import_module
 
 __all__ = ["run_scenario", "load_scenario", "RunResult", "InputError"]
 __version__ = "0.1.0"
+
+_EXPORTS = {"run_scenario": "swarmopt.api", "load_scenario": "swarmopt.loader", "RunResult": "swarmopt.results",
+            "InputError": "swarmopt.loader"}
+
+
+def __getattr__(name: str):
+    # lazy (PEP 562): a Ray worker hosting agents imports swarmopt without pandas, scipy.stats or the optimizer
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'swarmopt' has no attribute {name!r}")

@@ -13,7 +13,6 @@ from typing import Any
 
 import ray
 
-from swarmopt.runtime.components import make_optimizer, make_orchestrator
 from swarmopt.runtime.group import AgentGroup
 from swarmopt.schema import Scenario
 
@@ -67,11 +66,15 @@ class RayBackend:
         return out
 
     def optimizer(self, scenario: Scenario, seed: int) -> Any:
+        from swarmopt.runtime.components import make_optimizer  # only its actor needs the optimizer's imports
+
         h = OptimizerActor.remote(make_optimizer, scenario, seed)
         self.actors.append(h)
         return h
 
     def orchestrator(self, scenario: Scenario) -> Any:
+        from swarmopt.runtime.components import make_orchestrator
+
         h = OrchestratorActor.remote(make_orchestrator, scenario)
         self.actors.append(h)
         return h
