@@ -431,7 +431,7 @@ class Scenario(Strict):
     name: str
     description: str = ""
     duration_s: float = Field(gt=0)
-    tick_s: float = Field(default=1.0, gt=0, le=60)
+    tick_s: float = Field(default=1.0, gt=0, le=3600)
     window_s: float = Field(default=60.0, gt=0)
     seed: int = Field(default=0, ge=0)
     agents: list[AgentProfile]
@@ -447,8 +447,10 @@ class Scenario(Strict):
             k = round(a / b)
             return k >= 1 and abs(k * b - a) < 1e-9 * max(1.0, a)
 
-        if not multiple(self.window_s, self.tick_s):
-            raise ValueError(f"window_s ({self.window_s}) must be a multiple of tick_s ({self.tick_s})")
+        if not (multiple(self.window_s, self.tick_s) or multiple(self.tick_s, self.window_s)):
+            raise ValueError(f"tick_s ({self.tick_s}) must divide window_s ({self.window_s}) or be a multiple of it")
+        if not multiple(self.optimizer.cycle_s, self.tick_s):
+            raise ValueError(f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of tick_s ({self.tick_s})")
         if not multiple(self.optimizer.cycle_s, self.window_s):
             raise ValueError(
                 f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of window_s ({self.window_s})"

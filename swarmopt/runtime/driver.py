@@ -73,13 +73,11 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
     new_rows: list[dict] = []
     new_samples: list[TaskSample] = []
     applied: list[dict] = []
-    k = 0
-    while True:
-        t0 = k * tick
-        last = t0 >= duration - 1e-9
-        t1 = t0 if last else min(duration, t0 + tick)
-        if pace is not None:
-            pace(t0)
+
+    def step(t0: float, t1: float) -> None:
+        """Step every group over [t0, t1) with the messages and changes due; a
+        step with t1 == t0 only closes the windows that ended by t0."""
+        nonlocal inbound, pending
         msgs = [[] for _ in groups]
         for m in sorted(inbound):
             msgs[host_of[m.receiver]].append(m)
@@ -92,23 +90,34 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
             for i, (h, _) in enumerate(groups)
         ]
         inbound, pending = [], []
-        for out, rows, ap, proc, samples in backend.get(futures):
+        for out, rows, ap, proc, smp in backend.get(futures):
             inbound += out
-            new_samples += samples
+            new_samples.extend(smp)
             if rows:
-                new_rows += rows
+                new_rows.extend(rows)
                 sink.rows(rows)
             if ap:
-                applied += ap
+                applied.extend(ap)
                 sink.events([dict(a, event="knob.applied" if a["knob"] != "autonomy" else "autonomy.applied")
                              for a in ap])
             if proc:
                 sink.process(proc)
+
+    k = 0
+    while True:
+        t0 = k * tick
+        last = t0 >= duration - 1e-9
+        if pace is not None:
+            pace(t0)
         if k > 0 and k % cycle_ticks == 0 or last:
+            # close the windows that ended by t0 first, so that the cycle's
+            # changes reach the agents before they simulate past t0
+            step(t0, t0)
             pending += _cycle(backend, opt, orch, t0, new_rows, applied, new_samples, sink, plan=not last)
-            new_rows, applied, new_samples = [], [], []
+            new_rows, new_samples, applied = [], [], []
         if last:
             break
+        step(t0, min(duration, t0 + tick))
         k += 1
 
 

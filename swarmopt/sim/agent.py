@@ -150,6 +150,7 @@ class AgentSim:
         self.block: Block | None = None
         self.block_pos = 0
         self.windows: dict[int, WindowData] = {}
+        self.window_end_state: dict[int, dict] = {}
         self.next_window = 0
         self.applied: list[dict] = []
         self.crashes = env.crashes()
@@ -227,6 +228,8 @@ class AgentSim:
     def _block_at(self, t: float) -> Block:
         k = int(t // self.window_s + 1e-9)
         if self.block is None or self.block.start != k * self.window_s:
+            if k:  # the state at the end of window k - 1, before anything of window k happens
+                self.window_end_state[k - 1] = self._end_state(k * self.window_s)
             self.block = self._make_block(k * self.window_s, (k + 1) * self.window_s)
             self.block_pos = 0
         return self.block
@@ -401,7 +404,7 @@ class AgentSim:
         return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp)
 
     def _memory_mb(self, t: float) -> float:
-        return self.profile.memory_base_mb + self._cached_keys(t) * CACHE_ENTRY_KB / 1024.0 + self.env.leaked_mb(t)
+        return self._end_state(t)["memory_mb"]
 
     def _memory_factor(self, t: float) -> float:
         """Service-time stretch above 90% memory (swap and GC pressure): +50% at 100%."""
@@ -410,15 +413,21 @@ class AgentSim:
         frac = self._memory_mb(t) / self.profile.memory_capacity_mb
         return 1.0 + 5.0 * max(0.0, frac - 0.9)
 
+    def _end_state(self, t_end: float) -> dict:
+        cached = self._cached_keys(t_end)
+        return {"concurrency": self.knobs.max_concurrency, "autonomy": self.autonomy, "cached_keys": cached,
+                "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + self.env.leaked_mb(t_end)}
+
     def _close_window(self, k: int) -> WindowData:
+        """Freeze window ``k``. Its knobs, autonomy and cache figures are those at
+        its end, recorded when the simulation crossed it (a tick may run past
+        several windows before they are closed)."""
         w = self.windows.pop(k, None) or WindowData()
         t_end = (k + 1) * self.window_s
-        w.finish(
-            agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
-            concurrency=self.knobs.max_concurrency, autonomy=self.autonomy,
-            memory_mb=self._memory_mb(t_end), memory_capacity_mb=self.profile.memory_capacity_mb,
-            cached_keys=self._cached_keys(t_end), cache_capacity=sum(t.keyspace for t in self.profile.tools),
-        )
+        state = self.window_end_state.pop(k, None) or self._end_state(t_end)
+        w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
+                 memory_capacity_mb=self.profile.memory_capacity_mb,
+                 cache_capacity=sum(t.keyspace for t in self.profile.tools), **state)
         return w
 
     def metrics_row(self, w: WindowData) -> dict:
