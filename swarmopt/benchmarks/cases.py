@@ -34,14 +34,14 @@ class Sizes:
     """Problem sizes of one benchmark run (full or ``--quick``)."""
 
     day_s: float = 86_400.0            # simulated seconds of the "one day" runs
-    day_tick_s: float = 60.0
+    day_tick_s: float = 300.0         # one tick per optimizer cycle: results do not depend on the tick
     ray_ticks_duration_s: float = 1_800.0  # simulated seconds of the tick-rate run
     ray_ticks_tick_s: float = 1.0
     optimizer_agents: tuple[int, ...] = (5, 100, 1000)
     optimizer_reps: tuple[int, ...] = (21, 11, 5)
     scale_count: int = 100             # replicas of each of the five profiles
     scale_s: float = 3_600.0
-    scale_tick_s: float = 60.0
+    scale_tick_s: float = 300.0
 
 
 FULL = Sizes()
