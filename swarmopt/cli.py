@@ -69,7 +69,7 @@ def run(
     o = s["optimizations"]
     typer.echo(f"run directory: {res.out_dir}")
     typer.echo(f"optimizations: {o['attempted']} attempted, {o['kept']} kept, {o['rolled_back']} rolled back, "
-               f"{o['rejected']} rejected")
+               f"{o['reverted']} reverted, {o['restored']} restored, {o['rejected']} rejected")
     for agent, spans in s["agents"].items():
         parts = []
         for name in ("baseline", "before", "after"):
