@@ -12,7 +12,7 @@ from swarmopt import benchmarks
 from swarmopt.benchmarks.cases import LOCAL_CASES
 
 LOCAL_FIGURES = {
-    "engine_tasks_per_s", "day_wall_s_local", "day_peak_mem_mib_local",
+    "engine_tasks_per_s", "engine_tasks_per_s_dense", "day_wall_s_local", "day_peak_mem_mib_local",
     "optimizer_cycle_ms_small", "optimizer_cycle_ms_medium", "optimizer_cycle_ms_large",
     "scale_wall_s_local", "scale_peak_mem_mib_local",
 }

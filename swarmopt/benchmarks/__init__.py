@@ -181,6 +181,13 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
               "<=", 2.0)
         t.add("day_peak_mem_mib_local", f"{day}, local: peak memory", r.get("driver_peak_rss_mib", nan), "MiB",
               LOCAL_MEM + why("local-day"))
+    if "local-dense" in runs:
+        r = res("local-dense")
+        wall, tasks = r.get("wall_s", nan), r.get("tasks", nan)
+        t.add("engine_tasks_per_s_dense", f"simulated tasks per second at {sizes.dense_factor:g}x load", tasks / wall,
+              "tasks/s", f"{tasks:,} tasks / wall time; 5 agents at {sizes.dense_factor:g}x arrival rate and workers, "
+              f"{sizes.dense_s:,.0f} s simulated, no faults, local runtime" + why("local-dense"),
+              target="(reference: per-task cost)")
     if "ray-day" in runs:
         r = res("ray-day")
         cond = f"5 agents, {sizes.day_s:,.0f} s simulated, tick {sizes.day_tick_s:g} s"

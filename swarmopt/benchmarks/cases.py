@@ -41,12 +41,14 @@ class Sizes:
     optimizer_reps: tuple[int, ...] = (21, 11, 5)
     scale_count: int = 100             # replicas of each of the five profiles
     scale_s: float = 3_600.0
+    dense_factor: float = 100.0        # arrival rate and workers x this in the dense run
+    dense_s: float = 600.0
     scale_tick_s: float = 300.0
 
 
 FULL = Sizes()
 QUICK = Sizes(day_s=3_600.0, ray_ticks_duration_s=120.0, optimizer_agents=(5, 10, 20),
-              optimizer_reps=(3, 3, 3), scale_count=5, scale_s=600.0)
+              optimizer_reps=(3, 3, 3), scale_count=5, scale_s=600.0, dense_factor=10.0, dense_s=120.0)
 
 
 def scenario(count: int = 1, duration_s: float = 3_600.0, tick_s: float = 60.0,
@@ -104,6 +106,19 @@ def ray_day(sizes: Sizes) -> dict[str, Any]:
     """One simulated day of the five-agent scenario on the Ray runtime; the
     wall time includes starting and stopping a fresh local Ray."""
     return _timed_run(scenario(duration_s=sizes.day_s, tick_s=sizes.day_tick_s), "ray")
+
+
+def local_dense(sizes: Sizes) -> dict[str, Any]:
+    """Per-task cost of the engine: the five agents with ``dense_factor`` times
+    their arrival rate and workers (at most 256), no faults, ``dense_s``
+    simulated seconds on the local runtime; the per-window overhead that
+    dominates the sparse day is spread over many more tasks."""
+    sc = scenario(duration_s=sizes.dense_s, tick_s=60.0)
+    f = sizes.dense_factor
+    agents = [a.model_copy(update={"base_rate_per_s": a.base_rate_per_s * f, "knobs": a.knobs.model_copy(
+        update={"max_concurrency": int(min(256, a.knobs.max_concurrency * f))})}) for a in sc.agents]
+    return _timed_run(Scenario.model_validate(sc.model_dump() | {"agents": [a.model_dump() for a in agents],
+                                                                 "faults": []}), "local")
 
 
 def scale_local(sizes: Sizes) -> dict[str, Any]:
@@ -225,6 +240,6 @@ def optimizer(sizes: Sizes) -> dict[str, Any]:
     return out
 
 
-CASES = {"local-day": local_day, "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer,
+CASES = {"local-day": local_day, "local-dense": local_dense, "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer,
          "scale-local": scale_local, "scale-ray": scale_ray}
-LOCAL_CASES = ("local-day", "optimizer", "scale-local")
+LOCAL_CASES = ("local-day", "local-dense", "optimizer", "scale-local")
