@@ -294,6 +294,14 @@ class CoordinationStormFault(_FaultBase):
     messages_per_s: float = Field(gt=0)
 
 
+class CacheBypassFault(_FaultBase):
+    """``tool``'s answers can no longer be cached (its data changes on every
+    call, e.g. a live feed): every lookup misses, whatever the TTL."""
+
+    kind: Literal["cache_bypass"]
+    tool: str
+
+
 class CrashFault(_FaultBase):
     """The target's actor is down: no worker serves for ``duration_s``; tasks queue."""
 
@@ -304,7 +312,7 @@ class CrashFault(_FaultBase):
 Fault = Annotated[
     Union[
         LatencyFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
-        MemoryLeakFault, CoordinationStormFault, CrashFault,
+        MemoryLeakFault, CoordinationStormFault, CacheBypassFault, CrashFault,
     ],
     Field(discriminator="kind"),
 ]

@@ -108,3 +108,28 @@ def test_a_link_to_a_population_spreads_messages_evenly_over_its_replicas(mh_sce
     shares = pd.Series(to_hunters).value_counts(normalize=True)
     assert sorted(shares.index) == [f"market-hunter-{k}" for k in range(4)]
     assert (shares - 0.25).abs().max() < 0.066
+
+
+def test_cache_bypass_makes_every_lookup_of_the_tool_miss(mh_scenario):
+    """From 1800 s the data source's answers cannot be cached: its hits vanish
+    while the web search keeps hitting. By the TTL hit-rate formula the web
+    search holds 0.397 of the plain run's hits; over ~1,400 hits the ratio's
+    s.e. is ~0.013 (tolerance 4 s.e.)."""
+    from swarmopt.queueing import ttl_cache_hit_rate, zipf_probabilities
+    from swarmopt.schema import CacheBypassFault
+
+    i = [a.id for a in mh_scenario.agents].index("market-hunter")
+    p = mh_scenario.agents[i]
+    bypass = CacheBypassFault(kind="cache_bypass", target=p.id, tool="data_source", at_s=1800.0)
+    runs = {}
+    for name, faults in (("plain", []), ("bypass", [bypass])):
+        seeds, _ = agent_seeds(5, len(mh_scenario.agents))  # a SeedSequence spawns once per agent
+        sim = AgentSim(p, mh_scenario.models, Environment(mh_scenario.load, faults, 3600), seeds[i], 60.0)
+        runs[name] = _run(sim)
+    hits = {name: [float(w.arrays["hits"].sum()) for w in ws] for name, ws in runs.items()}
+    assert hits["bypass"][:30] == hits["plain"][:30]  # same draws, same hits before the fault
+    late = slice(31, 60)
+    ratio = sum(hits["bypass"][late]) / sum(hits["plain"][late])
+    rate = {t.name: ttl_cache_hit_rate(zipf_probabilities(t.keyspace, t.zipf_s), p.base_rate_per_s,
+                                       p.knobs.cache_ttl_s[t.name]) for t in p.tools}
+    assert ratio == pytest.approx(rate["web_search"] / sum(rate.values()), abs=0.05)

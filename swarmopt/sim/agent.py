@@ -323,7 +323,8 @@ class AgentSim:
             tool_s.append(service_latency(block.z_tool[j, lo:hi, :n_att], tool.latency_ms_median, tool.latency_sigma,
                                           "lognormal") * (fx.tool_latency.get(tool.name, 1.0) * mem_factor))
             err = block.u_err[j, lo:hi, :n_att] < min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0))
-            ttl, keys = k.cache_ttl_s.get(tool.name, 0.0), block.keys[j, lo:hi]
+            ttl = 0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0)
+            keys = block.keys[j, lo:hi]
             if use_breaker:
                 h, st, rj = breaker_calls(arr, keys, err, ttl, self.cache_exp[j], self.breakers[j])
             else:

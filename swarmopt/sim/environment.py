@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from swarmopt.schema import (
-    CoordinationStormFault, CrashFault, ErrorSpikeFault, LatencyFault, LoadShape,
+    CacheBypassFault, CoordinationStormFault, CrashFault, ErrorSpikeFault, LatencyFault, LoadShape,
     LoadSurgeFault, MemoryLeakFault, PriceChangeFault,
 )
 
@@ -45,6 +45,7 @@ class Effects:
     price: float = 1.0
     rate: float = 1.0
     storm_per_s: float = 0.0
+    uncacheable: frozenset[str] = frozenset()
 
 
 class Environment:
@@ -79,6 +80,7 @@ class Environment:
         """The combined effects in force at ``t`` (multipliers multiply, error
         spikes add, capped at 1)."""
         model_lat, price, rate, storm = 1.0, 1.0, 1.0, 0.0
+        uncacheable: set[str] = set()
         tool_lat: dict[str, float] = {}
         tool_err: dict[str, float] = {}
         for f in self.active(t):
@@ -95,7 +97,9 @@ class Environment:
                 rate *= f.factor
             elif isinstance(f, CoordinationStormFault):
                 storm += f.messages_per_s
-        return Effects(model_lat, tool_lat, tool_err, price, rate, storm)
+            elif isinstance(f, CacheBypassFault):
+                uncacheable.add(f.tool)
+        return Effects(model_lat, tool_lat, tool_err, price, rate, storm, frozenset(uncacheable))
 
     def rate_multiplier(self, t: np.ndarray) -> np.ndarray:
         """Load shape x load-surge faults at times ``t`` (vectorized)."""

@@ -78,7 +78,8 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
     """Cache lookups and calls of one tool through a circuit breaker.
 
     ``t`` (n,) arrival times, ``keys`` (n,), ``err`` (n, A) per-attempt call
-    errors. Calls are made at the decision's arrival time, in order. Returns
+    errors. Calls are made at the decision's arrival time, in order; with
+    ``ttl <= 0`` the cache is off (as in :func:`ttl_cache`). Returns
     (hit (n,) bool, stop (n,) int: the attempt whose call succeeded or was
     rejected, ``A`` if every call erred, rejected (n,) bool). The breaker's state
     and ``expiry`` are updated in place. A per-call loop: a breaker's state
@@ -91,7 +92,7 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
     err_l, t_l, k_l = err.tolist(), t.tolist(), keys.tolist()
     for i in range(n):
         ti, key = t_l[i], k_l[i]
-        if ti < expiry[key]:
+        if ttl > 0.0 and ti < expiry[key]:
             hit[i] = True
             continue
         for a in range(a_max):
