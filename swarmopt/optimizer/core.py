@@ -235,6 +235,11 @@ class Optimizer:
         self.proposals = []
         return changes, events
 
+    def commit_and_report(self, t: float, decisions: dict[str, bool]) -> tuple[list[ScheduledChange], list[dict], dict]:
+        """:meth:`commit` then :meth:`report` (one actor call)."""
+        changes, events = self.commit(t, decisions)
+        return changes, events, self.report(t)
+
     def report(self, t: float) -> dict:
         """The cycle report for the Orchestrator: results judged since the last
         report (each with its ``decision`` keep/rollback/revert and ``reason``),

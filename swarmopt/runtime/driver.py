@@ -125,11 +125,12 @@ def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: lis
            sink: Sink, plan: bool) -> list[ScheduledChange]:
     (proposals, rollbacks, ev), = backend.get([backend.call(opt, "cycle_with", t, rows, applied, samples, plan)])
     sink.events(ev)
-    (decisions, ev), = backend.get([backend.call(orch, "review", t, proposals)])
+    decisions: dict[str, bool] = {}
+    if any(p.needs_approval for p in proposals):  # the Orchestrator only reviews what needs approval
+        (decisions, ev), = backend.get([backend.call(orch, "review", t, proposals)])
+        sink.events(ev)
+    (changes, ev, report), = backend.get([backend.call(opt, "commit_and_report", t, decisions)])
     sink.events(ev)
-    (changes, ev), = backend.get([backend.call(opt, "commit", t, decisions)])
-    sink.events(ev)
-    report, = backend.get([backend.call(opt, "report", t)])
     (auto, ev), = backend.get([backend.call(orch, "receive_report", t, report)])
     sink.events(ev)
     return rollbacks + changes + auto
