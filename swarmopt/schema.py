@@ -361,7 +361,7 @@ class OptimizerConfig(Strict):
 
     Alerting and stabilization: a bottleneck must breach over the last
     ``long_windows`` windows and over the last twelfth of them
-    (:func:`swarmopt.optimizer.detect.alert_spans`); no action within
+    (:func:`swarmopt.optimizer.detect.short_span`); no action within
     ``tolerance`` of a threshold; no knob reversal within
     ``stabilization_window_s`` (0 disables it; see
     :mod:`swarmopt.optimizer.stabilize`). Level shifts against an agent's own

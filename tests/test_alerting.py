@@ -8,7 +8,7 @@ import pytest
 from swarmopt import run_scenario
 from swarmopt.loader import load_scenario
 from swarmopt.optimizer.core import Optimizer
-from swarmopt.optimizer.detect import alert_spans, detect, level_shifts
+from swarmopt.optimizer.detect import detect, level_shifts, short_span
 from swarmopt.policies import RulePolicy
 from swarmopt.schema import Thresholds
 
@@ -54,12 +54,11 @@ def test_a_recovered_agent_stops_alerting_at_once():
 
 
 def test_short_span_is_a_twelfth_of_the_long_extended_to_the_minimum_traffic():
-    busy = [window(i) for i in range(24)]
-    long, short_ = alert_spans(busy, 12, 20)
-    assert len(long) == 12 and short_ == busy[-1:]
-    quiet = [window(i, n=3) for i in range(24)]
-    long, short_ = alert_spans(quiet, 12, 20)
-    assert len(short_) == 7 and sum(r["decision_count"] for r in short_) >= 20
+    assert short_span(np.full(12, 72.0), 20) == 1  # busy: the last window alone
+    quiet = np.full(12, 3.0)
+    n = short_span(quiet, 20)
+    assert n == 7 and quiet[-n:].sum() >= 20 > quiet[-n + 1:].sum()
+    assert short_span(np.full(12, 1.0), 20) == 12  # never beyond the long span
 
 
 def test_one_failure_in_three_requests_raises_no_bottleneck():

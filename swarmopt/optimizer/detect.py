@@ -144,25 +144,17 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
 SHORT_WINDOW_RATIO = 12
 
 
-def alert_spans(rows: list[dict], long_windows: int, min_decisions: float) -> tuple[list[dict], list[dict]]:
-    """The (long, short) spans of one agent's window rows (oldest first) for
-    multiwindow alerting (Google SRE workbook, ch. 5 "Alerting on SLOs",
-    "Multiwindow, multi-burn-rate alerts": a 1 h window confirmed by a 5 min one).
-
-    Long: the last ``long_windows`` rows. Short: the last 1/12 of them (at least
-    one row), extended backwards within the long span until it holds
-    ``min_decisions`` decisions (minimum-traffic guard; the workbook's
-    "low-traffic services" advice), so a window with three requests is never
-    judged on its own.
-    """
-    long = rows[-long_windows:]
-    n = short_span(np.array([r.get("decision_count", 0) for r in long], dtype=float), min_decisions)
-    return long, long[-n:]
-
-
 def short_span(decisions: np.ndarray, min_decisions: float) -> int:
-    """Rows in the short span of a long span with per-row ``decisions`` (see
-    :func:`alert_spans`)."""
+    """Rows in the short span of a long span whose rows hold ``decisions``
+    (oldest first), for multiwindow alerting (Google SRE workbook, ch. 5
+    "Alerting on SLOs", "Multiwindow, multi-burn-rate alerts": a 1 h window
+    confirmed by a 5 min one).
+
+    The short span is the last 1/12 of the long one (at least one row),
+    extended backwards within it until it holds ``min_decisions`` decisions
+    (minimum-traffic guard; the workbook's "low-traffic services" advice), so a
+    window with three requests is never judged on its own.
+    """
     n = max(1, round(len(decisions) / SHORT_WINDOW_RATIO))
     held = np.cumsum(decisions[::-1])
     enough = np.flatnonzero(held[n - 1:] >= min_decisions) if len(decisions) >= n else np.zeros(0, int)
@@ -172,7 +164,7 @@ def short_span(decisions: np.ndarray, min_decisions: float) -> int:
 def detect_multiwindow(long_snaps: dict[str, dict], short_snaps: dict[str, dict], profiles: dict[str, AgentProfile],
                        th: Thresholds) -> list[Bottleneck]:
     """Bottlenecks that breach in both the long and the short span
-    (:func:`alert_spans`, :func:`snapshot` of each). Values and impact are the
+    (:func:`short_span`, :func:`snapshots` of each). Values and impact are the
     long span's; severity is the lower of the two, so a critical bottleneck must
     be critical in both. A long-span breach that has already recovered in the
     short span, or a short blip the long span does not confirm, raises nothing.
