@@ -129,25 +129,25 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list[float], 
     att = np.arange(a_max)
     tools_t = np.zeros((n, a_max))
     failed = np.zeros((n, a_max), dtype=bool)
-    called = []
     for j in range(len(tool_s)):
         h, s, r = hit[j][:, None], stop[j][:, None], rejected[j][:, None]
         calls = ~h & ((att < s) | ((att == s) & ~r))
         lat = np.where(h, hit_s[j], np.where(calls, tool_s[j], 0.0))
         tools_t = np.maximum(tools_t, lat) if parallel else tools_t + lat
         failed |= ~h & (att < s)
-        called.append(calls)
     d = model_s + tools_t
     failed |= d > timeout_s
     ok = ~failed.all(axis=1)
     made = np.where(ok, (~failed).argmax(axis=1) + 1, a_max)
-    within = att < made[:, None]
-    service = (np.minimum(d, timeout_s) * within).sum(axis=1)
-    calls = (np.stack(called, axis=1) & within[:, None, :]).sum(axis=2) if called else np.zeros((n, 0), int)
+    service = (np.minimum(d, timeout_s) * (att < made[:, None])).sum(axis=1)
+    calls = np.zeros((n, len(tool_s)), dtype=np.int64)
     degraded = np.zeros(n, dtype=bool)
     hits = np.zeros(n, dtype=np.int64)
     for j in range(len(tool_s)):
-        degraded |= rejected[j] & (stop[j] < made)
+        s, r, done = stop[j], rejected[j], stop[j] < made
+        # attempts before the stop all call; the stop attempt calls unless the breaker rejected it
+        calls[:, j] = np.where(hit[j], 0, np.minimum(s, made) + (done & ~r))
+        degraded |= r & done
         hits += hit[j]
     return {"service": service, "ok": ok, "attempts": made, "degraded": degraded & ok, "hits": hits, "calls": calls}
 
