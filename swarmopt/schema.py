@@ -432,8 +432,10 @@ class Scenario(Strict):
 
     Time: ``duration_s`` of simulated time advanced in BSP ticks of ``tick_s``;
     metrics are aggregated per ``window_s``; the optimizer runs every
-    ``optimizer.cycle_s``. Results do not depend on ``tick_s`` (it only sets how
-    often actors synchronize), see :mod:`swarmopt.sim.agent`.
+    ``optimizer.cycle_s``. ``tick_s`` divides ``window_s`` or is a multiple of
+    it, and divides ``optimizer.cycle_s``. Results do not depend on ``tick_s``
+    (it only sets how often actors synchronize; a long tick means fewer actor
+    round trips), see :mod:`swarmopt.sim.agent`.
     """
 
     name: str
