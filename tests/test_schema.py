@@ -74,3 +74,12 @@ def test_population_expands_to_replicas_and_links_reach_every_replica():
     (to_hunters,) = [l for l in orch.downstream if l.to == "market-hunter"]
     assert to_hunters.probability == pytest.approx(0.5)
     assert to_hunters.receivers == ["market-hunter-0", "market-hunter-1", "market-hunter-2"]
+
+
+def test_a_tick_may_span_windows_but_must_divide_the_cycle():
+    grid = {"name": "x", "duration_s": 600, "window_s": 60, "agents": FIVE}
+    assert build_scenario(grid | {"tick_s": 300}).tick_s == 300
+    with pytest.raises(InputError, match="tick_s \\(90.0\\) must divide window_s"):
+        build_scenario(grid | {"tick_s": 90})
+    with pytest.raises(InputError, match="optimizer.cycle_s \\(300.0\\) must be a multiple of tick_s \\(120.0\\)"):
+        build_scenario(grid | {"tick_s": 120})
