@@ -181,10 +181,9 @@ class AgentSim:
         out: list[Message] = []
         t = t0
         while t < t1:
-            block = self._block_at(t)
-            cut = min(t1, block.end, self._next_point(t))
+            cut = min(t1, self._next_point(t))
             self._apply_due(t)
-            out += self._simulate(block, t, cut)
+            out += self._simulate(t, cut)
             t = cut
         applied, self.applied = self.applied, []
         return out, closed, applied
@@ -282,30 +281,75 @@ class AgentSim:
         self.inbox.receive(msgs)
 
     # ------------------------------------------------------------------ service
-    def _tiers(self, block: Block, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    def _tiers(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-decision tier index into :data:`TIERS`, and the action class
-        (0 simple, 1 ordinary, 2 complex) from the decision's draw."""
+        (0 simple, 1 ordinary, 2 complex), from the decisions' draws ``u``."""
         mix = self.profile.action_mix
-        u = block.u_action[lo:hi]
         action = (u >= mix.simple).astype(np.int64) + (u >= 1.0 - mix.complex)
         base = TIERS.index(self.knobs.model_tier)
         if not self.knobs.tier_routing:
             return np.full(len(u), base), action
         return np.choose(action, [TIERS.index("fast"), base, TIERS.index("strong")]), action
 
-    def _simulate(self, block: Block, t0: float, t1: float) -> list[Message]:
-        lo = self.block_pos
-        hi = int(np.searchsorted(block.arrival, t1, side="left"))
-        self.block_pos = hi
-        if hi <= lo:
-            return []
+    def _lookups(self, t0: float, t1: float, n_att: int, fx) -> tuple[list[tuple], list[list[tuple]]]:
+        """Walk the windows of ``[t0, t1)`` in order: make each window's block,
+        take its decisions in the span and settle their tool lookups (cache and
+        breaker are sequential, and a window's end state is recorded once its
+        lookups are done). Returns the parts (window data, block, lo, hi,
+        memory factor) and per part and tool (hit, stop, rejected)."""
+        k, p = self.knobs, self.profile
+        parts, lookups = [], []
+        t = t0
+        while t < t1:
+            block = self._block_at(t)
+            end = min(t1, block.end)
+            lo, hi = self.block_pos, int(np.searchsorted(block.arrival, end, side="left"))
+            self.block_pos = hi
+            arr = block.arrival[lo:hi]
+            settled = []
+            for j, tool in enumerate(p.tools):
+                err = block.u_err[j, lo:hi, :n_att] < min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0))
+                ttl = 0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0)
+                keys = block.keys[j, lo:hi]
+                if k.circuit_breaker.enabled:
+                    settled.append(breaker_calls(arr, keys, err, ttl, self.cache_exp[j], self.breakers[j]))
+                else:
+                    stop = first_success(err)
+                    settled.append((ttl_cache(arr, keys, stop < n_att, ttl, self.cache_exp[j]), stop,
+                                    np.zeros(hi - lo, dtype=bool)))
+            parts.append((self._window(t), block, lo, hi, self._memory_factor(t)))
+            lookups.append(settled)
+            t = end
+        return parts, lookups
+
+    def _simulate(self, t0: float, t1: float) -> list[Message]:
+        """Serve the decisions arriving in ``[t0, t1)``, a span in which knobs and
+        faults do not change, in one vectorized pass however many windows it
+        spans (per-call numpy overhead, not per-task work, dominates a window)."""
         p, k, fx = self.profile, self.knobs, self.env.effects(t0)
         n_att = k.max_retries + 1
-        arr = block.arrival[lo:hi]
-        n = len(arr)
-        mem_factor = self._memory_factor(t0)
-        tier_idx, action = self._tiers(block, lo, hi)
-        z_model = block.z_model[lo:hi, :n_att]
+        parts, lookups = self._lookups(t0, t1, n_att, fx)
+        sizes = [hi - lo for _, _, lo, hi, _ in parts]
+        n = sum(sizes)
+        if n == 0:
+            return []
+
+        if len(parts) == 1:
+            _, only, lo1, hi1, _ = parts[0]
+
+            def take(field, *index):
+                """A block field's rows of the span."""
+                return getattr(only, field)[index + (slice(lo1, hi1),)]
+        else:
+            def take(field, *index):
+                """A block field's rows of every part, concatenated."""
+                return np.concatenate([getattr(b, field)[index + (slice(lo, hi),)] for _, b, lo, hi, _ in parts])
+
+        arr = take("arrival")
+        factors = [m for *_, m in parts]
+        mem_factor = factors[0] if len(set(factors)) == 1 else np.repeat(factors, sizes)[:, None]
+        tier_idx, action = self._tiers(take("u_action"))
+        z_model = take("z_model")[:, :n_att]
         if k.tier_routing:
             model_s = np.empty((n, n_att))
             for ti in np.unique(tier_idx).tolist():
@@ -318,18 +362,11 @@ class AgentSim:
             model_s = service_latency(z_model, tier.latency_ms_median, tier.latency_sigma, p.latency_distribution)
         model_s *= fx.model_latency * mem_factor
         tool_s, hits, stops, rejected = [], [], [], []
-        use_breaker = k.circuit_breaker.enabled
         for j, tool in enumerate(p.tools):
-            tool_s.append(service_latency(block.z_tool[j, lo:hi, :n_att], tool.latency_ms_median, tool.latency_sigma,
+            tool_s.append(service_latency(take("z_tool", j)[:, :n_att], tool.latency_ms_median, tool.latency_sigma,
                                           "lognormal") * (fx.tool_latency.get(tool.name, 1.0) * mem_factor))
-            err = block.u_err[j, lo:hi, :n_att] < min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0))
-            ttl = 0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0)
-            keys = block.keys[j, lo:hi]
-            if use_breaker:
-                h, st, rj = breaker_calls(arr, keys, err, ttl, self.cache_exp[j], self.breakers[j])
-            else:
-                st = first_success(err)
-                h, rj = ttl_cache(arr, keys, st < n_att, ttl, self.cache_exp[j]), np.zeros(n, dtype=bool)
+            h, st, rj = lookups[0][j] if len(lookups) == 1 else (
+                np.concatenate([settled[j][i] for settled in lookups]) for i in range(3))
             hits.append(h)
             stops.append(st)
             rejected.append(rj)
@@ -341,13 +378,13 @@ class AgentSim:
         table = self.tier_table
         quality = 1.0 + (table["quality"][tier_idx] - 1.0) * self.class_weight[action]
         p_ok = np.minimum(0.99, p.base_success * quality * np.where(degraded, DEGRADED_QUALITY, 1.0))
-        u_s = block.u_success[lo:hi]
-        conf = np.clip(table["confidence_mean"][tier_idx] - 0.3 * (u_s - p_ok) + 0.08 * block.z_conf[lo:hi], 0.01, 0.99)
-        escalated = ok & ((block.u_escalate[lo:hi] >= self.autonomy) | (conf < k.confidence_threshold))
-        review_s = p.review_ms_median / 1000.0 * np.exp(0.5 * block.z_review[lo:hi])
+        u_s = take("u_success")
+        conf = np.clip(table["confidence_mean"][tier_idx] - 0.3 * (u_s - p_ok) + 0.08 * take("z_conf"), 0.01, 0.99)
+        escalated = ok & ((take("u_escalate") >= self.autonomy) | (conf < k.confidence_threshold))
+        review_s = p.review_ms_median / 1000.0 * np.exp(0.5 * take("z_review"))
         finish = end + np.where(escalated, review_s, 0.0)
         success = ok & (u_s < np.where(escalated, np.maximum(p_ok, p.review_success), p_ok))
-        tok = np.exp(0.25 * block.z_tokens[lo:hi] - 0.03125)
+        tok = np.exp(0.25 * take("z_tokens") - 0.03125)
         tokens_in = np.rint(p.prompt_tokens * n_tried * tok)
         tokens_out = np.rint(p.output_tokens * n_tried * tok)
         cost = (tokens_in * table["input_usd_per_mtok"][tier_idx] + tokens_out * table["output_usd_per_mtok"][tier_idx]
@@ -356,13 +393,16 @@ class AgentSim:
         out: list[Message] = []
         coord_req = np.zeros(n)
         coord_ok = np.zeros(n)
+        sent = np.zeros(n, dtype=np.int64)
         lat_s = p.network_latency_ms / 1000.0
         in_time = success & (finish + lat_s - arr <= p.coordination_deadline_s)
+        u_link, resource = take("u_link"), take("resource")
         for d, (receivers, prob) in enumerate(self.links):
-            u = block.u_link[lo:hi, d]
+            u = u_link[:, d]
             wants = u < prob
             coord_req += wants
             coord_ok += wants & in_time
+            sent += wants & success
             send = np.flatnonzero(wants & success)
             seqs = range(self.seq, self.seq + len(send))
             self.seq += len(send)
@@ -372,15 +412,19 @@ class AgentSim:
                 pick = np.minimum((u[send] / prob * len(receivers)).astype(np.int64), len(receivers) - 1)
                 to = [receivers[i] for i in pick.tolist()]
             out += [Message(tm, self.id, sq, rc, r, o) for tm, sq, rc, r, o in
-                    zip((finish[send] + lat_s).tolist(), seqs, to, block.resource[lo:hi, d][send].tolist(),
-                        arr[send].tolist())]
-        w = self._window(t0)
-        w.add_tasks(
-            arrival=arr, start=start, end=end, finish=finish, ok=ok, success=success, confidence=np.where(ok, conf, np.nan),
-            escalated=escalated, degraded=degraded, attempts=n_tried, hits=res["hits"],
-            lookups=res["hits"] + res["calls"].sum(axis=1), tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
-            coord_req=coord_req, coord_ok=coord_ok, tier=tier_idx, slo_s=self.slo_s, messages_sent=len(out),
-        )
+                    zip((finish[send] + lat_s).tolist(), seqs, to, resource[send, d].tolist(), arr[send].tolist())]
+        cols = {"arrival": arr, "start": start, "end": end, "finish": finish, "ok": ok, "success": success,
+                "confidence": np.where(ok, conf, np.nan), "escalated": escalated, "degraded": degraded,
+                "attempts": n_tried, "hits": res["hits"], "lookups": res["hits"] + res["calls"].sum(axis=1),
+                "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost, "coord_req": coord_req,
+                "coord_ok": coord_ok, "tier": tier_idx}
+        lo = 0
+        for (w, *_), size in zip(parts, sizes):
+            if size:
+                piece = slice(lo, lo + size)
+                w.add_tasks(slo_s=self.slo_s, messages_sent=int(sent[piece].sum()),
+                            **{f: c[piece] for f, c in cols.items()})
+            lo += size
         return out
 
     # ------------------------------------------------------------------ windows
