@@ -8,7 +8,7 @@ import pytest
 from swarmopt import run_scenario
 from swarmopt.loader import load_scenario
 from swarmopt.optimizer.core import Optimizer
-from swarmopt.optimizer.detect import detect, level_shifts, short_span
+from swarmopt.optimizer.detect import detect, level_shifts, short_span, window_vectors
 from swarmopt.policies import RulePolicy
 from swarmopt.schema import Thresholds
 
@@ -72,9 +72,9 @@ def test_one_failure_in_three_requests_raises_no_bottleneck():
 def test_level_shift_statistic_ignores_noise_and_finds_a_shift():
     rng = np.random.default_rng(7)
     noise = [window(i, rt=1000.0 * rng.lognormal(0, 0.13)) for i in range(65)]
-    assert level_shifts(AGENT, noise, 5, 5.0, 0.1) == []
+    assert level_shifts(AGENT, window_vectors(noise), 5, 5.0, 0.1) == []
     shifted = noise[:60] + [window(60 + i, rt=1400.0 * rng.lognormal(0, 0.13)) for i in range(5)]
-    (a,) = level_shifts(AGENT, shifted, 5, 5.0, 0.1)
+    (a,) = level_shifts(AGENT, window_vectors(shifted), 5, 5.0, 0.1)
     assert a.metric == "response_time_ms_mean" and a.z > 5 and a.shift_pct == pytest.approx(40, abs=12)
 
 

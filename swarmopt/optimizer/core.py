@@ -38,7 +38,8 @@ from swarmopt.forecast import forecast_peak
 from swarmopt.knobs import KnobChange, ScheduledChange, set_knob
 from swarmopt.metrics import TaskSample, health_score, pool_samples
 from swarmopt.optimizer.detect import (
-    SEVERITY_RANK, Bottleneck, detect_multiwindow, level_shifts, short_span, snapshots, window_vectors,
+    SEVERITY_RANK, SNAPSHOT_FIELDS, Bottleneck, detect_multiwindow, level_shifts, short_span, snapshots,
+    window_vectors,
 )
 from swarmopt.optimizer.measure import Judgement, judge_change
 from swarmopt.optimizer.stabilize import Stabilizer, bound_step, outside_dead_band
@@ -50,6 +51,9 @@ from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
 
 SOURCE_EXPECTED = {"predictive_optimization": 15.0, "coordination_enhancement": 10.0}
 TABU_S = 1800.0
+ANOMALY_HISTORY = 60  # windows of an agent's own history a level shift is judged against
+FORECAST_WINDOWS = 60  # windows of arrival rate the Holt forecast is fitted on
+ARRIVAL_RATE = SNAPSHOT_FIELDS.index("arrival_rate_per_s")
 HISTORY_WINDOWS = 360  # window rows kept per agent: detection, anomalies and forecasts look back at most 65
 
 
@@ -175,7 +179,9 @@ class Optimizer:
         rollbacks = self._judge(t, events)
         cycle_windows = int(round(self.cfg.cycle_s / self.window_s))
         th = self.cfg.thresholds
-        mats = {a: np.array(v[-max(cycle_windows, self.cfg.long_windows):]) for a, v in self.vectors.items() if v}
+        # each agent's recent window rows as one matrix, shared by detection, anomalies and the forecast
+        depth = max(self.cfg.long_windows, cycle_windows + ANOMALY_HISTORY, FORECAST_WINDOWS)
+        mats = {a: np.array(v[-depth:]) for a, v in self.vectors.items() if v}
         snaps = snapshots(mats, dict.fromkeys(mats, cycle_windows))
         short = {a: short_span(m[-self.cfg.long_windows:, 0], th.min_decisions) for a, m in mats.items()}
         self.bottlenecks = detect_multiwindow(snapshots(mats, dict.fromkeys(mats, self.cfg.long_windows)),
@@ -184,11 +190,11 @@ class Optimizer:
             events.append({"t_s": t, "event": "bottleneck.detected", "agent": b.affected_component, "type": b.type,
                            "severity": b.severity, "metric": b.metric, "value": b.value, "threshold": b.threshold,
                            "impact": b.impact, "detail": b.description})
-        events += self._anomalies(t, snaps, cycle_windows)
+        events += self._anomalies(t, snaps, mats, cycle_windows)
         self.proposals = []
         if self.cfg.policy == "monitor" or not plan:
             return [], rollbacks, events
-        strategies = self._plan(t, snaps, events)
+        strategies = self._plan(t, snaps, mats, events)
         events.append({"t_s": t, "event": "strategies.generated", "value": len(strategies),
                        "detail": f"{sum(not s.proactive for s in strategies)} reactive, "
                                  f"{sum(s.proactive for s in strategies)} proactive"})
@@ -391,14 +397,15 @@ class Optimizer:
             risk=remedy.risk, target_metric=metric, better=better, proactive=proactive,
         )
 
-    def _anomalies(self, t: float, snaps: dict[str, dict], recent: int) -> list[dict]:
+    def _anomalies(self, t: float, snaps: dict[str, dict], mats: dict[str, np.ndarray], recent: int) -> list[dict]:
         """``anomaly.detected`` events for level shifts that start this cycle
         (an ongoing shift is reported once); agents under the minimum traffic
         of the last cycle are skipped."""
         found = {}
-        for agent, rows in sorted(self.history.items()):
-            if rows and snaps[agent]["decision_count"] >= self.cfg.thresholds.min_decisions:
-                for x in level_shifts(agent, rows, recent, self.cfg.anomaly_z, self.cfg.tolerance):
+        for agent, m in sorted(mats.items()):
+            if snaps[agent]["decision_count"] >= self.cfg.thresholds.min_decisions:
+                for x in level_shifts(agent, m, recent, self.cfg.anomaly_z, self.cfg.tolerance,
+                                      max_history=ANOMALY_HISTORY):
                     found[(agent, x.metric)] = x
         events = [{"t_s": t, "event": "anomaly.detected", "agent": x.agent, "metric": x.metric, "value": x.value,
                    "baseline": x.baseline, "impact": x.shift_pct, "z": x.z,
@@ -420,7 +427,8 @@ class Optimizer:
                                  "stabilization window"})
         return None
 
-    def _plan(self, t: float, snaps: dict[str, dict], events: list[dict]) -> list[Strategy]:
+    def _plan(self, t: float, snaps: dict[str, dict], mats: dict[str, np.ndarray],
+              events: list[dict]) -> list[Strategy]:
         out: list[Strategy] = []
         taken: set[tuple[str, str]] = set()
         for b in self.bottlenecks:
@@ -454,14 +462,14 @@ class Optimizer:
             out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact,
                                   target=b.affected_component if b.affected_component == "system" else None))
         if self.cfg.proactive:
-            out += self._proactive(t, snaps, taken, events)
+            out += self._proactive(t, snaps, mats, taken, events)
         for s in out:
             self.stabilizer.record(self._align(t + s.implementation_time_s), s.actions)
         out.sort(key=priority_key)
         return out
 
-    def _proactive(self, t: float, snaps: dict[str, dict], taken: set[tuple[str, str]],
-                   events: list[dict]) -> list[Strategy]:
+    def _proactive(self, t: float, snaps: dict[str, dict], mats: dict[str, np.ndarray],
+                   taken: set[tuple[str, str]], events: list[dict]) -> list[Strategy]:
         """Predictive pre-scaling of agents with no bottleneck this cycle (an
         agent in trouble is the reactive remedies' job: a proactive change would
         occupy it and be judged on confounded windows) and coordination
@@ -469,11 +477,11 @@ class Optimizer:
         out = []
         horizon = int(round((self.cfg.cycle_s + PRE_SCALE.implementation_time_s) / self.window_s))
         troubled = {b.affected_component for b in self.bottlenecks}
-        for agent, rows in sorted(self.history.items()):
-            if (len(rows) < 12 or agent in troubled or (agent, "max_concurrency") in taken
+        for agent, m in sorted(mats.items()):
+            if (len(m) < 12 or agent in troubled or (agent, "max_concurrency") in taken
                     or self.tabu.get((agent, "pre_scale"), -1) > t):
                 continue
-            series = np.array([r["arrival_rate_per_s"] for r in rows[-60:]], dtype=float)
+            series = m[-FORECAST_WINDOWS:, ARRIVAL_RATE]
             peak = forecast_peak(series, horizon)
             actions = pre_scale(snaps[agent], self.knobs[agent], self.profiles[agent], peak,
                                 tolerance=self.cfg.tolerance)

@@ -181,6 +181,7 @@ def detect_multiwindow(long_snaps: dict[str, dict], short_snaps: dict[str, dict]
 # metric -> +1 when a rise is bad, -1 when a fall is bad
 ANOMALY_METRICS = {"response_time_ms_mean": 1, "cost_per_decision_usd": 1, "error_rate": 1, "success_rate": -1}
 MAD_TO_SD = 1.4826
+_ANOMALY_COLUMNS = [SNAPSHOT_FIELDS.index(m) for m in ANOMALY_METRICS]
 
 
 @dataclass(frozen=True)
@@ -200,11 +201,12 @@ class Anomaly:
     z: float
 
 
-def level_shifts(agent: str, rows: list[dict], recent: int, z_threshold: float, min_shift: float,
+def level_shifts(agent: str, vectors: np.ndarray, recent: int, z_threshold: float, min_shift: float,
                  min_history: int = 12, max_history: int = 60) -> list[Anomaly]:
     """Level shifts of :data:`ANOMALY_METRICS` in the bad direction.
 
-    ``rows``: the agent's window rows, oldest first; the last ``recent`` form
+    ``vectors``: the agent's window rows as :func:`window_vectors` (rows,
+    fields), oldest first; the last ``recent`` form
     the recent span, the up to ``max_history`` before it the history (at least
     ``min_history`` needed, else nothing is reported). Per metric, with ``m``
     and ``MAD`` the median and median absolute deviation of the history's
@@ -221,13 +223,11 @@ def level_shifts(agent: str, rows: list[dict], recent: int, z_threshold: float, 
     ``min_shift`` (the dead band), so very steady metrics do not alert on tiny
     moves.
     """
-    hist, rec = rows[-recent - max_history:-recent], rows[-recent:]
-    if len(hist) < min_history or not rec:
+    hist, rec = vectors[-recent - max_history:-recent], vectors[-recent:]
+    if len(hist) < min_history or not len(rec):
         return []
-    n = float(np.median([r.get("decision_count", 0) for r in hist]))
-    cols = list(ANOMALY_METRICS)
-    h = np.array([[r.get(m, np.nan) for m in cols] for r in hist], dtype=float)
-    v = np.array([[r.get(m, np.nan) for m in cols] for r in rec], dtype=float)
+    n = float(np.median(np.nan_to_num(hist[:, 0])))
+    h, v = hist[:, _ANOMALY_COLUMNS], rec[:, _ANOMALY_COLUMNS]
     h_n, v_n = np.isfinite(h).sum(axis=0), np.isfinite(v).sum(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a metric with no finite value is skipped below
