@@ -25,7 +25,9 @@ _BOOL_FIELDS = ("ok", "success", "escalated", "degraded")
 
 
 class WindowData:
-    """Events of one agent in one window (arrays of shape (decisions,))."""
+    """Events of one agent in one window (arrays of shape (decisions,), in
+    arrival order: the engine adds the tasks of consecutive spans in time
+    order, each sorted by arrival)."""
 
     def __init__(self) -> None:
         self._chunks: dict[str, list[np.ndarray]] = {f: [] for f in _TASK_FIELDS}
@@ -221,12 +223,11 @@ class TaskSample:
 
 
 def task_sample(w: WindowData) -> TaskSample:
-    """The :class:`TaskSample` of a finished window."""
+    """The :class:`TaskSample` of a finished window (its arrays are already in
+    arrival order: see :class:`WindowData`)."""
     a, info = w.arrays, w.info
-    order = np.argsort(a["arrival"], kind="stable")
-    return TaskSample(info["agent"], info["t_start_s"], info["t_end_s"],
-                      w.response_ms[order].astype(np.float32), a["success"][order].astype(bool),
-                      a["ok"][order].astype(bool), a["cost"][order].astype(np.float32))
+    return TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], w.response_ms.astype(np.float32),
+                      a["success"].astype(bool), a["ok"].astype(bool), a["cost"].astype(np.float32))
 
 
 def pool_samples(samples: list[TaskSample]) -> TaskSample:
