@@ -126,10 +126,7 @@ class AgentSim:
         self.workers: list[float] = [0.0] * self.knobs.max_concurrency
         tools = profile.tools
         self.tool_names = [t.name for t in tools]
-        # all tools' Zipf CDFs end to end, tool j's shifted by j, for one searchsorted
-        self.zipf_flat = np.concatenate([zipf_cdf(t.keyspace, t.zipf_s) + j for j, t in enumerate(tools)] or [[]])
-        self.zipf_offset = np.arange(len(tools), dtype=float)
-        self.zipf_start = np.cumsum([0] + [t.keyspace for t in tools])[:-1]
+        self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
@@ -249,8 +246,8 @@ class AgentSim:
         u = rng.uniform(size=(n, nt * (1 + na) + 3 + nl))
         z = rng.standard_normal((n, na * (1 + nt) + 3))
         e = nt * (1 + na)
-        keys = np.searchsorted(self.zipf_flat, (u[:, :nt] + self.zipf_offset).T.ravel(), side="right").reshape(nt, n) - \
-            self.zipf_start[:, None] if nt else np.zeros((0, n), int)
+        keys = np.array([np.searchsorted(cdf, u[:, j], side="right") for j, cdf in enumerate(self.zipf)],
+                        dtype=np.int64).reshape(nt, n)
         block = Block(
             start=start, end=end, arrival=arrival,
             z_model=z[:, :na],
