@@ -234,24 +234,21 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
         canary = judge_latency(thin(xb, tau_b), thin(xa, tau_a), better=better, alpha=a_target,
                                min_samples=min_samples, marginal_effect=min_improvement, metric=metric)
-        verdict = canary.outcome
     elif method == "two-proportion":
         hits = RATE_OUTCOMES[metric]
         hb, nb, tau_b = effective_counts(hits(before))
         ha, na, tau_a = effective_counts(hits(after))
         canary = judge_proportion(hb, nb, ha, na, better=better, alpha=a_target, min_samples=min_samples,
                                   marginal_effect=min_improvement, metric=metric)
-        verdict = canary.outcome
+    verdict = canary.outcome if canary is not None else "inconclusive"
     enough_windows = min(before.n, after.n) >= min_samples and min(window.n_before, window.n_after) >= 2
-    if canary is not None and verdict == "inconclusive" and enough_windows:
-        # enough tasks, but so autocorrelated (a long busy period) that fewer than
-        # min_samples are effectively independent: judge the window means instead,
-        # the batch-means method for correlated simulation output
-        method += "/batch-means"
+    if verdict == "inconclusive" and enough_windows:
+        if canary is not None:
+            # enough tasks, but so autocorrelated (a long busy period) that fewer than
+            # min_samples are effectively independent: the batch-means method for
+            # correlated simulation output judges the window means instead
+            method += "/batch-means"
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
-    elif canary is None:
-        verdict = (welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
-                   if enough_windows else "inconclusive")
     breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 3,
                           min_samples)
     return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))
