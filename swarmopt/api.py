@@ -1,35 +1,18 @@
-"""Python API: :func:`run_scenario`."""
+"""Python API: :func:`run_scenario`, a thin wrapper over :class:`~swarmopt.simulation.Simulation`."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from swarmopt.loader import InputError, describe, load_scenario
-from swarmopt.results import Collector, RunResult, write_run
-from swarmopt.runtime.driver import drive
+from swarmopt.results import RunResult, write_run
 from swarmopt.schema import Scenario
-
-
-def _pacer(factor: float):
-    """Wall-clock pacing: simulated second s is reached no sooner than s / factor
-    real seconds after the start. Only sleeps; never changes results."""
-    t_start = time.monotonic()
-
-    def pace(t_sim: float) -> None:
-        delay = t_start + t_sim / factor - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-    return pace
+from swarmopt.simulation import Simulation
 
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
                  realtime: float | None = None, narrate: bool = False) -> RunResult:
-    """Run a scenario and return its :class:`~swarmopt.results.RunResult`.
+    """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
     overrides the scenario's seed; ``duration_s`` its duration (a multiple of
@@ -42,37 +25,15 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
     """
-    sc = load_scenario(scenario) if not isinstance(scenario, Scenario) else scenario
-    update = {}
-    if seed is not None:
-        update["seed"] = seed
-    if duration_s is not None:
-        update["duration_s"] = duration_s
-    if update:
+    with Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s,
+                    narrate=narrate) as sim:
         try:
-            sc = Scenario.model_validate(sc.model_dump() | update)
-        except ValidationError as err:
-            raise InputError(describe(err, "options --seed/--duration")) from None
-    if runtime == "ray":
-        from swarmopt.runtime.ray_backend import RayBackend
-
-        backend = RayBackend(address)
-    elif runtime == "local":
-        from swarmopt.runtime.local import LocalBackend
-
-        backend = LocalBackend()
-    else:
-        raise ValueError(f"runtime must be 'ray' or 'local', got {runtime!r}")
-    sink = Collector(sc, narrate_events=narrate)
-    try:
-        drive(sc, sc.seed, backend, sink, pace=_pacer(realtime) if realtime else None)
-    except BaseException as exc:
-        if out_dir is not None:
-            write_run(sink.result(sc.seed, runtime), out_dir, status="failed", error=repr(exc))
-        raise
-    finally:
-        backend.close()
-    res = sink.result(sc.seed, runtime)
+            sim.run(realtime=realtime)
+        except BaseException as exc:
+            if out_dir is not None:
+                sim.write(out_dir, status="failed", error=repr(exc))
+            raise
+        res = sim.result()
     if out_dir is not None:
         write_run(res, out_dir)
     return res

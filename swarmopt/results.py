@@ -84,15 +84,24 @@ class Collector:
     def process(self, samples: list[dict]) -> None:
         self.process_rows += samples
 
-    def result(self, seed: int, runtime: str) -> RunResult:
+    def metrics_frame(self) -> pd.DataFrame:
+        """The metrics table so far, sorted by window start then agent."""
         metrics = pd.DataFrame(self.metric_rows)
         if not metrics.empty:
             metrics = metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
+        return metrics
+
+    def events_frame(self) -> pd.DataFrame:
+        """The events table so far."""
         events = pd.DataFrame(self.event_rows)
         for col in ("old", "new"):
             if col in events:
                 events[col] = events[col].map(lambda v: v if v is None or isinstance(v, str) else repr(v))
-        res = RunResult(self.scenario, seed, runtime, metrics, events,
+        return events
+
+    def result(self, seed: int, runtime: str) -> RunResult:
+        """The run's :class:`RunResult` with its summary."""
+        res = RunResult(self.scenario, seed, runtime, self.metrics_frame(), self.events_frame(),
                         pd.DataFrame(self.autonomy_rows), pd.DataFrame(self.process_rows))
         res.summary = summarize(res)
         return res

@@ -128,6 +128,8 @@ class Optimizer:
         self.bottlenecks: list[Bottleneck] = []
         self.anomalous: set[tuple[str, str]] = set()
         self.stabilizer = Stabilizer(config.stabilization_window_s)
+        self.overrides: dict[str, str] = {}
+        self.frozen_from: float | None = None
         self._seq = 0
 
     # ------------------------------------------------------------------ inputs
@@ -192,7 +194,7 @@ class Optimizer:
                            "impact": b.impact, "detail": b.description})
         events += self._anomalies(t, snaps, mats, cycle_windows)
         self.proposals = []
-        if self.cfg.policy == "monitor" or not plan:
+        if self.cfg.policy == "monitor" or not plan or (self.frozen_from is not None and t >= self.frozen_from - 1e-9):
             return [], rollbacks, events
         strategies = self._plan(t, snaps, mats, events)
         events.append({"t_s": t, "event": "strategies.generated", "value": len(strategies),
@@ -263,6 +265,37 @@ class Optimizer:
         self.results, self.autonomy_changes, self.recommended = [], [], []
         return rep
 
+    # ------------------------------------------------------------------ hooks (Simulation)
+    def note_user_change(self, change: KnobChange) -> None:
+        """A knob set by the user: later changes and rollbacks start from it."""
+        self.knobs[change.agent] = set_knob(self.knobs[change.agent], change.knob, change.new)
+
+    def override(self, strategy_id: str, verdict: str) -> None:
+        """Force ``verdict`` (keep, rollback, revert) for ``strategy_id`` when it is judged."""
+        self.overrides[strategy_id] = verdict
+
+    def freeze_planning(self, t: float) -> list[dict]:
+        """Plan nothing from simulated time ``t`` on; returns the ``planning.frozen`` event."""
+        self.frozen_from = t
+        return [{"t_s": t, "event": "planning.frozen", "detail": "no new strategies from now on"}]
+
+    def state(self) -> dict:
+        """Autonomy, streak, learning statistics, changes in flight, tabu and the frozen-planning time."""
+        def learned(table: dict) -> dict:
+            return {k: {"attempts": st.attempts, "kept": st.kept, "rolled_back": st.rolled_back,
+                        "mean_improvement_pct": st.mean_improvement} for k, st in table.items()}
+
+        return {
+            "autonomy": self.autonomy, "streak": self.streak,
+            "learning": {"by_type": learned(self.stats), "by_kind": learned(self.kind_stats)},
+            "in_flight": {a: {"strategy_id": tr.strategy.id, "kind": tr.strategy.kind,
+                              "changes": [(c.knob, c.old, c.new) for c in tr.strategy.actions],
+                              "effective_s": tr.effective_s, "measure_at_s": tr.measure_at_s,
+                              "rollback_of": tr.rollback_of} for a, tr in sorted(self.in_flight.items())},
+            "tabu": {f"{a}:{kind}": until for (a, kind), until in sorted(self.tabu.items())},
+            "planning_frozen_s": self.frozen_from,
+        }
+
     # ------------------------------------------------------------------ internals
     def _align(self, t: float) -> float:
         return math.ceil(t / self.window_s - 1e-9) * self.window_s
@@ -299,8 +332,12 @@ class Optimizer:
                 events.append(ev | {"event": "rollback.measured"})
                 rollbacks += self._restore(t, trial, j, events)
                 continue
-            events.append(ev)
             decision, m = j.decision, j.window
+            forced = {"forced": True} if s.id in self.overrides else {}
+            if forced:
+                decision = ev["decision"] = self.overrides.pop(s.id)
+            ev |= forced
+            events.append(ev)
             keep = decision == "keep"
             self._learn(s, keep, m.improvement_pct)
             self.results.append({"strategy_id": s.id, "agent": agent, "type": s.type, "kind": s.kind, "kept": keep,
@@ -308,7 +345,7 @@ class Optimizer:
                                  "reason": j.reason})
             if keep:
                 events.append(self._strategy_event(t, "optimization.kept", s) | {
-                    "improvement_pct": m.improvement_pct, "verdict": j.verdict})
+                    "improvement_pct": m.improvement_pct, "verdict": j.verdict, **forced})
                 self.streak += 1
                 if self.streak >= th.autonomy_raise_after:
                     self._move_autonomy(t, th.autonomy_step_up, f"{self.streak} consecutive kept changes, no rollback",
@@ -325,7 +362,8 @@ class Optimizer:
             self.in_flight[agent] = Trial(rb, eff, eff + self.cfg.measure_windows * self.window_s, s.id, s, decision)
             name = "optimization.rolled_back" if decision == "rollback" else "optimization.reverted"
             events.append(self._strategy_event(t, name, s) | {
-                "effective_s": eff, "detail": j.reason, "improvement_pct": m.improvement_pct, "verdict": j.verdict})
+                "effective_s": eff, "detail": j.reason, "improvement_pct": m.improvement_pct, "verdict": j.verdict,
+                **forced})
             if decision == "rollback":
                 self._move_autonomy(t, -th.autonomy_step_down, f"rollback of {s.id} on {agent}: {j.reason}", events)
         return rollbacks

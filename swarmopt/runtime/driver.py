@@ -13,6 +13,7 @@ says how a call reaches a component: directly (local) or as a Ray actor call.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from swarmopt.knobs import ScheduledChange
@@ -55,6 +56,111 @@ def _by_agent(items, key) -> dict[str, list]:
     return out
 
 
+@dataclass
+class Driver:
+    """The BSP loop of one run as an object that advances one tick at a time.
+
+    ``components`` are the backend handles (agent groups with their hosted
+    agent ids, optimizer, orchestrator); the rest is the loop's own state
+    (tick counter, messages and changes in transit, what the next optimizer
+    cycle gets), plain data that :meth:`state` / ``copy.deepcopy`` capture.
+    :meth:`advance` runs one tick: the optimizer cycle if one is due at the
+    current time ``now``, then every group over ``[now, now + tick_s)``. The
+    last call runs the final cycle (judge and detect only) and sets ``done``.
+    """
+
+    scenario: Scenario
+    backend: Backend
+    sink: Sink
+    groups: list[tuple[Any, list[str]]]
+    opt: Any
+    orch: Any
+    k: int = 0
+    done: bool = False
+    inbound: list[Message] = field(default_factory=list)
+    pending: list[ScheduledChange] = field(default_factory=list)
+    new_rows: list[dict] = field(default_factory=list)
+    new_samples: list[TaskSample] = field(default_factory=list)
+    applied: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, scenario: Scenario, seed: int, backend: Backend, sink: Sink) -> "Driver":
+        """Create the run's components on ``backend``."""
+        return cls(scenario, backend, sink, backend.groups(scenario, seed), backend.optimizer(scenario, seed),
+                   backend.orchestrator(scenario))
+
+    @property
+    def now(self) -> float:
+        """Simulated time (s) the run has reached: every group has stepped up to it."""
+        return min(self.k * self.scenario.tick_s, self.scenario.duration_s)
+
+    @property
+    def cycle_ticks(self) -> int:
+        return int(round(self.scenario.optimizer.cycle_s / self.scenario.tick_s))
+
+    def cycle_due(self) -> bool:
+        """Whether the optimizer cycle runs at the start of the next :meth:`advance`."""
+        return not self.done and (self.k > 0 and self.k % self.cycle_ticks == 0 or self._last())
+
+    def _last(self) -> bool:
+        return self.k * self.scenario.tick_s >= self.scenario.duration_s - 1e-9
+
+    def host_of(self, agent: str) -> int:
+        """Index of the group hosting ``agent``; KeyError naming the allowed ids."""
+        for i, (_, members) in enumerate(self.groups):
+            if agent in members:
+                return i
+        raise KeyError(f"unknown agent '{agent}'; allowed: {sorted(a for _, m in self.groups for a in m)}")
+
+    def advance(self) -> None:
+        """One tick (see the class docstring); no-op once ``done``."""
+        if self.done:
+            return
+        t0 = self.k * self.scenario.tick_s
+        last = self._last()
+        if self.cycle_due():
+            # close the windows that ended by t0 first, so that the cycle's
+            # changes reach the agents before they simulate past t0
+            self._step(t0, t0)
+            self.pending += _cycle(self.backend, self.opt, self.orch, t0, self.new_rows, self.applied,
+                                   self.new_samples, self.sink, plan=not last)
+            self.new_rows, self.new_samples, self.applied = [], [], []
+        if last:
+            self.done = True
+            return
+        self._step(t0, min(self.scenario.duration_s, t0 + self.scenario.tick_s))
+        self.k += 1
+
+    def _step(self, t0: float, t1: float) -> None:
+        """Step every group over [t0, t1) with the messages and changes due; a
+        step with t1 == t0 only closes the windows that ended by t0."""
+        host = {aid: i for i, (_, members) in enumerate(self.groups) for aid in members}
+        msgs = [[] for _ in self.groups]
+        for m in sorted(self.inbound):
+            msgs[host[m.receiver]].append(m)
+        chg = [[] for _ in self.groups]
+        for c in self.pending:
+            chg[host[c.change.agent]].append(c)
+        futures = [
+            self.backend.call(h, "step", t0, t1, _by_agent(msgs[i], lambda m: m.receiver),
+                              _by_agent(chg[i], lambda c: c.change.agent))
+            for i, (h, _) in enumerate(self.groups)
+        ]
+        self.inbound, self.pending = [], []
+        for out, rows, ap, proc, smp in self.backend.get(futures):
+            self.inbound += out
+            self.new_samples.extend(smp)
+            if rows:
+                self.new_rows.extend(rows)
+                self.sink.rows(rows)
+            if ap:
+                self.applied.extend(ap)
+                self.sink.events([dict(a, event="knob.applied" if a["knob"] != "autonomy" else "autonomy.applied")
+                                  for a in ap])
+            if proc:
+                self.sink.process(proc)
+
+
 def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
           pace: Callable[[float], None] | None = None) -> None:
     """Run ``scenario`` with ``seed`` to its end on ``backend``, feeding ``sink``.
@@ -62,63 +168,11 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
     ``pace(t)`` (wall-clock mode) is called before each tick with the simulated
     time; it sleeps as needed and never changes results.
     """
-    groups = backend.groups(scenario, seed)
-    host_of = {aid: i for i, (_, members) in enumerate(groups) for aid in members}
-    opt = backend.optimizer(scenario, seed)
-    orch = backend.orchestrator(scenario)
-    tick, duration = scenario.tick_s, scenario.duration_s
-    cycle_ticks = int(round(scenario.optimizer.cycle_s / tick))
-    inbound: list[Message] = []
-    pending: list[ScheduledChange] = []
-    new_rows: list[dict] = []
-    new_samples: list[TaskSample] = []
-    applied: list[dict] = []
-
-    def step(t0: float, t1: float) -> None:
-        """Step every group over [t0, t1) with the messages and changes due; a
-        step with t1 == t0 only closes the windows that ended by t0."""
-        nonlocal inbound, pending
-        msgs = [[] for _ in groups]
-        for m in sorted(inbound):
-            msgs[host_of[m.receiver]].append(m)
-        chg = [[] for _ in groups]
-        for c in pending:
-            chg[host_of[c.change.agent]].append(c)
-        futures = [
-            backend.call(h, "step", t0, t1, _by_agent(msgs[i], lambda m: m.receiver),
-                         _by_agent(chg[i], lambda c: c.change.agent))
-            for i, (h, _) in enumerate(groups)
-        ]
-        inbound, pending = [], []
-        for out, rows, ap, proc, smp in backend.get(futures):
-            inbound += out
-            new_samples.extend(smp)
-            if rows:
-                new_rows.extend(rows)
-                sink.rows(rows)
-            if ap:
-                applied.extend(ap)
-                sink.events([dict(a, event="knob.applied" if a["knob"] != "autonomy" else "autonomy.applied")
-                             for a in ap])
-            if proc:
-                sink.process(proc)
-
-    k = 0
-    while True:
-        t0 = k * tick
-        last = t0 >= duration - 1e-9
+    d = Driver.start(scenario, seed, backend, sink)
+    while not d.done:
         if pace is not None:
-            pace(t0)
-        if k > 0 and k % cycle_ticks == 0 or last:
-            # close the windows that ended by t0 first, so that the cycle's
-            # changes reach the agents before they simulate past t0
-            step(t0, t0)
-            pending += _cycle(backend, opt, orch, t0, new_rows, applied, new_samples, sink, plan=not last)
-            new_rows, new_samples, applied = [], [], []
-        if last:
-            break
-        step(t0, min(duration, t0 + tick))
-        k += 1
+            pace(d.now)
+        d.advance()
 
 
 def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: list[dict], samples: list[TaskSample],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from swarmopt.runtime.components import make_optimizer, make_orchestrator
@@ -27,6 +28,11 @@ class LocalBackend:
 
     def get(self, futures: list[Any]) -> list[Any]:
         return futures
+
+    def fork(self, groups: list[tuple[Any, list[str]]], opt: Any, orch: Any) -> tuple["LocalBackend", tuple]:
+        """Deep copies of the components (numpy generators included, so a copy
+        draws what the original would)."""
+        return LocalBackend(), copy.deepcopy((groups, opt, orch))
 
     def close(self) -> None:
         pass

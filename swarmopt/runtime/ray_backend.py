@@ -9,6 +9,7 @@ groups so that actor count follows cores, not agents.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import ray
@@ -25,6 +26,15 @@ class Host:
 
     def call(self, method: str, *args: Any) -> Any:
         return getattr(self.obj, method)(*args)
+
+    def state(self) -> Any:
+        """The component itself (Ray pickles it): a fork or a checkpoint of it."""
+        return self.obj
+
+
+def _restored(obj: Any) -> Any:
+    # arrays from the object store are read-only views of shared memory; the engine writes to its own
+    return copy.deepcopy(obj)
 
 
 AgentGroupActor = ray.remote(num_cpus=0)(type("AgentGroupActor", (Host,), {}))
@@ -46,10 +56,22 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
 
 class RayBackend:
-    """Components as Ray actors; ``max_groups`` caps the number of agent actors."""
+    """Components as Ray actors; ``max_groups`` caps the number of agent actors.
+
+    Backends that share a Ray session started by swarmopt (a run and its
+    forks) shut it down when the last of them closes.
+    """
+
+    _session_users = 0
 
     def __init__(self, address: str | None = None, max_groups: int = 16) -> None:
-        self.started = ensure_ray(address)
+        if ensure_ray(address):
+            RayBackend._session_users = 0
+            self._owns_session = True
+        else:
+            self._owns_session = RayBackend._session_users > 0
+        RayBackend._session_users += self._owns_session
+        self.address = address
         self.max_groups = max_groups
         self.actors: list[Any] = []
 
@@ -85,9 +107,23 @@ class RayBackend:
     def get(self, futures: list[Any]) -> list[Any]:
         return ray.get(futures)
 
+    def fork(self, groups: list[tuple[Any, list[str]]], opt: Any, orch: Any) -> tuple["RayBackend", tuple]:
+        """A backend in the same Ray session with new actors holding copies of
+        these components' current state (through the object store)."""
+        other = RayBackend(self.address, self.max_groups)
+        states = ray.get([h.state.remote() for h, _ in groups] + [opt.state.remote(), orch.state.remote()])
+        kinds = [AgentGroupActor] * len(groups) + [OptimizerActor, OrchestratorActor]
+        handles = [kind.remote(_restored, st) for kind, st in zip(kinds, states)]
+        other.actors = handles
+        new_groups = [(h, members) for h, (_, members) in zip(handles, groups)]
+        return other, (new_groups, handles[-2], handles[-1])
+
     def close(self) -> None:
         for h in self.actors:
             ray.kill(h)
         self.actors = []
-        if self.started:
-            ray.shutdown()
+        if self._owns_session:
+            RayBackend._session_users -= 1
+            if RayBackend._session_users == 0 and ray.is_initialized():
+                ray.shutdown()
+            self._owns_session = False

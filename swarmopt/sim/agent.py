@@ -472,6 +472,38 @@ class AgentSim:
                  cache_capacity=sum(t.keyspace for t in self.profile.tools), **state)
         return w
 
+    # ------------------------------------------------------------------ inspection and live changes
+    def add_fault(self, fault) -> None:
+        """Aim one more fault model at this agent (:meth:`Simulation.inject`
+        checks that it starts no earlier than the time the agent has reached,
+        and that a load surge starts at a window not drawn yet)."""
+        self.env.faults.append(fault)
+        self.crashes = self.env.crashes()
+        self.fault_points = self.env.breakpoints()
+
+    def snapshot(self, t: float) -> dict:
+        """The agent's state at simulated time ``t`` (the time it has been
+        stepped to): knobs, autonomy, ``queue_length`` (decisions arrived and
+        waiting for a worker), ``busy_workers``, ``cached_keys`` (per tool),
+        ``pending_changes`` (scheduled knob changes not yet in force) and the
+        windows still open."""
+        open_w = [w for k, w in sorted(self.windows.items()) if k >= self.next_window]
+        arrival = [c for w in open_w for c in w._chunks.get("arrival", [])]
+        start = [c for w in open_w for c in w._chunks.get("start", [])]
+        waiting = 0
+        if arrival:
+            a, s = np.concatenate(arrival), np.concatenate(start)
+            waiting = int(np.count_nonzero((a <= t) & (s > t)))
+        return {
+            "agent": self.id, "t_s": t, "knobs": self.knobs.model_dump(), "autonomy": self.autonomy,
+            "queue_length": waiting, "busy_workers": sum(w > t for w in self.workers),
+            "workers": self.knobs.max_concurrency,
+            "cached_keys": {n: int(np.count_nonzero(c > t)) for n, c in zip(self.tool_names, self.cache_exp)},
+            "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,
+                                 "ref": sc.ref} for at, _, sc in sorted(self.pending)],
+            "active_faults": [f.kind for f in self.env.active(t)],
+        }
+
     def metrics_row(self, w: WindowData) -> dict:
         """The metrics-table row of a closed window."""
         return window_metrics(w)
