@@ -86,14 +86,14 @@ class Collector:
 
     def metrics_frame(self) -> pd.DataFrame:
         """The metrics table so far, sorted by window start then agent."""
+        if not self.metric_rows:  # the key columns even before the first window closes
+            return pd.DataFrame(columns=["agent", "window", "t_start_s", "t_end_s"])
         metrics = pd.DataFrame(self.metric_rows)
-        if not metrics.empty:
-            metrics = metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
-        return metrics
+        return metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
 
     def events_frame(self) -> pd.DataFrame:
         """The events table so far."""
-        events = pd.DataFrame(self.event_rows)
+        events = pd.DataFrame(self.event_rows, columns=None if self.event_rows else ["t_s", "event", "agent"])
         for col in ("old", "new"):
             if col in events:
                 events[col] = events[col].map(lambda v: v if v is None or isinstance(v, str) else repr(v))
