@@ -61,6 +61,7 @@ class Collector:
         self.metric_rows: list[dict] = []
         self.event_rows: list[dict] = []
         self.process_rows: list[dict] = []
+        self._narrated = 0
         self.autonomy_rows: list[dict] = [
             {"t_s": 0.0, "entity": "performance-optimizer", "autonomy": scenario.optimizer.initial_autonomy,
              "reason": "initial"}
@@ -70,7 +71,9 @@ class Collector:
         self.metric_rows += rows
 
     def events(self, events: list[dict]) -> None:
+        narrated = len(self.event_rows) >= self._narrated
         self.event_rows += events
+        self._narrated = max(self._narrated, len(self.event_rows))
         for e in events:
             if e["event"] == "autonomy.optimizer":
                 self.autonomy_rows.append({"t_s": e["t_s"], "entity": "performance-optimizer",
@@ -78,11 +81,20 @@ class Collector:
             elif e["event"] == "autonomy.applied":
                 self.autonomy_rows.append({"t_s": e["t_s"], "entity": e["agent"], "autonomy": e["new"],
                                            "reason": e.get("ref", "")})
-        if self.narrate:
+        if self.narrate and narrated:  # a replay after a restart is not narrated twice
             narrate(events)
 
     def process(self, samples: list[dict]) -> None:
         self.process_rows += samples
+
+    def mark(self) -> tuple[int, int, int, int]:
+        """Lengths of the tables now (see :meth:`rewind`)."""
+        return len(self.metric_rows), len(self.event_rows), len(self.process_rows), len(self.autonomy_rows)
+
+    def rewind(self, mark: tuple[int, int, int, int]) -> None:
+        """Drop what arrived after :meth:`mark` (a replay from a checkpoint sends it again)."""
+        m, e, p, a = mark
+        del self.metric_rows[m:], self.event_rows[e:], self.process_rows[p:], self.autonomy_rows[a:]
 
     def metrics_frame(self) -> pd.DataFrame:
         """The metrics table so far, sorted by window start then agent."""

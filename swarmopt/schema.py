@@ -303,10 +303,16 @@ class CacheBypassFault(_FaultBase):
 
 
 class CrashFault(_FaultBase):
-    """The target's actor is down: no worker serves for ``duration_s``; tasks queue."""
+    """The target's actor is down: no worker serves for ``duration_s``; tasks queue.
+
+    ``mode: process`` also kills the real process of the Ray actor hosting the
+    target at ``at_s`` (the driver restarts it from its last checkpoint and
+    replays, see :class:`swarmopt.runtime.driver.Driver`); on the local runtime
+    it acts as ``simulated``."""
 
     kind: Literal["crash"]
     duration_s: float = Field(gt=0)
+    mode: Literal["simulated", "process"] = "simulated"
 
 
 Fault = Annotated[

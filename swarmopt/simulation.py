@@ -82,7 +82,10 @@ class Simulation:
     ``seed`` overrides its seed and ``duration_s`` its duration. ``runtime``:
     ``"local"`` (every component in this process) or ``"ray"`` (actors;
     ``address`` joins a cluster, default starts a local Ray). ``narrate``
-    logs the live narrative. Raises :class:`~swarmopt.loader.InputError` for
+    logs the live narrative. ``max_restarts``: how often a dead actor is
+    rebuilt from its last checkpoint before the run fails with
+    :class:`~swarmopt.runtime.driver.ActorLost` (see
+    :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
     invalid input, ValueError for an unknown runtime.
 
     Time: ``now`` is the simulated time (s) every agent has been stepped to.
@@ -95,14 +98,15 @@ class Simulation:
     """
 
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
-                 address: str | None = None, duration_s: float | None = None, narrate: bool = False) -> None:
+                 address: str | None = None, duration_s: float | None = None, narrate: bool = False,
+                 max_restarts: int = 3) -> None:
         self.scenario = prepare(scenario, seed, duration_s)
         self.seed = self.scenario.seed
         self.runtime = runtime
         self._backend = _backend(runtime, address)
         self._sink = Collector(self.scenario, narrate_events=narrate)
         try:
-            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._sink)
+            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._sink, max_restarts)
         except BaseException:
             self._backend.close()
             raise
@@ -177,8 +181,8 @@ class Simulation:
         (the optimizer's change being measured on it, or None). Raises
         KeyError naming the allowed ids."""
         d = self._driver
-        h, _ = d.groups[d.host_of(agent_id)]
-        snap = self._get(h, "snapshot", agent_id, self.now)
+        i = d.host_of(agent_id)
+        snap = self._get(lambda: d.groups[i][0], "snapshot", agent_id, self.now)
         snap["pending_changes"] += [{"at_s": c.at_s, "knob": c.change.knob, "old": c.change.old,
                                      "new": c.change.new, "ref": c.ref}
                                     for c in d.pending if c.change.agent == agent_id]
@@ -191,7 +195,7 @@ class Simulation:
         kept, rolled back, mean measured improvement in %), ``in_flight`` (per
         agent: the change being measured, its knobs and times), ``tabu``
         (remedies not retried until a time) and ``planning_frozen_s``."""
-        return self._get(self._driver.opt, "state")
+        return self._get(self._opt, "state")
 
     def result(self) -> RunResult:
         """The tables and summary so far as a :class:`~swarmopt.results.RunResult`."""
@@ -225,9 +229,10 @@ class Simulation:
             raise InputError(describe(err, f"set_knob({agent_id!r}, {knob!r})")) from None
         change = KnobChange(agent_id, knob, old, value)
         self._driver.pending.append(ScheduledChange(self.now, change, "user"))
-        self._get(self._driver.opt, "note_user_change", change)
+        self._get(self._opt, "note_user_change", change)
         self._sink.events([{"t_s": self.now, "event": "knob.set", "agent": agent_id, "knob": knob, "old": old,
                             "new": value, "by": "user"}])
+        self._driver.guard(self._driver.checkpoint)
 
     def inject(self, fault: dict | Any) -> Any:
         """Add a fault (a dict as in the scenario YAML, or a fault model);
@@ -253,12 +258,13 @@ class Simulation:
             raise InputError(f"inject: at_s: a load_surge must start at or after {drawn_until}s: arrivals are "
                              "drawn per window and this window's are drawn already")
         d = self._driver
-        h, _ = d.groups[d.host_of(f.target)]
-        self._get(h, "inject", f)
+        i = d.host_of(f.target)
+        self._get(lambda: d.groups[i][0], "inject", f)
         self.scenario = self.scenario.model_copy(update={"faults": [*self.scenario.faults, f]})
-        self._sink.scenario = self.scenario
+        self._sink.scenario = self._driver.scenario = self.scenario
         self._sink.events([{"t_s": self.now, "event": "fault.injected", "agent": f.target, "kind": f.kind,
                             "at_s": f.at_s, "detail": repr(f)}])
+        self._driver.guard(self._driver.checkpoint)
         return f
 
     # ------------------------------------------------------------------ decisions
@@ -268,12 +274,14 @@ class Simulation:
         Raises ValueError for another verdict."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-        self._get(self._driver.opt, "override", strategy_id, verdict)
+        self._get(self._opt, "override", strategy_id, verdict)
+        self._driver.guard(self._driver.checkpoint)
 
     def freeze_planning(self, at_s: float | None = None) -> None:
         """No new strategies from ``at_s`` (default now) on; changes in flight
         are still judged and rolled back (a ``planning.frozen`` event)."""
-        self._sink.events(self._get(self._driver.opt, "freeze_planning", self.now if at_s is None else at_s))
+        self._sink.events(self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s))
+        self._driver.guard(self._driver.checkpoint)
 
     # ------------------------------------------------------------------ fork and lifetime
     def fork(self) -> "Simulation":
@@ -281,15 +289,18 @@ class Simulation:
         as this one would (same tables when nothing is changed in either).
         On Ray the components' state goes through the object store to new
         actors in the same session."""
-        d = self._driver
-        backend, (groups, opt, orch) = self._backend.fork(d.groups, d.opt, d.orch)
         other = copy.copy(self)
-        other._backend = backend
         other._sink = copy.deepcopy(self._sink)
-        state = copy.deepcopy({f: getattr(d, f) for f in ("k", "done", "inbound", "pending", "new_rows",
-                                                           "new_samples", "applied")})
-        other._driver = Driver(self.scenario, backend, other._sink, groups, opt, orch, **state)
+        other._driver = self._driver.fork(other._sink)
+        other._backend = other._driver.backend
         return other
+
+    def actors(self) -> dict[str, Any]:
+        """The components' handles by name (each agent group's name,
+        ``optimizer``, ``orchestrator``): Ray actor handles on the Ray runtime
+        (e.g. to ``ray.kill`` one and watch the run recover), the objects
+        themselves on the local runtime."""
+        return self._driver.components.named()
 
     def close(self) -> None:
         """Release the runtime (Ray actors; the local Ray if this run started it)."""
@@ -301,10 +312,20 @@ class Simulation:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _opt(self) -> Any:
+        return self._driver.opt
+
     def __repr__(self) -> str:
         return (f"Simulation({self.scenario.name!r}, seed={self.seed}, runtime={self.runtime!r}, "
                 f"now={self.now:g}s of {self.scenario.duration_s:g}s{', done' if self.done else ''})")
 
-    def _get(self, handle: Any, method: str, *args: Any) -> Any:
+    def _get(self, handle: Any | Callable[[], Any], method: str, *args: Any) -> Any:
+        """Call a component (``handle`` or a function of the current components,
+        which a restart replaces) and wait, recovering from a dead actor."""
         b = self._backend
-        return b.get([b.call(handle, method, *args)])[0]
+
+        def call() -> Any:
+            h = handle() if callable(handle) else handle
+            return b.get([b.call(h, method, *args)])[0]
+
+        return self._driver.guard(call)

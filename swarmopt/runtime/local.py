@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from swarmopt.runtime.components import make_optimizer, make_orchestrator
+from swarmopt.runtime.driver import Components
 from swarmopt.runtime.group import AgentGroup
 from swarmopt.schema import Scenario
 
@@ -29,10 +30,23 @@ class LocalBackend:
     def get(self, futures: list[Any]) -> list[Any]:
         return futures
 
-    def fork(self, groups: list[tuple[Any, list[str]]], opt: Any, orch: Any) -> tuple["LocalBackend", tuple]:
+    def checkpoint(self, components: Components) -> None:
+        """In-process components cannot die alone: no checkpoint needed."""
+        return None
+
+    def restore(self, token: Any, components: Components) -> Components:
+        raise RuntimeError("the local runtime takes no checkpoints")
+
+    def fork(self, components: Components) -> tuple["LocalBackend", Components]:
         """Deep copies of the components (numpy generators included, so a copy
         draws what the original would)."""
-        return LocalBackend(), copy.deepcopy((groups, opt, orch))
+        return LocalBackend(), copy.deepcopy(components)
+
+    def dead_actor(self, exc: BaseException, components: Components) -> None:
+        return None
+
+    def kill(self, handle: Any) -> None:
+        """No process to kill: a process crash acts as a simulated one (its workers stop)."""
 
     def close(self) -> None:
         pass

@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from swarmopt.runtime.driver import Components
 from swarmopt.runtime.group import AgentGroup
 from swarmopt.schema import Scenario
 
@@ -107,16 +108,40 @@ class RayBackend:
     def get(self, futures: list[Any]) -> list[Any]:
         return ray.get(futures)
 
-    def fork(self, groups: list[tuple[Any, list[str]]], opt: Any, orch: Any) -> tuple["RayBackend", tuple]:
+    def checkpoint(self, components: Components) -> list[Any]:
+        """Every component's state, fetched into this driver (hundreds of KiB
+        for five agents): the fetch proves each actor was alive, and the copy
+        outlives the actors. Raises RayActorError if one is dead."""
+        c = components
+        return ray.get([h.state.remote() for h, _ in c.groups] + [c.opt.state.remote(), c.orch.state.remote()])
+
+    def restore(self, token: list[Any], components: Components) -> Components:
+        """Kill the current actors and create new ones from the checkpoint."""
+        for h in self.actors:
+            ray.kill(h)
+        kinds = [AgentGroupActor] * len(components.groups) + [OptimizerActor, OrchestratorActor]
+        self.actors = [kind.remote(_restored, state) for kind, state in zip(kinds, token)]
+        groups = [(h, members) for h, (_, members) in zip(self.actors, components.groups)]
+        return Components(groups, self.actors[-2], self.actors[-1])
+
+    def fork(self, components: Components) -> tuple["RayBackend", Components]:
         """A backend in the same Ray session with new actors holding copies of
         these components' current state (through the object store)."""
         other = RayBackend(self.address, self.max_groups)
-        states = ray.get([h.state.remote() for h, _ in groups] + [opt.state.remote(), orch.state.remote()])
-        kinds = [AgentGroupActor] * len(groups) + [OptimizerActor, OrchestratorActor]
-        handles = [kind.remote(_restored, st) for kind, st in zip(kinds, states)]
-        other.actors = handles
-        new_groups = [(h, members) for h, (_, members) in zip(handles, groups)]
-        return other, (new_groups, handles[-2], handles[-1])
+        return other, other.restore(self.checkpoint(components), components)
+
+    def dead_actor(self, exc: BaseException, components: Components) -> str | None:
+        """The component whose actor died, by the actor id Ray reports."""
+        if not isinstance(exc, ray.exceptions.RayActorError):
+            return None
+        for name, h in components.named().items():
+            if h._actor_id.hex() == exc.actor_id:
+                return name
+        return "unknown actor"
+
+    def kill(self, handle: Any) -> None:
+        """Kill the actor's process at once (no graceful exit, no Ray restart)."""
+        ray.kill(handle, no_restart=True)
 
     def close(self) -> None:
         for h in self.actors:
