@@ -139,7 +139,8 @@ class Simulation:
 
     def run(self, until: float | None = None, *, realtime: float | None = None) -> "Simulation":
         """Advance to simulated time ``until`` (s; stops before the optimizer
-        cycle due at ``until``) or, with None, to the end of the run.
+        cycle due at ``until``) or, with None or the run's duration, to the end
+        of the run (``done``).
         ``realtime``: pace at that factor x wall-clock speed (results unchanged).
         Raises ValueError when ``until`` is before ``now`` or not a multiple of
         ``tick_s``. Returns ``self``."""
@@ -149,6 +150,8 @@ class Simulation:
                 raise ValueError(f"until={until} is before now={self.now}")
             if abs(until / tick - round(until / tick)) > 1e-9:
                 raise ValueError(f"until={until} is not a multiple of tick_s={tick}")
+        if until is not None and until >= self.scenario.duration_s - 1e-9:
+            until = None  # the end: its final cycle too, so a loop `while not sim.done: sim.run(...)` ends
         pace = _pacer(realtime) if realtime else None
         target = math.inf if until is None else until
         while not self.done and (self.now < target - 1e-9 or until is None):
