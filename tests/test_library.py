@@ -1,5 +1,5 @@
 """The scenario library (scenarios/library/): every scenario breaches the load test's SLO on its faulted agent
-when nothing acts, and the static knob configuration of that agent in cures.yaml cures it.
+when nothing acts, and the static knob configuration of that agent in scenarios/loadtests/library_cures.yaml cures it.
 
 Attainment = share of the faulted agent's windows after the fault onset that meet the SLO (mean response time
 < 2000 ms, success rate >= 0.70, coordination score >= 0.60; for price_change also cost per decision within the
@@ -89,7 +89,7 @@ def test_scenario_breaches_under_monitor_and_its_cure_cures_it(name):
 def test_cache_bypass_stops_the_ttl_cure_from_working():
     """The TTL raise cures the slow data source until the cache bypass; then only the full cure holds.
     Seed 1: before the bypass 0.43 of the windows meet the SLO under monitor, 1.00 with the TTL alone; after it,
-    0.00 with the TTL alone (the cure of cures.yaml: 0.93)."""
+    0.00 with the TTL alone (the cure of library_cures.yaml: 0.93)."""
     sc = lib.with_policy(load_scenario(PATHS["cache_bypass_after_cure"]), "monitor")
     onset, bypass = (f.at_s for f in sc.faults)
     ttl_only = lib.with_knobs(sc, "market-hunter", {"cache_ttl_s.data_source": 3600})

@@ -1,7 +1,7 @@
 """SLO attainment of the scenario library's faulted agents, per policy and seed.
 
 Each library scenario breaches the load test's SLO on one agent after its fault
-onset; ``cures.yaml`` (beside this file) names that agent, a static knob
+onset; ``scenarios/loadtests/library_cures.yaml`` names that agent, a static knob
 configuration of it that cures the breach and, where the SLO includes cost, the
 cost limit. This script runs every scenario on the local runtime under the
 ``monitor``, ``rules`` and ``thompson`` policies and under ``cure`` (monitor, with
@@ -32,20 +32,20 @@ from swarmopt.loader import load_scenario
 from swarmopt.schema import Scenario
 
 LIBRARY = Path(__file__).resolve().parent
-CURES = LIBRARY / "cures.yaml"
+CURES = LIBRARY.parent / "loadtests" / "library_cures.yaml"
 POLICIES = ("monitor", "rules", "thompson", "cure")
 # the load test's per agent-window SLO: (metric, "<" or ">=", bound)
 SLO = (("response_time_ms_mean", "<", 2000.0), ("success_rate", ">=", 0.70), ("coordination_score", ">=", 0.60))
 
 
 def load_cures(path: Path = CURES) -> dict[str, dict[str, Any]]:
-    """``{scenario name: {agent, knobs: {dotted knob path: value}, [cost_max_usd]}}`` from ``cures.yaml``."""
+    """``{scenario name: {agent, knobs: {dotted knob path: value}, [cost_max_usd]}}`` from ``library_cures.yaml``."""
     return yaml.safe_load(path.read_text())
 
 
 def scenario_paths(directory: Path = LIBRARY) -> dict[str, Path]:
-    """Scenario name -> path of every library scenario (every YAML file except ``cures.yaml``)."""
-    paths = sorted(p for p in directory.glob("*.yaml") if p != CURES)
+    """Scenario name -> path of every library scenario (every YAML file in it)."""
+    paths = sorted(directory.glob("*.yaml"))
     return {load_scenario(p).name: p for p in paths}
 
 
