@@ -170,3 +170,30 @@ def test_cache_bypass_makes_every_lookup_of_the_tool_miss(mh_scenario):
     rate = {t.name: ttl_cache_hit_rate(zipf_probabilities(t.keyspace, t.zipf_s), p.base_rate_per_s,
                                        p.knobs.cache_ttl_s[t.name]) for t in p.tools}
     assert ratio == pytest.approx(rate["web_search"] / sum(rate.values()), abs=0.05)
+
+
+def test_cache_hit_rate_is_per_lookup_and_tool_call_hit_rate_counts_retries(mh_scenario):
+    """Two tools, two retries: ``hot`` has one key, never errs and is cached for
+    a day, so only the first decision misses it (one call, which fills the
+    cache); ``broken`` always errs and is not cached, so every decision calls it
+    on all 3 attempts. A window of n decisions (h of them hot hits: n - 1 in
+    window 0, n later) has 2n lookups and 3n + (n - h) calls, so
+    cache_hit_rate = h / 2n and tool_call_hit_rate = h / (h + 4n - h) = h / 4n."""
+    from swarmopt.schema import ToolProfile
+
+    i = [a.id for a in mh_scenario.agents].index("market-hunter")
+    p = mh_scenario.agents[i]
+    tools = [ToolProfile(name="hot", latency_ms_median=10, keyspace=1, error_rate=0.0),
+             ToolProfile(name="broken", latency_ms_median=10, error_rate=1.0)]
+    p = p.model_copy(update={"tools": tools, "knobs": p.knobs.model_copy(
+        update={"cache_ttl_s": {"hot": 86_400.0}, "max_retries": 2})})
+    seeds, _ = agent_seeds(7, len(mh_scenario.agents))
+    sim = AgentSim(p, mh_scenario.models, Environment(mh_scenario.load, [], 300), seeds[i], 60.0)
+    rows = [sim.metrics_row(w) for w in _run(sim, until=300.0)]
+    assert len(rows) == 5 and all(r["decision_count"] > 50 for r in rows)
+    assert all(r["error_rate"] == 1.0 for r in rows)  # every attempt failed on the broken tool
+    for r in rows:
+        n = r["decision_count"]
+        h = n - 1 if r["window"] == 0 else n
+        assert r["cache_hit_rate"] == h / (2 * n)
+        assert r["tool_call_hit_rate"] == h / (4 * n)
