@@ -416,9 +416,9 @@ class AgentSim:
                     zip((finish[send] + lat_s).tolist(), seqs, to, resource[send, d].tolist(), arr[send].tolist())]
         cols = {"arrival": arr, "start": start, "end": end, "finish": finish, "ok": ok, "success": success,
                 "confidence": np.where(ok, conf, np.nan), "escalated": escalated, "degraded": degraded,
-                "attempts": n_tried, "hits": res["hits"], "lookups": np.full(n, len(p.tools)), "calls": res["calls"].sum(axis=1),
-                "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost, "coord_req": coord_req,
-                "coord_ok": coord_ok, "tier": tier_idx}
+                "attempts": n_tried, "hits": res["hits"], "lookups": np.full(n, len(p.tools)),
+                "calls": res["calls"].sum(axis=1), "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
+                "coord_req": coord_req, "coord_ok": coord_ok, "tier": tier_idx}
         lo = 0
         for (w, *_), size in zip(parts, sizes):
             if size:
