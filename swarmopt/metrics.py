@@ -18,7 +18,7 @@ MESSAGE_KB = 2.0
 
 _TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
-    "attempts", "hits", "lookups", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
+    "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
     "tier",
 )
 _BOOL_FIELDS = ("ok", "success", "escalated", "degraded")
@@ -109,11 +109,18 @@ def window_metrics(w: WindowData) -> dict:
     * ``goal_progress``: decisions that succeeded within the response-time SLO /
       decisions.
     * ``escalation_rate``: decisions sent to the Orchestrator's review / decisions.
-    * ``cache_hit_rate``: tool calls answered from cache / tool calls made.
+    * ``cache_hit_rate``: the per-lookup hit ratio, cache hits / cache lookups.
+      A decision looks each of its tools up once, when it arrives (lookups =
+      decisions x tools); a hit answers every attempt of that decision.
+    * ``tool_call_hit_rate``: cache hits / (cache hits + tool calls made), the
+      calls counting every attempt's call of a missed tool (retries included)
+      and none for a call an open circuit breaker rejected. Retries of missed
+      tools pull it below ``cache_hit_rate``; breaker rejections can push it
+      above.
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
-    ``network_kbps`` from tool misses and messages; ``storage_percent`` = cached
+    ``network_kbps`` from tool calls made and messages; ``storage_percent`` = cached
     keys / key capacity.
     """
     a, info = w.arrays, w.info
@@ -123,11 +130,10 @@ def window_metrics(w: WindowData) -> dict:
     busy = a["end"] - a["start"]
     success = a["success"]
     trouble = (a["attempts"] > 1) | a["degraded"]
-    lookups = float(a["lookups"].sum())
+    hits, lookups, calls = float(a["hits"].sum()), float(a["lookups"].sum()), float(a["calls"].sum())
     coord_den = float(a["coord_req"].sum()) + w.inbox_handled
     busy_total = float(busy.sum())
     q = quantiles(resp).tolist()
-    misses = lookups - float(a["hits"].sum())
     conf = a["confidence"]
     row = {
         "agent": info["agent"],
@@ -153,7 +159,8 @@ def window_metrics(w: WindowData) -> dict:
         "cost_per_decision_usd": _mean(a["cost"]),
         "input_tokens": int(a["tokens_in"].sum()),
         "output_tokens": int(a["tokens_out"].sum()),
-        "cache_hit_rate": float(a["hits"].sum()) / lookups if lookups else float("nan"),
+        "cache_hit_rate": hits / lookups if lookups else float("nan"),
+        "tool_call_hit_rate": hits / (hits + calls) if hits + calls else float("nan"),
         "error_rate": _mean(~a["ok"]),
         "escalation_rate": _mean(a["escalated"]),
         "coordination_requests": int(a["coord_req"].sum()),
@@ -163,7 +170,7 @@ def window_metrics(w: WindowData) -> dict:
         "conflicts": w.conflicts,
         "cpu_percent": min(100.0, 100.0 * busy_total / (info["concurrency"] * window_s)),
         "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
-        "network_kbps": (misses * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0 / window_s,
+        "network_kbps": (calls * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0 / window_s,
         "storage_percent": 100.0 * info["cached_keys"] / info["cache_capacity"] if info["cache_capacity"] else 0.0,
         "fast_tier_share": _mean(a["tier"] == 0),
         "strong_tier_share": _mean(a["tier"] == 2),

@@ -246,7 +246,8 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
         :data:`TASK_FIELDS`, tasks in arrival order: ``arrival``, ``start``
         (a worker takes it), ``end`` (the worker is free), ``finish`` (final
         answer, review included) in seconds of simulated time; ``hits`` and
-        ``lookups`` are per-task counts of cache hits and tool calls made.
+        ``lookups`` are per-task counts of cache hits and of cache lookups
+        (one per tool, at arrival).
         Every task arriving in ``[0, duration_s)`` is included, with its full
         service even when it ends after ``duration_s``.
 
