@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from swarmopt.loader import InputError, describe, load_scenario
-from swarmopt.results import Collector, RunResult, write_run
+from swarmopt.report import write_run
+from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import drive
 from swarmopt.schema import Scenario
 

@@ -191,7 +191,7 @@ def system_score(rows: list[dict], slo_ms: float = 2000.0) -> float:
     pairs = [(h, n) for h, n in pairs if h == h and n > 0]
     if not pairs:
         return float("nan")
-    h, n = zip(*pairs)
+    h, n = zip(*pairs, strict=True)
     return float(np.average(h, weights=n))
 
 

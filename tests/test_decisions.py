@@ -13,12 +13,13 @@ from swarmopt.metrics import task_sample
 from swarmopt.optimizer.core import Optimizer, Trial
 from swarmopt.optimizer.strategies import Strategy
 from swarmopt.policies import RulePolicy
-from swarmopt.runtime.driver import drive
-from swarmopt.runtime.group import AgentGroup, agent_seeds
-from swarmopt.runtime.local import LocalBackend
 from swarmopt.results import Collector
+from swarmopt.runtime.driver import drive
+from swarmopt.runtime.group import AgentGroup
+from swarmopt.runtime.local import LocalBackend
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
+from swarmopt.sim.seeds import agent_seeds
 
 from conftest import MH_SCENARIO, short
 
@@ -118,7 +119,7 @@ def test_groups_ship_per_task_samples_beside_unchanged_metric_rows():
     rows = [r for g in got for r in g[1]]
     samples = [s for g in got for s in g[4]]
     assert len(rows) == len(samples) == 3
-    for r, s in zip(rows, samples):
+    for r, s in zip(rows, samples, strict=True):
         assert (s.agent, s.t_start_s, s.t_end_s) == (r["agent"], r["t_start_s"], r["t_end_s"])
         assert s.n == r["decision_count"] and s.response_ms.dtype == np.float32
         assert s.success.mean() == pytest.approx(r["success_rate"]) and (~s.ok).mean() == pytest.approx(r["error_rate"])

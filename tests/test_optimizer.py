@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from swarmopt.knobs import KnobChange, ScheduledChange
+from swarmopt.loader import load_scenario
 from swarmopt.metrics import TaskSample, pool_samples
-from swarmopt.optimizer.core import Optimizer, Proposal, Trial
+from swarmopt.optimizer.core import Optimizer, Trial
 from swarmopt.optimizer.measure import guardrails, measure
-from swarmopt.optimizer.strategies import RT, Strategy, priority_key
+from swarmopt.optimizer.strategies import RT, Proposal, Strategy, priority_key
 from swarmopt.orchestrator import Orchestrator
 from swarmopt.policies import RulePolicy
-from swarmopt.runtime.group import agent_seeds
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
+from swarmopt.sim.seeds import agent_seeds
 
 from conftest import MH_SCENARIO
-from swarmopt.loader import load_scenario
 
 SC = load_scenario(MH_SCENARIO)
 PROFILES = {a.id: a for a in SC.agents}
@@ -292,7 +292,8 @@ def test_engine_rollback_restores_exact_knobs():
     sim = AgentSim(p, SC.models, Environment(SC.load, [], 600), seeds[0], 60.0)
     original = sim.knobs
     s = strategy(actions=[KnobChange(p.id, "cache_ttl_s.data_source", 60.0, 240.0),
-                          KnobChange(p.id, "max_concurrency", 4, 8), KnobChange(p.id, "model_tier", "standard", "fast")])
+                          KnobChange(p.id, "max_concurrency", 4, 8),
+                          KnobChange(p.id, "model_tier", "standard", "fast")])
     sim.step(0, 60, [], [ScheduledChange(60.0, c, s.id) for c in s.actions])
     sim.step(60, 120, [], [ScheduledChange(120.0, c, "rb") for c in s.rollback()])
     assert sim.knobs != original

@@ -220,7 +220,7 @@ def optimizer(sizes: Sizes) -> dict[str, Any]:
     number of rows and of bottlenecks detected.
     """
     out: dict[str, Any] = {}
-    for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps):
+    for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps, strict=True):
         if n % 5:
             raise ValueError(f"optimizer sizes must be multiples of the five profiles, got {n}")
         probe = scenario(n // 5, faults_at_s=0.0)
@@ -240,6 +240,6 @@ def optimizer(sizes: Sizes) -> dict[str, Any]:
     return out
 
 
-CASES = {"local-day": local_day, "local-dense": local_dense, "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer,
-         "scale-local": scale_local, "scale-ray": scale_ray}
+CASES = {"local-day": local_day, "local-dense": local_dense, "ray-day": ray_day, "ray-ticks": ray_ticks,
+         "optimizer": optimizer, "scale-local": scale_local, "scale-ray": scale_ray}
 LOCAL_CASES = ("local-day", "local-dense", "optimizer", "scale-local")

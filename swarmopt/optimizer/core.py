@@ -30,21 +30,36 @@ Each cycle (every ``cycle_s``, DESIGN.md "The optimizer cycle"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from swarmopt.forecast import forecast_peak
 from swarmopt.knobs import KnobChange, ScheduledChange, set_knob
 from swarmopt.metrics import TaskSample, health_score, pool_samples
 from swarmopt.optimizer.detect import (
-    SEVERITY_RANK, SNAPSHOT_FIELDS, Bottleneck, detect_multiwindow, level_shifts, short_span, snapshots,
+    SEVERITY_RANK,
+    SNAPSHOT_FIELDS,
+    Bottleneck,
+    detect_multiwindow,
+    level_shifts,
+    short_span,
+    snapshots,
     window_vectors,
 )
+from swarmopt.optimizer.forecast import forecast_peak
 from swarmopt.optimizer.measure import Judgement, judge_change
 from swarmopt.optimizer.stabilize import Stabilizer, bound_step, outside_dead_band
 from swarmopt.optimizer.strategies import (
-    BATCH, PRE_SCALE, REMEDIES, SUCCESS_METRICS, TARGETS, Remedy, Strategy, pre_scale, priority_key,
+    BATCH,
+    PRE_SCALE,
+    REMEDIES,
+    SUCCESS_METRICS,
+    TARGETS,
+    Proposal,
+    Remedy,
+    Strategy,
+    pre_scale,
+    priority_key,
 )
 from swarmopt.policies import Policy
 from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
@@ -59,40 +74,15 @@ HISTORY_WINDOWS = 360  # window rows kept per agent: detection, anomalies and fo
 
 @dataclass
 class Trial:
-    """A change in flight on one agent, waiting for its after-windows."""
+    """A change in flight on one agent, waiting for its after-windows; the undo
+    of a change (``undone``, reverted or rolled back by ``undo_decision``) is a
+    trial too, measured but not decided on."""
 
     strategy: Strategy
     effective_s: float
     measure_at_s: float
-    rollback_of: str | None = None
     undone: Strategy | None = None
     undo_decision: str = ""
-
-
-@dataclass
-class TypeStats:
-    """Learning statistics of one strategy type (or remedy kind)."""
-
-    attempts: int = 0
-    kept: int = 0
-    rolled_back: int = 0
-    improvements: list[float] = field(default_factory=list)
-
-    @property
-    def success_rate(self) -> float:
-        return self.kept / self.attempts if self.attempts else math.nan
-
-    @property
-    def mean_improvement(self) -> float:
-        return float(np.mean(self.improvements)) if self.improvements else math.nan
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """A selected strategy and whether it needs the Orchestrator's approval."""
-
-    strategy: Strategy
-    needs_approval: bool
 
 
 class Optimizer:
@@ -121,8 +111,9 @@ class Optimizer:
         self.in_flight: dict[str, Trial] = {}
         self.last_change_s: dict[str, float] = {a: 0.0 for a in profiles}
         self.tabu: dict[tuple[str, str], float] = {}
-        self.stats: dict[str, TypeStats] = {}
-        self.kind_stats: dict[str, TypeStats] = {}
+        # measured improvements (%) of the judged changes, per strategy type and per remedy kind
+        self.improvements: dict[str, list[float]] = {}
+        self.kind_improvements: dict[str, list[float]] = {}
         self.proposals: list[Proposal] = []
         self.results: list[dict] = []
         self.bottlenecks: list[Bottleneck] = []
@@ -141,7 +132,7 @@ class Optimizer:
         began. Memory is thus about (2 x measure_windows + cycle windows) x
         decisions per window x 10 bytes per agent at most.
         """
-        for r, v in zip(rows, window_vectors(rows)):
+        for r, v in zip(rows, window_vectors(rows), strict=True):
             hist, vec = self.history[r["agent"]], self.vectors[r["agent"]]
             hist.append(r)
             vec.append(v)
@@ -294,7 +285,7 @@ class Optimizer:
                              s.target_metric, s.better, th.alpha, th.min_improvement, th.min_samples,
                              th.guardrail_success_drop, th.guardrail_error_rise, th.guardrail_cost_rise)
             ev = self._measure_event(t, s, j, trial)
-            if trial.rollback_of is not None:
+            if trial.undone is not None:
                 del ev["decision"]  # a rollback is measured, not decided on
                 events.append(ev | {"event": "rollback.measured"})
                 rollbacks += self._restore(t, trial, j, events)
@@ -322,7 +313,7 @@ class Optimizer:
                 self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
             self.tabu[(agent, s.kind)] = t + TABU_S
             rb = Strategy(**{**s.__dict__, "id": f"rollback:{s.id}", "actions": s.rollback()})
-            self.in_flight[agent] = Trial(rb, eff, eff + self.cfg.measure_windows * self.window_s, s.id, s, decision)
+            self.in_flight[agent] = Trial(rb, eff, eff + self.cfg.measure_windows * self.window_s, s, decision)
             name = "optimization.rolled_back" if decision == "rollback" else "optimization.reverted"
             events.append(self._strategy_event(t, name, s) | {
                 "effective_s": eff, "detail": j.reason, "improvement_pct": m.improvement_pct, "verdict": j.verdict})
@@ -361,22 +352,17 @@ class Optimizer:
 
     def _learn(self, s: Strategy, kept: bool, improvement_pct: float) -> None:
         self.policy.learn(s, kept)
-        for table, key in ((self.stats, s.type), (self.kind_stats, s.kind)):
-            st = table.setdefault(key, TypeStats())
-            st.attempts += 1
-            st.kept += kept
-            st.rolled_back += not kept
-            if improvement_pct == improvement_pct:
-                st.improvements.append(improvement_pct)
+        if improvement_pct == improvement_pct:
+            self.improvements.setdefault(s.type, []).append(improvement_pct)
+            self.kind_improvements.setdefault(s.kind, []).append(improvement_pct)
 
     def expected_improvement(self, type_: str, kind: str, impact: float) -> float:
         """Learned mean measured improvement of ``kind`` (then of ``type_``); with
         no history, 70% of the bottleneck's impact as the source design does
         (``expectedImprovement: 17.5 // 70% of potential``), capped at 50."""
-        for table, key in ((self.kind_stats, kind), (self.stats, type_)):
-            st = table.get(key)
-            if st and st.improvements:
-                return round(st.mean_improvement, 2)
+        for table, key in ((self.kind_improvements, kind), (self.improvements, type_)):
+            if table.get(key):
+                return round(float(np.mean(table[key])), 2)
         return round(min(50.0, 0.7 * impact), 2) if impact else SOURCE_EXPECTED.get(type_, 10.0)
 
     def _new_id(self, t: float, agent: str, kind: str) -> str:
@@ -415,7 +401,8 @@ class Optimizer:
         self.anomalous = set(found)
         return events
 
-    def _stable(self, t: float, remedy: Remedy, actions: list[KnobChange], events: list[dict]) -> list[KnobChange] | None:
+    def _stable(self, t: float, remedy: Remedy, actions: list[KnobChange],
+                events: list[dict]) -> list[KnobChange] | None:
         """``actions`` as bounded steps, or None (with a ``strategy.held``
         event) when they would reverse a knob within the stabilization window."""
         actions = [bound_step(c) for c in actions]
@@ -454,7 +441,7 @@ class Optimizer:
                     actions = self._stable(t, r, actions, events)
                     if actions:
                         options.append((r, actions))
-            choice = self.policy.choose(type_, options, self, self.rng)
+            choice = self.policy.choose(type_, options, self.rng)
             if choice is None:
                 continue
             r, actions = choice
@@ -495,7 +482,8 @@ class Optimizer:
                 continue
             rate = s["inbox_in_time_rate"]
             if rate == rate and rate < 0.95:
-                actions = BATCH.propose(dict(s, inbox_in_time_rate=min(rate, 0.89)), self.knobs[agent], self.profiles[agent])
+                actions = BATCH.propose(dict(s, inbox_in_time_rate=min(rate, 0.89)), self.knobs[agent],
+                                        self.profiles[agent])
                 if actions:
                     actions = self._stable(t, BATCH, actions, events)
                 if actions:

@@ -73,7 +73,8 @@ def snapshots(vectors: dict[str, np.ndarray], last: dict[str, int]) -> dict[str,
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / ok.sum(axis=1)
     mean[:, 0] = total[:, 0]  # decision_count is summed
-    return {a: dict(zip(SNAPSHOT_FIELDS, row), windows=k) for a, row, k in zip(agents, mean.tolist(), taken)}
+    return {a: dict(zip(SNAPSHOT_FIELDS, row, strict=True), windows=k)
+            for a, row, k in zip(agents, mean.tolist(), taken, strict=True)}
 
 
 def _b(type_, sev, agent, metric, value, thr, impact, desc, fix) -> Bottleneck:
@@ -106,7 +107,8 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
                             "Review decision logic, improve error handling"))
         co = s["coordination_score"]
         if co < th.coordination_medium:
-            found.append(_b("coordination_efficiency", "medium", agent, "coordination_score", co, th.coordination_medium,
+            found.append(_b("coordination_efficiency", "medium", agent, "coordination_score", co,
+                            th.coordination_medium,
                             (th.coordination_medium - co) * 100,
                             f"{agent} coordination score is {co:.0%}",
                             "Improve inter-agent communication protocols"))
@@ -120,7 +122,8 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
         budget = profiles[agent].cost_budget_usd_per_decision * th.cost_budget_factor
         cost = s["cost_per_decision_usd"]
         if cost > budget:
-            found.append(_b("cost", "medium", agent, "cost_per_decision_usd", cost, budget, (cost - budget) / budget * 100,
+            found.append(_b("cost", "medium", agent, "cost_per_decision_usd", cost, budget,
+                            (cost - budget) / budget * 100,
                             f"{agent} costs ${cost:.4f} per decision (budget: ${budget:.4f})",
                             "Use a cheaper model tier or cache more"))
         resources = (("resource_cpu", "cpu_percent", th.cpu_percent, "workers are {:.0f}% busy", "Add workers"),

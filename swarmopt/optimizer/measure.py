@@ -50,7 +50,14 @@ import numpy as np
 from scipy import stats
 
 from swarmopt.metrics import TaskSample
-from swarmopt.optimizer.canary import MetricVerdict, Outcome, autocorrelation_time, judge_latency, judge_proportion, thin
+from swarmopt.optimizer.canary import (
+    MetricVerdict,
+    Outcome,
+    autocorrelation_time,
+    judge_latency,
+    judge_proportion,
+    thin,
+)
 
 GUARD_SHARE = 0.2
 LATENCY_TARGETS = ("response_time_ms_mean", "response_time_ms_p50", "response_time_ms_p90", "response_time_ms_p95",
@@ -142,8 +149,6 @@ def welch_verdict(p_better: float, improvement_pct: float, alpha: float, min_imp
     if 1.0 - p_better < alpha / 2:
         return "fail"
     return "marginal"
-
-
 
 
 def effective_counts(outcomes: np.ndarray) -> tuple[int, int, float]:

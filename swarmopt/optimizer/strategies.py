@@ -60,6 +60,14 @@ class Strategy:
         return tuple(c.inverse() for c in reversed(self.actions))
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A selected strategy and whether it needs the Orchestrator's approval."""
+
+    strategy: Strategy
+    needs_approval: bool
+
+
 def priority_key(s: Strategy) -> tuple:
     """Sort key of the source design's priority order: severity (critical 4 >
     high 3 > medium 2 > low 1), then expected improvement (higher first), then
@@ -127,11 +135,6 @@ def route_by_complexity(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] 
     return _change(p.id, k, "tier_routing", True)
 
 
-def cheaper_model_tier(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """One model tier down, for cost."""
-    return faster_model_tier(s, k, p)
-
-
 RETRY_MAX_CPU_PERCENT = 70.0
 
 
@@ -167,7 +170,8 @@ def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
     rate = s["inbox_in_time_rate"]
     if not (rate == rate and rate < 0.9):
         return None
-    return _change(p.id, k, "message_batch_size", min(int(KNOB_BOUNDS["message_batch_size"][1]), k.message_batch_size * 2))
+    new = min(int(KNOB_BOUNDS["message_batch_size"][1]), k.message_batch_size * 2)
+    return _change(p.id, k, "message_batch_size", new)
 
 
 def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
@@ -217,7 +221,7 @@ REMEDIES: dict[str, list[Remedy]] = {
     "agent_success_rate": SUCCESS,
     "agent_error_rate": [SUCCESS[0], SUCCESS[1], SUCCESS[2]],
     "coordination_efficiency": [BATCH, *SUCCESS[:3], *RT[:3]],
-    "cost": [R("cheaper_model_tier", 0.9, 180, cheaper_model_tier, "Use a cheaper model tier"), SUCCESS[1]],
+    "cost": [R("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"), SUCCESS[1]],
     "resource_cpu": [RT[0]],
     "resource_memory": [R("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache")],
 }
