@@ -74,7 +74,7 @@ class ThompsonPolicy:
             return None
         by_kind: dict[str, tuple] = {}
         for opt in options:
-            by_kind.setdefault(opt[0].kind, opt)
+            by_kind.setdefault(opt[0].name, opt)
         key = (options[0][1][0].agent, type_)
         bandit = self.bandits.setdefault(key, DiscountedThompson(self.gamma))
         return by_kind[bandit.select(list(by_kind), rng)]

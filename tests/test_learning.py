@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from swarmopt.knobs import KnobChange
-from swarmopt.optimizer.strategies import RT
+from swarmopt.optimizer.strategies import REMEDIES
 from swarmopt.policies import RulePolicy, ThompsonPolicy, make_policy
 from swarmopt.results import Collector
 from swarmopt.runtime.components import make_optimizer
@@ -17,7 +17,7 @@ from swarmopt.runtime.local import LocalBackend
 
 from conftest import short
 
-CACHE, PARALLEL = RT[1], RT[2]  # raise_cache_ttl, enable_parallel_tools
+CACHE, PARALLEL = REMEDIES["raise_cache_ttl"], REMEDIES["enable_parallel_tools"]
 OPTIONS = [(CACHE, [KnobChange("market-hunter", "cache_ttl_s.data_source", 60.0, 240.0)]),
            (PARALLEL, [KnobChange("market-hunter", "parallel_tools", False, True)])]
 # probability that the judge keeps each remedy, before and after the change point: caching the data source cures
@@ -34,9 +34,9 @@ def stream(policy, seed: int) -> list[tuple[str, bool]]:
     out = []
     for i in range(BEFORE + AFTER):
         remedy, actions = policy.choose("agent_response_time", OPTIONS, rng)
-        kept = bool(rng.random() < KEEP[remedy.kind][i >= BEFORE])
-        policy.learn(SimpleNamespace(actions=actions, type="agent_response_time", kind=remedy.kind), kept)
-        out.append((remedy.kind, kept))
+        kept = bool(rng.random() < KEEP[remedy.name][i >= BEFORE])
+        policy.learn(SimpleNamespace(actions=actions, type="agent_response_time", kind=remedy.name), kept)
+        out.append((remedy.name, kept))
     return out
 
 

@@ -10,7 +10,7 @@ from swarmopt.loader import load_scenario
 from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.core import Optimizer, Trial
 from swarmopt.optimizer.measure import guardrails, measure
-from swarmopt.optimizer.strategies import RT, Proposal, Strategy, priority_key
+from swarmopt.optimizer.strategies import REMEDIES, Proposal, Strategy, priority_key
 from swarmopt.orchestrator import Orchestrator
 from swarmopt.policies import RulePolicy
 from swarmopt.sim.agent import AgentSim
@@ -24,10 +24,10 @@ PROFILES = {a.id: a for a in SC.agents}
 
 
 def strategy(sid="s", priority="high", expected=10.0, impl=120.0, actions=(), risk=0.3, kind="raise_cache_ttl",
-             metric="response_time_ms_mean", better="lower") -> Strategy:
+             metric="response_time_ms_mean") -> Strategy:
     return Strategy(id=sid, type="agent_response_time", kind=kind, priority=priority, target_component="market-hunter",
                     description="", expected_improvement=expected, implementation_time_s=impl, actions=tuple(actions),
-                    success_metrics=(), rollback_plan="", risk=risk, target_metric=metric, better=better)
+                    success_metrics=(), rollback_plan="", risk=risk, target_metric=metric)
 
 
 def test_priority_order_severity_then_improvement_then_time():
@@ -111,14 +111,14 @@ BEFORE = [2800, 2700, 2900, 2750, 2850]
 
 
 def run_trial(opt: Optimizer, t_eff: float, after_values, kind="scale_concurrency", with_samples=True, n=100,
-              metric="response_time_ms_mean", better="lower", before=None, **after):
+              metric="response_time_ms_mean", before=None, **after):
     """Put a trial in flight whose before windows are ~2800 ms and after windows
     ``after_values`` (window means in the rows, medians of the per-task samples),
     then judge it. ``before``/``after``: success/ok/cost of the per-task samples;
     by default every decision succeeds on both sides, so that the guardrails see
     no noise and only the target decides."""
     ch = KnobChange("market-hunter", "max_concurrency", 4, 8)
-    s = strategy(f"s{t_eff:.0f}", actions=[ch], kind=kind, metric=metric, better=better)
+    s = strategy(f"s{t_eff:.0f}", actions=[ch], kind=kind, metric=metric)
     opt.in_flight["market-hunter"] = Trial(s, t_eff, t_eff + 300)
     rates_b = {"success": 1.0, "ok": 1.0} | (before or {})
     rates_a = rates_b | after
@@ -259,11 +259,11 @@ def test_measured_event_has_window_improvement_and_canary_shift():
 
 
 def test_each_target_gets_its_test():
-    _, _, ev = run_trial(make_optimizer(), 12_000, BEFORE, metric="success_rate", better="higher",
+    _, _, ev = run_trial(make_optimizer(), 12_000, BEFORE, metric="success_rate",
                          before={"success": 0.8}, success=0.9)
     assert measured(ev)["method"] == "two-proportion" and measured(ev)["verdict"] == "pass"
     assert measured(ev)["shift"] == pytest.approx(0.1, abs=0.04)
-    _, _, ev = run_trial(make_optimizer(), 12_000, [0.9] * 5, metric="coordination_score", better="higher")
+    _, _, ev = run_trial(make_optimizer(), 12_000, [0.9] * 5, metric="coordination_score")
     assert measured(ev)["method"] == "welch-windows" and measured(ev)["shift"] != measured(ev)["shift"]  # NaN
 
 
@@ -271,13 +271,13 @@ def test_samples_are_kept_only_as_long_as_a_judgement_needs_them():
     opt = make_optimizer()
     k = opt.cfg.measure_windows
     opt.observe([], [], samples([1000.0] * 100, 0.0))
-    assert [s.t_start_s for s in opt.samples["market-hunter"]] == [60.0 * i for i in range(100 - k, 100)]
+    assert [s.t_start_s for s in opt.history.samples["market-hunter"]] == [60.0 * i for i in range(100 - k, 100)]
     ch = KnobChange("market-hunter", "max_concurrency", 4, 8)
     opt.in_flight["market-hunter"] = Trial(strategy("x", actions=[ch]), 6000.0, 6300.0)
     opt.observe([], [], samples([1000.0] * 10, 6000.0))
-    kept = opt.samples["market-hunter"]
+    kept = opt.history.samples["market-hunter"]
     assert kept[0].t_start_s == 6000.0 - 60 * k and len(kept) == k + 10
-    assert opt.samples["execution-agent"] == []
+    assert opt.history.samples["execution-agent"] == []
 
 
 def test_guardrail_breach_rolls_back_a_change_that_met_its_target():
@@ -337,5 +337,5 @@ def test_orchestrator_raises_autonomy_after_kept_change_and_lowers_for_poor_heal
 def test_remedies_are_bounded_steps():
     snap = {"queue_wait_ms_mean": 900.0, "response_time_ms_mean": 2800.0, "cpu_percent": 95.0}
     k = PROFILES["market-hunter"].knobs.model_copy(update={"max_concurrency": 200})
-    (ch,) = RT[0].propose(snap, k, PROFILES["market-hunter"])
+    (ch,) = REMEDIES["scale_concurrency"].propose(snap, k, PROFILES["market-hunter"])
     assert (ch.old, ch.new) == (200, 256)
