@@ -111,15 +111,22 @@ BEFORE = [2800, 2700, 2900, 2750, 2850]
 
 
 def run_trial(opt: Optimizer, t_eff: float, after_values, kind="scale_concurrency", with_samples=True, n=100,
-              metric="response_time_ms_mean", before=None, **after):
+              metric="response_time_ms_mean", before=None, commit=False, **after):
     """Put a trial in flight whose before windows are ~2800 ms and after windows
     ``after_values`` (window means in the rows, medians of the per-task samples),
     then judge it. ``before``/``after``: success/ok/cost of the per-task samples;
     by default every decision succeeds on both sides, so that the guardrails see
-    no noise and only the target decides."""
+    no noise and only the target decides. ``commit``: schedule the change the
+    way the optimizer does (its view of the knobs changes) rather than only
+    putting it in flight."""
     ch = KnobChange("market-hunter", "max_concurrency", 4, 8)
     s = strategy(f"s{t_eff:.0f}", actions=[ch], kind=kind, metric=metric)
-    opt.in_flight["market-hunter"] = Trial(s, t_eff, t_eff + 300)
+    if commit:
+        opt.proposals = [Proposal(s, False)]
+        opt.commit(t_eff - s.implementation_time_s, {})
+        assert opt.in_flight["market-hunter"] == Trial(s, t_eff, t_eff + 300)
+    else:
+        opt.in_flight["market-hunter"] = Trial(s, t_eff, t_eff + 300)
     rates_b = {"success": 1.0, "ok": 1.0} | (before or {})
     rates_a = rates_b | after
     smp = (samples(BEFORE, t_eff - 300, n=n, seed=int(t_eff), **rates_b)
@@ -339,3 +346,54 @@ def test_remedies_are_bounded_steps():
     k = PROFILES["market-hunter"].knobs.model_copy(update={"max_concurrency": 200})
     (ch,) = REMEDIES["scale_concurrency"].propose(snap, k, PROFILES["market-hunter"])
     assert (ch.old, ch.new) == (200, 256)
+
+
+def test_forcing_keep_on_a_change_the_judge_would_revert_keeps_it():
+    opt = make_optimizer()
+    opt.force("s12000", "keep")
+    _, rollbacks, events = run_trial(opt, 12_000, SAME, commit=True)
+    assert opt.knobs["market-hunter"].max_concurrency == 8
+    e = measured(events)
+    assert e["verdict"] == "marginal" and e["judge_decision"] == "revert"  # the judge alone would revert it
+    assert e["decision"] == "keep" and e["forced"] is True
+    assert decisions(events) == ["optimization.kept"]
+    assert next(x for x in events if x["event"] == "optimization.kept")["forced"] is True
+    assert rollbacks == [] and opt.in_flight == {} and opt.tabu == {}
+    assert opt.knobs["market-hunter"].max_concurrency == 8  # the change stays
+    (res,) = opt.report(12_300)["results"]
+    assert res["kept"] and res["forced"] and "judge: revert" in res["reason"]
+
+
+def test_forcing_rollback_on_a_change_the_judge_would_keep_rolls_it_back():
+    opt = make_optimizer(initial_autonomy=0.9)
+    opt.force("s12000", "rollback")
+    _, rollbacks, events = run_trial(opt, 12_000, FASTER, commit=True)
+    e = measured(events)
+    assert (e["verdict"], e["judge_decision"], e["decision"], e["forced"]) == ("pass", "keep", "rollback", True)
+    assert decisions(events) == ["optimization.rolled_back"]
+    assert [(c.change.knob, c.change.new, c.ref) for c in rollbacks] == [("max_concurrency", 4, "rollback:s12000")]
+    assert opt.knobs["market-hunter"].max_concurrency == 4 and opt.autonomy == pytest.approx(0.85)
+    assert ("market-hunter", "scale_concurrency") in opt.tabu
+
+
+def test_decide_hook_sees_every_judged_change_and_none_leaves_the_judge_in_charge():
+    opt = make_optimizer()
+    seen = []
+
+    def decide(ctx):
+        seen.append((ctx.strategy.id, ctx.judgement.decision, ctx.t_s))
+        return None if len(seen) == 1 else "revert"
+
+    opt.decide = decide
+    _, _, first = run_trial(opt, 12_000, FASTER)
+    assert decisions(first) == ["optimization.kept"] and "forced" not in measured(first)
+    _, _, second = run_trial(opt, 13_200, FASTER)
+    assert seen == [("s12000", "keep", 12_300.0), ("s13200", "keep", 13_500.0)]
+    assert decisions(second) == ["optimization.reverted"] and measured(second)["forced"] is True
+    # an override wins over the hook; the undo of a change is measured, never decided on, so the hook is not asked
+    opt.in_flight.clear()
+    opt.force("s14400", "keep")
+    _, _, third = run_trial(opt, 14_400, SLOWER)
+    assert decisions(third) == ["optimization.kept"] and len(seen) == 3
+    with pytest.raises(ValueError):
+        opt.force("s", "maybe")

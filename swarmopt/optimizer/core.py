@@ -17,9 +17,16 @@ Each cycle (every ``cycle_s``, DESIGN.md "The optimizer cycle"):
    compared against; strategies riskier than the optimizer's autonomy go to the
    Orchestrator (:meth:`Optimizer.commit` takes its decisions);
 6. schedule the approved changes after their implementation time and report.
+
+Decision hooks, for counterfactual runs (fork at a decision, continue it both
+ways): :attr:`Optimizer.overrides` and :attr:`Optimizer.decide` force the
+decision on a judged change; :meth:`Optimizer.freeze_planning` stops planning
+from a time on while judging and detection go on.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -36,10 +43,10 @@ from swarmopt.optimizer.events import (
 )
 from swarmopt.optimizer.history import History
 from swarmopt.optimizer.learning import Learning
-from swarmopt.optimizer.measure import judge_change
+from swarmopt.optimizer.measure import Judgement, judge_change
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
-from swarmopt.optimizer.strategies import Proposal
-from swarmopt.optimizer.trial import Trial, TrialOutcome, TrialState, decide_trial
+from swarmopt.optimizer.strategies import Proposal, Strategy
+from swarmopt.optimizer.trial import DECISIONS, DecisionContext, Trial, TrialOutcome, TrialState, decide_trial
 from swarmopt.policies import MonitorPolicy, Policy
 from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
 
@@ -52,6 +59,15 @@ class Optimizer:
     ``profiles`` and ``knobs`` describe every monitored agent; ``window_s`` is the
     metric window. Methods return event dicts (``event`` key, simulated time
     ``t_s``) for the events table.
+
+    ``overrides`` maps a strategy id to the decision ("keep", "rollback" or
+    "revert") to apply when that change is judged, instead of the judge's.
+    ``decide``, when set, is called with a :class:`~swarmopt.optimizer.trial.DecisionContext`
+    for every judged change and returns a decision to force or None; an
+    override wins over it. A forced decision is applied like the judge's would
+    be (undo, tabu, learning, autonomy), and the change's
+    ``optimization.measured`` and keep/rollback/revert events carry
+    ``forced: True``.
     """
 
     def __init__(self, config: OptimizerConfig, profiles: dict[str, AgentProfile], window_s: float,
@@ -74,6 +90,27 @@ class Optimizer:
         self.results: list[dict] = []
         self.bottlenecks: list[Bottleneck] = []
         self.anomalous: set[tuple[str, str]] = set()
+        self.overrides: dict[str, str] = {}
+        self.decide: Callable[[DecisionContext], str | None] | None = None
+        self.frozen_from_s: float | None = None
+        self._frozen_reported = False
+
+    # ------------------------------------------------------------------ hooks
+    def force(self, strategy_id: str, decision: str) -> None:
+        """Apply ``decision`` ("keep", "rollback" or "revert") to the change
+        ``strategy_id`` when it is judged (an entry of :attr:`overrides`; a
+        method, so that it also reaches an optimizer inside a Ray actor).
+        Raises ValueError for another decision."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        self.overrides[strategy_id] = decision
+
+    def freeze_planning(self, t_s: float) -> None:
+        """Plan no new strategy from simulated time ``t_s`` (s) on; judging,
+        undoing judged changes (and restoring reverted ones) and detection go
+        on. The first cycle at or after ``t_s`` records a ``planning.frozen`` event."""
+        self.frozen_from_s = t_s
+        self._frozen_reported = False
 
     # ------------------------------------------------------------------ inputs
     def observe(self, rows: list[dict], applied: list[dict], samples: list[TaskSample] = ()) -> None:
@@ -107,7 +144,12 @@ class Optimizer:
         events += [anomaly_event(t, x) for key, x in found.items() if key not in self.anomalous]  # once per shift
         self.anomalous = set(found)
         self.proposals = []
-        if isinstance(self.policy, MonitorPolicy) or not plan:
+        frozen = self.frozen_from_s is not None and t >= self.frozen_from_s - 1e-9
+        if frozen and not self._frozen_reported:
+            events.append({"t_s": t, "event": "planning.frozen", "effective_s": self.frozen_from_s,
+                           "detail": f"no new strategies from {self.frozen_from_s:.0f}s; judging and detection go on"})
+            self._frozen_reported = True
+        if isinstance(self.policy, MonitorPolicy) or not plan or frozen:
             return [], rollbacks, events
         strategies = self.planner.plan(t, self.bottlenecks, snaps, mats, self.knobs, self.tabu, events)
         events.append({"t_s": t, "event": "strategies.generated", "value": len(strategies),
@@ -163,7 +205,8 @@ class Optimizer:
 
     def report(self, t: float) -> dict:
         """The cycle report for the Orchestrator: results judged since the last
-        report (each with its ``decision`` keep/rollback/revert and ``reason``),
+        report (each with its ``decision`` keep/rollback/revert, whether it was
+        ``forced``, and ``reason``),
         bottlenecks, per-agent health (last window), agents with a change in
         flight, recommendations (in recommend-only mode, every strategy it
         would have applied), and the optimizer's autonomy with its changes
@@ -201,15 +244,15 @@ class Optimizer:
                              *(self.history.task_sample(agent, *sp) for sp in spans),
                              s.target_metric, cfg.alpha, cfg.min_improvement, cfg.min_samples,
                              cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise)
-            state = TrialState(self.autonomy, self.streak)
-            out = decide_trial(agent, trial, j, state, cfg, self.window_s, t)
+            forced = self._forced(s, j, t) if trial.undone is None else None
+            out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
             events.append(measure_event(t, j, trial, trial.effective_s - k, out))
             scheduled += self._apply(t, agent, trial, out)
             if out.learn:
                 self.policy.learn(s, out.decision == "keep")
                 self.learning.record(s.type, s.kind, j.window.improvement_pct)
                 self.results.append({"strategy_id": s.id, "agent": agent, "type": s.type, "kind": s.kind,
-                                     "kept": out.decision == "keep", "decision": out.decision,
+                                     "kept": out.decision == "keep", "decision": out.decision, "forced": out.forced,
                                      "improvement_pct": j.window.improvement_pct, "verdict": j.verdict,
                                      "reason": out.reason})
             if out.decision:
@@ -220,6 +263,12 @@ class Optimizer:
                                               "reason": out.autonomy_reason})
             self.autonomy, self.streak = out.state.autonomy, out.state.streak
         return scheduled
+
+    def _forced(self, s: Strategy, j: Judgement, t: float) -> str | None:
+        """The decision forced on the judged change ``s``: its override, else
+        what :attr:`decide` returns, else None (the judge decides)."""
+        hooked = self.decide(DecisionContext(s, j, t)) if self.decide is not None else None
+        return self.overrides.get(s.id, hooked)
 
     def _apply(self, t: float, agent: str, trial: Trial, out: TrialOutcome) -> list[ScheduledChange]:
         """Apply a trial's outcome to the optimizer's view of the knobs, the

@@ -60,7 +60,8 @@ def strategy_event(t: float, name: str, s: Strategy) -> dict:
 
 
 def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome: TrialOutcome) -> dict:
-    """``optimization.measured`` (a change, with its ``decision``) or
+    """``optimization.measured`` (a change: with its ``decision``, and ``forced``
+    and the ``judge_decision`` when the decision was forced) or
     ``rollback.measured`` (an undo), with the window measurement, the canary
     verdict and the spans compared (before: ``before_s`` up to the effective time)."""
     s = trial.strategy
@@ -85,21 +86,25 @@ def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome
     if trial.undone is not None:
         del ev["decision"]  # an undo is measured, not decided on
         ev["event"] = "rollback.measured"
+    elif outcome.forced:
+        ev |= {"forced": True, "judge_decision": j.decision}
     return ev
 
 
 def decision_event(t: float, s: Strategy, j: Judgement, outcome: TrialOutcome) -> dict:
     """``optimization.kept``, ``optimization.rolled_back``, ``optimization.reverted``
-    or ``optimization.restored``."""
+    (with ``forced`` when the decision was forced) or ``optimization.restored``."""
     if outcome.decision == "restore":
         return strategy_event(t, "optimization.restored", s) | {"effective_s": outcome.effective_s,
                                                                 "detail": outcome.reason}
     if outcome.decision == "keep":
-        return strategy_event(t, "optimization.kept", s) | {"improvement_pct": j.window.improvement_pct,
-                                                            "verdict": j.verdict}
-    name = "optimization.rolled_back" if outcome.decision == "rollback" else "optimization.reverted"
-    return strategy_event(t, name, s) | {"effective_s": outcome.effective_s, "detail": outcome.reason,
-                                         "improvement_pct": j.window.improvement_pct, "verdict": j.verdict}
+        ev = strategy_event(t, "optimization.kept", s) | {"improvement_pct": j.window.improvement_pct,
+                                                          "verdict": j.verdict}
+    else:
+        name = "optimization.rolled_back" if outcome.decision == "rollback" else "optimization.reverted"
+        ev = strategy_event(t, name, s) | {"effective_s": outcome.effective_s, "detail": outcome.reason,
+                                           "improvement_pct": j.window.improvement_pct, "verdict": j.verdict}
+    return ev | {"forced": True} if outcome.forced else ev
 
 
 def autonomy_event(t: float, old: float, new: float, reason: str) -> dict:

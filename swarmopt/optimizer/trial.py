@@ -16,6 +16,11 @@ made its target significantly worse with no guardrail breach (the change and its
 undo are two experiments, and the second found the effect the first was too
 noisy to show). Autonomy rises after ``autonomy_raise_after`` consecutive kept
 changes.
+
+A decision can be forced ("keep", "rollback" or "revert"), e.g. by a
+counterfactual run that continues a judged change the other way
+(:attr:`swarmopt.optimizer.core.Optimizer.overrides`); everything that follows
+(undo, tabu, learning, autonomy) follows the forced decision.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from swarmopt.optimizer.strategies import Strategy
 from swarmopt.schema import OptimizerConfig
 
 TABU_S = 1800.0
+DECISIONS = ("keep", "rollback", "revert")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,17 @@ class Trial:
 
 
 @dataclass(frozen=True)
+class DecisionContext:
+    """What a decision hook sees of a judged change: the ``strategy``, the canary
+    judge's ``judgement`` (its ``decision`` is the judge's) and the simulated
+    time ``t_s``."""
+
+    strategy: Strategy
+    judgement: Judgement
+    t_s: float
+
+
+@dataclass(frozen=True)
 class TrialState:
     """What judging carries from one trial to the next: the optimizer's autonomy
     and its run of consecutive kept changes."""
@@ -57,8 +74,8 @@ class TrialState:
 class TrialOutcome:
     """What the optimizer does after judging a trial.
 
-    ``decision``: "keep", "rollback" or "revert" for a change, "restore" or ""
-    (nothing to do) for an undo.
+    ``decision``: "keep", "rollback" or "revert" for a change (``forced`` when
+    it is not the judge's), "restore" or "" (nothing to do) for an undo.
     ``reason``: why, in one line. ``changes`` take effect at ``effective_s``
     under the reference ``ref`` (``rollback:<id>`` or ``restore:<id>``);
     ``undo`` is the trial that measures a rollback or revert. ``tabu_until_s``
@@ -70,6 +87,7 @@ class TrialOutcome:
 
     decision: str
     reason: str
+    forced: bool = False
     changes: tuple[KnobChange, ...] = ()
     effective_s: float = math.nan
     ref: str = ""
@@ -86,11 +104,13 @@ def _move(state: TrialState, step: float, cfg: OptimizerConfig) -> float:
 
 
 def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialState, cfg: OptimizerConfig,
-                 window_s: float, t: float) -> TrialOutcome:
+                 window_s: float, t: float, forced: str | None = None) -> TrialOutcome:
     """The outcome of judging ``trial`` on ``agent`` at time ``t`` (s).
 
+    ``forced`` (one of :data:`DECISIONS`) replaces the judge's decision on a
+    change; it does not apply to an undo, which is measured, not decided on.
     Undo and restore changes take effect ``cfg.rollback_time_s`` after ``t``, on
-    a window boundary.
+    a window boundary. Raises ValueError for any other ``forced``.
     """
     j = judgement
     if trial.undone is not None:
@@ -100,9 +120,12 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         return TrialOutcome("restore", f"undoing it made {s.target_metric} worse: {j.reason}", changes=s.actions,
                             effective_s=align(t + cfg.rollback_time_s, window_s), ref=f"restore:{s.id}",
                             lift_tabu=True, state=state)
+    if forced is not None and forced not in DECISIONS:
+        raise ValueError(f"forced decision must be one of {DECISIONS}, got {forced!r}")
     s = trial.strategy
-    decision, reason = j.decision, j.reason
-    common = {"decision": decision, "reason": reason, "learn": True}
+    decision = forced or j.decision
+    reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
+    common = {"decision": decision, "reason": reason, "forced": forced is not None, "learn": True}
     if decision == "keep":
         streak = state.streak + 1
         if streak < cfg.autonomy_raise_after:
