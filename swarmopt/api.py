@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swarmopt.results import RunResult, write_run
+from swarmopt.report import write_run
+from swarmopt.results import RunResult
 from swarmopt.schema import Scenario
 from swarmopt.simulation import Simulation
 

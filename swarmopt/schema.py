@@ -470,7 +470,8 @@ class Scenario(Strict):
         if not (multiple(self.window_s, self.tick_s) or multiple(self.tick_s, self.window_s)):
             raise ValueError(f"tick_s ({self.tick_s}) must divide window_s ({self.window_s}) or be a multiple of it")
         if not multiple(self.optimizer.cycle_s, self.tick_s):
-            raise ValueError(f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of tick_s ({self.tick_s})")
+            raise ValueError(
+                f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of tick_s ({self.tick_s})")
         if not multiple(self.duration_s, self.window_s):
             raise ValueError(f"duration_s ({self.duration_s}) must be a multiple of window_s ({self.window_s})")
         missing = set(DEFAULT_TIERS) - set(self.models)

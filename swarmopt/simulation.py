@@ -23,7 +23,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
-from swarmopt.results import Collector, RunResult, write_run
+from swarmopt.report import write_run
+from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import Driver
 from swarmopt.schema import Fault, Knobs, Scenario
 
@@ -84,7 +85,7 @@ class Simulation:
     ``address`` joins a cluster, default starts a local Ray). ``narrate``
     logs the live narrative. ``max_restarts``: how often a dead actor is
     rebuilt from its last checkpoint before the run fails with
-    :class:`~swarmopt.runtime.driver.ActorLost` (see
+    :class:`~swarmopt.runtime.driver.ActorLostError` (see
     :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
     invalid input, ValueError for an unknown runtime.
 
@@ -277,13 +278,14 @@ class Simulation:
         Raises ValueError for another verdict."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-        self._get(self._opt, "override", strategy_id, verdict)
+        self._get(self._opt, "force", strategy_id, verdict)
         self._driver.guard(self._driver.checkpoint)
 
     def freeze_planning(self, at_s: float | None = None) -> None:
         """No new strategies from ``at_s`` (default now) on; changes in flight
-        are still judged and rolled back (a ``planning.frozen`` event)."""
-        self._sink.events(self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s))
+        are still judged and rolled back (the first cycle from then on records
+        a ``planning.frozen`` event)."""
+        self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s)
         self._driver.guard(self._driver.checkpoint)
 
     # ------------------------------------------------------------------ fork and lifetime
