@@ -6,7 +6,9 @@ file, the field and the allowed values and exits with code 2, no traceback.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -36,6 +38,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def interrupted_note(out_dir: Path | None, started: float) -> str:
+    """What a Ctrl-C left behind: the run directory this run wrote (with the
+    status it recorded), or that nothing was written."""
+    summary = out_dir / "summary.json" if out_dir is not None else None
+    if summary is None or not summary.is_file() or summary.stat().st_mtime < started:
+        return "no run directory was written"
+    status = json.loads(summary.read_text()).get("status", "unknown")
+    if status == "completed":
+        return f"the run had finished and is kept in {out_dir} (status completed)"
+    return f"what ran is kept in {out_dir} (status {status})"
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (see `swarmopt scenarios`).")],
@@ -58,6 +72,7 @@ def run(
     from swarmopt.loader import load_scenario
 
     logs.configure(log_format.value)
+    started, out_dir = time.time(), out
     try:
         sc = load_scenario(scenario)
         seed_v = sc.seed if seed is None else seed
@@ -67,7 +82,7 @@ def run(
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
-        typer.echo("interrupted; partial results kept in the run directory", err=True)
+        typer.echo(f"interrupted; {interrupted_note(out_dir, started)}", err=True)
         raise typer.Exit(code=130) from None
     s = res.summary
     o = s["optimizations"]

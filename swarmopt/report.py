@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from swarmopt.files import atomic_path, write_text_atomic
 from swarmopt.results import KEY_METRICS, RunResult
 
 
@@ -108,25 +109,29 @@ def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
             fig = Figure(figsize=(10, 3.5))
             plot_agent(res, agent, ax=fig.add_subplot())
             fig.tight_layout()
-            fig.savefig(out / f"{agent}.png", dpi=110)
+            with atomic_path(out / f"{agent}.png") as tmp:
+                fig.savefig(tmp, dpi=110, format="png")
             lines += [f"![{agent} response time]({agent}.png)", ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> Path:
     try:
-        df.to_parquet(path.with_suffix(".parquet"), index=False)
+        with atomic_path(path.with_suffix(".parquet")) as tmp:
+            df.to_parquet(tmp, index=False)
         return path.with_suffix(".parquet")
     except ImportError:
-        df.to_csv(path.with_suffix(".csv"), index=False)
+        with atomic_path(path.with_suffix(".csv")) as tmp:
+            df.to_csv(tmp, index=False)
         return path.with_suffix(".csv")
 
 
 def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", error: str | None = None) -> Path:
     """Write the run directory ``out_dir`` (tables, ``summary.json`` with ``status``
-    and ``error``, ``report.md``, plots); sets ``res.out_dir`` and returns it."""
+    and ``error``, ``report.md``, plots); sets ``res.out_dir`` and returns it.
+    Every file is written atomically (:mod:`swarmopt.files`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("metrics", "events", "autonomy", "process"):
@@ -134,7 +139,7 @@ def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", er
     summary = dict(res.summary, status=status)
     if error:
         summary["error"] = error
-    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, default=str))
+    write_text_atomic(out / "summary.json", json.dumps(json_safe(summary), indent=2, default=str))
     write_report(res, out, status)
     res.out_dir = out
     return out
