@@ -1,6 +1,6 @@
 """The Performance Optimizer's autonomous cycle (pure; the Ray actor wraps it).
 
-Each cycle (every ``cycle_s``, DESIGN.md "The optimizer cycle"):
+Each cycle (every ``cycle_s``, docs/architecture.md "One optimizer cycle"):
 
 1. collect the window rows and per-task samples of every agent since the last
    cycle (:class:`~swarmopt.optimizer.history.History`);

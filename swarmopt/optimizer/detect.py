@@ -134,7 +134,7 @@ AGENT_RULES = (
     ThresholdRule("resource_memory", "memory_percent", lambda th, p: th.memory_percent, "high",
                   "{agent} memory is {value:.0f}% (limit: {threshold:.0f}%)", "Shrink caches"),
 )
-"""The source design's per-agent thresholds (and DESIGN.md's error, cost and resource ones), in checking order."""
+"""The source design's per-agent thresholds (and the design's error, cost and resource ones), in checking order."""
 
 SYSTEM_RULE = ThresholdRule("system_performance", "system_score", lambda th, p: th.system_high, "high",
                             "Overall system performance is {value:.0%} (target: {threshold:.0%}+)",
