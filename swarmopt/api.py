@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from swarmopt.loader import InputError, describe, load_scenario
+from swarmopt.plugins import Plugins, check
 from swarmopt.report import write_run
 from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import drive
@@ -29,7 +32,8 @@ def _pacer(factor: float):
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
-                 realtime: float | None = None, narrate: bool = False) -> RunResult:
+                 realtime: float | None = None, narrate: bool = False, policy: Any = None,
+                 rules: Sequence[Callable] = (), remedies: Sequence[Callable] = ()) -> RunResult:
     """Run a scenario and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -39,6 +43,9 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     ``out_dir`` writes the run directory — also when the run fails half way,
     with ``status: failed`` in ``summary.json``. ``realtime``: pace simulated
     time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative.
+    ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
+    (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
+    remedies add to its own.
 
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
@@ -54,14 +61,16 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
             sc = Scenario.model_validate(sc.model_dump() | update)
         except ValidationError as err:
             raise InputError(describe(err, "options --seed/--duration")) from None
+    plugins = Plugins(policy, tuple(rules), tuple(remedies))
+    check(sc.optimizer, plugins, "run_scenario")
     if runtime == "ray":
         from swarmopt.runtime.ray_backend import RayBackend
 
-        backend = RayBackend(address)
+        backend = RayBackend(address, plugins=plugins)
     elif runtime == "local":
         from swarmopt.runtime.local import LocalBackend
 
-        backend = LocalBackend()
+        backend = LocalBackend(plugins)
     else:
         raise ValueError(f"runtime must be 'ray' or 'local', got {runtime!r}")
     sink = Collector(sc, narrate_events=narrate)

@@ -9,12 +9,15 @@ groups so that actor count follows cores, not agents.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
 from swarmopt.runtime.group import AgentGroup
 from swarmopt.schema import Scenario
+
+if TYPE_CHECKING:  # a worker hosting agents unpickles this module: it must not import the optimizer
+    from swarmopt.plugins import Plugins
 
 
 class Host:
@@ -46,11 +49,16 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
 
 class RayBackend:
-    """Components as Ray actors; ``max_groups`` caps the number of agent actors."""
+    """Components as Ray actors; ``max_groups`` caps the number of agent actors.
 
-    def __init__(self, address: str | None = None, max_groups: int = 16) -> None:
+    ``plugins`` go to the optimizer actor, pickled with cloudpickle (objects of
+    a user's module by reference: the module must be importable on the workers,
+    see :mod:`swarmopt.plugins`)."""
+
+    def __init__(self, address: str | None = None, max_groups: int = 16, plugins: Plugins | None = None) -> None:
         self.started = ensure_ray(address)
         self.max_groups = max_groups
+        self.plugins = plugins
         self.actors: list[Any] = []
 
     def groups(self, scenario: Scenario, seed: int) -> list[tuple[Any, list[str]]]:
@@ -68,7 +76,7 @@ class RayBackend:
     def optimizer(self, scenario: Scenario, seed: int) -> Any:
         from swarmopt.runtime.components import make_optimizer  # only its actor needs the optimizer's imports
 
-        h = OptimizerActor.remote(make_optimizer, scenario, seed)
+        h = OptimizerActor.remote(make_optimizer, scenario, seed, self.plugins)
         self.actors.append(h)
         return h
 
