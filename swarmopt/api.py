@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from swarmopt.report import write_run
 from swarmopt.results import RunResult
@@ -12,7 +14,8 @@ from swarmopt.simulation import Simulation
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
-                 realtime: float | None = None, narrate: bool = False) -> RunResult:
+                 realtime: float | None = None, narrate: bool = False, policy: Any = None,
+                 rules: Sequence[Callable] = (), remedies: Sequence[Callable] = ()) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -24,11 +27,18 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     with ``status: failed`` or ``interrupted`` in ``summary.json``; an
     interruption while the runtime starts writes nothing. ``realtime``: pace simulated
     time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative.
+    ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
+    (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
+    remedies add to its own.
+    ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
+    (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
+    remedies add to its own.
 
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
     """
-    sim = Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s, narrate=narrate)
+    sim = Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s, narrate=narrate,
+                     policy=policy, rules=rules, remedies=remedies)
     try:  # from here on, whatever happens, the run directory says what ran
         try:
             sim.run(realtime=realtime)
