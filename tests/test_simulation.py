@@ -188,7 +188,7 @@ def test_a_decide_hook_forces_every_verdict(mh_scenario):
     seen = []
 
     def keep_everything(ctx):
-        seen.append((ctx.strategy.id, ctx.t))
+        seen.append((ctx.strategy.id, ctx.t_s))
         return "keep"
 
     sim = Simulation(mh_scenario, seed=1, decide=keep_everything).run()
