@@ -1,4 +1,4 @@
-"""Command line: ``swarmopt run`` and ``swarmopt scenarios``.
+"""Command line: ``swarmopt run``, ``swarmopt scenarios`` and ``swarmopt loadtest``.
 
 A user mistake (bad file, bad field, bad option) prints one line naming the
 file, the field and the allowed values and exits with code 2, no traceback.
@@ -92,6 +92,40 @@ def scenarios(directory: Path = typer.Option(SCENARIOS_DIR, "--dir", help="Direc
         typer.echo(f"no scenarios in {directory}")
     for path, name, desc in rows:
         typer.echo(f"{path}\n    {name}: {' '.join(desc.split())}")
+
+
+@app.command()
+def loadtest(
+    spec: Path = typer.Argument(..., help="Load-test spec YAML (e.g. scenarios/loadtests/policies.yaml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: loadtests/<spec name>)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster instead of a local Ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Runs at once (default: the CPUs)."),
+    resume: bool = typer.Option(False, "--resume", help="Run only the runs the output directory lacks."),
+    fail_if: list[str] = typer.Option([], "--fail-if", help="Exit 1 when this expression over the summary holds, "
+                                      "e.g. 'thompson.false_rollback_rate > 0.10' (repeatable)."),
+    quick: bool = typer.Option(False, "--quick", help="The spec's quick form: 1 seed, short runs, tiny oracle."),
+) -> None:
+    """Load-test policies x scenarios x seeds on Ray: tables, report.html, exit 1 on a --fail-if that holds."""
+    from swarmopt.loadtest.api import loadtest as run_loadtest
+    from swarmopt.loadtest.cli import out_dir, print_result
+
+    try:
+        directory = out_dir(spec, out)
+    except InputError as err:
+        _fail(str(err))
+    try:
+        res = run_loadtest(spec, out_dir=directory, address=address, workers=workers, resume=resume, quick=quick,
+                           fail_if=fail_if)
+    except InputError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; the finished runs are kept in {directory}: --resume continues", err=True)
+        raise typer.Exit(code=130)
+    print_result(res)
+    if res.failed_gates:
+        for expr in res.failed_gates:
+            typer.echo(f"fail-if holds: {expr}", err=True)
+        raise typer.Exit(code=1)
 
 
 def main() -> None:
