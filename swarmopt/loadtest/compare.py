@@ -19,7 +19,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 METRICS = {
     "slo_attainment": "higher", "slo_attainment_faulted": "higher", "mttr_min": "lower",
@@ -37,6 +36,8 @@ def _diff_means(a, b, axis=-1):
 
 
 def _interval(x: np.ndarray, y: np.ndarray, statistic, paired: bool, seed: int) -> tuple[float, float]:
+    from scipy import stats  # here, not at import: the CLI checks a spec in a fraction of scipy.stats' import time
+
     if len(x) < 2 or len(y) < 2:
         return math.nan, math.nan
     for method in ("BCa", "percentile"):
@@ -56,6 +57,8 @@ def paired_difference(x, y, seed: int = 0) -> dict:
     pairs with a NaN are dropped): n, means, mean difference, paired and
     unpaired 95% bootstrap intervals with their widths, Wilcoxon p (NaN with
     fewer than 2 pairs; 1 when every difference is 0). Seeded: reproducible."""
+    from scipy import stats
+
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = ~(np.isnan(x) | np.isnan(y))
     x, y = x[keep], y[keep]

@@ -13,14 +13,23 @@ import html
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:12px;"
        "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
        "h2{margin-top:2em}.note{color:#555;font-size:13px}")
+
+
+def _figure(**kwargs) -> Figure:
+    from matplotlib.figure import Figure  # here, not at import: matplotlib is slow to import and only plots need it
+
+    return Figure(layout="constrained", **kwargs)
 
 
 def _png(fig: Figure) -> str:
@@ -40,22 +49,25 @@ def plot_attainment(runs: pd.DataFrame, best: pd.DataFrame, metric: str = "slo_a
     ok = runs[(runs["kind"] == "policy") & (runs["status"] == "ok")]
     scenarios = sorted(set(ok["scenario"]))
     policies = _policies(runs)
-    fig = Figure(figsize=(max(5.0, 1.2 * len(policies)) * max(1, len(scenarios)) / 1.5, 3.6))
+    fig = _figure(figsize=(max(5.0, 1.2 * len(policies)) * max(1, len(scenarios)) / 1.5, 3.6))
     for i, s in enumerate(scenarios):
         ax = fig.add_subplot(1, len(scenarios), i + 1)
+        shown = [1.0]
         for j, p in enumerate(policies):
             v = ok[(ok["scenario"] == s) & (ok["policy"] == p)][metric].to_numpy(float)
             if len(v):
-                ax.bar(j, np.nanmean(v), color="#cfe0f3", width=0.6)
                 ax.scatter(j + np.linspace(-0.15, 0.15, len(v)), v, s=14, color="tab:blue", zorder=3)
+                ax.hlines(np.nanmean(v), j - 0.3, j + 0.3, color="k", lw=1.5)
+                shown += list(v)
         o = best[best["scenario"] == s] if len(best) else best
         if len(o):
             ax.axhline(float(o["oracle"].iloc[0]), color="tab:green", ls="--", lw=1, label="oracle")
             ax.legend(fontsize=7, loc="lower right")
+            shown.append(float(o["oracle"].iloc[0]))
         ax.set_xticks(range(len(policies)), policies, rotation=30, fontsize=8)
         ax.set_title(s, fontsize=9)
-        ax.set_ylabel(metric if i == 0 else "")
-        ax.set_ylim(0, 1.02)
+        ax.set_ylabel(f"{metric} (dots: seeds, bar: mean)" if i == 0 else "", fontsize=8)
+        ax.set_ylim(max(0.0, np.nanmin(shown) - 0.05), 1.01)
     return fig
 
 
@@ -65,7 +77,7 @@ def plot_forest(comparisons: pd.DataFrame) -> Figure:
     unpaired one (thin)."""
     c = comparisons[comparisons["scenario"] == "all"]
     metrics = list(dict.fromkeys(c["metric"]))
-    fig = Figure(figsize=(4.0 * min(4, len(metrics)), 2.6 * ((len(metrics) + 3) // 4)))
+    fig = _figure(figsize=(4.0 * min(4, len(metrics)), 2.6 * ((len(metrics) + 3) // 4)))
     for i, m in enumerate(metrics):
         ax = fig.add_subplot((len(metrics) + 3) // 4, min(4, len(metrics)), i + 1)
         rows = c[c["metric"] == m].reset_index(drop=True)
@@ -86,7 +98,7 @@ def plot_confusion(conf: pd.DataFrame) -> Figure:
     """One heat map per policy: decisions (keep, rollback, revert) by ground
     truth (helped, no effect, hurt), with the counts written in."""
     policies = list(dict.fromkeys(conf["policy"]))
-    fig = Figure(figsize=(3.2 * max(1, len(policies)), 2.6))
+    fig = _figure(figsize=(3.2 * max(1, len(policies)), 2.6))
     truths = ["helped", "no effect", "hurt"]
     for i, p in enumerate(policies):
         ax = fig.add_subplot(1, len(policies), i + 1)
@@ -107,7 +119,7 @@ def plot_mttr(runs: pd.DataFrame) -> Figure:
     ok = runs[(runs["kind"] == "policy") & (runs["status"] == "ok")]
     policies = _policies(runs)
     scenarios = sorted(set(ok["scenario"]))
-    fig = Figure(figsize=(max(5.0, 1.2 * len(policies)) * max(1, len(scenarios)) / 1.5, 3.2))
+    fig = _figure(figsize=(max(5.0, 1.2 * len(policies)) * max(1, len(scenarios)) / 1.5, 3.2))
     for i, s in enumerate(scenarios):
         ax = fig.add_subplot(1, len(scenarios), i + 1)
         for j, p in enumerate(policies):
@@ -122,6 +134,7 @@ def plot_mttr(runs: pd.DataFrame) -> Figure:
         ax.set_xticks(range(len(policies)), policies, rotation=30, fontsize=8)
         ax.set_title(s, fontsize=9)
         ax.set_ylabel("MTTR (min)" if i == 0 else "")
+        ax.set_ylim(bottom=0)
     return fig
 
 

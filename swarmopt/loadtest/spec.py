@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from swarmopt.loader import InputError, describe
 from swarmopt.policies import POLICIES
@@ -78,6 +79,14 @@ class SeedCount(_Strict):
     start: int = Field(default=1, ge=0)
 
 
+def _seeds_shape(v: Any) -> str:
+    return "count" if isinstance(v, (dict, SeedCount)) else "list"
+
+
+Seeds = Annotated[Union[Annotated[list[int], Tag("list")], Annotated[SeedCount, Tag("count")]],
+                  Discriminator(_seeds_shape)]
+
+
 class GroundTruth(_Strict):
     """Ground truth of every judged change (see :mod:`swarmopt.loadtest.truth`).
     A change *helped* when keeping it raised the agent's SLO attainment by more
@@ -103,7 +112,7 @@ class Oracle(_Strict):
     enabled: bool = True
     grid: dict[str, list[Any]] = Field(default_factory=lambda: {"max_concurrency": ["x1", "x2", "x4"],
                                                                 "max_retries": [1, 2]})
-    seeds: list[int] | SeedCount | None = None
+    seeds: Seeds | None = None
     objective: Literal["slo_attainment", "slo_attainment_faulted"] = "slo_attainment"
 
     @field_validator("grid")
@@ -142,7 +151,7 @@ class LoadTestSpec(_Strict):
     description: str = ""
     policies: list[PolicySpec] = Field(min_length=1)
     scenarios: list[str] = Field(min_length=1)
-    seeds: list[int] | SeedCount = SeedCount(count=5)
+    seeds: Seeds = SeedCount(count=5)
     duration_s: float | None = Field(default=None, gt=0)
     slo: list[Objective] = Field(default_factory=lambda: list(DEFAULT_SLO), min_length=1)
     baseline: str = "monitor"
@@ -160,7 +169,7 @@ class LoadTestSpec(_Strict):
     @classmethod
     def _distinct(cls, v: list[int] | SeedCount) -> list[int] | SeedCount:
         if isinstance(v, list) and (not v or len(set(v)) != len(v) or min(v) < 0):
-            raise ValueError(f"seeds: need distinct non-negative seeds, got {v}")
+            raise ValueError("need distinct non-negative seeds")
         return v
 
     @model_validator(mode="after")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from scipy import stats
 
 from swarmopt.loadtest.compare import METRICS
 
@@ -40,6 +39,8 @@ FIELDS = ("runs", "failed") + MEAN_FIELDS + TRUTH_FIELDS + DIFF_FIELDS + ORACLE_
 
 def rate(k: int, n: int) -> tuple[float, float, float]:
     """(k / n, Wilson 95% interval low, high); NaNs when n == 0."""
+    from scipy import stats  # here, not at import (see swarmopt.loadtest.compare)
+
     if n == 0:
         return math.nan, math.nan, math.nan
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
