@@ -98,7 +98,7 @@ def scenarios(directory: Path = typer.Option(SCENARIOS_DIR, "--dir", help="Direc
 def loadtest(
     spec: Path = typer.Argument(..., help="Load-test spec YAML (e.g. scenarios/loadtests/policies.yaml)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: loadtests/<spec name>)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster instead of a local Ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster, not a local Ray."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Runs at once (default: the CPUs)."),
     resume: bool = typer.Option(False, "--resume", help="Run only the runs the output directory lacks."),
     fail_if: list[str] = typer.Option([], "--fail-if", help="Exit 1 when this expression over the summary holds, "

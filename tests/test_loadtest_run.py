@@ -55,7 +55,8 @@ def test_a_load_test_writes_its_tables_and_report(finished):
     pol = runs[runs["kind"] == "policy"].set_index(["policy", "seed"])
     assert (pol["agent_hours"] == 5 * 2700 / 3600).all()
     assert pol.loc[("monitor", 1), "changes_attempted"] == 0 < pol.loc[("rules", 1), "changes_attempted"]
-    assert (pol["slo_attainment"].between(0, 1)).all() and (pol["slo_attainment_faulted"] <= pol["slo_attainment"]).all()
+    assert pol["slo_attainment"].between(0, 1).all()
+    assert (pol["slo_attainment_faulted"] <= pol["slo_attainment"]).all()
     comp = res.comparisons
     row = comp[(comp["metric"] == "slo_attainment") & (comp["scenario"] == "all")].iloc[0]
     diffs = pol.loc["rules", "slo_attainment"] - pol.loc["monitor", "slo_attainment"]
@@ -131,7 +132,7 @@ def test_fail_if_sets_the_exit_code(finished):
     spec, out, res = finished
     s = res.summary["policies"]
     better = s["rules"]["slo_attainment"] >= s["monitor"]["slo_attainment"]
-    holds = "rules.slo_attainment >= monitor.slo_attainment" if better else "rules.slo_attainment < monitor.slo_attainment"
+    holds = f"rules.slo_attainment {'>=' if better else '<'} monitor.slo_attainment"
     p = _cli(spec, "--out", str(out), "--resume", "--fail-if", "rules.changes_attempted > 100", "--fail-if", holds)
     assert p.returncode == 1, p.stderr
     assert f"fail-if holds: {holds}" in p.stderr and "changes_attempted > 100" not in p.stderr

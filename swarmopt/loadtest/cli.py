@@ -50,4 +50,5 @@ def print_result(res: LoadTestResult) -> None:
         typer.echo(f"\nSLO attainment, paired differences from {s['baseline']} (all scenarios x seeds):")
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for scenario, o in s["oracle"].items():
-        typer.echo(f"oracle {scenario}: {o['config']} ({', '.join(f'{k} {v:.3f}' for k, v in o.items() if k != 'config')})")
+        values = ", ".join(f"{k} {v:.3f}" for k, v in o.items() if k != "config")
+        typer.echo(f"oracle {scenario}: {o['config']} ({values})")

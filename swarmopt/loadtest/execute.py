@@ -29,13 +29,14 @@ def _base(task: RunTask) -> dict:
 
 def run_one(task: RunTask, slo: Sequence, truth: GroundTruth, reversal_window_s: float) -> tuple[dict, list[dict]]:
     """Run ``task`` on the local runtime in this process. Returns (row of
-    ``runs``, rows of ``decisions``). ``truth_status``: ``on`` (every judged
+    ``runs``, rows of ``decisions``); ``wall_s`` and ``cpu_s`` are its wall
+    and CPU time (s) in this process. ``truth_status``: ``on`` (every judged
     change has its ground truth), ``off`` (not asked: monitor, oracle or
     ``ground_truth: false``) or ``unavailable`` (no ``swarmopt.Simulation``)."""
     from swarmopt.api import run_scenario
 
     base = _base(task)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     status = "off"
     try:
         if task.truth and gt.simulation_class() is not None:
@@ -52,7 +53,7 @@ def run_one(task: RunTask, slo: Sequence, truth: GroundTruth, reversal_window_s:
     except Exception as exc:  # the run's failure is its row; the load test goes on
         row, decisions = base | {"status": "error", "error": f"{type(exc).__name__}: {exc}",
                                  "traceback": traceback.format_exc(limit=-3)}, []
-    row |= {"truth_status": status, "wall_s": time.perf_counter() - t0}
+    row |= {"truth_status": status, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
     keys = {k: base[k] for k in ("task_id", "policy", "scenario", "seed")}
     return row, [keys | d for d in decisions]
 

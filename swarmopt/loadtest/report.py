@@ -146,11 +146,12 @@ def render(runs: pd.DataFrame, comparisons: pd.DataFrame, decisions: pd.DataFram
            best: pd.DataFrame, oracle: pd.DataFrame, summary: dict) -> str:
     """The report page as one HTML string (no external file or script)."""
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>load test {e(summary['name'])}</title>"
-             f"<style>{CSS}</style></head><body><h1>Load test: {e(summary['name'])}</h1>",
-             f"<p class='note'>{summary['runs_ok']} runs ok, {summary['runs_failed']} failed; baseline "
-             f"<b>{e(summary['baseline'])}</b>; ground truth: {e(summary['ground_truth'])}; status "
-             f"{e(summary['status'])}{' (--quick)' if summary['quick'] else ''}.</p>"]
+    head = (f"<!doctype html><html><head><meta charset='utf-8'><title>load test {e(summary['name'])}</title>"
+            f"<style>{CSS}</style></head><body><h1>Load test: {e(summary['name'])}</h1>")
+    note = (f"<p class='note'>{summary['runs_ok']} runs ok, {summary['runs_failed']} failed; baseline "
+            f"<b>{e(summary['baseline'])}</b>; ground truth: {e(summary['ground_truth'])}; status "
+            f"{e(summary['status'])}{' (--quick)' if summary['quick'] else ''}.</p>")
+    parts = [head, note]
     pol = pd.DataFrame(summary["policies"]).T.reset_index(names="policy")
     keep = ["policy", "runs", "failed", "slo_attainment", "slo_attainment_faulted", "mttr_min",
             "p95_response_time_ms", "cost_usd", "cost_per_success_usd", "changes_attempted", "changes_kept",
