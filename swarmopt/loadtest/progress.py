@@ -1,11 +1,12 @@
 """The progress display of a load test: runs done, failures, ETA.
 
-``tqdm.auto`` in Jupyter, a ``rich`` progress bar in a terminal, and one plain
+``tqdm.auto`` in Jupyter (tqdm's text bar where ipywidgets is missing), a ``rich`` progress bar in a terminal, and one plain
 line per finished run elsewhere (CI logs), all on stderr.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from typing import Protocol
@@ -54,7 +55,10 @@ class _Lines:
 
 class _Tqdm:
     def __init__(self, total: int, done: int) -> None:
-        from tqdm.auto import tqdm
+        if importlib.util.find_spec("ipywidgets") is not None:
+            from tqdm.auto import tqdm  # the notebook widget
+        else:  # tqdm.auto would fall back to this with a warning
+            from tqdm import tqdm
 
         self.failed = 0
         self.bar = tqdm(total=total, initial=done, desc="loadtest", unit="run")
