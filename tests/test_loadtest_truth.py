@@ -72,7 +72,8 @@ def test_classify_thresholds_are_options():
 
 
 class OneChange:
-    """A policy that makes one given change to the Market Hunter at its first bottleneck, then nothing."""
+    """A policy that answers the Market Hunter's first response-time bottleneck with one given change (so
+    the change is judged on the response time), then does nothing."""
 
     name = "one-change"
 
@@ -80,7 +81,7 @@ class OneChange:
         self.kind, self.knob, self.new, self.done = kind, knob, new, False
 
     def choose(self, type_, options, optimizer, rng):
-        if self.done or not options or options[0][1][0].agent != HUNTER:
+        if self.done or type_ != "agent_response_time" or not options or options[0][1][0].agent != HUNTER:
             return None
         self.done = True
         old = getattr(optimizer.knobs[HUNTER], self.knob.split(".")[0])
@@ -94,19 +95,20 @@ class OneChange:
 
 @needs_simulation
 def test_ground_truth_of_a_judged_harmful_change(degraded):
-    sc = short(degraded, 3600, optimizer=degraded.optimizer.model_dump() | {"policy": "rules"})
+    sc = short(degraded, 4200, optimizer=degraded.optimizer.model_dump() | {"policy": "rules"})
     res, rows = run_with_truth(sc, 3, DEFAULT_SLO, policy=OneChange("halve_workers", "max_concurrency", 2))
     assert len(rows) == 1
     row = rows[0]
     assert row["kind"] == "halve_workers" and row["agent"] == HUNTER
-    assert row["truth"] == "hurt" and row["slo_effect_points"] < -2
+    assert row["metric"] == "response_time_ms_mean" and row["target_effect_pct"] < -100
+    assert row["truth"] == "hurt"
     assert row["label"] == ("false keep" if row["decision"] == "keep" else f"correct {row['decision']}")
     assert (res.events["event"] == "optimization.scheduled").sum() == 1
 
 
 @needs_simulation
 def test_ground_truth_of_a_judged_no_op_change(degraded):
-    sc = short(degraded, 3600, optimizer=degraded.optimizer.model_dump() | {"policy": "rules"})
+    sc = short(degraded, 4200, optimizer=degraded.optimizer.model_dump() | {"policy": "rules"})
     _, rows = run_with_truth(sc, 3, DEFAULT_SLO,
                              policy=OneChange("breaker_wait", "circuit_breaker.open_duration_s", 120.0))
     assert len(rows) == 1

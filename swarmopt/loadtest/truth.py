@@ -17,6 +17,13 @@ with the arm that undid it:
 * the agent's SLO attainment from the decision to the end of the run;
   ``slo_effect_points`` = kept minus undone, in percentage points.
 
+(The decisions table also has the target from the horizon's start to the end
+and the attainment over the horizon; they do not enter the label.) The two arms
+start from the same state and random streams, so a change that alters no draw
+shows an effect of exactly 0; once a change alters how many draws an agent
+makes, the arms' later draws differ, so a small effect is within noise — which
+is what the thresholds below are for.
+
 The change *helped* when ``slo_effect_points`` > ``helped_slo_points`` or,
 with the SLO effect within +-``helped_slo_points``, ``target_effect_pct`` >
 ``helped_target_pct``; it *hurt* in the mirror cases; else it had *no
@@ -74,7 +81,7 @@ class Judged:
 def judged_changes(events: pd.DataFrame) -> list[Judged]:
     """The keep/rollback/revert decisions among ``events`` (one cycle's new
     events), with their ``optimization.measured`` details, in event order."""
-    if events.empty:
+    if "strategy_id" not in events:
         return []
     measured = {r.strategy_id: r for r in events[events["event"] == "optimization.measured"].itertuples()}
     out = []
@@ -88,7 +95,7 @@ def judged_changes(events: pd.DataFrame) -> list[Judged]:
 
 def in_flight(events: pd.DataFrame) -> bool:
     """Whether a scheduled change has not been judged yet (so the next cycle may judge it)."""
-    if events.empty:
+    if "strategy_id" not in events:  # no strategy event yet, so no column for it
         return False
     ev = events["event"]
     scheduled = set(events.loc[ev == "optimization.scheduled", "strategy_id"])
@@ -142,14 +149,20 @@ def true_effect(kept: pd.DataFrame, undone: pd.DataFrame, agents: Sequence[str],
     """The effect of keeping a change, from the metrics of the arm that kept it
     and of the arm that undid it: the target ``metric`` over ``horizon``
     (start, end s) and the ``agents``' SLO attainment from ``from_s`` to the
-    end (see the module doc)."""
-    tk = _window_mean(kept, agents, metric, *horizon)
-    tu = _window_mean(undone, agents, metric, *horizon)
-    sk = attainment(kept, slo_met(kept, slo), from_s, agents)
-    su = attainment(undone, slo_met(undone, slo), from_s, agents)
+    end (see the module doc), which decide the label; beside them the target
+    from the horizon's start to the end (``target_effect_pct_to_end``) and the
+    attainment over the horizon (``slo_effect_points_horizon``)."""
+    end = math.inf
+    tk, tu = (_window_mean(m, agents, metric, *horizon) for m in (kept, undone))
+    tk_end, tu_end = (_window_mean(m, agents, metric, horizon[0], end) for m in (kept, undone))
+    met_k, met_u = slo_met(kept, slo), slo_met(undone, slo)
+    sk, su = attainment(kept, met_k, from_s, agents), attainment(undone, met_u, from_s, agents)
+    hk, hu = (attainment(m, met, horizon[0], agents, horizon[1]) for m, met in ((kept, met_k), (undone, met_u)))
     return {"horizon_start_s": horizon[0], "horizon_end_s": horizon[1], "target_kept": tk, "target_undone": tu,
-            "target_effect_pct": relative_gain(tk, tu, better), "slo_kept": sk, "slo_undone": su,
-            "slo_effect_points": 100.0 * (sk - su)}
+            "target_effect_pct": relative_gain(tk, tu, better),
+            "target_effect_pct_to_end": relative_gain(tk_end, tu_end, better),
+            "slo_kept": sk, "slo_undone": su, "slo_effect_points": 100.0 * (sk - su),
+            "slo_effect_points_horizon": 100.0 * (hk - hu)}
 
 
 def _finish(sim) -> None:
