@@ -110,3 +110,26 @@ def test_false_rates_have_wilson_intervals():
     r, lo, hi = rate(2, 20)
     assert r == 0.1 and 0.02 < lo < 0.03 and 0.30 < hi < 0.31  # Wilson 95% for 2/20: [0.028, 0.301]
     assert all(math.isnan(x) for x in rate(0, 0))
+
+
+def test_summary_rates_and_confusion_from_labelled_decisions():
+    from swarmopt.loadtest.summary import confusion, summarize
+    from swarmopt.loadtest.truth import label
+
+    cases = [("keep", "helped")] * 8 + [("keep", "no effect"), ("keep", "hurt")] + \
+        [("rollback", "hurt")] * 3 + [("revert", "no effect"), ("revert", "helped")]
+    decisions = pd.DataFrame([{"policy": "rules", "decision": d, "truth": t, "label": label(d, t),
+                               "correct": label(d, t).startswith("correct")} for d, t in cases])
+    runs = pd.DataFrame([{"kind": "policy", "policy": p, "status": "ok", "scenario": "s", "seed": 1,
+                          "truth_status": "on" if p == "rules" else "off", "slo_attainment": 0.8}
+                         for p in ("monitor", "rules")])
+    s = summarize(runs, decisions, pd.DataFrame(), pd.DataFrame(), ["monitor", "rules"], "monitor")
+    r = s["rules"]
+    assert r["decisions_judged"] == 15 and r["decision_accuracy"] == pytest.approx(12 / 15)
+    assert r["false_keep_rate"] == pytest.approx(0.2) and r["false_rollback_rate"] == pytest.approx(0.2)
+    assert r["false_keep_rate_ci_low"] < 0.2 < r["false_keep_rate_ci_high"]
+    assert math.isnan(s["monitor"]["false_keep_rate"])  # monitor judges nothing
+    assert s["monitor"]["slo_attainment_diff"] == 0.0 and math.isnan(r["slo_attainment_diff"])  # no pairs given
+    conf = confusion(decisions).set_index("decision")
+    assert conf.loc["keep", ["helped", "no effect", "hurt"]].tolist() == [8, 1, 1]
+    assert conf.loc["revert", ["helped", "no effect", "hurt"]].tolist() == [1, 1, 0]

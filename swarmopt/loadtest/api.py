@@ -98,7 +98,7 @@ def build_result(plan: Plan, store: RunStore, status: str, fail_if: Sequence[str
     orc = oracle_table(runs, best, spec.baseline, spec.oracle.objective)
     conf = confusion(decisions)
     names = [p.name for p in spec.policies]
-    policies = summarize(runs, decisions, comp, orc, names)
+    policies = summarize(runs, decisions, comp, orc, names, spec.baseline)
     ok = runs["status"] == "ok"
     summary = {
         "name": spec.name, "description": spec.description, "status": status, "quick": plan.quick,

@@ -71,10 +71,10 @@ def resolve_scenarios(patterns: list[str], base: Path, label: str) -> list[Path]
     Raises :class:`InputError` for a pattern that matches nothing."""
     files: list[Path] = []
     for i, pat in enumerate(patterns):
+        roots = [Path("/")] if Path(pat).is_absolute() else [base, Path.cwd(), REPO_ROOT]
         found: list[str] = []
-        for root in (base, Path.cwd(), REPO_ROOT):
-            found = sorted(glob.glob(str(root / pat), recursive=True)) if not Path(pat).is_absolute() else \
-                sorted(glob.glob(pat, recursive=True))
+        for root in roots:
+            found = sorted(glob.glob(str(root / pat), recursive=True))
             if found:
                 break
         if not found:

@@ -70,8 +70,9 @@ def _truth(d: pd.DataFrame, judged: bool) -> dict:
 
 
 def summarize(runs: pd.DataFrame, decisions: pd.DataFrame, comparisons: pd.DataFrame, oracle: pd.DataFrame,
-              policies: list[str]) -> dict[str, dict[str, float]]:
-    """``{policy: {field: number}}`` for every policy of the spec (see the module doc)."""
+              policies: list[str], baseline: str) -> dict[str, dict[str, float]]:
+    """``{policy: {field: number}}`` for every policy of the spec (see the module doc;
+    the baseline's differences from itself are 0)."""
     out = {}
     pol = runs[runs["kind"] == "policy"] if len(runs) else runs
     for p in policies:
@@ -86,11 +87,14 @@ def summarize(runs: pd.DataFrame, decisions: pd.DataFrame, comparisons: pd.DataF
             else comparisons
         for m in METRICS:
             r = c[c["metric"] == m]
-            vals = r.iloc[0] if len(r) else {}
-            s |= {f"{m}_diff": float(vals.get("mean_diff", math.nan)) if len(r) else (0.0 if len(ok) else math.nan),
-                  f"{m}_diff_ci_low": float(vals.get("ci_low", math.nan)) if len(r) else math.nan,
-                  f"{m}_diff_ci_high": float(vals.get("ci_high", math.nan)) if len(r) else math.nan,
-                  f"{m}_wilcoxon_p": float(vals.get("wilcoxon_p", math.nan)) if len(r) else math.nan}
+            if len(r):
+                s |= {f"{m}_diff": float(r.iloc[0]["mean_diff"]), f"{m}_diff_ci_low": float(r.iloc[0]["ci_low"]),
+                      f"{m}_diff_ci_high": float(r.iloc[0]["ci_high"]),
+                      f"{m}_wilcoxon_p": float(r.iloc[0]["wilcoxon_p"])}
+            else:
+                zero = 0.0 if p == baseline and len(ok) else math.nan
+                s |= {f"{m}_diff": zero, f"{m}_diff_ci_low": zero, f"{m}_diff_ci_high": zero,
+                      f"{m}_wilcoxon_p": math.nan}
         o = oracle[(oracle["policy"] == p) & (oracle["scenario"] == "all")] if len(oracle) else oracle
         s |= {f: float(o.iloc[0][f]) if len(o) else math.nan for f in ORACLE_FIELDS}
         out[p] = s
