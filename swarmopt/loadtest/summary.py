@@ -86,7 +86,7 @@ def summarize(runs: pd.DataFrame, decisions: pd.DataFrame, comparisons: pd.DataF
         c = comparisons[(comparisons["policy"] == p) & (comparisons["scenario"] == "all")] if len(comparisons) \
             else comparisons
         for m in METRICS:
-            r = c[c["metric"] == m]
+            r = c[c["metric"] == m] if len(c) else c
             if len(r):
                 s |= {f"{m}_diff": float(r.iloc[0]["mean_diff"]), f"{m}_diff_ci_low": float(r.iloc[0]["ci_low"]),
                       f"{m}_diff_ci_high": float(r.iloc[0]["ci_high"]),
