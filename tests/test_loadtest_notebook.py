@@ -11,7 +11,9 @@ from conftest import ROOT
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_policy_loadtest_notebook_executes_quick():
+def test_policy_loadtest_notebook_executes_quick(ray_session, monkeypatch):
+    # the kernel's ray.init() joins the session's Ray (RAY_ADDRESS) instead of starting a second one
+    monkeypatch.setenv("RAY_ADDRESS", ray_session.get_runtime_context().gcs_address)
     path = ROOT / "notebooks" / "policy_loadtest.ipynb"
     nb = nbformat.read(path, as_version=4)
     setup = next(c for c in nb.cells if "QUICK = False" in c.source)
