@@ -59,7 +59,8 @@ def test_oracle_points_set_the_faulted_agents_knobs_only():
 
 @pytest.mark.parametrize("data, message", [
     ({"policies": [{"name": "x", "policy": "greedy"}], "scenarios": [MH]},
-     "policies.0: Value error, policy: unknown policy 'greedy'; allowed: ['monitor', 'rules', 'thompson']"),
+     "policies.0.policy: Value error, unknown policy 'greedy'; allowed: ['monitor', 'rules', 'thompson']"),
+    ({"policies": [{"name": "mine"}], "scenarios": [MH], "baseline": "mine"}, "policies.0: Value error, policy: required, as 'mine' is not a built-in policy; allowed: ['monitor'"),
     ({"policies": [{"name": "rules"}], "scenarios": [MH], "baseline": "monitor"},
      "baseline: 'monitor' is not a policy of the spec; allowed: ['rules']"),
     ({"policies": [{"name": "monitor"}], "scenarios": [MH], "seeds": {"count": 0}},

@@ -28,7 +28,6 @@ from swarmopt.loader import InputError, describe
 from swarmopt.policies import POLICIES
 
 NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
-OPS = ("<", "<=", ">", ">=")
 
 
 class _Strict(BaseModel):
@@ -43,19 +42,25 @@ class PolicySpec(_Strict):
     (nested mappings merge key by key)."""
 
     name: str = Field(pattern=NAME)
-    policy: str = ""
+    policy: str
     optimizer: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _known(self) -> "PolicySpec":
-        if not self.policy:
-            if self.name not in POLICIES:
-                raise ValueError(f"policy: required when the name is not a built-in policy {sorted(POLICIES)}")
-            object.__setattr__(self, "policy", self.name)
-        elif ":" not in self.policy and self.policy not in POLICIES:
-            raise ValueError(f"policy: unknown policy '{self.policy}'; allowed: {sorted(POLICIES)} "
-                             "or an import path 'pkg.module:Class'")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _default_policy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "policy" not in data:
+            if data.get("name") not in POLICIES:
+                raise ValueError(f"policy: required, as '{data.get('name')}' is not a built-in policy; allowed: "
+                                 f"{sorted(POLICIES)} or an import path 'pkg.module:Class'")
+            return data | {"policy": data["name"]}
+        return data
+
+    @field_validator("policy")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if ":" not in v and v not in POLICIES:
+            raise ValueError(f"unknown policy '{v}'; allowed: {sorted(POLICIES)} or an import path 'pkg.module:Class'")
+        return v
 
 
 class Objective(_Strict):
