@@ -133,3 +133,12 @@ def test_fail_if_refuses_everything_but_names_numbers_and_comparisons(expr, mess
     with pytest.raises(InputError) as err:
         gate.check(expr, SUMMARY)
     assert message in str(err.value)
+
+
+def test_swarmopt_loadtest_is_callable_in_every_import_order():
+    import swarmopt
+    import swarmopt.loadtest.spec  # binds swarmopt.loadtest to the package
+
+    assert swarmopt.loadtest.LoadTestResult is swarmopt.loadtest.api.LoadTestResult
+    with pytest.raises(InputError, match="baseline: 'monitor' is not a policy"):
+        swarmopt.loadtest({"policies": [{"name": "rules"}], "scenarios": [MH]})
