@@ -115,6 +115,7 @@ def build_result(plan: Plan, store: RunStore, status: str, fail_if: Sequence[str
 
 
 def _clean(o):
+    """NaN and infinities -> None, recursively, so ``summary.json`` is strict JSON."""
     if isinstance(o, dict):
         return {k: _clean(v) for k, v in o.items()}
     if isinstance(o, list):
