@@ -72,31 +72,35 @@ def test_classify_thresholds_are_options():
 
 
 class OneChange:
-    """A policy that answers the Market Hunter's first response-time bottleneck with one given change (so
-    the change is judged on the response time), then does nothing."""
+    """A policy that answers the Market Hunter's first response-time bottleneck with one given change
+    (``old`` -> ``new``; so the change is judged on the response time), then does nothing."""
 
     name = "one-change"
 
-    def __init__(self, kind: str, knob: str, new) -> None:
-        self.kind, self.knob, self.new, self.done = kind, knob, new, False
+    def __init__(self, kind: str, knob: str, old, new) -> None:
+        self.kind, self.knob, self.old, self.new, self.done = kind, knob, old, new, False
 
     def choose(self, type_, options, optimizer, rng):
         if self.done or type_ != "agent_response_time" or not options or options[0][1][0].agent != HUNTER:
             return None
         self.done = True
-        old = getattr(optimizer.knobs[HUNTER], self.knob.split(".")[0])
-        if "." in self.knob:
-            old = getattr(old, self.knob.split(".")[1])
-        return Remedy(self.kind, 0.1, 60.0, None, self.kind), [KnobChange(HUNTER, self.knob, old, self.new)]
+        return Remedy(self.kind, 0.1, 60.0, None, self.kind), [KnobChange(HUNTER, self.knob, self.old, self.new)]
 
     def learn(self, strategy, kept: bool) -> None:
         """It does not learn."""
 
 
+def _judged_scenario(degraded):
+    """The degraded scenario for 70 minutes with the optimizer on and no proactive change, so the Market
+    Hunter's knobs are the profile's until the policy's one change."""
+    return short(degraded, 4200, optimizer=degraded.optimizer.model_dump() | {"policy": "rules", "proactive": False})
+
+
 @needs_simulation
 def test_ground_truth_of_a_judged_harmful_change(degraded):
-    sc = short(degraded, 4200, optimizer=degraded.optimizer.model_dump() | {"policy": "rules"})
-    res, rows = run_with_truth(sc, 3, DEFAULT_SLO, policy=OneChange("halve_workers", "max_concurrency", 2))
+    sc = _judged_scenario(degraded)
+    assert sc.agents[1].id == HUNTER and sc.agents[1].knobs.max_concurrency == 4
+    res, rows = run_with_truth(sc, 3, DEFAULT_SLO, policy=OneChange("halve_workers", "max_concurrency", 4, 2))
     assert len(rows) == 1
     row = rows[0]
     assert row["kind"] == "halve_workers" and row["agent"] == HUNTER
@@ -108,9 +112,11 @@ def test_ground_truth_of_a_judged_harmful_change(degraded):
 
 @needs_simulation
 def test_ground_truth_of_a_judged_no_op_change(degraded):
-    sc = short(degraded, 4200, optimizer=degraded.optimizer.model_dump() | {"policy": "rules"})
-    _, rows = run_with_truth(sc, 3, DEFAULT_SLO,
-                             policy=OneChange("breaker_wait", "circuit_breaker.open_duration_s", 120.0))
+    sc = _judged_scenario(degraded)
+    breaker = sc.agents[1].knobs.circuit_breaker
+    assert not breaker.enabled
+    _, rows = run_with_truth(sc, 3, DEFAULT_SLO, policy=OneChange("breaker_wait", "circuit_breaker.open_duration_s",
+                                                                  breaker.open_duration_s, 120.0))
     assert len(rows) == 1
     assert rows[0]["truth"] == "no effect"
     assert rows[0]["slo_effect_points"] == 0.0 and rows[0]["target_effect_pct"] == 0.0
