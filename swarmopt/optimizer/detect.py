@@ -167,6 +167,22 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
     return found
 
 
+def setpoint(th: Thresholds, margin: float) -> Thresholds:
+    """The thresholds the optimizer acts on: each SLO threshold moved inside the
+    SLO by ``margin`` (0 <= margin < 1), so that the tolerance band sits around
+    a target below the limit, not above it. Response time and the cost factor
+    become threshold x (1 - margin); for a rate that must stay high (success,
+    coordination) the shortfall budget shrinks the same way: 1 - (1 -
+    threshold) x (1 - margin). Critical levels and resource limits are kept."""
+    keep = 1.0 - margin
+    return th.model_copy(update={
+        "response_time_ms": th.response_time_ms * keep,
+        "success_rate_medium": 1.0 - (1.0 - th.success_rate_medium) * keep,
+        "coordination_medium": 1.0 - (1.0 - th.coordination_medium) * keep,
+        "cost_budget_factor": th.cost_budget_factor * keep,
+    })
+
+
 SHORT_WINDOW_RATIO = 12
 
 
