@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
+from swarmopt.observe import Observer
 from swarmopt.results import RunResult, write_run
 from swarmopt.schema import Scenario
 from swarmopt.simulation import Simulation
@@ -11,7 +13,8 @@ from swarmopt.simulation import Simulation
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
-                 realtime: float | None = None, narrate: bool = False) -> RunResult:
+                 realtime: float | None = None, narrate: bool = False,
+                 observers: Sequence[Observer] = ()) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -21,12 +24,13 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     ``out_dir`` writes the run directory — also when the run fails half way,
     with ``status: failed`` in ``summary.json``. ``realtime``: pace simulated
     time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative.
+    ``observers`` receive what the run produces as it goes (:mod:`swarmopt.observe`).
 
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
     """
     with Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s,
-                    narrate=narrate) as sim:
+                    narrate=narrate, observers=observers) as sim:
         try:
             sim.run(realtime=realtime)
         except BaseException as exc:

@@ -7,6 +7,7 @@ file, the field and the allowed values and exits with code 2, no traceback.
 from __future__ import annotations
 
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -47,6 +48,9 @@ def run(
     realtime: Optional[float] = typer.Option(None, "--realtime", min=0.001,
                                              help="Pace simulated time at FACTOR x wall-clock speed (1 = real time)."),
     log_format: LogFormat = typer.Option(LogFormat.auto, "--log-format", help="Narrative format."),
+    serve: Optional[int] = typer.Option(None, "--serve", min=0, max=65535, metavar="PORT",
+                                        help="Serve a live dashboard, /api/state and Prometheus /metrics on "
+                                             "127.0.0.1:PORT during the run and after it until Ctrl-C (0: any free port)."),
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
@@ -54,12 +58,15 @@ def run(
     from swarmopt.loader import load_scenario
 
     logs.configure(log_format.value)
+    live = None
     try:
         sc = load_scenario(scenario)
         seed_v = sc.seed if seed is None else seed
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed_v}"
+        if serve is not None:
+            live = _serve(sc, seed_v, duration, serve)
         res = run_scenario(sc, seed=seed_v, duration_s=duration, runtime=runtime.value, address=address,
-                           out_dir=out_dir, realtime=realtime, narrate=True)
+                           out_dir=out_dir, realtime=realtime, narrate=True, observers=live.observers if live else ())
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
@@ -79,6 +86,25 @@ def run(
                              f"{v['coordination_score']:.0%}")
         typer.echo(f"  {agent:24s} " + "  ".join(parts))
     typer.echo("  (response time mean / success rate / coordination score)")
+    if live is not None:
+        typer.echo(f"run finished; still serving {live.url} (Ctrl-C to stop)", err=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            live.close()
+
+
+def _serve(sc, seed: int, duration: float | None, port: int):
+    """Start the live server for the run of ``sc`` (exit code 2 when the port is taken)."""
+    from swarmopt.live.server import LiveServer
+    from swarmopt.simulation import prepare
+
+    try:
+        live = LiveServer(prepare(sc, seed, duration), port)
+    except OSError as err:
+        _fail(f"--serve: cannot listen on 127.0.0.1:{port}: {err.strerror or err}")
+    typer.echo(f"live dashboard: {live.url}  (JSON: {live.url}api/state, Prometheus: {live.url}metrics)", err=True)
+    return live
 
 
 @app.command()

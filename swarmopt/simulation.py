@@ -16,13 +16,14 @@ import copy
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
+from swarmopt.observe import Fanout, Observer
 from swarmopt.results import Collector, RunResult, write_run
 from swarmopt.runtime.driver import Driver
 from swarmopt.schema import Fault, Knobs, Scenario
@@ -85,8 +86,11 @@ class Simulation:
     logs the live narrative. ``max_restarts``: how often a dead actor is
     rebuilt from its last checkpoint before the run fails with
     :class:`~swarmopt.runtime.driver.ActorLost` (see
-    :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
-    invalid input, ValueError for an unknown runtime.
+    :class:`~swarmopt.runtime.driver.Driver`). ``observers``
+    (:class:`~swarmopt.observe.Observer`) receive the rows, events and per-task
+    samples as the run produces them (see also :meth:`observe`). Raises
+    :class:`~swarmopt.loader.InputError` for invalid input, ValueError for an
+    unknown runtime.
 
     Time: ``now`` is the simulated time (s) every agent has been stepped to.
     An optimizer cycle due at time t runs at the start of the step that leaves
@@ -99,14 +103,16 @@ class Simulation:
 
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
-                 max_restarts: int = 3) -> None:
+                 max_restarts: int = 3, observers: Sequence[Observer] = ()) -> None:
         self.scenario = prepare(scenario, seed, duration_s)
         self.seed = self.scenario.seed
         self.runtime = runtime
         self._backend = _backend(runtime, address)
         self._sink = Collector(self.scenario, narrate_events=narrate)
+        self._out = Fanout(self._sink, observers)
+        self._live = None
         try:
-            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._sink, max_restarts)
+            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._out, max_restarts)
         except BaseException:
             self._backend.close()
             raise
@@ -137,11 +143,14 @@ class Simulation:
         cycle first when one is due now). No-op when done."""
         self._driver.advance()
 
-    def run(self, until: float | None = None, *, realtime: float | None = None) -> "Simulation":
+    def run(self, until: float | None = None, *, realtime: float | None = None, live: bool = False) -> "Simulation":
         """Advance to simulated time ``until`` (s; stops before the optimizer
         cycle due at ``until``) or, with None or the run's duration, to the end
         of the run (``done``).
         ``realtime``: pace at that factor x wall-clock speed (results unchanged).
+        ``live``: show a table of the agents, the optimizer and the
+        Orchestrator in Jupyter, updated after every optimizer cycle
+        (:class:`~swarmopt.live.notebook.NotebookView`; needs IPython).
         Raises ValueError when ``until`` is before ``now`` or not a multiple of
         ``tick_s``. Returns ``self``."""
         if until is not None:
@@ -153,12 +162,33 @@ class Simulation:
         if until is not None and until >= self.scenario.duration_s - 1e-9:
             until = None  # the end: its final cycle too, so a loop `while not sim.done: sim.run(...)` ends
         pace = _pacer(realtime) if realtime else None
+        view = self._live_view() if live else None
         target = math.inf if until is None else until
         while not self.done and (self.now < target - 1e-9 or until is None):
             if pace is not None:
                 pace(self.now)
+            cycle = self._driver.cycle_due()
             self.step()
+            if view is not None and cycle:
+                view.update()
+        if view is not None:
+            view.update()
         return self
+
+    def observe(self, observer: Observer) -> Observer:
+        """Send ``observer`` what the run produces from now on (see
+        :mod:`swarmopt.observe`); returns it."""
+        self._out.observers.append(observer)
+        return observer
+
+    def _live_view(self):
+        from swarmopt.live.notebook import NotebookView
+
+        if self._live is None:
+            self._live = NotebookView.attach(self)
+        else:
+            self._live.show()
+        return self._live
 
     # ------------------------------------------------------------------ tables and state
     @property
@@ -233,7 +263,7 @@ class Simulation:
         change = KnobChange(agent_id, knob, old, value)
         self._driver.pending.append(ScheduledChange(self.now, change, "user"))
         self._get(self._opt, "note_user_change", change)
-        self._sink.events([{"t_s": self.now, "event": "knob.set", "agent": agent_id, "knob": knob, "old": old,
+        self._out.events([{"t_s": self.now, "event": "knob.set", "agent": agent_id, "knob": knob, "old": old,
                             "new": value, "by": "user"}])
         self._driver.guard(self._driver.checkpoint)
 
@@ -265,7 +295,7 @@ class Simulation:
         self._get(lambda: d.groups[i][0], "inject", f)
         self.scenario = self.scenario.model_copy(update={"faults": [*self.scenario.faults, f]})
         self._sink.scenario = self._driver.scenario = self.scenario
-        self._sink.events([{"t_s": self.now, "event": "fault.injected", "agent": f.target, "kind": f.kind,
+        self._out.events([{"t_s": self.now, "event": "fault.injected", "agent": f.target, "kind": f.kind,
                             "at_s": f.at_s, "detail": repr(f)}])
         self._driver.guard(self._driver.checkpoint)
         return f
@@ -283,7 +313,7 @@ class Simulation:
     def freeze_planning(self, at_s: float | None = None) -> None:
         """No new strategies from ``at_s`` (default now) on; changes in flight
         are still judged and rolled back (a ``planning.frozen`` event)."""
-        self._sink.events(self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s))
+        self._out.events(self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s))
         self._driver.guard(self._driver.checkpoint)
 
     # ------------------------------------------------------------------ fork and lifetime
@@ -291,10 +321,12 @@ class Simulation:
         """An independent simulation at the same point that continues exactly
         as this one would (same tables when nothing is changed in either).
         On Ray the components' state goes through the object store to new
-        actors in the same session."""
+        actors in the same session. Observers are not carried over."""
         other = copy.copy(self)
         other._sink = copy.deepcopy(self._sink)
-        other._driver = self._driver.fork(other._sink)
+        other._out = Fanout(other._sink)
+        other._live = None
+        other._driver = self._driver.fork(other._out)
         other._backend = other._driver.backend
         return other
 
