@@ -50,7 +50,8 @@ def run(
     log_format: LogFormat = typer.Option(LogFormat.auto, "--log-format", help="Narrative format."),
     serve: Optional[int] = typer.Option(None, "--serve", min=0, max=65535, metavar="PORT",
                                         help="Serve a live dashboard, /api/state and Prometheus /metrics on "
-                                             "127.0.0.1:PORT during the run and after it until Ctrl-C (0: any free port)."),
+                                             "127.0.0.1:PORT during the run and after it until Ctrl-C "
+                                             "(0: any free port)."),
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs

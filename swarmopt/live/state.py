@@ -177,19 +177,21 @@ class LiveState(Observer):
             last = a["last"] or {}
             slo = "–" if a["slo_met"] is None else ("met" if a["slo_met"] else "breached: " + ", ".join(
                 k for k, ok in a["slo"].items() if ok is False))
-            rows.append(f"<tr><td>{esc(a['id'])}</td><td>{pct(a['health'])}</td><td>{esc(slo)}</td>"
-                        f"<td>{pct(a['autonomy'])}</td><td>{num(last.get('response_time_ms_mean'), '.0f')}</td>"
-                        f"<td>{num(last.get('response_time_ms_p95'), '.0f')}</td><td>{pct(last.get('success_rate'))}</td>"
-                        f"<td>{pct(last.get('error_rate'))}</td><td>{num(last.get('decision_count'), '.0f')}</td></tr>")
+            cells = [esc(a["id"]), pct(a["health"]), esc(slo), pct(a["autonomy"]),
+                     num(last.get("response_time_ms_mean"), ".0f"), num(last.get("response_time_ms_p95"), ".0f"),
+                     pct(last.get("success_rate")), pct(last.get("error_rate")),
+                     num(last.get("decision_count"), ".0f")]
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         dec = "".join(f"<li>{d['t_s']:.0f}s {esc(str(d['event']))} {esc(str(d['agent'] or ''))} "
                       f"{esc(str(d['knob'] or ''))} {esc(str(d['old'] or ''))} → {esc(str(d['new'] or ''))}</li>"
                       for d in s["optimizer"]["decisions"][:5])
-        orch = "".join(f"<li>{c['t_s']:.0f}s {esc(c['agent'])} {c['old']:.0%} → {c['new']:.0%} ({esc(c['detail'])})</li>"
-                       for c in s["orchestrator"]["autonomy_changes"][:5])
+        orch = "".join(f"<li>{c['t_s']:.0f}s {esc(c['agent'])} {c['old']:.0%} → {c['new']:.0%} "
+                       f"({esc(c['detail'])})</li>" for c in s["orchestrator"]["autonomy_changes"][:5])
         return (f"<div class='swarmopt-live'><b>{esc(s['scenario'])}</b> seed {s['seed']}: "
                 f"t = {now_s:.0f} s of {s['duration_s']:.0f} s, system score {pct(s['system_score'])}"
                 "<table><tr><th>agent</th><th>health</th><th>SLO (last window)</th><th>autonomy</th>"
                 "<th>mean ms</th><th>p95 ms</th><th>success</th><th>errors</th><th>decisions</th></tr>"
                 + "".join(rows) + "</table>"
-                f"<p>Optimizer autonomy {pct(s['optimizer']['autonomy'])}; latest decisions:</p><ul>{dec or '<li>none</li>'}</ul>"
+                f"<p>Optimizer autonomy {pct(s['optimizer']['autonomy'])}; latest decisions:</p>"
+                f"<ul>{dec or '<li>none</li>'}</ul>"
                 f"<p>Orchestrator autonomy changes:</p><ul>{orch or '<li>none</li>'}</ul></div>")
