@@ -102,7 +102,8 @@ def show(e: dict) -> None:
     elif name == "optimization.measured":
         print(f"{e['t_s']:5.1f}s  measured {e['metric']}: {e['before']:.0f} -> {e['after']:.0f} ms "
               f"({e['improvement_pct']:+.0f}%, 95% CI {e['ci_low_pct']:+.0f}% .. {e['ci_high_pct']:+.0f}%; "
-              f"{e['tasks_before']} vs {e['tasks_after']} decisions); verdict {e['verdict']}: {e['decision']}")
+              f"{e['tasks_before']} vs {e['tasks_after']} decisions; Mann-Whitney p = {e['canary_p_value']:.1g}); "
+              f"verdict {e['verdict']}: {e['decision']}")
     elif name.startswith("optimization.") and name != "optimization.scheduled":
         print(f"{e['t_s']:5.1f}s  {name}")
 
@@ -141,7 +142,7 @@ def main() -> int:
     m = telemetry.metrics
     print("\nwindows (wall clock):")
     print(m[["t_start_s", "decision_count", "response_time_ms_mean", "response_time_ms_p95", "cache_hit_rate",
-             "cost_usd"]].round(3).to_string(index=False))
+             "cost_usd"]].round(6).to_string(index=False))
     print("\ncost per model:")
     print(telemetry.costs("model").to_string(index=False))
     for r in advisor.recommendations():

@@ -15,7 +15,9 @@ declares with :meth:`Advisor.knob`:
   optimizer's autonomy is applied only if ``approve`` says yes.
 
 Only declared knobs are considered (a policy wrapper hides the others from the
-optimizer's choice); in apply mode only knobs with a setter.
+optimizer's choice); in apply mode only knobs with a setter. Predictive
+pre-scaling (``proactive``) is on only when every agent has such a
+``max_concurrency`` knob.
 
 Window clock: one wall-clock window of the telemetry (``window_s`` seconds)
 counts as one of the optimizer's 60 s windows, so its schedule keeps its length
@@ -159,7 +161,9 @@ class Advisor:
             profiles[agent] = AgentProfile(id=agent, name=agent, base_rate_per_s=min(10_000.0, max(rate, 1e-6)),
                                            tools=self._tools(agent, knobs), knobs=knobs,
                                            cost_budget_usd_per_decision=self.budget)
-        cfg = self.config if self.applies else self.config.model_copy(update={"recommend_only": True})
+        # predictive pre-scaling changes max_concurrency outside the policy: only where that knob may change
+        proactive = self.config.proactive and all(self._allowed(a, "max_concurrency") for a in profiles)
+        cfg = self.config.model_copy(update={"recommend_only": not self.applies, "proactive": proactive})
         policy = _Declared(make_policy(cfg.policy), self._allowed)
         return Optimizer(cfg, profiles, NOMINAL_WINDOW_S, policy, np.random.default_rng(self.seed))
 
@@ -222,8 +226,11 @@ class Advisor:
             ch = c.change
             ev = {"t_s": now, "event": "knob.applied", "agent": ch.agent, "knob": ch.knob, "old": ch.old,
                   "new": ch.new, "ref": c.ref, "effective_s": c.at_s / self.scale}
+            knob = self.knobs.get((ch.agent, ch.knob))
             try:
-                self.knobs[(ch.agent, ch.knob)].set(ch.new)
+                if knob is None or knob.set is None:
+                    raise LookupError(f"no setter declared for {ch.knob} of {ch.agent}")
+                knob.set(ch.new)
             except Exception as err:  # the user's setter: report it, the judge will see no effect
                 ev |= {"event": "knob.failed", "detail": f"{type(err).__name__}: {err}"}
             self._applied.append({"t_s": c.at_s, "agent": ch.agent, "knob": ch.knob, "old": ch.old, "new": ch.new})

@@ -118,7 +118,11 @@ class TaskRecord:
 
 
 class Task:
-    """The decision being tracked (what :func:`current` returns inside :class:`track`)."""
+    """The decision being tracked (what :func:`current` returns inside :class:`track`).
+
+    Set ``confidence`` (0-1) if the agent reports one, ``queued_at`` (the
+    telemetry's clock) when the request arrived before the decision started;
+    :meth:`fail` marks a wrong answer."""
 
     def __init__(self, telemetry: "Telemetry", agent: str, action: str, session: str | None,
                  queued_at: float | None) -> None:
@@ -137,6 +141,8 @@ class Task:
         """Record a model call of ``input`` and ``output`` tokens on ``model``
         (a name of the telemetry's price table); returns its cost in USD.
         Raises InputError naming the known models."""
+        if input < 0 or output < 0:
+            raise InputError(f"tokens: input and output must be >= 0, got {input}, {output}")
         cost = self.telemetry.price(model, input, output)
         self.tokens_in += int(input)
         self.tokens_out += int(output)
