@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from swarmopt.observe import Observer
 from swarmopt.report import write_run
 from swarmopt.results import RunResult
 from swarmopt.schema import Scenario
@@ -15,7 +16,8 @@ from swarmopt.simulation import Simulation
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
                  realtime: float | None = None, narrate: bool = False, policy: Any = None,
-                 rules: Sequence[Callable] = (), remedies: Sequence[Callable] = ()) -> RunResult:
+                 rules: Sequence[Callable] = (), remedies: Sequence[Callable] = (),
+                 observers: Sequence[Observer] = ()) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -30,15 +32,13 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
     (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
     remedies add to its own.
-    ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
-    (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
-    remedies add to its own.
+    ``observers`` receive what the run produces as it goes (:mod:`swarmopt.observe`).
 
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
     """
     sim = Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s, narrate=narrate,
-                     policy=policy, rules=rules, remedies=remedies)
+                     policy=policy, rules=rules, remedies=remedies, observers=observers)
     try:  # from here on, whatever happens, the run directory says what ran
         try:
             sim.run(realtime=realtime)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from enum import Enum
 from pathlib import Path
@@ -65,6 +66,10 @@ def run(
     realtime: Annotated[Optional[float], typer.Option(
         "--realtime", min=0.001, help="Pace simulated time at FACTOR x wall-clock speed (1 = real time).")] = None,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="Narrative format.")] = LogFormat.auto,
+    serve: Annotated[Optional[int], typer.Option(
+        "--serve", min=0, max=65535, metavar="PORT",
+        help="Serve a live dashboard, /api/state and Prometheus /metrics on 127.0.0.1:PORT during the run and "
+             "after it until Ctrl-C (0: any free port).")] = None,
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
@@ -73,12 +78,15 @@ def run(
 
     logs.configure(log_format.value)
     started, out_dir = time.time(), out
+    live = None
     try:
         sc = load_scenario(scenario)
         seed_v = sc.seed if seed is None else seed
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed_v}"
+        if serve is not None:
+            live = _serve(sc, seed_v, duration, serve)
         res = run_scenario(sc, seed=seed_v, duration_s=duration, runtime=runtime.value, address=address,
-                           out_dir=out_dir, realtime=realtime, narrate=True)
+                           out_dir=out_dir, realtime=realtime, narrate=True, observers=live.observers if live else ())
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
@@ -98,6 +106,25 @@ def run(
                              f"{v['coordination_score']:.0%}")
         typer.echo(f"  {agent:24s} " + "  ".join(parts))
     typer.echo("  (response time mean / success rate / coordination score)")
+    if live is not None:
+        typer.echo(f"run finished; still serving {live.url} (Ctrl-C to stop)", err=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            live.close()
+
+
+def _serve(sc, seed: int, duration: float | None, port: int):
+    """Start the live server for the run of ``sc`` (exit code 2 when the port is taken)."""
+    from swarmopt.live.server import LiveServer
+    from swarmopt.simulation import prepare
+
+    try:
+        live = LiveServer(prepare(sc, seed, duration), port)
+    except OSError as err:
+        _fail(f"--serve: cannot listen on 127.0.0.1:{port}: {err.strerror or err}")
+    typer.echo(f"live dashboard: {live.url}  (JSON: {live.url}api/state, Prometheus: {live.url}metrics)", err=True)
+    return live
 
 
 @app.command()
