@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from swarmopt.results import RunResult, write_run
 from swarmopt.schema import Scenario
@@ -11,7 +13,8 @@ from swarmopt.simulation import Simulation
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
-                 realtime: float | None = None, narrate: bool = False) -> RunResult:
+                 realtime: float | None = None, narrate: bool = False, progress: bool | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -20,15 +23,20 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     default starts a local Ray) or ``"local"`` (one process; same results).
     ``out_dir`` writes the run directory — also when the run fails half way,
     with ``status: failed`` in ``summary.json``. ``realtime``: pace simulated
-    time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative.
+    time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative
+    (:mod:`swarmopt.logs`). ``progress``: a progress bar with simulated time,
+    speed and ETA (None: on in Jupyter, off elsewhere). ``overrides``:
+    ``{dotted path: value}`` set on the scenario before the run, e.g.
+    ``{"optimizer.proactive": False, "agents.market-hunter.knobs.max_concurrency": 8}``
+    (:mod:`swarmopt.overrides`).
 
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
     """
     with Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s,
-                    narrate=narrate) as sim:
+                    narrate=narrate, overrides=overrides) as sim:
         try:
-            sim.run(realtime=realtime)
+            sim.run(realtime=realtime, progress=progress)
         except BaseException as exc:
             if out_dir is not None:
                 sim.write(out_dir, status="failed", error=repr(exc))

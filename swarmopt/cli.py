@@ -47,19 +47,31 @@ def run(
     realtime: Optional[float] = typer.Option(None, "--realtime", min=0.001,
                                              help="Pace simulated time at FACTOR x wall-clock speed (1 = real time)."),
     log_format: LogFormat = typer.Option(LogFormat.auto, "--log-format", help="Narrative format."),
+    assignments: list[str] = typer.Option([], "--set", metavar="PATH=VALUE",
+                                          help="Override a scenario field by dotted path (repeatable), e.g. "
+                                               "optimizer.proactive=false or agents.market-hunter.knobs.max_concurrency=8."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No narrative: only the final summary."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Every event, including cycle.started and reports."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bar on stderr [default: on a terminal unless --quiet]."),
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
     from swarmopt.api import run_scenario
     from swarmopt.loader import load_scenario
+    from swarmopt.overrides import apply_overrides, parse_assignments
+    from swarmopt.simulation import prepare
 
-    logs.configure(log_format.value)
+    if quiet and verbose:
+        _fail("--quiet and --verbose: choose one")
+    logs.configure(log_format.value, "quiet" if quiet else "verbose" if verbose else "normal")
+    if progress is None:
+        progress = sys.stderr.isatty() and not quiet
     try:
-        sc = load_scenario(scenario)
-        seed_v = sc.seed if seed is None else seed
-        out_dir = out or Path("runs") / f"{sc.name}-seed{seed_v}"
-        res = run_scenario(sc, seed=seed_v, duration_s=duration, runtime=runtime.value, address=address,
-                           out_dir=out_dir, realtime=realtime, narrate=True)
+        sc = prepare(apply_overrides(load_scenario(scenario), parse_assignments(assignments), "--set"), seed)
+        out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"
+        res = run_scenario(sc, duration_s=duration, runtime=runtime.value, address=address,
+                           out_dir=out_dir, realtime=realtime, narrate=True, progress=progress)
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:

@@ -55,9 +55,10 @@ class RunResult:
 class Collector:
     """A driver sink that keeps every row, narrates events and can write partial output."""
 
-    def __init__(self, scenario: Scenario, narrate_events: bool = True) -> None:
+    def __init__(self, scenario: Scenario, narrate_events: bool = True, run_id: str = "") -> None:
         self.scenario = scenario
         self.narrate = narrate_events
+        self.run_id = run_id
         self.metric_rows: list[dict] = []
         self.event_rows: list[dict] = []
         self.process_rows: list[dict] = []
@@ -82,7 +83,7 @@ class Collector:
                 self.autonomy_rows.append({"t_s": e["t_s"], "entity": e["agent"], "autonomy": e["new"],
                                            "reason": e.get("ref", "")})
         if self.narrate and narrated:  # a replay after a restart is not narrated twice
-            narrate(events)
+            narrate(events, self.run_id)
 
     def process(self, samples: list[dict]) -> None:
         self.process_rows += samples

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
+from swarmopt.logs import new_run_id
+from swarmopt.overrides import apply_overrides
+from swarmopt.progress import progress as show_progress
 from swarmopt.results import Collector, RunResult, write_run
 from swarmopt.runtime.driver import Driver
 from swarmopt.schema import Fault, Knobs, Scenario
@@ -58,10 +62,13 @@ def _backend(runtime: str, address: str | None):
     raise ValueError(f"runtime must be 'ray' or 'local', got {runtime!r}")
 
 
-def prepare(scenario: str | Path | Scenario, seed: int | None = None, duration_s: float | None = None) -> Scenario:
-    """The scenario (a YAML path or a model) with ``seed`` and ``duration_s``
-    applied and re-validated. Raises :class:`~swarmopt.loader.InputError`."""
+def prepare(scenario: str | Path | Scenario, seed: int | None = None, duration_s: float | None = None,
+            overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """The scenario (a YAML path or a model) with ``overrides`` ({dotted path:
+    value}, :func:`~swarmopt.overrides.apply_overrides`), then ``seed`` and
+    ``duration_s`` applied and re-validated. Raises :class:`~swarmopt.loader.InputError`."""
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    sc = apply_overrides(sc, overrides or {})
     update: dict[str, Any] = {}
     if seed is not None:
         update["seed"] = seed
@@ -79,11 +86,13 @@ class Simulation:
     """One run of a scenario, advanced on demand.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`;
-    ``seed`` overrides its seed and ``duration_s`` its duration. ``runtime``:
+    ``seed`` overrides its seed, ``duration_s`` its duration and ``overrides``
+    any field by dotted path (:mod:`swarmopt.overrides`). ``runtime``:
     ``"local"`` (every component in this process) or ``"ray"`` (actors;
     ``address`` joins a cluster, default starts a local Ray). ``narrate``
-    logs the live narrative. ``max_restarts``: how often a dead actor is
-    rebuilt from its last checkpoint before the run fails with
+    logs the live narrative (:mod:`swarmopt.logs`) under ``run_id``
+    (``<scenario>-seed<N>-<suffix>``; a fork gets its own). ``max_restarts``:
+    how often a dead actor is rebuilt from its last checkpoint before the run fails with
     :class:`~swarmopt.runtime.driver.ActorLost` (see
     :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
     invalid input, ValueError for an unknown runtime.
@@ -99,12 +108,13 @@ class Simulation:
 
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
-                 max_restarts: int = 3) -> None:
-        self.scenario = prepare(scenario, seed, duration_s)
+                 max_restarts: int = 3, overrides: Mapping[str, Any] | None = None) -> None:
+        self.scenario = prepare(scenario, seed, duration_s, overrides)
         self.seed = self.scenario.seed
         self.runtime = runtime
+        self.run_id = new_run_id(self.scenario.name, self.seed)
         self._backend = _backend(runtime, address)
-        self._sink = Collector(self.scenario, narrate_events=narrate)
+        self._sink = Collector(self.scenario, narrate_events=narrate, run_id=self.run_id)
         try:
             self._driver = Driver.start(self.scenario, self.seed, self._backend, self._sink, max_restarts)
         except BaseException:
@@ -137,13 +147,15 @@ class Simulation:
         cycle first when one is due now). No-op when done."""
         self._driver.advance()
 
-    def run(self, until: float | None = None, *, realtime: float | None = None) -> "Simulation":
+    def run(self, until: float | None = None, *, realtime: float | None = None,
+            progress: bool | None = False) -> "Simulation":
         """Advance to simulated time ``until`` (s; stops before the optimizer
         cycle due at ``until``) or, with None or the run's duration, to the end
         of the run (``done``).
         ``realtime``: pace at that factor x wall-clock speed (results unchanged).
-        Raises ValueError when ``until`` is before ``now`` or not a multiple of
-        ``tick_s``. Returns ``self``."""
+        ``progress``: show a progress bar (:func:`swarmopt.progress.progress`;
+        None: in Jupyter only). Raises ValueError when ``until`` is before
+        ``now`` or not a multiple of ``tick_s``. Returns ``self``."""
         if until is not None:
             tick = self.scenario.tick_s
             if until < self.now - 1e-9:
@@ -154,10 +166,13 @@ class Simulation:
             until = None  # the end: its final cycle too, so a loop `while not sim.done: sim.run(...)` ends
         pace = _pacer(realtime) if realtime else None
         target = math.inf if until is None else until
-        while not self.done and (self.now < target - 1e-9 or until is None):
-            if pace is not None:
-                pace(self.now)
-            self.step()
+        end = self.scenario.duration_s if until is None else until
+        with show_progress(f"{self.scenario.name} seed {self.seed}", self.now, end, progress) as tick:
+            while not self.done and (self.now < target - 1e-9 or until is None):
+                if pace is not None:
+                    pace(self.now)
+                self.step()
+                tick(self.now)
         return self
 
     # ------------------------------------------------------------------ tables and state
@@ -293,7 +308,9 @@ class Simulation:
         On Ray the components' state goes through the object store to new
         actors in the same session."""
         other = copy.copy(self)
+        other.run_id = new_run_id(self.scenario.name, self.seed)
         other._sink = copy.deepcopy(self._sink)
+        other._sink.run_id = other.run_id
         other._driver = self._driver.fork(other._sink)
         other._backend = other._driver.backend
         return other
