@@ -49,7 +49,8 @@ def run(
     log_format: LogFormat = typer.Option(LogFormat.auto, "--log-format", help="Narrative format."),
     assignments: list[str] = typer.Option([], "--set", metavar="PATH=VALUE",
                                           help="Override a scenario field by dotted path (repeatable), e.g. "
-                                               "optimizer.proactive=false or agents.market-hunter.knobs.max_concurrency=8."),
+                                               "optimizer.proactive=false or "
+                                               "agents.market-hunter.knobs.max_concurrency=8."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No narrative: only the final summary."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Every event, including cycle.started and reports."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
