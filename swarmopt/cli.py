@@ -61,6 +61,7 @@ def run(
     from swarmopt.api import run_scenario
     from swarmopt.loader import load_scenario
     from swarmopt.overrides import apply_overrides, parse_assignments
+    from swarmopt.results import format_summary
     from swarmopt.simulation import prepare
 
     if quiet and verbose:
@@ -78,20 +79,9 @@ def run(
     except KeyboardInterrupt:
         typer.echo("interrupted; partial results kept in the run directory", err=True)
         raise typer.Exit(code=130)
-    s = res.summary
-    o = s["optimizations"]
     typer.echo(f"run directory: {res.out_dir}")
-    typer.echo(f"optimizations: {o['attempted']} attempted, {o['kept']} kept, {o['rolled_back']} rolled back, "
-               f"{o['reverted']} reverted, {o['restored']} restored, {o['rejected']} rejected")
-    for agent, spans in s["agents"].items():
-        parts = []
-        for name in ("baseline", "before", "after"):
-            if name in spans:
-                v = spans[name]
-                parts.append(f"{name} {v['response_time_ms_mean']:.0f}ms/{v['success_rate']:.0%}/"
-                             f"{v['coordination_score']:.0%}")
-        typer.echo(f"  {agent:24s} " + "  ".join(parts))
-    typer.echo("  (response time mean / success rate / coordination score)")
+    for line in format_summary(res.summary):
+        typer.echo(line)
 
 
 @app.command()

@@ -2,12 +2,13 @@
 
 On a terminal (the CLI) it is a rich progress bar on stderr, which prints the
 narrative above itself; in Jupyter it is ``tqdm.auto`` (a widget where
-ipywidgets is installed, text otherwise). It only reads the simulated clock,
+ipywidgets is installed: ``pip install "swarmopt[jupyter]"``; text otherwise). It only reads the simulated clock,
 so it never changes results.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,7 +50,10 @@ def _rich_bar(label: str, start_s: float, end_s: float) -> Iterator[Callable[[fl
 
 @contextmanager
 def _tqdm_bar(label: str, start_s: float, end_s: float) -> Iterator[Callable[[float], None]]:
-    from tqdm.auto import tqdm
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:  # what tqdm.auto falls back to, without its warning (pip install "swarmopt[jupyter]" for the widget)
+        from tqdm.std import tqdm
 
     bar = tqdm(total=end_s, initial=start_s, desc=label, unit="sim s", unit_scale=True, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, "

@@ -249,7 +249,7 @@ class Simulation:
         self._driver.pending.append(ScheduledChange(self.now, change, "user"))
         self._get(self._opt, "note_user_change", change)
         self._sink.events([{"t_s": self.now, "event": "knob.set", "agent": agent_id, "knob": knob, "old": old,
-                            "new": value, "by": "user"}])
+                            "new": value, "ref": "user"}])
         self._driver.guard(self._driver.checkpoint)
 
     def inject(self, fault: dict | Any) -> Any:
@@ -281,7 +281,7 @@ class Simulation:
         self.scenario = self.scenario.model_copy(update={"faults": [*self.scenario.faults, f]})
         self._sink.scenario = self._driver.scenario = self.scenario
         self._sink.events([{"t_s": self.now, "event": "fault.injected", "agent": f.target, "kind": f.kind,
-                            "at_s": f.at_s, "detail": repr(f)}])
+                            "effective_s": f.at_s, "detail": repr(f)}])
         self._driver.guard(self._driver.checkpoint)
         return f
 
