@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from swarmopt.results import RunResult, write_run
+from swarmopt.report import write_run
+from swarmopt.results import RunResult
 from swarmopt.schema import Scenario
 from swarmopt.simulation import Simulation
 
@@ -21,8 +22,10 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     overrides the scenario's seed; ``duration_s`` its duration (a multiple of
     its window). ``runtime``: ``"ray"`` (actors; ``address`` joins a cluster,
     default starts a local Ray) or ``"local"`` (one process; same results).
-    ``out_dir`` writes the run directory — also when the run fails half way,
-    with ``status: failed`` in ``summary.json``. ``realtime``: pace simulated
+    ``out_dir`` writes the run directory (each file atomically) before the
+    runtime shuts down — also when the run fails or is interrupted half way,
+    with ``status: failed`` or ``interrupted`` in ``summary.json``; an
+    interruption while the runtime starts writes nothing. ``realtime``: pace simulated
     time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative
     (:mod:`swarmopt.logs`). ``progress``: a progress bar with simulated time,
     speed and ETA (None: on in Jupyter, off elsewhere). ``overrides``:
@@ -33,15 +36,20 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
     """
-    with Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s,
-                    narrate=narrate, overrides=overrides) as sim:
+    sim = Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s, narrate=narrate,
+                     overrides=overrides)
+    try:  # from here on, whatever happens, the run directory says what ran
         try:
             sim.run(realtime=realtime, progress=progress)
         except BaseException as exc:
             if out_dir is not None:
-                sim.write(out_dir, status="failed", error=repr(exc))
+                stopped = isinstance(exc, KeyboardInterrupt)
+                sim.write(out_dir, status="interrupted" if stopped else "failed",
+                          error=f"interrupted at {sim.now:g}s" if stopped else repr(exc))
             raise
         res = sim.result()
-    if out_dir is not None:
-        write_run(res, out_dir)
+        if out_dir is not None:
+            write_run(res, out_dir)
+    finally:
+        sim.close()  # a Ctrl-C while Ray shuts down cannot lose the run: it is written already
     return res

@@ -6,10 +6,12 @@ file, the field and the allowed values and exits with code 2, no traceback.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -36,25 +38,41 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def interrupted_note(out_dir: Path | None, started: float) -> str:
+    """What a Ctrl-C left behind: the run directory this run wrote (with the
+    status it recorded), or that nothing was written."""
+    summary = out_dir / "summary.json" if out_dir is not None else None
+    if summary is None or not summary.is_file() or summary.stat().st_mtime < started:
+        return "no run directory was written"
+    status = json.loads(summary.read_text()).get("status", "unknown")
+    if status == "completed":
+        return f"the run had finished and is kept in {out_dir} (status completed)"
+    return f"what ran is kept in {out_dir} (status {status})"
+
+
 @app.command()
 def run(
-    scenario: Path = typer.Argument(..., help="Scenario YAML file (see `swarmopt scenarios`)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Random seed (default: the scenario's)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<scenario>-seed<N>)."),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Simulated seconds (a multiple of window_s)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster instead of starting a local Ray."),
-    runtime: Runtime = typer.Option(Runtime.ray, "--runtime", help="ray: actors; local: one process, same results."),
-    realtime: Optional[float] = typer.Option(None, "--realtime", min=0.001,
-                                             help="Pace simulated time at FACTOR x wall-clock speed (1 = real time)."),
-    log_format: LogFormat = typer.Option(LogFormat.auto, "--log-format", help="Narrative format."),
-    assignments: list[str] = typer.Option([], "--set", metavar="PATH=VALUE",
-                                          help="Override a scenario field by dotted path (repeatable), e.g. "
-                                               "optimizer.proactive=false or "
-                                               "agents.market-hunter.knobs.max_concurrency=8."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No narrative: only the final summary."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Every event, including cycle.started and reports."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
-                                            help="Progress bar on stderr [default: on a terminal unless --quiet]."),
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (see `swarmopt scenarios`).")],
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Random seed (default: the scenario's).")] = None,
+    out: Annotated[Optional[Path],
+                   typer.Option("--out", help="Run directory (default: runs/<scenario>-seed<N>).")] = None,
+    duration: Annotated[Optional[float],
+                        typer.Option("--duration", help="Simulated seconds (a multiple of window_s).")] = None,
+    address: Annotated[Optional[str],
+                       typer.Option("--address", help="Join this Ray cluster instead of starting a local Ray.")] = None,
+    runtime: Annotated[Runtime,
+                       typer.Option("--runtime", help="ray: actors; local: one process, same results.")] = Runtime.ray,
+    realtime: Annotated[Optional[float], typer.Option(
+        "--realtime", min=0.001, help="Pace simulated time at FACTOR x wall-clock speed (1 = real time).")] = None,
+    log_format: Annotated[LogFormat, typer.Option("--log-format", help="Narrative format.")] = LogFormat.auto,
+    assignments: Annotated[list[str], typer.Option(
+        "--set", metavar="PATH=VALUE", help="Override a scenario field by dotted path (repeatable), e.g. "
+        "optimizer.proactive=false or agents.market-hunter.knobs.max_concurrency=8.")] = [],  # noqa: B006
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No narrative: only the final summary.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Every event, including cycle.started and the reports.")] = False,
+    progress: Annotated[Optional[bool], typer.Option(
+        "--progress/--no-progress", help="Progress bar on stderr [default: on a terminal unless --quiet].")] = None,
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
@@ -69,6 +87,7 @@ def run(
     logs.configure(log_format.value, "quiet" if quiet else "verbose" if verbose else "normal")
     if progress is None:
         progress = sys.stderr.isatty() and not quiet
+    started, out_dir = time.time(), out
     try:
         sc = prepare(apply_overrides(load_scenario(scenario), parse_assignments(assignments), "--set"), seed)
         out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"
@@ -77,15 +96,15 @@ def run(
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
-        typer.echo("interrupted; partial results kept in the run directory", err=True)
-        raise typer.Exit(code=130)
+        typer.echo(f"interrupted; {interrupted_note(out_dir, started)}", err=True)
+        raise typer.Exit(code=130) from None
     typer.echo(f"run directory: {res.out_dir}")
     for line in format_summary(res.summary):
         typer.echo(line)
 
 
 @app.command()
-def scenarios(directory: Path = typer.Option(SCENARIOS_DIR, "--dir", help="Directory to list.")) -> None:
+def scenarios(directory: Annotated[Path, typer.Option("--dir", help="Directory to list.")] = SCENARIOS_DIR) -> None:
     """List the scenario files with their descriptions."""
     try:
         rows = list_scenarios(directory)

@@ -83,8 +83,9 @@ SCHEMA: tuple[Column, ...] = (
            f"{_MEASURED}, optimization.kept, optimization.reverted, optimization.rolled_back, "
            "orchestrator.decision"),
     Column("decision", _S, "keep / revert / rollback", "optimization.measured"),
-    Column("forced", _B, "the verdict was forced by Simulation.override",
+    Column("forced", _B, "the decision was forced (Simulation.override or a decision hook); missing otherwise",
            "optimization.measured, optimization.kept, optimization.reverted, optimization.rolled_back"),
+    Column("judge_decision", _S, "the judge's decision where a forced one replaced it", "optimization.measured"),
     Column("better", _S, "direction in which the metric is better: lower / higher", _MEASURED),
     Column("before", _F, "window mean of the metric before the change", _MEASURED),
     Column("after", _F, "window mean of the metric after the change", _MEASURED),

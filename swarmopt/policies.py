@@ -1,6 +1,6 @@
 """Decision policies: which remedy the optimizer tries for a bottleneck.
 
-A policy is a pure function object ``choose(type_, options, optimizer, rng)``
+A policy is a pure function object ``choose(type_, options, rng)``
 over the applicable remedies (each a ``(Remedy, [KnobChange])`` pair, in the
 source design's rule order) that returns one of them or None, and
 ``learn(strategy, kept)`` takes the measured outcome of every judged change.
@@ -20,9 +20,7 @@ from swarmopt.optimizer.bandit import DiscountedThompson
 class Policy(Protocol):
     """Picks one remedy among the applicable options, or None to do nothing."""
 
-    name: str
-
-    def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
+    def choose(self, type_: str, options: Sequence[tuple], rng: np.random.Generator):
         ...
 
     def learn(self, strategy, kept: bool) -> None:
@@ -32,9 +30,7 @@ class Policy(Protocol):
 class RulePolicy:
     """The source design's fixed rules: the first applicable remedy in order."""
 
-    name = "rules"
-
-    def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
+    def choose(self, type_: str, options: Sequence[tuple], rng: np.random.Generator):
         return options[0] if options else None
 
     def learn(self, strategy, kept: bool) -> None:
@@ -44,9 +40,7 @@ class RulePolicy:
 class MonitorPolicy:
     """Detects and reports, never acts."""
 
-    name = "monitor"
-
-    def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
+    def choose(self, type_: str, options: Sequence[tuple], rng: np.random.Generator):
         return None
 
     def learn(self, strategy, kept: bool) -> None:
@@ -68,21 +62,19 @@ class ThompsonPolicy:
     (0, 1].
     """
 
-    name = "thompson"
-
     def __init__(self, gamma: float = 0.9) -> None:
         DiscountedThompson(gamma)  # fail on a bad gamma now, not at the first choice
         self.gamma = gamma
         self.bandits: dict[tuple[str, str], DiscountedThompson] = {}
 
-    def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
+    def choose(self, type_: str, options: Sequence[tuple], rng: np.random.Generator):
         """One Beta draw per distinct remedy kind (first option of each kind),
         the largest wins; None when there is no option."""
         if not options:
             return None
         by_kind: dict[str, tuple] = {}
         for opt in options:
-            by_kind.setdefault(opt[0].kind, opt)
+            by_kind.setdefault(opt[0].name, opt)
         key = (options[0][1][0].agent, type_)
         bandit = self.bandits.setdefault(key, DiscountedThompson(self.gamma))
         return by_kind[bandit.select(list(by_kind), rng)]

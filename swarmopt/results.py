@@ -11,16 +11,13 @@ Tables (pandas DataFrames):
 * ``process``: real CPU and RSS of each actor process (psutil) — kept apart from
   ``metrics`` because, unlike simulated figures, it differs between runs.
 
-The run directory holds ``metrics.parquet``, ``events.parquet``,
-``autonomy.parquet``, ``process.parquet`` (CSV if pyarrow is missing),
-``summary.json``, ``report.md``, ``report.html`` and a plot per changed agent.
-:class:`Collector` appends rows as they arrive and writes what it has even
-when the run fails half way.
+:class:`Collector` appends rows as they arrive, so a run that fails half way
+still has what it produced (:func:`swarmopt.report.write_run` writes the run
+directory).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +64,9 @@ class RunResult:
         """A matplotlib Figure of ``agent``: ``metric`` per window, or with None
         one panel per metric a change on the agent targeted (response time if
         none), with the changes marked by outcome and the faults shaded
-        (:func:`swarmopt.report.plot_changes`). Raises KeyError naming the
+        (:func:`swarmopt.plots.plot_changes`). Raises KeyError naming the
         allowed agents and metrics."""
-        from swarmopt.report import plot_changes
+        from swarmopt.plots import plot_changes
 
         return plot_changes(self, agent, None if metric is None else [metric])
 
@@ -201,7 +198,7 @@ def change_outcomes(events: pd.DataFrame) -> pd.DataFrame:
             "ci_high_pct", "p_value", "verdict", "decision", "status", "undone_s", "undo_verdict", "restored_s"]
     if events.empty:
         return pd.DataFrame(columns=cols)
-    from swarmopt.optimizer.strategies import TARGETS
+    from swarmopt.optimizer.strategies import TYPES
 
     sched = events[events["event"] == "optimization.scheduled"]
     out = sched[["strategy_id", "agent", "kind", "type", "knob", "old_value", "new_value", "old_text", "new_text",
@@ -211,8 +208,8 @@ def change_outcomes(events: pd.DataFrame) -> pd.DataFrame:
                                                 "ci_high_pct", "p_value", "verdict", "decision"]]
     out = out.join(judged, on="strategy_id")
     undo = events[events["event"] == "rollback.measured"].drop_duplicates("strategy_id", keep="last")
-    undo_verdict = dict(zip(undo["strategy_id"].str.removeprefix("rollback:"), undo["verdict"]))
-    out["metric"] = out["metric"].fillna(out["type"].map(lambda t: TARGETS.get(t, (None,))[0]))
+    undo_verdict = dict(zip(undo["strategy_id"].str.removeprefix("rollback:"), undo["verdict"], strict=True))
+    out["metric"] = out["metric"].fillna(out["type"].map(lambda t: TYPES[t].target if t in TYPES else None))
     status = {r.strategy_id: DECIDED[r.event] for r in events[events["event"].isin(list(DECIDED))].itertuples()}
     restored = events[events["event"] == "optimization.restored"].set_index("strategy_id")["effective_s"]
     undone = events[events["event"].isin(["optimization.reverted", "optimization.rolled_back"])]
@@ -314,69 +311,3 @@ def format_summary(summary: dict) -> list[str]:
                      f"{co:.0%}" if co == co else "n/a"]
             lines.append(head + f"{cells[0]:>14s} {cells[1]:>8s} {cells[2]:>13s}")
     return lines
-
-
-TABLES = ("metrics", "events", "autonomy", "process")
-# every name swarmopt writes into a run directory, besides the plots listed in summary.json's "files"
-OWN_FILES = (*(f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")), "summary.json", "report.md",
-             "report.html")
-
-
-def _write_table(df: pd.DataFrame, path: Path) -> Path:
-    try:
-        df.to_parquet(path.with_suffix(".parquet"), index=False)
-        return path.with_suffix(".parquet")
-    except ImportError:
-        df.to_csv(path.with_suffix(".csv"), index=False)
-        return path.with_suffix(".csv")
-
-
-def clear_run_dir(out: Path) -> list[str]:
-    """Delete what an earlier run wrote into ``out``: :data:`OWN_FILES` and the
-    files its ``summary.json`` lists (an older summary without the list: a
-    ``<agent>.png`` per agent it names). Nothing else is touched. Returns the
-    names deleted."""
-    names = set(OWN_FILES)
-    try:
-        old = json.loads((out / "summary.json").read_text())
-        names |= set(old.get("files") or [f"{a}.png" for a in old.get("agents", {})])
-    except (OSError, ValueError, AttributeError):
-        pass
-    gone = []
-    for name in sorted(names):
-        path = out / name
-        if isinstance(name, str) and "/" not in name and "\\" not in name and path.is_file():
-            path.unlink()
-            gone.append(name)
-    return gone
-
-
-def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", error: str | None = None) -> Path:
-    """Write the run directory: the tables, ``summary.json`` (with the list of
-    ``files`` written), ``report.md``, ``report.html`` and a plot per changed
-    agent (:func:`swarmopt.report.write_report`). What an earlier run left in
-    the directory is deleted first (:func:`clear_run_dir`)."""
-    from swarmopt.report import write_report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    clear_run_dir(out)
-    files = [_write_table(getattr(res, name), out / name).name for name in TABLES]
-    files += write_report(res, out, status)
-    summary = dict(res.summary, status=status, files=[*files, "summary.json"])
-    if error:
-        summary["error"] = error
-    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=2, default=str))
-    res.out_dir = out
-    return out
-
-
-def _clean(o: Any) -> Any:
-    """NaN -> None, recursively, so ``summary.json`` is strict JSON."""
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_clean(v) for v in o]
-    if isinstance(o, float) and math.isnan(o):
-        return None
-    return o

@@ -328,7 +328,7 @@ class Thresholds(Strict):
     """Bottleneck thresholds. Defaults are the source design's
     (``reference/001``: response time > 2000 ms high; success < 70% medium,
     < 50% critical; coordination < 60% medium; system score < 75% high, < 60%
-    critical) plus the resource rules of DESIGN.md (CPU > 80%, memory > 85%)."""
+    critical) plus the design's resource rules (CPU > 80%, memory > 85%)."""
 
     response_time_ms: float = Field(default=2000.0, gt=0)
     success_rate_medium: float = Field(default=0.70, ge=0, le=1)
@@ -470,7 +470,8 @@ class Scenario(Strict):
         if not (multiple(self.window_s, self.tick_s) or multiple(self.tick_s, self.window_s)):
             raise ValueError(f"tick_s ({self.tick_s}) must divide window_s ({self.window_s}) or be a multiple of it")
         if not multiple(self.optimizer.cycle_s, self.tick_s):
-            raise ValueError(f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of tick_s ({self.tick_s})")
+            raise ValueError(
+                f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of tick_s ({self.tick_s})")
         if not multiple(self.duration_s, self.window_s):
             raise ValueError(f"duration_s ({self.duration_s}) must be a multiple of window_s ({self.window_s})")
         missing = set(DEFAULT_TIERS) - set(self.models)

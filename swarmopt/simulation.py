@@ -27,7 +27,8 @@ from swarmopt.loader import InputError, describe, load_scenario
 from swarmopt.logs import new_run_id
 from swarmopt.overrides import apply_overrides
 from swarmopt.progress import progress as show_progress
-from swarmopt.results import Collector, RunResult, write_run
+from swarmopt.report import write_run
+from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import Driver
 from swarmopt.schema import Fault, Knobs, Scenario
 
@@ -93,7 +94,7 @@ class Simulation:
     logs the live narrative (:mod:`swarmopt.logs`) under ``run_id``
     (``<scenario>-seed<N>-<suffix>``; a fork gets its own). ``max_restarts``:
     how often a dead actor is rebuilt from its last checkpoint before the run fails with
-    :class:`~swarmopt.runtime.driver.ActorLost` (see
+    :class:`~swarmopt.runtime.driver.ActorLostError` (see
     :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
     invalid input, ValueError for an unknown runtime.
 
@@ -292,13 +293,14 @@ class Simulation:
         Raises ValueError for another verdict."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-        self._get(self._opt, "override", strategy_id, verdict)
+        self._get(self._opt, "force", strategy_id, verdict)
         self._driver.guard(self._driver.checkpoint)
 
     def freeze_planning(self, at_s: float | None = None) -> None:
         """No new strategies from ``at_s`` (default now) on; changes in flight
-        are still judged and rolled back (a ``planning.frozen`` event)."""
-        self._sink.events(self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s))
+        are still judged and rolled back (the first cycle from then on records
+        a ``planning.frozen`` event)."""
+        self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s)
         self._driver.guard(self._driver.checkpoint)
 
     # ------------------------------------------------------------------ fork and lifetime

@@ -11,8 +11,7 @@ import structlog
 
 from swarmopt import Simulation, logs, progress, run_scenario
 
-from conftest import MH_SCENARIO, short
-from test_cli import swarmopt
+from conftest import MH_SCENARIO, short, swarmopt_cli
 
 
 def _cycle(t, severity="high", results=0):
@@ -94,12 +93,12 @@ def test_progress_bar_reports_simulated_time_and_keeps_results(mh_scenario, caps
 
 def test_cli_quiet_prints_only_the_summary_and_verbose_every_event(tmp_path):
     args = ("run", str(MH_SCENARIO), "--seed", "2", "--duration", "2400", "--runtime", "local")
-    quiet = swarmopt(*args, "--out", str(tmp_path / "q"), "-q")
+    quiet = swarmopt_cli(*args, "--out", str(tmp_path / "q"), "-q")
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert quiet.stdout.startswith("run directory:") and "market-hunter" in quiet.stdout
-    verbose = swarmopt(*args, "--out", str(tmp_path / "v"), "-v", "--log-format", "json")
+    verbose = swarmopt_cli(*args, "--out", str(tmp_path / "v"), "-v", "--log-format", "json")
     events = [json.loads(line)["event"] for line in verbose.stderr.splitlines()]
     assert events.count("cycle.started") == 8 and "report.received" in events
-    normal = swarmopt(*args, "--out", str(tmp_path / "n"), "--log-format", "json")
+    normal = swarmopt_cli(*args, "--out", str(tmp_path / "n"), "--log-format", "json")
     shown = [json.loads(line)["event"] for line in normal.stderr.splitlines()]
     assert "cycle.started" not in shown and "bottleneck.detected" in shown and len(shown) < len(events) / 2

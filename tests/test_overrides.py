@@ -10,8 +10,7 @@ from swarmopt.loader import InputError
 from swarmopt.overrides import apply_overrides, parse_assignments
 from swarmopt.schema import Scenario
 
-from conftest import MH_SCENARIO, short
-from test_cli import swarmopt
+from conftest import MH_SCENARIO, short, swarmopt_cli
 
 
 def test_values_are_parsed_as_yaml_scalars():
@@ -86,7 +85,7 @@ def test_a_run_with_overrides_is_the_run_of_the_edited_scenario(mh_scenario):
 
 
 def test_cli_set_errors_exit_2_with_one_line_naming_the_path(tmp_path):
-    p = swarmopt("run", str(MH_SCENARIO), "--runtime", "local", "--out", str(tmp_path / "r"),
+    p = swarmopt_cli("run", str(MH_SCENARIO), "--runtime", "local", "--out", str(tmp_path / "r"),
                  "--set", "optimizer.proactive=false", "--set", "agents.market-hunter.knobs.max_concurrency=zero")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip() == ("error: --set agents.market-hunter.knobs.max_concurrency: Input should be a valid "

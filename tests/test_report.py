@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
-from swarmopt.report import STATUS_STYLE, plot_changes
-from swarmopt.results import format_summary, write_run
+from swarmopt.plots import STATUS_STYLE, plot_changes
+from swarmopt.report import write_run
+from swarmopt.results import format_summary
 
 from conftest import MH_SCENARIO, short
 

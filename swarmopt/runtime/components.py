@@ -7,8 +7,8 @@ import numpy as np
 from swarmopt.optimizer.core import Optimizer
 from swarmopt.orchestrator import Orchestrator
 from swarmopt.policies import make_policy
-from swarmopt.runtime.group import agent_seeds
 from swarmopt.schema import Scenario
+from swarmopt.sim.seeds import agent_seeds
 
 
 def make_optimizer(scenario: Scenario, seed: int) -> Optimizer:

@@ -120,8 +120,8 @@ class RayBackend:
         for h in self.actors:
             ray.kill(h)
         kinds = [AgentGroupActor] * len(components.groups) + [OptimizerActor, OrchestratorActor]
-        self.actors = [kind.remote(_restored, state) for kind, state in zip(kinds, token)]
-        groups = [(h, members) for h, (_, members) in zip(self.actors, components.groups)]
+        self.actors = [kind.remote(_restored, state) for kind, state in zip(kinds, token, strict=True)]
+        groups = [(h, members) for h, (_, members) in zip(self.actors[:-2], components.groups, strict=True)]
         return Components(groups, self.actors[-2], self.actors[-1])
 
     def fork(self, components: Components) -> tuple["RayBackend", Components]:
