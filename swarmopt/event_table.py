@@ -38,6 +38,7 @@ class Column:
 _S, _F, _I, _B = "string", "float64", "Int64", "boolean"
 _STRATEGY = "strategy.*, approval.requested, orchestrator.decision, optimization.*"
 _MEASURED = "optimization.measured, rollback.measured"
+_DECIDED = "optimization.kept, optimization.reverted, optimization.rolled_back"
 SCHEMA: tuple[Column, ...] = (
     Column("t_s", _F, "simulated time of the event (s)", "all"),
     Column("event", _S, "event name", "all"),
@@ -69,7 +70,7 @@ SCHEMA: tuple[Column, ...] = (
     Column("expected_improvement", _F, "expected improvement of the strategy (%), learned", _STRATEGY),
     Column("implementation_time_s", _F, "delay before the change takes effect (s)", _STRATEGY),
     Column("metric", _S, "metric concerned (a metrics-table column)",
-           f"bottleneck.*, anomaly.detected, {_MEASURED}"),
+           f"bottleneck.*, anomaly.detected, {_MEASURED}, {_DECIDED}"),
     Column("value", _F, "the metric's value; for strategies.generated and report.received a count; for "
            "actor.restarted the ticks replayed", "bottleneck.*, anomaly.detected, strategies.generated, "
            "report.received, actor.restarted"),
@@ -79,39 +80,44 @@ SCHEMA: tuple[Column, ...] = (
     Column("baseline", _F, "the agent's own median of the metric", "anomaly.detected"),
     Column("z", _F, "robust z of the level shift", "anomaly.detected"),
     Column("autonomy", _F, "the optimizer's autonomy (0-1)", "cycle.started"),
-    Column("verdict", _S, "pass / marginal / fail / inconclusive; approved / rejected for orchestrator.decision",
-           f"{_MEASURED}, optimization.kept, optimization.reverted, optimization.rolled_back, "
-           "orchestrator.decision"),
+    Column("verdict", _S, "verdict of the test that decided: pass / marginal / fail / inconclusive; approved / "
+           "rejected for orchestrator.decision", f"{_MEASURED}, {_DECIDED}, orchestrator.decision"),
     Column("decision", _S, "keep / revert / rollback", "optimization.measured"),
     Column("forced", _B, "the decision was forced (Simulation.override or a decision hook); missing otherwise",
-           "optimization.measured, optimization.kept, optimization.reverted, optimization.rolled_back"),
+           f"optimization.measured, {_DECIDED}"),
     Column("judge_decision", _S, "the judge's decision where a forced one replaced it", "optimization.measured"),
+    Column("method", _S, "test that decided: mann-whitney (per-task latency or cost), two-proportion (per-task "
+           "rates), welch-windows (window means); `/batch-means` when too few tasks were effectively "
+           "independent and the window means decided", f"{_MEASURED}, {_DECIDED}"),
     Column("better", _S, "direction in which the metric is better: lower / higher", _MEASURED),
-    Column("before", _F, "window mean of the metric before the change", _MEASURED),
-    Column("after", _F, "window mean of the metric after the change", _MEASURED),
-    Column("improvement_pct", _F, "relative change of the window means, positive = better (%)",
-           f"{_MEASURED}, optimization.kept, optimization.reverted, optimization.rolled_back"),
-    Column("ci_low_pct", _F, "95% Welch interval of improvement_pct, low end", _MEASURED),
-    Column("ci_high_pct", _F, "95% Welch interval of improvement_pct, high end", _MEASURED),
-    Column("p_value", _F, "one-sided Welch p-value for an improvement of the window means", _MEASURED),
-    Column("window_verdict", _S, "verdict of the window-level Welch test", _MEASURED),
-    Column("method", _S, "test that judged the change: mann-whitney, two-proportion, welch-windows "
-           "(`/batch-means` when too autocorrelated)", _MEASURED),
-    Column("reasons", _S, "the judge's reasons", _MEASURED),
+    Column("before", _F, "the deciding test's figure before the change: per-task median (latency, cost) or "
+           "proportion (rates), or the window mean (welch-windows, batch means)", f"{_MEASURED}, {_DECIDED}"),
+    Column("after", _F, "the same figure after the change", f"{_MEASURED}, {_DECIDED}"),
+    Column("improvement_pct", _F, "relative change from before to after, positive = better (%)",
+           f"{_MEASURED}, {_DECIDED}"),
+    Column("ci_low_pct", _F, "low end of the deciding test's interval of improvement_pct (96% for the per-task "
+           "tests at alpha 0.05, 95% for Welch)", f"{_MEASURED}, {_DECIDED}"),
+    Column("ci_high_pct", _F, "high end of that interval", f"{_MEASURED}, {_DECIDED}"),
+    Column("p_value", _F, "p-value of the deciding test (two-sided per-task tests; one-sided for an improvement "
+           "for Welch)", f"{_MEASURED}, {_DECIDED}"),
+    Column("reasons", _S, "the judge's reasons, improvements positive = better", _MEASURED),
     Column("guardrails", _S, "guardrail breaches (cost, success, errors); missing when none", _MEASURED),
+    Column("window_before", _F, "secondary: mean of the target's window values before the change", _MEASURED),
+    Column("window_after", _F, "secondary: mean of the target's window values after the change", _MEASURED),
+    Column("window_improvement_pct", _F, "secondary: relative change of the window means, positive = better (%); "
+           "what the optimizer learns expected improvements from", _MEASURED),
+    Column("window_ci_low_pct", _F, "secondary: 95% Welch interval of window_improvement_pct, low end", _MEASURED),
+    Column("window_ci_high_pct", _F, "secondary: 95% Welch interval of window_improvement_pct, high end",
+           _MEASURED),
+    Column("window_p_value", _F, "secondary: one-sided Welch p-value for an improvement of the window means",
+           _MEASURED),
+    Column("window_verdict", _S, "secondary: verdict of the window-level Welch test", _MEASURED),
     Column("tasks_before", _I, "decisions in the before-span", _MEASURED),
     Column("tasks_after", _I, "decisions in the after-span", _MEASURED),
     Column("tau_before", _F, "autocorrelation time of the per-task series before (>= 1)", _MEASURED),
     Column("tau_after", _F, "autocorrelation time of the per-task series after (>= 1)", _MEASURED),
     Column("n_eff_before", _I, "effective sample size before (tasks / tau)", _MEASURED),
     Column("n_eff_after", _I, "effective sample size after (tasks / tau)", _MEASURED),
-    Column("canary_before", _F, "per-task median (latency, cost) or proportion (rates) before", _MEASURED),
-    Column("canary_after", _F, "per-task median or proportion after", _MEASURED),
-    Column("shift", _F, "Hodges-Lehmann shift or difference of proportions, after - before", _MEASURED),
-    Column("shift_ci_low", _F, "interval of shift, low end", _MEASURED),
-    Column("shift_ci_high", _F, "interval of shift, high end", _MEASURED),
-    Column("relative_change", _F, "shift / before", _MEASURED),
-    Column("canary_p_value", _F, "p-value of the per-task test", _MEASURED),
     Column("before_start_s", _F, "start of the before-span (s)", _MEASURED),
     Column("before_end_s", _F, "end of the before-span (s) = when the change took effect", _MEASURED),
     Column("after_start_s", _F, "start of the after-span (s)", _MEASURED),

@@ -15,7 +15,8 @@ What is shown is decided by structlog processors, configured by
 * ``verbose``: everything.
 
 Formats: ``console`` (colours), ``plain`` (no colours), each line led by the
-simulated clock; ``json`` (one object per line with numeric ``t_s``,
+simulated clock, a knob change and an improvement with its interval in one
+field each (:func:`compact`); ``json`` (one object per line with numeric ``t_s``,
 ``run_id``, ``level`` and an ISO-8601 UTC wall-clock ``timestamp``); ``auto``
 is ``console`` on a terminal, else ``plain``.
 """
@@ -33,6 +34,7 @@ VERBOSITIES = ("quiet", "normal", "verbose")
 ROUTINE = frozenset({
     "cycle.started", "strategies.generated", "report.received", "strategy.planned", "strategy.deferred",
     "strategy.approved", "orchestrator.optimizer_autonomy", "autonomy.applied",
+    "optimization.measured",  # its figures are on the kept / reverted / rolled_back event that follows
 })
 # conditions re-detected every cycle while they last, keyed by what makes one distinct
 REPEATING = {
@@ -41,9 +43,9 @@ REPEATING = {
     "strategy.held": ("agent", "kind", "knob"),
     "strategy.recommended": ("agent", "kind", "knob"),
 }
-_FIELDS = ("agent", "strategy_id", "type", "severity", "impact", "kind", "knob", "old", "new", "verdict", "decision",
-           "metric", "before", "after", "improvement_pct", "improvement_ci_low_pct", "improvement_ci_high_pct",
-           "p_value", "window_improvement_pct", "effective_s", "detail", "autonomy", "value", "baseline", "z")
+_FIELDS = ("agent", "kind", "knob", "old", "new", "metric", "value", "threshold", "baseline", "z", "impact",
+           "severity", "before", "after", "improvement_pct", "ci_low_pct", "ci_high_pct", "p_value", "method",
+           "verdict", "decision", "effective_s", "autonomy", "type", "strategy_id", "ref", "detail")
 
 
 def new_run_id(scenario: str, seed: int) -> str:
@@ -95,6 +97,34 @@ def sim_clock(logger: Any, method: str, event: dict) -> dict:
     return event
 
 
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def compact(logger: Any, method: str, event: dict) -> dict:
+    """structlog processor for the console: a knob change as one ``change``
+    field (``knob old -> new``), an improvement with its interval as one
+    ``improvement`` field (positive = better), and without the ids and types
+    that the events table keeps."""
+    if "knob" in event and ("old" in event or "new" in event):
+        old = f"{_num(event.pop('old'))} -> " if "old" in event else "-> "
+        event["change"] = f"{event.pop('knob')} {old}{_num(event.pop('new', '?'))}"
+    if "improvement_pct" in event:
+        lo, hi = event.pop("ci_low_pct", None), event.pop("ci_high_pct", None)
+        ci = f" [{lo:+.1f}, {hi:+.1f}]" if isinstance(lo, float) and isinstance(hi, float) else ""
+        event["improvement"] = f"{event.pop('improvement_pct'):+.1f}%{ci}"
+        event.pop("severity", None)
+    ref = str(event.pop("ref", ""))
+    if ref.startswith(("rollback:", "restore:")) or ref in ("user", "orchestrator"):
+        event["by"] = {"rollback": "undo", "restore": "restore"}.get(ref.partition(":")[0], ref)
+    for key in ("strategy_id", "type", "effective_s", "autonomy"):
+        event.pop(key, None)
+    first = [k for k in ("timestamp", "level", "event", "agent", "kind", "change", "by", "metric", "improvement")
+             if k in event]
+    return {**{k: event[k] for k in first}, **{k: v for k, v in event.items() if k not in first and k != "detail"},
+            **({"detail": event["detail"]} if "detail" in event else {})}
+
+
 def _stderr_logger(*args: Any) -> structlog.PrintLogger:
     # sys.stderr at the time of logging: a progress bar redirects it to print above itself
     return structlog.PrintLogger(sys.stderr)
@@ -115,7 +145,8 @@ def configure(fmt: str = "auto", verbosity: str = "normal") -> None:
     if fmt == "json":
         tail = [structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.JSONRenderer()]
     else:
-        tail = [sim_clock, structlog.dev.ConsoleRenderer(colors=fmt == "console", pad_event_to=26)]
+        tail = [sim_clock, compact, structlog.dev.ConsoleRenderer(colors=fmt == "console", pad_event_to=26,
+                                                                  sort_keys=False)]
     structlog.configure(
         processors=[*shown, structlog.processors.add_log_level, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING if verbosity == "quiet" else logging.DEBUG),
@@ -125,8 +156,8 @@ def configure(fmt: str = "auto", verbosity: str = "normal") -> None:
 
 
 def _fmt(v: Any) -> Any:
-    if isinstance(v, float):
-        return round(v, 4) if abs(v) < 10 else round(v, 1)
+    if isinstance(v, float) and v == v:
+        return float(f"{v:.2g}") if abs(v) < 0.001 else round(v, 4) if abs(v) < 10 else round(v, 1)
     return v
 
 

@@ -45,7 +45,7 @@ def test_normal_shows_what_changed_once(capsys):
     # the bottleneck when it starts and when its severity changes; no empty cycles, no reports
     assert events == ["bottleneck.detected", "bottleneck.detected", "knob.applied"]
     assert lines[0].startswith("0:05:00 ") and lines[1].startswith("0:15:00 ") and "severity=medium" in lines[1]
-    assert lines[2].startswith("0:21:00 ") and "new=8 old=4" in lines[2]
+    assert lines[2].startswith("0:21:00 ") and "change='max_concurrency 4 -> 8'" in lines[2]
 
 
 def test_verbose_shows_everything_and_quiet_nothing(capsys):

@@ -8,8 +8,9 @@ import re
 
 import pandas as pd
 import pytest
+import structlog
 
-from swarmopt import run_scenario
+from swarmopt import logs, run_scenario
 from swarmopt.plots import STATUS_STYLE, plot_changes
 from swarmopt.report import write_run
 from swarmopt.results import format_summary
@@ -107,3 +108,28 @@ def test_jupyter_views_are_short(res):
     page = res._repr_html_()
     assert len(page) < 5000 and page.count("<table>") == 2
     assert "2 kept" in page and "in force at the end" in page and "max_concurrency 4 → 8" in page
+
+
+def test_one_measurement_per_change_everywhere(res, tmp_path, capsys):
+    """The deciding judgement's improvement is the same number in the events table (measured and decided rows),
+    the changes table, the report and the narrative, positive = better."""
+    ev = res.events
+    measured = ev[ev["event"] == "optimization.measured"].set_index("strategy_id")
+    decided = ev[ev["event"].isin(["optimization.kept", "optimization.reverted", "optimization.rolled_back"])]
+    for col in ("improvement_pct", "ci_low_pct", "ci_high_pct", "p_value", "verdict"):
+        assert list(decided[col]) == list(measured.loc[decided["strategy_id"], col])
+    changes = res.changes.set_index("strategy_id")
+    assert list(changes["improvement_pct"]) == list(measured.loc[changes.index, "improvement_pct"])
+    kept = changes[changes["kind"] == "scale_concurrency"].iloc[0]
+    assert kept.status == "kept" and kept.improvement_pct > 20 and kept.before > kept.after
+    write_run(res, tmp_path)
+    assert f"+{kept.improvement_pct:.1f}% [+{kept.ci_low_pct:.1f}, +{kept.ci_high_pct:.1f}]" in \
+        (tmp_path / "report.md").read_text()
+    logs.configure("json", "normal")  # the narrative: JSON lines keep the numbers
+    try:
+        run_scenario(MH_SCENARIO, seed=1, runtime="local", narrate=True)
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    logged = next(e for e in lines if e["event"] == "optimization.kept" and e["kind"] == "scale_concurrency")
+    assert logged["improvement_pct"] == pytest.approx(kept.improvement_pct, abs=0.05)
