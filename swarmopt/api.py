@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from swarmopt.simulation import Simulation
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
                  realtime: float | None = None, narrate: bool = False, progress: bool | None = None,
-                 overrides: Mapping[str, Any] | None = None) -> RunResult:
+                 overrides: Mapping[str, Any] | None = None, policy: Any = None, rules: Sequence[Callable] = (),
+                 remedies: Sequence[Callable] = ()) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -32,12 +33,15 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     ``{dotted path: value}`` set on the scenario before the run, e.g.
     ``{"optimizer.proactive": False, "agents.market-hunter.knobs.max_concurrency": 8}``
     (:mod:`swarmopt.overrides`).
+    ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
+    (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
+    remedies add to its own.
 
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
     """
     sim = Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s, narrate=narrate,
-                     overrides=overrides)
+                     overrides=overrides, policy=policy, rules=rules, remedies=remedies)
     try:  # from here on, whatever happens, the run directory says what ran
         try:
             sim.run(realtime=realtime, progress=progress)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
@@ -26,6 +26,7 @@ from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
 from swarmopt.logs import new_run_id
 from swarmopt.overrides import apply_overrides
+from swarmopt.plugins import Plugins, check
 from swarmopt.progress import progress as show_progress
 from swarmopt.report import write_run
 from swarmopt.results import Collector, RunResult
@@ -51,15 +52,15 @@ def _pacer(factor: float) -> Callable[[float], None]:
     return pace
 
 
-def _backend(runtime: str, address: str | None):
+def _backend(runtime: str, address: str | None, plugins: Plugins):
     if runtime == "ray":
         from swarmopt.runtime.ray_backend import RayBackend
 
-        return RayBackend(address)
+        return RayBackend(address, plugins=plugins)
     if runtime == "local":
         from swarmopt.runtime.local import LocalBackend
 
-        return LocalBackend()
+        return LocalBackend(plugins)
     raise ValueError(f"runtime must be 'ray' or 'local', got {runtime!r}")
 
 
@@ -92,8 +93,14 @@ class Simulation:
     ``"local"`` (every component in this process) or ``"ray"`` (actors;
     ``address`` joins a cluster, default starts a local Ray). ``narrate``
     logs the live narrative (:mod:`swarmopt.logs`) under ``run_id``
-    (``<scenario>-seed<N>-<suffix>``; a fork gets its own). ``max_restarts``:
-    how often a dead actor is rebuilt from its last checkpoint before the run fails with
+    (``<scenario>-seed<N>-<suffix>``; a fork gets its own). ``policy``,
+    ``rules``, ``remedies``: plug-ins as Python objects (:mod:`swarmopt.plugins`;
+    the policy replaces the scenario's, rules and remedies add to its own).
+    ``decide``: a decision hook called with a
+    :class:`~swarmopt.optimizer.trial.DecisionContext` for every judged change,
+    returning "keep", "rollback", "revert" or None (the judge decides).
+    ``max_restarts``: how often a dead actor is rebuilt from its last
+    checkpoint before the run fails with
     :class:`~swarmopt.runtime.driver.ActorLostError` (see
     :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
     invalid input, ValueError for an unknown runtime.
@@ -109,15 +116,21 @@ class Simulation:
 
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
-                 max_restarts: int = 3, overrides: Mapping[str, Any] | None = None) -> None:
+                 max_restarts: int = 3, overrides: Mapping[str, Any] | None = None, policy: Any = None,
+                 rules: Sequence[Callable] = (), remedies: Sequence[Callable] = (),
+                 decide: Callable[[Any], str | None] | None = None) -> None:
         self.scenario = prepare(scenario, seed, duration_s, overrides)
         self.seed = self.scenario.seed
         self.runtime = runtime
         self.run_id = new_run_id(self.scenario.name, self.seed)
-        self._backend = _backend(runtime, address)
+        plugins = Plugins(policy, tuple(rules), tuple(remedies))
+        check(self.scenario.optimizer, plugins, "Simulation")
+        self._backend = _backend(runtime, address, plugins)
         self._sink = Collector(self.scenario, narrate_events=narrate, run_id=self.run_id)
         try:
             self._driver = Driver.start(self.scenario, self.seed, self._backend, self._sink, max_restarts)
+            if decide is not None:
+                self._get(self._opt, "set_decide", decide)
         except BaseException:
             self._backend.close()
             raise

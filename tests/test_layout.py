@@ -9,7 +9,7 @@ from conftest import ROOT
 
 
 def test_ruff_finds_nothing():
-    p = subprocess.run([sys.executable, "-m", "ruff", "check", "swarmopt", "tests"], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "ruff", "check", "swarmopt", "tests", "examples"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
 

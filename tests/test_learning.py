@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from swarmopt.knobs import KnobChange
+from swarmopt.optimizer.detect import Bottleneck
 from swarmopt.optimizer.strategies import REMEDIES
-from swarmopt.policies import RulePolicy, ThompsonPolicy, make_policy
+from swarmopt.plugins import resolve
+from swarmopt.policies import PolicyContext, RulePolicy, ThompsonPolicy
 from swarmopt.results import Collector
 from swarmopt.runtime.components import make_optimizer
 from swarmopt.runtime.driver import drive
@@ -18,8 +20,10 @@ from swarmopt.runtime.local import LocalBackend
 from conftest import short
 
 CACHE, PARALLEL = REMEDIES["raise_cache_ttl"], REMEDIES["enable_parallel_tools"]
-OPTIONS = [(CACHE, [KnobChange("market-hunter", "cache_ttl_s.data_source", 60.0, 240.0)]),
-           (PARALLEL, [KnobChange("market-hunter", "parallel_tools", False, True)])]
+OPTIONS = ((CACHE, (KnobChange("market-hunter", "cache_ttl_s.data_source", 60.0, 240.0),)),
+           (PARALLEL, (KnobChange("market-hunter", "parallel_tools", False, True),)))
+SLOW = Bottleneck("agent_response_time", "high", "market-hunter", "response_time_ms_mean", 2800.0, 2000.0, 40.0, "",
+                  "")
 # probability that the judge keeps each remedy, before and after the change point: caching the data source cures
 # the latency until its keys become uncacheable (e.g. every request asks for fresh prices); parallel tool calls
 # then become the cure
@@ -33,7 +37,8 @@ def stream(policy, seed: int) -> list[tuple[str, bool]]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(BEFORE + AFTER):
-        remedy, actions = policy.choose("agent_response_time", OPTIONS, rng)
+        ctx = PolicyContext("market-hunter", SLOW, SLOW.type, OPTIONS, (), {}, 300.0 * i)
+        remedy, actions = policy.choose(ctx, rng)
         kept = bool(rng.random() < KEEP[remedy.name][i >= BEFORE])
         policy.learn(SimpleNamespace(actions=actions, type="agent_response_time", kind=remedy.name), kept)
         out.append((remedy.name, kept))
@@ -46,8 +51,9 @@ def switch_trials(trials) -> int | None:
     return next((j for j in range(len(post) - 4) if sum(post[j:j + 5]) >= 4), None)
 
 
-def test_thompson_is_selectable_by_name():
-    assert isinstance(make_policy("thompson"), ThompsonPolicy)
+def test_thompson_is_selectable_by_name(mh_scenario):
+    policy, _, _ = resolve(mh_scenario.optimizer.model_copy(update={"policy": "thompson"}))
+    assert isinstance(policy, ThompsonPolicy)
     with pytest.raises(ValueError):
         ThompsonPolicy(gamma=1.5)
 

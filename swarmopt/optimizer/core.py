@@ -8,9 +8,9 @@ Each cycle (every ``cycle_s``, docs/architecture.md "One optimizer cycle"):
    (:func:`~swarmopt.optimizer.measure.judge_change`) and apply what
    :func:`~swarmopt.optimizer.trial.decide_trial` decides: keep, roll back,
    revert or restore, learn, move the optimizer's autonomy, bar the remedy;
-3. detect bottlenecks that breach over a long and a short span of windows and
-   level shifts of each agent's metrics against its own history
-   (:mod:`swarmopt.optimizer.detect`);
+3. detect bottlenecks that breach over a long and a short span of windows, the
+   plug-in rules' bottlenecks, and level shifts of each agent's metrics
+   against its own history (:mod:`swarmopt.optimizer.detect`);
 4. plan reactive and proactive strategies (:class:`~swarmopt.optimizer.planning.Planner`);
 5. select at most one change per agent, and only on agents whose configuration
    has been stable for the ``measure_windows`` windows the change will be
@@ -26,13 +26,21 @@ from a time on while judging and detection go on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
 
 from swarmopt.knobs import KnobChange, ScheduledChange, align, set_knob
 from swarmopt.metrics import TaskSample, health_score
-from swarmopt.optimizer.detect import Bottleneck, anomalies, multiwindow_alerts, snapshots
+from swarmopt.optimizer.detect import (
+    Bottleneck,
+    DetectionRule,
+    anomalies,
+    multiwindow_alerts,
+    rule_bottlenecks,
+    snapshots,
+)
 from swarmopt.optimizer.events import (
     anomaly_event,
     autonomy_event,
@@ -45,7 +53,7 @@ from swarmopt.optimizer.history import History
 from swarmopt.optimizer.learning import Learning
 from swarmopt.optimizer.measure import Judgement, judge_change
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
-from swarmopt.optimizer.strategies import Proposal, Strategy
+from swarmopt.optimizer.strategies import Proposal, Remedy, Strategy
 from swarmopt.optimizer.trial import DECISIONS, DecisionContext, Trial, TrialOutcome, TrialState, decide_trial
 from swarmopt.policies import MonitorPolicy, Policy
 from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
@@ -57,8 +65,10 @@ class Optimizer:
     """State and decisions of the Performance Optimizer.
 
     ``profiles`` and ``knobs`` describe every monitored agent; ``window_s`` is the
-    metric window. Methods return event dicts (``event`` key, simulated time
-    ``t_s``) for the events table.
+    metric window; ``policy`` picks remedies (drawing from ``rng``); ``rules``
+    and ``remedies`` are plug-in detection rules and remedies
+    (:mod:`swarmopt.plugins`). Methods return event dicts (``event`` key,
+    simulated time ``t_s``) for the events table.
 
     ``overrides`` maps a strategy id to the decision ("keep", "rollback" or
     "revert") to apply when that change is judged, instead of the judge's.
@@ -71,17 +81,19 @@ class Optimizer:
     """
 
     def __init__(self, config: OptimizerConfig, profiles: dict[str, AgentProfile], window_s: float,
-                 policy: Policy, rng: np.random.Generator) -> None:
+                 policy: Policy, rng: np.random.Generator, rules: Sequence[DetectionRule] = (),
+                 remedies: Sequence[Remedy] = ()) -> None:
         self.cfg = config
         self.profiles = profiles
         self.knobs: dict[str, Knobs] = {a: p.knobs for a, p in profiles.items()}
         self.window_s = window_s
         self.policy = policy
+        self.rules = tuple(rules)
         self.autonomy = config.initial_autonomy
         self.streak = 0
         self.history = History(profiles, window_s, config.measure_windows)
         self.learning = Learning()
-        self.planner = Planner(config, profiles, window_s, policy, rng, self.learning)
+        self.planner = Planner(config, profiles, window_s, policy, rng, self.learning, remedies)
         self.autonomy_changes: list[dict] = []
         self.recommended: list[str] = []
         self.in_flight: dict[str, Trial] = {}
@@ -104,6 +116,10 @@ class Optimizer:
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
         self.overrides[strategy_id] = decision
+
+    def set_decide(self, decide: Callable[[DecisionContext], str | None] | None) -> None:
+        """Set :attr:`decide` (a method, so that it also reaches an optimizer in a Ray actor)."""
+        self.decide = decide
 
     def freeze_planning(self, t_s: float) -> None:
         """Plan no new strategy from simulated time ``t_s`` (s) on; judging,
@@ -138,6 +154,9 @@ class Optimizer:
         mats = self.history.matrices(max(self.cfg.long_windows, cycle_windows + ANOMALY_HISTORY, FORECAST_WINDOWS))
         snaps = snapshots(mats, dict.fromkeys(mats, cycle_windows))
         self.bottlenecks = multiwindow_alerts(mats, self.cfg.long_windows, self.profiles, th)
+        if self.rules:
+            recent = {a: self.history.recent(a, self.cfg.long_windows) for a in mats}
+            self.bottlenecks += rule_bottlenecks(self.rules, recent, th, self.profiles)
         events += [bottleneck_event(t, b) for b in self.bottlenecks]
         found = anomalies(mats, snaps, cycle_windows, th.min_decisions, self.cfg.anomaly_z, self.cfg.tolerance,
                           ANOMALY_HISTORY)
@@ -151,7 +170,8 @@ class Optimizer:
             self._frozen_reported = True
         if isinstance(self.policy, MonitorPolicy) or not plan or frozen:
             return [], rollbacks, events
-        strategies = self.planner.plan(t, self.bottlenecks, snaps, mats, self.knobs, self.tabu, events)
+        strategies = self.planner.plan(t, self.bottlenecks, snaps, mats, self.knobs, self.tabu,
+                                       lambda agent: self.history.recent(agent, self.cfg.long_windows), events)
         events.append({"t_s": t, "event": "strategies.generated", "value": len(strategies),
                        "detail": f"{sum(not s.proactive for s in strategies)} reactive, "
                                  f"{sum(s.proactive for s in strategies)} proactive"})
@@ -274,7 +294,7 @@ class Optimizer:
             scheduled += self._apply(t, agent, trial, out)
             if out.learn:
                 self.policy.learn(s, out.decision == "keep")
-                self.learning.record(s.type, s.kind, j.window.improvement_pct)
+                self.learning.record(s.type, s.kind, out.decision == "keep", j.window.improvement_pct)
                 self.results.append({"strategy_id": s.id, "agent": agent, "type": s.type, "kind": s.kind,
                                      "kept": out.decision == "keep", "decision": out.decision, "forced": out.forced,
                                      "improvement_pct": j.effect(cfg.alpha).improvement_pct, "verdict": j.verdict,

@@ -11,6 +11,7 @@ over) the target for rates and scores.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -298,3 +299,36 @@ def anomalies(mats: dict[str, np.ndarray], snaps: dict[str, dict], recent: int, 
             for x in level_shifts(agent, m, recent, z_threshold, min_shift, max_history=max_history):
                 found[(agent, x.metric)] = x
     return found
+
+
+DetectionRule = Callable[[str, "tuple[Mapping, ...]", Thresholds], "list[Bottleneck]"]
+
+
+def rule_bottlenecks(rules: Sequence[DetectionRule], rows: Mapping[str, tuple[Mapping, ...]], th: Thresholds,
+                     agents: Collection[str]) -> list[Bottleneck]:
+    """Bottlenecks of plug-in detection ``rules``: each rule is called as
+    ``rule(agent_id, rows, thresholds)`` on every agent's recent window rows
+    (``rows[agent]``: read-only mappings, oldest first), agents in order, and
+    returns a list of :class:`Bottleneck` (empty when there is none). Raises
+    ValueError naming the rule when it returns anything else, a severity
+    outside :data:`SEVERITY_RANK`, a component that is neither a known agent
+    nor "system", or a metric with no spec in :data:`swarmopt.metrics.METRICS`
+    (the planner needs its direction)."""
+    out: list[Bottleneck] = []
+    for agent, recent in rows.items():
+        for rule in rules:
+            found = rule(agent, recent, th)
+            name = getattr(rule, "__qualname__", repr(rule))
+            if not isinstance(found, (list, tuple)) or not all(isinstance(b, Bottleneck) for b in found):
+                raise ValueError(f"detection rule {name}: must return a list of Bottleneck, got {found!r}")
+            for b in found:
+                if b.severity not in SEVERITY_RANK:
+                    raise ValueError(f"detection rule {name}: severity {b.severity!r} not in {list(SEVERITY_RANK)}")
+                if b.affected_component != "system" and b.affected_component not in agents:
+                    raise ValueError(f"detection rule {name}: unknown component {b.affected_component!r}")
+                try:
+                    metric_spec(b.metric)
+                except ValueError as err:
+                    raise ValueError(f"detection rule {name}: {err}") from None
+            out += found
+    return out

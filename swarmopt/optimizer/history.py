@@ -9,6 +9,7 @@ judge needs, and when a knob or autonomy change last took effect on it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
@@ -70,6 +71,11 @@ class History:
         """Each agent's last ``depth`` window vectors as one (rows, fields)
         matrix, oldest first; agents with no row yet are left out."""
         return {a: np.array(v[-depth:]) for a, v in self.vectors.items() if v}
+
+    def recent(self, agent: str, n: int) -> tuple[Mapping, ...]:
+        """``agent``'s last ``n`` window rows, oldest first, as read-only mappings
+        (what plug-in rules and policies see)."""
+        return tuple(MappingProxyType(r) for r in self.rows[agent][-n:])
 
     def window_rows(self, agent: str, start: float, end: float) -> list[dict]:
         """``agent``'s window rows within [start, end] (s)."""

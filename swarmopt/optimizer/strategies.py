@@ -8,14 +8,15 @@ most doubles, TTLs at most quadruple, one model tier at a time.
 
 :data:`REMEDIES` names every built-in remedy once; :data:`TYPES` lists, per
 bottleneck type, the metric a strategy for it is judged on and the remedies by
-name, in the order the source design's rules try them.
+name, in the order the source design's rules try them. A plug-in remedy
+(made with :func:`remedy`) names the bottleneck types it answers itself.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from swarmopt.knobs import KnobChange, get_knob
 from swarmopt.optimizer.detect import SEVERITY_RANK
@@ -36,7 +37,9 @@ class Remedy:
     would make to one agent, or None when it does not apply (None for
     ``pre_scale``, which the proactive planner sizes from a load forecast).
     ``description`` says what it does, ``wording`` how it reads for particular
-    bottleneck types.
+    bottleneck types. ``answers``: the bottleneck types a plug-in remedy
+    answers (built-in remedies are listed per type in :data:`TYPES` instead).
+    Raises ValueError for a risk outside [0, 1] or a non-positive implementation time.
     """
 
     name: str
@@ -45,6 +48,7 @@ class Remedy:
     propose: Propose | None
     description: str
     wording: dict[str, str] = field(default_factory=dict, hash=False)
+    answers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.risk <= 1.0:
@@ -56,6 +60,35 @@ class Remedy:
     def describe(self, type_: str) -> str:
         """What the remedy does, in the words used for bottleneck type ``type_``."""
         return self.wording.get(type_, self.description)
+
+
+def remedy(*, risk: float, implementation_time_s: float, answers: Sequence[str], name: str | None = None,
+           description: str | None = None) -> Callable[[Propose], Propose]:
+    """Decorator that makes a function ``(snapshot, knobs, profile) ->
+    list[KnobChange] | None`` a plug-in remedy for the bottleneck types in
+    ``answers``: it returns the function unchanged (still callable, and
+    picklable by reference) with its :class:`Remedy` in the attribute
+    ``remedy``. ``name`` defaults to the function's name and ``description`` to
+    the first line of its docstring. Raises ValueError for a risk outside
+    [0, 1], a non-positive implementation time or no type.
+
+    ``snapshot`` is the agent's mean metrics over the last cycle (a dict of
+    :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`), ``knobs`` its current
+    :class:`~swarmopt.schema.Knobs`, ``profile`` its
+    :class:`~swarmopt.schema.AgentProfile`; each change is a
+    :class:`~swarmopt.knobs.KnobChange` ``(agent, knob, old, new)``.
+    """
+    if isinstance(answers, str) or not answers:
+        raise ValueError(f"answers must be a non-empty list of bottleneck types, got {answers!r}")
+
+    def wrap(fn: Propose) -> Propose:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        label = name or fn.__name__
+        fn.remedy = Remedy(label, risk, implementation_time_s, fn, description or (doc[0] if doc else label),
+                           answers=tuple(answers))
+        return fn
+
+    return wrap
 
 
 @dataclass(frozen=True)
