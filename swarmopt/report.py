@@ -54,10 +54,12 @@ def _value(num, text) -> str:
 
 
 def change_label(c) -> str:
+    """``knob old → new`` of a row of :func:`~swarmopt.results.change_outcomes`."""
     return f"{c.knob} {_value(c.old_value, c.old_text)} → {_value(c.new_value, c.new_text)}"
 
 
 def improvement_text(c) -> str:
+    """``+33.5% [+17.1, +53.1]``: a change's improvement (positive = better) with its interval, or ``n/a``."""
     if pd.isna(c.improvement_pct):
         return "n/a"
     ci = f" [{c.ci_low_pct:+.1f}, {c.ci_high_pct:+.1f}]" if pd.notna(c.ci_low_pct) else ""
@@ -65,6 +67,7 @@ def improvement_text(c) -> str:
 
 
 def outcome_text(c, unit: float, name: str) -> str:
+    """What became of a change, with the times (in ``unit`` seconds, called ``name``) of its undo and restore."""
     if c.status == "restored":
         return (f"reverted at {c.undone_s / unit:.0f} {name}; its undo measured worse ({c.undo_verdict}): "
                 f"restored at {c.restored_s / unit:.0f} {name}")
@@ -99,10 +102,15 @@ def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple
         ("p", "Optimizer autonomy: " + " → ".join(f"{p['autonomy']:.3f}" for p in s["optimizer_autonomy"])),
     ]
     if len(changes):
+        from swarmopt.optimizer.measure import GUARD_SHARE  # here: scipy is heavy for `import swarmopt.api`
+
+        level = 1 - (1 - GUARD_SHARE) * res.scenario.optimizer.alpha
         blocks += [
             ("h2", "Changes"),
-            ("p", "Improvement: relative change of the target metric from before to after the change took effect, "
-                  "positive = better, with its 95% interval and p-value; verdict and outcome as decided."),
+            ("p", "Improvement: relative change of the target metric from before to after the change took effect "
+                  "(per-task median or rate; window mean where the window means decided), positive = better, with "
+                  f"the deciding test's {level:.0%} interval (95% for window means) and p-value; verdict and "
+                  "outcome as decided."),
             ("table", ["#", f"effective ({name})", "agent", "kind", "change", "target metric", "before", "after",
                        "improvement", "p", "verdict", "outcome"],
              [[i + 1, f"{c.effective_s / unit:.0f}", c.agent, c.kind, change_label(c), c.metric,
