@@ -89,6 +89,9 @@ def test_progress_bar_reports_simulated_time_and_keeps_results(mh_scenario, caps
     assert "market_hunter_degradation seed 3: 100%" in err and "1200/1200 sim s" in err and "sim s/s" in err
     pd.testing.assert_frame_equal(plain.metrics, shown.metrics)
     pd.testing.assert_frame_equal(plain.events, shown.events)
+    monkeypatch.setattr(progress, "in_jupyter", lambda: False)  # the terminal path: rich on stderr
+    on_terminal = run_scenario(sc, seed=3, runtime="local", progress=True)
+    pd.testing.assert_frame_equal(plain.events, on_terminal.events)
 
 
 def test_cli_quiet_prints_only_the_summary_and_verbose_every_event(tmp_path):
