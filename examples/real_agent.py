@@ -102,7 +102,7 @@ def show(e: dict) -> None:
     elif name == "optimization.measured":
         print(f"{e['t_s']:5.1f}s  measured {e['metric']}: {e['before']:.0f} -> {e['after']:.0f} ms "
               f"({e['improvement_pct']:+.0f}%, 95% CI {e['ci_low_pct']:+.0f}% .. {e['ci_high_pct']:+.0f}%; "
-              f"{e['tasks_before']} vs {e['tasks_after']} decisions; Mann-Whitney p = {e['canary_p_value']:.1g}); "
+              f"{e['tasks_before']} vs {e['tasks_after']} decisions; {e['method']} p = {e['p_value']:.1g}); "
               f"verdict {e['verdict']}: {e['decision']}")
     elif name.startswith("optimization.") and name != "optimization.scheduled":
         print(f"{e['t_s']:5.1f}s  {name}")

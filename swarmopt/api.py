@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,9 @@ from swarmopt.simulation import Simulation
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
-                 realtime: float | None = None, narrate: bool = False, policy: Any = None,
-                 rules: Sequence[Callable] = (), remedies: Sequence[Callable] = (),
-                 observers: Sequence[Observer] = ()) -> RunResult:
+                 realtime: float | None = None, narrate: bool = False, progress: bool | None = None,
+                 overrides: Mapping[str, Any] | None = None, policy: Any = None, rules: Sequence[Callable] = (),
+                 remedies: Sequence[Callable] = (), observers: Sequence[Observer] = ()) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -28,7 +28,12 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     runtime shuts down — also when the run fails or is interrupted half way,
     with ``status: failed`` or ``interrupted`` in ``summary.json``; an
     interruption while the runtime starts writes nothing. ``realtime``: pace simulated
-    time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative.
+    time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative
+    (:mod:`swarmopt.logs`). ``progress``: a progress bar with simulated time,
+    speed and ETA (None: on in Jupyter, off elsewhere). ``overrides``:
+    ``{dotted path: value}`` set on the scenario before the run, e.g.
+    ``{"optimizer.proactive": False, "agents.market-hunter.knobs.max_concurrency": 8}``
+    (:mod:`swarmopt.overrides`).
     ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
     (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
     remedies add to its own.
@@ -38,10 +43,10 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     for an unknown runtime.
     """
     sim = Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s, narrate=narrate,
-                     policy=policy, rules=rules, remedies=remedies, observers=observers)
+                     overrides=overrides, policy=policy, rules=rules, remedies=remedies, observers=observers)
     try:  # from here on, whatever happens, the run directory says what ran
         try:
-            sim.run(realtime=realtime)
+            sim.run(realtime=realtime, progress=progress)
         except BaseException as exc:
             if out_dir is not None:
                 stopped = isinstance(exc, KeyboardInterrupt)

@@ -70,42 +70,46 @@ def run(
         "--serve", min=0, max=65535, metavar="PORT",
         help="Serve a live dashboard, /api/state and Prometheus /metrics on 127.0.0.1:PORT during the run and "
              "after it until Ctrl-C (0: any free port).")] = None,
+    assignments: Annotated[list[str], typer.Option(
+        "--set", metavar="PATH=VALUE", help="Override a scenario field by dotted path (repeatable), e.g. "
+        "optimizer.proactive=false or agents.market-hunter.knobs.max_concurrency=8.")] = [],  # noqa: B006
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No narrative: only the final summary.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Every event, including cycle.started and the reports.")] = False,
+    progress: Annotated[Optional[bool], typer.Option(
+        "--progress/--no-progress", help="Progress bar on stderr [default: on a terminal unless --quiet].")] = None,
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
     from swarmopt.api import run_scenario
     from swarmopt.loader import load_scenario
+    from swarmopt.overrides import apply_overrides, parse_assignments
+    from swarmopt.results import format_summary
+    from swarmopt.simulation import prepare
 
-    logs.configure(log_format.value)
+    if quiet and verbose:
+        _fail("--quiet and --verbose: choose one")
+    logs.configure(log_format.value, "quiet" if quiet else "verbose" if verbose else "normal")
+    if progress is None:
+        progress = sys.stderr.isatty() and not quiet
     started, out_dir = time.time(), out
     live = None
     try:
-        sc = load_scenario(scenario)
-        seed_v = sc.seed if seed is None else seed
-        out_dir = out or Path("runs") / f"{sc.name}-seed{seed_v}"
+        sc = prepare(apply_overrides(load_scenario(scenario), parse_assignments(assignments), "--set"), seed)
+        out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"
         if serve is not None:
-            live = _serve(sc, seed_v, duration, serve)
-        res = run_scenario(sc, seed=seed_v, duration_s=duration, runtime=runtime.value, address=address,
-                           out_dir=out_dir, realtime=realtime, narrate=True, observers=live.observers if live else ())
+            live = _serve(sc, sc.seed, duration, serve)
+        res = run_scenario(sc, duration_s=duration, runtime=runtime.value, address=address,
+                           out_dir=out_dir, realtime=realtime, narrate=True, progress=progress,
+                           observers=live.observers if live else ())
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
         typer.echo(f"interrupted; {interrupted_note(out_dir, started)}", err=True)
         raise typer.Exit(code=130) from None
-    s = res.summary
-    o = s["optimizations"]
     typer.echo(f"run directory: {res.out_dir}")
-    typer.echo(f"optimizations: {o['attempted']} attempted, {o['kept']} kept, {o['rolled_back']} rolled back, "
-               f"{o['reverted']} reverted, {o['restored']} restored, {o['rejected']} rejected")
-    for agent, spans in s["agents"].items():
-        parts = []
-        for name in ("baseline", "before", "after"):
-            if name in spans:
-                v = spans[name]
-                parts.append(f"{name} {v['response_time_ms_mean']:.0f}ms/{v['success_rate']:.0%}/"
-                             f"{v['coordination_score']:.0%}")
-        typer.echo(f"  {agent:24s} " + "  ".join(parts))
-    typer.echo("  (response time mean / success rate / coordination score)")
+    for line in format_summary(res.summary):
+        typer.echo(line)
     if live is not None:
         typer.echo(f"run finished; still serving {live.url} (Ctrl-C to stop)", err=True)
         try:

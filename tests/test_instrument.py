@@ -228,7 +228,7 @@ def test_advisor_applies_a_fix_measures_it_and_keeps_it():
                                                             "optimization.kept"))
     assert b["t_s"] == 6.0 and b["type"] == "agent_response_time" and b["value"] > 150 * 1.1
     assert (sched["kind"], sched["knob"], sched["old"], sched["new"]) == ("raise_cache_ttl", "cache_ttl_s.price_feed",
-                                                                            "0.5", "60.0")
+                                                                            0.5, 60.0)
     assert sched["effective_s"] == 10.0 and applied["effective_s"] == 10.0 and applied["t_s"] == pytest.approx(10.0)
     assert set_to == [60.0]
     # judged at the cycle after windows 5-8 (4 windows after the change), against windows 1-4
@@ -237,8 +237,8 @@ def test_advisor_applies_a_fix_measures_it_and_keeps_it():
     m = tel.metrics
     before = m[(m["t_start_s"] >= 2) & (m["t_end_s"] <= 10)]
     after = m[(m["t_start_s"] >= 10) & (m["t_end_s"] <= 18)]
-    assert measured["before"] == pytest.approx(before["response_time_ms_mean"].mean())
-    assert measured["after"] == pytest.approx(after["response_time_ms_mean"].mean())
+    assert measured["window_before"] == pytest.approx(before["response_time_ms_mean"].mean())
+    assert measured["window_after"] == pytest.approx(after["response_time_ms_mean"].mean())
     assert kept["strategy_id"] == measured["strategy_id"]
     assert not any(e.get("knob") == "max_concurrency" for e in events if e["event"].startswith("optimization."))
     assert "knob.failed" not in names(events)
@@ -271,7 +271,7 @@ def test_advisor_recommends_only_without_setters():
     assert not advisor.applies and agent.ttl_s == 0.5
     assert "knob.applied" not in names(events) and "optimization.scheduled" not in names(events)
     (rec, *_) = advisor.recommendations()
-    assert (rec["knob"], rec["old"], rec["new"], rec["kind"]) == ("cache_ttl_s.price_feed", "0.5", "60.0",
+    assert (rec["knob"], rec["old"], rec["new"], rec["kind"]) == ("cache_ttl_s.price_feed", 0.5, 60.0,
                                                                   "raise_cache_ttl")
     assert rec["status"] == "recommended" and rec["expected_improvement_pct"] > 0
     assert rec["evidence"].startswith("response_time_ms_mean = ") and "threshold of 150" in rec["evidence"]

@@ -76,9 +76,11 @@ def test_set_knob_takes_effect_next_tick_and_is_recorded(mh_scenario):
     assert snap["knobs"]["cache_ttl_s"]["data_source"] == 600 and snap["pending_changes"] == []
     ev = sim.events
     set_ev = ev[ev["event"] == "knob.set"].iloc[0]
-    assert (set_ev["by"], set_ev["t_s"], set_ev["knob"]) == ("user", 300, "cache_ttl_s.data_source")
+    assert (set_ev["ref"], set_ev["kind"], set_ev["t_s"], set_ev["knob"]) == ("user", "user", 300,
+                                                                               "cache_ttl_s.data_source")
+    assert (set_ev["old_value"], set_ev["new_value"]) == (60, 600)
     applied = ev[(ev["event"] == "knob.applied") & (ev["ref"] == "user")].iloc[0]
-    assert applied["t_s"] == 300
+    assert applied["t_s"] == 300 and applied["kind"] == "user" and pd.isna(applied["strategy_id"])
 
 
 def test_set_knob_rejects_bad_values_naming_the_knob(mh_scenario):
@@ -100,7 +102,7 @@ def test_inject_validates_and_acts(mh_scenario):
     base.run()
     fork.run()
     ev = fork.events.query("event == 'fault.injected'")
-    assert list(ev["agent"]) == ["execution-agent"]
+    assert list(ev["agent"]) == ["execution-agent"] and list(ev["effective_s"]) == [600]
     rt = [s.metrics.query("agent == 'execution-agent' and t_start_s >= 600")["response_time_ms_mean"].mean()
           for s in (base, fork)]
     assert rt[1] > 1.5 * rt[0]

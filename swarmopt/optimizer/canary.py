@@ -291,10 +291,11 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
     # with the test, even where HL is 0 on heavily tied data.
     direction = sign * (float(mw.statistic) / (x.size * y.size) - 0.5)
     rel = _rel(shift, med_b)
+    gain = -sign * rel  # the improvement, positive = better, as every reason states it
     significant = p < loc_alpha
     regressed = significant and direction > 0
     if regressed:
-        reasons.append(f"median shift {rel:+.1%} is significantly worse (Mann-Whitney p={p:.2g})")
+        reasons.append(f"median significantly worse: improvement {gain:+.1%} (Mann-Whitney p={p:.2g})")
     tail = _tail_reasons(x, y, sign, tail_tolerance, guard_alpha)
     spread = _spread_reasons(x, y, variance_ratio_max, guard_alpha)
     reasons += tail + spread
@@ -302,10 +303,11 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
         outcome: Outcome = "fail"
     elif significant and direction < 0 and abs(rel) >= marginal_effect:
         outcome = "pass"
-        reasons.append(f"median shift {rel:+.1%} is significantly better (Mann-Whitney p={p:.2g})")
+        reasons.append(f"median significantly better: improvement {gain:+.1%} (Mann-Whitney p={p:.2g})")
     else:
         outcome = "marginal"
-        reasons.append(f"shift {rel:+.1%} below {marginal_effect:.0%} or not significant (p={p:.2g})")
+        reasons.append(f"median improvement {gain:+.1%}: below {marginal_effect:.0%} or not significant "
+                       f"(Mann-Whitney p={p:.2g})")
     return MetricVerdict(metric, outcome, x.size, y.size, med_b, med_a, shift, lo, hi, rel, p, tuple(reasons))
 
 
@@ -367,14 +369,15 @@ def judge_proportion(before_hits: int, before_n: int, after_hits: int, after_n: 
     shift = pa - pb
     lo = shift - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2)
     hi = shift + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+    moved = f"{pb:.1%} -> {pa:.1%}, improvement {-sign * shift * 100:+.2f} points"  # positive = better
     if p < alpha and sign * shift > 0:
         outcome: Outcome = "fail"
-        reason = f"rate moved {shift:+.2%} in the bad direction ({test})"
+        reason = f"rate significantly worse: {moved} ({test})"
     elif p < alpha and abs(shift) >= marginal_effect:
-        outcome, reason = "pass", f"rate improved {shift:+.2%} ({test})"
+        outcome, reason = "pass", f"rate significantly better: {moved} ({test})"
     else:
         outcome = "marginal"
-        reason = f"change {shift:+.2%} below {marginal_effect:.2%} or not significant ({test})"
+        reason = f"rate {moved}: below {marginal_effect * 100:.2f} points or not significant ({test})"
     return MetricVerdict(metric, outcome, nb, na, pb, pa, shift, lo, hi, _rel(shift, pb), p, (reason,))
 
 
