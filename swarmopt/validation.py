@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from swarmopt.metrics import COLUMN
 from swarmopt.schema import (
     KNOB_BOUNDS, TIERS, AgentProfile, Knobs, ModelTier, OptimizerConfig, OrchestratorConfig, Scenario,
     ToolProfile,
@@ -265,18 +266,12 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
     sim = AgentSim(profile, scenario.models, env, seeds[0], scenario.window_s,
                    scenario.optimizer.thresholds.response_time_ms)
     w, duration = scenario.window_s, scenario.duration_s
-    n_windows = int(round(duration / w))
-    chunks: dict[str, list[np.ndarray]] = {f: [] for f in TASK_FIELDS}
+    n_windows = round(duration / w)
+    closed = []
     for k in range(n_windows + 1):
-        t0 = k * w
-        t1 = t0 if k == n_windows else (k + 1) * w
-        _, closed, _ = sim.step(t0, t1, [], [])
-        for wd in closed:
-            for f in TASK_FIELDS:
-                chunks[f].append(wd.arrays[f])
-    out = {f: np.concatenate(c).astype(float if f in ("arrival", "start", "end", "finish") else np.int64)
-           if c else np.zeros(0) for f, c in chunks.items()}
-    return out
+        closed += sim.step(k * w, k * w if k == n_windows else (k + 1) * w, [], [])[1]
+    return {f: np.concatenate([wd.table[COLUMN[f]] for wd in closed]).astype(
+        float if f in ("arrival", "start", "end", "finish") else np.int64) for f in TASK_FIELDS}
 
 
 def mean_number_in_system(arrival: np.ndarray, finish: np.ndarray, t0: float, t1: float) -> float:

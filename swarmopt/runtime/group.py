@@ -13,9 +13,9 @@ import numpy as np
 import psutil
 
 from swarmopt.knobs import ScheduledChange
-from swarmopt.metrics import TaskSample, task_sample
+from swarmopt.metrics import TaskSample, task_samples, window_rows
 from swarmopt.schema import Scenario
-from swarmopt.sim.agent import AgentSim
+from swarmopt.sim.agent import AgentSim, step_agents
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import Message
 
@@ -40,11 +40,12 @@ class AgentGroup:
         self.name = name
         seeds, _ = agent_seeds(seed, len(scenario.agents))
         th = scenario.optimizer.thresholds
+        hosted = [scenario.agents[i] for i in members]
+        pad = (max((len(p.tools) for p in hosted), default=0), max((len(p.downstream) for p in hosted), default=0))
         self.sims: dict[str, AgentSim] = {}
-        for i in members:
-            p = scenario.agents[i]
+        for i, p in zip(members, hosted):
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
-            self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms)
+            self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad)
         self.proc = _process()
 
     def __getstate__(self) -> dict:
@@ -73,19 +74,13 @@ class AgentGroup:
         samples of the closed windows — one per metrics row, for the
         optimizer's canary judge only).
         """
-        out: list[Message] = []
-        rows: list[dict] = []
-        applied: list[dict] = []
-        samples: list[TaskSample] = []
-        for aid, sim in self.sims.items():
-            o, closed, ap = sim.step(t0, t1, inbound.get(aid, []), changes.get(aid, []))
-            out += o
-            rows += [sim.metrics_row(w) for w in closed]
-            samples += [task_sample(w) for w in closed]
-            applied += ap
+        sims = list(self.sims.values())
+        out, results = step_agents(sims, t0, t1, inbound, changes)
+        closed = [w for _, ws, _ in results for w in ws]
+        applied = [a for *_, ap in results for a in ap]
         proc = []
-        if rows:
+        if closed:
             proc.append({"t_s": t0, "actor": self.name, "pid": self.proc.pid,
                          "process_cpu_percent": self.proc.cpu_percent(None),
                          "process_rss_mb": self.proc.memory_info().rss / 2**20})
-        return out, rows, applied, proc, samples
+        return out, window_rows(closed), applied, proc, task_samples(closed)

@@ -175,22 +175,41 @@ def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float]) -> tupl
         return start, end
     c = len(workers)
     end = arrival + service
-    busy_before = np.arange(n) - np.searchsorted(np.sort(end), arrival, side="right")
-    busy_before += np.searchsorted(-np.sort(workers)[::-1], -arrival, side="left")
-    waits = np.flatnonzero(busy_before >= c)
-    m = int(waits[0]) if waits.size else n
-    start = arrival.copy()
+    m = _no_wait_prefix(arrival, end, workers)
     if m:
         top = np.concatenate([np.asarray(workers), end[:m]])
         workers[:] = np.sort(top)[-c:].tolist()
-    if m < n:
-        st_l, a_l, s_l = start.tolist(), arrival.tolist(), service.tolist()
-        heapreplace = heapq.heapreplace
-        for i in range(m, n):
-            free = workers[0]
-            s = a_l[i] if a_l[i] > free else free
-            st_l[i] = s
-            heapreplace(workers, s + s_l[i])
-        start = np.asarray(st_l)
-        end = start + service
-    return start, end
+    if m == n:
+        return arrival.copy(), end
+    start = arrival[:m].tolist()
+    append, heapreplace = start.append, heapq.heapreplace
+    for a, s in zip(arrival[m:].tolist(), service[m:].tolist()):
+        free = workers[0]
+        if a > free:  # noqa: PLR1730 - an if is cheaper than max() in this loop
+            free = a
+        append(free)
+        heapreplace(workers, free + s)
+    start = np.array(start)
+    return start, start + service
+
+
+def _no_wait_prefix(arrival: np.ndarray, end: np.ndarray, workers: list[float]) -> int:
+    """How many decisions, from the first, start at their arrival: decision i
+    waits iff ``c`` earlier decisions or busy workers are still in service at
+    its arrival. Looked for in prefixes of doubling length (the first wait
+    usually comes early), each cut where arrivals strictly increase so that no
+    later decision can have ended by an arrival inside it."""
+    n, c = len(arrival), len(workers)
+    busy_workers = -np.sort(workers)[::-1]
+    size = 64
+    while True:
+        k = n if size >= n else int(np.searchsorted(arrival, arrival[size - 1], side="right"))
+        a = arrival[:k]
+        busy = np.arange(k) - np.searchsorted(np.sort(end[:k]), a, side="right")
+        busy += np.searchsorted(busy_workers, -a, side="left")
+        waits = np.flatnonzero(busy >= c)
+        if waits.size:
+            return int(waits[0])
+        if k == n:
+            return n
+        size *= 2
