@@ -46,6 +46,8 @@ class AgentGroup:
         for i, p in zip(members, hosted):
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
             self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad)
+        self.cycle_s = scenario.optimizer.cycle_s
+        self.sampled_cycle = -1
         self.proc = _process()
 
     def __getstate__(self) -> dict:
@@ -70,16 +72,19 @@ class AgentGroup:
         """Step every hosted agent over ``[t0, t1)`` (see :meth:`AgentSim.step`).
 
         Returns (outbound messages, metrics rows of closed windows, applied
-        changes, process samples — one per call that closed a window, per-task
-        samples of the closed windows — one per metrics row, for the
-        optimizer's canary judge only).
+        changes, process samples — the real CPU and memory of this process,
+        taken once per optimizer cycle: in the first step at or after a cycle
+        boundary that closes a window —, per-task samples of the closed windows
+        — one per metrics row, for the optimizer's canary judge only).
         """
         sims = list(self.sims.values())
         out, results = step_agents(sims, t0, t1, inbound, changes)
         closed = [w for _, ws, _ in results for w in ws]
         applied = [a for *_, ap in results for a in ap]
         proc = []
-        if closed:
+        cycle = int(t0 / self.cycle_s + 1e-9)
+        if closed and cycle > self.sampled_cycle:
+            self.sampled_cycle = cycle
             proc.append({"t_s": t0, "actor": self.name, "pid": self.proc.pid,
                          "process_cpu_percent": self.proc.cpu_percent(None),
                          "process_rss_mb": self.proc.memory_info().rss / 2**20})
