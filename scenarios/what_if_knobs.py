@@ -35,12 +35,12 @@ def main(seed: int) -> pd.DataFrame:
         for values in itertools.product(*GRID.values()):
             fork = sim.fork()
             fork.freeze_planning()
-            for knob, value in zip(GRID, values):
+            for knob, value in zip(GRID, values, strict=True):
                 fork.set_knob(AGENT, knob, value)
             fork.run(until=FAULT_S + HORIZON_S)
             m = fork.metrics
             after = m[(m["agent"] == AGENT) & (m["t_start_s"] >= FAULT_S)]
-            rows.append(dict(zip(GRID, values), slo_attainment=after.eval(SLO).mean(),
+            rows.append(dict(zip(GRID, values, strict=True), slo_attainment=after.eval(SLO).mean(),
                              response_time_ms=after["response_time_ms_mean"].mean(),
                              cost_per_decision_usd=after["cost_usd"].sum() / after["decision_count"].sum()))
     table = pd.DataFrame(rows).sort_values(["slo_attainment", "response_time_ms"], ascending=[False, True])

@@ -2,38 +2,55 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from swarmopt.results import RunResult, write_run
+from swarmopt.report import write_run
+from swarmopt.results import RunResult
 from swarmopt.schema import Scenario
 from swarmopt.simulation import Simulation
 
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
-                 realtime: float | None = None, narrate: bool = False) -> RunResult:
+                 realtime: float | None = None, narrate: bool = False, policy: Any = None,
+                 rules: Sequence[Callable] = (), remedies: Sequence[Callable] = ()) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
     overrides the scenario's seed; ``duration_s`` its duration (a multiple of
     its window). ``runtime``: ``"ray"`` (actors; ``address`` joins a cluster,
     default starts a local Ray) or ``"local"`` (one process; same results).
-    ``out_dir`` writes the run directory — also when the run fails half way,
-    with ``status: failed`` in ``summary.json``. ``realtime``: pace simulated
+    ``out_dir`` writes the run directory (each file atomically) before the
+    runtime shuts down — also when the run fails or is interrupted half way,
+    with ``status: failed`` or ``interrupted`` in ``summary.json``; an
+    interruption while the runtime starts writes nothing. ``realtime``: pace simulated
     time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative.
+    ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
+    (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
+    remedies add to its own.
+    ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
+    (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
+    remedies add to its own.
 
     Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
     for an unknown runtime.
     """
-    with Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s,
-                    narrate=narrate) as sim:
+    sim = Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s, narrate=narrate,
+                     policy=policy, rules=rules, remedies=remedies)
+    try:  # from here on, whatever happens, the run directory says what ran
         try:
             sim.run(realtime=realtime)
         except BaseException as exc:
             if out_dir is not None:
-                sim.write(out_dir, status="failed", error=repr(exc))
+                stopped = isinstance(exc, KeyboardInterrupt)
+                sim.write(out_dir, status="interrupted" if stopped else "failed",
+                          error=f"interrupted at {sim.now:g}s" if stopped else repr(exc))
             raise
         res = sim.result()
-    if out_dir is not None:
-        write_run(res, out_dir)
+        if out_dir is not None:
+            write_run(res, out_dir)
+    finally:
+        sim.close()  # a Ctrl-C while Ray shuts down cannot lose the run: it is written already
     return res

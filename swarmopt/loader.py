@@ -15,15 +15,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from swarmopt.errors import InputError
+from swarmopt.plugins import check
 from swarmopt.schema import AgentProfile, AgentSpec, Link, Scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AGENTS_DIR = REPO_ROOT / "agents"
 SCENARIOS_DIR = REPO_ROOT / "scenarios"
-
-
-class InputError(ValueError):
-    """A user's file or argument is invalid; ``str(err)`` is the whole message."""
 
 
 def describe(err: ValidationError, source: str) -> str:
@@ -90,7 +88,8 @@ def _expand(profiles: list[tuple[AgentProfile, int]]) -> tuple[list[AgentProfile
 
 
 def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path | None = None) -> Scenario:
-    """Validate a scenario mapping (as read from YAML). Raises :class:`InputError`."""
+    """Validate a scenario mapping (as read from YAML), importing the plug-ins
+    its optimizer names (:func:`swarmopt.plugins.check`). Raises :class:`InputError`."""
     base = base or Path.cwd()
     data = dict(data)
     specs_raw = data.get("agents")
@@ -116,9 +115,11 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
     data["agents"] = [a.model_dump() for a in agents]
     data["faults"] = faults
     try:
-        return Scenario.model_validate(data)
+        sc = Scenario.model_validate(data)
     except ValidationError as err:
         raise InputError(describe(err, source)) from None
+    check(sc.optimizer, None, source)
+    return sc
 
 
 def load_scenario(path: str | Path) -> Scenario:

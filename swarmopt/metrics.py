@@ -5,6 +5,10 @@ window in which its batch *started* being handled. :class:`WindowData` holds the
 window's per-task arrays (also used by the optimizer's statistical tests) and
 :func:`window_metrics` turns them into the row of the metrics table. Field names
 follow the source design in snake_case with units in the name.
+
+:data:`METRICS` says, for every metric the optimizer thresholds, targets or
+judges, which way is better and how a change of it is tested; detection,
+strategies, stabilization and measurement all read it.
 """
 
 from __future__ import annotations
@@ -284,8 +288,58 @@ def system_score(rows: list[dict], slo_ms: float = 2000.0) -> float:
     pairs = [(h, n) for h, n in pairs if h == h and n > 0]
     if not pairs:
         return float("nan")
-    h, n = zip(*pairs)
+    h, n = zip(*pairs, strict=True)
     return float(np.average(h, weights=n))
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How the optimizer reads one metric of the window rows.
+
+    ``better``: "lower" or "higher". ``test``: how a change of the metric is
+    judged (:func:`swarmopt.optimizer.measure.judge_change`): "mann-whitney" on
+    its per-task values (location, tail and spread), "two-proportion" on its
+    per-task 0/1 outcomes, or "welch-windows" on its window values, for a metric
+    with no independent per-task unit (coordination counts messages handled in
+    batches; resources are window figures of the simulated host). ``per_task``:
+    the :class:`TaskSample` field whose per-task values the metric is the mean
+    of, None for a per-window metric.
+    """
+
+    better: str
+    test: str
+    per_task: str | None = None
+
+    def worse(self, value: float, threshold: float) -> bool:
+        """Whether ``value`` is past ``threshold`` on the bad side (False for NaN)."""
+        return value > threshold if self.better == "lower" else value < threshold
+
+
+_LATENCY = MetricSpec("lower", "mann-whitney", "response_ms")
+_WINDOW_LOWER, _WINDOW_HIGHER = MetricSpec("lower", "welch-windows"), MetricSpec("higher", "welch-windows")
+METRICS: dict[str, MetricSpec] = {
+    "response_time_ms_mean": _LATENCY, "response_time_ms_p50": _LATENCY, "response_time_ms_p90": _LATENCY,
+    "response_time_ms_p95": _LATENCY, "response_time_ms_p99": _LATENCY,
+    "cost_per_decision_usd": MetricSpec("lower", "mann-whitney", "cost_usd"),
+    "success_rate": MetricSpec("higher", "two-proportion", "success"),
+    "error_rate": MetricSpec("lower", "two-proportion", "error"),
+    "coordination_score": _WINDOW_HIGHER,
+    "inbox_in_time_rate": _WINDOW_HIGHER,
+    "queue_wait_ms_mean": _WINDOW_LOWER,
+    "cpu_percent": _WINDOW_LOWER,
+    "memory_percent": _WINDOW_LOWER,
+    "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row
+}
+"""Metric name -> :class:`MetricSpec`: the one place that says which way is better."""
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The :class:`MetricSpec` of metric ``name``; raises ValueError naming the
+    known metrics when there is none."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ValueError(f"no metric spec for '{name}'; known: {sorted(METRICS)}") from None
 
 
 @dataclass(frozen=True)
@@ -313,6 +367,11 @@ class TaskSample:
     def n(self) -> int:
         """Number of decisions."""
         return int(self.response_ms.size)
+
+    @property
+    def error(self) -> np.ndarray:
+        """Per decision, whether it had no valid attempt (bool), so ``error.mean()`` is the error rate."""
+        return ~self.ok
 
 
 def task_samples(windows: list[WindowData]) -> list[TaskSample]:

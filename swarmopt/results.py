@@ -10,19 +10,15 @@ Tables (pandas DataFrames):
 * ``process``: real CPU and RSS of each actor process (psutil) — kept apart from
   ``metrics`` because, unlike simulated figures, it differs between runs.
 
-The run directory holds ``metrics.parquet``, ``events.parquet``,
-``autonomy.parquet``, ``process.parquet`` (CSV if pyarrow is missing),
-``summary.json`` and ``report.md``. :class:`Collector` appends rows as they
-arrive and writes what it has even when the run fails half way.
+:class:`Collector` appends rows as they arrive, so a run that fails half way
+still has what it produced (:func:`swarmopt.report.write_run` writes it).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -161,50 +157,15 @@ def summarize(res: RunResult) -> dict:
         "optimizations": {
             "attempted": count("optimization.scheduled"), "kept": count("optimization.kept"),
             "rolled_back": count("optimization.rolled_back"), "reverted": count("optimization.reverted"),
-            "restored": count("optimization.restored"), "rejected": count("strategy.rejected"), "bottlenecks_detected": count("bottleneck.detected"),
+            "restored": count("optimization.restored"), "rejected": count("strategy.rejected"),
+            "bottlenecks_detected": count("bottleneck.detected"),
         },
         "optimizer_autonomy": [
             {"t_s": float(r.t_s), "autonomy": float(r.autonomy)}
             for r in auto[auto["entity"] == "performance-optimizer"].itertuples()
         ],
         "agent_autonomy_final": {
-            e: float(g["autonomy"].iloc[-1]) for e, g in auto[auto["entity"] != "performance-optimizer"].groupby("entity")
+            e: float(g["autonomy"].iloc[-1])
+            for e, g in auto[auto["entity"] != "performance-optimizer"].groupby("entity")
         },
     }
-
-
-def _write_table(df: pd.DataFrame, path: Path) -> Path:
-    try:
-        df.to_parquet(path.with_suffix(".parquet"), index=False)
-        return path.with_suffix(".parquet")
-    except ImportError:
-        df.to_csv(path.with_suffix(".csv"), index=False)
-        return path.with_suffix(".csv")
-
-
-def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", error: str | None = None) -> Path:
-    """Write the run directory (tables, ``summary.json``, ``report.md``, plot)."""
-    from swarmopt.report import write_report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics", "events", "autonomy", "process"):
-        _write_table(getattr(res, name), out / name)
-    summary = dict(res.summary, status=status)
-    if error:
-        summary["error"] = error
-    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=2, default=str))
-    write_report(res, out, status)
-    res.out_dir = out
-    return out
-
-
-def _clean(o: Any) -> Any:
-    """NaN -> None, recursively, so ``summary.json`` is strict JSON."""
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_clean(v) for v in o]
-    if isinstance(o, float) and math.isnan(o):
-        return None
-    return o

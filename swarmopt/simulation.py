@@ -15,15 +15,18 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
-from swarmopt.results import Collector, RunResult, write_run
+from swarmopt.plugins import Plugins, check
+from swarmopt.report import write_run
+from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import Driver
 from swarmopt.schema import Fault, Knobs, Scenario
 
@@ -46,15 +49,15 @@ def _pacer(factor: float) -> Callable[[float], None]:
     return pace
 
 
-def _backend(runtime: str, address: str | None):
+def _backend(runtime: str, address: str | None, plugins: Plugins):
     if runtime == "ray":
         from swarmopt.runtime.ray_backend import RayBackend
 
-        return RayBackend(address)
+        return RayBackend(address, plugins=plugins)
     if runtime == "local":
         from swarmopt.runtime.local import LocalBackend
 
-        return LocalBackend()
+        return LocalBackend(plugins)
     raise ValueError(f"runtime must be 'ray' or 'local', got {runtime!r}")
 
 
@@ -82,9 +85,14 @@ class Simulation:
     ``seed`` overrides its seed and ``duration_s`` its duration. ``runtime``:
     ``"local"`` (every component in this process) or ``"ray"`` (actors;
     ``address`` joins a cluster, default starts a local Ray). ``narrate``
-    logs the live narrative. ``max_restarts``: how often a dead actor is
+    logs the live narrative. ``policy``, ``rules``, ``remedies``: plug-ins as
+    Python objects (:mod:`swarmopt.plugins`; the policy replaces the
+    scenario's, rules and remedies add to its own). ``decide``: a decision
+    hook called with a :class:`~swarmopt.optimizer.trial.DecisionContext` for
+    every judged change, returning "keep", "rollback", "revert" or None (the
+    judge decides). ``max_restarts``: how often a dead actor is
     rebuilt from its last checkpoint before the run fails with
-    :class:`~swarmopt.runtime.driver.ActorLost` (see
+    :class:`~swarmopt.runtime.driver.ActorLostError` (see
     :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
     invalid input, ValueError for an unknown runtime.
 
@@ -99,14 +107,19 @@ class Simulation:
 
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
-                 max_restarts: int = 3) -> None:
+                 max_restarts: int = 3, policy: Any = None, rules: Sequence[Callable] = (),
+                 remedies: Sequence[Callable] = (), decide: Callable[[Any], str | None] | None = None) -> None:
         self.scenario = prepare(scenario, seed, duration_s)
         self.seed = self.scenario.seed
         self.runtime = runtime
-        self._backend = _backend(runtime, address)
+        plugins = Plugins(policy, tuple(rules), tuple(remedies))
+        check(self.scenario.optimizer, plugins, "Simulation")
+        self._backend = _backend(runtime, address, plugins)
         self._sink = Collector(self.scenario, narrate_events=narrate)
         try:
             self._driver = Driver.start(self.scenario, self.seed, self._backend, self._sink, max_restarts)
+            if decide is not None:
+                self._get(self._opt, "set_decide", decide)
         except BaseException:
             self._backend.close()
             raise
@@ -277,13 +290,14 @@ class Simulation:
         Raises ValueError for another verdict."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-        self._get(self._opt, "override", strategy_id, verdict)
+        self._get(self._opt, "force", strategy_id, verdict)
         self._driver.guard(self._driver.checkpoint)
 
     def freeze_planning(self, at_s: float | None = None) -> None:
         """No new strategies from ``at_s`` (default now) on; changes in flight
-        are still judged and rolled back (a ``planning.frozen`` event)."""
-        self._sink.events(self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s))
+        are still judged and rolled back (the first cycle from then on records
+        a ``planning.frozen`` event)."""
+        self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s)
         self._driver.guard(self._driver.checkpoint)
 
     # ------------------------------------------------------------------ fork and lifetime

@@ -30,12 +30,19 @@ import numpy as np
 
 from swarmopt.metrics import COLUMN
 from swarmopt.schema import (
-    KNOB_BOUNDS, TIERS, AgentProfile, Knobs, ModelTier, OptimizerConfig, OrchestratorConfig, Scenario,
+    KNOB_BOUNDS,
+    TIERS,
+    AgentProfile,
+    Knobs,
+    ModelTier,
+    OptimizerConfig,
+    OrchestratorConfig,
+    Scenario,
     ToolProfile,
 )
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
-from swarmopt.runtime.group import agent_seeds
+from swarmopt.sim.seeds import agent_seeds
 
 __all__ = [
     "TASK_FIELDS",

@@ -7,9 +7,9 @@ import pytest
 
 from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange, ScheduledChange
-from swarmopt.runtime.group import agent_seeds
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
+from swarmopt.sim.seeds import agent_seeds
 
 from conftest import short
 
@@ -90,7 +90,7 @@ def test_a_change_at_a_window_end_belongs_to_the_next_window_whatever_the_tick(m
 def test_common_random_numbers_same_arrivals_whatever_the_knobs(mh_scenario):
     a = _run(_sim(mh_scenario))
     b = _run(_sim(mh_scenario, max_concurrency=1, parallel_tools=True))
-    for wa, wb in zip(a, b):
+    for wa, wb in zip(a, b, strict=True):
         assert (wa.arrays["arrival"] == wb.arrays["arrival"]).all()
     wait_a = sum((w.arrays["start"] - w.arrays["arrival"]).sum() for w in a)
     wait_b = sum((w.arrays["start"] - w.arrays["arrival"]).sum() for w in b)
@@ -111,7 +111,9 @@ def test_lower_autonomy_escalates_more(mh_scenario):
     (r_hi, _), (r_lo, _) = rate(hi), rate(lo)
     # difference 0.30 of valid decisions; binomial s.e. of each rate < 0.008 at n ~ 4300
     assert r_lo - r_hi == pytest.approx(0.30 * (1 - 0.02), abs=0.04)
-    resp = lambda ws: sum(w.response_ms.sum() for w in ws) / sum(w.arrays["arrival"].size for w in ws)
+    def resp(ws):
+        return sum(w.response_ms.sum() for w in ws) / sum(w.arrays["arrival"].size for w in ws)
+
     assert resp(lo) > resp(hi) + 300  # each extra review costs ~1.5 s on ~30% of decisions
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from swarmopt import Simulation, run_scenario
-from swarmopt.runtime.driver import ActorLost
+from swarmopt.runtime.driver import ActorLostError
 
 from conftest import short
 
@@ -32,7 +32,7 @@ def undisturbed(scenario):
 
 
 ACTORS = ["market-hunter", "optimizer", "orchestrator"]
-KILL_TICKS = dict(zip(ACTORS, np.random.default_rng(2026).integers(1, 30, size=len(ACTORS)).tolist()))
+KILL_TICKS = dict(zip(ACTORS, np.random.default_rng(2026).integers(1, 30, size=len(ACTORS)).tolist(), strict=True))
 
 
 @pytest.mark.parametrize("actor", ACTORS)
@@ -73,9 +73,9 @@ def test_giving_up_names_the_actor_and_keeps_what_ran(ray_session, scenario, tmp
     with Simulation(scenario, seed=6, runtime="ray", max_restarts=0) as sim:
         sim.run(600)
         ray_session.kill(sim.actors()["optimizer"])
-        with pytest.raises(ActorLost, match="actor optimizer died"):
+        with pytest.raises(ActorLostError, match="actor optimizer died"):
             sim.run()
-        sim.write(tmp_path / "run", status="failed", error="ActorLost: optimizer")
+        sim.write(tmp_path / "run", status="failed", error="ActorLostError: optimizer")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "optimizer" in summary["error"]
     assert summary["windows"] == 9  # the windows closed before the optimizer died (at 600 s) are kept

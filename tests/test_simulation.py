@@ -182,3 +182,18 @@ def test_path_scenario_and_seed(tmp_path):
     assert sim.seed == 9 and sim.scenario.duration_s == 600
     with pytest.raises(InputError, match="duration_s"):
         Simulation(MH_SCENARIO, duration_s=-5)
+
+
+def test_a_decide_hook_forces_every_verdict(mh_scenario):
+    seen = []
+
+    def keep_everything(ctx):
+        seen.append((ctx.strategy.id, ctx.t_s))
+        return "keep"
+
+    sim = Simulation(mh_scenario, seed=1, decide=keep_everything).run()
+    ev = sim.events
+    judged = ev[ev["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"])]
+    assert len(judged) == len(seen) >= 3
+    assert set(judged["event"]) == {"optimization.kept"} and judged["forced"].eq(True).all()
+    assert FIRST_CHANGE in {sid for sid, _ in seen}

@@ -124,7 +124,8 @@ def markdown(df: pd.DataFrame) -> str:
 
     cols = [df.index.name or "", *df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in (i, *r)) + " |" for i, r in zip(df.index, df.itertuples(index=False))]
+    rows = zip(df.index, df.itertuples(index=False), strict=True)
+    lines += ["| " + " | ".join(cell(v) for v in (i, *r)) + " |" for i, r in rows]
     return "\n".join(lines)
 
 

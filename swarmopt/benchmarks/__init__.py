@@ -29,7 +29,7 @@ import psutil
 
 from swarmopt.benchmarks.cases import CASES, FULL, LOCAL_CASES, QUICK, Sizes
 from swarmopt.benchmarks.queues import SIGMA
-from swarmopt.results import _clean
+from swarmopt.report import json_safe
 
 SAMPLE_S = 0.1   # RSS sampling interval (s)
 SCAN_S = 1.0     # interval (s) at which the process tree is re-listed and its PSS sampled
@@ -271,7 +271,7 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
     if "optimizer" in runs:
         r = res("optimizer")
         targets = {5: ("<=", 5.0), 1000: ("<=", 100.0)}
-        for label, n in zip(("small", "medium", "large"), sizes.optimizer_agents):
+        for label, n in zip(("small", "medium", "large"), sizes.optimizer_agents, strict=True):
             o = r.get(str(n), {})
             op, threshold = targets.get(n, (None, None))
             t.add(f"optimizer_cycle_ms_{label}", f"optimizer cycle, {n} agents", o.get("median_ms", nan), "ms",
@@ -351,5 +351,5 @@ def main(argv: Sequence[str] | None = None) -> int:
                "ray": importlib.metadata.version("ray"), "sizes": asdict(QUICK if args.quick else FULL),
                "figures": table.reset_index().to_dict("records"),
                "cases": {k: asdict(v) for k, v in runs.items()}}
-        args.json.write_text(json.dumps(_clean(doc), indent=2, default=str) + "\n")
+        args.json.write_text(json.dumps(json_safe(doc), indent=2, default=str) + "\n")
     return 1 if any(r.error for r in runs.values()) else 0

@@ -19,7 +19,13 @@ import yaml
 
 from swarmopt.api import run_scenario
 from swarmopt.benchmarks.queues import (
-    Queue, agreement, engine_queue, engine_scenario, mean_wait, plain_queue, simpy_queue,
+    Queue,
+    agreement,
+    engine_queue,
+    engine_scenario,
+    mean_wait,
+    plain_queue,
+    simpy_queue,
 )
 from swarmopt.loader import SCENARIOS_DIR, build_scenario
 from swarmopt.queueing import mmc_mean_wait
@@ -228,7 +234,7 @@ def optimizer(sizes: Sizes) -> dict[str, Any]:
     number of rows and of bottlenecks detected.
     """
     out: dict[str, Any] = {}
-    for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps):
+    for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps, strict=True):
         if n % 5:
             raise ValueError(f"optimizer sizes must be multiples of the five profiles, got {n}")
         probe = scenario(n // 5, faults_at_s=0.0)

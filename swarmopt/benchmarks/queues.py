@@ -96,7 +96,7 @@ def plain_queue(q: Queue, service: Service, duration_s: float, seed: int) -> tup
     free = [0.0] * q.c
     waits = [0.0] * arrival.size
     heapreplace = heapq.heapreplace
-    for i, (a, s) in enumerate(zip(arrival.tolist(), serv.tolist())):
+    for i, (a, s) in enumerate(zip(arrival.tolist(), serv.tolist(), strict=True)):
         start = a if a > free[0] else free[0]
         waits[i] = start - a
         heapreplace(free, start + s)
@@ -119,7 +119,7 @@ def simpy_queue(q: Queue, service: Service, duration_s: float, seed: int) -> tup
             yield env.timeout(s)
 
     def source():
-        for i, (a, s) in enumerate(zip(arrival.tolist(), serv.tolist())):
+        for i, (a, s) in enumerate(zip(arrival.tolist(), serv.tolist(), strict=True)):
             yield env.timeout(a - env.now)
             env.process(task(i, a, s))
 

@@ -85,7 +85,7 @@ class Components:
         return out | {"optimizer": self.opt, "orchestrator": self.orch}
 
 
-class ActorLost(RuntimeError):
+class ActorLostError(RuntimeError):
     """A component's actor died more often than the run may restart it."""
 
     def __init__(self, actor: str, restarts: int) -> None:
@@ -121,7 +121,7 @@ class Driver:
     every component is rebuilt from the last checkpoint, the sink is rewound
     and the ticks since are replayed, so the tables are those of an
     undisturbed run plus one ``actor.restarted`` event; after
-    ``max_restarts`` restarts it raises :class:`ActorLost` naming the actor.
+    ``max_restarts`` restarts it raises :class:`ActorLostError` naming the actor.
     """
 
     scenario: Scenario
@@ -220,7 +220,7 @@ class Driver:
         """Rebuild every component from the last checkpoint, rewind the sink and
         replay the ticks since, back to where the run was when ``actor`` died."""
         if not self._checkpoint or self.restarts >= self.max_restarts:
-            raise ActorLost(actor, self.restarts)
+            raise ActorLostError(actor, self.restarts)
         self.restarts += 1
         token, state, mark = self._checkpoint
         failed_at, target = self.now, self.k

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import psutil
 
 from swarmopt.knobs import ScheduledChange
@@ -18,13 +17,7 @@ from swarmopt.schema import Scenario
 from swarmopt.sim.agent import AgentSim, step_agents
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import Message
-
-
-def agent_seeds(seed: int, n_agents: int) -> tuple[list[np.random.SeedSequence], np.random.SeedSequence]:
-    """One independent ``SeedSequence`` per agent (by scenario order) and one for
-    the optimizer, all spawned from ``SeedSequence(seed)``."""
-    children = np.random.SeedSequence(seed).spawn(n_agents + 1)
-    return children[:n_agents], children[n_agents]
+from swarmopt.sim.seeds import agent_seeds
 
 
 def _process() -> psutil.Process:

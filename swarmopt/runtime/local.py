@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from swarmopt.plugins import Plugins
 from swarmopt.runtime.components import make_optimizer, make_orchestrator
 from swarmopt.runtime.driver import Components
 from swarmopt.runtime.group import AgentGroup
@@ -12,14 +13,18 @@ from swarmopt.schema import Scenario
 
 
 class LocalBackend:
-    """Every component is a plain object; a call is a method call."""
+    """Every component is a plain object; a call is a method call. ``plugins``
+    go to the optimizer (:func:`~swarmopt.runtime.components.make_optimizer`)."""
+
+    def __init__(self, plugins: Plugins | None = None) -> None:
+        self.plugins = plugins
 
     def groups(self, scenario: Scenario, seed: int) -> list[tuple[Any, list[str]]]:
         group = AgentGroup("local", scenario, list(range(len(scenario.agents))), seed)
         return [(group, list(group.sims))]
 
     def optimizer(self, scenario: Scenario, seed: int) -> Any:
-        return make_optimizer(scenario, seed)
+        return make_optimizer(scenario, seed, self.plugins)
 
     def orchestrator(self, scenario: Scenario) -> Any:
         return make_orchestrator(scenario)
@@ -40,7 +45,7 @@ class LocalBackend:
     def fork(self, components: Components) -> tuple["LocalBackend", Components]:
         """Deep copies of the components (numpy generators included, so a copy
         draws what the original would)."""
-        return LocalBackend(), copy.deepcopy(components)
+        return LocalBackend(self.plugins), copy.deepcopy(components)
 
     def dead_actor(self, exc: BaseException, components: Components) -> None:
         return None

@@ -10,13 +10,16 @@ groups so that actor count follows cores, not agents.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
 from swarmopt.runtime.driver import Components
 from swarmopt.runtime.group import AgentGroup
 from swarmopt.schema import Scenario
+
+if TYPE_CHECKING:  # a worker hosting agents unpickles this module: it must not import the optimizer
+    from swarmopt.plugins import Plugins
 
 
 class Host:
@@ -60,12 +63,15 @@ class RayBackend:
     """Components as Ray actors; ``max_groups`` caps the number of agent actors.
 
     Backends that share a Ray session started by swarmopt (a run and its
-    forks) shut it down when the last of them closes.
+    forks) shut it down when the last of them closes. ``plugins`` go to the
+    optimizer actor, pickled with cloudpickle (objects of a user's module by
+    reference: the module must be importable on the workers, see
+    :mod:`swarmopt.plugins`).
     """
 
     _session_users = 0
 
-    def __init__(self, address: str | None = None, max_groups: int = 16) -> None:
+    def __init__(self, address: str | None = None, max_groups: int = 16, plugins: Plugins | None = None) -> None:
         if ensure_ray(address):
             RayBackend._session_users = 0
             self._owns_session = True
@@ -74,6 +80,7 @@ class RayBackend:
         RayBackend._session_users += self._owns_session
         self.address = address
         self.max_groups = max_groups
+        self.plugins = plugins
         self.actors: list[Any] = []
 
     def groups(self, scenario: Scenario, seed: int) -> list[tuple[Any, list[str]]]:
@@ -91,7 +98,7 @@ class RayBackend:
     def optimizer(self, scenario: Scenario, seed: int) -> Any:
         from swarmopt.runtime.components import make_optimizer  # only its actor needs the optimizer's imports
 
-        h = OptimizerActor.remote(make_optimizer, scenario, seed)
+        h = OptimizerActor.remote(make_optimizer, scenario, seed, self.plugins)
         self.actors.append(h)
         return h
 
@@ -120,14 +127,14 @@ class RayBackend:
         for h in self.actors:
             ray.kill(h)
         kinds = [AgentGroupActor] * len(components.groups) + [OptimizerActor, OrchestratorActor]
-        self.actors = [kind.remote(_restored, state) for kind, state in zip(kinds, token)]
-        groups = [(h, members) for h, (_, members) in zip(self.actors, components.groups)]
+        self.actors = [kind.remote(_restored, state) for kind, state in zip(kinds, token, strict=True)]
+        groups = [(h, members) for h, (_, members) in zip(self.actors[:-2], components.groups, strict=True)]
         return Components(groups, self.actors[-2], self.actors[-1])
 
     def fork(self, components: Components) -> tuple["RayBackend", Components]:
         """A backend in the same Ray session with new actors holding copies of
         these components' current state (through the object store)."""
-        other = RayBackend(self.address, self.max_groups)
+        other = RayBackend(self.address, self.max_groups, self.plugins)
         return other, other.restore(self.checkpoint(components), components)
 
     def dead_actor(self, exc: BaseException, components: Components) -> str | None:

@@ -1,6 +1,6 @@
 """One agent's workload and queueing model (pure numpy + Python, no Ray).
 
-Per decision (task), following DESIGN.md:
+Per decision (task), following the product's design (docs/architecture.md):
 
 * arrivals: Poisson with rate ``base_rate_per_s x load shape x load surges``,
   generated per window-long block by thinning;
