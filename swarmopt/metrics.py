@@ -384,7 +384,7 @@ def task_samples(windows: list[WindowData]) -> list[TaskSample]:
     resp = ((x[_FINISH] - x[_ARRIVAL]) * 1000.0).astype(np.float32)
     success, ok, cost = x[_SUCCESS] != 0, x[_OK] != 0, x[_COST].astype(np.float32)
     out, lo = [], 0
-    for w, t in zip(windows, tables):
+    for w, t in zip(windows, tables, strict=False):
         hi = lo + t.shape[1]
         info = w.info
         out.append(TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], resp[lo:hi], success[lo:hi],

@@ -36,7 +36,7 @@ class AgentGroup:
         hosted = [scenario.agents[i] for i in members]
         pad = (max((len(p.tools) for p in hosted), default=0), max((len(p.downstream) for p in hosted), default=0))
         self.sims: dict[str, AgentSim] = {}
-        for i, p in zip(members, hosted):
+        for i, p in zip(members, hosted, strict=False):
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
             self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad)
         self.cycle_s = scenario.optimizer.cycle_s

@@ -230,7 +230,7 @@ def serve(spans: list[Span]) -> list[Message]:
     else:
         start, end = np.empty(n), np.empty(n)
         lo = 0
-        for sp, m in zip(spans, span_n.tolist()):
+        for sp, m in zip(spans, span_n.tolist(), strict=False):
             start[lo:lo + m], end[lo:lo + m] = sp.sim.queue(sp, arr[lo:lo + m], service[lo:lo + m])
             lo += m
 
@@ -273,7 +273,7 @@ def serve(spans: list[Span]) -> list[Message]:
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     lo = 0
-    for (i, p), m in zip(parts, part_n):
+    for (i, p), m in zip(parts, part_n, strict=False):
         p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo])
         lo += m
     return out
@@ -295,7 +295,7 @@ def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], ar
     per_span = np.bincount(span_of, minlength=len(spans)).tolist()
     first = np.concatenate(([0], np.cumsum(per_span)[:-1]))
     base = []
-    for sp, k in zip(spans, per_span):
+    for sp, k in zip(spans, per_span, strict=False):
         base.append(sp.sim.seq)
         sp.sim.seq += k
     seq = (np.asarray(base, dtype=np.int64) - first)[span_of] + np.arange(task.size)
@@ -314,4 +314,4 @@ def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], ar
     sender = np.array([sp.sim.id for sp in spans], dtype=object)[span_of].tolist()
     resource = _cat([p.block.resource[p.lo:p.hi] for _, p in parts])[task, link].tolist()
     return list(map(tuple.__new__, repeat(Message), zip(at[task].tolist(), sender, seq.tolist(), receiver, resource,
-                                                       arr[task].tolist())))
+                                                       arr[task].tolist(), strict=False)))

@@ -183,7 +183,7 @@ def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float]) -> tupl
         return arrival.copy(), end
     start = arrival[:m].tolist()
     append, heapreplace = start.append, heapq.heapreplace
-    for a, s in zip(arrival[m:].tolist(), service[m:].tolist()):
+    for a, s in zip(arrival[m:].tolist(), service[m:].tolist(), strict=False):
         free = workers[0]
         if a > free:  # noqa: PLR1730 - an if is cheaper than max() in this loop
             free = a
