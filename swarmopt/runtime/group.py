@@ -16,7 +16,7 @@ from swarmopt.metrics import TaskSample, task_samples, window_rows
 from swarmopt.schema import Scenario
 from swarmopt.sim.agent import AgentSim, step_agents
 from swarmopt.sim.environment import Environment
-from swarmopt.sim.inbox import Message
+from swarmopt.sim.inbox import STORM, Message
 from swarmopt.sim.seeds import agent_seeds
 
 
@@ -35,10 +35,12 @@ class AgentGroup:
         th = scenario.optimizer.thresholds
         hosted = [scenario.agents[i] for i in members]
         pad = (max((len(p.tools) for p in hosted), default=0), max((len(p.downstream) for p in hosted), default=0))
+        names = sorted({a.id for a in scenario.agents} | {STORM})
         self.sims: dict[str, AgentSim] = {}
         for i, p in zip(members, hosted, strict=False):
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
-            self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad)
+            self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad,
+                                       names)
         self.cycle_s = scenario.optimizer.cycle_s
         self.sampled_cycle = -1
         self.proc = _process()

@@ -49,6 +49,7 @@ import heapq
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from scipy.special import ndtr
@@ -58,8 +59,8 @@ from swarmopt.metrics import COLUMN, WindowData, window_metrics
 from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
 from swarmopt.sim.breaker import Breaker
 from swarmopt.sim.environment import Environment
-from swarmopt.sim.inbox import Inbox, Message
-from swarmopt.sim.serve import Part, Span, serve
+from swarmopt.sim.inbox import STORM, Inbox, Message
+from swarmopt.sim.serve import Part, Sent, Span, serve
 from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
 
 _GRID = np.linspace(0.0, 1.0, 65)  # where a block's peak arrival rate is looked for
@@ -124,13 +125,16 @@ class AgentSim:
     ``profile`` gives the workload; ``models`` the tier table; ``env`` the load
     shape and faults aimed at this agent; ``seed`` its own ``SeedSequence``;
     ``window_s`` the metric window; ``pad`` the (tools, links) of the group's
-    layout (at least the agent's own; default exactly those). Drive it with
-    :meth:`step`, or several agents at once with :func:`step_agents`.
+    layout (at least the agent's own; default exactly those); ``names`` the
+    sorted names of every agent that may send it a message and
+    :data:`~swarmopt.sim.inbox.STORM` (one list shared by a group; default
+    its own name and STORM). Drive it with :meth:`step`, or several agents at
+    once with :func:`step_agents`.
     """
 
     def __init__(self, profile: AgentProfile, models: dict[str, ModelTier], env: Environment,
                  seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0,
-                 pad: tuple[int, int] | None = None) -> None:
+                 pad: tuple[int, int] | None = None, names: list[str] | None = None) -> None:
         self.profile = profile
         self.id = profile.id
         self.models = models
@@ -152,9 +156,11 @@ class AgentSim:
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
         self.links = [(l.receivers, l.probability) for l in profile.downstream]
+        self.names = names if names is not None else sorted({profile.id, STORM})
+        self.rank = self.names.index(profile.id)
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
-                           profile.inbox_deadline_s)
+                           profile.inbox_deadline_s, self.names)
         self.pending: list[tuple[float, int, ScheduledChange]] = []
         self._pending_seq = 0
         self.seq = 0
@@ -328,15 +334,13 @@ class AgentSim:
         return Block(start, end, arrival, u, z, keys, resource, served_z, served_u)
 
     def _storm(self, start: float, end: float) -> None:
-        msgs = []
         for a, b, rate in self.env.storm_rate(start, end):
             k = self.storm_rng.poisson(rate * (b - a))
             times = np.sort(self.storm_rng.uniform(a, b, k))
             res = self.storm_rng.integers(0, self.profile.resources, k)
-            for tm, r in zip(times.tolist(), res.tolist()):
-                msgs.append(Message(tm, "~storm", self.storm_seq, self.id, r, tm))
-                self.storm_seq += 1
-        self.inbox.receive(msgs)
+            self.inbox.add(times, np.full(k, self.names.index(STORM)), np.arange(self.storm_seq, self.storm_seq + k),
+                           res, self.names)
+            self.storm_seq += k
 
     # ------------------------------------------------------------------ lookups
     def _span(self, t0: float, t1: float, ops: list[tuple]) -> Span:
@@ -394,13 +398,8 @@ class AgentSim:
         return w
 
     def _serve_inbox(self, until: float) -> None:
-        totals: dict[int, list[int]] = {}
-        for start, handled, in_time, conflicts in self.inbox.process(until, self.knobs.message_batch_size):
-            tot = totals.setdefault(int(start // self.window_s + 1e-9), [0, 0, 0])
-            tot[0] += handled
-            tot[1] += in_time
-            tot[2] += conflicts
-        for k, (handled, in_time, conflicts) in totals.items():
+        for k, (handled, in_time, conflicts) in self.inbox.process(until, self.knobs.message_batch_size,
+                                                                   self.window_s).items():
             self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
 
     def _cached_keys(self, t: float) -> int:
@@ -482,24 +481,49 @@ class AgentSim:
 def step_agents(sims: list[AgentSim], t0: float, t1: float, inbound: dict[str, list[Message]],
                 changes: dict[str, list[ScheduledChange]]
                 ) -> tuple[list[Message], list[tuple[str, list[WindowData], list[dict]]]]:
-    """:meth:`AgentSim.step` for every agent of ``sims`` (sharing one ``pad``)
+    """:meth:`AgentSim.step` for every agent of ``sims`` (sharing ``pad`` and ``names``)
     over ``[t0, t1)``, with ``inbound`` messages and ``changes`` by agent id:
     each agent's sequential work first, then one vectorized pass serving every
-    agent's decisions. Returns (the outbound messages of all agents, per agent
-    (id, closed windows, applied-change records)).
+    agent's decisions. Messages between agents of ``sims`` go straight to the
+    receiver's inbox (taken at its next step, as if delivered then). Returns
+    (the messages to other agents, per agent (id, closed windows,
+    applied-change records)).
 
     Raises:
-        ValueError: if the agents do not share one ``pad``.
+        ValueError: if the agents do not share ``pad`` and ``names``.
     """
-    if len({sim.pad for sim in sims}) > 1:
-        raise ValueError(f"agents stepped together must share one pad, got {sorted({s.pad for s in sims})}")
+    if len({sim.pad for sim in sims}) > 1 or len({id(sim.names) for sim in sims}) > 1:
+        raise ValueError("agents stepped together must share one pad and one list of sender names")
     closed = [sim.begin(t0, inbound.get(sim.id, []), changes.get(sim.id, [])) for sim in sims]
-    out = serve([sp for sim in sims for sp in sim.spans(t0, t1)])
+    sent = serve([sp for sim in sims for sp in sim.spans(t0, t1)])
     result = []
-    for sim, cl in zip(sims, closed):
+    for sim, cl in zip(sims, closed, strict=True):
         applied, sim.applied = sim.applied, []
         result.append((sim.id, cl, applied))
-    return out, result
+    return _deliver(sent, {sim.id: sim for sim in sims}), result
+
+
+def _deliver(sent: Sent | None, hosted: dict[str, AgentSim]) -> list[Message]:
+    """Put the messages ``sent`` to ``hosted`` agents in their inboxes (they
+    take them at their next step, as if delivered then); return the others as
+    :class:`Message` objects."""
+    if sent is None:
+        return []
+    out: list[Message] = []
+    order = np.argsort(sent.receiver, kind="stable")
+    receiver = sent.receiver[order]
+    cuts = np.flatnonzero(receiver[1:] != receiver[:-1]) + 1
+    for idx in np.split(order, cuts):
+        name = sent.receivers[sent.receiver[idx[0]]]
+        sim = hosted.get(name)
+        if sim is not None:
+            sim.inbox.add(sent.time[idx], sent.sender[idx], sent.seq[idx], sent.resource[idx], sent.names)
+        else:
+            senders = [sent.names[i] for i in sent.sender[idx].tolist()]
+            out += map(tuple.__new__, repeat(Message), zip(sent.time[idx].tolist(), senders, sent.seq[idx].tolist(),
+                                                            repeat(name), sent.resource[idx].tolist(),
+                                                            sent.origin[idx].tolist()))
+    return out
 
 
 __all__ = ["AgentSim", "Block", "service_latency", "step_agents", "zipf_cdf"]

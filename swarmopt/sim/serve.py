@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,6 @@ from scipy.special import ndtr
 from swarmopt.metrics import TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, TIERS, Knobs
 from swarmopt.sim.environment import Effects
-from swarmopt.sim.inbox import Message
 
 DEGRADED_QUALITY = 0.85
 _DIST = {"lognormal": 0, "exponential": 1, "deterministic": 2}
@@ -67,6 +65,23 @@ class Part:
     hit: np.ndarray
     stop: np.ndarray
     rejected: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Messages as arrays (n,): arrival ``time`` at the receiver, ``sender``
+    (index into the sorted sender ``names`` the agents share), ``seq`` (the
+    sender's numbering), ``receiver`` (index into ``receivers``), ``resource``
+    and ``origin`` (arrival of the decision that sent it)."""
+
+    names: list[str]
+    time: np.ndarray
+    sender: np.ndarray
+    seq: np.ndarray
+    receivers: list[str]
+    receiver: np.ndarray
+    resource: np.ndarray
+    origin: np.ndarray
 
 
 @dataclass(slots=True)
@@ -114,13 +129,13 @@ def _cat(arrays: list[np.ndarray], axis: int = 0) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=axis)
 
 
-def serve(spans: list[Span]) -> list[Message]:
+def serve(spans: list[Span]) -> Sent | None:
     """Serve the decisions of ``spans`` (agents in any order, each agent's spans
     in time order): attempts, FCFS queueing (``span.sim.queue``), outcome, cost
     and coordination. Appends each part's per-task table to its window and
-    returns the outbound messages of all agents."""
+    returns the messages sent (None if none)."""
     if not spans:
-        return []
+        return None
     n_tools, n_links = spans[0].sim.pad
     parts = [(i, p) for i, sp in enumerate(spans) for p in sp.parts if p.hi > p.lo]
     span_n = np.zeros(len(spans), dtype=np.int64)
@@ -131,7 +146,7 @@ def serve(spans: list[Span]) -> list[Message]:
         empty = np.zeros(0)
         for sp in spans:
             sp.sim.queue(sp, empty, empty)
-        return []
+        return None
     part_n = [p.hi - p.lo for _, p in parts]
     arr = _cat([p.block.arrival[p.lo:p.hi] for _, p in parts])
     z = _cat([p.block.served_z[p.lo:p.hi] for _, p in parts])
@@ -252,7 +267,7 @@ def serve(spans: list[Span]) -> list[Message]:
     coord_req = np.zeros(n)
     coord_ok = np.zeros(n)
     sent = np.zeros(n, dtype=np.int64)
-    out: list[Message] = []
+    msgs = None
     if n_links:
         lat_s = col(_NET_S)
         in_time = success & (finish + lat_s - arr <= col(_DEADLINE))
@@ -264,7 +279,7 @@ def serve(spans: list[Span]) -> list[Message]:
             coord_ok += wants & in_time
             sent += wants & success
             sends.append(np.flatnonzero(wants & success))
-        out = _messages(spans, span_n, sends, arr, finish + lat_s, u, z, prm, link0, parts)
+        msgs = _messages(spans, span_n, sends, arr, finish + lat_s, u, prm, link0, parts)
 
     table = np.empty((len(TASK_FIELDS), n))
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
@@ -276,18 +291,18 @@ def serve(spans: list[Span]) -> list[Message]:
     for (i, p), m in zip(parts, part_n, strict=False):
         p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo])
         lo += m
-    return out
+    return msgs
 
 
 def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], arr: np.ndarray, at: np.ndarray,
-              u: np.ndarray, z: np.ndarray, prm: np.ndarray, link0: int, parts) -> list[Message]:
+              u: np.ndarray, prm: np.ndarray, link0: int, parts: list[tuple[int, Part]]) -> Sent | None:
     """The messages of the decisions ``sends[d]`` (indices) on link ``d``,
     arriving at ``at``. Each agent numbers its messages on, span by span, link
     by link, in decision order; a link to several replicas picks one by the
     uniform that decided to send (given u < p, u / p is uniform on [0, 1))."""
     task = np.concatenate(sends)
     if not task.size:
-        return []
+        return None
     link = np.repeat(np.arange(len(sends)), [s.size for s in sends])
     span_of = np.repeat(np.arange(len(spans)), span_n)[task]
     order = np.lexsort((task, link, span_of))
@@ -295,23 +310,22 @@ def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], ar
     per_span = np.bincount(span_of, minlength=len(spans)).tolist()
     first = np.concatenate(([0], np.cumsum(per_span)[:-1]))
     base = []
-    for sp, k in zip(spans, per_span, strict=False):
+    for sp, k in zip(spans, per_span, strict=True):
         base.append(sp.sim.seq)
         sp.sim.seq += k
     seq = (np.asarray(base, dtype=np.int64) - first)[span_of] + np.arange(task.size)
-    # receivers: a table of every span's link replicas
-    names: list[str] = []
+    # receivers: a table of the replicas of every span's links
+    receivers: list[str] = []
     offset = np.zeros((len(spans), len(sends)), dtype=np.int64)
     count = np.ones((len(spans), len(sends)), dtype=np.int64)
     for i, sp in enumerate(spans):
-        for d_, (receivers, _) in enumerate(sp.sim.links):
-            offset[i, d_], count[i, d_] = len(names), len(receivers)
-            names += receivers
+        for d_, (names, _) in enumerate(sp.sim.links):
+            offset[i, d_], count[i, d_] = len(receivers), len(names)
+            receivers += names
     reps = count[span_of, link]
     prob = prm[task, link0 + link] if len(prm) > 1 else prm[0, link0 + link]
     pick = np.minimum((u[task, 3 + link] / prob * reps).astype(np.int64), reps - 1)
-    receiver = np.array(names, dtype=object)[offset[span_of, link] + pick].tolist()
-    sender = np.array([sp.sim.id for sp in spans], dtype=object)[span_of].tolist()
-    resource = _cat([p.block.resource[p.lo:p.hi] for _, p in parts])[task, link].tolist()
-    return list(map(tuple.__new__, repeat(Message), zip(at[task].tolist(), sender, seq.tolist(), receiver, resource,
-                                                       arr[task].tolist(), strict=False)))
+    resource = _cat([p.block.resource[p.lo:p.hi] for _, p in parts])[task, link]
+    sender = np.array([sp.sim.rank for sp in spans], dtype=np.int64)[span_of]
+    return Sent(spans[0].sim.names, at[task], sender, seq, receivers, offset[span_of, link] + pick, resource,
+                arr[task])
