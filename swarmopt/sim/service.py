@@ -33,35 +33,32 @@ def ttl_cache(t: np.ndarray, keys: np.ndarray, fills: np.ndarray, ttl: float, ex
     ``expiry`` (keyspace,) is updated in place. Returns hits (n,) bool; with
     ``ttl <= 0`` the cache is off and every lookup misses.
 
-    Vectorized by rounds: each round settles, for every key at once, the lookups
-    up to that key's next miss, so rounds = the most misses of one key in the
-    segment (a handful when ``ttl`` is not tiny against the segment).
+    A lookup before its key's expiry at the start is a hit whatever happens
+    later (a refill only comes after that expiry), so only the others are
+    candidates; when no key has two candidates each is a miss (the common
+    case, vectorized); otherwise the candidates are settled in time order.
     """
     n = len(t)
-    hit = np.zeros(n, dtype=bool)
     if ttl <= 0.0 or n == 0:
-        return hit
-    idx = np.arange(n)
-    while idx.size:
-        k = keys[idx]
-        cand = idx[t[idx] >= expiry[k]]
-        cand_keys = keys[cand]
-        if len(set(cand_keys.tolist())) == cand.size:  # one miss per key (the common case): settled in one pass
-            hit[idx] = True
-            hit[cand] = False
-            filled = cand[fills[cand]]
-            expiry[keys[filled]] = t[filled] + ttl
-            break
-        first_keys, first_pos = np.unique(cand_keys, return_index=True)
-        miss = cand[first_pos]
-        limit = np.full(expiry.shape[0], n)
-        limit[first_keys] = miss
-        lim = limit[k]
-        settled = idx <= lim
-        hit[idx[idx < lim]] = True
-        filled = miss[fills[miss]]
+        return np.zeros(n, dtype=bool)
+    cand = np.flatnonzero(t >= expiry[keys])
+    hit = np.ones(n, dtype=bool)
+    hit[cand] = False
+    cand_keys = keys[cand]
+    if len(set(cand_keys.tolist())) == cand.size:
+        filled = cand[fills[cand]]
         expiry[keys[filled]] = t[filled] + ttl
-        idx = idx[~settled]
+        return hit
+    refilled: dict[int, float] = {}
+    for i, key, ti, fill in zip(cand.tolist(), cand_keys.tolist(), t[cand].tolist(), fills[cand].tolist(),
+                                strict=True):
+        until = refilled.get(key)
+        if until is not None and ti < until:
+            hit[i] = True
+        elif fill:
+            refilled[key] = ti + ttl
+    if refilled:
+        expiry[list(refilled)] = list(refilled.values())
     return hit
 
 
