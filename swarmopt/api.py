@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from swarmopt.loader import InputError, describe, load_scenario
+from swarmopt.guard import check_budget, prepare_out_dir
+from swarmopt.loader import load_scenario, with_overrides
 from swarmopt.results import Collector, RunResult, write_run
 from swarmopt.runtime.driver import drive
 from swarmopt.schema import Scenario
@@ -28,7 +27,8 @@ def _pacer(factor: float):
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
-                 realtime: float | None = None, narrate: bool = False) -> RunResult:
+                 realtime: float | None = None, narrate: bool = False, max_tasks: int | None = None,
+                 max_memory_mb: float | None = None, overwrite: bool = False) -> RunResult:
     """Run a scenario and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -38,21 +38,20 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     ``out_dir`` writes the run directory — also when the run fails half way,
     with ``status: failed`` in ``summary.json``. ``realtime``: pace simulated
     time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative.
+    Before anything starts, the run is refused if its estimate
+    (:func:`swarmopt.guard.check_budget`) exceeds ``max_tasks`` decisions or
+    ``max_memory_mb`` MiB (defaults: 10 million, 2,048 MiB), or if ``out_dir``
+    is an existing file or a non-empty directory that is not a run directory,
+    unless ``overwrite`` (:func:`swarmopt.guard.check_out_dir`).
 
-    Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
-    for an unknown runtime.
+    Raises :class:`swarmopt.loader.InputError` for invalid input or a refused
+    run, and ValueError for an unknown runtime.
     """
     sc = load_scenario(scenario) if not isinstance(scenario, Scenario) else scenario
-    update = {}
-    if seed is not None:
-        update["seed"] = seed
-    if duration_s is not None:
-        update["duration_s"] = duration_s
-    if update:
-        try:
-            sc = Scenario.model_validate(sc.model_dump() | update)
-        except ValidationError as err:
-            raise InputError(describe(err, "options --seed/--duration")) from None
+    sc = with_overrides(sc, seed, duration_s)
+    check_budget(sc, runtime, max_tasks, max_memory_mb)
+    if out_dir is not None:
+        prepare_out_dir(out_dir, overwrite)
     if runtime == "ray":
         from swarmopt.runtime.ray_backend import RayBackend
 

@@ -2,10 +2,14 @@
 
 A user mistake (bad file, bad field, bad option) prints one line naming the
 file, the field and the allowed values and exits with code 2, no traceback.
+So does a run refused before it starts: estimated over the ``--max-tasks`` or
+``--max-memory`` budget, or an ``--out`` that would overwrite something that is
+not a run directory (see :mod:`swarmopt.guard`).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -13,7 +17,10 @@ from typing import Optional
 
 import typer
 
+from swarmopt.guard import DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TASKS
 from swarmopt.loader import SCENARIOS_DIR, InputError, list_scenarios
+
+MAX_LINE = 300  # characters of an error line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate an autonomous multi-agent system and optimize it while it runs.")
@@ -32,7 +39,9 @@ class LogFormat(str, Enum):
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    """Print ``message`` as one line of at most 300 characters and exit with code 2."""
+    line = "error: " + " ".join(message.split())
+    typer.echo(line if len(line) <= MAX_LINE else line[:MAX_LINE - 3] + "...", err=True)
     raise typer.Exit(code=2)
 
 
@@ -47,19 +56,35 @@ def run(
     realtime: Optional[float] = typer.Option(None, "--realtime", min=0.001,
                                              help="Pace simulated time at FACTOR x wall-clock speed (1 = real time)."),
     log_format: LogFormat = typer.Option(LogFormat.auto, "--log-format", help="Narrative format."),
+    max_tasks: int = typer.Option(DEFAULT_MAX_TASKS, "--max-tasks", min=1,
+                                  help="Refuse a run estimated to simulate more decisions than this."),
+    max_memory: float = typer.Option(DEFAULT_MAX_MEMORY_MB, "--max-memory", min=1,
+                                     help="Refuse a run whose estimated peak memory (MiB) is above this."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Write into --out even if it is a file or a non-empty non-run directory."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Validate the scenario and options, print the estimate, and stop."),
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
     from swarmopt.api import run_scenario
-    from swarmopt.loader import load_scenario
+    from swarmopt.guard import check_budget, check_out_dir
+    from swarmopt.loader import flat, load_scenario, with_overrides
 
     logs.configure(log_format.value)
     try:
-        sc = load_scenario(scenario)
-        seed_v = sc.seed if seed is None else seed
-        out_dir = out or Path("runs") / f"{sc.name}-seed{seed_v}"
-        res = run_scenario(sc, seed=seed_v, duration_s=duration, runtime=runtime.value, address=address,
-                           out_dir=out_dir, realtime=realtime, narrate=True)
+        if realtime is not None and not math.isfinite(realtime):
+            raise InputError(f"--realtime: {realtime}; allowed: a finite factor >= 0.001")
+        sc = with_overrides(load_scenario(scenario), seed, duration)
+        est = check_budget(sc, runtime.value, max_tasks, max_memory, source=flat(scenario))
+        out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"
+        check_out_dir(out_dir, overwrite)
+        if dry_run:
+            typer.echo(f"valid: {flat(scenario)}, seed {sc.seed}, {sc.duration_s:g} s; estimate: {est}")
+            typer.echo(f"run directory: {out_dir}")
+            return
+        res = run_scenario(sc, runtime=runtime.value, address=address, out_dir=out_dir, realtime=realtime,
+                           narrate=True, max_tasks=max_tasks, max_memory_mb=max_memory, overwrite=overwrite)
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
