@@ -60,8 +60,10 @@ class Costs:
     base_mib: float = 240.0            # interpreter, numpy/pandas/scipy/pyarrow/matplotlib, a small run written out
     ray_base_mib: float = 250.0        # GCS, raylet and agents of a local Ray
     actor_mib: float = 100.0           # one Ray actor process (interpreter + swarmopt)
-    window_task: float = 600.0         # per decision of each agent's open window (block of draws + columns)
-    span_task: float = 500.0           # per decision of the busiest agent's vectorized pass over a tick
+    window_task: float = 200.0         # per decision of each agent's open window (block of draws + columns)
+    window_task_tool: float = 200.0    # the same, per tool of the agent
+    span_task: float = 150.0           # per decision of the busiest agent's vectorized pass over a tick
+    span_task_tool: float = 150.0      # the same, per tool of the agent
     judged_task: float = 200.0         # per decision the canary judge pools (before + after spans of one agent)
     kept_sample: float = 12.0          # per decision whose sample the optimizer keeps for a judgement
     message: float = 200.0             # per message waiting in an inbox
@@ -131,24 +133,26 @@ def estimate(sc: Scenario, runtime: str = "local") -> Estimate:
         elif isinstance(f, CoordinationStormFault):
             end = duration if f.duration_s is None else min(duration, f.at_s + f.duration_s)
             storm_s[f.target] += f.messages_per_s * max(0.0, end - f.at_s)
-    tasks = messages = window_tasks = keys = 0.0
+    tasks = messages = window_tasks = window_bytes = span_bytes = keys = 0.0
     peak_rate = 0.0
     for a in sc.agents:
         mean, peak = profiles[tuple(surges.get(a.id, ()))]
         n = a.base_rate_per_s * mean * duration
         tasks += n
         messages += n * sum(link.probability for link in a.downstream) + storm_s.get(a.id, 0.0)
-        window_tasks += a.base_rate_per_s * peak * window
+        rate, tools = a.base_rate_per_s * peak, len(a.tools)
+        window_tasks += rate * window
+        window_bytes += rate * window * (c.window_task + tools * c.window_task_tool)
+        span_bytes = max(span_bytes, rate * max(sc.tick_s, window) * (c.span_task + tools * c.span_task_tool))
         keys += sum(t.keyspace for t in a.tools)
-        peak_rate = max(peak_rate, a.base_rate_per_s * peak)
+        peak_rate = max(peak_rate, rate)
     n_agents = len(sc.agents)
     rows = round(duration / window) * n_agents
     opt = sc.optimizer
     judged = 2 * opt.measure_windows * window  # seconds of one agent's decisions in one judgement
     kept = (2 * opt.measure_windows + opt.cycle_s / window) * window_tasks
-    work = (window_tasks * c.window_task + peak_rate * max(sc.tick_s, window) * c.span_task
-            + peak_rate * judged * c.judged_task + kept * c.kept_sample + messages * c.message
-            + rows * c.row + keys * c.cached_key + n_agents * c.agent)
+    work = (window_bytes + span_bytes + peak_rate * judged * c.judged_task + kept * c.kept_sample
+            + messages * c.message + rows * c.row + keys * c.cached_key + n_agents * c.agent)
     base = c.base_mib
     if runtime == "ray":
         base += c.ray_base_mib + (min(n_agents, 16) + 2) * c.actor_mib

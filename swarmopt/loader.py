@@ -16,12 +16,15 @@ folder or the repository's ``agents/``.
 
 from __future__ import annotations
 
+import difflib
 import reprlib
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from swarmopt.schema import MAX_AGENTS, MAX_FAULTS, AgentProfile, AgentSpec, Link, Scenario
 
@@ -63,11 +66,74 @@ def flat(text: Any, limit: int = 120) -> str:
     return out if len(out) <= limit else out[:limit - 3] + "..."
 
 
-def describe(err: ValidationError, source: str) -> str:
+_STATES_ALLOWED = {  # pydantic error types whose message already states what is allowed
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error", "string_pattern_mismatch",
+    "union_tag_invalid", "union_tag_not_found", "too_long", "too_short", "missing", "value_error", "bool_parsing",
+    "bool_type", "list_type", "dict_type", "model_type", "model_attributes_type", "string_type",
+}
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+_KINDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field annotation can hold (through lists, dicts, unions, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _field_at(model: type[BaseModel], loc: tuple) -> tuple[list[type[BaseModel]], FieldInfo | None]:
+    """Walk ``loc`` (an error location) from ``model``: the models its last
+    named part belongs to, and that part's field (None if it is not a field)."""
+    models, owners, info = [model], [model], None
+    for part in loc:
+        if not isinstance(part, str):
+            continue  # a list index
+        owners = models
+        found = [m for m in models if part in m.model_fields]
+        if found:
+            info = found[0].model_fields[part]
+            models = _models_in(info.annotation)
+        else:  # a discriminator tag narrows the models; a dict key leaves them
+            info = None
+            models = [m for m in models if "kind" in m.model_fields
+                      and part in typing.get_args(m.model_fields["kind"].annotation)] or models
+    return owners, info
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def _allowed(model: type[BaseModel] | None, first: dict) -> str:
+    """``; allowed: ...`` for an error whose message does not say what is allowed:
+    the field's kind and bounds, or for an unknown field the close (else all)
+    field names of its model."""
+    if model is None or first["type"] in _STATES_ALLOWED:
+        return ""
+    owners, info = _field_at(model, tuple(first["loc"]))
+    if first["type"] == "extra_forbidden":
+        names = sorted({n for m in owners for n in m.model_fields})
+        close = difflib.get_close_matches(str(first["loc"][-1]), names, n=3)
+        return f"; allowed: {', '.join(close or names)}"
+    if info is None:
+        return ""
+    kind = _KINDS.get(info.annotation)
+    bounds = [f"{sign} {_number(getattr(m, attr))}" for m in info.metadata for attr, sign in _BOUNDS
+              if getattr(m, attr, None) is not None]
+    if typing.get_origin(info.annotation) is typing.Literal:
+        kind = "one of " + ", ".join(map(repr, typing.get_args(info.annotation)))
+    if kind is None:
+        return ""
+    return f"; allowed: {kind}" + (f" {' and '.join(bounds)}" if bounds else "")
+
+
+def describe(err: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
     """One line of at most :data:`MAX_MESSAGE` characters for the first error of
-    ``err``: ``source: field: message (got value) [and N more errors]``. User
-    values are abbreviated; when the line is still too long the value goes
-    first, then the end of the message (the allowed values come before it)."""
+    ``err``: ``source: field: message (got value); allowed: ... [and N more
+    errors]``; ``model`` (the model validated) gives the allowed values when
+    the message does not state them. User values are abbreviated; when the
+    line is still too long the value goes first, then the end of the message."""
     first = err.errors()[0]
     loc = ".".join(flat(p, 40) for p in first["loc"] if not str(p).startswith("function-after"))
     ctx = first.get("ctx") or {}
@@ -80,7 +146,7 @@ def describe(err: ValidationError, source: str) -> str:
     if "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
         got = f" (got {clip(first['input'])})"
     more = len(err.errors()) - 1
-    tail = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
+    tail = flat(_allowed(model, first), 200) + (f" [and {more} more error{'s' if more > 1 else ''}]" if more else "")
     head = f"{source}: {loc or 'scenario'}: "
     room = MAX_MESSAGE - len(head) - len(tail)
     if len(msg) + len(got) > room:
@@ -98,11 +164,14 @@ class _Rejected(yaml.YAMLError):
         self.problem, self.problem_mark = problem, mark
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that stops composing past :data:`MAX_DEPTH` levels
-    (PyYAML's composer recurses once per level: deep nesting would otherwise
-    end in a RecursionError) and rejects a key given twice in one mapping
-    (keys merged in with ``<<`` may be overridden, as YAML specifies)."""
+class _BoundedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML's safe loader (libyaml's parser when PyYAML has it: ten times
+    faster) that rejects a key given twice in one mapping (keys merged in with
+    ``<<`` may be overridden, as YAML specifies) and bounds nesting while
+    composing: libyaml stops at 1,000 levels by itself, the pure-Python
+    composer recurses once per level and is stopped at :data:`MAX_DEPTH` by
+    :meth:`compose_node` (deep nesting would otherwise end in a
+    RecursionError). :func:`_check_expanded` then applies the real bounds."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -217,6 +286,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = flat(getattr(exc, "problem", None) or exc, 160)
+        if problem == "exceeded maximum nesting depth":  # libyaml's own limit, 1,000 levels
+            problem = f"nested deeper than 1,000 levels; allowed: at most {MAX_DEPTH}"
         raise InputError(f"{shown}:{where}: not valid YAML ({problem})") from None
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         raise InputError(f"{shown}: not valid YAML ({flat(exc)})") from None
@@ -231,7 +302,7 @@ def load_profile(path: str | Path) -> AgentProfile:
     try:
         return AgentProfile.model_validate(_read_yaml(path))
     except ValidationError as err:
-        raise InputError(describe(err, flat(path))) from None
+        raise InputError(describe(err, flat(path), AgentProfile)) from None
 
 
 def _resolve_profile(ref: str, base: Path, source: str) -> Path:
@@ -303,7 +374,7 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
         try:
             specs.append(AgentSpec.model_validate({"profile": raw} if isinstance(raw, str) else raw))
         except ValidationError as err:
-            raise InputError(describe(err, f"{source}: agents.{i}")) from None
+            raise InputError(describe(err, f"{source}: agents.{i}", AgentSpec)) from None
     total = sum(spec.count for spec in specs)
     if total > MAX_AGENTS:
         raise InputError(f"{source}: agents: {total:,} agents with replicas; allowed: at most {MAX_AGENTS:,}")
@@ -323,7 +394,7 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        raise InputError(describe(err, source)) from None
+        raise InputError(describe(err, source, Scenario)) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -346,7 +417,7 @@ def with_overrides(sc: Scenario, seed: int | None = None, duration_s: float | No
         # the top-level fields as they are (validated models are not re-validated)
         return Scenario.model_validate(dict(sc) | update)
     except ValidationError as err:
-        raise InputError(describe(err, "options --seed/--duration")) from None
+        raise InputError(describe(err, "options --seed/--duration", Scenario)) from None
 
 
 def list_scenarios(directory: Path = SCENARIOS_DIR) -> list[tuple[Path, str, str]]:
