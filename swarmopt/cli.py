@@ -75,6 +75,8 @@ def run(
     try:
         if realtime is not None and not math.isfinite(realtime):
             raise InputError(f"--realtime: {realtime}; allowed: a finite factor >= 0.001")
+        if not math.isfinite(max_memory):
+            raise InputError(f"--max-memory: {max_memory}; allowed: a finite number of MiB >= 1")
         sc = with_overrides(load_scenario(scenario), seed, duration)
         est = check_budget(sc, runtime.value, max_tasks, max_memory, source=flat(scenario))
         out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"

@@ -47,6 +47,7 @@ DEFAULT_MAX_TASKS = 10_000_000
 DEFAULT_MAX_MEMORY_MB = 4_096
 
 _GRID_POINTS = 20_000
+_RAY_GROUPS = 16  # RayBackend's default max_groups: agent-group actors on Ray
 _MIB = 2**20
 
 
@@ -98,8 +99,9 @@ class Estimate:
                 f"({self.agents:,} agents, {self.ticks:,} ticks); peak memory about {self.peak_mb:,.0f} MiB")
 
 
-def _rate_profiles(sc: Scenario) -> dict[tuple, tuple[float, float]]:
-    """(mean, peak) of the rate multiplier over the run, per distinct set of load-surge faults."""
+def _rate_multipliers(sc: Scenario) -> dict[str | None, tuple[float, float]]:
+    """(mean, peak) over the run of the arrival-rate multiplier (load shape x
+    load surges), per agent id with load surges, under ``None`` for the others."""
     duration = sc.duration_s
     n = int(min(_GRID_POINTS, max(256, 8 * round(duration / sc.window_s))))
     grid = (np.arange(n) + 0.5) * (duration / n)  # midpoint rule for the mean
@@ -107,39 +109,42 @@ def _rate_profiles(sc: Scenario) -> dict[tuple, tuple[float, float]]:
     for f in sc.faults:
         edges |= {f.at_s, f.at_s + (f.duration_s or 0.0)}
     probe = np.array(sorted(e for e in edges if 0.0 <= e < duration))  # short surges fall between grid points
-    by_target = defaultdict(list)
+    surges: dict[str | None, list[LoadSurgeFault]] = defaultdict(list, {None: []})
     for f in sc.faults:
         if isinstance(f, LoadSurgeFault):
-            by_target[f.target].append(f)
-    out: dict[tuple, tuple[float, float]] = {}
-    for surges in [[]] + list(by_target.values()):
-        key = tuple((f.at_s, f.duration_s, f.factor) for f in surges)
-        if key not in out:
-            env = Environment(sc.load, surges, duration)
+            surges[f.target].append(f)
+    seen: dict[tuple, tuple[float, float]] = {}  # the replicas of a population share their surges
+    out = {}
+    for target, faults in surges.items():
+        key = tuple((f.at_s, f.duration_s, f.factor) for f in faults)
+        if key not in seen:
+            env = Environment(sc.load, faults, duration)
             m = env.rate_multiplier(grid)
-            out[key] = (float(m.mean()), float(max(m.max(), env.rate_multiplier(probe).max())))
+            seen[key] = (float(m.mean()), float(max(m.max(), env.rate_multiplier(probe).max())))
+        out[target] = seen[key]
     return out
+
+
+def _rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.3g}"
 
 
 def estimate(sc: Scenario, runtime: str = "local") -> Estimate:
     """The :class:`Estimate` of running ``sc`` on ``runtime`` (``"local"`` or ``"ray"``)."""
     duration, window, c = sc.duration_s, sc.window_s, COSTS
-    profiles = _rate_profiles(sc)
-    surges = defaultdict(list)
-    storm_s = defaultdict(float)  # storm messages per agent
+    multipliers = _rate_multipliers(sc)
+    storm = defaultdict(float)  # storm messages per agent
     for f in sc.faults:
-        if isinstance(f, LoadSurgeFault):
-            surges[f.target].append((f.at_s, f.duration_s, f.factor))
-        elif isinstance(f, CoordinationStormFault):
+        if isinstance(f, CoordinationStormFault):
             end = duration if f.duration_s is None else min(duration, f.at_s + f.duration_s)
-            storm_s[f.target] += f.messages_per_s * max(0.0, end - f.at_s)
+            storm[f.target] += f.messages_per_s * max(0.0, end - f.at_s)
     tasks = messages = window_tasks = window_bytes = span_bytes = keys = 0.0
     peak_rate = 0.0
     for a in sc.agents:
-        mean, peak = profiles[tuple(surges.get(a.id, ()))]
+        mean, peak = multipliers.get(a.id, multipliers[None])
         n = a.base_rate_per_s * mean * duration
         tasks += n
-        messages += n * sum(link.probability for link in a.downstream) + storm_s.get(a.id, 0.0)
+        messages += n * sum(link.probability for link in a.downstream) + storm[a.id]
         rate, tools = a.base_rate_per_s * peak, len(a.tools)
         window_tasks += rate * window
         window_bytes += rate * window * (c.window_task + tools * c.window_task_tool)
@@ -155,7 +160,7 @@ def estimate(sc: Scenario, runtime: str = "local") -> Estimate:
             + messages * c.message + rows * c.row + keys * c.cached_key + n_agents * c.agent)
     base = c.base_mib
     if runtime == "ray":
-        base += c.ray_base_mib + (min(n_agents, 16) + 2) * c.actor_mib
+        base += c.ray_base_mib + (min(n_agents, _RAY_GROUPS) + 2) * c.actor_mib  # + optimizer, orchestrator
     return Estimate(agents=n_agents, ticks=math.ceil(duration / sc.tick_s - 1e-9), tasks=round(tasks),
                     messages=round(messages), rows=rows, peak_rate_per_s=peak_rate, peak_mb=base + work / _MIB)
 
@@ -177,7 +182,7 @@ def check_budget(sc: Scenario, runtime: str = "local", max_tasks: int | None = N
     source = source or f"scenario {sc.name}"
     if est.tasks > max_tasks:
         raise InputError(f"{source}: about {est.tasks:,} decisions ({est.agents:,} agents, peak "
-                         f"{est.peak_rate_per_s:,.4g}/s per agent); allowed: at most {max_tasks:,} "
+                         f"{_rate(est.peak_rate_per_s)}/s per agent); allowed: at most {max_tasks:,} "
                          "(raise it with --max-tasks / max_tasks=)")
     if est.peak_mb > max_memory_mb:
         raise InputError(f"{source}: peak memory about {est.peak_mb:,.0f} MiB ({est.tasks:,} decisions, "

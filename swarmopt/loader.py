@@ -35,7 +35,7 @@ SCENARIOS_DIR = REPO_ROOT / "scenarios"
 MAX_FILE_BYTES = 1 << 20   # 1 MiB: the shipped files are about 1 KB
 MAX_DEPTH = 32             # nesting of mappings and lists; a scenario needs 7
 MAX_NODES = 100_000        # scalars, mappings and lists once aliases are expanded
-MAX_MESSAGE = 290         # characters of an error message (the CLI's line, "error: " included, <= 300)
+MAX_MESSAGE = 290          # characters of a message: the CLI's line, "error: " included, stays <= 300
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -284,11 +284,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = _parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
+        where = f" line {mark.line + 1}:" if mark is not None else ""
         problem = flat(getattr(exc, "problem", None) or exc, 160)
         if problem == "exceeded maximum nesting depth":  # libyaml's own limit, 1,000 levels
             problem = f"nested deeper than 1,000 levels; allowed: at most {MAX_DEPTH}"
-        raise InputError(f"{shown}:{where}: not valid YAML ({problem})") from None
+        elif not isinstance(exc, _Rejected):
+            problem = f"not valid YAML ({problem})"
+        raise InputError(f"{shown}:{where} {problem}") from None
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         raise InputError(f"{shown}: not valid YAML ({flat(exc)})") from None
     if not isinstance(data, dict):

@@ -175,7 +175,8 @@ def test_memory_estimate_covers_heavy_scenarios(kind):
         "message flood": {"duration_s": 600, "agents": [{"profile": quiet}], "faults": [
             {"kind": "coordination_storm", "target": "q", "at_s": 0, "messages_per_s": 1000}]},
         "2,000 agents": {"duration_s": 600, "tick_s": 600, "optimizer": {"cycle_s": 600},
-                         "agents": [{"profile": quiet, "count": 1000}, {"profile": quiet | {"id": "r"}, "count": 1000}]},
+                         "agents": [{"profile": quiet, "count": 1000},
+                                    {"profile": quiet | {"id": "r"}, "count": 1000}]},
     }[kind]
     measured, est = _peak_rss_mib({"name": "heavy"} | scenario)
     assert measured <= est <= 2.5 * measured, (measured, est)
