@@ -9,11 +9,13 @@ not a run directory (see :mod:`swarmopt.guard`).
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+import time
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -45,39 +47,58 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def interrupted_note(out_dir: Path | None, started: float) -> str:
+    """What a Ctrl-C left behind: the run directory this run wrote (with the
+    status it recorded), or that nothing was written."""
+    summary = out_dir / "summary.json" if out_dir is not None else None
+    if summary is None or not summary.is_file() or summary.stat().st_mtime < started:
+        return "no run directory was written"
+    status = json.loads(summary.read_text()).get("status", "unknown")
+    if status == "completed":
+        return f"the run had finished and is kept in {out_dir} (status completed)"
+    return f"what ran is kept in {out_dir} (status {status})"
+
+
 @app.command()
 def run(
-    scenario: Path = typer.Argument(..., help="Scenario YAML file (see `swarmopt scenarios`)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Random seed (default: the scenario's)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<scenario>-seed<N>)."),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Simulated seconds (a multiple of window_s)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster instead of starting a local Ray."),
-    runtime: Runtime = typer.Option(Runtime.ray, "--runtime", help="ray: actors; local: one process, same results."),
-    realtime: Optional[float] = typer.Option(None, "--realtime", min=0.001,
-                                             help="Pace simulated time at FACTOR x wall-clock speed (1 = real time)."),
-    log_format: LogFormat = typer.Option(LogFormat.auto, "--log-format", help="Narrative format."),
-    max_tasks: int = typer.Option(DEFAULT_MAX_TASKS, "--max-tasks", min=1,
-                                  help="Refuse a run estimated to simulate more decisions than this."),
-    max_memory: float = typer.Option(DEFAULT_MAX_MEMORY_MB, "--max-memory", min=1,
-                                     help="Refuse a run whose estimated peak memory (MiB) is above this."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Write into --out even if it is a file or a non-empty non-run directory."),
-    dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Validate the scenario and options, print the estimate, and stop."),
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (see `swarmopt scenarios`).")],
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Random seed (default: the scenario's).")] = None,
+    out: Annotated[Optional[Path],
+                   typer.Option("--out", help="Run directory (default: runs/<scenario>-seed<N>).")] = None,
+    duration: Annotated[Optional[float],
+                        typer.Option("--duration", help="Simulated seconds (a multiple of window_s).")] = None,
+    address: Annotated[Optional[str],
+                       typer.Option("--address", help="Join this Ray cluster instead of starting a local Ray.")] = None,
+    runtime: Annotated[Runtime,
+                       typer.Option("--runtime", help="ray: actors; local: one process, same results.")] = Runtime.ray,
+    realtime: Annotated[Optional[float], typer.Option(
+        "--realtime", min=0.001, help="Pace simulated time at FACTOR x wall-clock speed (1 = real time).")] = None,
+    log_format: Annotated[LogFormat, typer.Option("--log-format", help="Narrative format.")] = LogFormat.auto,
+    max_tasks: Annotated[int, typer.Option(
+        "--max-tasks", min=1, help="Refuse a run estimated to simulate more decisions than this.")] = DEFAULT_MAX_TASKS,
+    max_memory: Annotated[float, typer.Option(
+        "--max-memory", min=1, help="Refuse a run whose estimated peak memory (MiB) is above this.")
+    ] = DEFAULT_MAX_MEMORY_MB,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Write into --out even if it is a file or a non-empty non-run directory.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate the scenario and options, print the estimate, and stop.")] = False,
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
     from swarmopt.api import run_scenario
     from swarmopt.guard import check_budget, check_out_dir
-    from swarmopt.loader import flat, load_scenario, with_overrides
+    from swarmopt.loader import flat
+    from swarmopt.simulation import prepare
 
     logs.configure(log_format.value)
+    started, out_dir = time.time(), out
     try:
         if realtime is not None and not math.isfinite(realtime):
             raise InputError(f"--realtime: {realtime}; allowed: a finite factor >= 0.001")
         if not math.isfinite(max_memory):
             raise InputError(f"--max-memory: {max_memory}; allowed: a finite number of MiB >= 1")
-        sc = with_overrides(load_scenario(scenario), seed, duration)
+        sc = prepare(scenario, seed, duration)
         est = check_budget(sc, runtime.value, max_tasks, max_memory, source=flat(scenario))
         out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"
         check_out_dir(out_dir, overwrite)
@@ -90,8 +111,8 @@ def run(
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
-        typer.echo("interrupted; partial results kept in the run directory", err=True)
-        raise typer.Exit(code=130)
+        typer.echo(f"interrupted; {interrupted_note(out_dir, started)}", err=True)
+        raise typer.Exit(code=130) from None
     s = res.summary
     o = s["optimizations"]
     typer.echo(f"run directory: {res.out_dir}")
@@ -109,7 +130,7 @@ def run(
 
 
 @app.command()
-def scenarios(directory: Path = typer.Option(SCENARIOS_DIR, "--dir", help="Directory to list.")) -> None:
+def scenarios(directory: Annotated[Path, typer.Option("--dir", help="Directory to list.")] = SCENARIOS_DIR) -> None:
     """List the scenario files with their descriptions."""
     try:
         rows = list_scenarios(directory)

@@ -9,6 +9,7 @@ breaker field), ``message_batch_size``, ``confidence_threshold``. A
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,13 @@ class ScheduledChange:
     at_s: float
     change: KnobChange
     ref: str
+
+
+def align(t: float, window_s: float) -> float:
+    """The first window boundary at or after ``t`` (s): the optimizer's changes
+    take effect on window boundaries, so that every window is served under one
+    configuration."""
+    return math.ceil(t / window_s - 1e-9) * window_s
 
 
 def get_knob(knobs: Knobs, path: str) -> Any:

@@ -26,6 +26,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from swarmopt.errors import InputError
+from swarmopt.plugins import check
 from swarmopt.schema import MAX_AGENTS, MAX_FAULTS, AgentProfile, AgentSpec, Link, Scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +39,6 @@ MAX_DEPTH = 32             # nesting of mappings and lists; a scenario needs 7
 MAX_NODES = 100_000        # scalars, mappings and lists once aliases are expanded
 MAX_MESSAGE = 290          # characters of a message: the CLI's line, "error: " included, stays <= 300
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class InputError(ValueError):
-    """A user's file or argument is invalid; ``str(err)`` is the whole message."""
 
 
 _SHORT = reprlib.Repr()
@@ -357,11 +355,12 @@ def _expand_faults(faults: Any, members: dict[str, list[str]], source: str) -> A
     total = sum(len(t) for t in targets)
     if total > MAX_FAULTS:
         raise InputError(f"{source}: faults: {total:,} once aimed at every replica; allowed: at most {MAX_FAULTS:,}")
-    return [dict(f, target=t) if t is not None else f for f, ts in zip(faults, targets) for t in ts]
+    return [dict(f, target=t) if t is not None else f for f, ts in zip(faults, targets, strict=True) for t in ts]
 
 
 def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path | None = None) -> Scenario:
-    """Validate a scenario mapping (as read from YAML). Raises :class:`InputError`."""
+    """Validate a scenario mapping (as read from YAML), importing the plug-ins
+    its optimizer names (:func:`swarmopt.plugins.check`). Raises :class:`InputError`."""
     base = base or Path.cwd()
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a mapping of fields at the top level")
@@ -394,32 +393,17 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
     data["agents"] = agents
     data["faults"] = _expand_faults(data.get("faults") or [], members, source)
     try:
-        return Scenario.model_validate(data)
+        sc = Scenario.model_validate(data)
     except ValidationError as err:
         raise InputError(describe(err, source, Scenario)) from None
+    check(sc.optimizer, None, source)
+    return sc
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario YAML file. Raises :class:`InputError`."""
     path = Path(path)
     return build_scenario(_read_yaml(path), flat(path), path.parent)
-
-
-def with_overrides(sc: Scenario, seed: int | None = None, duration_s: float | None = None) -> Scenario:
-    """``sc`` with another seed and/or duration, re-validated (the duration must
-    still fit the time grid and the schema's bounds). Raises :class:`InputError`."""
-    update: dict[str, Any] = {}
-    if seed is not None:
-        update["seed"] = seed
-    if duration_s is not None:
-        update["duration_s"] = duration_s
-    if not update:
-        return sc
-    try:
-        # the top-level fields as they are (validated models are not re-validated)
-        return Scenario.model_validate(dict(sc) | update)
-    except ValidationError as err:
-        raise InputError(describe(err, "options --seed/--duration", Scenario)) from None
 
 
 def list_scenarios(directory: Path = SCENARIOS_DIR) -> list[tuple[Path, str, str]]:

@@ -5,6 +5,10 @@ window in which its batch *started* being handled. :class:`WindowData` holds the
 window's per-task arrays (also used by the optimizer's statistical tests) and
 :func:`window_metrics` turns them into the row of the metrics table. Field names
 follow the source design in snake_case with units in the name.
+
+:data:`METRICS` says, for every metric the optimizer thresholds, targets or
+judges, which way is better and how a change of it is tested; detection,
+strategies, stabilization and measurement all read it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ MESSAGE_KB = 2.0
 
 _TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
-    "attempts", "hits", "lookups", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
+    "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
     "tier",
 )
 _BOOL_FIELDS = ("ok", "success", "escalated", "degraded")
@@ -109,11 +113,18 @@ def window_metrics(w: WindowData) -> dict:
     * ``goal_progress``: decisions that succeeded within the response-time SLO /
       decisions.
     * ``escalation_rate``: decisions sent to the Orchestrator's review / decisions.
-    * ``cache_hit_rate``: tool calls answered from cache / tool calls made.
+    * ``cache_hit_rate``: the per-lookup hit ratio, cache hits / cache lookups.
+      A decision looks each of its tools up once, when it arrives (lookups =
+      decisions x tools); a hit answers every attempt of that decision.
+    * ``tool_call_hit_rate``: cache hits / (cache hits + tool calls made), the
+      calls counting every attempt's call of a missed tool (retries included)
+      and none for a call an open circuit breaker rejected. Retries of missed
+      tools pull it below ``cache_hit_rate``; breaker rejections can push it
+      above.
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
-    ``network_kbps`` from tool misses and messages; ``storage_percent`` = cached
+    ``network_kbps`` from tool calls made and messages; ``storage_percent`` = cached
     keys / key capacity.
     """
     a, info = w.arrays, w.info
@@ -123,11 +134,10 @@ def window_metrics(w: WindowData) -> dict:
     busy = a["end"] - a["start"]
     success = a["success"]
     trouble = (a["attempts"] > 1) | a["degraded"]
-    lookups = float(a["lookups"].sum())
+    hits, lookups, calls = float(a["hits"].sum()), float(a["lookups"].sum()), float(a["calls"].sum())
     coord_den = float(a["coord_req"].sum()) + w.inbox_handled
     busy_total = float(busy.sum())
     q = quantiles(resp).tolist()
-    misses = lookups - float(a["hits"].sum())
     conf = a["confidence"]
     row = {
         "agent": info["agent"],
@@ -153,7 +163,8 @@ def window_metrics(w: WindowData) -> dict:
         "cost_per_decision_usd": _mean(a["cost"]),
         "input_tokens": int(a["tokens_in"].sum()),
         "output_tokens": int(a["tokens_out"].sum()),
-        "cache_hit_rate": float(a["hits"].sum()) / lookups if lookups else float("nan"),
+        "cache_hit_rate": hits / lookups if lookups else float("nan"),
+        "tool_call_hit_rate": hits / (hits + calls) if hits + calls else float("nan"),
         "error_rate": _mean(~a["ok"]),
         "escalation_rate": _mean(a["escalated"]),
         "coordination_requests": int(a["coord_req"].sum()),
@@ -163,7 +174,7 @@ def window_metrics(w: WindowData) -> dict:
         "conflicts": w.conflicts,
         "cpu_percent": min(100.0, 100.0 * busy_total / (info["concurrency"] * window_s)),
         "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
-        "network_kbps": (misses * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0 / window_s,
+        "network_kbps": (calls * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0 / window_s,
         "storage_percent": 100.0 * info["cached_keys"] / info["cache_capacity"] if info["cache_capacity"] else 0.0,
         "fast_tier_share": _mean(a["tier"] == 0),
         "strong_tier_share": _mean(a["tier"] == 2),
@@ -191,8 +202,58 @@ def system_score(rows: list[dict], slo_ms: float = 2000.0) -> float:
     pairs = [(h, n) for h, n in pairs if h == h and n > 0]
     if not pairs:
         return float("nan")
-    h, n = zip(*pairs)
+    h, n = zip(*pairs, strict=True)
     return float(np.average(h, weights=n))
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How the optimizer reads one metric of the window rows.
+
+    ``better``: "lower" or "higher". ``test``: how a change of the metric is
+    judged (:func:`swarmopt.optimizer.measure.judge_change`): "mann-whitney" on
+    its per-task values (location, tail and spread), "two-proportion" on its
+    per-task 0/1 outcomes, or "welch-windows" on its window values, for a metric
+    with no independent per-task unit (coordination counts messages handled in
+    batches; resources are window figures of the simulated host). ``per_task``:
+    the :class:`TaskSample` field whose per-task values the metric is the mean
+    of, None for a per-window metric.
+    """
+
+    better: str
+    test: str
+    per_task: str | None = None
+
+    def worse(self, value: float, threshold: float) -> bool:
+        """Whether ``value`` is past ``threshold`` on the bad side (False for NaN)."""
+        return value > threshold if self.better == "lower" else value < threshold
+
+
+_LATENCY = MetricSpec("lower", "mann-whitney", "response_ms")
+_WINDOW_LOWER, _WINDOW_HIGHER = MetricSpec("lower", "welch-windows"), MetricSpec("higher", "welch-windows")
+METRICS: dict[str, MetricSpec] = {
+    "response_time_ms_mean": _LATENCY, "response_time_ms_p50": _LATENCY, "response_time_ms_p90": _LATENCY,
+    "response_time_ms_p95": _LATENCY, "response_time_ms_p99": _LATENCY,
+    "cost_per_decision_usd": MetricSpec("lower", "mann-whitney", "cost_usd"),
+    "success_rate": MetricSpec("higher", "two-proportion", "success"),
+    "error_rate": MetricSpec("lower", "two-proportion", "error"),
+    "coordination_score": _WINDOW_HIGHER,
+    "inbox_in_time_rate": _WINDOW_HIGHER,
+    "queue_wait_ms_mean": _WINDOW_LOWER,
+    "cpu_percent": _WINDOW_LOWER,
+    "memory_percent": _WINDOW_LOWER,
+    "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row
+}
+"""Metric name -> :class:`MetricSpec`: the one place that says which way is better."""
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The :class:`MetricSpec` of metric ``name``; raises ValueError naming the
+    known metrics when there is none."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ValueError(f"no metric spec for '{name}'; known: {sorted(METRICS)}") from None
 
 
 @dataclass(frozen=True)
@@ -220,6 +281,11 @@ class TaskSample:
     def n(self) -> int:
         """Number of decisions."""
         return int(self.response_ms.size)
+
+    @property
+    def error(self) -> np.ndarray:
+        """Per decision, whether it had no valid attempt (bool), so ``error.mean()`` is the error rate."""
+        return ~self.ok
 
 
 def task_sample(w: WindowData) -> TaskSample:

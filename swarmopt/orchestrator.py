@@ -23,7 +23,7 @@ remedy on that agent for ``reject_after_rollback_s``.
 from __future__ import annotations
 
 from swarmopt.knobs import KnobChange, ScheduledChange
-from swarmopt.optimizer.core import Proposal
+from swarmopt.optimizer.strategies import Proposal
 from swarmopt.schema import AgentProfile, ModelTier, OrchestratorConfig
 
 HEALTHY = 0.75
@@ -103,9 +103,11 @@ class Orchestrator:
                 continue
             old = self.autonomy[agent]
             if agent in kept and health >= HEALTHY:
-                new, why = min(self.cfg.max_agent_autonomy, old + self.cfg.autonomy_step), "performance improvements acknowledged"
+                new = min(self.cfg.max_agent_autonomy, old + self.cfg.autonomy_step)
+                why = "performance improvements acknowledged"
             elif self.low_streak[agent] >= 2:
-                new, why = max(self.cfg.min_agent_autonomy, old - self.cfg.autonomy_step), "health below 60% in two reports"
+                new = max(self.cfg.min_agent_autonomy, old - self.cfg.autonomy_step)
+                why = "health below 60% in two reports"
             else:
                 continue
             new = round(new, 4)

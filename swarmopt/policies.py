@@ -1,55 +1,90 @@
 """Decision policies: which remedy the optimizer tries for a bottleneck.
 
-A policy is a pure function object ``choose(type_, options, optimizer, rng)``
-over the applicable remedies (each a ``(Remedy, [KnobChange])`` pair, in the
-source design's rule order) that returns one of them or None, and
-``learn(strategy, kept)`` takes the measured outcome of every judged change.
+A policy is an object with ``choose(ctx, rng)``, which gets a small read-only
+:class:`PolicyContext` (the agent, its bottleneck, the applicable remedies with
+their concrete knob changes, its recent window rows, what was learned of each
+remedy, the simulated time) and returns one of ``ctx.options`` or None, and
+``learn(strategy, kept)``, which takes the outcome of every judged change.
 Swapping the policy is how load tests compare decision logic on the same
-scenario and seed.
+scenario and seed; a plug-in policy needs nothing but these two methods
+(:mod:`swarmopt.plugins`).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from swarmopt.optimizer.bandit import DiscountedThompson
 
+if TYPE_CHECKING:
+    from swarmopt.knobs import KnobChange
+    from swarmopt.optimizer.detect import Bottleneck
+    from swarmopt.optimizer.learning import RemedyStats
+    from swarmopt.optimizer.strategies import Remedy, Strategy
+
+Option = tuple["Remedy", tuple["KnobChange", ...]]
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What a policy sees when it picks a remedy (read-only).
+
+    ``agent``: the agent the remedy would change. ``bottleneck``: the detected
+    :class:`~swarmopt.optimizer.detect.Bottleneck` (for a system-wide one,
+    ``agent`` is the least healthy agent). ``bottleneck_type``: the type the
+    options answer (the bottleneck's, or for a system-wide one the worst type of
+    ``agent``). ``options``: the applicable remedies, each a ``(Remedy,
+    (KnobChange, ...))`` pair of bounded, stabilized changes, in the rule order
+    of the type (plug-in remedies first); never empty. ``rows``: the agent's
+    last window rows (``OptimizerConfig.long_windows`` of them, oldest first)
+    as read-only mappings of the metrics table's columns. ``stats``: per remedy
+    name, a :class:`~swarmopt.optimizer.learning.RemedyStats` (attempts, kept,
+    mean measured improvement) of the changes judged so far, over all agents.
+    ``t_s``: simulated time (s).
+    """
+
+    agent: str
+    bottleneck: Bottleneck
+    bottleneck_type: str
+    options: tuple[Option, ...]
+    rows: tuple[Mapping, ...]
+    stats: Mapping[str, RemedyStats]
+    t_s: float
+
 
 class Policy(Protocol):
     """Picks one remedy among the applicable options, or None to do nothing."""
 
-    name: str
+    def choose(self, ctx: PolicyContext, rng: np.random.Generator) -> Option | None:
+        """One of ``ctx.options`` or None; ``rng`` is the optimizer's own stream."""
 
-    def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
-        ...
-
-    def learn(self, strategy, kept: bool) -> None:
-        ...
+    def learn(self, strategy: Strategy, kept: bool) -> None:
+        """The outcome of a judged change (kept, or rolled back or reverted)."""
 
 
 class RulePolicy:
     """The source design's fixed rules: the first applicable remedy in order."""
 
-    name = "rules"
+    def choose(self, ctx: PolicyContext, rng: np.random.Generator) -> Option | None:
+        """The first option."""
+        return ctx.options[0] if ctx.options else None
 
-    def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
-        return options[0] if options else None
-
-    def learn(self, strategy, kept: bool) -> None:
+    def learn(self, strategy: Strategy, kept: bool) -> None:
         """Fixed rules ignore outcomes."""
 
 
 class MonitorPolicy:
-    """Detects and reports, never acts."""
+    """Detects and reports, never acts (the optimizer does not even plan under it)."""
 
-    name = "monitor"
-
-    def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
+    def choose(self, ctx: PolicyContext, rng: np.random.Generator) -> Option | None:
+        """Never an option."""
         return None
 
-    def learn(self, strategy, kept: bool) -> None:
+    def learn(self, strategy: Strategy, kept: bool) -> None:
         """Nothing is ever tried, so nothing is learned."""
 
 
@@ -68,26 +103,23 @@ class ThompsonPolicy:
     (0, 1].
     """
 
-    name = "thompson"
-
     def __init__(self, gamma: float = 0.9) -> None:
         DiscountedThompson(gamma)  # fail on a bad gamma now, not at the first choice
         self.gamma = gamma
         self.bandits: dict[tuple[str, str], DiscountedThompson] = {}
 
-    def choose(self, type_: str, options: Sequence[tuple], optimizer, rng: np.random.Generator):
-        """One Beta draw per distinct remedy kind (first option of each kind),
-        the largest wins; None when there is no option."""
-        if not options:
+    def choose(self, ctx: PolicyContext, rng: np.random.Generator) -> Option | None:
+        """One Beta draw per distinct remedy (first option of each name), the
+        largest wins; None when there is no option."""
+        if not ctx.options:
             return None
-        by_kind: dict[str, tuple] = {}
-        for opt in options:
-            by_kind.setdefault(opt[0].kind, opt)
-        key = (options[0][1][0].agent, type_)
-        bandit = self.bandits.setdefault(key, DiscountedThompson(self.gamma))
-        return by_kind[bandit.select(list(by_kind), rng)]
+        by_name: dict[str, Option] = {}
+        for opt in ctx.options:
+            by_name.setdefault(opt[0].name, opt)
+        bandit = self.bandits.setdefault((ctx.agent, ctx.bottleneck_type), DiscountedThompson(self.gamma))
+        return by_name[bandit.select(list(by_name), rng)]
 
-    def learn(self, strategy, kept: bool) -> None:
+    def learn(self, strategy: Strategy, kept: bool) -> None:
         """Reward 1 (kept) or 0 (rolled back) for ``strategy.kind`` in the
         bandit of its agent and type; strategies the policy did not choose
         (proactive ones) have no bandit and are ignored."""
@@ -97,11 +129,4 @@ class ThompsonPolicy:
 
 
 POLICIES = {"rules": RulePolicy, "monitor": MonitorPolicy, "thompson": ThompsonPolicy}
-
-
-def make_policy(name: str) -> Policy:
-    """The policy called ``name``; raises ValueError listing the allowed names."""
-    try:
-        return POLICIES[name]()
-    except KeyError:
-        raise ValueError(f"unknown policy '{name}'; allowed: {sorted(POLICIES)}") from None
+"""The built-in policies by the name a scenario gives them (``optimizer.policy``)."""

@@ -1,11 +1,20 @@
-"""The run report: ``report.md`` and a time-series plot with optimization markers."""
+"""The run directory: the tables, ``summary.json``, ``report.md`` and a time-series plot with optimization markers.
+
+:func:`write_run` writes ``metrics.parquet``, ``events.parquet``,
+``autonomy.parquet``, ``process.parquet`` (CSV if pyarrow is missing),
+``summary.json`` and ``report.md`` (with ``<agent>.png`` plots).
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from typing import Any
 
-from matplotlib.figure import Figure
+import pandas as pd
 
+from swarmopt.files import atomic_path, write_text_atomic
 from swarmopt.results import KEY_METRICS, RunResult
 
 
@@ -55,6 +64,9 @@ def _table(d: dict[str, dict]) -> str:
 def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
     """Write ``report.md`` (and ``<agent>.png`` plots for agents that were
     changed) into ``out``; returns the report path."""
+    # imported here, not at the top: matplotlib adds half a second to every `import swarmopt.api`
+    from matplotlib.figure import Figure
+
     s = res.summary
     ev = res.events
     lines = [
@@ -67,8 +79,8 @@ def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
         "",
         "| attempted | kept | rolled back | reverted | restored | rejected | bottlenecks detected |",
         "|---|---|---|---|---|---|---|",
-        "| {attempted} | {kept} | {rolled_back} | {reverted} | {restored} | {rejected} | {bottlenecks_detected} |".format(
-            **s["optimizations"]),
+        "| {attempted} | {kept} | {rolled_back} | {reverted} | {restored} | {rejected} "
+        "| {bottlenecks_detected} |".format(**s["optimizations"]),
         "",
         "Optimizer autonomy: " + " -> ".join(f"{p['autonomy']:.3f}" for p in s["optimizer_autonomy"]),
         "",
@@ -82,10 +94,11 @@ def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
                       "| t (min) | agent | kind | metric | before | after | improvement % | 95% CI | p | verdict |",
                       "|---|---|---|---|---|---|---|---|---|---|"]
             for r in meas.itertuples():
+                undo = " (rollback)" if r.event == "rollback.measured" else ""
                 lines.append(
-                    f"| {r.t_s / 60:.0f} | {r.agent} | {r.kind}{' (rollback)' if r.event == 'rollback.measured' else ''}"
-                    f" | {r.metric} | {r.before:.3f} | {r.after:.3f} | {r.improvement_pct:.1f} | "
-                    f"[{r.ci_low_pct:.1f}, {r.ci_high_pct:.1f}] | {r.p_value:.3g} | {r.verdict} |")
+                    f"| {r.t_s / 60:.0f} | {r.agent} | {r.kind}{undo} | {r.metric} | {r.before:.3f} | {r.after:.3f} "
+                    f"| {r.improvement_pct:.1f} | [{r.ci_low_pct:.1f}, {r.ci_high_pct:.1f}] | {r.p_value:.3g} "
+                    f"| {r.verdict} |")
             lines.append("")
     lines += ["## Agents", ""]
     changed = set(ev.loc[ev["event"] == "knob.applied", "agent"]) if not ev.empty else set()
@@ -96,11 +109,52 @@ def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
             fig = Figure(figsize=(10, 3.5))
             plot_agent(res, agent, ax=fig.add_subplot())
             fig.tight_layout()
-            fig.savefig(out / f"{agent}.png", dpi=110)
+            with atomic_path(out / f"{agent}.png") as tmp:
+                fig.savefig(tmp, dpi=110, format="png")
             lines += [f"![{agent} response time]({agent}.png)", ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 
-__all__ = ["plot_agent", "write_report"]
+def _write_table(df: pd.DataFrame, path: Path) -> Path:
+    try:
+        with atomic_path(path.with_suffix(".parquet")) as tmp:
+            df.to_parquet(tmp, index=False)
+        return path.with_suffix(".parquet")
+    except ImportError:
+        with atomic_path(path.with_suffix(".csv")) as tmp:
+            df.to_csv(tmp, index=False)
+        return path.with_suffix(".csv")
+
+
+def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", error: str | None = None) -> Path:
+    """Write the run directory ``out_dir`` (tables, ``summary.json`` with ``status``
+    and ``error``, ``report.md``, plots); sets ``res.out_dir`` and returns it.
+    Every file is written atomically (:mod:`swarmopt.files`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics", "events", "autonomy", "process"):
+        _write_table(getattr(res, name), out / name)
+    summary = dict(res.summary, status=status)
+    if error:
+        summary["error"] = error
+    write_text_atomic(out / "summary.json", json.dumps(json_safe(summary), indent=2, default=str))
+    write_report(res, out, status)
+    res.out_dir = out
+    return out
+
+
+def json_safe(o: Any) -> Any:
+    """``o`` with every NaN float replaced by None, recursively through dicts and
+    lists, so that it serializes as strict JSON."""
+    if isinstance(o, dict):
+        return {k: json_safe(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [json_safe(v) for v in o]
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    return o
+
+
+__all__ = ["json_safe", "plot_agent", "write_report", "write_run"]

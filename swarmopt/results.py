@@ -10,19 +10,15 @@ Tables (pandas DataFrames):
 * ``process``: real CPU and RSS of each actor process (psutil) — kept apart from
   ``metrics`` because, unlike simulated figures, it differs between runs.
 
-The run directory holds ``metrics.parquet``, ``events.parquet``,
-``autonomy.parquet``, ``process.parquet`` (CSV if pyarrow is missing),
-``summary.json`` and ``report.md``. :class:`Collector` appends rows as they
-arrive and writes what it has even when the run fails half way.
+:class:`Collector` appends rows as they arrive, so a run that fails half way
+still has what it produced (:func:`swarmopt.report.write_run` writes it).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -61,6 +57,7 @@ class Collector:
         self.metric_rows: list[dict] = []
         self.event_rows: list[dict] = []
         self.process_rows: list[dict] = []
+        self._narrated = 0
         self.autonomy_rows: list[dict] = [
             {"t_s": 0.0, "entity": "performance-optimizer", "autonomy": scenario.optimizer.initial_autonomy,
              "reason": "initial"}
@@ -70,7 +67,9 @@ class Collector:
         self.metric_rows += rows
 
     def events(self, events: list[dict]) -> None:
+        narrated = len(self.event_rows) >= self._narrated
         self.event_rows += events
+        self._narrated = max(self._narrated, len(self.event_rows))
         for e in events:
             if e["event"] == "autonomy.optimizer":
                 self.autonomy_rows.append({"t_s": e["t_s"], "entity": "performance-optimizer",
@@ -78,21 +77,39 @@ class Collector:
             elif e["event"] == "autonomy.applied":
                 self.autonomy_rows.append({"t_s": e["t_s"], "entity": e["agent"], "autonomy": e["new"],
                                            "reason": e.get("ref", "")})
-        if self.narrate:
+        if self.narrate and narrated:  # a replay after a restart is not narrated twice
             narrate(events)
 
     def process(self, samples: list[dict]) -> None:
         self.process_rows += samples
 
-    def result(self, seed: int, runtime: str) -> RunResult:
+    def mark(self) -> tuple[int, int, int, int]:
+        """Lengths of the tables now (see :meth:`rewind`)."""
+        return len(self.metric_rows), len(self.event_rows), len(self.process_rows), len(self.autonomy_rows)
+
+    def rewind(self, mark: tuple[int, int, int, int]) -> None:
+        """Drop what arrived after :meth:`mark` (a replay from a checkpoint sends it again)."""
+        m, e, p, a = mark
+        del self.metric_rows[m:], self.event_rows[e:], self.process_rows[p:], self.autonomy_rows[a:]
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """The metrics table so far, sorted by window start then agent."""
+        if not self.metric_rows:  # the key columns even before the first window closes
+            return pd.DataFrame(columns=["agent", "window", "t_start_s", "t_end_s"])
         metrics = pd.DataFrame(self.metric_rows)
-        if not metrics.empty:
-            metrics = metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
-        events = pd.DataFrame(self.event_rows)
+        return metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
+
+    def events_frame(self) -> pd.DataFrame:
+        """The events table so far."""
+        events = pd.DataFrame(self.event_rows, columns=None if self.event_rows else ["t_s", "event", "agent"])
         for col in ("old", "new"):
             if col in events:
                 events[col] = events[col].map(lambda v: v if v is None or isinstance(v, str) else repr(v))
-        res = RunResult(self.scenario, seed, runtime, metrics, events,
+        return events
+
+    def result(self, seed: int, runtime: str) -> RunResult:
+        """The run's :class:`RunResult` with its summary."""
+        res = RunResult(self.scenario, seed, runtime, self.metrics_frame(), self.events_frame(),
                         pd.DataFrame(self.autonomy_rows), pd.DataFrame(self.process_rows))
         res.summary = summarize(res)
         return res
@@ -140,50 +157,15 @@ def summarize(res: RunResult) -> dict:
         "optimizations": {
             "attempted": count("optimization.scheduled"), "kept": count("optimization.kept"),
             "rolled_back": count("optimization.rolled_back"), "reverted": count("optimization.reverted"),
-            "restored": count("optimization.restored"), "rejected": count("strategy.rejected"), "bottlenecks_detected": count("bottleneck.detected"),
+            "restored": count("optimization.restored"), "rejected": count("strategy.rejected"),
+            "bottlenecks_detected": count("bottleneck.detected"),
         },
         "optimizer_autonomy": [
             {"t_s": float(r.t_s), "autonomy": float(r.autonomy)}
             for r in auto[auto["entity"] == "performance-optimizer"].itertuples()
         ],
         "agent_autonomy_final": {
-            e: float(g["autonomy"].iloc[-1]) for e, g in auto[auto["entity"] != "performance-optimizer"].groupby("entity")
+            e: float(g["autonomy"].iloc[-1])
+            for e, g in auto[auto["entity"] != "performance-optimizer"].groupby("entity")
         },
     }
-
-
-def _write_table(df: pd.DataFrame, path: Path) -> Path:
-    try:
-        df.to_parquet(path.with_suffix(".parquet"), index=False)
-        return path.with_suffix(".parquet")
-    except ImportError:
-        df.to_csv(path.with_suffix(".csv"), index=False)
-        return path.with_suffix(".csv")
-
-
-def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", error: str | None = None) -> Path:
-    """Write the run directory (tables, ``summary.json``, ``report.md``, plot)."""
-    from swarmopt.report import write_report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics", "events", "autonomy", "process"):
-        _write_table(getattr(res, name), out / name)
-    summary = dict(res.summary, status=status)
-    if error:
-        summary["error"] = error
-    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=2, default=str))
-    write_report(res, out, status)
-    res.out_dir = out
-    return out
-
-
-def _clean(o: Any) -> Any:
-    """NaN -> None, recursively, so ``summary.json`` is strict JSON."""
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_clean(v) for v in o]
-    if isinstance(o, float) and math.isnan(o):
-        return None
-    return o

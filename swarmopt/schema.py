@@ -15,9 +15,10 @@ that estimate is checked against a budget before the run starts.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Tier = Literal["fast", "standard", "strong"]
 TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
@@ -334,10 +335,16 @@ class CacheBypassFault(_FaultBase):
 
 
 class CrashFault(_FaultBase):
-    """The target's actor is down: no worker serves for ``duration_s``; tasks queue."""
+    """The target's actor is down: no worker serves for ``duration_s``; tasks queue.
+
+    ``mode: process`` also kills the real process of the Ray actor hosting the
+    target at ``at_s`` (the driver restarts it from its last checkpoint and
+    replays, see :class:`swarmopt.runtime.driver.Driver`); on the local runtime
+    it acts as ``simulated``."""
 
     kind: Literal["crash"]
     duration_s: float = Field(gt=0, le=MAX_DURATION_S, description="at most one year")
+    mode: Literal["simulated", "process"] = "simulated"
 
 
 Fault = Annotated[
@@ -349,11 +356,30 @@ Fault = Annotated[
 ]
 
 
+_IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def _import_path(value: str) -> str:
+    if not _IMPORT_PATH.fullmatch(value):
+        raise ValueError("must be an import path 'module:attribute' (e.g. 'my_pkg.rules:queue_rule')")
+    return value
+
+
+def _policy_name(value: str) -> str:
+    # a built-in policy's name (checked against swarmopt.policies.POLICIES when the plug-ins are resolved) or a path
+    if not (re.fullmatch(r"[a-z_]+", value) or _IMPORT_PATH.fullmatch(value)):
+        raise ValueError("must be a built-in policy's name or an import path 'module:attribute'")
+    return value
+
+
+ImportPath = Annotated[str, AfterValidator(_import_path)]
+
+
 class Thresholds(Strict):
     """Bottleneck thresholds. Defaults are the source design's
     (``reference/001``: response time > 2000 ms high; success < 70% medium,
     < 50% critical; coordination < 60% medium; system score < 75% high, < 60%
-    critical) plus the resource rules of DESIGN.md (CPU > 80%, memory > 85%)."""
+    critical) plus the design's resource rules (CPU > 80%, memory > 85%)."""
 
     response_time_ms: float = Field(default=2000.0, gt=0)
     success_rate_medium: float = Field(default=0.70, ge=0, le=1)
@@ -374,8 +400,10 @@ class OptimizerConfig(Strict):
 
     ``policy``: ``rules`` (the source design's fixed rules), ``monitor`` (detect
     and report only), ``thompson`` (discounted Thompson sampling over the
-    measured outcomes of the remedies). ``recommend_only`` plans and reports but
-    changes nothing.
+    measured outcomes of the remedies), or the import path ``module:attribute``
+    of a plug-in policy (:mod:`swarmopt.plugins`). ``rules`` and ``remedies``:
+    import paths of plug-in detection rules and remedies. ``recommend_only``
+    plans and reports but changes nothing.
     A change is judged on ``measure_windows`` windows before and after it takes
     effect by the canary judge (:func:`swarmopt.optimizer.measure.judge_change`):
     the keep-or-rollback decision has a false-alarm budget ``alpha`` (a change
@@ -401,7 +429,9 @@ class OptimizerConfig(Strict):
     pre-scaling, no coordination enhancement).
     """
 
-    policy: Literal["rules", "monitor", "thompson"] = "rules"
+    policy: Annotated[str, AfterValidator(_policy_name)] = "rules"
+    rules: list[ImportPath] = Field(default_factory=list)
+    remedies: list[ImportPath] = Field(default_factory=list)
     proactive: bool = True
     long_windows: int = Field(default=12, ge=1, le=1440)
     tolerance: float = Field(default=0.1, ge=0, lt=1)
@@ -502,7 +532,8 @@ class Scenario(Strict):
         if not (multiple(self.window_s, self.tick_s) or multiple(self.tick_s, self.window_s)):
             raise ValueError(f"tick_s ({self.tick_s}) must divide window_s ({self.window_s}) or be a multiple of it")
         if not multiple(self.optimizer.cycle_s, self.tick_s):
-            raise ValueError(f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of tick_s ({self.tick_s})")
+            raise ValueError(
+                f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of tick_s ({self.tick_s})")
         if not multiple(self.duration_s, self.window_s):
             raise ValueError(f"duration_s ({self.duration_s}) must be a multiple of window_s ({self.window_s})")
         missing = set(DEFAULT_TIERS) - set(self.models)

@@ -29,12 +29,21 @@ from typing import Literal
 import numpy as np
 
 from swarmopt.schema import (
-    KNOB_BOUNDS, MAX_RATE_PER_S, MAX_SEED, TIERS, AgentProfile, Knobs, ModelTier, OptimizerConfig,
-    OrchestratorConfig, Scenario, ToolProfile,
+    KNOB_BOUNDS,
+    MAX_RATE_PER_S,
+    MAX_SEED,
+    TIERS,
+    AgentProfile,
+    Knobs,
+    ModelTier,
+    OptimizerConfig,
+    OrchestratorConfig,
+    Scenario,
+    ToolProfile,
 )
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
-from swarmopt.runtime.group import agent_seeds
+from swarmopt.sim.seeds import agent_seeds
 
 __all__ = [
     "TASK_FIELDS",
@@ -249,7 +258,8 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
         :data:`TASK_FIELDS`, tasks in arrival order: ``arrival``, ``start``
         (a worker takes it), ``end`` (the worker is free), ``finish`` (final
         answer, review included) in seconds of simulated time; ``hits`` and
-        ``lookups`` are per-task counts of cache hits and tool calls made.
+        ``lookups`` are per-task counts of cache hits and of cache lookups
+        (one per tool, at arrival).
         Every task arriving in ``[0, duration_s)`` is included, with its full
         service even when it ends after ``duration_s``.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from swarmopt.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 MH_SCENARIO = ROOT / "scenarios" / "market_hunter_degradation.yaml"
+EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +27,19 @@ def short(sc: Scenario, duration_s: float, **update) -> Scenario:
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for the whole test session (2 CPUs, dashboard off)."""
+    """One local Ray for the whole test session (2 CPUs, dashboard off). Its
+    workers also import from ``examples/`` (the plug-in tests' modules): Ray
+    starts them with the environment of ``ray.init``, as ``PYTHONPATH=examples
+    swarmopt run ...`` would."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(EXAMPLES), before) if p)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
     yield ray
     ray.shutdown()

@@ -279,7 +279,7 @@ def _text_mutation(text: str, rng: random.Random) -> tuple[bytes, str]:
                           "2001-12-14t21:59:43.10-05:00", "!!float 1e999", "!!int 0x7fffffffffffffffffff",
                           "!custom 5", "!!str", "!!map [1]", "!!seq {a: 1}"])
         key = rng.choice(["description", "seed", "duration_s", "name", "base_rate_per_s", "id"])
-        return "".join(l if not l.startswith(key + ":") else f"{key}: {tag}\n" for l in lines).encode() \
+        return "".join(line if not line.startswith(key + ":") else f"{key}: {tag}\n" for line in lines).encode() \
             + f"\n{key}x: {tag}\n".encode(), f"tag {tag[:20]}"
     if op == 10:
         return rng.choice([b"", b"# only a comment\n", b"- a\n- b\n", b"42\n", b"~\n", b"'x'\n",
@@ -288,7 +288,7 @@ def _text_mutation(text: str, rng: random.Random) -> tuple[bytes, str]:
         num = rng.choice(["1e6", ".inf", "-.inf", ".nan", "0x1F", "0o17", "1_000", "+12", "12:30:00", "9" * 5000,
                           "1.0e+400", "-0.0", "0b101", "1e-400"])
         key = rng.choice(["duration_s", "tick_s", "window_s", "seed", "base_rate_per_s", "prompt_tokens"])
-        return "".join(l if not l.startswith(key + ":") else f"{key}: {num}\n" for l in lines).encode(), \
+        return "".join(line if not line.startswith(key + ":") else f"{key}: {num}\n" for line in lines).encode(), \
             f"{key}: {num[:20]}"
     if op == 12:
         key = "k" * rng.choice([1000, 70000])

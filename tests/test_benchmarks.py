@@ -8,14 +8,19 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from swarmopt import benchmarks
 from swarmopt.benchmarks.cases import LOCAL_CASES
 
+QUEUE_FIGURES = {f"queue_{size}_{what}" for size in ("dense", "sparse") for what in (
+    "engine_tasks_per_s", "plain_tasks_per_s", "simpy_tasks_per_s", "engine_over_plain", "engine_over_simpy",
+    "wait_max_z")}
 LOCAL_FIGURES = {
     "engine_tasks_per_s", "engine_tasks_per_s_dense", "day_wall_s_local", "day_peak_mem_mib_local",
     "optimizer_cycle_ms_small", "optimizer_cycle_ms_medium", "optimizer_cycle_ms_large",
-    "scale_wall_s_local", "scale_peak_mem_mib_local",
-}
+    "scale_wall_s_local", "scale_peak_mem_mib_local", "engine_day_over_simpy",
+} | QUEUE_FIGURES
 
 
 def test_quick_local_benchmarks_report_every_figure(tmp_path, capsys):
@@ -32,3 +37,20 @@ def test_quick_local_benchmarks_report_every_figure(tmp_path, capsys):
         assert f["figure"] in printed
     assert figures["day_peak_mem_mib_local"]["value"] < 4096
     assert all(c["error"] is None for c in doc["cases"].values())
+    value = {fid: f["value"] for fid, f in figures.items()}
+    assert value["engine_day_over_simpy"] == pytest.approx(
+        value["engine_tasks_per_s"] / value["queue_sparse_simpy_tasks_per_s"])
+    for size in ("dense", "sparse"):
+        engine, plain, simpy = (value[f"queue_{size}_{name}_tasks_per_s"] for name in ("engine", "plain", "simpy"))
+        assert value[f"queue_{size}_engine_over_plain"] == pytest.approx(100 * engine / plain)
+        assert value[f"queue_{size}_engine_over_simpy"] == pytest.approx(engine / simpy)
+        r = doc["cases"][f"queue-{size}"]["result"]
+        # the plain and SimPy queues serve the same draws: the same waits, task by task
+        assert r["simpy_plain_max_abs_diff_s"] < 1e-9
+        assert r["plain"]["wait_ms"] == r["simpy"]["wait_ms"]
+        # sane, not judged: every mean wait (exponential service) within a factor 2 of Erlang C; the
+        # engine's and the plain queue's lognormal waits within a factor 1.5 of each other
+        for name in ("engine", "plain", "simpy"):
+            assert 0.5 < r[name]["wait_ms"]["exponential"][0] / r["erlang_c_wait_ms"] < 2.0, (size, name)
+            assert r[name]["tasks"] > 5000
+        assert 1 / 1.5 < r["engine"]["wait_ms"]["lognormal"][0] / r["plain"]["wait_ms"]["lognormal"][0] < 1.5

@@ -45,7 +45,6 @@ def assert_a_location_test_is_blind(before, after):
     assert judge_latency(before, after, tail_tolerance=math.inf, variance_ratio_max=math.inf).outcome == "marginal"
 
 
-
 def test_kayenta_780_same_median_ten_times_variance_fails():
     rng = np.random.default_rng(780)
     sigma_after = _sigma_for_variance_ratio(0.3, 10.0)
@@ -261,7 +260,7 @@ def test_hodges_lehmann_thinning_matches_exact():
     c = math.floor(m * n / 2 - stats.norm.ppf(0.975) * math.sqrt(m * n * (m + n + 1) / 12))
     exact = (np.median(d), d[c - 1], d[m * n - c])
     width = exact[2] - exact[1]
-    for got, want in zip((shift, lo, hi), exact):
+    for got, want in zip((shift, lo, hi), exact, strict=True):
         assert abs(got - want) < 0.02 * width
 
 

@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from conftest import MH_SCENARIO, ROOT
 from swarmopt.loader import AGENTS_DIR, InputError, build_scenario, load_scenario
+
+from conftest import MH_SCENARIO, ROOT
 
 FIVE = ["strategic_orchestrator.yaml", "market_hunter.yaml", "narrative_architect.yaml", "market_analyzer.yaml",
         "execution_agent.yaml"]

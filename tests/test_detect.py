@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from swarmopt.loader import load_scenario
 from swarmopt.optimizer.detect import detect, snapshot
 from swarmopt.schema import Thresholds
 
 from conftest import MH_SCENARIO
-from swarmopt.loader import load_scenario
 
 PROFILES = {a.id: a for a in load_scenario(MH_SCENARIO).agents}
 TH = Thresholds()

@@ -7,9 +7,9 @@ import pytest
 
 from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange, ScheduledChange
-from swarmopt.runtime.group import agent_seeds
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
+from swarmopt.sim.seeds import agent_seeds
 
 from conftest import short
 
@@ -34,6 +34,21 @@ def test_results_do_not_depend_on_tick(mh_scenario):
         pd.testing.assert_frame_equal(runs[0].events, other.events)
 
 
+def test_results_do_not_depend_on_tick_when_a_change_lands_inside_a_tick(mh_scenario):
+    """With a 240 s cycle the optimizer's first change (2 min after the cycle at
+    2100 s) takes effect at 2220 s: a window boundary that a 120 s or 240 s
+    tick steps over. The window ending there must still show the knobs before
+    the change, as with ticks that stop at it."""
+    sc = short(mh_scenario, 2400, optimizer=mh_scenario.optimizer.model_dump() | {"cycle_s": 240.0})
+    runs = {tick: run_scenario(short(sc, 2400, tick_s=tick), runtime="local") for tick in (30.0, 60.0, 120.0, 240.0)}
+    ev = runs[60.0].events
+    at = ev.loc[(ev["event"] == "knob.applied") & (ev["knob"] == "max_concurrency"), "t_s"].tolist()
+    assert at and all(t % sc.window_s == 0 and t % 120.0 for t in at)  # the case under test does occur
+    for tick, other in runs.items():
+        pd.testing.assert_frame_equal(runs[60.0].metrics, other.metrics, obj=f"metrics at tick {tick:g} s")
+        pd.testing.assert_frame_equal(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
+
+
 def _sim(sc, agent="market-hunter", **knobs):
     seeds, _ = agent_seeds(7, len(sc.agents))
     i = [a.id for a in sc.agents].index(agent)
@@ -50,10 +65,32 @@ def _run(sim, until=3600.0, changes=()):
     return closed
 
 
+def test_a_change_at_a_window_end_belongs_to_the_next_window_whatever_the_tick(mh_scenario):
+    """Workers 4 -> 8 and autonomy 0.85 -> 0.55 at 60 s, the end of window 0:
+    window 0 is recorded with the old state and window 1 with the new one,
+    whether a tick stops at 60 s (30, 60) or steps over it (120)."""
+    def rows(tick, until=240.0):
+        sim = _sim(mh_scenario)
+        closed = list(sim.step(0.0, 0.0, [], [
+            ScheduledChange(60.0, KnobChange(sim.id, "max_concurrency", 4, 8), "test"),
+            ScheduledChange(60.0, KnobChange(sim.id, "autonomy", 0.85, 0.55), "test")])[1])
+        for k in range(int(until / tick)):
+            closed += sim.step(k * tick, (k + 1) * tick, [], [])[1]
+        closed += sim.step(until, until, [], [])[1]
+        return pd.DataFrame([sim.metrics_row(w) for w in closed])
+
+    by_tick = {tick: rows(tick) for tick in (30.0, 60.0, 120.0)}
+    base = by_tick[60.0]
+    assert base["max_concurrency"].tolist() == [4, 8, 8, 8]
+    assert base["autonomy"].tolist() == [0.85, 0.55, 0.55, 0.55]
+    for tick, other in by_tick.items():
+        pd.testing.assert_frame_equal(base, other, obj=f"windows at tick {tick:g} s")
+
+
 def test_common_random_numbers_same_arrivals_whatever_the_knobs(mh_scenario):
     a = _run(_sim(mh_scenario))
     b = _run(_sim(mh_scenario, max_concurrency=1, parallel_tools=True))
-    for wa, wb in zip(a, b):
+    for wa, wb in zip(a, b, strict=True):
         assert (wa.arrays["arrival"] == wb.arrays["arrival"]).all()
     wait_a = sum((w.arrays["start"] - w.arrays["arrival"]).sum() for w in a)
     wait_b = sum((w.arrays["start"] - w.arrays["arrival"]).sum() for w in b)
@@ -74,7 +111,9 @@ def test_lower_autonomy_escalates_more(mh_scenario):
     (r_hi, _), (r_lo, _) = rate(hi), rate(lo)
     # difference 0.30 of valid decisions; binomial s.e. of each rate < 0.008 at n ~ 4300
     assert r_lo - r_hi == pytest.approx(0.30 * (1 - 0.02), abs=0.04)
-    resp = lambda ws: sum(w.response_ms.sum() for w in ws) / sum(w.arrays["arrival"].size for w in ws)
+    def resp(ws):
+        return sum(w.response_ms.sum() for w in ws) / sum(w.arrays["arrival"].size for w in ws)
+
     assert resp(lo) > resp(hi) + 300  # each extra review costs ~1.5 s on ~30% of decisions
 
 
@@ -133,3 +172,30 @@ def test_cache_bypass_makes_every_lookup_of_the_tool_miss(mh_scenario):
     rate = {t.name: ttl_cache_hit_rate(zipf_probabilities(t.keyspace, t.zipf_s), p.base_rate_per_s,
                                        p.knobs.cache_ttl_s[t.name]) for t in p.tools}
     assert ratio == pytest.approx(rate["web_search"] / sum(rate.values()), abs=0.05)
+
+
+def test_cache_hit_rate_is_per_lookup_and_tool_call_hit_rate_counts_retries(mh_scenario):
+    """Two tools, two retries: ``hot`` has one key, never errs and is cached for
+    a day, so only the first decision misses it (one call, which fills the
+    cache); ``broken`` always errs and is not cached, so every decision calls it
+    on all 3 attempts. A window of n decisions (h of them hot hits: n - 1 in
+    window 0, n later) has 2n lookups and 3n + (n - h) calls, so
+    cache_hit_rate = h / 2n and tool_call_hit_rate = h / (h + 4n - h) = h / 4n."""
+    from swarmopt.schema import ToolProfile
+
+    i = [a.id for a in mh_scenario.agents].index("market-hunter")
+    p = mh_scenario.agents[i]
+    tools = [ToolProfile(name="hot", latency_ms_median=10, keyspace=1, error_rate=0.0),
+             ToolProfile(name="broken", latency_ms_median=10, error_rate=1.0)]
+    p = p.model_copy(update={"tools": tools, "knobs": p.knobs.model_copy(
+        update={"cache_ttl_s": {"hot": 86_400.0}, "max_retries": 2})})
+    seeds, _ = agent_seeds(7, len(mh_scenario.agents))
+    sim = AgentSim(p, mh_scenario.models, Environment(mh_scenario.load, [], 300), seeds[i], 60.0)
+    rows = [sim.metrics_row(w) for w in _run(sim, until=300.0)]
+    assert len(rows) == 5 and all(r["decision_count"] > 50 for r in rows)
+    assert all(r["error_rate"] == 1.0 for r in rows)  # every attempt failed on the broken tool
+    for r in rows:
+        n = r["decision_count"]
+        h = n - 1 if r["window"] == 0 else n
+        assert r["cache_hit_rate"] == h / (2 * n)
+        assert r["tool_call_hit_rate"] == h / (4 * n)

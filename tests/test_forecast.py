@@ -1,11 +1,11 @@
-"""Tests for swarmopt.forecast (additive Holt / Holt-Winters)."""
+"""Tests for swarmopt.optimizer.forecast (additive Holt / Holt-Winters)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from swarmopt.forecast import HoltWinters, fit_forecast, forecast_peak
+from swarmopt.optimizer.forecast import HoltWinters, fit_forecast, forecast_peak
 
 M = 12  # season length used by the seasonal tests (e.g. 12 five-minute windows per hour)
 

@@ -20,23 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fuzz_corpus import Case, make_case
 from typer.testing import CliRunner
 
-from fuzz_corpus import Case, make_case
 from swarmopt.cli import app
 from swarmopt.loader import load_scenario
 
 CASE_TIMEOUT_S = 20   # a hang; a dry run takes milliseconds, a one-window run well under a second
 
 
-class Hang(Exception):
+class HangError(Exception):
     """A case ran past CASE_TIMEOUT_S."""
 
 
 @contextmanager
 def deadline(seconds: int):
     def expire(*_):
-        raise Hang
+        raise HangError
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.alarm(seconds)
@@ -76,7 +76,7 @@ def check_case(case: Case, folder: Path, run_valid: bool) -> Outcome:
                     window = load_scenario(path).window_s
                     stages.append(("run", ["run", str(path), "--runtime", "local", "--out", str(out),
                                            "--duration", repr(window), "--log-format", "plain"]))
-        except Hang:
+        except HangError:
             return Outcome(case, stage, None, "", f"no answer within {CASE_TIMEOUT_S} s")
         if exc is not None:
             return Outcome(case, stage, code, repr(exc)[:300], f"traceback: {type(exc).__name__}")

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import MH_SCENARIO, ROOT, short
 from swarmopt.api import run_scenario
 from swarmopt.benchmarks import cases
 from swarmopt.cli import app
 from swarmopt.guard import DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TASKS, check_budget, check_out_dir, estimate
 from swarmopt.loader import InputError, build_scenario, load_scenario
 from swarmopt.schema import Scenario
+
+from conftest import MH_SCENARIO, ROOT, short
 
 
 def cli(*args) -> tuple[int, str, str]:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import MH_SCENARIO, ROOT
 from swarmopt.cli import app
 from swarmopt.loader import MAX_FILE_BYTES, InputError, load_profile, load_scenario
+
+from conftest import MH_SCENARIO, ROOT
 
 
 def cli(*args) -> tuple[int, str, str]:
@@ -96,7 +97,7 @@ def test_bad_profile_names_the_profile_file(tmp_path, case):
 
 def test_duration_option_inf_and_bad_realtime(tmp_path):
     code, err, _ = dry_run(folder(tmp_path) / "s.yaml", "--duration", "inf")
-    assert code == 2 and "options --seed/--duration: duration_s: Input should be a finite number" in err
+    assert code == 2 and "options seed/duration_s: duration_s: Input should be a finite number" in err
     code, err, _ = dry_run(tmp_path / "s.yaml", "--realtime", "nan")
     assert code == 2 and "--realtime" in err
 

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from swarmopt.knobs import KnobChange
-from swarmopt.optimizer.strategies import RT
-from swarmopt.policies import RulePolicy, ThompsonPolicy, make_policy
+from swarmopt.optimizer.detect import Bottleneck
+from swarmopt.optimizer.strategies import REMEDIES
+from swarmopt.plugins import resolve
+from swarmopt.policies import PolicyContext, RulePolicy, ThompsonPolicy
 from swarmopt.results import Collector
 from swarmopt.runtime.components import make_optimizer
 from swarmopt.runtime.driver import drive
@@ -17,9 +19,11 @@ from swarmopt.runtime.local import LocalBackend
 
 from conftest import short
 
-CACHE, PARALLEL = RT[1], RT[2]  # raise_cache_ttl, enable_parallel_tools
-OPTIONS = [(CACHE, [KnobChange("market-hunter", "cache_ttl_s.data_source", 60.0, 240.0)]),
-           (PARALLEL, [KnobChange("market-hunter", "parallel_tools", False, True)])]
+CACHE, PARALLEL = REMEDIES["raise_cache_ttl"], REMEDIES["enable_parallel_tools"]
+OPTIONS = ((CACHE, (KnobChange("market-hunter", "cache_ttl_s.data_source", 60.0, 240.0),)),
+           (PARALLEL, (KnobChange("market-hunter", "parallel_tools", False, True),)))
+SLOW = Bottleneck("agent_response_time", "high", "market-hunter", "response_time_ms_mean", 2800.0, 2000.0, 40.0, "",
+                  "")
 # probability that the judge keeps each remedy, before and after the change point: caching the data source cures
 # the latency until its keys become uncacheable (e.g. every request asks for fresh prices); parallel tool calls
 # then become the cure
@@ -33,10 +37,11 @@ def stream(policy, seed: int) -> list[tuple[str, bool]]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(BEFORE + AFTER):
-        remedy, actions = policy.choose("agent_response_time", OPTIONS, None, rng)
-        kept = bool(rng.random() < KEEP[remedy.kind][i >= BEFORE])
-        policy.learn(SimpleNamespace(actions=actions, type="agent_response_time", kind=remedy.kind), kept)
-        out.append((remedy.kind, kept))
+        ctx = PolicyContext("market-hunter", SLOW, SLOW.type, OPTIONS, (), {}, 300.0 * i)
+        remedy, actions = policy.choose(ctx, rng)
+        kept = bool(rng.random() < KEEP[remedy.name][i >= BEFORE])
+        policy.learn(SimpleNamespace(actions=actions, type="agent_response_time", kind=remedy.name), kept)
+        out.append((remedy.name, kept))
     return out
 
 
@@ -46,8 +51,9 @@ def switch_trials(trials) -> int | None:
     return next((j for j in range(len(post) - 4) if sum(post[j:j + 5]) >= 4), None)
 
 
-def test_thompson_is_selectable_by_name():
-    assert isinstance(make_policy("thompson"), ThompsonPolicy)
+def test_thompson_is_selectable_by_name(mh_scenario):
+    policy, _, _ = resolve(mh_scenario.optimizer.model_copy(update={"policy": "thompson"}))
+    assert isinstance(policy, ThompsonPolicy)
     with pytest.raises(ValueError):
         ThompsonPolicy(gamma=1.5)
 
@@ -65,14 +71,17 @@ def test_thompson_switches_to_the_new_cure_within_a_bounded_number_of_trials():
     rules = [stream(RulePolicy(), seed) for seed in range(20)]
     assert all(switch_trials(r) is None for r in rules)
     # after the switch has had time (the last 20 trials), the learner keeps ~0.7 of its changes, the rules ~0.1
-    late = lambda rs: np.mean([kept for r in rs for _, kept in r[-20:]])
+    def late(rs):
+        return np.mean([kept for r in rs for _, kept in r[-20:]])
+
     assert late(runs) > 0.6 and late(rules) < 0.2
 
 
 def test_thompson_learns_from_the_judged_outcomes_end_to_end(mh_scenario):
     """The worked example with the learning policy: every reactive change the judge keeps, reverts or rolls back is one
     Bernoulli observation (1 = kept) of the remedy's arm in that agent's bandit for that bottleneck type."""
-    sc = short(mh_scenario, mh_scenario.duration_s, optimizer=mh_scenario.optimizer.model_dump() | {"policy": "thompson"})
+    sc = short(mh_scenario, mh_scenario.duration_s,
+               optimizer=mh_scenario.optimizer.model_dump() | {"policy": "thompson"})
     opt = make_optimizer(sc, sc.seed)
 
     class Backend(LocalBackend):
@@ -82,8 +91,8 @@ def test_thompson_learns_from_the_judged_outcomes_end_to_end(mh_scenario):
     sink = Collector(sc, narrate_events=False)
     drive(sc, sc.seed, Backend(), sink)
     ev = sink.result(sc.seed, "local").events
-    judged = ev[ev["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"]) & (ev["type"] != "predictive_optimization")
-                & (ev["type"] != "coordination_enhancement")]
+    judged = ev[ev["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"])
+                & ~ev["type"].isin(["predictive_optimization", "coordination_enhancement"])]
     assert len(judged) >= 2
     for (agent, type_), g in judged.groupby(["agent", "type"]):
         arms = opt.policy.bandits[(agent, type_)].stats()

@@ -40,18 +40,22 @@ def test_optimizer_recovers_the_market_hunter_by_knobs(result):
 def test_healthy_agents_meet_source_thresholds_at_baseline(result):
     for agent, spans in result.summary["agents"].items():
         b = spans["baseline"]
-        assert b["response_time_ms_mean"] < 2000 and b["success_rate"] >= 0.70 and b["coordination_score"] >= 0.60, agent
+        healthy = b["response_time_ms_mean"] < 2000 and b["success_rate"] >= 0.70 and b["coordination_score"] >= 0.60
+        assert healthy, agent
 
 
 def test_every_improvement_recomputes_from_the_metrics_table(result):
     m, ev = result.metrics, result.events
     measured = ev[ev["event"].isin(["optimization.measured", "rollback.measured"])]
     assert len(measured) >= 2
+
+    def span(agent, a, b):
+        return m[(m["agent"] == agent) & (m["t_start_s"] >= a) & (m["t_end_s"] <= b)].to_dict("records")
+
+    cfg = result.scenario.optimizer
     for e in measured.itertuples():
-        mine = m[m["agent"] == e.agent]
-        span = lambda a, b: mine[(mine["t_start_s"] >= a) & (mine["t_end_s"] <= b)].to_dict("records")
-        again = measure(span(e.before_start_s, e.before_end_s), span(e.after_start_s, e.after_end_s), e.metric,
-                        e.better, result.scenario.optimizer.alpha, result.scenario.optimizer.min_improvement)
+        again = measure(span(e.agent, e.before_start_s, e.before_end_s), span(e.agent, e.after_start_s, e.after_end_s),
+                        e.metric, e.better, cfg.alpha, cfg.min_improvement)
         assert again.improvement_pct == pytest.approx(e.improvement_pct)
         assert again.verdict == e.window_verdict
 

@@ -1,4 +1,4 @@
-"""The quickstart notebook runs top to bottom."""
+"""The notebooks run top to bottom, with no error and with their plots."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from conftest import ROOT
 
 
 @pytest.mark.slow
-def test_quickstart_notebook_executes():
-    path = ROOT / "notebooks" / "quickstart.ipynb"
+@pytest.mark.parametrize("name", ["quickstart", "step_through"])
+def test_notebook_executes(name):
+    path = ROOT / "notebooks" / f"{name}.ipynb"
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]

@@ -6,28 +6,28 @@ import numpy as np
 import pytest
 
 from swarmopt.knobs import KnobChange, ScheduledChange
+from swarmopt.loader import load_scenario
 from swarmopt.metrics import TaskSample, pool_samples
-from swarmopt.optimizer.core import Optimizer, Proposal, Trial
+from swarmopt.optimizer.core import Optimizer, Trial
 from swarmopt.optimizer.measure import guardrails, measure
-from swarmopt.optimizer.strategies import RT, Strategy, priority_key
+from swarmopt.optimizer.strategies import REMEDIES, Proposal, Strategy, priority_key
 from swarmopt.orchestrator import Orchestrator
 from swarmopt.policies import RulePolicy
-from swarmopt.runtime.group import agent_seeds
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
+from swarmopt.sim.seeds import agent_seeds
 
 from conftest import MH_SCENARIO
-from swarmopt.loader import load_scenario
 
 SC = load_scenario(MH_SCENARIO)
 PROFILES = {a.id: a for a in SC.agents}
 
 
 def strategy(sid="s", priority="high", expected=10.0, impl=120.0, actions=(), risk=0.3, kind="raise_cache_ttl",
-             metric="response_time_ms_mean", better="lower") -> Strategy:
+             metric="response_time_ms_mean") -> Strategy:
     return Strategy(id=sid, type="agent_response_time", kind=kind, priority=priority, target_component="market-hunter",
                     description="", expected_improvement=expected, implementation_time_s=impl, actions=tuple(actions),
-                    success_metrics=(), rollback_plan="", risk=risk, target_metric=metric, better=better)
+                    success_metrics=(), rollback_plan="", risk=risk, target_metric=metric)
 
 
 def test_priority_order_severity_then_improvement_then_time():
@@ -111,15 +111,22 @@ BEFORE = [2800, 2700, 2900, 2750, 2850]
 
 
 def run_trial(opt: Optimizer, t_eff: float, after_values, kind="scale_concurrency", with_samples=True, n=100,
-              metric="response_time_ms_mean", better="lower", before=None, **after):
+              metric="response_time_ms_mean", before=None, commit=False, **after):
     """Put a trial in flight whose before windows are ~2800 ms and after windows
     ``after_values`` (window means in the rows, medians of the per-task samples),
     then judge it. ``before``/``after``: success/ok/cost of the per-task samples;
     by default every decision succeeds on both sides, so that the guardrails see
-    no noise and only the target decides."""
+    no noise and only the target decides. ``commit``: schedule the change the
+    way the optimizer does (its view of the knobs changes) rather than only
+    putting it in flight."""
     ch = KnobChange("market-hunter", "max_concurrency", 4, 8)
-    s = strategy(f"s{t_eff:.0f}", actions=[ch], kind=kind, metric=metric, better=better)
-    opt.in_flight["market-hunter"] = Trial(s, t_eff, t_eff + 300)
+    s = strategy(f"s{t_eff:.0f}", actions=[ch], kind=kind, metric=metric)
+    if commit:
+        opt.proposals = [Proposal(s, False)]
+        opt.commit(t_eff - s.implementation_time_s, {})
+        assert opt.in_flight["market-hunter"] == Trial(s, t_eff, t_eff + 300)
+    else:
+        opt.in_flight["market-hunter"] = Trial(s, t_eff, t_eff + 300)
     rates_b = {"success": 1.0, "ok": 1.0} | (before or {})
     rates_a = rates_b | after
     smp = (samples(BEFORE, t_eff - 300, n=n, seed=int(t_eff), **rates_b)
@@ -259,11 +266,11 @@ def test_measured_event_has_window_improvement_and_canary_shift():
 
 
 def test_each_target_gets_its_test():
-    _, _, ev = run_trial(make_optimizer(), 12_000, BEFORE, metric="success_rate", better="higher",
+    _, _, ev = run_trial(make_optimizer(), 12_000, BEFORE, metric="success_rate",
                          before={"success": 0.8}, success=0.9)
     assert measured(ev)["method"] == "two-proportion" and measured(ev)["verdict"] == "pass"
     assert measured(ev)["shift"] == pytest.approx(0.1, abs=0.04)
-    _, _, ev = run_trial(make_optimizer(), 12_000, [0.9] * 5, metric="coordination_score", better="higher")
+    _, _, ev = run_trial(make_optimizer(), 12_000, [0.9] * 5, metric="coordination_score")
     assert measured(ev)["method"] == "welch-windows" and measured(ev)["shift"] != measured(ev)["shift"]  # NaN
 
 
@@ -271,13 +278,13 @@ def test_samples_are_kept_only_as_long_as_a_judgement_needs_them():
     opt = make_optimizer()
     k = opt.cfg.measure_windows
     opt.observe([], [], samples([1000.0] * 100, 0.0))
-    assert [s.t_start_s for s in opt.samples["market-hunter"]] == [60.0 * i for i in range(100 - k, 100)]
+    assert [s.t_start_s for s in opt.history.samples["market-hunter"]] == [60.0 * i for i in range(100 - k, 100)]
     ch = KnobChange("market-hunter", "max_concurrency", 4, 8)
     opt.in_flight["market-hunter"] = Trial(strategy("x", actions=[ch]), 6000.0, 6300.0)
     opt.observe([], [], samples([1000.0] * 10, 6000.0))
-    kept = opt.samples["market-hunter"]
+    kept = opt.history.samples["market-hunter"]
     assert kept[0].t_start_s == 6000.0 - 60 * k and len(kept) == k + 10
-    assert opt.samples["execution-agent"] == []
+    assert opt.history.samples["execution-agent"] == []
 
 
 def test_guardrail_breach_rolls_back_a_change_that_met_its_target():
@@ -292,7 +299,8 @@ def test_engine_rollback_restores_exact_knobs():
     sim = AgentSim(p, SC.models, Environment(SC.load, [], 600), seeds[0], 60.0)
     original = sim.knobs
     s = strategy(actions=[KnobChange(p.id, "cache_ttl_s.data_source", 60.0, 240.0),
-                          KnobChange(p.id, "max_concurrency", 4, 8), KnobChange(p.id, "model_tier", "standard", "fast")])
+                          KnobChange(p.id, "max_concurrency", 4, 8),
+                          KnobChange(p.id, "model_tier", "standard", "fast")])
     sim.step(0, 60, [], [ScheduledChange(60.0, c, s.id) for c in s.actions])
     sim.step(60, 120, [], [ScheduledChange(120.0, c, "rb") for c in s.rollback()])
     assert sim.knobs != original
@@ -336,5 +344,56 @@ def test_orchestrator_raises_autonomy_after_kept_change_and_lowers_for_poor_heal
 def test_remedies_are_bounded_steps():
     snap = {"queue_wait_ms_mean": 900.0, "response_time_ms_mean": 2800.0, "cpu_percent": 95.0}
     k = PROFILES["market-hunter"].knobs.model_copy(update={"max_concurrency": 200})
-    (ch,) = RT[0].propose(snap, k, PROFILES["market-hunter"])
+    (ch,) = REMEDIES["scale_concurrency"].propose(snap, k, PROFILES["market-hunter"])
     assert (ch.old, ch.new) == (200, 256)
+
+
+def test_forcing_keep_on_a_change_the_judge_would_revert_keeps_it():
+    opt = make_optimizer()
+    opt.force("s12000", "keep")
+    _, rollbacks, events = run_trial(opt, 12_000, SAME, commit=True)
+    assert opt.knobs["market-hunter"].max_concurrency == 8
+    e = measured(events)
+    assert e["verdict"] == "marginal" and e["judge_decision"] == "revert"  # the judge alone would revert it
+    assert e["decision"] == "keep" and e["forced"] is True
+    assert decisions(events) == ["optimization.kept"]
+    assert next(x for x in events if x["event"] == "optimization.kept")["forced"] is True
+    assert rollbacks == [] and opt.in_flight == {} and opt.tabu == {}
+    assert opt.knobs["market-hunter"].max_concurrency == 8  # the change stays
+    (res,) = opt.report(12_300)["results"]
+    assert res["kept"] and res["forced"] and "judge: revert" in res["reason"]
+
+
+def test_forcing_rollback_on_a_change_the_judge_would_keep_rolls_it_back():
+    opt = make_optimizer(initial_autonomy=0.9)
+    opt.force("s12000", "rollback")
+    _, rollbacks, events = run_trial(opt, 12_000, FASTER, commit=True)
+    e = measured(events)
+    assert (e["verdict"], e["judge_decision"], e["decision"], e["forced"]) == ("pass", "keep", "rollback", True)
+    assert decisions(events) == ["optimization.rolled_back"]
+    assert [(c.change.knob, c.change.new, c.ref) for c in rollbacks] == [("max_concurrency", 4, "rollback:s12000")]
+    assert opt.knobs["market-hunter"].max_concurrency == 4 and opt.autonomy == pytest.approx(0.85)
+    assert ("market-hunter", "scale_concurrency") in opt.tabu
+
+
+def test_decide_hook_sees_every_judged_change_and_none_leaves_the_judge_in_charge():
+    opt = make_optimizer()
+    seen = []
+
+    def decide(ctx):
+        seen.append((ctx.strategy.id, ctx.judgement.decision, ctx.t_s))
+        return None if len(seen) == 1 else "revert"
+
+    opt.decide = decide
+    _, _, first = run_trial(opt, 12_000, FASTER)
+    assert decisions(first) == ["optimization.kept"] and "forced" not in measured(first)
+    _, _, second = run_trial(opt, 13_200, FASTER)
+    assert seen == [("s12000", "keep", 12_300.0), ("s13200", "keep", 13_500.0)]
+    assert decisions(second) == ["optimization.reverted"] and measured(second)["forced"] is True
+    # an override wins over the hook; the undo of a change is measured, never decided on, so the hook is not asked
+    opt.in_flight.clear()
+    opt.force("s14400", "keep")
+    _, _, third = run_trial(opt, 14_400, SLOWER)
+    assert decisions(third) == ["optimization.kept"] and len(seen) == 3
+    with pytest.raises(ValueError):
+        opt.force("s", "maybe")

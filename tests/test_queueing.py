@@ -115,7 +115,7 @@ def _simulate_ttl_cache(p: np.ndarray, rate: float, ttl: float, n_requests: int,
     keys = rng.choice(p.size, size=n_requests, p=p).tolist()
     expiry: dict[int, float] = {}
     hits = 0
-    for t, k in zip(times, keys):
+    for t, k in zip(times, keys, strict=True):
         if t < expiry.get(k, -math.inf):
             hits += 1  # a hit must not extend the timer
         else:

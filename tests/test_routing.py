@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swarmopt.runtime.group import agent_seeds
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
+from swarmopt.sim.seeds import agent_seeds
 
 
 def tier_run(sc, seed: int, **knobs) -> dict:

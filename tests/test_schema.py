@@ -29,7 +29,8 @@ def test_knob_bounds_are_enforced():
 
 def test_profile_error_names_file_field_and_allowed_values(tmp_path):
     bad = tmp_path / "hunter.yaml"
-    bad.write_text((ROOT / "agents" / "market_hunter.yaml").read_text().replace("model_tier: standard", "model_tier: turbo"))
+    text = (ROOT / "agents" / "market_hunter.yaml").read_text()
+    bad.write_text(text.replace("model_tier: standard", "model_tier: turbo"))
     with pytest.raises(InputError) as err:
         load_profile(bad)
     msg = str(err.value)
@@ -71,7 +72,7 @@ def test_population_expands_to_replicas_and_links_reach_every_replica():
     ids = [a.id for a in sc.agents]
     assert ids[:3] == ["market-hunter-0", "market-hunter-1", "market-hunter-2"]
     orch = next(a for a in sc.agents if a.id == "strategic-orchestrator")
-    (to_hunters,) = [l for l in orch.downstream if l.to == "market-hunter"]
+    (to_hunters,) = [link for link in orch.downstream if link.to == "market-hunter"]
     assert to_hunters.probability == pytest.approx(0.5)
     assert to_hunters.receivers == ["market-hunter-0", "market-hunter-1", "market-hunter-2"]
 

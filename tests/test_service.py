@@ -14,7 +14,7 @@ def ttl_cache_reference(t, keys, fills, ttl, expiry):
     if ttl <= 0:  # a TTL of 0 turns the cache off, entries left from before included
         return np.zeros(len(t), dtype=bool)
     hit = []
-    for ti, k, f in zip(t, keys, fills):
+    for ti, k, f in zip(t, keys, fills, strict=True):
         if ti < expiry[k]:
             hit.append(True)
             continue
@@ -28,7 +28,7 @@ def fcfs_reference(arrival, service, workers):
     heap = list(workers)
     heapq.heapify(heap)
     start = []
-    for a, s in zip(arrival, service):
+    for a, s in zip(arrival, service, strict=True):
         st = max(a, heap[0])
         heapq.heapreplace(heap, st + s)
         start.append(st)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -78,8 +79,8 @@ def sinusoid_samples(rows: list[dict]) -> list[TaskSample]:
     for r in rows:
         rng = np.random.default_rng(int(r["t_start_s"] // 60))
         n = r["decision_count"]
-        out.append(TaskSample(AGENT, r["t_start_s"], r["t_end_s"],
-                              (r["response_time_ms_mean"] * np.exp(0.3 * rng.standard_normal(n) - 0.045)).astype(np.float32),
+        response_ms = r["response_time_ms_mean"] * np.exp(0.3 * rng.standard_normal(n) - 0.045)
+        out.append(TaskSample(AGENT, r["t_start_s"], r["t_end_s"], response_ms.astype(np.float32),
                               rng.uniform(size=n) < 0.85, np.ones(n, bool), np.full(n, 0.01, np.float32)))
     return out
 
@@ -107,7 +108,7 @@ def reversal_gaps(moves) -> list[float]:
     gaps = []
     for knob in {k for _, k, _ in moves}:
         seq = [(t, d) for t, k, d in moves if k == knob]
-        gaps += [b[0] - a[0] for a, b in zip(seq, seq[1:]) if a[1] != b[1]]
+        gaps += [b[0] - a[0] for a, b in itertools.pairwise(seq) if a[1] != b[1]]
     return gaps
 
 

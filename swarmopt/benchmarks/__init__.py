@@ -28,7 +28,8 @@ import pandas as pd
 import psutil
 
 from swarmopt.benchmarks.cases import CASES, FULL, LOCAL_CASES, QUICK, Sizes
-from swarmopt.results import _clean
+from swarmopt.benchmarks.queues import SIGMA
+from swarmopt.report import json_safe
 
 SAMPLE_S = 0.1   # RSS sampling interval (s)
 SCAN_S = 1.0     # interval (s) at which the process tree is re-listed and its PSS sampled
@@ -157,6 +158,43 @@ def _tree_mem(run: CaseRun) -> str:
             f"sampled every {SCAN_S:g} s; summed RSS peak {run.tree_peak_rss_mib:,.0f} MiB")
 
 
+def _queue_figures(t: _Table, size: str, r: dict[str, Any], failed: str) -> None:
+    """The figures of one reference-queue case (``size`` dense or sparse):
+    tasks per second of the engine, the plain queue and SimPy, the engine's
+    ratios to the other two, and the agreement of their mean waits."""
+    nan = math.nan
+    rate = {name: r.get(name, {}).get("tasks_per_s", nan) for name in ("engine", "plain", "simpy")}
+    wait = {name: r.get(name, {}).get("wait_ms", {}) for name in rate}
+    label = f"{size} queue ({r.get('lam', nan):g}/s, c={r.get('c', 0)})"
+    cond = (f"Poisson arrivals {r.get('lam', nan):g}/s, FCFS over {r.get('c', 0)} workers, lognormal service "
+            f"(log-sd {SIGMA:g}) of mean {r.get('mean_service_ms', nan):.0f} ms, rho {r.get('rho', nan):g}; "
+            f"{r.get('duration_s', nan):,.0f} s simulated; median of {r.get('reps', 0)} interleaved runs per "
+            f"implementation, draws included" + failed)
+    how = {"engine": "swarmopt's AgentSim with one agent that is this queue, stepped per 60 s window "
+                     "(validation.simulate_tasks: every per-task draw and column of the engine, no optimizer)",
+           "plain": "numpy draws, then a heapq of the workers' free times in a Python loop",
+           "simpy": "SimPy: a source process and one process per task on a Resource, same draws as plain"}
+    for name, what in how.items():
+        t.add(f"queue_{size}_{name}_tasks_per_s", f"{label}: {name}, tasks per second", rate[name], "tasks/s",
+              f"{what}; {r.get(name, {}).get('tasks', 0):,} tasks; " + cond, target="(reference)")
+    t.add(f"queue_{size}_engine_over_plain", f"{label}: engine / plain queue", 100 * rate["engine"] / rate["plain"],
+          "%", "tasks per second of the two rows above, same run" + failed, ">=", 50.0)
+    t.add(f"queue_{size}_engine_over_simpy", f"{label}: engine / SimPy", rate["engine"] / rate["simpy"], "x",
+          "tasks per second of the two rows above, same run" + failed, target="(reference)")
+
+    def ms(name: str, law: str) -> str:
+        m, se = wait[name].get(law, (nan, nan))
+        return f"{name} {m:.4g} ± {se:.2g}"
+
+    z = r.get("z", {})
+    t.add(f"queue_{size}_wait_max_z", f"{label}: mean waits agree, max |z|", max(z.values(), default=nan), "|z|",
+          "mean wait after a 10% warm-up, ms ± batch-means s.e.: lognormal "
+          + ", ".join(ms(n, "lognormal") for n in how) + "; exponential "
+          + ", ".join(ms(n, "exponential") for n in how) + f", Erlang C {r.get('erlang_c_wait_ms', nan):.4g}; "
+          f"z over engine vs plain and vs SimPy (both laws) and each vs Erlang C; SimPy vs plain on the same draws: "
+          f"max per-task |difference| {r.get('simpy_plain_max_abs_diff_s', nan):.2g} s" + failed, "<=", 4.0)
+
+
 def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFrame:
     nan = math.nan
     t = _Table(judged)
@@ -188,6 +226,16 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
               "tasks/s", f"{tasks:,} tasks / wall time; 5 agents at {sizes.dense_factor:g}x arrival rate and workers, "
               f"{sizes.dense_s:,.0f} s simulated, no faults, local runtime" + why("local-dense"),
               target="(reference: per-task cost)")
+    for case in ("queue-dense", "queue-sparse"):
+        if case in runs:
+            _queue_figures(t, case.split("-")[1], res(case), why(case))
+    if "local-day" in runs and "queue-sparse" in runs:
+        day, simpy = res("local-day"), res("queue-sparse").get("simpy", {})
+        ratio = day.get("tasks", nan) / day.get("wall_s", nan) / simpy.get("tasks_per_s", nan)
+        t.add("engine_day_over_simpy", "simulated tasks per second, one day / SimPy's sparse queue", ratio, "x",
+              "engine_tasks_per_s (5 agents, full model, optimizer included) over queue_sparse_simpy_tasks_per_s "
+              "(one bare FCFS queue in SimPy; the day's agents are sparse too, a few arrivals/s on 4 workers), "
+              "measured in this run" + why("local-day") + why("queue-sparse"), ">=", 3.0)
     if "ray-day" in runs:
         r = res("ray-day")
         cond = f"5 agents, {sizes.day_s:,.0f} s simulated, tick {sizes.day_tick_s:g} s"
@@ -222,7 +270,7 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
     if "optimizer" in runs:
         r = res("optimizer")
         targets = {5: ("<=", 5.0), 1000: ("<=", 100.0)}
-        for label, n in zip(("small", "medium", "large"), sizes.optimizer_agents):
+        for label, n in zip(("small", "medium", "large"), sizes.optimizer_agents, strict=True):
             o = r.get(str(n), {})
             op, threshold = targets.get(n, (None, None))
             t.add(f"optimizer_cycle_ms_{label}", f"optimizer cycle, {n} agents", o.get("median_ms", nan), "ms",
@@ -302,5 +350,5 @@ def main(argv: Sequence[str] | None = None) -> int:
                "ray": importlib.metadata.version("ray"), "sizes": asdict(QUICK if args.quick else FULL),
                "figures": table.reset_index().to_dict("records"),
                "cases": {k: asdict(v) for k, v in runs.items()}}
-        args.json.write_text(json.dumps(_clean(doc), indent=2, default=str) + "\n")
+        args.json.write_text(json.dumps(json_safe(doc), indent=2, default=str) + "\n")
     return 1 if any(r.error for r in runs.values()) else 0

@@ -18,7 +18,17 @@ from typing import Any
 import yaml
 
 from swarmopt.api import run_scenario
+from swarmopt.benchmarks.queues import (
+    Queue,
+    agreement,
+    engine_queue,
+    engine_scenario,
+    mean_wait,
+    plain_queue,
+    simpy_queue,
+)
 from swarmopt.loader import SCENARIOS_DIR, build_scenario
+from swarmopt.queueing import mmc_mean_wait
 from swarmopt.results import Collector
 from swarmopt.runtime.components import make_optimizer
 from swarmopt.runtime.driver import drive
@@ -44,11 +54,15 @@ class Sizes:
     dense_factor: float = 100.0        # arrival rate and workers x this in the dense run
     dense_s: float = 600.0
     scale_tick_s: float = 300.0
+    queue_dense_s: float = 12_000.0    # simulated seconds of the dense reference queue (~600,000 tasks)
+    queue_sparse_s: float = 120_000.0  # of the sparse one (~240,000 tasks)
+    queue_reps: int = 3                # interleaved timed runs of each implementation; the median counts
 
 
 FULL = Sizes()
 QUICK = Sizes(day_s=3_600.0, ray_ticks_duration_s=120.0, optimizer_agents=(5, 10, 20),
-              optimizer_reps=(3, 3, 3), scale_count=5, scale_s=600.0, dense_factor=10.0, dense_s=120.0)
+              optimizer_reps=(3, 3, 3), scale_count=5, scale_s=600.0, dense_factor=10.0, dense_s=120.0,
+              queue_dense_s=600.0, queue_sparse_s=6_000.0, queue_reps=1)
 
 
 def scenario(count: int = 1, duration_s: float = 3_600.0, tick_s: float = 60.0,
@@ -220,7 +234,7 @@ def optimizer(sizes: Sizes) -> dict[str, Any]:
     number of rows and of bottlenecks detected.
     """
     out: dict[str, Any] = {}
-    for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps):
+    for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps, strict=True):
         if n % 5:
             raise ValueError(f"optimizer sizes must be multiples of the five profiles, got {n}")
         probe = scenario(n // 5, faults_at_s=0.0)
@@ -240,6 +254,66 @@ def optimizer(sizes: Sizes) -> dict[str, Any]:
     return out
 
 
-CASES = {"local-day": local_day, "local-dense": local_dense, "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer,
-         "scale-local": scale_local, "scale-ray": scale_ray}
-LOCAL_CASES = ("local-day", "local-dense", "optimizer", "scale-local")
+DENSE_QUEUE = Queue(lam=50.0, c=8)
+SPARSE_QUEUE = Queue(lam=2.0, c=4)
+
+
+def _queue_case(q: Queue, duration_s: float, reps: int) -> dict[str, Any]:
+    """Queue ``q`` in the three implementations of
+    :mod:`swarmopt.benchmarks.queues`, in this one process.
+
+    First each runs once with exponential service (untimed: it also warms up
+    imports and caches), whose mean waits are checked against Erlang C; then
+    each runs ``reps`` times with lognormal service, interleaved (engine,
+    plain, SimPy, engine, ...) so that a change in the machine's load hits all
+    three alike, timed from its first random draw to its last wait. Returns per
+    implementation its task count, tasks per second (over the median time) and
+    mean waits (ms, with batch-means s.e.) per service law; Erlang C's mean wait
+    (ms); the |z| of every comparison of mean waits; and the largest per-task
+    wait difference (s) between the plain and SimPy queues, which run on the
+    same draws.
+    """
+    scenarios = {law: engine_scenario(q, law, duration_s, SEED) for law in ("lognormal", "exponential")}
+    impls = {
+        "engine": lambda law: engine_queue(scenarios[law]),
+        "plain": lambda law: plain_queue(q, law, duration_s, SEED),
+        "simpy": lambda law: simpy_queue(q, law, duration_s, SEED),
+    }
+    waits: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in impls}
+    for name, run in impls.items():
+        waits[name]["exponential"] = mean_wait(*run("exponential"), duration_s)
+    times: dict[str, list[float]] = {name: [] for name in impls}
+    last = {}
+    for _ in range(reps):
+        for name, run in impls.items():
+            t = time.perf_counter()
+            last[name] = run("lognormal")
+            times[name].append(time.perf_counter() - t)
+    out: dict[str, Any] = {}
+    for name, (arrival, wait) in last.items():
+        waits[name]["lognormal"] = mean_wait(arrival, wait, duration_s)
+        out[name] = {"tasks": int(arrival.size), "tasks_per_s": arrival.size / statistics.median(times[name]),
+                     "wait_ms": {law: [1e3 * v for v in mw] for law, mw in waits[name].items()}}
+    erlang = (mmc_mean_wait(q.c, q.lam, 1.0 / q.mean_service_s), 0.0)
+    z = {f"{a}-{b} {law}": agreement(waits[a][law], waits[b][law])
+         for a, b in (("engine", "plain"), ("engine", "simpy")) for law in ("lognormal", "exponential")}
+    z |= {f"{name}-erlang_c exponential": agreement(waits[name]["exponential"], erlang) for name in impls}
+    return out | {"lam": q.lam, "c": q.c, "rho": q.rho, "mean_service_ms": 1e3 * q.mean_service_s,
+                  "duration_s": duration_s, "reps": reps, "erlang_c_wait_ms": 1e3 * erlang[0], "z": z,
+                  "simpy_plain_max_abs_diff_s": float(abs(last["simpy"][1] - last["plain"][1]).max())}
+
+
+def queue_dense(sizes: Sizes) -> dict[str, Any]:
+    """The dense reference queue (50 arrivals/s, 8 workers, rho 0.7): see :func:`_queue_case`."""
+    return _queue_case(DENSE_QUEUE, sizes.queue_dense_s, sizes.queue_reps)
+
+
+def queue_sparse(sizes: Sizes) -> dict[str, Any]:
+    """The sparse reference queue (2 arrivals/s, 4 workers, rho 0.7): see :func:`_queue_case`."""
+    return _queue_case(SPARSE_QUEUE, sizes.queue_sparse_s, sizes.queue_reps)
+
+
+CASES = {"local-day": local_day, "local-dense": local_dense, "queue-dense": queue_dense, "queue-sparse": queue_sparse,
+         "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer, "scale-local": scale_local,
+         "scale-ray": scale_ray}
+LOCAL_CASES = ("local-day", "local-dense", "queue-dense", "queue-sparse", "optimizer", "scale-local")

@@ -1,7 +1,7 @@
 """Bottleneck detection over window metrics (pure).
 
 A *snapshot* of an agent is the mean of its window metric rows over a span
-(:func:`snapshot`); :func:`detect` applies the thresholds of
+(:func:`snapshot`); :func:`detect` applies the thresholds (:data:`AGENT_RULES`) of
 :class:`swarmopt.schema.Thresholds` to every agent's snapshot and to the system
 score. Impact follows the source design (``reference/001``): percent over the
 threshold for response time, cost and resources; percentage points under (or
@@ -11,11 +11,13 @@ over) the target for rates and scores.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
-from swarmopt.metrics import system_score
+from swarmopt.metrics import metric_spec, system_score
 from swarmopt.schema import AgentProfile, Thresholds
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
@@ -73,71 +75,95 @@ def snapshots(vectors: dict[str, np.ndarray], last: dict[str, int]) -> dict[str,
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / ok.sum(axis=1)
     mean[:, 0] = total[:, 0]  # decision_count is summed
-    return {a: dict(zip(SNAPSHOT_FIELDS, row), windows=k) for a, row, k in zip(agents, mean.tolist(), taken)}
+    return {a: dict(zip(SNAPSHOT_FIELDS, row, strict=True), windows=k)
+            for a, row, k in zip(agents, mean.tolist(), taken, strict=True)}
 
 
-def _b(type_, sev, agent, metric, value, thr, impact, desc, fix) -> Bottleneck:
-    return Bottleneck(type_, sev, agent, metric, float(value), float(thr), round(float(impact), 1), desc, fix)
+@dataclass(frozen=True)
+class ThresholdRule:
+    """One threshold of :func:`detect`: bottleneck ``type`` when ``metric`` is
+    past ``threshold(th, profile)`` on its bad side (the metric's
+    :class:`~swarmopt.metrics.MetricSpec`), with ``severity``, or
+    ``worse_severity`` past ``worse_threshold(th)``. ``impact`` is "percent"
+    (percent past the threshold) or "points" (percentage points past it, for
+    rates and scores). ``description`` is formatted with ``agent``, ``value``
+    and ``threshold``."""
+
+    type: str
+    metric: str
+    threshold: Callable[[Thresholds, AgentProfile | None], float]
+    severity: str
+    description: str
+    suggested_fix: str
+    impact: str = "percent"
+    worse_severity: str | None = None
+    worse_threshold: Callable[[Thresholds], float] | None = None
+
+    def bottleneck(self, agent: str, value: float, threshold: float, th: Thresholds) -> Bottleneck:
+        """The bottleneck of ``value`` past ``threshold`` on ``agent`` (the caller
+        has checked the breach with the metric's ``worse``)."""
+        spec = metric_spec(self.metric)
+        severity = self.severity
+        if self.worse_threshold is not None and spec.worse(value, self.worse_threshold(th)):
+            severity = self.worse_severity
+        past = value - threshold if spec.better == "lower" else threshold - value
+        impact = past * 100 if self.impact == "points" else past / threshold * 100
+        text = self.description.format(agent=agent, value=value, threshold=threshold)
+        return Bottleneck(self.type, severity, agent, self.metric, float(value), float(threshold),
+                          round(float(impact), 1), text, self.suggested_fix)
+
+
+AGENT_RULES = (
+    ThresholdRule("agent_response_time", "response_time_ms_mean", lambda th, p: th.response_time_ms, "high",
+                  "{agent} response time is {value:.0f}ms (threshold: {threshold:.0f}ms)",
+                  "Optimize decision-making algorithms or increase processing resources"),
+    ThresholdRule("agent_success_rate", "success_rate", lambda th, p: th.success_rate_medium, "medium",
+                  "{agent} success rate is {value:.0%} (target: {threshold:.0%}+)",
+                  "Review decision logic, improve error handling", "points",
+                  "critical", lambda th: th.success_rate_critical),
+    ThresholdRule("coordination_efficiency", "coordination_score", lambda th, p: th.coordination_medium, "medium",
+                  "{agent} coordination score is {value:.0%}", "Improve inter-agent communication protocols", "points"),
+    ThresholdRule("agent_error_rate", "error_rate", lambda th, p: th.error_rate_medium, "medium",
+                  "{agent} error rate is {value:.0%} (limit: {threshold:.0%})",
+                  "Retry, cache or circuit-break the failing tool", "points", "high", lambda th: th.error_rate_high),
+    ThresholdRule("cost", "cost_per_decision_usd",
+                  lambda th, p: p.cost_budget_usd_per_decision * th.cost_budget_factor, "medium",
+                  "{agent} costs ${value:.4f} per decision (budget: ${threshold:.4f})",
+                  "Use a cheaper model tier or cache more"),
+    ThresholdRule("resource_cpu", "cpu_percent", lambda th, p: th.cpu_percent, "high",
+                  "{agent} workers are {value:.0f}% busy (limit: {threshold:.0f}%)", "Add workers"),
+    ThresholdRule("resource_memory", "memory_percent", lambda th, p: th.memory_percent, "high",
+                  "{agent} memory is {value:.0f}% (limit: {threshold:.0f}%)", "Shrink caches"),
+)
+"""The source design's per-agent thresholds (and the design's error, cost and resource ones), in checking order."""
+
+SYSTEM_RULE = ThresholdRule("system_performance", "system_score", lambda th, p: th.system_high, "high",
+                            "Overall system performance is {value:.0%} (target: {threshold:.0%}+)",
+                            "Comprehensive system optimization needed", "points",
+                            "critical", lambda th: th.system_critical)
 
 
 def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresholds) -> list[Bottleneck]:
-    """Bottlenecks of every agent snapshot plus the system-wide score.
+    """Bottlenecks of every agent snapshot (:data:`AGENT_RULES`) plus the
+    system-wide score (:data:`SYSTEM_RULE`).
 
     ``snaps`` maps agent id to :func:`snapshot`; agents with fewer than
     ``th.min_decisions`` decisions are skipped (minimum-traffic guard), also in
     the system score, so a handful of requests cannot raise a system bottleneck.
     """
     found: list[Bottleneck] = []
+    rules = [(rule, metric_spec(rule.metric).worse) for rule in AGENT_RULES]
     for agent, s in snaps.items():
         if s["decision_count"] < th.min_decisions:
             continue
-        rt = s["response_time_ms_mean"]
-        if rt > th.response_time_ms:
-            found.append(_b("agent_response_time", "high", agent, "response_time_ms_mean", rt, th.response_time_ms,
-                            (rt - th.response_time_ms) / th.response_time_ms * 100,
-                            f"{agent} response time is {rt:.0f}ms (threshold: {th.response_time_ms:.0f}ms)",
-                            "Optimize decision-making algorithms or increase processing resources"))
-        sr = s["success_rate"]
-        if sr < th.success_rate_medium:
-            sev = "critical" if sr < th.success_rate_critical else "medium"
-            found.append(_b("agent_success_rate", sev, agent, "success_rate", sr, th.success_rate_medium,
-                            (th.success_rate_medium - sr) * 100,
-                            f"{agent} success rate is {sr:.0%} (target: {th.success_rate_medium:.0%}+)",
-                            "Review decision logic, improve error handling"))
-        co = s["coordination_score"]
-        if co < th.coordination_medium:
-            found.append(_b("coordination_efficiency", "medium", agent, "coordination_score", co, th.coordination_medium,
-                            (th.coordination_medium - co) * 100,
-                            f"{agent} coordination score is {co:.0%}",
-                            "Improve inter-agent communication protocols"))
-        er = s["error_rate"]
-        if er > th.error_rate_medium:
-            sev = "high" if er > th.error_rate_high else "medium"
-            found.append(_b("agent_error_rate", sev, agent, "error_rate", er, th.error_rate_medium,
-                            (er - th.error_rate_medium) * 100,
-                            f"{agent} error rate is {er:.0%} (limit: {th.error_rate_medium:.0%})",
-                            "Retry, cache or circuit-break the failing tool"))
-        budget = profiles[agent].cost_budget_usd_per_decision * th.cost_budget_factor
-        cost = s["cost_per_decision_usd"]
-        if cost > budget:
-            found.append(_b("cost", "medium", agent, "cost_per_decision_usd", cost, budget, (cost - budget) / budget * 100,
-                            f"{agent} costs ${cost:.4f} per decision (budget: ${budget:.4f})",
-                            "Use a cheaper model tier or cache more"))
-        resources = (("resource_cpu", "cpu_percent", th.cpu_percent, "workers are {:.0f}% busy", "Add workers"),
-                     ("resource_memory", "memory_percent", th.memory_percent, "memory is {:.0f}%", "Shrink caches"))
-        for type_, metric, thr, what, fix in resources:
-            v = s[metric]
-            if v > thr:
-                found.append(_b(type_, "high", agent, metric, v, thr, (v - thr) / thr * 100,
-                                f"{agent} {what.format(v)} (limit: {thr:.0f}%)", fix))
+        for rule, worse in rules:
+            value, thr = s[rule.metric], rule.threshold(th, profiles[agent])
+            if worse(value, thr):
+                found.append(rule.bottleneck(agent, value, thr, th))
     rows = [dict(s, agent=a) for a, s in snaps.items() if s["decision_count"] >= th.min_decisions]
-    score = system_score(rows, th.response_time_ms)
-    if score == score and score < th.system_high:
-        sev = "critical" if score < th.system_critical else "high"
-        found.append(_b("system_performance", sev, "system", "system_score", score, th.system_high,
-                        (th.system_high - score) * 100,
-                        f"Overall system performance is {score:.0%} (target: {th.system_high:.0%}+)",
-                        "Comprehensive system optimization needed"))
+    score, thr = system_score(rows, th.response_time_ms), SYSTEM_RULE.threshold(th, None)
+    if metric_spec(SYSTEM_RULE.metric).worse(score, thr):
+        found.append(SYSTEM_RULE.bottleneck("system", score, thr, th))
     return found
 
 
@@ -178,8 +204,16 @@ def detect_multiwindow(long_snaps: dict[str, dict], short_snaps: dict[str, dict]
     return out
 
 
-# metric -> +1 when a rise is bad, -1 when a fall is bad
-ANOMALY_METRICS = {"response_time_ms_mean": 1, "cost_per_decision_usd": 1, "error_rate": 1, "success_rate": -1}
+def multiwindow_alerts(mats: dict[str, np.ndarray], long_windows: int, profiles: dict[str, AgentProfile],
+                       th: Thresholds) -> list[Bottleneck]:
+    """:func:`detect_multiwindow` over each agent's recent :func:`window_vectors`
+    ``mats`` (oldest first): the long span is the last ``long_windows`` rows,
+    the short one its :func:`short_span`."""
+    short = {a: short_span(m[-long_windows:, 0], th.min_decisions) for a, m in mats.items()}
+    return detect_multiwindow(snapshots(mats, dict.fromkeys(mats, long_windows)), snapshots(mats, short), profiles, th)
+
+
+ANOMALY_METRICS = ("response_time_ms_mean", "cost_per_decision_usd", "error_rate", "success_rate")
 MAD_TO_SD = 1.4826
 _ANOMALY_COLUMNS = [SNAPSHOT_FIELDS.index(m) for m in ANOMALY_METRICS]
 
@@ -203,7 +237,8 @@ class Anomaly:
 
 def level_shifts(agent: str, vectors: np.ndarray, recent: int, z_threshold: float, min_shift: float,
                  min_history: int = 12, max_history: int = 60) -> list[Anomaly]:
-    """Level shifts of :data:`ANOMALY_METRICS` in the bad direction.
+    """Level shifts of :data:`ANOMALY_METRICS` in the bad direction (their
+    :class:`~swarmopt.metrics.MetricSpec`).
 
     ``vectors``: the agent's window rows as :func:`window_vectors` (rows,
     fields), oldest first; the last ``recent`` form
@@ -216,12 +251,12 @@ def level_shifts(agent: str, vectors: np.ndarray, recent: int, z_threshold: floa
     normal data, and the mean of ``k`` windows has ``sqrt(k)`` times less
     spread when windows are independent, which holds while a window (60 s) is
     long against the service times and queues drain between bursts). For rates
-    the single-window scale is floored at the binomial standard error of one
-    window. An anomaly needs ``z`` beyond ``z_threshold`` in the bad direction
-    (default 5: window means have heavier tails than normal and MAD from a
-    few dozen windows is itself uncertain) and a relative shift beyond
-    ``min_shift`` (the dead band), so very steady metrics do not alert on tiny
-    moves.
+    (metrics judged by the two-proportion test) the single-window scale is
+    floored at the binomial standard error of one window. An anomaly needs
+    ``z`` beyond ``z_threshold`` in the bad direction (default 5: window means
+    have heavier tails than normal and MAD from a few dozen windows is itself
+    uncertain) and a relative shift beyond ``min_shift`` (the dead band), so
+    very steady metrics do not alert on tiny moves.
     """
     hist, rec = vectors[-recent - max_history:-recent], vectors[-recent:]
     if len(hist) < min_history or not len(rec):
@@ -236,11 +271,13 @@ def level_shifts(agent: str, vectors: np.ndarray, recent: int, z_threshold: floa
         scale = MAD_TO_SD * median(np.abs(h - med), axis=0)
         value = np.nanmean(v, axis=0)
     out = []
-    for i, (metric, sign) in enumerate(ANOMALY_METRICS.items()):
+    for i, metric in enumerate(ANOMALY_METRICS):
         if h_n[i] < min_history or not v_n[i]:
             continue
+        spec = metric_spec(metric)
+        sign = 1 if spec.better == "lower" else -1
         sc, md, val = float(scale[i]), float(med[i]), float(value[i])
-        if metric.endswith("_rate") and n > 0:
+        if spec.test == "two-proportion" and n > 0:
             sc = max(sc, float(np.sqrt(md * (1 - md) / n)))
         if sc <= 0 or md == 0:
             continue
@@ -248,4 +285,50 @@ def level_shifts(agent: str, vectors: np.ndarray, recent: int, z_threshold: floa
         shift = (val - md) / abs(md)
         if sign * z > z_threshold and sign * shift > min_shift:
             out.append(Anomaly(agent, metric, val, md, round(shift * 100, 1), round(float(z), 2)))
+    return out
+
+
+def anomalies(mats: dict[str, np.ndarray], snaps: dict[str, dict], recent: int, min_decisions: float,
+              z_threshold: float, min_shift: float, max_history: int) -> dict[tuple[str, str], Anomaly]:
+    """:func:`level_shifts` of every agent whose ``snaps`` (the recent span's
+    :func:`snapshots`) hold at least ``min_decisions`` decisions, keyed by
+    (agent, metric), agents in sorted order."""
+    found = {}
+    for agent, m in sorted(mats.items()):
+        if snaps[agent]["decision_count"] >= min_decisions:
+            for x in level_shifts(agent, m, recent, z_threshold, min_shift, max_history=max_history):
+                found[(agent, x.metric)] = x
+    return found
+
+
+DetectionRule = Callable[[str, "tuple[Mapping, ...]", Thresholds], "list[Bottleneck]"]
+
+
+def rule_bottlenecks(rules: Sequence[DetectionRule], rows: Mapping[str, tuple[Mapping, ...]], th: Thresholds,
+                     agents: Collection[str]) -> list[Bottleneck]:
+    """Bottlenecks of plug-in detection ``rules``: each rule is called as
+    ``rule(agent_id, rows, thresholds)`` on every agent's recent window rows
+    (``rows[agent]``: read-only mappings, oldest first), agents in order, and
+    returns a list of :class:`Bottleneck` (empty when there is none). Raises
+    ValueError naming the rule when it returns anything else, a severity
+    outside :data:`SEVERITY_RANK`, a component that is neither a known agent
+    nor "system", or a metric with no spec in :data:`swarmopt.metrics.METRICS`
+    (the planner needs its direction)."""
+    out: list[Bottleneck] = []
+    for agent, recent in rows.items():
+        for rule in rules:
+            found = rule(agent, recent, th)
+            name = getattr(rule, "__qualname__", repr(rule))
+            if not isinstance(found, (list, tuple)) or not all(isinstance(b, Bottleneck) for b in found):
+                raise ValueError(f"detection rule {name}: must return a list of Bottleneck, got {found!r}")
+            for b in found:
+                if b.severity not in SEVERITY_RANK:
+                    raise ValueError(f"detection rule {name}: severity {b.severity!r} not in {list(SEVERITY_RANK)}")
+                if b.affected_component != "system" and b.affected_component not in agents:
+                    raise ValueError(f"detection rule {name}: unknown component {b.affected_component!r}")
+                try:
+                    metric_spec(b.metric)
+                except ValueError as err:
+                    raise ValueError(f"detection rule {name}: {err}") from None
+            out += found
     return out

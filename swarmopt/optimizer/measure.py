@@ -12,20 +12,19 @@ Two levels, both reported in the ``optimization.measured`` event:
   by the Kayenta-style canary judge of :mod:`swarmopt.optimizer.canary`, and
   the guardrails (:func:`guardrails`).
 
-Which test judges which target (:data:`TARGET_TESTS`):
+Which test judges which target, and which way is better, is the target's
+:class:`~swarmopt.metrics.MetricSpec` in :data:`swarmopt.metrics.METRICS`:
 
-* latency targets (``response_time_ms_*``) and ``cost_per_decision_usd``:
+* "mann-whitney" (latency targets ``response_time_ms_*``, ``cost_per_decision_usd``):
   :func:`~swarmopt.optimizer.canary.judge_latency` (Mann-Whitney U,
   Hodges-Lehmann shift and CI, tail and spread checks) on per-task values. A
   pass needs a significant median shift, so a change that only trims the tail
   of a p95 target is marginal (reverted) unless the median moves too; the tail
   check makes a worse tail a fail;
-* ``success_rate`` and ``error_rate``: the two-proportion test
+* "two-proportion" (``success_rate``, ``error_rate``):
   :func:`~swarmopt.optimizer.canary.judge_proportion` on per-task outcomes;
-* every other target (``coordination_score``, ``inbox_in_time_rate``,
-  ``cpu_percent``, ``memory_percent``, ...): the window-level Welch test. These
-  have no independent per-task unit: coordination counts messages handled in
-  batches, resources are window-level figures of the simulated host.
+* "welch-windows" (``coordination_score``, ``inbox_in_time_rate``,
+  ``cpu_percent``, ``memory_percent``, ...): the window-level Welch test.
 
 Per-task values are not independent: tasks that queue behind the same busy
 period share its wait. Each series is therefore thinned to its effective size
@@ -49,17 +48,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from swarmopt.metrics import TaskSample
-from swarmopt.optimizer.canary import MetricVerdict, Outcome, autocorrelation_time, judge_latency, judge_proportion, thin
+from swarmopt.metrics import TaskSample, metric_spec
+from swarmopt.optimizer.canary import (
+    MetricVerdict,
+    Outcome,
+    autocorrelation_time,
+    judge_latency,
+    judge_proportion,
+    thin,
+)
 
 GUARD_SHARE = 0.2
-LATENCY_TARGETS = ("response_time_ms_mean", "response_time_ms_p50", "response_time_ms_p90", "response_time_ms_p95",
-                   "response_time_ms_p99")
-TARGET_TESTS: dict[str, str] = {
-    **{m: "mann-whitney" for m in LATENCY_TARGETS}, "cost_per_decision_usd": "mann-whitney",
-    "success_rate": "two-proportion", "error_rate": "two-proportion",
-}
-RATE_OUTCOMES = {"success_rate": lambda s: s.success, "error_rate": lambda s: ~s.ok}  # per-task hits of each rate
 
 
 @dataclass(frozen=True)
@@ -144,8 +143,6 @@ def welch_verdict(p_better: float, improvement_pct: float, alpha: float, min_imp
     return "marginal"
 
 
-
-
 def effective_counts(outcomes: np.ndarray) -> tuple[int, int, float]:
     """(hits, trials, tau) of a time-ordered 0/1 series after the design-effect
     correction: trials = floor(n / tau), hits scaled in proportion (rounded),
@@ -162,8 +159,8 @@ class Judgement:
     """The verdict on one change and what the optimizer does with it.
 
     ``verdict`` (pass / marginal / fail / inconclusive) is the target metric's,
-    by ``method`` ("mann-whitney", "two-proportion" or "welch-windows", see
-    :data:`TARGET_TESTS`); ``canary`` is the task-level verdict (None for
+    by ``method`` ("mann-whitney", "two-proportion" or "welch-windows": the
+    target's :class:`~swarmopt.metrics.MetricSpec` ``test``); ``canary`` is the task-level verdict (None for
     welch-windows) and ``window`` the window-level measurement, whose
     ``improvement_pct`` is reported either way. ``tau_before``/``tau_after``:
     autocorrelation times of the target's per-task series (1.0 for
@@ -202,16 +199,14 @@ class Judgement:
         return f"{self.verdict}: {why}"
 
 
-def _series(s: TaskSample, metric: str) -> np.ndarray:
-    return s.cost_usd if metric == "cost_per_decision_usd" else s.response_ms
-
-
 def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSample, after: TaskSample,
-                 metric: str, better: str, alpha: float = 0.05, min_improvement: float = 0.02,
+                 metric: str, alpha: float = 0.05, min_improvement: float = 0.02,
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
                  cost_rise: float = 0.5) -> Judgement:
-    """Judge a change of ``metric`` (``better`` "lower"/"higher") from the
-    window rows and the pooled per-task samples of the spans before and after.
+    """Judge a change of ``metric`` from the window rows and the pooled
+    per-task samples of the spans before and after; its
+    :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
+    test judges it.
 
     The target's test runs at ``(1 - GUARD_SHARE) alpha`` on series thinned
     to their effective size. When the tasks are so autocorrelated that fewer
@@ -221,24 +216,24 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     tasks or 2 windows a side is "inconclusive", never a pass. ``min_improvement`` is the
     minimum relative effect for a pass (median shift for Mann-Whitney, absolute
     rate change for two-proportion, mean change for Welch). The guardrails
-    (:func:`guardrails`) skip the target itself. Raises ValueError for
-    ``better`` not in {"lower", "higher"}.
+    (:func:`guardrails`) skip the target itself. Raises ValueError for a
+    metric with no spec in :data:`swarmopt.metrics.METRICS`.
     """
-    window = measure(before_rows, after_rows, metric, better, alpha, min_improvement)
+    spec = metric_spec(metric)
+    window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
     a_target = alpha * (1 - GUARD_SHARE)
-    method = TARGET_TESTS.get(metric, "welch-windows")
+    method = spec.test
     canary: MetricVerdict | None = None
     tau_b = tau_a = 1.0
     if method == "mann-whitney":
-        xb, xa = _series(before, metric), _series(after, metric)
+        xb, xa = getattr(before, spec.per_task), getattr(after, spec.per_task)
         tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
-        canary = judge_latency(thin(xb, tau_b), thin(xa, tau_a), better=better, alpha=a_target,
+        canary = judge_latency(thin(xb, tau_b), thin(xa, tau_a), better=spec.better, alpha=a_target,
                                min_samples=min_samples, marginal_effect=min_improvement, metric=metric)
     elif method == "two-proportion":
-        hits = RATE_OUTCOMES[metric]
-        hb, nb, tau_b = effective_counts(hits(before))
-        ha, na, tau_a = effective_counts(hits(after))
-        canary = judge_proportion(hb, nb, ha, na, better=better, alpha=a_target, min_samples=min_samples,
+        hb, nb, tau_b = effective_counts(getattr(before, spec.per_task))
+        ha, na, tau_a = effective_counts(getattr(after, spec.per_task))
+        canary = judge_proportion(hb, nb, ha, na, better=spec.better, alpha=a_target, min_samples=min_samples,
                                   marginal_effect=min_improvement, metric=metric)
     verdict = canary.outcome if canary is not None else "inconclusive"
     enough_windows = min(before.n, after.n) >= min_samples and min(window.n_before, window.n_after) >= 2
@@ -278,16 +273,16 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
     statistical.
     """
     out = []
-    rates = (("success_rate", "higher", success_drop, "success rate fell"),
-             ("error_rate", "lower", error_rise, "error rate rose"))
-    for metric, better, tol, text in rates:
+    for metric, tol, text in (("success_rate", success_drop, "success rate fell"),
+                              ("error_rate", error_rise, "error rate rose")):
         if metric == skip:
             continue
-        hits = RATE_OUTCOMES[metric]
-        hb, nb, _ = effective_counts(hits(before))
-        ha, na, _ = effective_counts(hits(after))
-        v = judge_proportion(hb, nb, ha, na, better=better, alpha=2 * alpha, min_samples=min_samples, metric=metric)
-        worse = v.shift if better == "lower" else -v.shift
+        spec = metric_spec(metric)
+        hb, nb, _ = effective_counts(getattr(before, spec.per_task))
+        ha, na, _ = effective_counts(getattr(after, spec.per_task))
+        v = judge_proportion(hb, nb, ha, na, better=spec.better, alpha=2 * alpha, min_samples=min_samples,
+                             metric=metric)
+        worse = v.shift if spec.better == "lower" else -v.shift
         if v.outcome == "fail" and worse > tol:
             out.append(f"{text} {v.before:.1%} -> {v.after:.1%} (limit {tol:.0%}, p={v.p_value:.2g})")
     if skip != "cost_per_decision_usd":

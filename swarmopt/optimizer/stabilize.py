@@ -35,10 +35,9 @@ import math
 from collections import defaultdict
 
 from swarmopt.knobs import KnobChange
+from swarmopt.metrics import metric_spec
 from swarmopt.optimizer.detect import Bottleneck
 from swarmopt.schema import TIERS
-
-HIGHER_IS_BETTER = frozenset({"success_rate", "coordination_score", "system_score"})
 
 
 def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
@@ -48,10 +47,11 @@ def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
     the ratio is ``value / threshold``; for a rate or score where higher is
     better it is the ratio of the *shortfalls* ``(1 - value) / (1 - threshold)``
     (the SRE workbook's burn rate: observed error rate over the error budget).
+    The direction is the metric's :class:`~swarmopt.metrics.MetricSpec`.
     Returns True iff the ratio exceeds ``1 + tolerance``; ``tolerance`` = 0
-    acts on every breach.
+    acts on every breach. Raises ValueError for a metric with no spec.
     """
-    if b.metric in HIGHER_IS_BETTER:
+    if metric_spec(b.metric).better == "higher":
         budget = 1.0 - b.threshold
         ratio = (1.0 - b.value) / budget if budget > 0 else math.inf
     else:

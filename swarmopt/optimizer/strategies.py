@@ -1,19 +1,22 @@
 """Strategies: concrete knob changes that answer a bottleneck (pure).
 
-Each *remedy* is a function ``(snapshot, knobs, profile) -> list[KnobChange] |
+Each *remedy* has a function ``(snapshot, knobs, profile) -> list[KnobChange] |
 None`` that proposes bounded changes to one agent, or None when it does not
 apply (its precondition fails or the knob is already at its bound). Bounded
 steps follow the Kubernetes HPA habit of limited scale steps: concurrency at
 most doubles, TTLs at most quadruple, one model tier at a time.
-:data:`REMEDIES` lists, per bottleneck type, the remedies in the order the
-source design's rules try them.
+
+:data:`REMEDIES` names every built-in remedy once; :data:`TYPES` lists, per
+bottleneck type, the metric a strategy for it is judged on and the remedies by
+name, in the order the source design's rules try them. A plug-in remedy
+(made with :func:`remedy`) names the bottleneck types it answers itself.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 from swarmopt.knobs import KnobChange, get_knob
 from swarmopt.optimizer.detect import SEVERITY_RANK
@@ -21,23 +24,79 @@ from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs
 
 MAX_TTL_S = 3600.0
 
+Propose = Callable[[dict, Knobs, AgentProfile], "list[KnobChange] | None"]
+
 
 @dataclass(frozen=True)
 class Remedy:
-    """A named remedy: how risky it is (0-1, compared with the optimizer's
-    autonomy), how long it takes to roll out, and the changes it proposes."""
+    """A named remedy.
 
-    kind: str
+    ``risk`` (0-1) is compared with the optimizer's autonomy (riskier ones need
+    the Orchestrator's approval); ``implementation_time_s`` is how long it takes
+    to roll out; ``propose(snapshot, knobs, profile)`` returns the changes it
+    would make to one agent, or None when it does not apply (None for
+    ``pre_scale``, which the proactive planner sizes from a load forecast).
+    ``description`` says what it does, ``wording`` how it reads for particular
+    bottleneck types. ``answers``: the bottleneck types a plug-in remedy
+    answers (built-in remedies are listed per type in :data:`TYPES` instead).
+    Raises ValueError for a risk outside [0, 1] or a non-positive implementation time.
+    """
+
+    name: str
     risk: float
     implementation_time_s: float
-    propose: Callable[[dict, Knobs, AgentProfile], list[KnobChange] | None] | None
-    actions: str
+    propose: Propose | None
+    description: str
+    wording: dict[str, str] = field(default_factory=dict, hash=False)
+    answers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.risk <= 1.0:
+            raise ValueError(f"remedy {self.name}: risk must be in [0, 1], got {self.risk!r}")
+        if not self.implementation_time_s > 0:
+            raise ValueError(
+                f"remedy {self.name}: implementation_time_s must be > 0, got {self.implementation_time_s!r}")
+
+    def describe(self, type_: str) -> str:
+        """What the remedy does, in the words used for bottleneck type ``type_``."""
+        return self.wording.get(type_, self.description)
+
+
+def remedy(*, risk: float, implementation_time_s: float, answers: Sequence[str], name: str | None = None,
+           description: str | None = None) -> Callable[[Propose], Propose]:
+    """Decorator that makes a function ``(snapshot, knobs, profile) ->
+    list[KnobChange] | None`` a plug-in remedy for the bottleneck types in
+    ``answers``: it returns the function unchanged (still callable, and
+    picklable by reference) with its :class:`Remedy` in the attribute
+    ``remedy``. ``name`` defaults to the function's name and ``description`` to
+    the first line of its docstring. Raises ValueError for a risk outside
+    [0, 1], a non-positive implementation time or no type.
+
+    ``snapshot`` is the agent's mean metrics over the last cycle (a dict of
+    :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`), ``knobs`` its current
+    :class:`~swarmopt.schema.Knobs`, ``profile`` its
+    :class:`~swarmopt.schema.AgentProfile`; each change is a
+    :class:`~swarmopt.knobs.KnobChange` ``(agent, knob, old, new)``.
+    """
+    if isinstance(answers, str) or not answers:
+        raise ValueError(f"answers must be a non-empty list of bottleneck types, got {answers!r}")
+
+    def wrap(fn: Propose) -> Propose:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        label = name or fn.__name__
+        fn.remedy = Remedy(label, risk, implementation_time_s, fn, description or (doc[0] if doc else label),
+                           answers=tuple(answers))
+        return fn
+
+    return wrap
 
 
 @dataclass(frozen=True)
 class Strategy:
     """An optimization strategy with the source design's fields; ``actions``
-    are concrete knob changes so that ``rollback`` restores the old values."""
+    are concrete knob changes so that ``rollback`` restores the old values.
+    ``kind`` is the remedy's name; ``target_metric`` the metric the change is
+    judged on (its direction is in :data:`swarmopt.metrics.METRICS`)."""
 
     id: str
     type: str
@@ -52,12 +111,19 @@ class Strategy:
     rollback_plan: str
     risk: float
     target_metric: str
-    better: str
     proactive: bool = False
 
     def rollback(self) -> tuple[KnobChange, ...]:
         """The changes that restore every knob this strategy touched."""
         return tuple(c.inverse() for c in reversed(self.actions))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A selected strategy and whether it needs the Orchestrator's approval."""
+
+    strategy: Strategy
+    needs_approval: bool
 
 
 def priority_key(s: Strategy) -> tuple:
@@ -127,11 +193,6 @@ def route_by_complexity(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] 
     return _change(p.id, k, "tier_routing", True)
 
 
-def cheaper_model_tier(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """One model tier down, for cost."""
-    return faster_model_tier(s, k, p)
-
-
 RETRY_MAX_CPU_PERCENT = 70.0
 
 
@@ -167,7 +228,8 @@ def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
     rate = s["inbox_in_time_rate"]
     if not (rate == rate and rate < 0.9):
         return None
-    return _change(p.id, k, "message_batch_size", min(int(KNOB_BOUNDS["message_batch_size"][1]), k.message_batch_size * 2))
+    new = min(int(KNOB_BOUNDS["message_batch_size"][1]), k.message_batch_size * 2)
+    return _change(p.id, k, "message_batch_size", new)
 
 
 def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
@@ -195,52 +257,67 @@ def pre_scale(s: dict, k: Knobs, p: AgentProfile, peak_rate: float, target_util:
     return _change(p.id, k, "max_concurrency", need)
 
 
-R = Remedy
-RT = [
-    R("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing"),
-    R("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Implement caching for frequent queries"),
-    R("enable_parallel_tools", 0.4, 120, enable_parallel_tools, "Parallelize independent operations"),
-    R("route_by_complexity", 0.6, 180, route_by_complexity, "Route simple actions to the fast tier"),
-    R("faster_model_tier", 0.9, 180, faster_model_tier, "Route decisions to a faster model tier"),
-]
-SUCCESS = [
-    R("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)"),
-    R("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache"),
-    R("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool"),
-    R("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
-    R("route_by_complexity", 0.6, 180, route_by_complexity, "Route complex actions to the strong tier"),
-    R("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
-]
-BATCH = R("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead")
-REMEDIES: dict[str, list[Remedy]] = {
-    "agent_response_time": RT,
-    "agent_success_rate": SUCCESS,
-    "agent_error_rate": [SUCCESS[0], SUCCESS[1], SUCCESS[2]],
-    "coordination_efficiency": [BATCH, *SUCCESS[:3], *RT[:3]],
-    "cost": [R("cheaper_model_tier", 0.9, 180, cheaper_model_tier, "Use a cheaper model tier"), SUCCESS[1]],
-    "resource_cpu": [RT[0]],
-    "resource_memory": [R("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache")],
+REMEDIES: dict[str, Remedy] = {r.name: r for r in (
+    Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing"),
+    Remedy("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache",
+           wording={"agent_response_time": "Implement caching for frequent queries"}),
+    Remedy("enable_parallel_tools", 0.4, 120, enable_parallel_tools, "Parallelize independent operations"),
+    Remedy("route_by_complexity", 0.6, 180, route_by_complexity, "Route simple actions to the fast tier",
+           wording={"agent_success_rate": "Route complex actions to the strong tier"}),
+    Remedy("faster_model_tier", 0.9, 180, faster_model_tier, "Route decisions to a faster model tier"),
+    Remedy("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)"),
+    Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool"),
+    Remedy("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
+    Remedy("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
+    Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead"),
+    Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
+    Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
+    Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
+)}
+"""Every built-in remedy, by name (the ``kind`` of its strategies)."""
+
+
+@dataclass(frozen=True)
+class BottleneckType:
+    """What answers one bottleneck type: the metric a strategy for it is judged
+    on (a key of :data:`swarmopt.metrics.METRICS`), the remedies by name in the
+    order the source design's rules try them, the source design's success
+    metrics, and the improvement (%) expected before any is measured when the
+    bottleneck's impact does not say."""
+
+    target: str
+    remedies: tuple[str, ...]
+    success_metrics: tuple[str, ...]
+    expected_pct: float = 10.0
+
+
+TYPES: dict[str, BottleneckType] = {
+    "agent_response_time": BottleneckType(
+        "response_time_ms_mean",
+        ("scale_concurrency", "raise_cache_ttl", "enable_parallel_tools", "route_by_complexity", "faster_model_tier"),
+        ("Response time < 2000ms", "Latency variance reduced", "Throughput increased")),
+    "agent_success_rate": BottleneckType(
+        "success_rate",
+        ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "raise_confidence_threshold",
+         "route_by_complexity", "stronger_model_tier"),
+        ("Success rate >= 70%", "Fewer failed decisions")),
+    "agent_error_rate": BottleneckType(
+        "error_rate", ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker"), ("Error rate <= 10%",)),
+    "coordination_efficiency": BottleneckType(
+        "coordination_score",
+        ("larger_message_batch", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "scale_concurrency",
+         "enable_parallel_tools"),
+        ("Coordination score >= 60%", "Faster conflict resolution")),
+    "cost": BottleneckType(
+        "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_ttl"), ("Cost per decision within budget",)),
+    "resource_cpu": BottleneckType("cpu_percent", ("scale_concurrency",), ("Worker utilization <= 80%",)),
+    "resource_memory": BottleneckType("memory_percent", ("lower_cache_ttl",), ("Memory <= 85%",)),
+    "predictive_optimization": BottleneckType(
+        "cpu_percent", ("pre_scale",), ("Reduced latency spikes", "Improved resource utilization"), 15.0),
+    "coordination_enhancement": BottleneckType(
+        "inbox_in_time_rate", ("larger_message_batch",),
+        ("Inbound messages handled in time", "Better resource sharing")),
 }
-TARGETS: dict[str, tuple[str, str]] = {
-    "agent_response_time": ("response_time_ms_mean", "lower"),
-    "agent_success_rate": ("success_rate", "higher"),
-    "agent_error_rate": ("error_rate", "lower"),
-    "coordination_efficiency": ("coordination_score", "higher"),
-    "cost": ("cost_per_decision_usd", "lower"),
-    "resource_cpu": ("cpu_percent", "lower"),
-    "resource_memory": ("memory_percent", "lower"),
-    "predictive_optimization": ("cpu_percent", "lower"),
-    "coordination_enhancement": ("inbox_in_time_rate", "higher"),
-}
-SUCCESS_METRICS: dict[str, tuple[str, ...]] = {
-    "agent_response_time": ("Response time < 2000ms", "Latency variance reduced", "Throughput increased"),
-    "agent_success_rate": ("Success rate >= 70%", "Fewer failed decisions"),
-    "agent_error_rate": ("Error rate <= 10%",),
-    "coordination_efficiency": ("Coordination score >= 60%", "Faster conflict resolution"),
-    "cost": ("Cost per decision within budget",),
-    "resource_cpu": ("Worker utilization <= 80%",),
-    "resource_memory": ("Memory <= 85%",),
-    "predictive_optimization": ("Reduced latency spikes", "Improved resource utilization"),
-    "coordination_enhancement": ("Inbound messages handled in time", "Better resource sharing"),
-}
-PRE_SCALE = R("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively")
+"""Bottleneck type -> :class:`BottleneckType`. ``system_performance`` has no
+entry: the planner answers it with the worst type of the least healthy agent;
+the last two are the proactive strategies' types."""

@@ -12,7 +12,9 @@ says how a call reaches a component: directly (local) or as a Ray actor call.
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from swarmopt.knobs import ScheduledChange
@@ -37,6 +39,21 @@ class Backend(Protocol):
     def get(self, futures: list[Any]) -> list[Any]:
         """Wait for futures, in order."""
 
+    def checkpoint(self, components: "Components") -> Any:
+        """A copy of every component's state now, or None if components cannot die (local)."""
+
+    def restore(self, token: Any, components: "Components") -> "Components":
+        """Components rebuilt from a :meth:`checkpoint` (the old ones are discarded)."""
+
+    def fork(self, components: "Components") -> tuple["Backend", "Components"]:
+        """A new backend with independent copies of the components."""
+
+    def dead_actor(self, exc: BaseException, components: "Components") -> str | None:
+        """The name of the component whose death raised ``exc``, or None if ``exc`` is not an actor death."""
+
+    def kill(self, handle: Any) -> None:
+        """Kill a component's process (a ``crash`` fault with ``mode: process``)."""
+
     def close(self) -> None: ...
 
 
@@ -47,12 +64,233 @@ class Sink(Protocol):
     def events(self, events: list[dict]) -> None: ...
     def process(self, samples: list[dict]) -> None: ...
 
+    def mark(self) -> Any:
+        """A position to :meth:`rewind` to."""
+
+    def rewind(self, mark: Any) -> None:
+        """Forget everything received after ``mark``."""
+
+
+@dataclass
+class Components:
+    """The backend handles of a run: agent groups (handle, hosted agent ids), optimizer, orchestrator."""
+
+    groups: list[tuple[Any, list[str]]]
+    opt: Any
+    orch: Any
+
+    def named(self) -> dict[str, Any]:
+        """Handle by component name: each group's name, ``optimizer``, ``orchestrator``."""
+        out = {(members[0] if len(members) == 1 else f"group-{i}"): h for i, (h, members) in enumerate(self.groups)}
+        return out | {"optimizer": self.opt, "orchestrator": self.orch}
+
+
+class ActorLostError(RuntimeError):
+    """A component's actor died more often than the run may restart it."""
+
+    def __init__(self, actor: str, restarts: int) -> None:
+        super().__init__(f"actor {actor} died after {restarts} restart(s); giving up")
+        self.actor = actor
+
+
+LOOP_STATE = ("k", "done", "inbound", "pending", "new_rows", "new_samples", "applied")
+
 
 def _by_agent(items, key) -> dict[str, list]:
     out: dict[str, list] = defaultdict(list)
     for it in items:
         out[key(it)].append(it)
     return out
+
+
+@dataclass
+class Driver:
+    """The BSP loop of one run as an object that advances one tick at a time.
+
+    ``components`` are the backend handles; the rest is the loop's own state
+    (:data:`LOOP_STATE`: tick counter, messages and changes in transit, what
+    the next optimizer cycle gets), plain data that ``copy.deepcopy``
+    captures. :meth:`advance` runs one tick: the optimizer cycle if one is due
+    at the current time ``now``, then every group over ``[now, now + tick_s)``.
+    The last call runs the final cycle (judge and detect only) and sets
+    ``done``.
+
+    Recovery: before every optimizer cycle (and at the start) the driver takes
+    a checkpoint of every component, of its loop state and of the sink's
+    position (only on backends whose components can die). When an actor dies,
+    every component is rebuilt from the last checkpoint, the sink is rewound
+    and the ticks since are replayed, so the tables are those of an
+    undisturbed run plus one ``actor.restarted`` event; after
+    ``max_restarts`` restarts it raises :class:`ActorLostError` naming the actor.
+    """
+
+    scenario: Scenario
+    backend: Backend
+    sink: Sink
+    components: Components
+    max_restarts: int = 3
+    k: int = 0
+    done: bool = False
+    inbound: list[Message] = field(default_factory=list)
+    pending: list[ScheduledChange] = field(default_factory=list)
+    new_rows: list[dict] = field(default_factory=list)
+    new_samples: list[TaskSample] = field(default_factory=list)
+    applied: list[dict] = field(default_factory=list)
+    restarts: int = 0
+    killed: set[int] = field(default_factory=set)  # process-crash faults already executed (never replayed)
+    _checkpoint: tuple | None = None
+
+    @classmethod
+    def start(cls, scenario: Scenario, seed: int, backend: Backend, sink: Sink, max_restarts: int = 3) -> "Driver":
+        """Create the run's components on ``backend``."""
+        comps = Components(backend.groups(scenario, seed), backend.optimizer(scenario, seed),
+                           backend.orchestrator(scenario))
+        return cls(scenario, backend, sink, comps, max_restarts)
+
+    @property
+    def groups(self) -> list[tuple[Any, list[str]]]:
+        return self.components.groups
+
+    @property
+    def opt(self) -> Any:
+        return self.components.opt
+
+    @property
+    def now(self) -> float:
+        """Simulated time (s) the run has reached: every group has stepped up to it."""
+        return min(self.k * self.scenario.tick_s, self.scenario.duration_s)
+
+    @property
+    def cycle_ticks(self) -> int:
+        return int(round(self.scenario.optimizer.cycle_s / self.scenario.tick_s))
+
+    def cycle_due(self) -> bool:
+        """Whether the optimizer cycle runs at the start of the next :meth:`advance`."""
+        return not self.done and (self.k > 0 and self.k % self.cycle_ticks == 0 or self._last())
+
+    def _last(self) -> bool:
+        return self.k * self.scenario.tick_s >= self.scenario.duration_s - 1e-9
+
+    def host_of(self, agent: str) -> int:
+        """Index of the group hosting ``agent``; KeyError naming the allowed ids."""
+        for i, (_, members) in enumerate(self.groups):
+            if agent in members:
+                return i
+        raise KeyError(f"unknown agent '{agent}'; allowed: {sorted(a for _, m in self.groups for a in m)}")
+
+    def loop_state(self) -> dict:
+        """A deep copy of the loop state (for a fork or a checkpoint)."""
+        return copy.deepcopy({f: getattr(self, f) for f in LOOP_STATE})
+
+    def fork(self, sink: Sink) -> "Driver":
+        """An independent driver at the same point, feeding ``sink``."""
+        backend, comps = self.backend.fork(self.components)
+        return Driver(self.scenario, backend, sink, comps, self.max_restarts, **self.loop_state(),
+                      killed=set(self.killed))
+
+    def advance(self) -> None:
+        """One tick (see the class docstring); no-op once ``done``."""
+        if not self.done:
+            self.guard(self._checkpoint_and_advance)
+
+    def guard(self, op: Callable[[], Any]) -> Any:
+        """Run ``op()``; when an actor dies under it, rebuild the run as it was
+        just before (:meth:`_recover`) and run ``op`` again."""
+        while True:
+            try:
+                return op()
+            except Exception as exc:
+                actor = self.backend.dead_actor(exc, self.components)
+                if actor is None:
+                    raise
+                self._recover(actor)
+
+    def checkpoint(self) -> None:
+        """Take the recovery checkpoint now, between ticks (also after a user's
+        change, so that a restart keeps it). Raises if an actor is dead."""
+        token = self.backend.checkpoint(self.components)
+        self._checkpoint = () if token is None else (token, self.loop_state(), self.sink.mark())
+
+    def _checkpoint_and_advance(self) -> None:
+        if self._checkpoint is None or self.cycle_due():
+            self.checkpoint()
+        self._advance()
+
+    def _recover(self, actor: str) -> None:
+        """Rebuild every component from the last checkpoint, rewind the sink and
+        replay the ticks since, back to where the run was when ``actor`` died."""
+        if not self._checkpoint or self.restarts >= self.max_restarts:
+            raise ActorLostError(actor, self.restarts)
+        self.restarts += 1
+        token, state, mark = self._checkpoint
+        failed_at, target = self.now, self.k
+        self.components = self.backend.restore(token, self.components)
+        for f, v in copy.deepcopy(state).items():
+            setattr(self, f, v)
+        self.sink.rewind(mark)
+        replayed = target - self.k
+        while self.k < target:
+            self._advance()
+        self.sink.events([{"t_s": failed_at, "event": "actor.restarted", "agent": actor, "value": replayed,
+                           "detail": f"{actor} died at {failed_at:g}s; every component rebuilt from the "
+                                     f"checkpoint of {state['k'] * self.scenario.tick_s:g}s and {replayed} tick(s) "
+                                     f"replayed (restart {self.restarts} of at most {self.max_restarts})"}])
+
+    def _advance(self) -> None:
+        t0 = self.k * self.scenario.tick_s
+        last = self._last()
+        if self.cycle_due():
+            # close the windows that ended by t0 first, so that the cycle's
+            # changes reach the agents before they simulate past t0
+            self._step(t0, t0)
+            self.pending += _cycle(self.backend, self.components.opt, self.components.orch, t0, self.new_rows,
+                                   self.applied, self.new_samples, self.sink, plan=not last)
+            self.new_rows, self.new_samples, self.applied = [], [], []
+        if last:
+            self.done = True
+            return
+        t1 = min(self.scenario.duration_s, t0 + self.scenario.tick_s)
+        self._crash_processes(t0, t1)
+        self._step(t0, t1)
+        self.k += 1
+
+    def _crash_processes(self, t0: float, t1: float) -> None:
+        """Kill the actor hosting the target of every ``crash`` fault with
+        ``mode: process`` that starts in [t0, t1), once per fault (a replay
+        after the restart does not kill it again)."""
+        for i, f in enumerate(self.scenario.faults):
+            if f.kind == "crash" and f.mode == "process" and t0 <= f.at_s < t1 and i not in self.killed:
+                self.killed.add(i)
+                self.backend.kill(self.groups[self.host_of(f.target)][0])
+
+    def _step(self, t0: float, t1: float) -> None:
+        """Step every group over [t0, t1) with the messages and changes due; a
+        step with t1 == t0 only closes the windows that ended by t0."""
+        host = {aid: i for i, (_, members) in enumerate(self.groups) for aid in members}
+        msgs = [[] for _ in self.groups]
+        for m in sorted(self.inbound):
+            msgs[host[m.receiver]].append(m)
+        chg = [[] for _ in self.groups]
+        for c in self.pending:
+            chg[host[c.change.agent]].append(c)
+        futures = [
+            self.backend.call(h, "step", t0, t1, _by_agent(msgs[i], lambda m: m.receiver),
+                              _by_agent(chg[i], lambda c: c.change.agent))
+            for i, (h, _) in enumerate(self.groups)
+        ]
+        self.inbound, self.pending = [], []
+        for out, rows, ap, proc, smp in self.backend.get(futures):
+            self.inbound += out
+            self.new_samples.extend(smp)
+            if rows:
+                self.new_rows.extend(rows)
+                self.sink.rows(rows)
+            if ap:
+                self.applied.extend(ap)
+                self.sink.events([dict(a, event="knob.applied" if a["knob"] != "autonomy" else "autonomy.applied")
+                                  for a in ap])
+            if proc:
+                self.sink.process(proc)
 
 
 def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
@@ -62,63 +300,11 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
     ``pace(t)`` (wall-clock mode) is called before each tick with the simulated
     time; it sleeps as needed and never changes results.
     """
-    groups = backend.groups(scenario, seed)
-    host_of = {aid: i for i, (_, members) in enumerate(groups) for aid in members}
-    opt = backend.optimizer(scenario, seed)
-    orch = backend.orchestrator(scenario)
-    tick, duration = scenario.tick_s, scenario.duration_s
-    cycle_ticks = int(round(scenario.optimizer.cycle_s / tick))
-    inbound: list[Message] = []
-    pending: list[ScheduledChange] = []
-    new_rows: list[dict] = []
-    new_samples: list[TaskSample] = []
-    applied: list[dict] = []
-
-    def step(t0: float, t1: float) -> None:
-        """Step every group over [t0, t1) with the messages and changes due; a
-        step with t1 == t0 only closes the windows that ended by t0."""
-        nonlocal inbound, pending
-        msgs = [[] for _ in groups]
-        for m in sorted(inbound):
-            msgs[host_of[m.receiver]].append(m)
-        chg = [[] for _ in groups]
-        for c in pending:
-            chg[host_of[c.change.agent]].append(c)
-        futures = [
-            backend.call(h, "step", t0, t1, _by_agent(msgs[i], lambda m: m.receiver),
-                         _by_agent(chg[i], lambda c: c.change.agent))
-            for i, (h, _) in enumerate(groups)
-        ]
-        inbound, pending = [], []
-        for out, rows, ap, proc, smp in backend.get(futures):
-            inbound += out
-            new_samples.extend(smp)
-            if rows:
-                new_rows.extend(rows)
-                sink.rows(rows)
-            if ap:
-                applied.extend(ap)
-                sink.events([dict(a, event="knob.applied" if a["knob"] != "autonomy" else "autonomy.applied")
-                             for a in ap])
-            if proc:
-                sink.process(proc)
-
-    k = 0
-    while True:
-        t0 = k * tick
-        last = t0 >= duration - 1e-9
+    d = Driver.start(scenario, seed, backend, sink)
+    while not d.done:
         if pace is not None:
-            pace(t0)
-        if k > 0 and k % cycle_ticks == 0 or last:
-            # close the windows that ended by t0 first, so that the cycle's
-            # changes reach the agents before they simulate past t0
-            step(t0, t0)
-            pending += _cycle(backend, opt, orch, t0, new_rows, applied, new_samples, sink, plan=not last)
-            new_rows, new_samples, applied = [], [], []
-        if last:
-            break
-        step(t0, min(duration, t0 + tick))
-        k += 1
+            pace(d.now)
+        d.advance()
 
 
 def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: list[dict], samples: list[TaskSample],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import psutil
 
 from swarmopt.knobs import ScheduledChange
@@ -18,13 +17,13 @@ from swarmopt.schema import Scenario
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import Message
+from swarmopt.sim.seeds import agent_seeds
 
 
-def agent_seeds(seed: int, n_agents: int) -> tuple[list[np.random.SeedSequence], np.random.SeedSequence]:
-    """One independent ``SeedSequence`` per agent (by scenario order) and one for
-    the optimizer, all spawned from ``SeedSequence(seed)``."""
-    children = np.random.SeedSequence(seed).spawn(n_agents + 1)
-    return children[:n_agents], children[n_agents]
+def _process() -> psutil.Process:
+    proc = psutil.Process(os.getpid())
+    proc.cpu_percent(None)
+    return proc
 
 
 class AgentGroup:
@@ -39,8 +38,23 @@ class AgentGroup:
             p = scenario.agents[i]
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
             self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms)
-        self.proc = psutil.Process(os.getpid())
-        self.proc.cpu_percent(None)
+        self.proc = _process()
+
+    def __getstate__(self) -> dict:
+        # a psutil handle names this process: a copy (fork, checkpoint) measures its own
+        return {k: v for k, v in self.__dict__.items() if k != "proc"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.proc = _process()
+
+    def snapshot(self, agent: str, t: float) -> dict:
+        """:meth:`AgentSim.snapshot` of a hosted agent at ``t``."""
+        return self.sims[agent].snapshot(t)
+
+    def inject(self, fault) -> None:
+        """:meth:`AgentSim.add_fault` on the fault's target (a hosted agent)."""
+        self.sims[fault.target].add_fault(fault)
 
     def step(self, t0: float, t1: float, inbound: dict[str, list[Message]],
              changes: dict[str, list[ScheduledChange]]

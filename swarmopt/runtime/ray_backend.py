@@ -9,14 +9,19 @@ groups so that actor count follows cores, not agents.
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import ray
 from ray._private import ray_constants
 
+from swarmopt.runtime.driver import Components
 from swarmopt.runtime.group import AgentGroup
 from swarmopt.schema import Scenario
+
+if TYPE_CHECKING:  # a worker hosting agents unpickles this module: it must not import the optimizer
+    from swarmopt.plugins import Plugins
 
 
 class Host:
@@ -27,6 +32,15 @@ class Host:
 
     def call(self, method: str, *args: Any) -> Any:
         return getattr(self.obj, method)(*args)
+
+    def state(self) -> Any:
+        """The component itself (Ray pickles it): a fork or a checkpoint of it."""
+        return self.obj
+
+
+def _restored(obj: Any) -> Any:
+    # arrays from the object store are read-only views of shared memory; the engine writes to its own
+    return copy.deepcopy(obj)
 
 
 AgentGroupActor = ray.remote(num_cpus=0)(type("AgentGroupActor", (Host,), {}))
@@ -63,11 +77,27 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
 
 class RayBackend:
-    """Components as Ray actors; ``max_groups`` caps the number of agent actors."""
+    """Components as Ray actors; ``max_groups`` caps the number of agent actors.
 
-    def __init__(self, address: str | None = None, max_groups: int = 16) -> None:
-        self.started = ensure_ray(address)
+    Backends that share a Ray session started by swarmopt (a run and its
+    forks) shut it down when the last of them closes. ``plugins`` go to the
+    optimizer actor, pickled with cloudpickle (objects of a user's module by
+    reference: the module must be importable on the workers, see
+    :mod:`swarmopt.plugins`).
+    """
+
+    _session_users = 0
+
+    def __init__(self, address: str | None = None, max_groups: int = 16, plugins: Plugins | None = None) -> None:
+        if ensure_ray(address):
+            RayBackend._session_users = 0
+            self._owns_session = True
+        else:
+            self._owns_session = RayBackend._session_users > 0
+        RayBackend._session_users += self._owns_session
+        self.address = address
         self.max_groups = max_groups
+        self.plugins = plugins
         self.actors: list[Any] = []
 
     def groups(self, scenario: Scenario, seed: int) -> list[tuple[Any, list[str]]]:
@@ -85,7 +115,7 @@ class RayBackend:
     def optimizer(self, scenario: Scenario, seed: int) -> Any:
         from swarmopt.runtime.components import make_optimizer  # only its actor needs the optimizer's imports
 
-        h = OptimizerActor.remote(make_optimizer, scenario, seed)
+        h = OptimizerActor.remote(make_optimizer, scenario, seed, self.plugins)
         self.actors.append(h)
         return h
 
@@ -102,9 +132,47 @@ class RayBackend:
     def get(self, futures: list[Any]) -> list[Any]:
         return ray.get(futures)
 
+    def checkpoint(self, components: Components) -> list[Any]:
+        """Every component's state, fetched into this driver (hundreds of KiB
+        for five agents): the fetch proves each actor was alive, and the copy
+        outlives the actors. Raises RayActorError if one is dead."""
+        c = components
+        return ray.get([h.state.remote() for h, _ in c.groups] + [c.opt.state.remote(), c.orch.state.remote()])
+
+    def restore(self, token: list[Any], components: Components) -> Components:
+        """Kill the current actors and create new ones from the checkpoint."""
+        for h in self.actors:
+            ray.kill(h)
+        kinds = [AgentGroupActor] * len(components.groups) + [OptimizerActor, OrchestratorActor]
+        self.actors = [kind.remote(_restored, state) for kind, state in zip(kinds, token, strict=True)]
+        groups = [(h, members) for h, (_, members) in zip(self.actors[:-2], components.groups, strict=True)]
+        return Components(groups, self.actors[-2], self.actors[-1])
+
+    def fork(self, components: Components) -> tuple["RayBackend", Components]:
+        """A backend in the same Ray session with new actors holding copies of
+        these components' current state (through the object store)."""
+        other = RayBackend(self.address, self.max_groups, self.plugins)
+        return other, other.restore(self.checkpoint(components), components)
+
+    def dead_actor(self, exc: BaseException, components: Components) -> str | None:
+        """The component whose actor died, by the actor id Ray reports."""
+        if not isinstance(exc, ray.exceptions.RayActorError):
+            return None
+        for name, h in components.named().items():
+            if h._actor_id.hex() == exc.actor_id:
+                return name
+        return "unknown actor"
+
+    def kill(self, handle: Any) -> None:
+        """Kill the actor's process at once (no graceful exit, no Ray restart)."""
+        ray.kill(handle, no_restart=True)
+
     def close(self) -> None:
         for h in self.actors:
             ray.kill(h)
         self.actors = []
-        if self.started:
-            ray.shutdown()
+        if self._owns_session:
+            RayBackend._session_users -= 1
+            if RayBackend._session_users == 0 and ray.is_initialized():
+                ray.shutdown()
+            self._owns_session = False

@@ -1,6 +1,6 @@
 """One agent's workload and queueing model (pure numpy + Python, no Ray).
 
-Per decision (task), following DESIGN.md:
+Per decision (task), following the product's design (docs/architecture.md):
 
 * arrivals: Poisson with rate ``base_rate_per_s x load shape x load surges``,
   generated per window-long block by thinning;
@@ -195,6 +195,10 @@ class AgentSim:
         return nxt if nxt > t else math.inf
 
     def _apply_due(self, t: float) -> None:
+        if self.pending and self.pending[0][0] <= t + 1e-12:
+            k = round(t / self.window_s)
+            if k and abs(t - k * self.window_s) <= 1e-9:  # a change at a window's end is not part of that window
+                self._record_end_state(k - 1)
         while self.pending and self.pending[0][0] <= t + 1e-12:
             at, _, sc = heapq.heappop(self.pending)
             ch = sc.change
@@ -224,8 +228,8 @@ class AgentSim:
     def _block_at(self, t: float) -> Block:
         k = int(t // self.window_s + 1e-9)
         if self.block is None or self.block.start != k * self.window_s:
-            if k:  # the state at the end of window k - 1, before anything of window k happens
-                self.window_end_state[k - 1] = self._end_state(k * self.window_s)
+            if k:
+                self._record_end_state(k - 1)
             self.block = self._make_block(k * self.window_s, (k + 1) * self.window_s)
             self.block_pos = 0
         return self.block
@@ -412,9 +416,9 @@ class AgentSim:
                     zip((finish[send] + lat_s).tolist(), seqs, to, resource[send, d].tolist(), arr[send].tolist())]
         cols = {"arrival": arr, "start": start, "end": end, "finish": finish, "ok": ok, "success": success,
                 "confidence": np.where(ok, conf, np.nan), "escalated": escalated, "degraded": degraded,
-                "attempts": n_tried, "hits": res["hits"], "lookups": res["hits"] + res["calls"].sum(axis=1),
-                "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost, "coord_req": coord_req,
-                "coord_ok": coord_ok, "tier": tier_idx}
+                "attempts": n_tried, "hits": res["hits"], "lookups": np.full(n, len(p.tools)),
+                "calls": res["calls"].sum(axis=1), "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
+                "coord_req": coord_req, "coord_ok": coord_ok, "tier": tier_idx}
         lo = 0
         for (w, *_), size in zip(parts, sizes):
             if size:
@@ -460,10 +464,21 @@ class AgentSim:
         return {"concurrency": self.knobs.max_concurrency, "autonomy": self.autonomy, "cached_keys": cached,
                 "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + self.env.leaked_mb(t_end)}
 
+    def _record_end_state(self, k: int) -> None:
+        """Note the state at the end of window ``k`` the first time the
+        simulation reaches that end: after its decisions' lookups, before
+        anything of window ``k + 1`` happens, a knob change effective at the
+        boundary included (so it does not depend on where ticks fall). A
+        window already closed needs nothing: it was closed with that state."""
+        if k >= self.next_window and k not in self.window_end_state:
+            self.window_end_state[k] = self._end_state((k + 1) * self.window_s)
+
     def _close_window(self, k: int) -> WindowData:
         """Freeze window ``k``. Its knobs, autonomy and cache figures are those at
-        its end, recorded when the simulation crossed it (a tick may run past
-        several windows before they are closed)."""
+        its end before any change effective there: recorded when the simulation
+        crossed it (a tick may run past several windows before they are closed,
+        see :meth:`_record_end_state`), else taken now, at the start of a step
+        that has not yet applied its changes."""
         w = self.windows.pop(k, None) or WindowData()
         t_end = (k + 1) * self.window_s
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
@@ -471,6 +486,38 @@ class AgentSim:
                  memory_capacity_mb=self.profile.memory_capacity_mb,
                  cache_capacity=sum(t.keyspace for t in self.profile.tools), **state)
         return w
+
+    # ------------------------------------------------------------------ inspection and live changes
+    def add_fault(self, fault) -> None:
+        """Aim one more fault model at this agent (:meth:`Simulation.inject`
+        checks that it starts no earlier than the time the agent has reached,
+        and that a load surge starts at a window not drawn yet)."""
+        self.env.faults.append(fault)
+        self.crashes = self.env.crashes()
+        self.fault_points = self.env.breakpoints()
+
+    def snapshot(self, t: float) -> dict:
+        """The agent's state at simulated time ``t`` (the time it has been
+        stepped to): knobs, autonomy, ``queue_length`` (decisions arrived and
+        waiting for a worker), ``busy_workers``, ``cached_keys`` (per tool),
+        ``pending_changes`` (scheduled knob changes not yet in force) and the
+        windows still open."""
+        open_w = [w for k, w in sorted(self.windows.items()) if k >= self.next_window]
+        arrival = [c for w in open_w for c in w._chunks.get("arrival", [])]
+        start = [c for w in open_w for c in w._chunks.get("start", [])]
+        waiting = 0
+        if arrival:
+            a, s = np.concatenate(arrival), np.concatenate(start)
+            waiting = int(np.count_nonzero((a <= t) & (s > t)))
+        return {
+            "agent": self.id, "t_s": t, "knobs": self.knobs.model_dump(), "autonomy": self.autonomy,
+            "queue_length": waiting, "busy_workers": sum(w > t for w in self.workers),
+            "workers": self.knobs.max_concurrency,
+            "cached_keys": {n: int(np.count_nonzero(c > t)) for n, c in zip(self.tool_names, self.cache_exp)},
+            "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,
+                                 "ref": sc.ref} for at, _, sc in sorted(self.pending)],
+            "active_faults": [f.kind for f in self.env.active(t)],
+        }
 
     def metrics_row(self, w: WindowData) -> dict:
         """The metrics-table row of a closed window."""

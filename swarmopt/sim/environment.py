@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from swarmopt.schema import (
-    CacheBypassFault, CoordinationStormFault, CrashFault, ErrorSpikeFault, LatencyFault, LoadShape,
-    LoadSurgeFault, MemoryLeakFault, PriceChangeFault,
+    CacheBypassFault,
+    CoordinationStormFault,
+    CrashFault,
+    ErrorSpikeFault,
+    LatencyFault,
+    LoadShape,
+    LoadSurgeFault,
+    MemoryLeakFault,
+    PriceChangeFault,
 )
 
 
@@ -43,8 +50,6 @@ class Effects:
     tool_latency: dict[str, float] = field(default_factory=dict)
     tool_error: dict[str, float] = field(default_factory=dict)
     price: float = 1.0
-    rate: float = 1.0
-    storm_per_s: float = 0.0
     uncacheable: frozenset[str] = frozenset()
 
 
@@ -77,9 +82,10 @@ class Environment:
         return sorted(p for p in pts if p <= self.horizon_s)
 
     def effects(self, t: float) -> Effects:
-        """The combined effects in force at ``t`` (multipliers multiply, error
-        spikes add, capped at 1)."""
-        model_lat, price, rate, storm = 1.0, 1.0, 1.0, 0.0
+        """The combined service effects in force at ``t`` (multipliers multiply,
+        error spikes add, capped at 1). Load surges and coordination storms act
+        on arrivals instead (:meth:`rate_multiplier`, :meth:`storm_rate`)."""
+        model_lat, price = 1.0, 1.0
         uncacheable: set[str] = set()
         tool_lat: dict[str, float] = {}
         tool_err: dict[str, float] = {}
@@ -93,13 +99,9 @@ class Environment:
                 tool_err[f.tool] = min(1.0, tool_err.get(f.tool, 0.0) + f.error_rate)
             elif isinstance(f, PriceChangeFault):
                 price *= f.factor
-            elif isinstance(f, LoadSurgeFault):
-                rate *= f.factor
-            elif isinstance(f, CoordinationStormFault):
-                storm += f.messages_per_s
             elif isinstance(f, CacheBypassFault):
                 uncacheable.add(f.tool)
-        return Effects(model_lat, tool_lat, tool_err, price, rate, storm, frozenset(uncacheable))
+        return Effects(model_lat, tool_lat, tool_err, price, frozenset(uncacheable))
 
     def rate_multiplier(self, t: np.ndarray) -> np.ndarray:
         """Load shape x load-surge faults at times ``t`` (vectorized)."""

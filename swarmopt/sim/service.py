@@ -7,7 +7,7 @@ A segment of ``n`` decisions (arrival-ordered) with up to ``A`` attempts each:
 * :func:`attempts`: per-attempt durations, failures and the retry outcome;
 * :func:`fcfs`: FCFS start and end times over ``c`` workers.
 
-Model (DESIGN.md "The workload model"): a decision looks its tools up when it
+Model (docs/architecture.md "One tick"): a decision looks its tools up when it
 arrives. A hit answers from cache for every attempt. On a miss the tool is
 called on each attempt until a call succeeds; a decision keeps a tool's
 successful answer for its later attempts, and a successful call fills the cache

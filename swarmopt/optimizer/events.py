@@ -1,0 +1,113 @@
+"""Event rows of the optimizer for the events table (pure formatting).
+
+Every event is a dict with ``t_s`` (simulated time, s) and ``event`` (its name);
+the other keys are the columns of :attr:`swarmopt.results.RunResult.events`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from swarmopt.knobs import KnobChange
+from swarmopt.optimizer.detect import Anomaly, Bottleneck
+from swarmopt.optimizer.measure import Judgement
+from swarmopt.optimizer.strategies import Strategy
+from swarmopt.optimizer.trial import Trial, TrialOutcome
+
+
+def _agents(actions) -> str:
+    return ",".join(sorted({c.agent for c in actions}))
+
+
+def bottleneck_event(t: float, b: Bottleneck) -> dict:
+    """``bottleneck.detected``."""
+    return {"t_s": t, "event": "bottleneck.detected", "agent": b.affected_component, "type": b.type,
+            "severity": b.severity, "metric": b.metric, "value": b.value, "threshold": b.threshold,
+            "impact": b.impact, "detail": b.description}
+
+
+def within_tolerance_event(t: float, b: Bottleneck, tolerance: float) -> dict:
+    """``bottleneck.within_tolerance``: a bottleneck too close to its threshold to act on."""
+    return {"t_s": t, "event": "bottleneck.within_tolerance", "agent": b.affected_component, "type": b.type,
+            "metric": b.metric, "value": b.value, "threshold": b.threshold,
+            "detail": f"within {tolerance:.0%} of its threshold: no action"}
+
+
+def anomaly_event(t: float, x: Anomaly) -> dict:
+    """``anomaly.detected``: a level shift against the agent's own history."""
+    return {"t_s": t, "event": "anomaly.detected", "agent": x.agent, "metric": x.metric, "value": x.value,
+            "baseline": x.baseline, "impact": x.shift_pct, "z": x.z,
+            "detail": f"{x.agent} {x.metric} shifted {x.shift_pct:+.0f}% from its median {x.baseline:.4g} "
+                      f"(robust z {x.z:.1f})"}
+
+
+def held_event(t: float, remedy: str, actions: list[KnobChange], window_s: float) -> dict:
+    """``strategy.held``: changes that would reverse a knob within the stabilization window."""
+    return {"t_s": t, "event": "strategy.held", "agent": actions[0].agent, "kind": remedy,
+            "knob": ";".join(c.knob for c in actions), "new": ";".join(repr(c.new) for c in actions),
+            "detail": f"would reverse a knob within the {window_s:.0f}s stabilization window"}
+
+
+def strategy_event(t: float, name: str, s: Strategy) -> dict:
+    """Event ``name`` about strategy ``s`` (planned, approved, scheduled, kept, ...)."""
+    return {
+        "t_s": t, "event": name, "agent": _agents(s.actions), "strategy_id": s.id,
+        "type": s.type, "kind": s.kind, "severity": s.priority, "risk": s.risk,
+        "expected_improvement": s.expected_improvement, "implementation_time_s": s.implementation_time_s,
+        "knob": ";".join(c.knob for c in s.actions), "old": ";".join(repr(c.old) for c in s.actions),
+        "new": ";".join(repr(c.new) for c in s.actions), "detail": s.description,
+    }
+
+
+def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome: TrialOutcome) -> dict:
+    """``optimization.measured`` (a change: with its ``decision``, and ``forced``
+    and the ``judge_decision`` when the decision was forced) or
+    ``rollback.measured`` (an undo), with the window measurement, the canary
+    verdict and the spans compared (before: ``before_s`` up to the effective time)."""
+    s = trial.strategy
+    m, cv = j.window, j.canary
+    nan = math.nan
+    ev = {
+        "t_s": t, "event": "optimization.measured", "agent": _agents(s.actions),
+        "strategy_id": s.id, "type": s.type, "kind": s.kind, "metric": m.metric, "better": m.better,
+        "before": m.before, "after": m.after, "improvement_pct": m.improvement_pct, "ci_low_pct": m.ci_low_pct,
+        "ci_high_pct": m.ci_high_pct, "p_value": m.p_value, "window_verdict": m.verdict,
+        "verdict": j.verdict, "decision": outcome.decision, "method": j.method,
+        "tasks_before": j.tasks_before, "tasks_after": j.tasks_after,
+        "tau_before": j.tau_before, "tau_after": j.tau_after,
+        "n_eff_before": cv.n_before if cv else j.tasks_before, "n_eff_after": cv.n_after if cv else j.tasks_after,
+        "canary_before": cv.before if cv else nan, "canary_after": cv.after if cv else nan,
+        "shift": cv.shift if cv else nan, "shift_ci_low": cv.ci_low if cv else nan,
+        "shift_ci_high": cv.ci_high if cv else nan, "relative_change": cv.relative_change if cv else nan,
+        "canary_p_value": cv.p_value if cv else nan, "reasons": j.reason, "guardrails": "; ".join(j.breaches),
+        "before_start_s": before_s, "before_end_s": trial.effective_s,
+        "after_start_s": trial.effective_s, "after_end_s": trial.measure_at_s,
+    }
+    if trial.undone is not None:
+        del ev["decision"]  # an undo is measured, not decided on
+        ev["event"] = "rollback.measured"
+    elif outcome.forced:
+        ev |= {"forced": True, "judge_decision": j.decision}
+    return ev
+
+
+def decision_event(t: float, s: Strategy, j: Judgement, outcome: TrialOutcome) -> dict:
+    """``optimization.kept``, ``optimization.rolled_back``, ``optimization.reverted``
+    (with ``forced`` when the decision was forced) or ``optimization.restored``."""
+    if outcome.decision == "restore":
+        return strategy_event(t, "optimization.restored", s) | {"effective_s": outcome.effective_s,
+                                                                "detail": outcome.reason}
+    if outcome.decision == "keep":
+        ev = strategy_event(t, "optimization.kept", s) | {"improvement_pct": j.window.improvement_pct,
+                                                          "verdict": j.verdict}
+    else:
+        name = "optimization.rolled_back" if outcome.decision == "rollback" else "optimization.reverted"
+        ev = strategy_event(t, name, s) | {"effective_s": outcome.effective_s, "detail": outcome.reason,
+                                           "improvement_pct": j.window.improvement_pct, "verdict": j.verdict}
+    return ev | {"forced": True} if outcome.forced else ev
+
+
+def autonomy_event(t: float, old: float, new: float, reason: str) -> dict:
+    """``autonomy.optimizer``: the optimizer's own autonomy moved."""
+    return {"t_s": t, "event": "autonomy.optimizer", "agent": "performance-optimizer", "old": old, "new": new,
+            "detail": reason}

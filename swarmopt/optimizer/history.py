@@ -1,0 +1,87 @@
+"""What the optimizer keeps of each agent's past (pure).
+
+Per agent: its window rows (and the same rows as float vectors of
+:data:`~swarmopt.optimizer.detect.SNAPSHOT_FIELDS`, which detection, level
+shifts and the forecast read as one matrix), the per-task samples the canary
+judge needs, and when a knob or autonomy change last took effect on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from swarmopt.metrics import TaskSample, pool_samples
+from swarmopt.optimizer.detect import window_vectors
+
+HISTORY_WINDOWS = 360  # window rows kept per agent: detection, anomalies and forecasts look back at most 65
+
+
+class History:
+    """Window rows, vectors and per-task samples of ``agents``.
+
+    ``window_s`` is the metric window and ``measure_windows`` the number of
+    windows a change is judged on each side (samples are kept for that long).
+    """
+
+    def __init__(self, agents, window_s: float, measure_windows: int) -> None:
+        self.window_s = window_s
+        self.measure_windows = measure_windows
+        self.rows: dict[str, list[dict]] = {a: [] for a in agents}
+        self.vectors: dict[str, list[np.ndarray]] = {a: [] for a in agents}
+        self.samples: dict[str, list[TaskSample]] = {a: [] for a in agents}
+        self.last_change_s: dict[str, float] = {a: 0.0 for a in agents}
+
+    def add(self, rows: list[dict], applied: list[dict], samples: list[TaskSample],
+            in_flight_since: Mapping[str, float]) -> None:
+        """Take new window rows, the knob/autonomy changes agents applied and the
+        per-task samples of the new windows (in time order per agent).
+
+        Samples are kept only while a judgement may need them: per agent, the
+        last ``measure_windows`` windows (the before-span of a change scheduled
+        now) and, while a change is in flight (``in_flight_since``: agent -> the
+        time it took effect), everything since its before-span began. Memory is
+        thus about (2 x measure_windows + cycle windows) x decisions per window
+        x 10 bytes per agent at most.
+        """
+        for r, v in zip(rows, window_vectors(rows), strict=True):
+            hist, vec = self.rows[r["agent"]], self.vectors[r["agent"]]
+            hist.append(r)
+            vec.append(v)
+            if len(hist) > 2 * HISTORY_WINDOWS:  # every consumer looks back far less
+                del hist[:-HISTORY_WINDOWS], vec[:-HISTORY_WINDOWS]
+        for a in applied:
+            self.last_change_s[a["agent"]] = max(self.last_change_s[a["agent"]], a["t_s"])
+        for smp in samples:
+            self.samples[smp.agent].append(smp)
+        for agent in {smp.agent for smp in samples}:
+            self._prune(agent, in_flight_since.get(agent))
+
+    def _prune(self, agent: str, effective_s: float | None) -> None:
+        kept = self.samples[agent]
+        k = self.measure_windows * self.window_s
+        floor = kept[-1].t_end_s - k
+        if effective_s is not None:
+            floor = min(floor, effective_s - k)
+        self.samples[agent] = [smp for smp in kept if smp.t_end_s > floor + 1e-9]
+
+    def matrices(self, depth: int) -> dict[str, np.ndarray]:
+        """Each agent's last ``depth`` window vectors as one (rows, fields)
+        matrix, oldest first; agents with no row yet are left out."""
+        return {a: np.array(v[-depth:]) for a, v in self.vectors.items() if v}
+
+    def recent(self, agent: str, n: int) -> tuple[Mapping, ...]:
+        """``agent``'s last ``n`` window rows, oldest first, as read-only mappings
+        (what plug-in rules and policies see)."""
+        return tuple(MappingProxyType(r) for r in self.rows[agent][-n:])
+
+    def window_rows(self, agent: str, start: float, end: float) -> list[dict]:
+        """``agent``'s window rows within [start, end] (s)."""
+        return [r for r in self.rows[agent] if start - 1e-9 <= r["t_start_s"] and r["t_end_s"] <= end + 1e-9]
+
+    def task_sample(self, agent: str, start: float, end: float) -> TaskSample:
+        """``agent``'s per-task samples of the windows within [start, end] (s), pooled."""
+        return pool_samples([smp for smp in self.samples[agent]
+                             if start - 1e-9 <= smp.t_start_s and smp.t_end_s <= end + 1e-9])

@@ -1,0 +1,142 @@
+"""Trial judgement: what to do with a change once its after-windows are judged (pure).
+
+:func:`decide_trial` is a pure policy in the style of Ray Serve's
+``autoscaling_policy.py``: the trial, the canary judge's
+:class:`~swarmopt.optimizer.measure.Judgement` and the carried
+:class:`TrialState` go in; a :class:`TrialOutcome` (the decision, the changes
+to schedule, the undo to measure, the tabu, the new state) comes out. The
+optimizer only applies it.
+
+A change is kept on a pass; rolled back (exact old knob values restored) on a
+fail or a guardrail breach, which lowers the optimizer's autonomy at once;
+reverted the same way, without blame, when it shows no measured benefit. Its
+remedy is then barred on that agent for :data:`TABU_S`. The undo is measured
+too; a change that was reverted for lack of evidence is restored when undoing it
+made its target significantly worse with no guardrail breach (the change and its
+undo are two experiments, and the second found the effect the first was too
+noisy to show). Autonomy rises after ``autonomy_raise_after`` consecutive kept
+changes.
+
+A decision can be forced ("keep", "rollback" or "revert"), e.g. by a
+counterfactual run that continues a judged change the other way
+(:attr:`swarmopt.optimizer.core.Optimizer.overrides`); everything that follows
+(undo, tabu, learning, autonomy) follows the forced decision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from swarmopt.knobs import KnobChange, align
+from swarmopt.optimizer.measure import Judgement
+from swarmopt.optimizer.strategies import Strategy
+from swarmopt.schema import OptimizerConfig
+
+TABU_S = 1800.0
+DECISIONS = ("keep", "rollback", "revert")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A change in flight on one agent, waiting for its after-windows; the undo
+    of a change (``undone``, reverted or rolled back by ``undo_decision``) is a
+    trial too, measured but not decided on."""
+
+    strategy: Strategy
+    effective_s: float
+    measure_at_s: float
+    undone: Strategy | None = None
+    undo_decision: str = ""
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """What a decision hook sees of a judged change: the ``strategy``, the canary
+    judge's ``judgement`` (its ``decision`` is the judge's) and the simulated
+    time ``t_s``."""
+
+    strategy: Strategy
+    judgement: Judgement
+    t_s: float
+
+
+@dataclass(frozen=True)
+class TrialState:
+    """What judging carries from one trial to the next: the optimizer's autonomy
+    and its run of consecutive kept changes."""
+
+    autonomy: float
+    streak: int = 0
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What the optimizer does after judging a trial.
+
+    ``decision``: "keep", "rollback" or "revert" for a change (``forced`` when
+    it is not the judge's), "restore" or "" (nothing to do) for an undo.
+    ``reason``: why, in one line. ``changes`` take effect at ``effective_s``
+    under the reference ``ref`` (``rollback:<id>`` or ``restore:<id>``);
+    ``undo`` is the trial that measures a rollback or revert. ``tabu_until_s``
+    bars the remedy on the agent until then; ``lift_tabu`` lifts the bar of a
+    restored change. ``learn``: the outcome is credited to learning (judged
+    changes only). ``state``: the new autonomy and streak; ``autonomy_reason``
+    says why autonomy moved ("" when it did not).
+    """
+
+    decision: str
+    reason: str
+    forced: bool = False
+    changes: tuple[KnobChange, ...] = ()
+    effective_s: float = math.nan
+    ref: str = ""
+    undo: Trial | None = None
+    tabu_until_s: float | None = None
+    lift_tabu: bool = False
+    learn: bool = False
+    state: TrialState | None = None
+    autonomy_reason: str = ""
+
+
+def _move(state: TrialState, step: float, cfg: OptimizerConfig) -> float:
+    return min(cfg.max_autonomy, max(cfg.min_autonomy, state.autonomy + step))
+
+
+def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialState, cfg: OptimizerConfig,
+                 window_s: float, t: float, forced: str | None = None) -> TrialOutcome:
+    """The outcome of judging ``trial`` on ``agent`` at time ``t`` (s).
+
+    ``forced`` (one of :data:`DECISIONS`) replaces the judge's decision on a
+    change; it does not apply to an undo, which is measured, not decided on.
+    Undo and restore changes take effect ``cfg.rollback_time_s`` after ``t``, on
+    a window boundary. Raises ValueError for any other ``forced``.
+    """
+    j = judgement
+    if trial.undone is not None:
+        s = trial.undone
+        if trial.undo_decision != "revert" or j.verdict != "fail" or j.breaches:
+            return TrialOutcome("", j.reason, state=state)
+        return TrialOutcome("restore", f"undoing it made {s.target_metric} worse: {j.reason}", changes=s.actions,
+                            effective_s=align(t + cfg.rollback_time_s, window_s), ref=f"restore:{s.id}",
+                            lift_tabu=True, state=state)
+    if forced is not None and forced not in DECISIONS:
+        raise ValueError(f"forced decision must be one of {DECISIONS}, got {forced!r}")
+    s = trial.strategy
+    decision = forced or j.decision
+    reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
+    common = {"decision": decision, "reason": reason, "forced": forced is not None, "learn": True}
+    if decision == "keep":
+        streak = state.streak + 1
+        if streak < cfg.autonomy_raise_after:
+            return TrialOutcome(**common, state=replace(state, streak=streak))
+        new = _move(state, cfg.autonomy_step_up, cfg)
+        why = f"{streak} consecutive kept changes, no rollback" if new != state.autonomy else ""
+        return TrialOutcome(**common, state=TrialState(new, 0), autonomy_reason=why)
+    eff = align(t + cfg.rollback_time_s, window_s)
+    undo = replace(s, id=f"rollback:{s.id}", actions=s.rollback())
+    new = _move(state, -cfg.autonomy_step_down, cfg) if decision == "rollback" else state.autonomy
+    why = f"rollback of {s.id} on {agent}: {reason}" if new != state.autonomy else ""
+    return TrialOutcome(**common, changes=undo.actions, effective_s=eff, ref=undo.id,
+                        undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision),
+                        tabu_until_s=t + TABU_S, state=TrialState(new, 0), autonomy_reason=why)
