@@ -131,7 +131,8 @@ def describe(err: ValidationError, source: str, model: type[BaseModel] | None = 
     ``err``: ``source: field: message (got value); allowed: ... [and N more
     errors]``; ``model`` (the model validated) gives the allowed values when
     the message does not state them. User values are abbreviated; when the
-    line is still too long the value goes first, then the end of the message."""
+    line is still too long the value goes first, then the end of the allowed
+    values, then the end of the message."""
     first = err.errors()[0]
     loc = ".".join(flat(p, 40) for p in first["loc"] if not str(p).startswith("function-after"))
     ctx = first.get("ctx") or {}
@@ -144,14 +145,16 @@ def describe(err: ValidationError, source: str, model: type[BaseModel] | None = 
     if "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
         got = f" (got {clip(first['input'])})"
     more = len(err.errors()) - 1
-    tail = flat(_allowed(model, first), 200) + (f" [and {more} more error{'s' if more > 1 else ''}]" if more else "")
+    tail = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
+    allowed = flat(_allowed(model, first), 200)
     head = f"{source}: {loc or 'scenario'}: "
     room = MAX_MESSAGE - len(head) - len(tail)
-    if len(msg) + len(got) > room:
+    if len(msg) + len(got) + len(allowed) > room:  # the value goes first, then the end of the allowed values
         got = ""
-    if len(msg) > room:
-        msg = msg[:max(0, room - 3)] + "..."
-    return f"{head}{msg}{got}{tail}"
+        allowed = flat(allowed, max(40, room - len(msg)))
+    if len(msg) + len(allowed) > room:
+        msg = msg[:max(0, room - len(allowed) - 3)] + "..."
+    return f"{head}{msg}{got}{allowed}{tail}"
 
 
 class _Rejected(yaml.YAMLError):
