@@ -6,11 +6,11 @@ imports no Ray; ``swarmopt.runtime`` drives it locally or as Ray actors.
 
 from importlib import import_module
 
-__all__ = ["run_scenario", "load_scenario", "RunResult", "InputError", "Simulation"]
+__all__ = ["run_scenario", "load_scenario", "RunResult", "InputError", "Simulation", "loadtest"]
 __version__ = "0.1.0"
 
 _EXPORTS = {"run_scenario": "swarmopt.api", "load_scenario": "swarmopt.loader", "RunResult": "swarmopt.results",
-            "InputError": "swarmopt.loader", "Simulation": "swarmopt.simulation"}
+            "InputError": "swarmopt.loader", "Simulation": "swarmopt.simulation", "loadtest": "swarmopt.loadtest"}
 
 
 def __getattr__(name: str):

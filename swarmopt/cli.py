@@ -1,4 +1,4 @@
-"""Command line: ``swarmopt run`` and ``swarmopt scenarios``.
+"""Command line: ``swarmopt run``, ``swarmopt scenarios`` and ``swarmopt loadtest``.
 
 A user mistake (bad file, bad field, bad option) prints one line naming the
 file, the field and the allowed values and exits with code 2, no traceback.
@@ -140,6 +140,44 @@ def scenarios(directory: Annotated[Path, typer.Option("--dir", help="Directory t
         typer.echo(f"no scenarios in {directory}")
     for path, name, desc in rows:
         typer.echo(f"{path}\n    {name}: {' '.join(desc.split())}")
+
+
+@app.command()
+def loadtest(
+    spec: Annotated[Path, typer.Argument(help="Load-test spec YAML (e.g. scenarios/loadtests/policies.yaml).")],
+    out: Annotated[Optional[Path],
+                   typer.Option("--out", help="Output directory (default: loadtests/<spec name>).")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster, not a local Ray.")] = None,
+    workers: Annotated[Optional[int],
+                       typer.Option("--workers", min=1, help="Runs at once (default: the CPUs).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Run only the runs the output directory lacks.")] = False,
+    fail_if: Annotated[Optional[list[str]], typer.Option(
+        "--fail-if", help="Exit 1 when this expression over the summary holds, "
+                          "e.g. 'thompson.false_rollback_rate > 0.10' (repeatable).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="The spec's quick form: 1 seed, short runs, tiny oracle.")
+                     ] = False,
+) -> None:
+    """Load-test policies x scenarios x seeds on Ray: tables, report.html, exit 1 on a --fail-if that holds."""
+    from swarmopt.loadtest.api import loadtest as run_loadtest
+    from swarmopt.loadtest.cli import out_dir, print_result
+
+    try:
+        directory = out_dir(spec, out)
+    except InputError as err:
+        _fail(str(err))
+    try:
+        res = run_loadtest(spec, out_dir=directory, address=address, workers=workers, resume=resume, quick=quick,
+                           fail_if=fail_if or [])
+    except InputError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; the finished runs are kept in {directory}: --resume continues", err=True)
+        raise typer.Exit(code=130) from None
+    print_result(res)
+    if res.failed_gates:
+        for expr in res.failed_gates:
+            typer.echo(f"fail-if holds: {expr}", err=True)
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

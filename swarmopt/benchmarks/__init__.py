@@ -296,6 +296,25 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
               cond + why(case), "<", 60.0)
         t.add(f"scale_peak_mem_mib_{kind}", f"{n} agents, {rt}: peak memory", mem, "MiB", mem_cond + why(case),
               "<", 4096.0)
+    if "loadtest" in runs:
+        r = res("loadtest")
+        hours, w1, w2 = r.get("agent_hours", nan), r.get("wall_s_1", nan), r.get("wall_s_2", nan)
+        cond = (f"{r.get('runs', 0)} runs (monitor and rules x {sizes.loadtest_seeds} seeds of the five-agent "
+                f"scenario, {sizes.loadtest_s:,.0f} s simulated each; no ground truth, no oracle) = {hours:,.0f} "
+                f"simulated agent-hours; one local Ray of 2 CPUs, workers warmed up; 1 worker {w1:.3g} s, "
+                f"2 workers {w2:.3g} s; machine load average {r.get('load_before', nan):.2g} before, "
+                f"{r.get('load_after', nan):.2g} after" + why("loadtest"))
+        t.add("loadtest_agent_hours_per_core_s", "load test: simulated agent-hours per core-second (2 workers)",
+              hours / (2 * w2), "agent-h/core-s", cond, target="(reference)")
+        t.add("loadtest_agent_hours_per_core_s_1", "load test: simulated agent-hours per core-second (1 worker)",
+              hours / w1, "agent-h/core-s", cond, target="(reference)")
+        t.add("loadtest_agent_hours_per_cpu_s", "load test: simulated agent-hours per CPU-second the runs used",
+              hours / r.get("cpu_s_2", nan), "agent-h/CPU-s",
+              "process CPU time summed over the 2-worker runs (less sensitive to other processes than wall time); "
+              + cond, target="(reference)")
+        t.add("loadtest_speedup_2_workers", "load test: speed-up from 1 to 2 workers", w1 / w2, "x", cond)
+        t.add("loadtest_parallel_efficiency", "load test: parallel efficiency at 2 workers", 100 * w1 / (2 * w2),
+              "%", "speed-up / 2; " + cond, ">=", 75.0)
     return pd.DataFrame(t.rows).set_index("id")
 
 

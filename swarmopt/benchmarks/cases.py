@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from swarmopt.api import run_scenario
+from swarmopt.benchmarks.loadtest_case import loadtest_scaling
 from swarmopt.benchmarks.queues import (
     Queue,
     agreement,
@@ -57,12 +58,14 @@ class Sizes:
     queue_dense_s: float = 12_000.0    # simulated seconds of the dense reference queue (~600,000 tasks)
     queue_sparse_s: float = 120_000.0  # of the sparse one (~240,000 tasks)
     queue_reps: int = 3                # interleaved timed runs of each implementation; the median counts
+    loadtest_seeds: int = 8            # seeds of the load-test case (x 2 policies = runs)
+    loadtest_s: float = 7_200.0        # simulated seconds of each of its runs
 
 
 FULL = Sizes()
 QUICK = Sizes(day_s=3_600.0, ray_ticks_duration_s=120.0, optimizer_agents=(5, 10, 20),
               optimizer_reps=(3, 3, 3), scale_count=5, scale_s=600.0, dense_factor=10.0, dense_s=120.0,
-              queue_dense_s=600.0, queue_sparse_s=6_000.0, queue_reps=1)
+              queue_dense_s=600.0, queue_sparse_s=6_000.0, queue_reps=1, loadtest_seeds=2, loadtest_s=1_800.0)
 
 
 def scenario(count: int = 1, duration_s: float = 3_600.0, tick_s: float = 60.0,
@@ -223,6 +226,12 @@ def ray_ticks(sizes: Sizes) -> dict[str, Any]:
             "ray_start_s": ray_start_s, "actors_ready_s": backend.t_ready - backend.t_created}
 
 
+def loadtest(sizes: Sizes) -> dict[str, Any]:
+    """Load-test throughput with 1 and 2 workers (see
+    :func:`swarmopt.benchmarks.loadtest_case.loadtest_scaling`)."""
+    return loadtest_scaling(sizes.loadtest_seeds, sizes.loadtest_s)
+
+
 def optimizer(sizes: Sizes) -> dict[str, Any]:
     """Latency of one optimizer cycle (``Optimizer.cycle_with``: observe the
     cycle's window rows, judge, detect, plan and select) per population size.
@@ -315,5 +324,5 @@ def queue_sparse(sizes: Sizes) -> dict[str, Any]:
 
 CASES = {"local-day": local_day, "local-dense": local_dense, "queue-dense": queue_dense, "queue-sparse": queue_sparse,
          "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer, "scale-local": scale_local,
-         "scale-ray": scale_ray}
+         "scale-ray": scale_ray, "loadtest": loadtest}
 LOCAL_CASES = ("local-day", "local-dense", "queue-dense", "queue-sparse", "optimizer", "scale-local")

@@ -1,0 +1,135 @@
+"""Load-test statistics and measures on constructed data: pairing, MTTR, reversals, SLO, rates."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from swarmopt.loadtest.compare import comparisons, paired_difference
+from swarmopt.loadtest.measures import attainment, knob_reversals, mttr, slo_met
+from swarmopt.loadtest.spec import DEFAULT_SLO
+from swarmopt.loadtest.summary import rate
+
+
+def test_pairing_gives_a_narrower_interval_than_no_pairing():
+    # 30 seeds whose difficulty varies a lot (sd 0.10) and a policy that adds 0.02 +- 0.005 on each:
+    # the seed-to-seed spread cancels in the paired differences only
+    rng = np.random.default_rng(7)
+    difficulty = rng.normal(0.7, 0.10, 30)
+    baseline = difficulty
+    policy = difficulty + 0.02 + rng.normal(0, 0.005, 30)
+    s = paired_difference(policy, baseline)
+    assert s["n_pairs"] == 30
+    assert s["mean_diff"] == pytest.approx(0.02, abs=0.003)
+    assert s["ci_low"] < s["mean_diff"] < s["ci_high"]
+    assert s["ci_low"] > 0.015 and s["ci_high"] < 0.025  # sd of the mean difference is 0.005/sqrt(30) ~ 0.001
+    # unpaired, the interval's half width is ~ 1.96 * 0.10 * sqrt(2/30) ~ 0.05: it straddles 0
+    assert s["unpaired_ci_low"] < 0 < s["unpaired_ci_high"]
+    assert s["ci_width"] < s["unpaired_ci_width"] / 10
+    assert s["wilcoxon_p"] < 1e-6
+
+
+def test_paired_difference_degenerate_cases():
+    same = paired_difference([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])
+    assert same["mean_diff"] == 0 and same["ci_low"] == same["ci_high"] == 0 and same["wilcoxon_p"] == 1.0
+    one = paired_difference([0.9], [0.5])
+    assert one["n_pairs"] == 1 and one["mean_diff"] == pytest.approx(0.4)
+    assert math.isnan(one["ci_low"]) and math.isnan(one["wilcoxon_p"])
+    dropped = paired_difference([0.9, math.nan, 0.7], [0.5, 0.5, 0.5])
+    assert dropped["n_pairs"] == 2
+
+
+def test_comparisons_pair_by_scenario_and_seed():
+    rows = []
+    for seed, base in enumerate([0.5, 0.8, 0.6, 0.9]):
+        rows.append({"kind": "policy", "status": "ok", "policy": "monitor", "scenario": "s", "seed": seed,
+                     "slo_attainment": base})
+        rows.append({"kind": "policy", "status": "ok", "policy": "rules", "scenario": "s", "seed": seed,
+                     "slo_attainment": base + 0.1})
+    rows.append({"kind": "policy", "status": "error", "policy": "rules", "scenario": "s", "seed": 9})
+    table = comparisons(pd.DataFrame(rows), "monitor", {"slo_attainment": "higher"})
+    assert set(table["scenario"]) == {"s", "all"}
+    r = table[table["scenario"] == "all"].iloc[0]
+    assert r["n_pairs"] == 4 and r["mean_diff"] == pytest.approx(0.1)
+    assert r["ci_low"] == pytest.approx(0.1) and r["ci_high"] == pytest.approx(0.1)
+
+
+def _windows(agent: str, met: list[bool], window_s: float = 60.0) -> pd.DataFrame:
+    n = len(met)
+    return pd.DataFrame({"agent": agent, "t_start_s": np.arange(n) * window_s,
+                         "t_end_s": (np.arange(n) + 1) * window_s, "decision_count": 10,
+                         "response_time_ms_mean": [1000.0 if m else 3000.0 for m in met],
+                         "success_rate": 0.9, "coordination_score": np.nan})
+
+
+def test_slo_met_and_attainment():
+    df = _windows("a", [True, False, True, True])
+    df.loc[3, "decision_count"] = 0  # no decision served: not met
+    met = slo_met(df, DEFAULT_SLO)  # coordination NaN (nothing to coordinate) is not held against a window
+    assert met.tolist() == [True, False, True, False]
+    assert attainment(df, met, 60.0) == pytest.approx(1 / 3)
+    assert attainment(df, met, 0.0, ["a"]) == pytest.approx(0.5)
+    assert math.isnan(attainment(df, met, 0.0, ["b"]))
+    with pytest.raises(KeyError, match="unknown SLO metric 'latency'"):
+        slo_met(df, [DEFAULT_SLO[0].model_copy(update={"metric": "latency"})])
+
+
+def test_mttr_counts_from_onset_to_three_good_windows_after_the_first_violation():
+    t = np.arange(20) * 60.0
+    good = np.ones(20, bool)
+    assert mttr(t, good, 300.0, 1200.0) == (0.0, False)  # never violated
+    met = good.copy()
+    met[6:10] = False  # violated from minute 6 to 9; minutes 10, 11, 12 good again
+    met[11] = False    # ... but minute 11 is bad: recovery starts at 12 (12, 13, 14 good)
+    assert mttr(t, met, 300.0, 1200.0) == (pytest.approx((720 - 300) / 60), False)
+    bad = good.copy()
+    bad[6:] = False
+    assert mttr(t, bad, 300.0, 1200.0) == (pytest.approx(15.0), True)  # censored at the end
+
+
+def test_knob_reversals_within_the_window_only():
+    ev = pd.DataFrame([
+        {"t_s": 600.0, "event": "knob.applied", "agent": "a", "knob": "max_concurrency", "old": "4", "new": "8"},
+        {"t_s": 1200.0, "event": "knob.applied", "agent": "a", "knob": "max_concurrency", "old": "8", "new": "4"},
+        {"t_s": 1500.0, "event": "knob.applied", "agent": "a", "knob": "max_concurrency", "old": "4", "new": "8"},
+        {"t_s": 9000.0, "event": "knob.applied", "agent": "a", "knob": "max_concurrency", "old": "8", "new": "4"},
+        {"t_s": 1300.0, "event": "knob.applied", "agent": "b", "knob": "model_tier", "old": "'standard'",
+         "new": "'fast'"},
+        {"t_s": 1400.0, "event": "knob.applied", "agent": "b", "knob": "model_tier", "old": "'fast'",
+         "new": "'standard'"},
+        {"t_s": 1450.0, "event": "cycle.started", "agent": None, "knob": None, "old": None, "new": None},
+    ])
+    assert knob_reversals(ev, 3600.0) == 3  # a: down at 1200, up at 1500 (not at 9000: 7500 s later); b: once
+    assert knob_reversals(ev, 0.0) == 0
+
+
+def test_false_rates_have_wilson_intervals():
+    r, lo, hi = rate(2, 20)
+    assert r == 0.1 and 0.02 < lo < 0.03 and 0.30 < hi < 0.31  # Wilson 95% for 2/20: [0.028, 0.301]
+    assert all(math.isnan(x) for x in rate(0, 0))
+
+
+def test_summary_rates_and_confusion_from_labelled_decisions():
+    from swarmopt.loadtest.summary import confusion, summarize
+    from swarmopt.loadtest.truth import label
+
+    cases = [("keep", "helped")] * 8 + [("keep", "no effect"), ("keep", "hurt")] + \
+        [("rollback", "hurt")] * 3 + [("revert", "no effect"), ("revert", "helped")]
+    decisions = pd.DataFrame([{"policy": "rules", "decision": d, "truth": t, "label": label(d, t),
+                               "correct": label(d, t).startswith("correct")} for d, t in cases])
+    runs = pd.DataFrame([{"kind": "policy", "policy": p, "status": "ok", "scenario": "s", "seed": 1,
+                          "truth_status": "on" if p == "rules" else "off", "slo_attainment": 0.8}
+                         for p in ("monitor", "rules")])
+    s = summarize(runs, decisions, pd.DataFrame(), pd.DataFrame(), ["monitor", "rules"], "monitor")
+    r = s["rules"]
+    assert r["decisions_judged"] == 15 and r["decision_accuracy"] == pytest.approx(12 / 15)
+    assert r["false_keep_rate"] == pytest.approx(0.2) and r["false_rollback_rate"] == pytest.approx(0.2)
+    assert r["false_keep_rate_ci_low"] < 0.2 < r["false_keep_rate_ci_high"]
+    assert math.isnan(s["monitor"]["false_keep_rate"])  # monitor judges nothing
+    assert s["monitor"]["slo_attainment_diff"] == 0.0 and math.isnan(r["slo_attainment_diff"])  # no pairs given
+    conf = confusion(decisions).set_index("decision")
+    assert conf.loc["keep", ["helped", "no effect", "hurt"]].tolist() == [8, 1, 1]
+    assert conf.loc["revert", ["helped", "no effect", "hurt"]].tolist() == [1, 1, 0]
