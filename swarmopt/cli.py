@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from enum import Enum
 from pathlib import Path
@@ -74,6 +75,10 @@ def run(
     realtime: Annotated[Optional[float], typer.Option(
         "--realtime", min=0.001, help="Pace simulated time at FACTOR x wall-clock speed (1 = real time).")] = None,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="Narrative format.")] = LogFormat.auto,
+    serve: Annotated[Optional[int], typer.Option(
+        "--serve", min=0, max=65535, metavar="PORT",
+        help="Serve a live dashboard, /api/state and Prometheus /metrics on 127.0.0.1:PORT during the run and "
+             "after it until Ctrl-C (0: any free port).")] = None,
     max_tasks: Annotated[int, typer.Option(
         "--max-tasks", min=1, help="Refuse a run estimated to simulate more decisions than this.")] = DEFAULT_MAX_TASKS,
     max_memory: Annotated[float, typer.Option(
@@ -93,6 +98,7 @@ def run(
 
     logs.configure(log_format.value)
     started, out_dir = time.time(), out
+    live = None
     try:
         if realtime is not None and not math.isfinite(realtime):
             raise InputError(f"--realtime: {realtime}; allowed: a finite factor >= 0.001")
@@ -106,8 +112,11 @@ def run(
             typer.echo(f"valid: {flat(scenario)}, seed {sc.seed}, {sc.duration_s:g} s; estimate: {est}")
             typer.echo(f"run directory: {out_dir}")
             return
+        if serve is not None:
+            live = _serve(sc, None, None, serve)  # sc has the options applied
         res = run_scenario(sc, runtime=runtime.value, address=address, out_dir=out_dir, realtime=realtime,
-                           narrate=True, max_tasks=max_tasks, max_memory_mb=max_memory, overwrite=overwrite)
+                           narrate=True, observers=live.observers if live else (), max_tasks=max_tasks,
+                           max_memory_mb=max_memory, overwrite=overwrite)
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
@@ -127,6 +136,25 @@ def run(
                              f"{v['coordination_score']:.0%}")
         typer.echo(f"  {agent:24s} " + "  ".join(parts))
     typer.echo("  (response time mean / success rate / coordination score)")
+    if live is not None:
+        typer.echo(f"run finished; still serving {live.url} (Ctrl-C to stop)", err=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            live.close()
+
+
+def _serve(sc, seed: int, duration: float | None, port: int):
+    """Start the live server for the run of ``sc`` (exit code 2 when the port is taken)."""
+    from swarmopt.live.server import LiveServer
+    from swarmopt.simulation import prepare
+
+    try:
+        live = LiveServer(prepare(sc, seed, duration), port)
+    except OSError as err:
+        _fail(f"--serve: cannot listen on 127.0.0.1:{port}: {err.strerror or err}")
+    typer.echo(f"live dashboard: {live.url}  (JSON: {live.url}api/state, Prometheus: {live.url}metrics)", err=True)
+    return live
 
 
 @app.command()

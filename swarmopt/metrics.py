@@ -13,7 +13,7 @@ strategies, stabilization and measurement all read it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -266,7 +266,11 @@ class TaskSample:
     corrects for autocorrelation along it): ``response_ms`` float32
     (:attr:`WindowData.response_ms`), ``success`` and ``ok`` bool (the final
     answer was right; the decision had a valid attempt, i.e. not an error),
-    ``cost_usd`` float32 (USD per decision). About 10 bytes per decision.
+    ``cost_usd`` float32 (USD per decision); for the live Prometheus export
+    (:mod:`swarmopt.live.prom`) also ``tokens_in`` and ``tokens_out`` float32
+    (tokens of every attempt's model call) and ``tier`` int8 (index into
+    :data:`swarmopt.schema.TIERS` of the model tier that served it), empty when
+    not recorded. About 19 bytes per decision.
     """
 
     agent: str
@@ -276,6 +280,9 @@ class TaskSample:
     success: np.ndarray
     ok: np.ndarray
     cost_usd: np.ndarray
+    tokens_in: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    tokens_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    tier: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
 
     @property
     def n(self) -> int:
@@ -293,7 +300,11 @@ def task_sample(w: WindowData) -> TaskSample:
     arrival order: see :class:`WindowData`)."""
     a, info = w.arrays, w.info
     return TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], w.response_ms.astype(np.float32),
-                      a["success"].astype(bool), a["ok"].astype(bool), a["cost"].astype(np.float32))
+                      a["success"].astype(bool), a["ok"].astype(bool), a["cost"].astype(np.float32),
+                      a["tokens_in"].astype(np.float32), a["tokens_out"].astype(np.float32), a["tier"].astype(np.int8))
+
+
+_SAMPLE_ARRAYS = [f.name for f in fields(TaskSample)][3:]
 
 
 def pool_samples(samples: list[TaskSample]) -> TaskSample:
@@ -302,5 +313,5 @@ def pool_samples(samples: list[TaskSample]) -> TaskSample:
     if not samples:
         e = np.zeros(0, dtype=np.float32)
         return TaskSample("", float("nan"), float("nan"), e, e.astype(bool), e.astype(bool), e)
-    arrays = [np.concatenate([getattr(s, f) for s in samples]) for f in ("response_ms", "success", "ok", "cost_usd")]
+    arrays = [np.concatenate([getattr(s, f) for s in samples]) for f in _SAMPLE_ARRAYS]
     return TaskSample(samples[0].agent, samples[0].t_start_s, samples[-1].t_end_s, *arrays)

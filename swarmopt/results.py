@@ -83,6 +83,9 @@ class Collector:
     def process(self, samples: list[dict]) -> None:
         self.process_rows += samples
 
+    def samples(self, samples: list) -> None:
+        """Per-task samples are the optimizer's evidence, not a table of the run: nothing is kept."""
+
     def mark(self) -> tuple[int, int, int, int]:
         """Lengths of the tables now (see :meth:`rewind`)."""
         return len(self.metric_rows), len(self.event_rows), len(self.process_rows), len(self.autonomy_rows)

@@ -24,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
+from swarmopt.observe import Fanout, Observer
 from swarmopt.plugins import Plugins, check
 from swarmopt.report import write_run
 from swarmopt.results import Collector, RunResult
@@ -93,8 +94,11 @@ class Simulation:
     judge decides). ``max_restarts``: how often a dead actor is
     rebuilt from its last checkpoint before the run fails with
     :class:`~swarmopt.runtime.driver.ActorLostError` (see
-    :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
-    invalid input, ValueError for an unknown runtime.
+    :class:`~swarmopt.runtime.driver.Driver`). ``observers``
+    (:class:`~swarmopt.observe.Observer`) receive the rows, events and per-task
+    samples as the run produces them (see also :meth:`observe`). Raises
+    :class:`~swarmopt.loader.InputError` for invalid input, ValueError for an
+    unknown runtime.
 
     Time: ``now`` is the simulated time (s) every agent has been stepped to.
     An optimizer cycle due at time t runs at the start of the step that leaves
@@ -108,7 +112,8 @@ class Simulation:
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
                  max_restarts: int = 3, policy: Any = None, rules: Sequence[Callable] = (),
-                 remedies: Sequence[Callable] = (), decide: Callable[[Any], str | None] | None = None) -> None:
+                 remedies: Sequence[Callable] = (), decide: Callable[[Any], str | None] | None = None,
+                 observers: Sequence[Observer] = ()) -> None:
         self.scenario = prepare(scenario, seed, duration_s)
         self.seed = self.scenario.seed
         self.runtime = runtime
@@ -116,8 +121,10 @@ class Simulation:
         check(self.scenario.optimizer, plugins, "Simulation")
         self._backend = _backend(runtime, address, plugins)
         self._sink = Collector(self.scenario, narrate_events=narrate)
+        self._out = Fanout(self._sink, observers)
+        self._live = None
         try:
-            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._sink, max_restarts)
+            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._out, max_restarts)
             if decide is not None:
                 self._get(self._opt, "set_decide", decide)
         except BaseException:
@@ -150,11 +157,14 @@ class Simulation:
         cycle first when one is due now). No-op when done."""
         self._driver.advance()
 
-    def run(self, until: float | None = None, *, realtime: float | None = None) -> "Simulation":
+    def run(self, until: float | None = None, *, realtime: float | None = None, live: bool = False) -> "Simulation":
         """Advance to simulated time ``until`` (s; stops before the optimizer
         cycle due at ``until``) or, with None or the run's duration, to the end
         of the run (``done``).
         ``realtime``: pace at that factor x wall-clock speed (results unchanged).
+        ``live``: show a table of the agents, the optimizer and the
+        Orchestrator in Jupyter, updated after every optimizer cycle
+        (:class:`~swarmopt.live.notebook.NotebookView`; needs IPython).
         Raises ValueError when ``until`` is before ``now`` or not a multiple of
         ``tick_s``. Returns ``self``."""
         if until is not None:
@@ -166,12 +176,33 @@ class Simulation:
         if until is not None and until >= self.scenario.duration_s - 1e-9:
             until = None  # the end: its final cycle too, so a loop `while not sim.done: sim.run(...)` ends
         pace = _pacer(realtime) if realtime else None
+        view = self._live_view() if live else None
         target = math.inf if until is None else until
         while not self.done and (self.now < target - 1e-9 or until is None):
             if pace is not None:
                 pace(self.now)
+            cycle = self._driver.cycle_due()
             self.step()
+            if view is not None and cycle:
+                view.update()
+        if view is not None:
+            view.update()
         return self
+
+    def observe(self, observer: Observer) -> Observer:
+        """Send ``observer`` what the run produces from now on (see
+        :mod:`swarmopt.observe`); returns it."""
+        self._out.observers.append(observer)
+        return observer
+
+    def _live_view(self):
+        from swarmopt.live.notebook import NotebookView
+
+        if self._live is None:
+            self._live = NotebookView.attach(self)
+        else:
+            self._live.show()
+        return self._live
 
     # ------------------------------------------------------------------ tables and state
     @property
@@ -246,8 +277,8 @@ class Simulation:
         change = KnobChange(agent_id, knob, old, value)
         self._driver.pending.append(ScheduledChange(self.now, change, "user"))
         self._get(self._opt, "note_user_change", change)
-        self._sink.events([{"t_s": self.now, "event": "knob.set", "agent": agent_id, "knob": knob, "old": old,
-                            "new": value, "by": "user"}])
+        self._out.events([{"t_s": self.now, "event": "knob.set", "agent": agent_id, "knob": knob, "old": old,
+                           "new": value, "by": "user"}])
         self._driver.guard(self._driver.checkpoint)
 
     def inject(self, fault: dict | Any) -> Any:
@@ -278,8 +309,8 @@ class Simulation:
         self._get(lambda: d.groups[i][0], "inject", f)
         self.scenario = self.scenario.model_copy(update={"faults": [*self.scenario.faults, f]})
         self._sink.scenario = self._driver.scenario = self.scenario
-        self._sink.events([{"t_s": self.now, "event": "fault.injected", "agent": f.target, "kind": f.kind,
-                            "at_s": f.at_s, "detail": repr(f)}])
+        self._out.events([{"t_s": self.now, "event": "fault.injected", "agent": f.target, "kind": f.kind,
+                           "at_s": f.at_s, "detail": repr(f)}])
         self._driver.guard(self._driver.checkpoint)
         return f
 
@@ -305,10 +336,12 @@ class Simulation:
         """An independent simulation at the same point that continues exactly
         as this one would (same tables when nothing is changed in either).
         On Ray the components' state goes through the object store to new
-        actors in the same session."""
+        actors in the same session. Observers are not carried over."""
         other = copy.copy(self)
         other._sink = copy.deepcopy(self._sink)
-        other._driver = self._driver.fork(other._sink)
+        other._out = Fanout(other._sink)
+        other._live = None
+        other._driver = self._driver.fork(other._out)
         other._backend = other._driver.backend
         return other
 
