@@ -6,18 +6,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from swarmopt.guard import check_budget, prepare_out_dir
 from swarmopt.observe import Observer
 from swarmopt.report import write_run
 from swarmopt.results import RunResult
 from swarmopt.schema import Scenario
-from swarmopt.simulation import Simulation
+from swarmopt.simulation import Simulation, prepare
 
 
 def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, duration_s: float | None = None,
                  runtime: str = "ray", address: str | None = None, out_dir: str | Path | None = None,
                  realtime: float | None = None, narrate: bool = False, progress: bool | None = None,
                  overrides: Mapping[str, Any] | None = None, policy: Any = None, rules: Sequence[Callable] = (),
-                 remedies: Sequence[Callable] = (), observers: Sequence[Observer] = ()) -> RunResult:
+                 remedies: Sequence[Callable] = (), observers: Sequence[Observer] = (), max_tasks: int | None = None,
+                 max_memory_mb: float | None = None, overwrite: bool = False) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
@@ -38,12 +40,21 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
     remedies add to its own.
     ``observers`` receive what the run produces as it goes (:mod:`swarmopt.observe`).
+    Before anything starts, the run is refused if its estimate
+    (:func:`swarmopt.guard.check_budget`) exceeds ``max_tasks`` decisions or
+    ``max_memory_mb`` MiB (defaults: 10 million, 4,096 MiB), or if ``out_dir``
+    is an existing file or a non-empty directory that is not a run directory,
+    unless ``overwrite`` (:func:`swarmopt.guard.check_out_dir`).
 
-    Raises :class:`swarmopt.loader.InputError` for invalid input and ValueError
-    for an unknown runtime.
+    Raises :class:`swarmopt.loader.InputError` for invalid input or a refused
+    run, and ValueError for an unknown runtime.
     """
-    sim = Simulation(scenario, seed, runtime=runtime, address=address, duration_s=duration_s, narrate=narrate,
-                     overrides=overrides, policy=policy, rules=rules, remedies=remedies, observers=observers)
+    sc = prepare(scenario, seed, duration_s, overrides)
+    check_budget(sc, runtime, max_tasks, max_memory_mb)
+    if out_dir is not None:
+        prepare_out_dir(out_dir, overwrite)
+    sim = Simulation(sc, runtime=runtime, address=address, narrate=narrate, policy=policy, rules=rules,
+                     remedies=remedies, observers=observers)
     try:  # from here on, whatever happens, the run directory says what ran
         try:
             sim.run(realtime=realtime, progress=progress)

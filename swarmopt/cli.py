@@ -2,11 +2,15 @@
 
 A user mistake (bad file, bad field, bad option) prints one line naming the
 file, the field and the allowed values and exits with code 2, no traceback.
+So does a run refused before it starts: estimated over the ``--max-tasks`` or
+``--max-memory`` budget, or an ``--out`` that would overwrite something that is
+not a run directory (see :mod:`swarmopt.guard`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -16,7 +20,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from swarmopt.guard import DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TASKS
 from swarmopt.loader import SCENARIOS_DIR, InputError, list_scenarios
+
+MAX_LINE = 300  # characters of an error line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate an autonomous multi-agent system and optimize it while it runs.")
@@ -35,7 +42,9 @@ class LogFormat(str, Enum):
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    """Print ``message`` as one line of at most 300 characters and exit with code 2."""
+    line = "error: " + " ".join(message.split())
+    typer.echo(line if len(line) <= MAX_LINE else line[:MAX_LINE - 3] + "...", err=True)
     raise typer.Exit(code=2)
 
 
@@ -78,11 +87,21 @@ def run(
         "--verbose", "-v", help="Every event, including cycle.started and the reports.")] = False,
     progress: Annotated[Optional[bool], typer.Option(
         "--progress/--no-progress", help="Progress bar on stderr [default: on a terminal unless --quiet].")] = None,
+    max_tasks: Annotated[int, typer.Option(
+        "--max-tasks", min=1, help="Refuse a run estimated to simulate more decisions than this.")] = DEFAULT_MAX_TASKS,
+    max_memory: Annotated[float, typer.Option(
+        "--max-memory", min=1, help="Refuse a run whose estimated peak memory (MiB) is above this.")
+    ] = DEFAULT_MAX_MEMORY_MB,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Write into --out even if it is a file or a non-empty non-run directory.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate the scenario and options, print the estimate, and stop.")] = False,
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
     from swarmopt.api import run_scenario
-    from swarmopt.loader import load_scenario
+    from swarmopt.guard import check_budget, check_out_dir
+    from swarmopt.loader import flat, load_scenario
     from swarmopt.overrides import apply_overrides, parse_assignments
     from swarmopt.results import format_summary
     from swarmopt.simulation import prepare
@@ -95,13 +114,23 @@ def run(
     started, out_dir = time.time(), out
     live = None
     try:
-        sc = prepare(apply_overrides(load_scenario(scenario), parse_assignments(assignments), "--set"), seed)
+        if realtime is not None and not math.isfinite(realtime):
+            raise InputError(f"--realtime: {realtime}; allowed: a finite factor >= 0.001")
+        if not math.isfinite(max_memory):
+            raise InputError(f"--max-memory: {max_memory}; allowed: a finite number of MiB >= 1")
+        sc = prepare(apply_overrides(load_scenario(scenario), parse_assignments(assignments), "--set"), seed, duration)
+        est = check_budget(sc, runtime.value, max_tasks, max_memory, source=flat(scenario))
         out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"
+        check_out_dir(out_dir, overwrite)
+        if dry_run:
+            typer.echo(f"valid: {flat(scenario)}, seed {sc.seed}, {sc.duration_s:g} s; estimate: {est}")
+            typer.echo(f"run directory: {out_dir}")
+            return
         if serve is not None:
-            live = _serve(sc, sc.seed, duration, serve)
-        res = run_scenario(sc, duration_s=duration, runtime=runtime.value, address=address,
-                           out_dir=out_dir, realtime=realtime, narrate=True, progress=progress,
-                           observers=live.observers if live else ())
+            live = _serve(sc, None, None, serve)  # sc has the options applied
+        res = run_scenario(sc, runtime=runtime.value, address=address, out_dir=out_dir, realtime=realtime,
+                           narrate=True, progress=progress, observers=live.observers if live else (),
+                           max_tasks=max_tasks, max_memory_mb=max_memory, overwrite=overwrite)
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
