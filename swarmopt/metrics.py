@@ -62,6 +62,15 @@ class WindowData:
         self.slo_s = slo_s
         self.messages_sent += messages_sent
 
+    def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
+        """Append tasks given as named columns, one array of shape (n,) per
+        field of :data:`TASK_FIELDS` (for callers outside the engine, e.g.
+        :mod:`swarmopt.instrument`). Raises KeyError naming a missing field."""
+        missing = [f for f in TASK_FIELDS if f not in cols]
+        if missing:
+            raise KeyError(f"add_tasks: missing column(s) {missing}")
+        self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
+
     def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
         """Count handled inbox messages."""
         self.inbox_handled += handled
