@@ -273,7 +273,7 @@ class Simulation:
     def set_knob(self, agent_id: str, knob: str, value: Any) -> None:
         """Set ``knob`` (a dotted path, e.g. ``max_concurrency``,
         ``cache_ttl_s.data_source``) of ``agent_id`` to ``value`` from the next
-        tick on, recorded as a ``knob.set`` event with ``by: user``. The
+        tick on, recorded as a ``knob.set`` event with ``ref: user``. The
         optimizer learns the new value (its rollbacks restore the right one).
         Raises :class:`~swarmopt.loader.InputError` naming the knob and its
         bounds when the value is invalid, KeyError for an unknown agent."""
