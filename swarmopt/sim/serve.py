@@ -69,16 +69,15 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """Messages as arrays (n,): arrival ``time`` at the receiver, ``sender``
-    (index into the sorted sender ``names`` the agents share), ``seq`` (the
-    sender's numbering), ``receiver`` (index into ``receivers``), ``resource``
-    and ``origin`` (arrival of the decision that sent it)."""
+    """Messages as arrays (n,): arrival ``time`` at the receiver, ``sender`` and
+    ``receiver`` (indices into the sorted ``names`` the agents share), ``seq``
+    (the sender's numbering), ``resource`` and ``origin`` (arrival of the
+    decision that sent it)."""
 
     names: list[str]
     time: np.ndarray
     sender: np.ndarray
     seq: np.ndarray
-    receivers: list[str]
     receiver: np.ndarray
     resource: np.ndarray
     origin: np.ndarray
@@ -314,18 +313,12 @@ def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], ar
         base.append(sp.sim.seq)
         sp.sim.seq += k
     seq = (np.asarray(base, dtype=np.int64) - first)[span_of] + np.arange(task.size)
-    # receivers: a table of the replicas of every span's links
-    receivers: list[str] = []
-    offset = np.zeros((len(spans), len(sends)), dtype=np.int64)
-    count = np.ones((len(spans), len(sends)), dtype=np.int64)
-    for i, sp in enumerate(spans):
-        for d_, (names, _) in enumerate(sp.sim.links):
-            offset[i, d_], count[i, d_] = len(receivers), len(names)
-            receivers += names
-    reps = count[span_of, link]
+    table = spans[0].sim.link_table
+    slot = np.array([sp.sim.slot for sp in spans], dtype=np.int64)[span_of]
+    reps = table.count[slot, link]
     prob = prm[task, link0 + link] if len(prm) > 1 else prm[0, link0 + link]
     pick = np.minimum((u[task, 3 + link] / prob * reps).astype(np.int64), reps - 1)
     resource = _cat([p.block.resource[p.lo:p.hi] for _, p in parts])[task, link]
     sender = np.array([sp.sim.rank for sp in spans], dtype=np.int64)[span_of]
-    return Sent(spans[0].sim.names, at[task], sender, seq, receivers, offset[span_of, link] + pick, resource,
+    return Sent(spans[0].sim.names, at[task], sender, seq, table.ranks[table.offset[slot, link] + pick], resource,
                 arr[task])
