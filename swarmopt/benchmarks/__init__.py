@@ -276,7 +276,7 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
             op, threshold = targets.get(n, (None, None))
             t.add(f"optimizer_cycle_ms_{label}", f"optimizer cycle, {n} agents", o.get("median_ms", nan), "ms",
                   f"Optimizer.cycle_with on one cycle of rows ({o.get('rows', 0)} rows, "
-                  f"{o.get('bottlenecks', 0)} bottlenecks; faults from t=0); median of {o.get('reps', 0)}, "
+                  f"{o.get('bottlenecks', 0)} bottlenecks; faults from t=0); median of {o.get('reps', 0)} interleaved, "
                   f"min {o.get('min_ms', nan):.3g}, max {o.get('max_ms', nan):.3g}" + why("optimizer"),
                   op, threshold)
         _, medium, large = (r.get(str(n), {}).get("median_ms", nan) for n in sizes.optimizer_agents)
