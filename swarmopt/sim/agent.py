@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
-from scipy.special import ndtr
 
 from swarmopt.knobs import ScheduledChange, set_knob
 from swarmopt.metrics import COLUMN, WindowData, window_metrics
@@ -103,21 +102,6 @@ def zipf_cdf(n_keys: int, s: float) -> np.ndarray:
     w = np.arange(1, n_keys + 1, dtype=float) ** -s
     cdf = np.cumsum(w)
     return cdf / cdf[-1]
-
-
-def service_latency(z: np.ndarray, median_ms: float, sigma: float, dist: str) -> np.ndarray:
-    """Latency in seconds from standard normals ``z`` (any shape).
-
-    ``lognormal``: median x exp(sigma z). ``exponential`` and ``deterministic``
-    keep the lognormal's mean, median x exp(sigma^2 / 2): exponential by
-    inversion of Phi(z), deterministic as that constant.
-    """
-    if dist == "lognormal":
-        return median_ms / 1000.0 * np.exp(sigma * z)
-    mean = median_ms / 1000.0 * math.exp(sigma * sigma / 2.0)
-    if dist == "exponential":
-        return -mean * np.log(ndtr(-z))  # 1 - Phi(z) = Phi(-z), without rounding to 1 in the tail
-    return np.full(z.shape, mean)
 
 
 @dataclass(frozen=True)
@@ -564,4 +548,4 @@ def _deliver(sent: Sent | None, hosted: dict[str, AgentSim]) -> list[Message]:
     return out
 
 
-__all__ = ["AgentSim", "Block", "LinkTable", "service_latency", "share_layout", "step_agents", "zipf_cdf"]
+__all__ = ["AgentSim", "Block", "LinkTable", "share_layout", "step_agents", "zipf_cdf"]
