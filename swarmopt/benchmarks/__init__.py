@@ -170,9 +170,9 @@ def _queue_figures(t: _Table, size: str, r: dict[str, Any], failed: str) -> None
             f"(log-sd {SIGMA:g}) of mean {r.get('mean_service_ms', nan):.0f} ms, rho {r.get('rho', nan):g}; "
             f"{r.get('duration_s', nan):,.0f} s simulated; median of {r.get('reps', 0)} interleaved runs per "
             f"implementation, draws included" + failed)
-    how = {"engine": "swarmopt's AgentSim with one agent that is this queue, run to the end in one step with "
-                     "60 s windows (validation.simulate_tasks: every per-task draw and column of the engine, drawn "
-                     "per window, no optimizer)",
+    how = {"engine": "swarmopt's AgentSim with one agent that is this queue, stepped over spans of whole 60 s "
+                     "windows holding about 12,000 tasks (validation.simulate_tasks: every per-task draw and column "
+                     "of the engine, drawn per window, no optimizer)",
            "plain": "numpy draws, then a heapq of the workers' free times in a Python loop",
            "simpy": "SimPy: a source process and one process per task on a Resource, same draws as plain"}
     for name, what in how.items():
