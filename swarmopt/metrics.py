@@ -2,9 +2,10 @@
 
 A task belongs to the window in which it *arrived*; an inbound message to the
 window in which its batch *started* being handled. :class:`WindowData` holds the
-window's per-task arrays (also used by the optimizer's statistical tests) and
-:func:`window_metrics` turns them into the row of the metrics table. Field names
-follow the source design in snake_case with units in the name.
+window's per-task table (also the source of the optimizer's per-task samples) and
+:func:`window_rows` turns the tables of the windows an agent group closed into
+rows of the metrics table, all at once. Field names follow the source design in
+snake_case with units in the name.
 
 :data:`METRICS` says, for every metric the optimizer thresholds, targets or
 judges, which way is better and how a change of it is tested; detection,

@@ -52,7 +52,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from swarmopt.metrics import TaskSample, metric_spec
 from swarmopt.optimizer.canary import (
@@ -122,7 +122,8 @@ def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better
         # near-constant windows (e.g. a saturated rate) trip scipy's precision warning; the test is still valid
         warnings.simplefilter("ignore", RuntimeWarning)
         res = stats.ttest_ind(a, b, equal_var=False)
-        p_one = stats.ttest_ind(a, b, equal_var=False, alternative="greater" if better == "higher" else "less").pvalue
+        # the one-sided p-value of the same statistic, as ttest_ind computes it for alternative="less"/"greater"
+        p_one = special.stdtr(res.df, res.statistic if better == "lower" else -res.statistic)
     if not np.isfinite(res.statistic):
         # both sides constant: no evidence either way unless the constants differ
         diff = ma - mb

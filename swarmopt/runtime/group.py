@@ -14,7 +14,7 @@ import psutil
 from swarmopt.knobs import ScheduledChange
 from swarmopt.metrics import TaskSample, task_samples, window_rows
 from swarmopt.schema import Scenario
-from swarmopt.sim.agent import AgentSim, step_agents
+from swarmopt.sim.agent import AgentSim, share_layout, step_agents
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Message
 from swarmopt.sim.seeds import agent_seeds
@@ -41,6 +41,7 @@ class AgentGroup:
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
             self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad,
                                        names)
+        share_layout(list(self.sims.values()))
         self.cycle_s = scenario.optimizer.cycle_s
         self.sampled_cycle = -1
         self.proc = _process()

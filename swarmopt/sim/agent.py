@@ -46,13 +46,13 @@ step is a fixed number of numpy calls plus a little Python per agent-window.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
-from scipy.special import ndtr
 
 from swarmopt.knobs import ScheduledChange, set_knob
 from swarmopt.metrics import COLUMN, WindowData, window_metrics
@@ -104,19 +104,30 @@ def zipf_cdf(n_keys: int, s: float) -> np.ndarray:
     return cdf / cdf[-1]
 
 
-def service_latency(z: np.ndarray, median_ms: float, sigma: float, dist: str) -> np.ndarray:
-    """Latency in seconds from standard normals ``z`` (any shape).
+@dataclass(frozen=True)
+class LinkTable:
+    """Where the downstream links of agents stepped together lead: ``ranks``
+    holds the receivers' ranks in the shared sorted ``names``, every agent's
+    links one after the other; agent ``slot``'s link ``d`` (up to the group's
+    padded number of links) has ``count[slot, d]`` receivers from
+    ``offset[slot, d]`` on (a padded link one, never used)."""
 
-    ``lognormal``: median x exp(sigma z). ``exponential`` and ``deterministic``
-    keep the lognormal's mean, median x exp(sigma^2 / 2): exponential by
-    inversion of Phi(z), deterministic as that constant.
-    """
-    if dist == "lognormal":
-        return median_ms / 1000.0 * np.exp(sigma * z)
-    mean = median_ms / 1000.0 * math.exp(sigma * sigma / 2.0)
-    if dist == "exponential":
-        return -mean * np.log(ndtr(-z))  # 1 - Phi(z) = Phi(-z), without rounding to 1 in the tail
-    return np.full(z.shape, mean)
+    ranks: np.ndarray
+    offset: np.ndarray
+    count: np.ndarray
+
+    @staticmethod
+    def of(sims: list[AgentSim], names: list[str], n_links: int) -> LinkTable:
+        """The table of ``sims`` (agent ``i`` in slot ``i``), links padded to ``n_links``."""
+        rank = {s: i for i, s in enumerate(names)}
+        ranks: list[int] = []
+        offset = np.zeros((len(sims), n_links), dtype=np.int64)
+        count = np.ones((len(sims), n_links), dtype=np.int64)
+        for i, sim in enumerate(sims):
+            for d, (receivers, _) in enumerate(sim.links):
+                offset[i, d], count[i, d] = len(ranks), len(receivers)
+                ranks += [rank[r] for r in receivers]
+        return LinkTable(np.array(ranks, dtype=np.int64), offset, count)
 
 
 class AgentSim:
@@ -156,8 +167,10 @@ class AgentSim:
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
         self.links = [(l.receivers, l.probability) for l in profile.downstream]
-        self.names = names if names is not None else sorted({profile.id, STORM})
+        self.names = names if names is not None else sorted(
+            {profile.id, STORM}.union(*(receivers for receivers, _ in self.links)))
         self.rank = self.names.index(profile.id)
+        self.link_table, self.slot = LinkTable.of([self], self.names, self.pad[1]), 0
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
                            profile.inbox_deadline_s, self.names)
@@ -481,7 +494,7 @@ class AgentSim:
 def step_agents(sims: list[AgentSim], t0: float, t1: float, inbound: dict[str, list[Message]],
                 changes: dict[str, list[ScheduledChange]]
                 ) -> tuple[list[Message], list[tuple[str, list[WindowData], list[dict]]]]:
-    """:meth:`AgentSim.step` for every agent of ``sims`` (sharing ``pad`` and ``names``)
+    """:meth:`AgentSim.step` for every agent of ``sims`` (set up by :func:`share_layout`)
     over ``[t0, t1)``, with ``inbound`` messages and ``changes`` by agent id:
     each agent's sequential work first, then one vectorized pass serving every
     agent's decisions. Messages between agents of ``sims`` go straight to the
@@ -490,10 +503,10 @@ def step_agents(sims: list[AgentSim], t0: float, t1: float, inbound: dict[str, l
     applied-change records)).
 
     Raises:
-        ValueError: if the agents do not share ``pad`` and ``names``.
+        ValueError: if the agents do not share ``pad``, ``names`` and their link table.
     """
-    if len({sim.pad for sim in sims}) > 1 or len({id(sim.names) for sim in sims}) > 1:
-        raise ValueError("agents stepped together must share one pad and one list of sender names")
+    if len({(sim.pad, id(sim.names), id(sim.link_table)) for sim in sims}) > 1:
+        raise ValueError("agents stepped together must share one pad, list of names and link table (share_layout)")
     closed = [sim.begin(t0, inbound.get(sim.id, []), changes.get(sim.id, [])) for sim in sims]
     sent = serve([sp for sim in sims for sp in sim.spans(t0, t1)])
     result = []
@@ -501,6 +514,14 @@ def step_agents(sims: list[AgentSim], t0: float, t1: float, inbound: dict[str, l
         applied, sim.applied = sim.applied, []
         result.append((sim.id, cl, applied))
     return _deliver(sent, {sim.id: sim for sim in sims}), result
+
+
+def share_layout(sims: list[AgentSim]) -> None:
+    """Make ``sims`` (built with one ``pad`` and one ``names`` list) steppable
+    together: one :class:`LinkTable` for all, agent ``i`` in slot ``i``."""
+    table = LinkTable.of(sims, sims[0].names, sims[0].pad[1])
+    for i, sim in enumerate(sims):
+        sim.link_table, sim.slot = table, i
 
 
 def _deliver(sent: Sent | None, hosted: dict[str, AgentSim]) -> list[Message]:
@@ -512,9 +533,10 @@ def _deliver(sent: Sent | None, hosted: dict[str, AgentSim]) -> list[Message]:
     out: list[Message] = []
     order = np.argsort(sent.receiver, kind="stable")
     receiver = sent.receiver[order]
-    cuts = np.flatnonzero(receiver[1:] != receiver[:-1]) + 1
-    for idx in np.split(order, cuts):
-        name = sent.receivers[sent.receiver[idx[0]]]
+    bounds = np.concatenate(([0], np.flatnonzero(receiver[1:] != receiver[:-1]) + 1, [len(order)])).tolist()
+    for lo, hi in itertools.pairwise(bounds):
+        idx = order[lo:hi]
+        name = sent.names[receiver[lo]]
         sim = hosted.get(name)
         if sim is not None:
             sim.inbox.add(sent.time[idx], sent.sender[idx], sent.seq[idx], sent.resource[idx], sent.names)
@@ -526,4 +548,4 @@ def _deliver(sent: Sent | None, hosted: dict[str, AgentSim]) -> list[Message]:
     return out
 
 
-__all__ = ["AgentSim", "Block", "service_latency", "step_agents", "zipf_cdf"]
+__all__ = ["AgentSim", "Block", "LinkTable", "share_layout", "step_agents", "zipf_cdf"]

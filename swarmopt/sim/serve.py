@@ -31,6 +31,7 @@ from scipy.special import ndtr
 from swarmopt.metrics import TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, TIERS, Knobs
 from swarmopt.sim.environment import Effects
+from swarmopt.sim.service import attempts
 
 DEGRADED_QUALITY = 0.85
 _DIST = {"lognormal": 0, "exponential": 1, "deterministic": 2}
@@ -69,16 +70,15 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """Messages as arrays (n,): arrival ``time`` at the receiver, ``sender``
-    (index into the sorted sender ``names`` the agents share), ``seq`` (the
-    sender's numbering), ``receiver`` (index into ``receivers``), ``resource``
-    and ``origin`` (arrival of the decision that sent it)."""
+    """Messages as arrays (n,): arrival ``time`` at the receiver, ``sender`` and
+    ``receiver`` (indices into the sorted ``names`` the agents share), ``seq``
+    (the sender's numbering), ``resource`` and ``origin`` (arrival of the
+    decision that sent it)."""
 
     names: list[str]
     time: np.ndarray
     sender: np.ndarray
     seq: np.ndarray
-    receivers: list[str]
     receiver: np.ndarray
     resource: np.ndarray
     origin: np.ndarray
@@ -111,7 +111,7 @@ def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
     tiers = sim.tiers
     row += [t.quality for t in tiers] + [t.confidence_mean for t in tiers]
     row += [t.input_usd_per_mtok for t in tiers] + [t.output_usd_per_mtok for t in tiers]
-    # the model latency's scale: the lognormal's median, else its mean (see service_latency)
+    # the model latency's scale: the lognormal's median, else its mean (see model_latency)
     row += [t.latency_ms_median / 1000.0 if dist == "lognormal"
             else t.latency_ms_median / 1000.0 * math.exp(t.latency_sigma * t.latency_sigma / 2.0)
             for t in tiers]
@@ -123,6 +123,23 @@ def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
     row += [0.0] * (n_tools - len(p.tools))
     row += [prob for _, prob in sim.links] + [0.0] * (n_links - len(sim.links))
     return row
+
+
+def model_latency(z: np.ndarray, scale: np.ndarray, sigma: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Model-call latency (s) per attempt from standard normals ``z`` (n, A),
+    per decision its tier's ``scale`` and ``sigma`` (n,) and latency law
+    ``dist`` (n,): 0 lognormal, ``scale`` the median, scale x exp(sigma z);
+    1 exponential and 2 deterministic keep the lognormal's mean, ``scale`` =
+    median x exp(sigma^2 / 2): exponential by inversion of Phi(z) (1 - Phi(z)
+    = Phi(-z), without rounding to 1 in the tail), deterministic that constant."""
+    out = scale[:, None] * np.exp(sigma[:, None] * z)
+    if dist.any():
+        expo, det = dist == 1, dist == 2
+        if expo.any():
+            out[expo] = -scale[expo, None] * np.log(ndtr(-z[expo]))
+        if det.any():
+            out[det] = np.broadcast_to(scale[det, None], (int(det.sum()), z.shape[1]))
+    return out
 
 
 def _cat(arrays: list[np.ndarray], axis: int = 0) -> np.ndarray:
@@ -182,62 +199,22 @@ def serve(spans: list[Span]) -> Sent | None:
 
     # attempts: the first ``na`` draws of each, na = the most any span makes
     na = max(sp.knobs.max_retries for sp in spans) + 1
-    att = np.arange(na)
-    zm = z[:, :na]
-    dist = np.broadcast_to(col(_DIST_COL), (n,))
-    model_s = scale[:, None] * np.exp(sigma[:, None] * zm)
-    if dist.any():
-        expo, det = dist == 1, dist == 2
-        if expo.any():
-            model_s[expo] = -scale[expo, None] * np.log(ndtr(-zm[expo]))
-        if det.any():
-            model_s[det] = np.broadcast_to(scale[det, None], (int(det.sum()), na))
-    model_s *= fac[:, :1]
-    n_att = col(_N_ATT).astype(np.int64)
-    timeout = col(_TIMEOUT)[:, None]
-    failed = np.zeros((n, na), dtype=bool)
-    if (n_att < na).any():
-        failed |= att >= n_att[:, None]
-    d = model_s
-    hits = np.zeros(n, dtype=np.int64)
-    calls = np.zeros((n, n_tools), dtype=np.int64)
-    degraded = np.zeros(n, dtype=bool)
-    miss_cost = np.zeros(n)
-    if n_tools:
-        hit = _cat([p.hit for _, p in parts], axis=1)
-        stop = _cat([p.stop for _, p in parts], axis=1)
-        rejected = _cat([p.rejected for _, p in parts], axis=1)
-        parallel = col(_PARALLEL) != 0
-        tools_t = np.zeros((n, na))
-        for j in range(n_tools):
-            c0, z0 = _TOOLS + _TOOL_VALUES * j, MAX_ATTEMPTS * (1 + j)
-            tool_s = col(c0)[:, None] * np.exp(col(c0 + 1)[:, None] * z[:, z0:z0 + na]) * fac[:, 1 + j:2 + j]
-            h, s, r = hit[j][:, None], stop[j][:, None], rejected[j][:, None]
-            calls_j = ~h & ((att < s) | ((att == s) & ~r))
-            lat = np.where(h, col(c0 + 2)[:, None], np.where(calls_j, tool_s, 0.0))
-            if parallel.all():
-                tools_t = np.maximum(tools_t, lat)
-            elif not parallel.any():
-                tools_t = tools_t + lat
-            else:
-                tools_t = np.where(parallel[:, None], np.maximum(tools_t, lat), tools_t + lat)
-            failed |= ~h & (att < s)
-        d = d + tools_t
-    failed |= d > timeout
-    ok = ~failed.all(axis=1)
-    made = np.where(ok, (~failed).argmax(axis=1) + 1, n_att)
-    service = (np.minimum(d, timeout) * (att < made[:, None])).sum(axis=1) if na > 1 else np.minimum(d[:, 0],
-                                                                                                       timeout[:, 0])
+    model_s = model_latency(z[:, :na], scale, sigma, np.broadcast_to(col(_DIST_COL), (n,))) * fac[:, :1]
+    no_lookups = np.zeros((n_tools, n), dtype=bool)
+    hit, stop, rejected = (_cat([getattr(p, f) for _, p in parts], axis=1) for f in ("hit", "stop", "rejected")
+                           ) if n_tools else (no_lookups, no_lookups, no_lookups)
+    tool_s = []
     for j in range(n_tools):
-        s, r = stop[j], rejected[j]
-        done = s < made
-        # attempts before the stop all call; the stop attempt calls unless the breaker rejected it
-        calls[:, j] = np.where(hit[j], 0, np.minimum(s, made) + (done & ~r))
-        degraded |= r & done
+        c0, z0 = _TOOLS + _TOOL_VALUES * j, MAX_ATTEMPTS * (1 + j)
+        tool_s.append(col(c0)[:, None] * np.exp(col(c0 + 1)[:, None] * z[:, z0:z0 + na]) * fac[:, 1 + j:2 + j])
+    res = attempts(model_s, tool_s, [col(_TOOLS + _TOOL_VALUES * j + 2) for j in range(n_tools)], hit, stop,
+                   rejected, col(_PARALLEL) != 0, col(_TIMEOUT), col(_N_ATT).astype(np.int64))
+    ok, made, degraded, calls = res["ok"], res["attempts"], res["degraded"], res["calls"]
+    service = res["service"]
+    hits = res["hits"] - (n_tools - col(_N_TOOLS).astype(np.int64))  # padded tools count as hits: not counted
+    miss_cost = np.zeros(n)
+    for j in range(n_tools):
         miss_cost = miss_cost + calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)  # as calls @ prices, in order
-    if n_tools:
-        degraded &= ok
-        hits = hit.sum(axis=0) - (n_tools - col(_N_TOOLS).astype(np.int64))
 
     # queueing, per agent and span in time order
     if len(spans) == 1:
@@ -314,18 +291,12 @@ def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], ar
         base.append(sp.sim.seq)
         sp.sim.seq += k
     seq = (np.asarray(base, dtype=np.int64) - first)[span_of] + np.arange(task.size)
-    # receivers: a table of the replicas of every span's links
-    receivers: list[str] = []
-    offset = np.zeros((len(spans), len(sends)), dtype=np.int64)
-    count = np.ones((len(spans), len(sends)), dtype=np.int64)
-    for i, sp in enumerate(spans):
-        for d_, (names, _) in enumerate(sp.sim.links):
-            offset[i, d_], count[i, d_] = len(receivers), len(names)
-            receivers += names
-    reps = count[span_of, link]
+    table = spans[0].sim.link_table
+    slot = np.array([sp.sim.slot for sp in spans], dtype=np.int64)[span_of]
+    reps = table.count[slot, link]
     prob = prm[task, link0 + link] if len(prm) > 1 else prm[0, link0 + link]
     pick = np.minimum((u[task, 3 + link] / prob * reps).astype(np.int64), reps - 1)
     resource = _cat([p.block.resource[p.lo:p.hi] for _, p in parts])[task, link]
     sender = np.array([sp.sim.rank for sp in spans], dtype=np.int64)[span_of]
-    return Sent(spans[0].sim.names, at[task], sender, seq, receivers, offset[span_of, link] + pick, resource,
+    return Sent(spans[0].sim.names, at[task], sender, seq, table.ranks[table.offset[slot, link] + pick], resource,
                 arr[task])

@@ -106,16 +106,24 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
     return hit, stop, rejected
 
 
-def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list[float], hit: list[np.ndarray],
-             stop: list[np.ndarray], rejected: list[np.ndarray], parallel: bool,
-             timeout_s: float) -> dict[str, np.ndarray]:
+def _per_decision(v: np.ndarray) -> np.ndarray:
+    """A per-decision parameter (n,) as a column to broadcast over attempts; a scalar as is."""
+    return v[:, None] if v.ndim else v
+
+
+def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: list[np.ndarray],
+             stop: list[np.ndarray], rejected: list[np.ndarray], parallel, timeout_s,
+             n_att: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run the attempts of ``n`` decisions.
 
     ``model_s`` (n, A) model-call seconds per attempt; per tool ``j``:
     ``tool_s[j]`` (n, A) call seconds, ``hit_s[j]`` cache-hit seconds,
     ``hit[j]`` (n,), ``stop[j]`` and ``rejected[j]`` (n,) from
     :func:`ttl_cache`/:func:`first_success` or :func:`breaker_calls`. Tools run
-    in parallel (max) or in sequence (sum).
+    in parallel (max) or in sequence (sum). ``hit_s[j]``, ``parallel`` and
+    ``timeout_s`` are one value for all decisions or one per decision (n,)
+    (decisions of several agents served together); ``n_att`` (n,) the
+    attempts each decision may make (default: all ``A``).
 
     Returns arrays (n,): ``service`` (s, on the worker), ``ok`` (some attempt
     valid), ``attempts`` (made), ``degraded`` (a tool was skipped by an open
@@ -124,19 +132,32 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list[float], 
     """
     n, a_max = model_s.shape
     att = np.arange(a_max)
-    tools_t = np.zeros((n, a_max))
+    timeout = _per_decision(np.asarray(timeout_s))
+    parallel = np.asarray(parallel)
     failed = np.zeros((n, a_max), dtype=bool)
-    for j in range(len(tool_s)):
-        h, s, r = hit[j][:, None], stop[j][:, None], rejected[j][:, None]
-        calls = ~h & ((att < s) | ((att == s) & ~r))
-        lat = np.where(h, hit_s[j], np.where(calls, tool_s[j], 0.0))
-        tools_t = np.maximum(tools_t, lat) if parallel else tools_t + lat
-        failed |= ~h & (att < s)
-    d = model_s + tools_t
-    failed |= d > timeout_s
+    if n_att is None:
+        n_att = a_max
+    elif (n_att < a_max).any():
+        failed |= att >= n_att[:, None]
+    d = model_s
+    if tool_s:
+        tools_t = np.zeros((n, a_max))
+        for j in range(len(tool_s)):
+            h, s, r = hit[j][:, None], stop[j][:, None], rejected[j][:, None]
+            calls = ~h & ((att < s) | ((att == s) & ~r))
+            lat = np.where(h, _per_decision(np.asarray(hit_s[j])), np.where(calls, tool_s[j], 0.0))
+            if parallel.all():
+                tools_t = np.maximum(tools_t, lat)
+            elif not parallel.any():
+                tools_t = tools_t + lat
+            else:
+                tools_t = np.where(_per_decision(parallel), np.maximum(tools_t, lat), tools_t + lat)
+            failed |= ~h & (att < s)
+        d = d + tools_t
+    failed |= d > timeout
     ok = ~failed.all(axis=1)
-    made = np.where(ok, (~failed).argmax(axis=1) + 1, a_max)
-    service = (np.minimum(d, timeout_s) * (att < made[:, None])).sum(axis=1)
+    made = np.where(ok, (~failed).argmax(axis=1) + 1, n_att)
+    service = (np.minimum(d, timeout) * (att < made[:, None])).sum(axis=1)
     calls = np.zeros((n, len(tool_s)), dtype=np.int64)
     degraded = np.zeros(n, dtype=bool)
     hits = np.zeros(n, dtype=np.int64)
