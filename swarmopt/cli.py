@@ -2,12 +2,17 @@
 
 A user mistake (bad file, bad field, bad option) prints one line naming the
 file, the field and the allowed values and exits with code 2, no traceback.
+So does a run refused before it starts: estimated over the ``--max-tasks`` or
+``--max-memory`` budget, or an ``--out`` that would overwrite something that is
+not a run directory (see :mod:`swarmopt.guard`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
+import threading
 import time
 from enum import Enum
 from pathlib import Path
@@ -15,7 +20,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from swarmopt.guard import DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TASKS
 from swarmopt.loader import SCENARIOS_DIR, InputError, list_scenarios
+
+MAX_LINE = 300  # characters of an error line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate an autonomous multi-agent system and optimize it while it runs.")
@@ -34,7 +42,9 @@ class LogFormat(str, Enum):
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    """Print ``message`` as one line of at most 300 characters and exit with code 2."""
+    line = "error: " + " ".join(message.split())
+    typer.echo(line if len(line) <= MAX_LINE else line[:MAX_LINE - 3] + "...", err=True)
     raise typer.Exit(code=2)
 
 
@@ -65,39 +75,89 @@ def run(
     realtime: Annotated[Optional[float], typer.Option(
         "--realtime", min=0.001, help="Pace simulated time at FACTOR x wall-clock speed (1 = real time).")] = None,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="Narrative format.")] = LogFormat.auto,
+    serve: Annotated[Optional[int], typer.Option(
+        "--serve", min=0, max=65535, metavar="PORT",
+        help="Serve a live dashboard, /api/state and Prometheus /metrics on 127.0.0.1:PORT during the run and "
+             "after it until Ctrl-C (0: any free port).")] = None,
+    assignments: Annotated[list[str], typer.Option(
+        "--set", metavar="PATH=VALUE", help="Override a scenario field by dotted path (repeatable), e.g. "
+        "optimizer.proactive=false or agents.market-hunter.knobs.max_concurrency=8.")] = [],  # noqa: B006
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No narrative: only the final summary.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Every event, including cycle.started and the reports.")] = False,
+    progress: Annotated[Optional[bool], typer.Option(
+        "--progress/--no-progress", help="Progress bar on stderr [default: on a terminal unless --quiet].")] = None,
+    max_tasks: Annotated[int, typer.Option(
+        "--max-tasks", min=1, help="Refuse a run estimated to simulate more decisions than this.")] = DEFAULT_MAX_TASKS,
+    max_memory: Annotated[float, typer.Option(
+        "--max-memory", min=1, help="Refuse a run whose estimated peak memory (MiB) is above this.")
+    ] = DEFAULT_MAX_MEMORY_MB,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Write into --out even if it is a file or a non-empty non-run directory.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate the scenario and options, print the estimate, and stop.")] = False,
 ) -> None:
     """Run a scenario: live narrative on stderr, run directory on disk, summary on stdout."""
     from swarmopt import logs
     from swarmopt.api import run_scenario
-    from swarmopt.loader import load_scenario
+    from swarmopt.guard import check_budget, check_out_dir
+    from swarmopt.loader import flat, load_scenario
+    from swarmopt.overrides import apply_overrides, parse_assignments
+    from swarmopt.results import format_summary
+    from swarmopt.simulation import prepare
 
-    logs.configure(log_format.value)
+    if quiet and verbose:
+        _fail("--quiet and --verbose: choose one")
+    logs.configure(log_format.value, "quiet" if quiet else "verbose" if verbose else "normal")
+    if progress is None:
+        progress = sys.stderr.isatty() and not quiet
     started, out_dir = time.time(), out
+    live = None
     try:
-        sc = load_scenario(scenario)
-        seed_v = sc.seed if seed is None else seed
-        out_dir = out or Path("runs") / f"{sc.name}-seed{seed_v}"
-        res = run_scenario(sc, seed=seed_v, duration_s=duration, runtime=runtime.value, address=address,
-                           out_dir=out_dir, realtime=realtime, narrate=True)
+        if realtime is not None and not math.isfinite(realtime):
+            raise InputError(f"--realtime: {realtime}; allowed: a finite factor >= 0.001")
+        if not math.isfinite(max_memory):
+            raise InputError(f"--max-memory: {max_memory}; allowed: a finite number of MiB >= 1")
+        sc = prepare(apply_overrides(load_scenario(scenario), parse_assignments(assignments), "--set"), seed, duration)
+        est = check_budget(sc, runtime.value, max_tasks, max_memory, source=flat(scenario))
+        out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"
+        check_out_dir(out_dir, overwrite)
+        if dry_run:
+            typer.echo(f"valid: {flat(scenario)}, seed {sc.seed}, {sc.duration_s:g} s; estimate: {est}")
+            typer.echo(f"run directory: {out_dir}")
+            return
+        if serve is not None:
+            live = _serve(sc, None, None, serve)  # sc has the options applied
+        res = run_scenario(sc, runtime=runtime.value, address=address, out_dir=out_dir, realtime=realtime,
+                           narrate=True, progress=progress, observers=live.observers if live else (),
+                           max_tasks=max_tasks, max_memory_mb=max_memory, overwrite=overwrite)
     except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
         typer.echo(f"interrupted; {interrupted_note(out_dir, started)}", err=True)
         raise typer.Exit(code=130) from None
-    s = res.summary
-    o = s["optimizations"]
     typer.echo(f"run directory: {res.out_dir}")
-    typer.echo(f"optimizations: {o['attempted']} attempted, {o['kept']} kept, {o['rolled_back']} rolled back, "
-               f"{o['reverted']} reverted, {o['restored']} restored, {o['rejected']} rejected")
-    for agent, spans in s["agents"].items():
-        parts = []
-        for name in ("baseline", "before", "after"):
-            if name in spans:
-                v = spans[name]
-                parts.append(f"{name} {v['response_time_ms_mean']:.0f}ms/{v['success_rate']:.0%}/"
-                             f"{v['coordination_score']:.0%}")
-        typer.echo(f"  {agent:24s} " + "  ".join(parts))
-    typer.echo("  (response time mean / success rate / coordination score)")
+    for line in format_summary(res.summary):
+        typer.echo(line)
+    if live is not None:
+        typer.echo(f"run finished; still serving {live.url} (Ctrl-C to stop)", err=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            live.close()
+
+
+def _serve(sc, seed: int, duration: float | None, port: int):
+    """Start the live server for the run of ``sc`` (exit code 2 when the port is taken)."""
+    from swarmopt.live.server import LiveServer
+    from swarmopt.simulation import prepare
+
+    try:
+        live = LiveServer(prepare(sc, seed, duration), port)
+    except OSError as err:
+        _fail(f"--serve: cannot listen on 127.0.0.1:{port}: {err.strerror or err}")
+    typer.echo(f"live dashboard: {live.url}  (JSON: {live.url}api/state, Prometheus: {live.url}metrics)", err=True)
+    return live
 
 
 @app.command()

@@ -2,9 +2,10 @@
 
 A task belongs to the window in which it *arrived*; an inbound message to the
 window in which its batch *started* being handled. :class:`WindowData` holds the
-window's per-task arrays (also used by the optimizer's statistical tests) and
-:func:`window_metrics` turns them into the row of the metrics table. Field names
-follow the source design in snake_case with units in the name.
+window's per-task table (also the source of the optimizer's per-task samples) and
+:func:`window_rows` turns the tables of the windows an agent group closed into
+rows of the metrics table, all at once. Field names follow the source design in
+snake_case with units in the name.
 
 :data:`METRICS` says, for every metric the optimizer thresholds, targets or
 judges, which way is better and how a change of it is tested; detection,
@@ -13,68 +14,100 @@ strategies, stabilization and measurement all read it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 TOOL_RESPONSE_KB = 8.0
 MESSAGE_KB = 2.0
 
-_TASK_FIELDS = (
+#: The per-task columns of a window's table, in row order.
+TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
     "tier",
 )
-_BOOL_FIELDS = ("ok", "success", "escalated", "degraded")
+COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
+_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded"))
+_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier"))
+_EMPTY = np.zeros((len(TASK_FIELDS), 0))
+(_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
+ _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER) = range(len(TASK_FIELDS))
+# integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
+_COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK]
 
 
 class WindowData:
-    """Events of one agent in one window (arrays of shape (decisions,), in
-    arrival order: the engine adds the tasks of consecutive spans in time
-    order, each sorted by arrival)."""
+    """Events of one agent in one window.
+
+    Tasks are kept as a table: a float64 array of shape (len(TASK_FIELDS),
+    decisions), one row per field of :data:`TASK_FIELDS` (bools as 0/1, counts
+    as whole numbers), columns in arrival order: the engine adds the tasks of
+    consecutive spans in time order, each sorted by arrival.
+    """
 
     def __init__(self) -> None:
-        self._chunks: dict[str, list[np.ndarray]] = {f: [] for f in _TASK_FIELDS}
+        self._chunks: list[np.ndarray] = []
+        self.table = _EMPTY
         self.inbox_handled = 0
         self.inbox_in_time = 0
         self.conflicts = 0
         self.messages_sent = 0
         self.slo_s = 2.0
         self.info: dict = {}
-        self.arrays: dict[str, np.ndarray] = {}
+        self._arrays: dict[str, np.ndarray] | None = None
 
-    def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
-        """Append a segment's tasks (every field of ``_TASK_FIELDS``)."""
-        for f in _TASK_FIELDS:
-            self._chunks[f].append(np.asarray(cols[f]))
+    def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0) -> None:
+        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n)."""
+        self._chunks.append(table)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
 
+    def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
+        """Append tasks given as named columns, one array of shape (n,) per
+        field of :data:`TASK_FIELDS` (for callers outside the engine, e.g.
+        :mod:`swarmopt.instrument`). Raises KeyError naming a missing field."""
+        missing = [f for f in TASK_FIELDS if f not in cols]
+        if missing:
+            raise KeyError(f"add_tasks: missing column(s) {missing}")
+        self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
+
     def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
-        """Count one handled inbox batch."""
+        """Count handled inbox messages."""
         self.inbox_handled += handled
         self.inbox_in_time += in_time
         self.conflicts += conflicts
 
+    def tasks_so_far(self) -> np.ndarray:
+        """The table of the tasks added so far (before :meth:`finish`)."""
+        c = self._chunks
+        return c[0] if len(c) == 1 else np.concatenate(c, axis=1) if c else _EMPTY
+
     def finish(self, **info) -> None:
-        """Freeze the arrays; ``info`` holds the window's context (agent, index,
+        """Freeze the table; ``info`` holds the window's context (agent, index,
         times, concurrency, autonomy, memory figures)."""
-        self.arrays = {
-            f: (c[0] if len(c) == 1 else np.concatenate(c) if c else np.zeros(0, bool if f in _BOOL_FIELDS else float))
-            for f, c in self._chunks.items()
-        }
-        self._chunks = {}
+        self.table = self.tasks_so_far()
+        self._chunks = []
         self.info = info
+
+    def column(self, field: str) -> np.ndarray:
+        """One field of the finished window, as float64 (a view of the table)."""
+        return self.table[COLUMN[field]]
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every field of the finished window with its own dtype (bool, int64 or float64)."""
+        if self._arrays is None:
+            t = self.table
+            self._arrays = {f: t[i] != 0 if f in _BOOL_FIELDS else t[i].astype(np.int64) if f in _INT_FIELDS
+                            else t[i] for i, f in enumerate(TASK_FIELDS)}
+        return self._arrays
 
     @property
     def response_ms(self) -> np.ndarray:
         """Per-decision response time (ms): arrival to final answer, review included."""
-        a = self.arrays
-        return (a["finish"] - a["arrival"]) * 1000.0
-
-
-def _mean(x: np.ndarray) -> float:
-    return float(x.sum()) / x.size if x.size else float("nan")
+        t = self.table
+        return (t[_FINISH] - t[_ARRIVAL]) * 1000.0
 
 
 _QUANTILES = np.array([0.50, 0.90, 0.95, 0.99])
@@ -92,8 +125,35 @@ def quantiles(x: np.ndarray, q: np.ndarray = _QUANTILES) -> np.ndarray:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-def window_metrics(w: WindowData) -> dict:
-    """The metrics row of a finished window.
+def _segment_quantiles(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray, q: np.ndarray = _QUANTILES
+                       ) -> np.ndarray:
+    """:func:`quantiles` of every segment of ``x`` (consecutive, of ``sizes``,
+    starting at ``starts``) in one sort: (segments, len(q)), NaN rows for empty
+    segments."""
+    if len(sizes) == 1:
+        return quantiles(x, q)[None, :]
+    s = x[np.lexsort((x, np.repeat(np.arange(len(sizes)), sizes)))]
+    pos = (np.maximum(sizes, 1) - 1)[:, None] * q
+    lo = pos.astype(int)
+    hi = np.minimum(lo + 1, np.maximum(sizes, 1)[:, None] - 1)
+    base = starts[:, None]
+    lo_v, hi_v = s[np.minimum(base + lo, max(x.size - 1, 0))], s[np.minimum(base + hi, max(x.size - 1, 0))]
+    out = lo_v + (hi_v - lo_v) * (pos - lo)
+    out[sizes == 0] = np.nan
+    return out
+
+
+def _sum(x: np.ndarray) -> float:
+    return float(np.add.reduce(x))
+
+
+def _per(total: float, n: int) -> float:
+    """``total / n``, NaN when ``n`` is 0."""
+    return total / n if n else float("nan")
+
+
+def window_rows(windows: list[WindowData]) -> list[dict]:
+    """The metrics rows of finished windows (any agents), in one vectorized pass.
 
     Scores (all in [0, 1]; NaN when the window has no event of the kind):
 
@@ -126,62 +186,98 @@ def window_metrics(w: WindowData) -> dict:
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
     ``network_kbps`` from tool calls made and messages; ``storage_percent`` = cached
     keys / key capacity.
+
+    Counts are summed for all windows at once; each float sum (response, wait
+    and busy times, confidence, cost) is numpy's sum over that window's values
+    alone, so a row does not depend on which windows are computed together.
     """
-    a, info = w.arrays, w.info
-    n = int(a["arrival"].size)
-    window_s = info["window_s"]
-    resp = w.response_ms
-    busy = a["end"] - a["start"]
-    success = a["success"]
-    trouble = (a["attempts"] > 1) | a["degraded"]
-    hits, lookups, calls = float(a["hits"].sum()), float(a["lookups"].sum()), float(a["calls"].sum())
-    coord_den = float(a["coord_req"].sum()) + w.inbox_handled
-    busy_total = float(busy.sum())
-    q = quantiles(resp).tolist()
-    conf = a["confidence"]
-    row = {
-        "agent": info["agent"],
-        "window": info["index"],
-        "t_start_s": info["t_start_s"],
-        "t_end_s": info["t_end_s"],
-        "decision_count": n,
-        "arrival_rate_per_s": n / window_s,
-        "success_rate": _mean(success),
-        "average_confidence": _mean(conf[a["ok"]]),
-        "response_time_ms_mean": _mean(resp),
-        "response_time_ms_p50": q[0],
-        "response_time_ms_p90": q[1],
-        "response_time_ms_p95": q[2],
-        "response_time_ms_p99": q[3],
-        "queue_wait_ms_mean": _mean((a["start"] - a["arrival"]) * 1000.0),
-        "service_time_ms_mean": _mean(busy * 1000.0),
-        "adaptation_score": _mean(success[trouble]) if trouble.any() else 1.0,
-        "coordination_score": (float(a["coord_ok"].sum()) + w.inbox_in_time) / coord_den if coord_den else float("nan"),
-        "resource_efficiency": float(busy[success].sum()) / busy_total if busy_total > 0 else float("nan"),
-        "goal_progress": _mean(success & (resp <= w.slo_s * 1000.0)),
-        "cost_usd": float(a["cost"].sum()),
-        "cost_per_decision_usd": _mean(a["cost"]),
-        "input_tokens": int(a["tokens_in"].sum()),
-        "output_tokens": int(a["tokens_out"].sum()),
-        "cache_hit_rate": hits / lookups if lookups else float("nan"),
-        "tool_call_hit_rate": hits / (hits + calls) if hits + calls else float("nan"),
-        "error_rate": _mean(~a["ok"]),
-        "escalation_rate": _mean(a["escalated"]),
-        "coordination_requests": int(a["coord_req"].sum()),
-        "messages_sent": w.messages_sent,
-        "messages_handled": w.inbox_handled,
-        "inbox_in_time_rate": w.inbox_in_time / w.inbox_handled if w.inbox_handled else float("nan"),
-        "conflicts": w.conflicts,
-        "cpu_percent": min(100.0, 100.0 * busy_total / (info["concurrency"] * window_s)),
-        "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
-        "network_kbps": (calls * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0 / window_s,
-        "storage_percent": 100.0 * info["cached_keys"] / info["cache_capacity"] if info["cache_capacity"] else 0.0,
-        "fast_tier_share": _mean(a["tier"] == 0),
-        "strong_tier_share": _mean(a["tier"] == 2),
-        "max_concurrency": info["concurrency"],
-        "autonomy": info["autonomy"],
-    }
-    return row
+    if not windows:
+        return []
+    tables = [w.table for w in windows]
+    sizes = np.array([t.shape[1] for t in tables])
+    x = tables[0] if len(tables) == 1 else np.concatenate(tables, axis=1)
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    starts = bounds[:-1]
+    resp = (x[_FINISH] - x[_ARRIVAL]) * 1000.0
+    wait = (x[_START] - x[_ARRIVAL]) * 1000.0
+    busy = x[_END] - x[_START]
+    busy_ms = busy * 1000.0
+    cost = x[_COST]
+    success = x[_SUCCESS] != 0
+    ok = x[_OK] != 0
+    trouble = (x[_ATTEMPTS] > 1) | (x[_DEGRADED] != 0)
+    slo_ms = np.repeat([w.slo_s * 1000.0 for w in windows], sizes)
+    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2])
+    counts = np.concatenate((x[_COUNTED], derived))
+    cum = np.concatenate((np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)), axis=1)
+    tot = (cum[:, bounds[1:]] - cum[:, starts]).T.tolist()
+    busy_ok, conf_ok = busy[success], x[_CONF][ok]
+    ok_bounds = np.concatenate(([0], np.cumsum(cum[0, bounds[1:]] - cum[0, starts]))).astype(np.int64)
+    succ_bounds = np.concatenate(([0], np.cumsum(cum[1, bounds[1:]] - cum[1, starts]))).astype(np.int64)
+    qs = _segment_quantiles(resp, sizes, starts).tolist()
+    nan = float("nan")
+    rows = []
+    for k, w in enumerate(windows):
+        info = w.info
+        n = int(sizes[k])
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok,
+         n_trouble, n_trouble_success, n_goal, n_fast, n_strong) = tot[k]
+        window_s = info["window_s"]
+        busy_total = _sum(busy[lo:hi])
+        cost_total = _sum(cost[lo:hi])
+        coord_den = coord_req + w.inbox_handled
+        q = qs[k]
+        rows.append({
+            "agent": info["agent"],
+            "window": info["index"],
+            "t_start_s": info["t_start_s"],
+            "t_end_s": info["t_end_s"],
+            "decision_count": n,
+            "arrival_rate_per_s": n / window_s,
+            "success_rate": _per(n_success, n),
+            "average_confidence": (_sum(conf_ok[ok_bounds[k]:ok_bounds[k + 1]]) / n_ok if n_ok else nan),
+            "response_time_ms_mean": _per(_sum(resp[lo:hi]), n),
+            "response_time_ms_p50": q[0],
+            "response_time_ms_p90": q[1],
+            "response_time_ms_p95": q[2],
+            "response_time_ms_p99": q[3],
+            "queue_wait_ms_mean": _per(_sum(wait[lo:hi]), n),
+            "service_time_ms_mean": _per(_sum(busy_ms[lo:hi]), n),
+            "adaptation_score": n_trouble_success / n_trouble if n_trouble else 1.0,
+            "coordination_score": (coord_ok + w.inbox_in_time) / coord_den if coord_den else nan,
+            "resource_efficiency": (_sum(busy_ok[succ_bounds[k]:succ_bounds[k + 1]]) / busy_total
+                                    if busy_total > 0 else nan),
+            "goal_progress": _per(n_goal, n),
+            "cost_usd": cost_total,
+            "cost_per_decision_usd": _per(cost_total, n),
+            "input_tokens": int(tok_in),
+            "output_tokens": int(tok_out),
+            "cache_hit_rate": hits / lookups if lookups else nan,
+            "tool_call_hit_rate": hits / (hits + calls) if hits + calls else nan,
+            "error_rate": _per(n - n_ok, n),
+            "escalation_rate": _per(n_esc, n),
+            "coordination_requests": int(coord_req),
+            "messages_sent": w.messages_sent,
+            "messages_handled": w.inbox_handled,
+            "inbox_in_time_rate": w.inbox_in_time / w.inbox_handled if w.inbox_handled else nan,
+            "conflicts": w.conflicts,
+            "cpu_percent": min(100.0, 100.0 * busy_total / (info["concurrency"] * window_s)),
+            "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
+            "network_kbps": (calls * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0
+            / window_s,
+            "storage_percent": 100.0 * info["cached_keys"] / info["cache_capacity"] if info["cache_capacity"] else 0.0,
+            "fast_tier_share": _per(n_fast, n),
+            "strong_tier_share": _per(n_strong, n),
+            "max_concurrency": info["concurrency"],
+            "autonomy": info["autonomy"],
+        })
+    return rows
+
+
+def window_metrics(w: WindowData) -> dict:
+    """The metrics row of one finished window (see :func:`window_rows`)."""
+    return window_rows([w])[0]
 
 
 def health_score(row: dict, slo_ms: float = 2000.0) -> float:
@@ -266,7 +362,11 @@ class TaskSample:
     corrects for autocorrelation along it): ``response_ms`` float32
     (:attr:`WindowData.response_ms`), ``success`` and ``ok`` bool (the final
     answer was right; the decision had a valid attempt, i.e. not an error),
-    ``cost_usd`` float32 (USD per decision). About 10 bytes per decision.
+    ``cost_usd`` float32 (USD per decision); for the live Prometheus export
+    (:mod:`swarmopt.live.prom`) also ``tokens_in`` and ``tokens_out`` float32
+    (tokens of every attempt's model call) and ``tier`` int8 (index into
+    :data:`swarmopt.schema.TIERS` of the model tier that served it), empty when
+    not recorded. About 19 bytes per decision.
     """
 
     agent: str
@@ -276,6 +376,9 @@ class TaskSample:
     success: np.ndarray
     ok: np.ndarray
     cost_usd: np.ndarray
+    tokens_in: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    tokens_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    tier: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
 
     @property
     def n(self) -> int:
@@ -288,12 +391,33 @@ class TaskSample:
         return ~self.ok
 
 
+def task_samples(windows: list[WindowData]) -> list[TaskSample]:
+    """The :class:`TaskSample` of every finished window (their tables are
+    already in arrival order: see :class:`WindowData`), converted in one pass."""
+    if not windows:
+        return []
+    tables = [w.table for w in windows]
+    x = tables[0] if len(tables) == 1 else np.concatenate(tables, axis=1)
+    resp = ((x[_FINISH] - x[_ARRIVAL]) * 1000.0).astype(np.float32)
+    success, ok, cost = x[_SUCCESS] != 0, x[_OK] != 0, x[_COST].astype(np.float32)
+    tok_in, tok_out = x[_TOKENS_IN].astype(np.float32), x[_TOKENS_OUT].astype(np.float32)
+    tier = x[_TIER].astype(np.int8)
+    out, lo = [], 0
+    for w, t in zip(windows, tables, strict=True):
+        hi = lo + t.shape[1]
+        info = w.info
+        out.append(TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], resp[lo:hi], success[lo:hi],
+                              ok[lo:hi], cost[lo:hi], tok_in[lo:hi], tok_out[lo:hi], tier[lo:hi]))
+        lo = hi
+    return out
+
+
 def task_sample(w: WindowData) -> TaskSample:
-    """The :class:`TaskSample` of a finished window (its arrays are already in
-    arrival order: see :class:`WindowData`)."""
-    a, info = w.arrays, w.info
-    return TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], w.response_ms.astype(np.float32),
-                      a["success"].astype(bool), a["ok"].astype(bool), a["cost"].astype(np.float32))
+    """The :class:`TaskSample` of one finished window (see :func:`task_samples`)."""
+    return task_samples([w])[0]
+
+
+_SAMPLE_ARRAYS = [f.name for f in fields(TaskSample)][3:]
 
 
 def pool_samples(samples: list[TaskSample]) -> TaskSample:
@@ -302,5 +426,5 @@ def pool_samples(samples: list[TaskSample]) -> TaskSample:
     if not samples:
         e = np.zeros(0, dtype=np.float32)
         return TaskSample("", float("nan"), float("nan"), e, e.astype(bool), e.astype(bool), e)
-    arrays = [np.concatenate([getattr(s, f) for s in samples]) for f in ("response_ms", "success", "ok", "cost_usd")]
+    arrays = [np.concatenate([getattr(s, f) for s in samples]) for f in _SAMPLE_ARRAYS]
     return TaskSample(samples[0].agent, samples[0].t_start_s, samples[-1].t_end_s, *arrays)

@@ -1,120 +1,207 @@
-"""The run directory: the tables, ``summary.json``, ``report.md`` and a time-series plot with optimization markers.
+"""The run directory and its reports: tables, ``summary.json``, ``report.md`` and a self-contained ``report.html``.
 
 :func:`write_run` writes ``metrics.parquet``, ``events.parquet``,
 ``autonomy.parquet``, ``process.parquet`` (CSV if pyarrow is missing),
-``summary.json`` and ``report.md`` (with ``<agent>.png`` plots).
+``summary.json``, ``report.md``, ``report.html`` and ``<agent>.png`` for every
+agent a change was made on (:func:`swarmopt.plots.plot_changes`), each file
+atomically (:mod:`swarmopt.files`), after deleting what an earlier run wrote
+there and not now (:func:`previous_files`). Both reports hold the same blocks: the run, the
+outcome counts (which add up), one row per change with the judgement that
+decided it, and per agent the key metrics of the baseline / before / after
+spans with its figure. ``report.html`` embeds the figures as base64 PNG, so
+it can be mailed or attached alone. :func:`summary_html` is the short version
+a :class:`~swarmopt.results.RunResult` shows in Jupyter.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from swarmopt.files import atomic_path, write_text_atomic
-from swarmopt.results import KEY_METRICS, RunResult
+from swarmopt.results import KEY_METRICS, SPANS, RunResult, change_outcomes
+
+LABELS = {
+    "response_time_ms_mean": "response time, mean (ms)", "response_time_ms_p95": "response time, p95 (ms)",
+    "success_rate": "success rate", "error_rate": "error rate", "coordination_score": "coordination score",
+    "cost_per_decision_usd": "cost per decision (USD)", "cpu_percent": "CPU (%)", "memory_percent": "memory (%)",
+    "inbox_in_time_rate": "inbound messages in time", "decision_count": "decisions",
+}
+RATES = {"success_rate", "error_rate", "coordination_score", "inbox_in_time_rate", "cache_hit_rate",
+         "escalation_rate"}
+TABLES = ("metrics", "events", "autonomy", "process")
+# every name swarmopt writes into a run directory, besides the plots listed in summary.json's "files"
+OWN_FILES = (*(f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")), "summary.json", "report.md",
+             "report.html")
 
 
-def plot_agent(res: RunResult, agent: str, metric: str = "response_time_ms_mean", ax=None):
-    """Plot ``metric`` of ``agent`` per window (x in minutes) with vertical markers:
-    green where a change took effect and was kept, red where a change was rolled
-    back, grey dashed where a fault started. Returns the matplotlib Axes."""
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(10, 3.5))
-    df = res.agent(agent)
-    ax.plot(df.index / 60.0, df[metric], marker=".", lw=1, label=metric)
-    ev = res.events
-    if not ev.empty:
-        kept = set(ev.loc[ev["event"] == "optimization.kept", "strategy_id"])
-        applied = ev[(ev["event"] == "knob.applied") & (ev["agent"] == agent)]
-        for r in applied.itertuples():
-            ref = str(r.ref)
-            color = "tab:green" if ref in kept else ("tab:red" if ref.startswith("rollback:") else "tab:orange")
-            ax.axvline(r.t_s / 60.0, color=color, alpha=0.7, lw=1.2)
-            ax.annotate(f"{r.knob}={r.new}", (r.t_s / 60.0, ax.get_ylim()[1]), rotation=90, fontsize=6,
-                        va="top", ha="right", color=color)
-    for f in res.scenario.faults:
-        if f.target == agent:
-            ax.axvline(f.at_s / 60.0, color="grey", ls="--", lw=1)
-    if metric.startswith("response_time"):
-        ax.axhline(res.scenario.optimizer.thresholds.response_time_ms, color="k", ls=":", lw=1)
-    ax.set_xlabel("simulated time (min)")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{agent}: {metric} (green: kept change, red: rollback, orange: other, dashed: fault)", fontsize=9)
-    return ax
+def time_axis(res: RunResult) -> tuple[float, str]:
+    """(seconds per unit, unit) for times in figures and tables: minutes up to 6 h, else hours."""
+    return (60.0, "min") if res.scenario.duration_s <= 6 * 3600 else (3600.0, "h")
 
 
-def _table(d: dict[str, dict]) -> str:
-    cols = [m for m in KEY_METRICS]
-    lines = ["| span | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for span, vals in d.items():
-        cells = []
-        for c in cols:
-            v = vals.get(c)
-            cells.append("" if v is None or v != v else (f"{v:.3f}" if abs(v) < 10 else f"{v:.0f}"))
-        lines.append(f"| {span} ({vals['from_s'] / 60:.0f}-{vals['to_s'] / 60:.0f} min) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def _value(num, text) -> str:
+    if pd.notna(text):
+        return str(text)
+    return f"{num:g}" if pd.notna(num) else "?"
 
 
-def write_report(res: RunResult, out: Path, status: str = "completed") -> Path:
-    """Write ``report.md`` (and ``<agent>.png`` plots for agents that were
-    changed) into ``out``; returns the report path."""
-    # imported here, not at the top: matplotlib adds half a second to every `import swarmopt.api`
-    from matplotlib.figure import Figure
+def change_label(c) -> str:
+    """``knob old → new`` of a row of :func:`~swarmopt.results.change_outcomes`."""
+    return f"{c.knob} {_value(c.old_value, c.old_text)} → {_value(c.new_value, c.new_text)}"
 
-    s = res.summary
-    ev = res.events
-    lines = [
-        f"# swarmopt run: {s['scenario']}",
-        "",
-        f"seed {s['seed']}, runtime {s['runtime']}, {s['duration_s'] / 60:.0f} simulated minutes, "
-        f"{s['windows']} windows, status **{status}**.",
-        "",
-        "## Optimizations",
-        "",
-        "| attempted | kept | rolled back | reverted | restored | rejected | bottlenecks detected |",
-        "|---|---|---|---|---|---|---|",
-        "| {attempted} | {kept} | {rolled_back} | {reverted} | {restored} | {rejected} "
-        "| {bottlenecks_detected} |".format(**s["optimizations"]),
-        "",
-        "Optimizer autonomy: " + " -> ".join(f"{p['autonomy']:.3f}" for p in s["optimizer_autonomy"]),
-        "",
+
+def improvement_text(c) -> str:
+    """``+33.5% [+17.1, +53.1]``: a change's improvement (positive = better) with its interval, or ``n/a``."""
+    if pd.isna(c.improvement_pct):
+        return "n/a"
+    ci = f" [{c.ci_low_pct:+.1f}, {c.ci_high_pct:+.1f}]" if pd.notna(c.ci_low_pct) else ""
+    return f"{c.improvement_pct:+.1f}%{ci}"
+
+
+def outcome_text(c, unit: float, name: str) -> str:
+    """What became of a change, with the times (in ``unit`` seconds, called ``name``) of its undo and restore."""
+    if c.status == "restored":
+        return (f"reverted at {c.undone_s / unit:.0f} {name}; its undo measured worse ({c.undo_verdict}): "
+                f"restored at {c.restored_s / unit:.0f} {name}")
+    if pd.notna(c.undone_s):
+        return f"{c.status} at {c.undone_s / unit:.0f} {name}"
+    return c.status
+
+
+def _fmt(v, metric: str = "") -> str:
+    if v is None or v != v:
+        return "n/a"
+    if metric in RATES or metric.endswith("_rate"):
+        return f"{v:.1%}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+
+
+def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple]:
+    s, o = res.summary, res.summary["optimizations"]
+    unit, name = time_axis(res)
+    changes = change_outcomes(res.events)
+    blocks: list[tuple] = [
+        ("h1", f"swarmopt run: {s['scenario']}"),
+        ("p", f"seed {s['seed']}, runtime {s['runtime']}, {s['duration_s'] / 60:.0f} simulated minutes, "
+              f"{s['windows']} windows, status {status}, run id {s.get('run_id') or 'n/a'}."),
+        ("h2", "Optimizations"),
+        ("table", ["attempted", "kept", "rolled back", "reverted", "of which restored", "still measuring",
+                   "in force at the end", "rejected", "bottleneck detections"],
+         [[o["attempted"], o["kept"], o["rolled_back"], o["reverted"], o["restored"], o["measuring"],
+           o["in_force_at_end"], o["rejected"], o["bottlenecks_detected"]]]),
+        ("p", "attempted = kept + rolled back + reverted + still measuring; in force at the end = kept + restored + "
+              "still measuring. A reverted change is restored when measuring its undo shows the target got worse."),
+        ("p", "Optimizer autonomy: " + " → ".join(f"{p['autonomy']:.3f}" for p in s["optimizer_autonomy"])),
     ]
-    if not ev.empty and "improvement_pct" in ev:
-        meas = ev[ev["event"].isin(["optimization.measured", "rollback.measured"])]
-        if len(meas):
-            lines += ["## Measured changes", "",
-                      "Improvement = relative change of the target metric's mean over the windows before vs after "
-                      "the change took effect (positive = better); 95% Welch interval; one-sided p.", "",
-                      "| t (min) | agent | kind | metric | before | after | improvement % | 95% CI | p | verdict |",
-                      "|---|---|---|---|---|---|---|---|---|---|"]
-            for r in meas.itertuples():
-                undo = " (rollback)" if r.event == "rollback.measured" else ""
-                lines.append(
-                    f"| {r.t_s / 60:.0f} | {r.agent} | {r.kind}{undo} | {r.metric} | {r.before:.3f} | {r.after:.3f} "
-                    f"| {r.improvement_pct:.1f} | [{r.ci_low_pct:.1f}, {r.ci_high_pct:.1f}] | {r.p_value:.3g} "
-                    f"| {r.verdict} |")
-            lines.append("")
-    lines += ["## Agents", ""]
-    changed = set(ev.loc[ev["event"] == "knob.applied", "agent"]) if not ev.empty else set()
+    if len(changes):
+        from swarmopt.optimizer.measure import GUARD_SHARE  # here: scipy is heavy for `import swarmopt.api`
+
+        level = 1 - (1 - GUARD_SHARE) * res.scenario.optimizer.alpha
+        blocks += [
+            ("h2", "Changes"),
+            ("p", "Improvement: relative change of the target metric from before to after the change took effect "
+                  "(per-task median or rate; window mean where the window means decided), positive = better, with "
+                  f"the deciding test's {level:.0%} interval (95% for window means) and p-value; verdict and "
+                  "outcome as decided."),
+            ("table", ["#", f"effective ({name})", "agent", "kind", "change", "target metric", "before", "after",
+                       "improvement", "p", "verdict", "outcome"],
+             [[i + 1, f"{c.effective_s / unit:.0f}", c.agent, c.kind, change_label(c), c.metric,
+               _fmt(c.before, c.metric), _fmt(c.after, c.metric), improvement_text(c),
+               "n/a" if pd.isna(c.p_value) else f"{c.p_value:.2g}", "n/a" if pd.isna(c.verdict) else c.verdict,
+               outcome_text(c, unit, name)] for i, c in changes.reset_index(drop=True).iterrows()]),
+        ]
+    blocks.append(("h2", "Agents"))
+    cols = [m for m in KEY_METRICS]
     for agent, spans in s["agents"].items():
-        lines += [f"### {agent}", "", _table(spans), ""]
-        if agent in changed and not res.metrics.empty:
-            # a bare Figure renders without pyplot, so writing a report never touches the user's backend
-            fig = Figure(figsize=(10, 3.5))
-            plot_agent(res, agent, ax=fig.add_subplot())
-            fig.tight_layout()
-            with atomic_path(out / f"{agent}.png") as tmp:
-                fig.savefig(tmp, dpi=110, format="png")
-            lines += [f"![{agent} response time]({agent}.png)", ""]
-    path = out / "report.md"
-    write_text_atomic(path, "\n".join(lines))
-    return path
+        rows = []
+        for span in SPANS:
+            v = spans[span]
+            when = f"{v['from_s'] / 60:.0f}-{v['to_s'] / 60:.0f}" if v["from_s"] is not None else ""
+            if not v["windows"] or not v["decision_count"]:
+                rows.append([span, when, f"n/a: {v['note']}"] + [""] * (len(cols) - 1))
+            else:
+                rows.append([span, when] + [_fmt(v[m], m) if m != "decision_count" else f"{v[m]:,}" for m in cols])
+        blocks += [("h3", agent), ("table", ["span", "minutes", *(LABELS.get(m, m) for m in cols)], rows)]
+        if agent in images:
+            blocks.append(("img", f"{agent}.png", images[agent]))
+    return blocks
+
+
+def _md(blocks: list[tuple]) -> str:
+    out = []
+    for b in blocks:
+        if b[0] in ("h1", "h2", "h3"):
+            out += ["#" * int(b[0][1]) + " " + b[1], ""]
+        elif b[0] == "p":
+            out += [b[1], ""]
+        elif b[0] == "table":
+            out += ["| " + " | ".join(map(str, b[1])) + " |", "|" + "---|" * len(b[1])]
+            out += ["| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |" for row in b[2]] + [""]
+        elif b[0] == "img":
+            out += [f"![{b[1].removesuffix('.png')}]({b[1]})", ""]
+    return "\n".join(out)
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1280px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}"
+        "th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left}th{background:#f4f4f4}"
+        "td.num{text-align:right;white-space:nowrap}img{max-width:100%}")
+_NUMBER = re.compile(r"[-+]?[\d,.]+(%|e-?\d+)?")
+
+
+def _html_table(header: list, rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(
+        f'<td{" class=num" if _NUMBER.fullmatch(str(x)) else ""}>{html.escape(str(x))}</td>' for x in row) + "</tr>"
+        for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(blocks: list[tuple]) -> str:
+    parts = []
+    for b in blocks:
+        if b[0] in ("h1", "h2", "h3"):
+            parts.append(f"<{b[0]}>{html.escape(b[1])}</{b[0]}>")
+        elif b[0] == "p":
+            parts.append(f"<p>{html.escape(b[1])}</p>")
+        elif b[0] == "table":
+            parts.append(_html_table(b[1], b[2]))
+        elif b[0] == "img":
+            data = base64.b64encode(b[2]).decode("ascii")
+            parts.append(f'<img alt="{html.escape(b[1])}" src="data:image/png;base64,{data}">')
+    title = html.escape(blocks[0][1]) if blocks else "swarmopt run"
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def write_report(res: RunResult, out: Path, status: str = "completed") -> list[str]:
+    """Write ``report.md``, ``report.html`` (self-contained) and ``<agent>.png``
+    (:func:`swarmopt.plots.plot_changes`) for every agent a change was
+    scheduled on into ``out``, each atomically. Returns the names written."""
+    changes = change_outcomes(res.events)
+    images = {}
+    if not res.metrics.empty and len(changes):
+        # imported here, not at the top: matplotlib adds half a second to every `import swarmopt.api`
+        from swarmopt.plots import plot_changes, png_bytes
+
+        ids = {a.id for a in res.scenario.agents}
+        images = {agent: png_bytes(plot_changes(res, agent)) for agent in dict.fromkeys(changes["agent"])
+                  if agent in ids}
+    for agent, png in images.items():
+        with atomic_path(out / f"{agent}.png") as tmp:
+            tmp.write_bytes(png)
+    blocks = _blocks(res, status, images)
+    write_text_atomic(out / "report.md", _md(blocks))
+    write_text_atomic(out / "report.html", _html(blocks))
+    return [f"{a}.png" for a in images] + ["report.md", "report.html"]
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> Path:
@@ -128,19 +215,39 @@ def _write_table(df: pd.DataFrame, path: Path) -> Path:
         return path.with_suffix(".csv")
 
 
+def previous_files(out: Path) -> set[str]:
+    """The names an earlier run wrote into ``out``: :data:`OWN_FILES` and the
+    files its ``summary.json`` lists (a summary from before that list: a
+    ``<agent>.png`` per agent it names); plain names only, never a path."""
+    names = set(OWN_FILES)
+    try:
+        old = json.loads((out / "summary.json").read_text())
+        names |= set(old.get("files") or [f"{a}.png" for a in old.get("agents", {})])
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # no earlier run, or not one of ours: only the fixed names
+    return {n for n in names if isinstance(n, str) and n and "/" not in n and "\\" not in n and n not in (".", "..")}
+
+
 def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", error: str | None = None) -> Path:
-    """Write the run directory ``out_dir`` (tables, ``summary.json`` with ``status``
-    and ``error``, ``report.md``, plots); sets ``res.out_dir`` and returns it.
-    Every file is written atomically (:mod:`swarmopt.files`)."""
+    """Write the run directory ``out_dir``: the tables, the reports and plots
+    (:func:`write_report`) and last ``summary.json`` with ``status``,
+    ``error`` and the list of ``files`` written, each atomically
+    (:mod:`swarmopt.files`); then delete what an earlier run wrote there and
+    this one did not (:func:`previous_files`; nothing else is touched). A
+    Ctrl-C while writing leaves every file whole, old or new. Sets
+    ``res.out_dir`` and returns it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics", "events", "autonomy", "process"):
-        _write_table(getattr(res, name), out / name)
-    summary = dict(res.summary, status=status)
+    stale = previous_files(out)
+    files = [_write_table(getattr(res, name), out / name).name for name in TABLES]
+    files += write_report(res, out, status)
+    files.append("summary.json")
+    summary = dict(res.summary, status=status, files=files)
     if error:
         summary["error"] = error
     write_text_atomic(out / "summary.json", json.dumps(json_safe(summary), indent=2, default=str))
-    write_report(res, out, status)
+    for name in sorted(stale - set(files)):
+        (out / name).unlink(missing_ok=True)
     res.out_dir = out
     return out
 
@@ -157,4 +264,38 @@ def json_safe(o: Any) -> Any:
     return o
 
 
-__all__ = ["json_safe", "plot_agent", "write_report", "write_run"]
+def summary_html(res: RunResult) -> str:
+    """A short HTML summary of a run (what a RunResult shows in Jupyter): the
+    run, the outcome counts, before/after of the changed agents and the
+    changes with their judgement."""
+    s, o = res.summary, res.summary.get("optimizations", {})
+    unit, name = time_axis(res)
+    changes = change_outcomes(res.events)
+    parts = [f"<b>{html.escape(res.scenario.name)}</b> seed {res.seed}, {html.escape(res.runtime)}, "
+             f"{res.scenario.duration_s / 60:.0f} simulated min, {len(res.metrics)} metric rows, "
+             f"{len(res.events)} events",
+             f"<p>{o.get('attempted', 0)} changes = {o.get('kept', 0)} kept + {o.get('rolled_back', 0)} rolled back + "
+             f"{o.get('reverted', 0)} reverted ({o.get('restored', 0)} restored) + {o.get('measuring', 0)} still "
+             f"measuring; {o.get('in_force_at_end', 0)} in force at the end.</p>"]
+    rows = []
+    for agent in dict.fromkeys(changes["agent"]):
+        for span in ("before", "after"):
+            v = s["agents"].get(agent, {}).get(span)
+            if v:
+                rows.append([agent, span, *(_fmt(v[m], m) for m in
+                                            ("response_time_ms_mean", "success_rate", "error_rate",
+                                             "coordination_score"))])
+    if rows:
+        parts.append(_html_table(["agent", "span", "response time (ms)", "success", "errors", "coordination"], rows))
+    if len(changes):
+        parts.append(_html_table(
+            ["#", name, "agent", "change", "target", "improvement", "verdict", "outcome"],
+            [[i + 1, f"{c.effective_s / unit:.0f}", c.agent, change_label(c), c.metric, improvement_text(c),
+              "n/a" if pd.isna(c.verdict) else c.verdict, outcome_text(c, unit, name)]
+             for i, c in changes.reset_index(drop=True).iterrows()]))
+    parts.append("<p><code>.metrics .events .changes .autonomy .summary .plot(agent, metric)</code>"
+                 + (f" · run directory <code>{html.escape(str(res.out_dir))}</code>" if res.out_dir else "") + "</p>")
+    return f'<div class="swarmopt-run">{"".join(parts)}</div>'
+
+
+__all__ = ["json_safe", "previous_files", "summary_html", "write_report", "write_run"]

@@ -5,13 +5,15 @@ Tables (pandas DataFrames):
 * ``metrics``: one row per agent per window (:func:`swarmopt.metrics.window_metrics`);
 * ``events``: bottlenecks, strategies, approvals, scheduled/applied changes,
   measurements, keeps, rollbacks (a measured degradation), reverts (no
-  measured benefit), autonomy changes (``event`` column);
+  measured benefit), autonomy changes (``event`` column), with the typed
+  schema of :mod:`swarmopt.event_table`;
 * ``autonomy``: the optimizer's and every agent's autonomy over time;
 * ``process``: real CPU and RSS of each actor process (psutil) — kept apart from
   ``metrics`` because, unlike simulated figures, it differs between runs.
 
 :class:`Collector` appends rows as they arrive, so a run that fails half way
-still has what it produced (:func:`swarmopt.report.write_run` writes it).
+still has what it produced (:func:`swarmopt.report.write_run` writes the run
+directory).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from swarmopt.event_table import events_frame
 from swarmopt.logs import narrate
 from swarmopt.schema import Scenario
 
@@ -29,9 +33,11 @@ KEY_METRICS = ("response_time_ms_mean", "response_time_ms_p95", "success_rate", 
                "error_rate", "cost_per_decision_usd", "decision_count")
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
-    """What :func:`swarmopt.run_scenario` returns."""
+    """What :func:`swarmopt.run_scenario` returns: the tables (``metrics``,
+    ``events``, ``autonomy``, ``process``), the ``summary`` and, once written,
+    ``out_dir``. In Jupyter it shows a short HTML summary."""
 
     scenario: Scenario
     seed: int
@@ -42,18 +48,49 @@ class RunResult:
     process: pd.DataFrame
     summary: dict = field(default_factory=dict)
     out_dir: Path | None = None
+    run_id: str = ""
 
     def agent(self, agent_id: str) -> pd.DataFrame:
         """The metrics rows of one agent, indexed by window start (s)."""
         return self.metrics[self.metrics["agent"] == agent_id].set_index("t_start_s")
 
+    @property
+    def changes(self) -> pd.DataFrame:
+        """One row per change the optimizer made, with the judgement that
+        decided it and its outcome (:func:`change_outcomes`)."""
+        return change_outcomes(self.events)
+
+    def plot(self, agent: str, metric: str | None = None):
+        """A matplotlib Figure of ``agent``: ``metric`` per window, or with None
+        one panel per metric a change on the agent targeted (response time if
+        none), with the changes marked by outcome and the faults shaded
+        (:func:`swarmopt.plots.plot_changes`). Raises KeyError naming the
+        allowed agents and metrics."""
+        from swarmopt.plots import plot_changes
+
+        return plot_changes(self, agent, None if metric is None else [metric])
+
+    def __repr__(self) -> str:
+        o = self.summary.get("optimizations", {})
+        where = f", out_dir='{self.out_dir}'" if self.out_dir else ""
+        return (f"RunResult({self.scenario.name!r}, seed={self.seed}, runtime={self.runtime!r}, "
+                f"{self.scenario.duration_s:g} s, {len(self.metrics)} metric rows, {len(self.events)} events, "
+                f"{o.get('attempted', 0)} changes: {o.get('kept', 0)} kept, {o.get('rolled_back', 0)} rolled back, "
+                f"{o.get('reverted', 0)} reverted{where})")
+
+    def _repr_html_(self) -> str:
+        from swarmopt.report import summary_html
+
+        return summary_html(self)
+
 
 class Collector:
     """A driver sink that keeps every row, narrates events and can write partial output."""
 
-    def __init__(self, scenario: Scenario, narrate_events: bool = True) -> None:
+    def __init__(self, scenario: Scenario, narrate_events: bool = True, run_id: str = "") -> None:
         self.scenario = scenario
         self.narrate = narrate_events
+        self.run_id = run_id
         self.metric_rows: list[dict] = []
         self.event_rows: list[dict] = []
         self.process_rows: list[dict] = []
@@ -78,10 +115,13 @@ class Collector:
                 self.autonomy_rows.append({"t_s": e["t_s"], "entity": e["agent"], "autonomy": e["new"],
                                            "reason": e.get("ref", "")})
         if self.narrate and narrated:  # a replay after a restart is not narrated twice
-            narrate(events)
+            narrate(events, self.run_id)
 
     def process(self, samples: list[dict]) -> None:
         self.process_rows += samples
+
+    def samples(self, samples: list) -> None:
+        """Per-task samples are the optimizer's evidence, not a table of the run: nothing is kept."""
 
     def mark(self) -> tuple[int, int, int, int]:
         """Lengths of the tables now (see :meth:`rewind`)."""
@@ -100,37 +140,121 @@ class Collector:
         return metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
 
     def events_frame(self) -> pd.DataFrame:
-        """The events table so far."""
-        events = pd.DataFrame(self.event_rows, columns=None if self.event_rows else ["t_s", "event", "agent"])
-        for col in ("old", "new"):
-            if col in events:
-                events[col] = events[col].map(lambda v: v if v is None or isinstance(v, str) else repr(v))
-        return events
+        """The events table so far (:func:`swarmopt.event_table.events_frame`)."""
+        return events_frame(self.event_rows)
 
     def result(self, seed: int, runtime: str) -> RunResult:
         """The run's :class:`RunResult` with its summary."""
         res = RunResult(self.scenario, seed, runtime, self.metrics_frame(), self.events_frame(),
-                        pd.DataFrame(self.autonomy_rows), pd.DataFrame(self.process_rows))
+                        pd.DataFrame(self.autonomy_rows), pd.DataFrame(self.process_rows), run_id=self.run_id)
         res.summary = summarize(res)
         return res
 
 
-def _span_means(df: pd.DataFrame, agent: str, start: float, end: float) -> dict:
-    rows = df[(df["agent"] == agent) & (df["t_start_s"] >= start) & (df["t_end_s"] <= end)]
-    out = {m: (float(rows[m].mean()) if len(rows) else math.nan) for m in KEY_METRICS if m != "decision_count"}
+SPANS = ("baseline", "before", "after")
+_SPAN_LABELS = {"response_time_ms_mean": "response time", "success_rate": "success",
+                "coordination_score": "coordination"}
+DECIDED = {"optimization.kept": "kept", "optimization.rolled_back": "rolled back",
+           "optimization.reverted": "reverted"}
+
+
+def _minutes(t: float) -> str:
+    return f"{t / 60:.0f}"
+
+
+def _span(df: pd.DataFrame, agent: str, start: float, end: float, reached_s: float) -> dict:
+    """Means of the key metrics of ``agent`` over the windows in [start, end],
+    with ``windows`` (how many) and a ``note`` saying why a figure is missing
+    (None when all is there)."""
+    rows = df[(df["agent"] == agent) & (df["t_start_s"] >= start) & (df["t_end_s"] <= end)] if len(df) else df
+    out: dict[str, Any] = {m: (float(rows[m].mean()) if len(rows) else math.nan)
+                           for m in KEY_METRICS if m != "decision_count"}
     out["decision_count"] = int(rows["decision_count"].sum()) if len(rows) else 0
-    out["from_s"], out["to_s"] = start, end
+    out["from_s"], out["to_s"], out["windows"], out["note"] = start, end, len(rows), None
+    if not len(rows):
+        out["note"] = (f"the run stopped at {_minutes(reached_s)} min, before this span" if reached_s < end - 1e-9
+                       else "no windows in this span")
+    elif not out["decision_count"]:
+        out["note"] = "no decisions in this span"
     return out
 
 
+def _no_span(note: str) -> dict:
+    return {**{m: math.nan for m in KEY_METRICS if m != "decision_count"}, "decision_count": 0,
+            "from_s": None, "to_s": None, "windows": 0, "note": note}
+
+
+def change_outcomes(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per change the optimizer scheduled (``optimization.scheduled``),
+    in order: ``strategy_id``, ``agent``, ``kind``, ``type``, ``knob``,
+    ``old_value``/``new_value``/``old_text``/``new_text``, ``scheduled_s``,
+    ``effective_s``, the target ``metric`` and the judgement that decided
+    (``verdict``, ``decision``, ``improvement_pct`` with ``ci_low_pct``/``ci_high_pct``,
+    ``p_value``; missing while still being measured), and ``status``: ``kept``,
+    ``rolled back``, ``reverted``, ``restored`` (reverted, then re-applied
+    because undoing it made its metric significantly worse) or ``measuring``
+    (no verdict by the end). ``undone_s``/``restored_s``: when the undo and
+    the restore took effect; ``undo_verdict``: the verdict on the undo
+    (``rollback.measured``; ``fail`` means undoing it made things worse)."""
+    cols = ["strategy_id", "agent", "kind", "type", "knob", "old_value", "new_value", "old_text", "new_text",
+            "scheduled_s", "effective_s", "metric", "before", "after", "improvement_pct", "ci_low_pct",
+            "ci_high_pct", "p_value", "verdict", "decision", "status", "undone_s", "undo_verdict", "restored_s"]
+    if events.empty:
+        return pd.DataFrame(columns=cols)
+    from swarmopt.optimizer.strategies import TYPES
+
+    sched = events[events["event"] == "optimization.scheduled"]
+    out = sched[["strategy_id", "agent", "kind", "type", "knob", "old_value", "new_value", "old_text", "new_text",
+                 "t_s", "effective_s"]].rename(columns={"t_s": "scheduled_s"}).reset_index(drop=True)
+    measured = events[events["event"] == "optimization.measured"].drop_duplicates("strategy_id", keep="last")
+    judged = measured.set_index("strategy_id")[["metric", "before", "after", "improvement_pct", "ci_low_pct",
+                                                "ci_high_pct", "p_value", "verdict", "decision"]]
+    out = out.join(judged, on="strategy_id")
+    undo = events[events["event"] == "rollback.measured"].drop_duplicates("strategy_id", keep="last")
+    undo_verdict = dict(zip(undo["strategy_id"].str.removeprefix("rollback:"), undo["verdict"], strict=True))
+    out["metric"] = out["metric"].fillna(out["type"].map(lambda t: TYPES[t].target if t in TYPES else None))
+    status = {r.strategy_id: DECIDED[r.event] for r in events[events["event"].isin(list(DECIDED))].itertuples()}
+    restored = events[events["event"] == "optimization.restored"].set_index("strategy_id")["effective_s"]
+    undone = events[events["event"].isin(["optimization.reverted", "optimization.rolled_back"])]
+    out["status"] = [("restored" if sid in restored.index else status.get(sid, "measuring")) for sid in
+                     out["strategy_id"]]
+    out["undone_s"] = out["strategy_id"].map(undone.set_index("strategy_id")["effective_s"]).astype("float64")
+    out["undo_verdict"] = out["strategy_id"].map(undo_verdict).astype("string")
+    out["restored_s"] = out["strategy_id"].map(restored).astype("float64")
+    return out[cols]
+
+
+def count_outcomes(changes: pd.DataFrame, events: pd.DataFrame) -> dict[str, int]:
+    """Counts that add up: ``attempted`` = ``kept`` + ``rolled_back`` +
+    ``reverted`` + ``measuring``; ``restored`` counts the reverted changes that
+    were re-applied; ``in_force_at_end`` = ``kept`` + ``restored`` +
+    ``measuring``. Also ``rejected`` (strategies the Orchestrator turned down)
+    and ``bottlenecks_detected``."""
+    st = changes["status"].value_counts() if len(changes) else pd.Series(dtype=int)
+
+    def n(name: str) -> int:
+        return int(st.get(name, 0))
+
+    def count(event: str) -> int:
+        return int((events["event"] == event).sum()) if len(events) else 0
+
+    return {"attempted": len(changes), "kept": n("kept"), "rolled_back": n("rolled back"),
+            "reverted": n("reverted") + n("restored"), "measuring": n("measuring"), "restored": n("restored"),
+            "in_force_at_end": n("kept") + n("restored") + n("measuring"), "rejected": count("strategy.rejected"),
+            "bottlenecks_detected": count("bottleneck.detected")}
+
+
 def summarize(res: RunResult) -> dict:
-    """Per agent: ``baseline`` (the cycle before the first fault, if any),
-    ``before`` (the cycle before the first optimization took effect on the
-    agent, or on any agent), ``after`` (the last cycle); optimization counts;
-    the autonomy trajectories."""
+    """Per agent the key metrics over three spans of one optimizer cycle:
+    ``baseline`` (before the first fault), ``before`` (before the first change
+    took effect on the agent, or on any agent), ``after`` (the last cycle),
+    each with ``windows`` and a ``note`` when a figure is missing (no fault, no
+    change, the run ended before the span, no decisions); optimization counts
+    (:func:`count_outcomes`); the autonomy trajectories."""
     sc, m, ev = res.scenario, res.metrics, res.events
     span = sc.optimizer.cycle_s
     end = sc.duration_s
+    reached = float(m["t_end_s"].max()) if len(m) else 0.0
     first_fault = min((f.at_s for f in sc.faults), default=None)
     applied = ev[ev["event"] == "knob.applied"] if not ev.empty else ev
     first_any = float(applied["t_s"].min()) if len(applied) else None
@@ -138,28 +262,20 @@ def summarize(res: RunResult) -> dict:
     for a in sc.agents:
         mine = applied[applied["agent"] == a.id] if len(applied) else applied
         first = float(mine["t_s"].min()) if len(mine) else first_any
-        entry = {}
-        if first_fault is not None and first_fault >= span:
-            entry["baseline"] = _span_means(m, a.id, first_fault - span, first_fault)
-        if first is not None:
-            entry["before"] = _span_means(m, a.id, first - span, first)
-        entry["after"] = _span_means(m, a.id, end - span, end)
-        agents[a.id] = entry
-
-    def count(name: str) -> int:
-        return int((ev["event"] == name).sum()) if not ev.empty else 0
-
+        if first_fault is None:
+            baseline = _no_span("no fault in the scenario")
+        elif first_fault < span:
+            baseline = _no_span(f"the first fault starts at {_minutes(first_fault)} min, before one cycle has passed")
+        else:
+            baseline = _span(m, a.id, first_fault - span, first_fault, reached)
+        before = _no_span("no change took effect") if first is None else _span(m, a.id, first - span, first, reached)
+        agents[a.id] = {"baseline": baseline, "before": before, "after": _span(m, a.id, end - span, end, reached)}
     auto = res.autonomy
     return {
-        "scenario": sc.name, "seed": res.seed, "runtime": res.runtime, "duration_s": sc.duration_s,
-        "windows": int(m["window"].nunique()) if not m.empty else 0,
+        "scenario": sc.name, "seed": res.seed, "runtime": res.runtime, "run_id": res.run_id,
+        "duration_s": sc.duration_s, "windows": int(m["window"].nunique()) if not m.empty else 0,
         "agents": agents,
-        "optimizations": {
-            "attempted": count("optimization.scheduled"), "kept": count("optimization.kept"),
-            "rolled_back": count("optimization.rolled_back"), "reverted": count("optimization.reverted"),
-            "restored": count("optimization.restored"), "rejected": count("strategy.rejected"),
-            "bottlenecks_detected": count("bottleneck.detected"),
-        },
+        "optimizations": count_outcomes(change_outcomes(ev), ev),
         "optimizer_autonomy": [
             {"t_s": float(r.t_s), "autonomy": float(r.autonomy)}
             for r in auto[auto["entity"] == "performance-optimizer"].itertuples()
@@ -169,3 +285,32 @@ def summarize(res: RunResult) -> dict:
             for e, g in auto[auto["entity"] != "performance-optimizer"].groupby("entity")
         },
     }
+
+
+def format_summary(summary: dict) -> list[str]:
+    """The run's summary as lines for a terminal: outcome counts that add up,
+    and per agent the key metrics of each span, ``n/a`` with the reason where
+    a span or a figure has no data."""
+    o = summary["optimizations"]
+    lines = [
+        f"optimizations: {o['attempted']} attempted = {o['kept']} kept + {o['rolled_back']} rolled back + "
+        f"{o['reverted']} reverted + {o['measuring']} still being measured at the end",
+        f"  in force at the end: {o['in_force_at_end']} = {o['kept']} kept + {o['restored']} restored (reverted, "
+        f"then re-applied when undoing them made things worse) + {o['measuring']} being measured",
+        f"  {o['rejected']} rejected by the orchestrator, {o['bottlenecks_detected']} bottleneck detections",
+        f"{'agent':24s} {'span':9s} {'minutes':>9s} {'response time':>14s} {'success':>8s} {'coordination':>13s}",
+    ]
+    for agent, spans in summary["agents"].items():
+        for i, name in enumerate(SPANS):
+            v = spans[name]
+            head = f"{agent if i == 0 else '':24s} {name:9s} "
+            head += f"{_minutes(v['from_s']) + '-' + _minutes(v['to_s']):>9s} " if v["from_s"] is not None \
+                else f"{'':>9s} "
+            if not v["windows"] or not v["decision_count"]:
+                lines.append(head + f"n/a: {v['note']}")
+                continue
+            rt, ok, co = (v[k] for k in _SPAN_LABELS)
+            cells = [f"{rt:,.0f} ms" if rt == rt else "n/a", f"{ok:.0%}" if ok == ok else "n/a",
+                     f"{co:.0%}" if co == co else "n/a"]
+            lines.append(head + f"{cells[0]:>14s} {cells[1]:>8s} {cells[2]:>13s}")
+    return lines

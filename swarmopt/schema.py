@@ -5,6 +5,12 @@ these pydantic v2 models; invalid input raises :class:`pydantic.ValidationError`
 which :mod:`swarmopt.loader` turns into one message naming the file, the field and
 the allowed values. Units are in the field names (``_s`` seconds, ``_ms``
 milliseconds, ``_usd`` US dollars, ``_per_s`` per second).
+
+Every number must be finite, and every field that sizes the simulation's work
+(time grid, rates, multipliers, counts, tokens, latencies) has an upper bound,
+stated in its description: within them a run's cost is what
+:mod:`swarmopt.guard` estimates from rates x load x duration x agents, and
+that estimate is checked against a budget before the run starts.
 """
 
 from __future__ import annotations
@@ -19,10 +25,29 @@ TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
 LatencyDistribution = Literal["lognormal", "exponential", "deterministic"]
 
 
-class Strict(BaseModel):
-    """Base model: unknown fields are errors, so a typo never passes silently."""
+#: Upper bounds shared by several fields (see each field's description).
+MAX_LATENCY_MS = 3_600_000.0     # one hour: any latency, review or message cost
+MAX_WAIT_S = 86_400.0            # one day: deadlines and waits
+MAX_RATE_PER_S = 1_000.0         # decisions per second of one agent
+MAX_LOAD_FACTOR = 100.0          # a load multiplier (shape or surge)
+MAX_FACTOR = 1_000.0             # a latency or price multiplier
+MAX_TOKENS = 1_000_000           # tokens per decision attempt (a 1M-token context)
+MAX_USD = 10_000.0               # a price (per 1M tokens, per call or per decision)
+MAX_MB = 10_000_000.0            # simulated memory sizes (10 TB)
+MAX_DURATION_S = 31_536_000.0    # one year of simulated time
+MAX_TICKS = 100_000              # duration_s / tick_s
+MAX_WINDOWS = 100_000            # duration_s / window_s
+MAX_COUNT = 1_000                # replicas of one profile
+MAX_AGENTS = 2_000               # agents of a scenario, replicas included
+MAX_FAULTS = 10_000              # faults of a scenario, after expansion to replicas
+MAX_SEED = 2**63 - 1             # seeds are stored as int64
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Strict(BaseModel):
+    """Base model: unknown fields are errors, so a typo never passes silently;
+    infinities and NaN are errors too (``allow_inf_nan``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelTier(Strict):
@@ -34,12 +59,12 @@ class ModelTier(Strict):
     is the mean self-reported confidence of a decision made on this tier.
     """
 
-    latency_ms_median: float = Field(gt=0)
+    latency_ms_median: float = Field(gt=0, le=MAX_LATENCY_MS, description="at most one hour")
     latency_sigma: float = Field(ge=0, le=3)
     quality: float = Field(gt=0, le=1.5)
     confidence_mean: float = Field(gt=0, lt=1)
-    input_usd_per_mtok: float = Field(ge=0)
-    output_usd_per_mtok: float = Field(ge=0)
+    input_usd_per_mtok: float = Field(ge=0, le=MAX_USD, description="at most 10,000")
+    output_usd_per_mtok: float = Field(ge=0, le=MAX_USD, description="at most 10,000")
 
 
 DEFAULT_TIERS: dict[str, ModelTier] = {
@@ -67,14 +92,15 @@ class ToolProfile(Strict):
     probability ``error_rate``.
     """
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    latency_ms_median: float = Field(gt=0)
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    latency_ms_median: float = Field(gt=0, le=MAX_LATENCY_MS, description="at most one hour")
     latency_sigma: float = Field(default=0.5, ge=0, le=3)
     error_rate: float = Field(default=0.01, ge=0, le=1)
-    price_usd_per_call: float = Field(default=0.0, ge=0)
-    keyspace: int = Field(default=1000, ge=1, le=1_000_000)
+    price_usd_per_call: float = Field(default=0.0, ge=0, le=MAX_USD, description="at most 10,000")
+    keyspace: int = Field(default=1000, ge=1, le=1_000_000,
+                          description="at most 1,000,000 keys: the cache holds 16 bytes per key per agent")
     zipf_s: float = Field(default=1.0, ge=0, le=4)
-    hit_latency_ms: float = Field(default=2.0, ge=0)
+    hit_latency_ms: float = Field(default=2.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
 
 
 class CircuitBreaker(Strict):
@@ -144,7 +170,7 @@ class Link(Strict):
     its members (set by the loader) and each message goes to one of them,
     uniformly."""
 
-    to: str
+    to: str = Field(max_length=64)
     probability: float = Field(ge=0, le=1)
     replicas: list[str] = Field(default_factory=list)
 
@@ -184,30 +210,32 @@ class AgentProfile(Strict):
     and succeeds with ``review_success``.
     """
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
-    name: str
-    role: str = ""
-    base_rate_per_s: float = Field(gt=0, le=10_000)
-    prompt_tokens: int = Field(default=1500, ge=1)
-    output_tokens: int = Field(default=300, ge=1)
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)
+    name: str = Field(max_length=200)
+    role: str = Field(default="", max_length=2000)
+    base_rate_per_s: float = Field(gt=0, le=MAX_RATE_PER_S,
+                                   description="at most 1,000 decisions/s (3.6 million an hour)")
+    prompt_tokens: int = Field(default=1500, ge=1, le=MAX_TOKENS, description="at most 1,000,000")
+    output_tokens: int = Field(default=300, ge=1, le=MAX_TOKENS, description="at most 1,000,000")
     base_success: float = Field(default=0.85, gt=0, le=1)
     latency_distribution: LatencyDistribution = "lognormal"
-    tools: list[ToolProfile] = Field(default_factory=list)
-    downstream: list[Link] = Field(default_factory=list)
-    network_latency_ms: float = Field(default=20.0, ge=0)
-    coordination_deadline_s: float = Field(default=5.0, gt=0)
-    inbox_deadline_s: float = Field(default=2.0, gt=0)
-    message_overhead_ms: float = Field(default=120.0, ge=0)
-    message_cost_ms: float = Field(default=20.0, ge=0)
-    batch_max_wait_s: float = Field(default=1.0, ge=0)
-    conflict_resolution_ms: float = Field(default=400.0, ge=0)
-    resources: int = Field(default=50, ge=1, description="distinct resources its messages are about")
+    tools: list[ToolProfile] = Field(default_factory=list, max_length=32, description="at most 32 tools")
+    downstream: list[Link] = Field(default_factory=list, max_length=64, description="at most 64 links")
+    network_latency_ms: float = Field(default=20.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
+    coordination_deadline_s: float = Field(default=5.0, gt=0, le=MAX_WAIT_S, description="at most one day")
+    inbox_deadline_s: float = Field(default=2.0, gt=0, le=MAX_WAIT_S, description="at most one day")
+    message_overhead_ms: float = Field(default=120.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
+    message_cost_ms: float = Field(default=20.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
+    batch_max_wait_s: float = Field(default=1.0, ge=0, le=MAX_WAIT_S, description="at most one day")
+    conflict_resolution_ms: float = Field(default=400.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
+    resources: int = Field(default=50, ge=1, le=1_000_000,
+                           description="distinct resources its messages are about, at most 1,000,000")
     autonomy: float = Field(default=0.85, ge=0, le=1)
-    review_ms_median: float = Field(default=2500.0, ge=0)
+    review_ms_median: float = Field(default=2500.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
     review_success: float = Field(default=0.93, ge=0, le=1)
-    cost_budget_usd_per_decision: float = Field(default=0.05, gt=0)
-    memory_base_mb: float = Field(default=400.0, ge=0)
-    memory_capacity_mb: float = Field(default=2048.0, gt=0)
+    cost_budget_usd_per_decision: float = Field(default=0.05, gt=0, le=MAX_USD, description="at most 10,000")
+    memory_base_mb: float = Field(default=400.0, ge=0, le=MAX_MB, description="at most 10 TB")
+    memory_capacity_mb: float = Field(default=2048.0, gt=0, le=MAX_MB, description="at most 10 TB")
     action_mix: ActionMix = ActionMix()
     knobs: Knobs = Knobs()
 
@@ -231,38 +259,41 @@ class LoadShape(Strict):
     sin(2 pi (t - phase_s) / period_s))``. ``surge``: ``multiplier``, times
     ``surge_factor`` within [``start_s``, ``end_s``). ``ramp``: linear from
     ``multiplier`` at ``start_s`` to ``ramp_to`` at ``end_s``, flat outside.
+    Each multiplier is at most 100, so the load is at most 10,000 times the
+    profiles' rates (the task budget of :mod:`swarmopt.guard` decides the rest).
     """
 
     kind: Literal["constant", "diurnal", "surge", "ramp"] = "constant"
-    multiplier: float = Field(default=1.0, gt=0)
+    multiplier: float = Field(default=1.0, gt=0, le=MAX_LOAD_FACTOR, description="at most 100")
     amplitude: float = Field(default=0.5, ge=0, lt=1)
-    period_s: float = Field(default=86_400.0, gt=0)
-    phase_s: float = 0.0
-    start_s: float = Field(default=0.0, ge=0)
-    end_s: float = Field(default=0.0, ge=0)
-    surge_factor: float = Field(default=2.0, gt=0)
-    ramp_to: float = Field(default=2.0, gt=0)
+    period_s: float = Field(default=86_400.0, ge=1, le=MAX_DURATION_S, description="from 1 s to one year")
+    phase_s: float = Field(default=0.0, ge=-MAX_DURATION_S, le=MAX_DURATION_S, description="within one year")
+    start_s: float = Field(default=0.0, ge=0, le=MAX_DURATION_S, description="at most one year")
+    end_s: float = Field(default=0.0, ge=0, le=MAX_DURATION_S, description="at most one year")
+    surge_factor: float = Field(default=2.0, gt=0, le=MAX_LOAD_FACTOR, description="at most 100")
+    ramp_to: float = Field(default=2.0, gt=0, le=MAX_LOAD_FACTOR, description="at most 100")
 
 
 class _FaultBase(Strict):
-    at_s: float = Field(ge=0, description="start time in simulated seconds")
-    duration_s: float | None = Field(default=None, gt=0, description="None: until the end")
-    target: str = Field(description="agent id (or population id) the fault hits")
+    at_s: float = Field(ge=0, le=MAX_DURATION_S, description="start time in simulated seconds, at most one year")
+    duration_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S,
+                                     description="None: until the end; at most one year")
+    target: str = Field(max_length=64, description="agent id (or population id) the fault hits")
 
 
 class LatencyFault(_FaultBase):
     """Multiplies the latency of ``tool`` (or of the model call when ``tool`` is None)."""
 
     kind: Literal["latency"]
-    tool: str | None = None
-    factor: float = Field(gt=0)
+    tool: str | None = Field(default=None, max_length=64)
+    factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
 
 
 class ErrorSpikeFault(_FaultBase):
     """Adds ``error_rate`` to the failure probability of ``tool``'s calls."""
 
     kind: Literal["error_spike"]
-    tool: str
+    tool: str = Field(max_length=64)
     error_rate: float = Field(gt=0, le=1)
 
 
@@ -270,14 +301,14 @@ class LoadSurgeFault(_FaultBase):
     """Multiplies the target's arrival rate by ``factor``."""
 
     kind: Literal["load_surge"]
-    factor: float = Field(gt=0)
+    factor: float = Field(gt=0, le=MAX_LOAD_FACTOR, description="at most 100")
 
 
 class PriceChangeFault(_FaultBase):
     """Multiplies the target's model token prices by ``factor``."""
 
     kind: Literal["price_change"]
-    factor: float = Field(gt=0)
+    factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
 
 
 class MemoryLeakFault(_FaultBase):
@@ -285,14 +316,14 @@ class MemoryLeakFault(_FaultBase):
     capacity every service time stretches (swap/GC pressure)."""
 
     kind: Literal["memory_leak"]
-    mb_per_min: float = Field(gt=0)
+    mb_per_min: float = Field(gt=0, le=MAX_MB, description="at most 10 TB a minute")
 
 
 class CoordinationStormFault(_FaultBase):
     """Floods the target's inbox with ``messages_per_s`` extra messages."""
 
     kind: Literal["coordination_storm"]
-    messages_per_s: float = Field(gt=0)
+    messages_per_s: float = Field(gt=0, le=MAX_RATE_PER_S, description="at most 1,000 messages/s")
 
 
 class CacheBypassFault(_FaultBase):
@@ -300,7 +331,7 @@ class CacheBypassFault(_FaultBase):
     call, e.g. a live feed): every lookup misses, whatever the TTL."""
 
     kind: Literal["cache_bypass"]
-    tool: str
+    tool: str = Field(max_length=64)
 
 
 class CrashFault(_FaultBase):
@@ -312,7 +343,7 @@ class CrashFault(_FaultBase):
     it acts as ``simulated``."""
 
     kind: Literal["crash"]
-    duration_s: float = Field(gt=0)
+    duration_s: float = Field(gt=0, le=MAX_DURATION_S, description="at most one year")
     mode: Literal["simulated", "process"] = "simulated"
 
 
@@ -466,7 +497,7 @@ class AgentSpec(Strict):
     ``count`` > 1 makes a population of replicas ``<id>-0 .. <id>-<count-1>``."""
 
     profile: str | AgentProfile
-    count: int = Field(default=1, ge=1, le=100_000)
+    count: int = Field(default=1, ge=1, le=MAX_COUNT, description="at most 1,000 replicas")
 
 
 class Scenario(Strict):
@@ -480,15 +511,18 @@ class Scenario(Strict):
     round trips), see :mod:`swarmopt.sim.agent`.
     """
 
-    name: str
-    description: str = ""
-    duration_s: float = Field(gt=0)
-    tick_s: float = Field(default=1.0, gt=0, le=3600)
-    window_s: float = Field(default=60.0, gt=0)
-    seed: int = Field(default=0, ge=0)
-    agents: list[AgentProfile]
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
+                      description="letters, digits, '_', '.', '-': it names the default run directory")
+    description: str = Field(default="", max_length=10_000)
+    duration_s: float = Field(gt=0, le=MAX_DURATION_S,
+                              description="at most one year, 100,000 ticks and 100,000 windows")
+    tick_s: float = Field(default=1.0, ge=0.1, le=3600, description="from 0.1 s to one hour")
+    window_s: float = Field(default=60.0, ge=1, le=MAX_WAIT_S, description="from 1 s to one day")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="at most 2**63 - 1")
+    agents: list[AgentProfile] = Field(max_length=MAX_AGENTS, description="at most 2,000, replicas included")
     load: LoadShape = LoadShape()
-    faults: list[Fault] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS,
+                                description="at most 10,000, counting one per replica of a population target")
     optimizer: OptimizerConfig = OptimizerConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     models: dict[Tier, ModelTier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
@@ -499,6 +533,10 @@ class Scenario(Strict):
             k = round(a / b)
             return k >= 1 and abs(k * b - a) < 1e-9 * max(1.0, a)
 
+        for step, most in (("tick_s", MAX_TICKS), ("window_s", MAX_WINDOWS)):
+            if self.duration_s / getattr(self, step) > most + 1e-9:
+                raise ValueError(f"duration_s / {step} = {self.duration_s / getattr(self, step):.6g}; "
+                                 f"allowed: at most {most:,}")
         if not multiple(self.optimizer.cycle_s, self.window_s):
             raise ValueError(
                 f"optimizer.cycle_s ({self.optimizer.cycle_s}) must be a multiple of window_s ({self.window_s})"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
+from swarmopt.logs import new_run_id
+from swarmopt.observe import Fanout, Observer
+from swarmopt.overrides import apply_overrides
 from swarmopt.plugins import Plugins, check
+from swarmopt.progress import progress as show_progress
 from swarmopt.report import write_run
 from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import Driver
@@ -61,10 +65,13 @@ def _backend(runtime: str, address: str | None, plugins: Plugins):
     raise ValueError(f"runtime must be 'ray' or 'local', got {runtime!r}")
 
 
-def prepare(scenario: str | Path | Scenario, seed: int | None = None, duration_s: float | None = None) -> Scenario:
-    """The scenario (a YAML path or a model) with ``seed`` and ``duration_s``
-    applied and re-validated. Raises :class:`~swarmopt.loader.InputError`."""
+def prepare(scenario: str | Path | Scenario, seed: int | None = None, duration_s: float | None = None,
+            overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """The scenario (a YAML path or a model) with ``overrides`` ({dotted path:
+    value}, :func:`~swarmopt.overrides.apply_overrides`), then ``seed`` and
+    ``duration_s`` applied and re-validated. Raises :class:`~swarmopt.loader.InputError`."""
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    sc = apply_overrides(sc, overrides or {})
     update: dict[str, Any] = {}
     if seed is not None:
         update["seed"] = seed
@@ -82,19 +89,27 @@ class Simulation:
     """One run of a scenario, advanced on demand.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`;
-    ``seed`` overrides its seed and ``duration_s`` its duration. ``runtime``:
+    ``seed`` overrides its seed, ``duration_s`` its duration and ``overrides``
+    any field by dotted path (:mod:`swarmopt.overrides`). ``runtime``:
     ``"local"`` (every component in this process) or ``"ray"`` (actors;
     ``address`` joins a cluster, default starts a local Ray). ``narrate``
-    logs the live narrative. ``policy``, ``rules``, ``remedies``: plug-ins as
-    Python objects (:mod:`swarmopt.plugins`; the policy replaces the
-    scenario's, rules and remedies add to its own). ``decide``: a decision
-    hook called with a :class:`~swarmopt.optimizer.trial.DecisionContext` for
-    every judged change, returning "keep", "rollback", "revert" or None (the
-    judge decides). ``max_restarts``: how often a dead actor is
-    rebuilt from its last checkpoint before the run fails with
+    logs the live narrative (:mod:`swarmopt.logs`) under ``run_id``
+    (``<scenario>-seed<N>-<suffix>``; a fork gets its own). ``policy``,
+    ``rules``, ``remedies``: plug-ins as Python objects (:mod:`swarmopt.plugins`;
+    the policy replaces the scenario's, rules and remedies add to its own); a
+    ``policy`` given as a string is a built-in policy's name or an import path,
+    as in the scenario's ``optimizer.policy``.
+    ``decide``: a decision hook called with a
+    :class:`~swarmopt.optimizer.trial.DecisionContext` for every judged change,
+    returning "keep", "rollback", "revert" or None (the judge decides).
+    ``max_restarts``: how often a dead actor is rebuilt from its last
+    checkpoint before the run fails with
     :class:`~swarmopt.runtime.driver.ActorLostError` (see
-    :class:`~swarmopt.runtime.driver.Driver`). Raises :class:`~swarmopt.loader.InputError` for
-    invalid input, ValueError for an unknown runtime.
+    :class:`~swarmopt.runtime.driver.Driver`). ``observers``
+    (:class:`~swarmopt.observe.Observer`) receive the rows, events and per-task
+    samples as the run produces them (see also :meth:`observe`). Raises
+    :class:`~swarmopt.loader.InputError` for invalid input, ValueError for an
+    unknown runtime.
 
     Time: ``now`` is the simulated time (s) every agent has been stepped to.
     An optimizer cycle due at time t runs at the start of the step that leaves
@@ -107,17 +122,23 @@ class Simulation:
 
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
-                 max_restarts: int = 3, policy: Any = None, rules: Sequence[Callable] = (),
-                 remedies: Sequence[Callable] = (), decide: Callable[[Any], str | None] | None = None) -> None:
-        self.scenario = prepare(scenario, seed, duration_s)
+                 max_restarts: int = 3, overrides: Mapping[str, Any] | None = None, policy: Any = None,
+                 rules: Sequence[Callable] = (), remedies: Sequence[Callable] = (),
+                 decide: Callable[[Any], str | None] | None = None, observers: Sequence[Observer] = ()) -> None:
+        if isinstance(policy, str):
+            overrides, policy = {**(overrides or {}), "optimizer.policy": policy}, None
+        self.scenario = prepare(scenario, seed, duration_s, overrides)
         self.seed = self.scenario.seed
         self.runtime = runtime
+        self.run_id = new_run_id(self.scenario.name, self.seed)
         plugins = Plugins(policy, tuple(rules), tuple(remedies))
         check(self.scenario.optimizer, plugins, "Simulation")
         self._backend = _backend(runtime, address, plugins)
-        self._sink = Collector(self.scenario, narrate_events=narrate)
+        self._sink = Collector(self.scenario, narrate_events=narrate, run_id=self.run_id)
+        self._out = Fanout(self._sink, observers)
+        self._live = None
         try:
-            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._sink, max_restarts)
+            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._out, max_restarts)
             if decide is not None:
                 self._get(self._opt, "set_decide", decide)
         except BaseException:
@@ -150,13 +171,18 @@ class Simulation:
         cycle first when one is due now). No-op when done."""
         self._driver.advance()
 
-    def run(self, until: float | None = None, *, realtime: float | None = None) -> "Simulation":
+    def run(self, until: float | None = None, *, realtime: float | None = None, live: bool = False,
+            progress: bool | None = False) -> "Simulation":
         """Advance to simulated time ``until`` (s; stops before the optimizer
         cycle due at ``until``) or, with None or the run's duration, to the end
         of the run (``done``).
         ``realtime``: pace at that factor x wall-clock speed (results unchanged).
-        Raises ValueError when ``until`` is before ``now`` or not a multiple of
-        ``tick_s``. Returns ``self``."""
+        ``live``: show a table of the agents, the optimizer and the
+        Orchestrator in Jupyter, updated after every optimizer cycle
+        (:class:`~swarmopt.live.notebook.NotebookView`; needs IPython).
+        ``progress``: show a progress bar (:func:`swarmopt.progress.progress`;
+        None: in Jupyter only). Raises ValueError when ``until`` is before
+        ``now`` or not a multiple of ``tick_s``. Returns ``self``."""
         if until is not None:
             tick = self.scenario.tick_s
             if until < self.now - 1e-9:
@@ -166,12 +192,36 @@ class Simulation:
         if until is not None and until >= self.scenario.duration_s - 1e-9:
             until = None  # the end: its final cycle too, so a loop `while not sim.done: sim.run(...)` ends
         pace = _pacer(realtime) if realtime else None
+        view = self._live_view() if live else None
         target = math.inf if until is None else until
-        while not self.done and (self.now < target - 1e-9 or until is None):
-            if pace is not None:
-                pace(self.now)
-            self.step()
+        end = self.scenario.duration_s if until is None else until
+        with show_progress(f"{self.scenario.name} seed {self.seed}", self.now, end, progress) as tick:
+            while not self.done and (self.now < target - 1e-9 or until is None):
+                if pace is not None:
+                    pace(self.now)
+                cycle = self._driver.cycle_due()
+                self.step()
+                tick(self.now)
+                if view is not None and cycle:
+                    view.update()
+        if view is not None:
+            view.update()
         return self
+
+    def observe(self, observer: Observer) -> Observer:
+        """Send ``observer`` what the run produces from now on (see
+        :mod:`swarmopt.observe`); returns it."""
+        self._out.observers.append(observer)
+        return observer
+
+    def _live_view(self):
+        from swarmopt.live.notebook import NotebookView
+
+        if self._live is None:
+            self._live = NotebookView.attach(self)
+        else:
+            self._live.show()
+        return self._live
 
     # ------------------------------------------------------------------ tables and state
     @property
@@ -227,7 +277,7 @@ class Simulation:
     def set_knob(self, agent_id: str, knob: str, value: Any) -> None:
         """Set ``knob`` (a dotted path, e.g. ``max_concurrency``,
         ``cache_ttl_s.data_source``) of ``agent_id`` to ``value`` from the next
-        tick on, recorded as a ``knob.set`` event with ``by: user``. The
+        tick on, recorded as a ``knob.set`` event with ``ref: user``. The
         optimizer learns the new value (its rollbacks restore the right one).
         Raises :class:`~swarmopt.loader.InputError` naming the knob and its
         bounds when the value is invalid, KeyError for an unknown agent."""
@@ -246,8 +296,8 @@ class Simulation:
         change = KnobChange(agent_id, knob, old, value)
         self._driver.pending.append(ScheduledChange(self.now, change, "user"))
         self._get(self._opt, "note_user_change", change)
-        self._sink.events([{"t_s": self.now, "event": "knob.set", "agent": agent_id, "knob": knob, "old": old,
-                            "new": value, "by": "user"}])
+        self._out.events([{"t_s": self.now, "event": "knob.set", "agent": agent_id, "knob": knob, "old": old,
+                           "new": value, "ref": "user"}])
         self._driver.guard(self._driver.checkpoint)
 
     def inject(self, fault: dict | Any) -> Any:
@@ -278,8 +328,8 @@ class Simulation:
         self._get(lambda: d.groups[i][0], "inject", f)
         self.scenario = self.scenario.model_copy(update={"faults": [*self.scenario.faults, f]})
         self._sink.scenario = self._driver.scenario = self.scenario
-        self._sink.events([{"t_s": self.now, "event": "fault.injected", "agent": f.target, "kind": f.kind,
-                            "at_s": f.at_s, "detail": repr(f)}])
+        self._out.events([{"t_s": self.now, "event": "fault.injected", "agent": f.target, "kind": f.kind,
+                           "effective_s": f.at_s, "detail": repr(f)}])
         self._driver.guard(self._driver.checkpoint)
         return f
 
@@ -305,10 +355,14 @@ class Simulation:
         """An independent simulation at the same point that continues exactly
         as this one would (same tables when nothing is changed in either).
         On Ray the components' state goes through the object store to new
-        actors in the same session."""
+        actors in the same session. Observers are not carried over."""
         other = copy.copy(self)
+        other.run_id = new_run_id(self.scenario.name, self.seed)
         other._sink = copy.deepcopy(self._sink)
-        other._driver = self._driver.fork(other._sink)
+        other._sink.run_id = other.run_id
+        other._out = Fanout(other._sink)
+        other._live = None
+        other._driver = self._driver.fork(other._out)
         other._backend = other._driver.backend
         return other
 

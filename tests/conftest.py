@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,12 @@ from swarmopt.schema import Scenario
 ROOT = Path(__file__).resolve().parent.parent
 MH_SCENARIO = ROOT / "scenarios" / "market_hunter_degradation.yaml"
 EXAMPLES = ROOT / "examples"
+
+
+def swarmopt_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m swarmopt ARGS`` (stderr is not a terminal: no progress bar, plain narrative)."""
+    return subprocess.run([sys.executable, "-m", "swarmopt", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ QUEUE_FIGURES = {f"queue_{size}_{what}" for size in ("dense", "sparse") for what
 LOCAL_FIGURES = {
     "engine_tasks_per_s", "engine_tasks_per_s_dense", "day_wall_s_local", "day_peak_mem_mib_local",
     "optimizer_cycle_ms_small", "optimizer_cycle_ms_medium", "optimizer_cycle_ms_large",
-    "scale_wall_s_local", "scale_peak_mem_mib_local", "engine_day_over_simpy",
+    "scale_wall_s_local", "scale_peak_mem_mib_local", "engine_day_over_simpy", "optimizer_cycle_ratio",
+    "optimizer_share", "agent_window_us_5", "agent_window_us_10", "agent_window_us_20", "agent_window_cost_ratio",
 } | QUEUE_FIGURES
 
 
@@ -40,6 +41,11 @@ def test_quick_local_benchmarks_report_every_figure(tmp_path, capsys):
     value = {fid: f["value"] for fid, f in figures.items()}
     assert value["engine_day_over_simpy"] == pytest.approx(
         value["engine_tasks_per_s"] / value["queue_sparse_simpy_tasks_per_s"])
+    assert value["optimizer_cycle_ratio"] == pytest.approx(
+        value["optimizer_cycle_ms_large"] / value["optimizer_cycle_ms_medium"])
+    assert value["optimizer_share"] < 100  # the optimizer's calls are part of the run's wall time
+    assert value["agent_window_cost_ratio"] == pytest.approx(
+        max(value["agent_window_us_10"], value["agent_window_us_20"]) / value["agent_window_us_5"])
     for size in ("dense", "sparse"):
         engine, plain, simpy = (value[f"queue_{size}_{name}_tasks_per_s"] for name in ("engine", "plain", "simpy"))
         assert value[f"queue_{size}_engine_over_plain"] == pytest.approx(100 * engine / plain)

@@ -55,9 +55,10 @@ def test_local_run_writes_the_run_directory(tmp_path):
     p = swarmopt("run", str(MH_SCENARIO), "--seed", "2", "--duration", "2400", "--runtime", "local", "--out", str(out),
                  "--log-format", "json")
     assert p.returncode == 0, p.stderr
-    for name in ("metrics.parquet", "events.parquet", "autonomy.parquet", "summary.json", "report.md"):
+    for name in ("metrics.parquet", "events.parquet", "autonomy.parquet", "summary.json", "report.md", "report.html"):
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["windows"] == 40 and summary["seed"] == 2
     logged = [json.loads(line) for line in p.stderr.splitlines() if line.startswith("{")]
-    assert {"cycle.started", "bottleneck.detected"} <= {e["event"] for e in logged}
+    assert "bottleneck.detected" in {e["event"] for e in logged}  # cycle.started only with --verbose
+    assert p.stdout.startswith(f"run directory: {out}\noptimizations: ")

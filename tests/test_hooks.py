@@ -50,7 +50,7 @@ def test_forcing_keep_keeps_every_change_the_judge_would_undo(sc, judged):
     # until the first judged change, both runs are the same run
     first = measured["t_s"].min()
     assert judged[judged["t_s"] < first].reset_index(drop=True).equals(
-        ev[ev["t_s"] < first].drop(columns=["forced", "judge_decision"]).reset_index(drop=True)[judged.columns])
+        ev[ev["t_s"] < first].reset_index(drop=True))
 
 
 def test_frozen_planning_schedules_nothing_after_its_time_but_judging_and_detection_go_on(sc, judged):

@@ -91,16 +91,19 @@ def test_mttr_counts_from_onset_to_three_good_windows_after_the_first_violation(
 
 
 def test_knob_reversals_within_the_window_only():
+    def applied(t, agent, knob, old, new):
+        typed = {f"{side}_{kind}": (v if isinstance(v, str) == (kind == "text") else None)
+                 for side, v in (("old", old), ("new", new)) for kind in ("value", "text")}
+        return {"t_s": t, "event": "knob.applied", "agent": agent, "knob": knob, **typed}
+
     ev = pd.DataFrame([
-        {"t_s": 600.0, "event": "knob.applied", "agent": "a", "knob": "max_concurrency", "old": "4", "new": "8"},
-        {"t_s": 1200.0, "event": "knob.applied", "agent": "a", "knob": "max_concurrency", "old": "8", "new": "4"},
-        {"t_s": 1500.0, "event": "knob.applied", "agent": "a", "knob": "max_concurrency", "old": "4", "new": "8"},
-        {"t_s": 9000.0, "event": "knob.applied", "agent": "a", "knob": "max_concurrency", "old": "8", "new": "4"},
-        {"t_s": 1300.0, "event": "knob.applied", "agent": "b", "knob": "model_tier", "old": "'standard'",
-         "new": "'fast'"},
-        {"t_s": 1400.0, "event": "knob.applied", "agent": "b", "knob": "model_tier", "old": "'fast'",
-         "new": "'standard'"},
-        {"t_s": 1450.0, "event": "cycle.started", "agent": None, "knob": None, "old": None, "new": None},
+        applied(600.0, "a", "max_concurrency", 4.0, 8.0),
+        applied(1200.0, "a", "max_concurrency", 8.0, 4.0),
+        applied(1500.0, "a", "max_concurrency", 4.0, 8.0),
+        applied(9000.0, "a", "max_concurrency", 8.0, 4.0),
+        applied(1300.0, "b", "model_tier", "standard", "fast"),
+        applied(1400.0, "b", "model_tier", "fast", "standard"),
+        {"t_s": 1450.0, "event": "cycle.started", "agent": None, "knob": None},
     ])
     assert knob_reversals(ev, 3600.0) == 3  # a: down at 1200, up at 1500 (not at 9000: 7500 s later); b: once
     assert knob_reversals(ev, 0.0) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
@@ -60,7 +61,7 @@ def test_every_improvement_recomputes_from_the_metrics_table(result):
         alpha = look_alpha(cfg, round((e.after_end_s - e.after_start_s) / result.scenario.window_s))
         again = measure(span(e.agent, e.before_start_s, e.before_end_s), span(e.agent, e.after_start_s, e.after_end_s),
                         e.metric, e.better, alpha, cfg.min_improvement)
-        assert again.improvement_pct == pytest.approx(e.improvement_pct)
+        assert again.improvement_pct == pytest.approx(e.window_improvement_pct)
         assert again.verdict == e.window_verdict
 
 
@@ -74,12 +75,18 @@ def test_every_verdict_is_a_canary_verdict_on_per_task_samples(result):
         assert 0 < e.n_eff_before <= e.tasks_before and 0 < e.n_eff_after <= e.tasks_after
         assert e.tau_before >= 1 and e.tau_after >= 1
         if e.method != "welch-windows":
-            assert e.shift_ci_low <= e.shift <= e.shift_ci_high and e.reasons
+            assert e.ci_low_pct <= e.improvement_pct <= e.ci_high_pct and e.reasons
+        # one sign convention: a pass improved its target, a failing target got worse
+        if e.verdict == "pass":
+            assert e.improvement_pct > 0
+        if e.verdict == "fail":
+            assert e.improvement_pct < 0
         decided = {"pass": "keep", "fail": "rollback"}.get(e.verdict, "revert")
-        if e.decision == "":  # no decision yet: measured on (no data, or a gain too small to tell so far)
-            assert not e.guardrails and (e.verdict == "inconclusive" or (decided == "revert" and e.improvement_pct > 0))
+        if pd.isna(e.decision) or e.decision == "":  # no decision yet: measured on (no data, or a gain too small)
+            assert pd.isna(e.guardrails)
+            assert e.verdict == "inconclusive" or (decided == "revert" and e.improvement_pct > 0)
             continue
-        assert e.decision == ("rollback" if e.guardrails else decided)
+        assert e.decision == ("rollback" if pd.notna(e.guardrails) else decided)
     kept = ev[ev["event"] == "optimization.kept"]
     assert set(kept["strategy_id"]) == set(measured.loc[measured["decision"] == "keep", "strategy_id"])
 
@@ -94,7 +101,7 @@ def test_autonomy_trajectory_stays_in_bounds(result):
     moves = ev[ev["event"] == "autonomy.optimizer"]
     for move in moves.itertuples():
         last = decided[decided["t_s"] <= move.t_s]["event"].tolist()
-        if float(move.new) > float(move.old):
+        if move.new_value > move.old_value:
             assert last[-n:] == ["optimization.kept"] * n
         else:
             assert last[-1] == "optimization.rolled_back"

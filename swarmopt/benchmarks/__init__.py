@@ -170,8 +170,9 @@ def _queue_figures(t: _Table, size: str, r: dict[str, Any], failed: str) -> None
             f"(log-sd {SIGMA:g}) of mean {r.get('mean_service_ms', nan):.0f} ms, rho {r.get('rho', nan):g}; "
             f"{r.get('duration_s', nan):,.0f} s simulated; median of {r.get('reps', 0)} interleaved runs per "
             f"implementation, draws included" + failed)
-    how = {"engine": "swarmopt's AgentSim with one agent that is this queue, stepped per 60 s window "
-                     "(validation.simulate_tasks: every per-task draw and column of the engine, no optimizer)",
+    how = {"engine": "swarmopt's AgentSim with one agent that is this queue, stepped over spans of whole 60 s "
+                     "windows holding about 12,000 tasks (validation.simulate_tasks: every per-task draw and column "
+                     "of the engine, drawn per window, no optimizer)",
            "plain": "numpy draws, then a heapq of the workers' free times in a Python loop",
            "simpy": "SimPy: a source process and one process per task on a Resource, same draws as plain"}
     for name, what in how.items():
@@ -275,9 +276,39 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
             op, threshold = targets.get(n, (None, None))
             t.add(f"optimizer_cycle_ms_{label}", f"optimizer cycle, {n} agents", o.get("median_ms", nan), "ms",
                   f"Optimizer.cycle_with on one cycle of rows ({o.get('rows', 0)} rows, "
-                  f"{o.get('bottlenecks', 0)} bottlenecks; faults from t=0); median of {o.get('reps', 0)}, "
+                  f"{o.get('bottlenecks', 0)} bottlenecks; faults from t=0); median of {o.get('reps', 0)} interleaved, "
                   f"min {o.get('min_ms', nan):.3g}, max {o.get('max_ms', nan):.3g}" + why("optimizer"),
                   op, threshold)
+        _, medium, large = (r.get(str(n), {}).get("median_ms", nan) for n in sizes.optimizer_agents)
+        n_med, n_large = sizes.optimizer_agents[1:]
+        t.add("optimizer_cycle_ratio", f"optimizer cycle, {n_large} / {n_med} agents", large / medium, "x",
+              f"optimizer_cycle_ms_large / optimizer_cycle_ms_medium: {n_large / n_med:g}x the agents; linear or "
+              f"better in agents if <= {n_large / n_med:g}" + why("optimizer"), "<=", n_large / n_med)
+    if "optimizer-share" in runs:
+        r = res("optimizer-share")
+        t.add("optimizer_share", f"optimizer share of a {r.get('agents', 0):,}-agent run", 100 * r.get(
+            "optimizer_s", nan) / r.get("wall_s", nan), "%",
+              f"wall time of the optimizer's calls (cycle, commit and report) / wall time of the run: "
+              f"{r.get('optimizer_s', nan):.3g} s of {r.get('wall_s', nan):.3g} s; {sizes.share_s:,.0f} s simulated "
+              f"at tick 300 s, local runtime, {r.get('agent_windows', 0):,} agent-windows, {r.get('tasks', 0):,} "
+              "tasks, results table not built" + why("optimizer-share"), "<=", 10.0)
+    if "window-cost" in runs:
+        r = res("window-cost")
+        costs = {int(k): v.get("us_per_agent_window", nan) for k, v in r.items()}
+        for n, cost in costs.items():
+            o = r[str(n)]
+            t.add(f"agent_window_us_{n}", f"wall time per agent-window, {n} agents", cost, "us",
+                  f"a whole local run (engine, optimizer, driver) of {sizes.window_cost_s:,.0f} s simulated at tick "
+                  f"300 s / its {o.get('agent_windows', 0):,} agent-windows (agents x 60 s windows); median of "
+                  f"{len(o.get('runs_us', []))} run(s); optimizer {o.get('optimizer_s', nan):.3g} s"
+                  + why("window-cost"), target="(reference)")
+        if len(costs) > 1:
+            first = min(costs)
+            spread = max(costs[n] / costs[first] for n in costs if n != first)
+            t.add("agent_window_cost_ratio", f"cost per agent-window, most agents / {first} agents", spread, "x",
+                  f"the largest of agent_window_us_N / agent_window_us_{first} over N = "
+                  f"{', '.join(str(n) for n in sorted(costs) if n != first)}: flat within 20% (or cheaper) as agents "
+                  "grow" + why("window-cost"), "<=", 1.2)
     for case, rt in (("scale-local", "local"), ("scale-ray", "Ray")):
         if case not in runs:
             continue

@@ -49,7 +49,7 @@ class Sizes:
     ray_ticks_duration_s: float = 1_800.0  # simulated seconds of the tick-rate run
     ray_ticks_tick_s: float = 1.0
     optimizer_agents: tuple[int, ...] = (5, 100, 1000)
-    optimizer_reps: tuple[int, ...] = (21, 11, 5)
+    optimizer_reps: tuple[int, ...] = (21, 11, 7)
     scale_count: int = 100             # replicas of each of the five profiles
     scale_s: float = 3_600.0
     dense_factor: float = 100.0        # arrival rate and workers x this in the dense run
@@ -60,12 +60,19 @@ class Sizes:
     queue_reps: int = 3                # interleaved timed runs of each implementation; the median counts
     loadtest_seeds: int = 8            # seeds of the load-test case (x 2 policies = runs)
     loadtest_s: float = 7_200.0        # simulated seconds of each of its runs
+    share_count: int = 200             # replicas of each profile in the optimizer-share run (1,000 agents)
+    share_s: float = 3_600.0
+    window_cost_counts: tuple[int, ...] = (1, 20, 100)  # replicas of each profile: 5, 100 and 500 agents
+    window_cost_s: float = 3_600.0
+    window_cost_reps: tuple[int, ...] = (5, 1, 1)
 
 
 FULL = Sizes()
 QUICK = Sizes(day_s=3_600.0, ray_ticks_duration_s=120.0, optimizer_agents=(5, 10, 20),
               optimizer_reps=(3, 3, 3), scale_count=5, scale_s=600.0, dense_factor=10.0, dense_s=120.0,
-              queue_dense_s=600.0, queue_sparse_s=6_000.0, queue_reps=1, loadtest_seeds=2, loadtest_s=1_800.0)
+              queue_dense_s=600.0, queue_sparse_s=6_000.0, queue_reps=1, loadtest_seeds=2, loadtest_s=1_800.0,
+              share_count=4, share_s=900.0, window_cost_counts=(1, 2, 4), window_cost_s=900.0,
+              window_cost_reps=(1, 1, 1))
 
 
 def scenario(count: int = 1, duration_s: float = 3_600.0, tick_s: float = 60.0,
@@ -239,27 +246,96 @@ def optimizer(sizes: Sizes) -> dict[str, Any]:
     For each size the agents (profiles replicated) run one optimizer cycle
     locally with the scenario's faults active from t = 0, so the cycle sees
     degraded agents and plans strategies; then a fresh optimizer takes those
-    rows ``reps`` times. Returns per size the median, min and max (ms), the
-    number of rows and of bottlenecks detected.
+    rows ``reps`` times, the sizes interleaved (small, medium, large, small,
+    ...) so that a change in the machine's load hits them alike. Returns per
+    size the median, min and max (ms), the number of rows and of bottlenecks
+    detected.
     """
-    out: dict[str, Any] = {}
-    for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps, strict=True):
+    inputs = {}
+    for n in sizes.optimizer_agents:
         if n % 5:
             raise ValueError(f"optimizer sizes must be multiples of the five profiles, got {n}")
         probe = scenario(n // 5, faults_at_s=0.0)
         sc = Scenario.model_validate(probe.model_dump() | {"duration_s": probe.optimizer.cycle_s})
         sink = Collector(sc, narrate_events=False)
         drive(sc, sc.seed, LocalBackend(), sink)
-        rows = sink.metric_rows
-        times_ms = []
-        for _ in range(reps):
+        inputs[n] = (sc, sink.metric_rows)
+    times_ms: dict[int, list[float]] = {n: [] for n in inputs}
+    found: dict[int, int] = {}
+    for i in range(max(sizes.optimizer_reps)):
+        for n, reps in zip(sizes.optimizer_agents, sizes.optimizer_reps, strict=True):
+            if i >= reps:
+                continue
+            sc, rows = inputs[n]
             opt = make_optimizer(sc, sc.seed)
             batch = [dict(r) for r in rows]
             t = time.perf_counter()
             opt.cycle_with(sc.optimizer.cycle_s, batch, [], [], True)
-            times_ms.append((time.perf_counter() - t) * 1e3)
-        out[str(n)] = {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "max_ms": max(times_ms),
-                       "reps": reps, "rows": len(rows), "bottlenecks": len(opt.bottlenecks)}
+            times_ms[n].append((time.perf_counter() - t) * 1e3)
+            found[n] = len(opt.bottlenecks)
+    return {str(n): {"median_ms": statistics.median(ts), "min_ms": min(ts), "max_ms": max(ts), "reps": len(ts),
+                     "rows": len(inputs[n][1]), "bottlenecks": found[n]} for n, ts in times_ms.items()}
+
+
+class _TimedLocal(LocalBackend):
+    """A LocalBackend that adds up the wall time spent in the optimizer's calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.optimizer_s = 0.0
+        self.handle: Any = None
+
+    def optimizer(self, scenario: Scenario, seed: int) -> Any:
+        self.handle = super().optimizer(scenario, seed)
+        return self.handle
+
+    def call(self, handle: Any, method: str, *args: Any) -> Any:
+        if handle is not self.handle:
+            return super().call(handle, method, *args)
+        t = time.perf_counter()
+        try:
+            return super().call(handle, method, *args)
+        finally:
+            self.optimizer_s += time.perf_counter() - t
+
+
+def _timed_drive(sc: Scenario) -> dict[str, Any]:
+    """Wall time of driving ``sc`` to its end on the local runtime (every tick
+    and optimizer cycle, the results table not built), of the optimizer's
+    calls within it, and the run's task and agent-window counts."""
+    backend = _TimedLocal()
+    sink = Collector(sc, narrate_events=False)
+    t = time.perf_counter()
+    drive(sc, sc.seed, backend, sink)
+    wall = time.perf_counter() - t
+    return {"wall_s": wall, "optimizer_s": backend.optimizer_s, "agents": len(sc.agents),
+            "agent_windows": len(sink.metric_rows), "tasks": int(sum(r["decision_count"] for r in sink.metric_rows))}
+
+
+def optimizer_share(sizes: Sizes) -> dict[str, Any]:
+    """The optimizer's share of a large run: ``share_count`` replicas of each
+    profile (1,000 agents) for ``share_s`` simulated seconds at tick 300 s on
+    the local runtime, its faults at their times. Returns the run's wall time,
+    the optimizer's (all its calls: cycle, commit and report), agents,
+    agent-windows and tasks."""
+    return _timed_drive(scenario(sizes.share_count, sizes.share_s, 300.0))
+
+
+def window_cost(sizes: Sizes) -> dict[str, Any]:
+    """Wall time per agent-window of a whole local run (engine and optimizer)
+    at ``window_cost_counts`` replicas of each profile (5, 100 and 500 agents),
+    each ``window_cost_s`` simulated seconds at tick 300 s; the median of
+    ``window_cost_reps`` runs per size, after one untimed run of the smallest
+    (lazy imports and first-call costs are not the agents'). Returns per agent
+    count the median cost (us per agent-window), the runs' costs and
+    agent-windows."""
+    _timed_drive(scenario(sizes.window_cost_counts[0], sizes.window_cost_s, 300.0))
+    out: dict[str, Any] = {}
+    for count, reps in zip(sizes.window_cost_counts, sizes.window_cost_reps, strict=True):
+        runs = [_timed_drive(scenario(count, sizes.window_cost_s, 300.0)) for _ in range(reps)]
+        costs = [1e6 * r["wall_s"] / r["agent_windows"] for r in runs]
+        out[str(5 * count)] = {"us_per_agent_window": statistics.median(costs), "runs_us": costs,
+                               "agent_windows": runs[0]["agent_windows"], "optimizer_s": runs[0]["optimizer_s"]}
     return out
 
 
@@ -323,6 +399,7 @@ def queue_sparse(sizes: Sizes) -> dict[str, Any]:
 
 
 CASES = {"local-day": local_day, "local-dense": local_dense, "queue-dense": queue_dense, "queue-sparse": queue_sparse,
-         "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer, "scale-local": scale_local,
-         "scale-ray": scale_ray, "loadtest": loadtest}
-LOCAL_CASES = ("local-day", "local-dense", "queue-dense", "queue-sparse", "optimizer", "scale-local")
+         "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer, "optimizer-share": optimizer_share,
+         "window-cost": window_cost, "scale-local": scale_local, "scale-ray": scale_ray, "loadtest": loadtest}
+LOCAL_CASES = ("local-day", "local-dense", "queue-dense", "queue-sparse", "optimizer", "optimizer-share", "window-cost",
+               "scale-local")

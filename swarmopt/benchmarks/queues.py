@@ -9,10 +9,12 @@ and queueing waits (s), in arrival order:
 * :func:`engine_queue`: swarmopt's engine, an :class:`~swarmopt.sim.agent.AgentSim`
   with one agent that is this queue (no tools, no retries, no escalation: the
   profile of :func:`swarmopt.validation.queue_scenario`, here with 60 s windows)
-  stepped one window at a time by :func:`swarmopt.validation.simulate_tasks`.
-  It does all of its per-task work (every draw of its fixed layout, the attempt
-  model, outcome, cost and coordination columns, window aggregation), as in a
-  run; only the optimizer and the metric rows are left out.
+  stepped by :func:`swarmopt.validation.simulate_tasks` over spans of whole
+  windows holding about 12,000 tasks, as ticks spanning many windows run it.
+  It does all of its per-task work (every draw of its fixed layout, one block
+  of draws per window, the attempt model, outcome, cost and coordination
+  columns, the per-task table of every window), as in a run; only the
+  optimizer and the metric rows are left out.
 * :func:`plain_queue`: numpy draws, then a ``heapq`` of the workers' free times
   in a Python loop over the tasks.
 * :func:`simpy_queue`: SimPy 4, a source process and one process per task on a

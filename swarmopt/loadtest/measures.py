@@ -29,7 +29,6 @@ All figures come from the run's metrics and events tables:
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import operator
@@ -122,12 +121,10 @@ def mttr(t_start: np.ndarray, met: np.ndarray, onset: float, end: float,
     return float(end - onset) / 60.0, True
 
 
-def _value(text):
-    """A knob value as written in the events table (``repr`` of the value)."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+def _value(number, text):
+    """A knob value from the events table's typed columns (:mod:`swarmopt.event_table`):
+    the number (a boolean as 1/0), else the text (a tier name)."""
+    return text if pd.isna(number) else float(number)
 
 
 def knob_reversals(events: pd.DataFrame, window_s: float) -> int:
@@ -140,7 +137,7 @@ def knob_reversals(events: pd.DataFrame, window_s: float) -> int:
     count = 0
     for r in applied.itertuples():
         try:
-            d = direction(KnobChange(r.agent, r.knob, _value(r.old), _value(r.new)))
+            d = direction(KnobChange(r.agent, r.knob, _value(r.old_value, r.old_text), _value(r.new_value, r.new_text)))
         except (TypeError, ValueError):
             continue  # a knob with no order (none today): it cannot be reversed
         if d == 0:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 Outcome = Literal["pass", "marginal", "fail", "inconclusive"]
 
@@ -121,11 +121,34 @@ def hodges_lehmann(before, after, alpha: float = 0.05) -> tuple[float, float, fl
         x = np.quantile(x, (np.arange(kx) + 0.5) / kx)
         y = np.quantile(y, (np.arange(ky) + 0.5) / ky)
     d = np.subtract.outer(y, x).ravel()
-    z = stats.norm.ppf(1.0 - alpha / 2.0)
+    z = special.ndtri(1.0 - alpha / 2.0)
     c = max(1, math.floor(mn / 2.0 - z * math.sqrt(mn * (m + n + 1) / 12.0)))
     span = max(mn - 1, 1)  # 0-based ranks c-1 and mn-c, as fractions of full D
-    lo, hi = np.quantile(d, [(c - 1) / span, max(c - 1, mn - c) / span])
-    return float(np.median(d)), float(lo), float(hi)
+    med, (lo, hi) = _median_and_quantiles(d, np.array([(c - 1) / span, max(c - 1, mn - c) / span]))
+    return med, float(lo), float(hi)
+
+
+def _median_and_quantiles(d: np.ndarray, q: np.ndarray) -> tuple[float, np.ndarray]:
+    """``np.median(d)`` and ``np.quantile(d, q)`` (linear) of a NaN-free 1-D
+    array from one partial sort: the same order statistics combined with the
+    same floating-point operations as numpy's, at half the cost on the
+    hundreds of thousands of pairwise differences of :func:`hodges_lehmann`."""
+    n = d.size
+    virtual = (n - 1) * q
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    prev[virtual >= n - 1] = nxt[virtual >= n - 1] = -1
+    prev[virtual < 0] = nxt[virtual < 0] = 0
+    prev, nxt = prev.astype(np.intp), nxt.astype(np.intp)
+    mid = [n // 2 - 1, n // 2] if n % 2 == 0 else [(n - 1) // 2]
+    part = np.partition(d, np.unique(np.concatenate(([0, n - 1], mid, prev % n, nxt % n))))
+    median = float(np.mean(part[mid[0]:mid[-1] + 1]))
+    gamma = virtual - prev
+    a, b = part[prev], part[nxt]
+    diff = b - a
+    out = a + diff * gamma
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return median, out
 
 
 def _tail_reasons(x: np.ndarray, y: np.ndarray, sign: int, tol: float, alpha: float) -> list[str]:
@@ -212,7 +235,7 @@ def autocorrelation_time(values) -> float:
     n = x.size
     if n < 3:
         return 1.0
-    r = stats.rankdata(x)
+    r = average_ranks(x)
     r -= r.mean()
     f = np.fft.rfft(r, 2 * n)
     acf = np.fft.irfft(f * np.conj(f))[:n]
@@ -223,6 +246,19 @@ def autocorrelation_time(values) -> float:
     nonpositive = np.flatnonzero(pairs <= 0)
     pairs = np.minimum.accumulate(pairs[: nonpositive[0] if nonpositive.size else pairs.size])
     return max(1.0, float(2.0 * pairs.sum() - 1.0))
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``x`` (n,) float, ties sharing the mean of their ranks:
+    ``scipy.stats.rankdata(x)`` without its per-call overhead (the values are
+    whole or half numbers, so exactly the same)."""
+    order = np.argsort(x, kind="stable")
+    y = x[order]
+    first = np.flatnonzero(np.concatenate(([True], y[1:] != y[:-1])))
+    counts = np.diff(np.append(first, x.size))
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(first + 1 + (counts - 1) / 2, counts)
+    return ranks
 
 
 def thin(values, tau: float) -> np.ndarray:
@@ -291,10 +327,11 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
     # with the test, even where HL is 0 on heavily tied data.
     direction = sign * (float(mw.statistic) / (x.size * y.size) - 0.5)
     rel = _rel(shift, med_b)
+    gain = -sign * rel  # the improvement, positive = better, as every reason states it
     significant = p < loc_alpha
     regressed = significant and direction > 0
     if regressed:
-        reasons.append(f"median shift {rel:+.1%} is significantly worse (Mann-Whitney p={p:.2g})")
+        reasons.append(f"median significantly worse: improvement {gain:+.1%} (Mann-Whitney p={p:.2g})")
     tail = _tail_reasons(x, y, sign, tail_tolerance, guard_alpha)
     spread = _spread_reasons(x, y, variance_ratio_max, guard_alpha)
     reasons += tail + spread
@@ -302,10 +339,11 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
         outcome: Outcome = "fail"
     elif significant and direction < 0 and abs(rel) >= marginal_effect:
         outcome = "pass"
-        reasons.append(f"median shift {rel:+.1%} is significantly better (Mann-Whitney p={p:.2g})")
+        reasons.append(f"median significantly better: improvement {gain:+.1%} (Mann-Whitney p={p:.2g})")
     else:
         outcome = "marginal"
-        reasons.append(f"shift {rel:+.1%} below {marginal_effect:.0%} or not significant (p={p:.2g})")
+        reasons.append(f"median improvement {gain:+.1%}: below {marginal_effect:.0%} or not significant "
+                       f"(Mann-Whitney p={p:.2g})")
     return MetricVerdict(metric, outcome, x.size, y.size, med_b, med_a, shift, lo, hi, rel, p, tuple(reasons))
 
 
@@ -360,21 +398,22 @@ def judge_proportion(before_hits: int, before_n: int, after_hits: int, after_n: 
         test = f"Fisher's exact p={p:.2g}, min expected count {min_expected:.1f} < 5"
     else:
         z_stat = (pa - pb) / math.sqrt(pooled * (1 - pooled) * (1 / nb + 1 / na))
-        p = float(2 * stats.norm.sf(abs(z_stat)))
+        p = float(2 * special.ndtr(-abs(z_stat)))  # the normal survival function, as stats.norm.sf
         test = f"pooled z={z_stat:.2f}, p={p:.2g}"
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = special.ndtri(1 - alpha / 2)  # the normal quantile, as stats.norm.ppf
     (lb, ub), (la, ua) = _wilson(hb, nb, z), _wilson(ha, na, z)
     shift = pa - pb
     lo = shift - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2)
     hi = shift + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+    moved = f"{pb:.1%} -> {pa:.1%}, improvement {-sign * shift * 100:+.2f} points"  # positive = better
     if p < alpha and sign * shift > 0:
         outcome: Outcome = "fail"
-        reason = f"rate moved {shift:+.2%} in the bad direction ({test})"
+        reason = f"rate significantly worse: {moved} ({test})"
     elif p < alpha and abs(shift) >= marginal_effect:
-        outcome, reason = "pass", f"rate improved {shift:+.2%} ({test})"
+        outcome, reason = "pass", f"rate significantly better: {moved} ({test})"
     else:
         outcome = "marginal"
-        reason = f"change {shift:+.2%} below {marginal_effect:.2%} or not significant ({test})"
+        reason = f"rate {moved}: below {marginal_effect * 100:.2f} points or not significant ({test})"
     return MetricVerdict(metric, outcome, nb, na, pb, pa, shift, lo, hi, _rel(shift, pb), p, (reason,))
 
 

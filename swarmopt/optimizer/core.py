@@ -301,17 +301,17 @@ class Optimizer:
                              cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
-            events.append(measure_event(t, j, trial, trial.effective_s - k, out))
+            events.append(measure_event(t, j, trial, trial.effective_s - k, out, cfg.alpha))
             scheduled += self._apply(t, agent, trial, out)
             if out.learn:
                 self.policy.learn(s, out.decision == "keep")
                 self.learning.record(s.type, s.kind, out.decision == "keep", j.window.improvement_pct)
                 self.results.append({"strategy_id": s.id, "agent": agent, "type": s.type, "kind": s.kind,
                                      "kept": out.decision == "keep", "decision": out.decision, "forced": out.forced,
-                                     "improvement_pct": j.window.improvement_pct, "verdict": j.verdict,
+                                     "improvement_pct": j.effect(cfg.alpha).improvement_pct, "verdict": j.verdict,
                                      "reason": out.reason})
             if out.decision:
-                events.append(decision_event(t, trial.undone or s, j, out))
+                events.append(decision_event(t, trial.undone or s, j, out, cfg.alpha))
             if out.autonomy_reason:
                 events.append(autonomy_event(t, self.autonomy, out.state.autonomy, out.autonomy_reason))
                 self.autonomy_changes.append({"t_s": t, "old": self.autonomy, "new": out.state.autonomy,

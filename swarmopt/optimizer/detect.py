@@ -10,6 +10,7 @@ over) the target for rates and scores.
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -50,10 +51,17 @@ def snapshot(rows: list[dict]) -> dict:
     return snapshots({"_": window_vectors(rows)}, {"_": len(rows)})["_"]
 
 
+_SNAPSHOT_VALUES = operator.itemgetter(*SNAPSHOT_FIELDS)
+
+
 def window_vectors(rows: list[dict]) -> np.ndarray:
-    """The :data:`SNAPSHOT_FIELDS` of window rows as a float matrix (rows, fields)."""
-    return np.array([[r.get(f, np.nan) for f in SNAPSHOT_FIELDS] for r in rows], dtype=float).reshape(
-        len(rows), len(SNAPSHOT_FIELDS))
+    """The :data:`SNAPSHOT_FIELDS` of window rows as a float matrix (rows,
+    fields); a field a row lacks is NaN."""
+    try:
+        values = [_SNAPSHOT_VALUES(r) for r in rows]
+    except KeyError:
+        values = [[r.get(f, np.nan) for f in SNAPSHOT_FIELDS] for r in rows]
+    return np.array(values, dtype=float).reshape(len(rows), len(SNAPSHOT_FIELDS))
 
 
 def snapshots(vectors: dict[str, np.ndarray], last: dict[str, int]) -> dict[str, dict]:
@@ -99,13 +107,17 @@ class ThresholdRule:
     worse_severity: str | None = None
     worse_threshold: Callable[[Thresholds], float] | None = None
 
+    def severity_of(self, value: float, th: Thresholds) -> str:
+        """The severity of a breach at ``value``: ``worse_severity`` past ``worse_threshold``, else ``severity``."""
+        if self.worse_threshold is not None and metric_spec(self.metric).worse(value, self.worse_threshold(th)):
+            return self.worse_severity
+        return self.severity
+
     def bottleneck(self, agent: str, value: float, threshold: float, th: Thresholds) -> Bottleneck:
         """The bottleneck of ``value`` past ``threshold`` on ``agent`` (the caller
         has checked the breach with the metric's ``worse``)."""
         spec = metric_spec(self.metric)
-        severity = self.severity
-        if self.worse_threshold is not None and spec.worse(value, self.worse_threshold(th)):
-            severity = self.worse_severity
+        severity = self.severity_of(value, th)
         past = value - threshold if spec.better == "lower" else threshold - value
         impact = past * 100 if self.impact == "points" else past / threshold * 100
         text = self.description.format(agent=agent, value=value, threshold=threshold)
@@ -115,7 +127,7 @@ class ThresholdRule:
 
 AGENT_RULES = (
     ThresholdRule("agent_response_time", "response_time_ms_mean", lambda th, p: th.response_time_ms, "high",
-                  "{agent} response time is {value:.0f}ms (threshold: {threshold:.0f}ms)",
+                  "{agent} response time is {value:.0f}ms (target: {threshold:.0f}ms)",
                   "Optimize decision-making algorithms or increase processing resources"),
     ThresholdRule("agent_success_rate", "success_rate", lambda th, p: th.success_rate_medium, "medium",
                   "{agent} success rate is {value:.0%} (target: {threshold:.0%}+)",
@@ -151,7 +163,13 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
     ``th.min_decisions`` decisions are skipped (minimum-traffic guard), also in
     the system score, so a handful of requests cannot raise a system bottleneck.
     """
-    found: list[Bottleneck] = []
+    return [rule.bottleneck(agent, value, thr, th) for rule, agent, value, thr in _breaches(snaps, profiles, th)]
+
+
+def _breaches(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresholds
+              ) -> list[tuple[ThresholdRule, str, float, float]]:
+    """(rule, agent or "system", value, threshold) of every breach :func:`detect` reports, in its order."""
+    found = []
     rules = [(rule, metric_spec(rule.metric).worse) for rule in AGENT_RULES]
     for agent, s in snaps.items():
         if s["decision_count"] < th.min_decisions:
@@ -159,11 +177,11 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
         for rule, worse in rules:
             value, thr = s[rule.metric], rule.threshold(th, profiles[agent])
             if worse(value, thr):
-                found.append(rule.bottleneck(agent, value, thr, th))
+                found.append((rule, agent, value, thr))
     rows = [dict(s, agent=a) for a, s in snaps.items() if s["decision_count"] >= th.min_decisions]
     score, thr = system_score(rows, th.response_time_ms), SYSTEM_RULE.threshold(th, None)
     if metric_spec(SYSTEM_RULE.metric).worse(score, thr):
-        found.append(SYSTEM_RULE.bottleneck("system", score, thr, th))
+        found.append((SYSTEM_RULE, "system", score, thr))
     return found
 
 
@@ -211,12 +229,14 @@ def detect_multiwindow(long_snaps: dict[str, dict], short_snaps: dict[str, dict]
     be critical in both. A long-span breach that has already recovered in the
     short span, or a short blip the long span does not confirm, raises nothing.
     """
-    short = {(b.type, b.affected_component): b for b in detect(short_snaps, profiles, th)}
+    short = {(rule.type, agent): rule.severity_of(value, th) for rule, agent, value, _ in
+             _breaches(short_snaps, profiles, th)}
     out = []
-    for b in detect(long_snaps, profiles, th):
-        s = short.get((b.type, b.affected_component))
-        if s is not None:
-            out.append(b if SEVERITY_RANK[b.severity] <= SEVERITY_RANK[s.severity] else replace(b, severity=s.severity))
+    for rule, agent, value, thr in _breaches(long_snaps, profiles, th):
+        s = short.get((rule.type, agent))
+        if s is not None:  # a Bottleneck (its description formatted) only for a confirmed breach
+            b = rule.bottleneck(agent, value, thr, th)
+            out.append(b if SEVERITY_RANK[b.severity] <= SEVERITY_RANK[s] else replace(b, severity=s))
     return out
 
 
@@ -274,33 +294,49 @@ def level_shifts(agent: str, vectors: np.ndarray, recent: int, z_threshold: floa
     uncertain) and a relative shift beyond ``min_shift`` (the dead band), so
     very steady metrics do not alert on tiny moves.
     """
-    hist, rec = vectors[-recent - max_history:-recent], vectors[-recent:]
-    if len(hist) < min_history or not len(rec):
-        return []
-    n = float(np.median(np.nan_to_num(hist[:, 0])))
-    h, v = hist[:, _ANOMALY_COLUMNS], rec[:, _ANOMALY_COLUMNS]
-    h_n, v_n = np.isfinite(h).sum(axis=0), np.isfinite(v).sum(axis=0)
+    return _level_shifts([agent], vectors[None], recent, z_threshold, min_shift, min_history, max_history)[0]
+
+
+def _level_shifts(agents: list[str], stack: np.ndarray, recent: int, z_threshold: float, min_shift: float,
+                  min_history: int, max_history: int) -> list[list[Anomaly]]:
+    """:func:`level_shifts` of agents whose vectors have the same number of
+    rows, stacked (agents, rows, fields): the medians and means of every agent
+    in one numpy pass (per lane the same operations as for one agent alone)."""
+    hist, rec = stack[:, -recent - max_history:-recent], stack[:, -recent:]
+    if hist.shape[1] < min_history or not rec.shape[1]:
+        return [[] for _ in agents]
+    n = np.median(np.nan_to_num(hist[:, :, 0]), axis=1).tolist()
+    h, v = hist[:, :, _ANOMALY_COLUMNS], rec[:, :, _ANOMALY_COLUMNS]
+    h_n, v_n = np.isfinite(h).sum(axis=1), np.isfinite(v).sum(axis=1)
+    full = h_n.min(axis=1) == h.shape[1]
+    med, scale = np.empty(h_n.shape), np.empty(h_n.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a metric with no finite value is skipped below
-        median = np.median if h_n.min() == len(h) else np.nanmedian  # nanmedian is slow on small arrays
-        med = median(h, axis=0)
-        scale = MAD_TO_SD * median(np.abs(h - med), axis=0)
-        value = np.nanmean(v, axis=0)
+        if full.any():
+            med[full] = np.median(h[full], axis=1)
+            scale[full] = MAD_TO_SD * np.median(np.abs(h[full] - med[full][:, None]), axis=1)
+        for i in np.flatnonzero(~full).tolist():  # nanmedian is slow on small arrays: only where needed
+            med[i] = np.nanmedian(h[i], axis=0)
+            scale[i] = MAD_TO_SD * np.nanmedian(np.abs(h[i] - med[i]), axis=0)
+        value = np.nanmean(v, axis=1)
     out = []
-    for i, metric in enumerate(ANOMALY_METRICS):
-        if h_n[i] < min_history or not v_n[i]:
-            continue
-        spec = metric_spec(metric)
-        sign = 1 if spec.better == "lower" else -1
-        sc, md, val = float(scale[i]), float(med[i]), float(value[i])
-        if spec.test == "two-proportion" and n > 0:
-            sc = max(sc, float(np.sqrt(md * (1 - md) / n)))
-        if sc <= 0 or md == 0:
-            continue
-        z = (val - md) / (sc / np.sqrt(v_n[i]))
-        shift = (val - md) / abs(md)
-        if sign * z > z_threshold and sign * shift > min_shift:
-            out.append(Anomaly(agent, metric, val, md, round(shift * 100, 1), round(float(z), 2)))
+    for a, agent in enumerate(agents):
+        found = []
+        for i, metric in enumerate(ANOMALY_METRICS):
+            if h_n[a, i] < min_history or not v_n[a, i]:
+                continue
+            spec = metric_spec(metric)
+            sign = 1 if spec.better == "lower" else -1
+            sc, md, val = float(scale[a, i]), float(med[a, i]), float(value[a, i])
+            if spec.test == "two-proportion" and n[a] > 0:
+                sc = max(sc, float(np.sqrt(md * (1 - md) / n[a])))
+            if sc <= 0 or md == 0:
+                continue
+            z = (val - md) / (sc / np.sqrt(v_n[a, i]))
+            shift = (val - md) / abs(md)
+            if sign * z > z_threshold and sign * shift > min_shift:
+                found.append(Anomaly(agent, metric, val, md, round(shift * 100, 1), round(float(z), 2)))
+        out.append(found)
     return out
 
 
@@ -308,13 +344,17 @@ def anomalies(mats: dict[str, np.ndarray], snaps: dict[str, dict], recent: int, 
               z_threshold: float, min_shift: float, max_history: int) -> dict[tuple[str, str], Anomaly]:
     """:func:`level_shifts` of every agent whose ``snaps`` (the recent span's
     :func:`snapshots`) hold at least ``min_decisions`` decisions, keyed by
-    (agent, metric), agents in sorted order."""
-    found = {}
-    for agent, m in sorted(mats.items()):
-        if snaps[agent]["decision_count"] >= min_decisions:
-            for x in level_shifts(agent, m, recent, z_threshold, min_shift, max_history=max_history):
-                found[(agent, x.metric)] = x
-    return found
+    (agent, metric), agents in sorted order; agents with as many rows are
+    computed together."""
+    agents = [a for a in sorted(mats) if snaps[a]["decision_count"] >= min_decisions]
+    by_rows: dict[int, list[str]] = {}
+    for a in agents:
+        by_rows.setdefault(len(mats[a]), []).append(a)
+    shifts: dict[str, list[Anomaly]] = {}
+    for same in by_rows.values():
+        shifts.update(zip(same, _level_shifts(same, np.stack([mats[a] for a in same]), recent, z_threshold, min_shift,
+                                              12, max_history), strict=True))
+    return {(a, x.metric): x for a in agents for x in shifts[a]}
 
 
 DetectionRule = Callable[[str, "tuple[Mapping, ...]", Thresholds], "list[Bottleneck]"]

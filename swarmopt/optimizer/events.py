@@ -6,8 +6,6 @@ the other keys are the columns of :attr:`swarmopt.results.RunResult.events`.
 
 from __future__ import annotations
 
-import math
-
 from swarmopt.knobs import KnobChange
 from swarmopt.optimizer.detect import Anomaly, Bottleneck
 from swarmopt.optimizer.measure import Judgement
@@ -17,6 +15,12 @@ from swarmopt.optimizer.trial import Trial, TrialOutcome
 
 def _agents(actions) -> str:
     return ",".join(sorted({c.agent for c in actions}))
+
+
+def _values(values: list):
+    """One knob value as it is, several as a list (the events table splits
+    them into numbers and text, :mod:`swarmopt.event_table`)."""
+    return values[0] if len(values) == 1 else list(values)
 
 
 def bottleneck_event(t: float, b: Bottleneck) -> dict:
@@ -44,7 +48,7 @@ def anomaly_event(t: float, x: Anomaly) -> dict:
 def held_event(t: float, remedy: str, actions: list[KnobChange], window_s: float) -> dict:
     """``strategy.held``: changes that would reverse a knob within the stabilization window."""
     return {"t_s": t, "event": "strategy.held", "agent": actions[0].agent, "kind": remedy,
-            "knob": ";".join(c.knob for c in actions), "new": ";".join(repr(c.new) for c in actions),
+            "knob": ";".join(c.knob for c in actions), "new": _values([c.new for c in actions]),
             "detail": f"would reverse a knob within the {window_s:.0f}s stabilization window"}
 
 
@@ -54,32 +58,41 @@ def strategy_event(t: float, name: str, s: Strategy) -> dict:
         "t_s": t, "event": name, "agent": _agents(s.actions), "strategy_id": s.id,
         "type": s.type, "kind": s.kind, "severity": s.priority, "risk": s.risk,
         "expected_improvement": s.expected_improvement, "implementation_time_s": s.implementation_time_s,
-        "knob": ";".join(c.knob for c in s.actions), "old": ";".join(repr(c.old) for c in s.actions),
-        "new": ";".join(repr(c.new) for c in s.actions), "detail": s.description,
+        "knob": ";".join(c.knob for c in s.actions), "old": _values([c.old for c in s.actions]),
+        "new": _values([c.new for c in s.actions]), "detail": s.description,
     }
 
 
-def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome: TrialOutcome) -> dict:
+def _judged(j: Judgement, alpha: float) -> dict:
+    """The deciding test's figures (positive = better) of judgement ``j``."""
+    e = j.effect(alpha)
+    return {"metric": j.window.metric, "before": e.before, "after": e.after, "improvement_pct": e.improvement_pct,
+            "ci_low_pct": e.ci_low_pct, "ci_high_pct": e.ci_high_pct, "p_value": e.p_value, "verdict": j.verdict,
+            "method": j.method}
+
+
+def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome: TrialOutcome,
+                  alpha: float = 0.05) -> dict:
     """``optimization.measured`` (a change: with its ``decision``, and ``forced``
     and the ``judge_decision`` when the decision was forced) or
-    ``rollback.measured`` (an undo), with the window measurement, the canary
-    verdict and the spans compared (before: ``before_s`` up to the effective time)."""
+    ``rollback.measured`` (an undo): the figures of the test that decided
+    (:meth:`~swarmopt.optimizer.measure.Judgement.effect`, positive = better),
+    the window-level measurement as ``window_*`` (secondary), the per-task
+    sample sizes and the spans compared (before: ``before_s`` up to the
+    effective time). ``alpha``: the optimizer's, which sets the level of the
+    per-task interval."""
     s = trial.strategy
-    m, cv = j.window, j.canary
-    nan = math.nan
+    m = j.window
     ev = {
         "t_s": t, "event": "optimization.measured", "agent": _agents(s.actions),
-        "strategy_id": s.id, "type": s.type, "kind": s.kind, "metric": m.metric, "better": m.better,
-        "before": m.before, "after": m.after, "improvement_pct": m.improvement_pct, "ci_low_pct": m.ci_low_pct,
-        "ci_high_pct": m.ci_high_pct, "p_value": m.p_value, "window_verdict": m.verdict,
-        "verdict": j.verdict, "decision": outcome.decision, "method": j.method,
-        "tasks_before": j.tasks_before, "tasks_after": j.tasks_after,
+        "strategy_id": s.id, "type": s.type, "kind": s.kind, **_judged(j, alpha), "decision": outcome.decision,
+        "better": m.better, "reasons": j.reason, "guardrails": "; ".join(j.breaches),
+        "window_before": m.before, "window_after": m.after, "window_improvement_pct": m.improvement_pct,
+        "window_ci_low_pct": m.ci_low_pct, "window_ci_high_pct": m.ci_high_pct, "window_p_value": m.p_value,
+        "window_verdict": m.verdict, "tasks_before": j.tasks_before, "tasks_after": j.tasks_after,
         "tau_before": j.tau_before, "tau_after": j.tau_after,
-        "n_eff_before": cv.n_before if cv else j.tasks_before, "n_eff_after": cv.n_after if cv else j.tasks_after,
-        "canary_before": cv.before if cv else nan, "canary_after": cv.after if cv else nan,
-        "shift": cv.shift if cv else nan, "shift_ci_low": cv.ci_low if cv else nan,
-        "shift_ci_high": cv.ci_high if cv else nan, "relative_change": cv.relative_change if cv else nan,
-        "canary_p_value": cv.p_value if cv else nan, "reasons": j.reason, "guardrails": "; ".join(j.breaches),
+        "n_eff_before": j.canary.n_before if j.canary else j.tasks_before,
+        "n_eff_after": j.canary.n_after if j.canary else j.tasks_after,
         "before_start_s": before_s, "before_end_s": trial.effective_s,
         "after_start_s": trial.effective_s, "after_end_s": trial.measure_at_s,
     }
@@ -91,19 +104,18 @@ def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome
     return ev
 
 
-def decision_event(t: float, s: Strategy, j: Judgement, outcome: TrialOutcome) -> dict:
+def decision_event(t: float, s: Strategy, j: Judgement, outcome: TrialOutcome, alpha: float = 0.05) -> dict:
     """``optimization.kept``, ``optimization.rolled_back``, ``optimization.reverted``
-    (with ``forced`` when the decision was forced) or ``optimization.restored``."""
+    (with the deciding test's figures, and ``forced`` when the decision was
+    forced) or ``optimization.restored``."""
     if outcome.decision == "restore":
         return strategy_event(t, "optimization.restored", s) | {"effective_s": outcome.effective_s,
                                                                 "detail": outcome.reason}
-    if outcome.decision == "keep":
-        ev = strategy_event(t, "optimization.kept", s) | {"improvement_pct": j.window.improvement_pct,
-                                                          "verdict": j.verdict}
-    else:
-        name = "optimization.rolled_back" if outcome.decision == "rollback" else "optimization.reverted"
-        ev = strategy_event(t, name, s) | {"effective_s": outcome.effective_s, "detail": outcome.reason,
-                                           "improvement_pct": j.window.improvement_pct, "verdict": j.verdict}
+    name = {"keep": "optimization.kept", "rollback": "optimization.rolled_back"}.get(outcome.decision,
+                                                                                   "optimization.reverted")
+    ev = strategy_event(t, name, s) | _judged(j, alpha)
+    if outcome.decision != "keep":
+        ev |= {"effective_s": outcome.effective_s, "detail": outcome.reason}
     return ev | {"forced": True} if outcome.forced else ev
 
 

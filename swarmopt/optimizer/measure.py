@@ -1,16 +1,22 @@
 """Before/after measurement and verdict of a change (pure).
 
-Two levels, both reported in the ``optimization.measured`` event:
+Two levels, both in the ``optimization.measured`` event:
 
-* window level (:func:`measure`): the improvement of a strategy is the relative
-  change of the mean of its target metric over the ``k`` windows before it took
-  effect and the ``k`` windows after, so it can be recomputed from the metrics
-  table alone; its 95% interval and p-value come from Welch's t-test on the
-  per-window values (scipy.stats). This is what the optimizer learns from.
 * task level (:func:`judge_change`): the keep/rollback verdict, from the
-  per-task samples (:class:`swarmopt.metrics.TaskSample`) of the same spans,
-  by the Kayenta-style canary judge of :mod:`swarmopt.optimizer.canary`, and
-  the guardrails (:func:`guardrails`).
+  per-task samples (:class:`swarmopt.metrics.TaskSample`) of the spans before
+  and after, by the Kayenta-style canary judge of
+  :mod:`swarmopt.optimizer.canary`, and the guardrails (:func:`guardrails`).
+  Its figures (:meth:`Judgement.effect`: the relative median or rate change,
+  positive = better, with its interval and p-value) are the ones reported as
+  ``improvement_pct``, ``ci_low_pct``, ``ci_high_pct`` and ``p_value``;
+* window level (:func:`measure`), secondary: the relative change of the mean
+  of the target metric over the ``k`` windows before the change took effect
+  and the ``k`` windows after, so it can be recomputed from the metrics table
+  alone; its 95% interval and p-value come from Welch's t-test on the
+  per-window values (scipy.stats). It decides only where the window means
+  judge (``welch-windows``, batch means); it is reported as
+  ``window_improvement_pct`` and is what the optimizer learns expected
+  improvements from.
 
 Which test judges which target, and which way is better, is the target's
 :class:`~swarmopt.metrics.MetricSpec` in :data:`swarmopt.metrics.METRICS`:
@@ -46,7 +52,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from swarmopt.metrics import TaskSample, metric_spec
 from swarmopt.optimizer.canary import (
@@ -118,7 +124,8 @@ def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better
         # near-constant windows (e.g. a saturated rate) trip scipy's precision warning; the test is still valid
         warnings.simplefilter("ignore", RuntimeWarning)
         res = stats.ttest_ind(a, b, equal_var=False)
-        p_one = stats.ttest_ind(a, b, equal_var=False, alternative="greater" if better == "higher" else "less").pvalue
+        # the one-sided p-value of the same statistic, as ttest_ind computes it for alternative="less"/"greater"
+        p_one = special.stdtr(res.df, res.statistic if better == "lower" else -res.statistic)
     if not np.isfinite(res.statistic):
         # both sides constant: no evidence either way unless the constants differ (then NaN: inconclusive)
         diff = ma - mb
@@ -161,6 +168,25 @@ def effective_counts(outcomes: np.ndarray) -> tuple[int, int, float]:
 
 
 @dataclass(frozen=True)
+class Effect:
+    """The figures of the test that decided a change, in one sign convention:
+    ``improvement_pct`` is positive when the target moved in its better
+    direction, and ``ci_low_pct``/``ci_high_pct`` bound it the same way.
+    ``before``/``after``: per-task medians (latency, cost) or proportions
+    (rates) for the per-task tests, window means for Welch. ``p_value``: that
+    test's (two-sided for Mann-Whitney and the two-proportion test, one-sided
+    for an improvement for Welch). ``level``: the interval's confidence."""
+
+    before: float
+    after: float
+    improvement_pct: float
+    ci_low_pct: float
+    ci_high_pct: float
+    p_value: float
+    level: float
+
+
+@dataclass(frozen=True)
 class Judgement:
     """The verdict on one change and what the optimizer does with it.
 
@@ -195,13 +221,38 @@ class Judgement:
         return "keep" if self.verdict == "pass" else "revert"
 
     @property
+    def by_windows(self) -> bool:
+        """True when the window means decided (``welch-windows``, or the
+        batch-means fallback of a per-task test with too few effective tasks)."""
+        return self.canary is None or self.method.endswith("/batch-means")
+
+    def effect(self, alpha: float = 0.05) -> Effect:
+        """The deciding test's figures (:class:`Effect`, positive = better):
+        the per-task judge's relative median or rate change with its interval
+        (confidence ``1 - (1 - GUARD_SHARE) alpha``, the level it tested at),
+        or the window means' (95% Welch) when they decided (:attr:`by_windows`)."""
+        m, cv = self.window, self.canary
+        if self.by_windows:
+            return Effect(m.before, m.after, m.improvement_pct, m.ci_low_pct, m.ci_high_pct, m.p_value, 0.95)
+        sign = -1.0 if m.better == "lower" else 1.0
+        scale = 100.0 / abs(cv.before) if cv.before == cv.before and cv.before != 0 else math.nan
+        low, high = sorted((sign * cv.ci_low * scale, sign * cv.ci_high * scale))
+        return Effect(cv.before, cv.after, sign * cv.shift * scale, low, high, cv.p_value,
+                      1.0 - (1.0 - GUARD_SHARE) * alpha)
+
+    @property
     def reason(self) -> str:
         """One line saying why: the guardrail breaches, else the verdict and
-        the judge's reasons."""
+        the reasons of the test that decided (improvements positive = better)."""
         if self.breaches:
             return "guardrail: " + "; ".join(self.breaches)
-        why = "; ".join(self.canary.reasons) if self.canary is not None else (
-            f"window means {self.window.improvement_pct:+.1f}% (Welch one-sided p={self.window.p_value:.2g})")
+        if self.by_windows:
+            why = (f"window means improvement {self.window.improvement_pct:+.1f}% "
+                   f"(Welch one-sided p={self.window.p_value:.2g})")
+            if self.canary is not None:
+                why += f"; per-task: {'; '.join(self.canary.reasons)}"
+        else:
+            why = "; ".join(self.canary.reasons)
         return f"{self.verdict}: {why}"
 
 

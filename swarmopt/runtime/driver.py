@@ -64,6 +64,9 @@ class Sink(Protocol):
     def events(self, events: list[dict]) -> None: ...
     def process(self, samples: list[dict]) -> None: ...
 
+    def samples(self, samples: list[TaskSample]) -> None:
+        """The per-task samples of the windows that just closed (beside their rows)."""
+
     def mark(self) -> Any:
         """A position to :meth:`rewind` to."""
 
@@ -282,6 +285,8 @@ class Driver:
         for out, rows, ap, proc, smp in self.backend.get(futures):
             self.inbound += out
             self.new_samples.extend(smp)
+            if smp:
+                self.sink.samples(smp)
             if rows:
                 self.new_rows.extend(rows)
                 self.sink.rows(rows)

@@ -12,11 +12,11 @@ import os
 import psutil
 
 from swarmopt.knobs import ScheduledChange
-from swarmopt.metrics import TaskSample, task_sample
+from swarmopt.metrics import TaskSample, task_samples, window_rows
 from swarmopt.schema import Scenario
-from swarmopt.sim.agent import AgentSim
+from swarmopt.sim.agent import AgentSim, share_layout, step_agents
 from swarmopt.sim.environment import Environment
-from swarmopt.sim.inbox import Message
+from swarmopt.sim.inbox import STORM, Message
 from swarmopt.sim.seeds import agent_seeds
 
 
@@ -33,11 +33,17 @@ class AgentGroup:
         self.name = name
         seeds, _ = agent_seeds(seed, len(scenario.agents))
         th = scenario.optimizer.thresholds
+        hosted = [scenario.agents[i] for i in members]
+        pad = (max((len(p.tools) for p in hosted), default=0), max((len(p.downstream) for p in hosted), default=0))
+        names = sorted({a.id for a in scenario.agents} | {STORM})
         self.sims: dict[str, AgentSim] = {}
-        for i in members:
-            p = scenario.agents[i]
+        for i, p in zip(members, hosted, strict=False):
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
-            self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms)
+            self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad,
+                                       names)
+        share_layout(list(self.sims.values()))
+        self.cycle_s = scenario.optimizer.cycle_s
+        self.sampled_cycle = -1
         self.proc = _process()
 
     def __getstate__(self) -> dict:
@@ -62,23 +68,20 @@ class AgentGroup:
         """Step every hosted agent over ``[t0, t1)`` (see :meth:`AgentSim.step`).
 
         Returns (outbound messages, metrics rows of closed windows, applied
-        changes, process samples — one per call that closed a window, per-task
-        samples of the closed windows — one per metrics row, for the
-        optimizer's canary judge only).
+        changes, process samples — the real CPU and memory of this process,
+        taken once per optimizer cycle: in the first step at or after a cycle
+        boundary that closes a window —, per-task samples of the closed windows
+        — one per metrics row, for the optimizer's canary judge only).
         """
-        out: list[Message] = []
-        rows: list[dict] = []
-        applied: list[dict] = []
-        samples: list[TaskSample] = []
-        for aid, sim in self.sims.items():
-            o, closed, ap = sim.step(t0, t1, inbound.get(aid, []), changes.get(aid, []))
-            out += o
-            rows += [sim.metrics_row(w) for w in closed]
-            samples += [task_sample(w) for w in closed]
-            applied += ap
+        sims = list(self.sims.values())
+        out, results = step_agents(sims, t0, t1, inbound, changes)
+        closed = [w for _, ws, _ in results for w in ws]
+        applied = [a for *_, ap in results for a in ap]
         proc = []
-        if rows:
+        cycle = int(t0 / self.cycle_s + 1e-9)
+        if closed and cycle > self.sampled_cycle:
+            self.sampled_cycle = cycle
             proc.append({"t_s": t0, "actor": self.name, "pid": self.proc.pid,
                          "process_cpu_percent": self.proc.cpu_percent(None),
                          "process_rss_mb": self.proc.memory_info().rss / 2**20})
-        return out, rows, applied, proc, samples
+        return out, window_rows(closed), applied, proc, task_samples(closed)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import copy
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import ray
+from ray._private import ray_constants
 
 from swarmopt.runtime.driver import Components
 from swarmopt.runtime.group import AgentGroup
@@ -47,15 +49,30 @@ OrchestratorActor = ray.remote(num_cpus=0)(type("OrchestratorActor", (Host,), {}
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Start or join Ray unless it is already up; returns True if this call started it."""
+    """Start or join Ray unless it is already up; returns True if this call started it.
+
+    A Ray started here listens on 127.0.0.1 only: its node IP is the loopback
+    address, so the GCS, the raylet, the workers and the runtime-env agent bind
+    to it (they listen on all interfaces only when the node IP is not
+    loopback), and the dashboard is off. ``_node_ip_address="127.0.0.1"`` alone
+    is not enough: on Linux ``ray.init`` replaces a loopback address by the
+    machine's external one (``ray._private.services.resolve_ip_for_localhost``)
+    unless Ray runs in its single-machine mode, which the
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` setting (read at import, hence the
+    patch of its constant) selects. Without ``address`` a new local Ray is
+    always started (``RAY_ADDRESS`` is not followed); joining a cluster
+    (``address``) leaves its network settings to that cluster.
+    """
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
-        kwargs["address"] = address
-    elif num_cpus:
+        ray.init(address=address, **kwargs)
+        return True
+    if num_cpus:
         kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs)
+    with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False):
+        ray.init(address="local", _node_ip_address="127.0.0.1", **kwargs)
     return True
 
 

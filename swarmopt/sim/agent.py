@@ -34,50 +34,67 @@ not depend on the knobs. So the same seed gives the same tasks whatever the
 optimizer does (common random numbers), and results do not depend on how the
 run is cut into ticks: the engine only needs changes to be announced before
 the simulation reaches their time.
+
+The work is split by what state forces: :class:`AgentSim` holds one agent's
+state and does what is sequential per agent (knob changes, the draws of its
+blocks, cache and breaker lookups, the FCFS queue after the first wait);
+:func:`step_agents` steps any number of agents at once and serves all their
+decisions in one vectorized pass (:mod:`swarmopt.sim.serve`), so the cost of a
+step is a fixed number of numpy calls plus a little Python per agent-window.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
-from scipy.special import ndtr
 
 from swarmopt.knobs import ScheduledChange, set_knob
-from swarmopt.metrics import WindowData, window_metrics
-from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, ModelTier
+from swarmopt.metrics import COLUMN, WindowData, window_metrics
+from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
 from swarmopt.sim.breaker import Breaker
 from swarmopt.sim.environment import Environment
-from swarmopt.sim.inbox import Inbox, Message
-from swarmopt.sim.service import attempts, breaker_calls, fcfs, first_success, ttl_cache
+from swarmopt.sim.inbox import STORM, Inbox, Message
+from swarmopt.sim.serve import Part, Sent, Span, serve
+from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
 
-DEGRADED_QUALITY = 0.85
 _GRID = np.linspace(0.0, 1.0, 65)  # where a block's peak arrival rate is looked for
 CACHE_ENTRY_KB = 64.0
+_NO_KEYS = np.zeros((0, 0), dtype=np.int64)
+_NO_LOOKUPS = (np.zeros((0, 0), dtype=bool), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=bool))
 
 
-@dataclass
+@dataclass(slots=True)
 class Block:
-    """Tasks arriving in [start, end) and their random draws (fixed layout)."""
+    """Tasks arriving in [start, end) and their random draws (fixed layout).
+
+    ``u`` (n, tools x (1 + MAX_ATTEMPTS) + 3 + links) uniforms: tool keys, tool
+    errors, success, escalation, action class, links; ``z`` (n, MAX_ATTEMPTS x
+    (1 + tools) + 3) standard normals: model and tool latencies, confidence,
+    review time, tokens. ``served_z`` and ``served_u`` are the columns the
+    vectorized pass reads, in the group's layout (:class:`AgentSim` ``pad``):
+    ``z`` with the tool latencies padded with zeros to the group's tool count,
+    and the uniforms from success on with links padded with ones.
+    """
 
     start: float
     end: float
     arrival: np.ndarray          # (n,) seconds, sorted
-    z_model: np.ndarray          # (n, MAX_ATTEMPTS) standard normal
+    u: np.ndarray
+    z: np.ndarray
     keys: np.ndarray             # (n_tools, n) int key index
-    z_tool: np.ndarray           # (n_tools, n, MAX_ATTEMPTS) standard normal
-    u_err: np.ndarray            # (n_tools, n, MAX_ATTEMPTS) uniform
-    u_success: np.ndarray        # (n,)
-    z_conf: np.ndarray           # (n,)
-    u_escalate: np.ndarray       # (n,)
-    z_review: np.ndarray         # (n,)
-    z_tokens: np.ndarray         # (n,)
-    u_link: np.ndarray           # (n, n_links)
-    resource: np.ndarray         # (n, n_links) int
-    u_action: np.ndarray         # (n,) uniform: simple / ordinary / complex action
+    resource: np.ndarray         # (n, pad links) int
+    served_z: np.ndarray
+    served_u: np.ndarray
+
+    def u_err(self, tool: int, n_tools: int) -> np.ndarray:
+        """(n, MAX_ATTEMPTS) uniforms of the tool's call errors per attempt."""
+        return self.u[:, n_tools + tool * MAX_ATTEMPTS:n_tools + (tool + 1) * MAX_ATTEMPTS]
 
 
 def zipf_cdf(n_keys: int, s: float) -> np.ndarray:
@@ -87,19 +104,30 @@ def zipf_cdf(n_keys: int, s: float) -> np.ndarray:
     return cdf / cdf[-1]
 
 
-def service_latency(z: np.ndarray, median_ms: float, sigma: float, dist: str) -> np.ndarray:
-    """Latency in seconds from standard normals ``z`` (any shape).
+@dataclass(frozen=True)
+class LinkTable:
+    """Where the downstream links of agents stepped together lead: ``ranks``
+    holds the receivers' ranks in the shared sorted ``names``, every agent's
+    links one after the other; agent ``slot``'s link ``d`` (up to the group's
+    padded number of links) has ``count[slot, d]`` receivers from
+    ``offset[slot, d]`` on (a padded link one, never used)."""
 
-    ``lognormal``: median x exp(sigma z). ``exponential`` and ``deterministic``
-    keep the lognormal's mean, median x exp(sigma^2 / 2): exponential by
-    inversion of Phi(z), deterministic as that constant.
-    """
-    if dist == "lognormal":
-        return median_ms / 1000.0 * np.exp(sigma * z)
-    mean = median_ms / 1000.0 * math.exp(sigma * sigma / 2.0)
-    if dist == "exponential":
-        return -mean * np.log(ndtr(-z))  # 1 - Phi(z) = Phi(-z), without rounding to 1 in the tail
-    return np.full(z.shape, mean)
+    ranks: np.ndarray
+    offset: np.ndarray
+    count: np.ndarray
+
+    @staticmethod
+    def of(sims: list[AgentSim], names: list[str], n_links: int) -> LinkTable:
+        """The table of ``sims`` (agent ``i`` in slot ``i``), links padded to ``n_links``."""
+        rank = {s: i for i, s in enumerate(names)}
+        ranks: list[int] = []
+        offset = np.zeros((len(sims), n_links), dtype=np.int64)
+        count = np.ones((len(sims), n_links), dtype=np.int64)
+        for i, sim in enumerate(sims):
+            for d, (receivers, _) in enumerate(sim.links):
+                offset[i, d], count[i, d] = len(ranks), len(receivers)
+                ranks += [rank[r] for r in receivers]
+        return LinkTable(np.array(ranks, dtype=np.int64), offset, count)
 
 
 class AgentSim:
@@ -107,11 +135,17 @@ class AgentSim:
 
     ``profile`` gives the workload; ``models`` the tier table; ``env`` the load
     shape and faults aimed at this agent; ``seed`` its own ``SeedSequence``;
-    ``window_s`` the metric window. Drive it with :meth:`step`.
+    ``window_s`` the metric window; ``pad`` the (tools, links) of the group's
+    layout (at least the agent's own; default exactly those); ``names`` the
+    sorted names of every agent that may send it a message and
+    :data:`~swarmopt.sim.inbox.STORM` (one list shared by a group; default
+    its own name and STORM). Drive it with :meth:`step`, or several agents at
+    once with :func:`step_agents`.
     """
 
     def __init__(self, profile: AgentProfile, models: dict[str, ModelTier], env: Environment,
-                 seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0) -> None:
+                 seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0,
+                 pad: tuple[int, int] | None = None, names: list[str] | None = None) -> None:
         self.profile = profile
         self.id = profile.id
         self.models = models
@@ -126,20 +160,20 @@ class AgentSim:
         self.workers: list[float] = [0.0] * self.knobs.max_concurrency
         tools = profile.tools
         self.tool_names = [t.name for t in tools]
+        own = (len(tools), len(profile.downstream))
+        self.pad = own if pad is None else (max(own[0], pad[0]), max(own[1], pad[1]))
         self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
-        self.tier_table = {f: np.array([getattr(t, f) for t in self.tiers]) for f in (
-            "quality", "confidence_mean", "input_usd_per_mtok", "output_usd_per_mtok")}
-        self.hit_s = [t.hit_latency_ms / 1000.0 for t in tools]
-        self.tool_price = np.array([t.price_usd_per_call for t in tools])
-        mix = profile.action_mix
-        self.class_weight = np.array([mix.simple_weight, 1.0, mix.complex_weight])
         self.links = [(l.receivers, l.probability) for l in profile.downstream]
+        self.names = names if names is not None else sorted(
+            {profile.id, STORM}.union(*(receivers for receivers, _ in self.links)))
+        self.rank = self.names.index(profile.id)
+        self.link_table, self.slot = LinkTable.of([self], self.names, self.pad[1]), 0
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
-                           profile.inbox_deadline_s)
+                           profile.inbox_deadline_s, self.names)
         self.pending: list[tuple[float, int, ScheduledChange]] = []
         self._pending_seq = 0
         self.seq = 0
@@ -150,8 +184,16 @@ class AgentSim:
         self.window_end_state: dict[int, dict] = {}
         self.next_window = 0
         self.applied: list[dict] = []
+        self._faults_changed()
+
+    def _faults_changed(self) -> None:
+        env = self.env
         self.crashes = env.crashes()
         self.fault_points = env.breakpoints()
+        self.constant_rate = env.load.kind == "constant" and not any(isinstance(f, LoadSurgeFault)
+                                                                     for f in env.faults)
+        self.storms = bool(env.storm_rate(-math.inf, math.inf))
+        self.leaks = any(isinstance(f, MemoryLeakFault) for f in env.faults)
 
     # ------------------------------------------------------------------ driving
     def step(self, t0: float, t1: float, inbound: list[Message],
@@ -164,6 +206,12 @@ class AgentSim:
         ``[t0, t1)``. Returns (outbound messages, closed windows, applied-change
         records). ``t1 == t0`` only closes windows (end of run).
         """
+        out, ((_, closed, applied),) = step_agents([self], t0, t1, {self.id: inbound}, {self.id: changes})
+        return out, closed, applied
+
+    def begin(self, t0: float, inbound: list[Message], changes: list[ScheduledChange]) -> list[WindowData]:
+        """The first half of :meth:`step`: take changes and messages, serve the
+        inbox up to ``t0`` and close (finish) the windows that ended by ``t0``."""
         for ch in changes:
             if ch.at_s < t0:
                 raise ValueError(f"change {ch.ref} at {ch.at_s}s arrives after the agent passed it ({t0}s)")
@@ -175,15 +223,29 @@ class AgentSim:
         while (self.next_window + 1) * self.window_s <= t0 + 1e-9:
             closed.append(self._close_window(self.next_window))
             self.next_window += 1
-        out: list[Message] = []
+        return closed
+
+    def spans(self, t0: float, t1: float) -> list[Span]:
+        """The spans of ``[t0, t1)`` cut at knob changes and fault instants,
+        each with its changes applied, its blocks drawn and its decisions'
+        lookups settled (in time order: cache and breakers are sequential)."""
+        out = []
         t = t0
         while t < t1:
             cut = min(t1, self._next_point(t))
-            self._apply_due(t)
-            out += self._simulate(t, cut)
+            ops = self._apply_due(t)
+            out.append(self._span(t, cut, ops))
             t = cut
-        applied, self.applied = self.applied, []
-        return out, closed, applied
+        return out
+
+    def queue(self, span: Span, arrival: np.ndarray, service: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """FCFS (start, end) of a span's decisions, after the worker changes due at its start."""
+        for op in span.ops:
+            if op[0] == "resize":
+                self._resize_workers(*op[1:])
+            else:
+                self.workers = [max(w, op[1]) for w in self.workers]
+        return fcfs(arrival, service, self.workers)
 
     def _next_point(self, t: float) -> float:
         nxt = math.inf
@@ -194,7 +256,10 @@ class AgentSim:
             nxt = min(nxt, self.fault_points[i])
         return nxt if nxt > t else math.inf
 
-    def _apply_due(self, t: float) -> None:
+    def _apply_due(self, t: float) -> list[tuple]:
+        """Apply the knob and autonomy changes due at ``t``; returns the worker
+        changes (resizes, then a crash in force) for :meth:`queue`."""
+        ops: list[tuple] = []
         if self.pending and self.pending[0][0] <= t + 1e-12:
             k = round(t / self.window_s)
             if k and abs(t - k * self.window_s) <= 1e-9:  # a change at a window's end is not part of that window
@@ -209,12 +274,13 @@ class AgentSim:
                 self.knobs = set_knob(self.knobs, ch.knob, ch.new)
                 if ch.knob.startswith("circuit_breaker"):
                     self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in self.tool_names]
-                self._resize_workers(old_c, self.knobs.max_concurrency, at)
+                ops.append(("resize", old_c, self.knobs.max_concurrency, at))
             self.applied.append({"t_s": at, "agent": self.id, "knob": ch.knob, "old": ch.old,
                                  "new": ch.new, "ref": sc.ref})
         for start, end in self.crashes:
             if start <= t < end:
-                self.workers = [max(w, end) for w in self.workers]
+                ops.append(("crash", end))
+        return ops
 
     def _resize_workers(self, old: int, new: int, at: float) -> None:
         if new > old:
@@ -235,198 +301,106 @@ class AgentSim:
         return self.block
 
     def _make_block(self, start: float, end: float) -> Block:
-        rng = self.rng
-        grid = start + (end - start) * _GRID
-        lam = self.profile.base_rate_per_s * self.env.rate_multiplier(grid)
-        lam_max = float(lam.max()) * 1.05
-        n0 = rng.poisson(lam_max * (end - start))
-        cand = np.sort(rng.uniform(start, end, n0))
-        keep = rng.uniform(0.0, lam_max, n0) < self.profile.base_rate_per_s * self.env.rate_multiplier(cand)
-        arrival = cand[keep]
+        rng, base = self.rng, self.profile.base_rate_per_s
+        if self.constant_rate:  # the thinning below with lambda(t) = lambda_max / 1.05 throughout
+            lam = base * self.env.load.multiplier
+            lam_max = lam * 1.05
+            n0 = rng.poisson(lam_max * (end - start))
+            cand = rng.uniform(start, end, n0)
+            cand.sort()
+            arrival = cand[rng.uniform(0.0, lam_max, n0) < lam]
+        else:
+            grid = start + (end - start) * _GRID
+            lam_max = float((base * self.env.rate_multiplier(grid)).max()) * 1.05
+            n0 = rng.poisson(lam_max * (end - start))
+            cand = rng.uniform(start, end, n0)
+            cand.sort()
+            arrival = cand[rng.uniform(0.0, lam_max, n0) < base * self.env.rate_multiplier(cand)]
         n, nt, nl, na = len(arrival), len(self.tool_names), len(self.links), MAX_ATTEMPTS
+        pt, pl = self.pad
         # one draw per distribution in a fixed layout: columns of U are tool keys,
         # tool errors, success, escalation, action class, links; of Z the model
-        # and tool latencies, confidence, review time, tokens
-        u = rng.uniform(size=(n, nt * (1 + na) + 3 + nl))
-        z = rng.standard_normal((n, na * (1 + nt) + 3))
-        e = nt * (1 + na)
-        keys = np.array([np.searchsorted(cdf, u[:, j], side="right") for j, cdf in enumerate(self.zipf)],
-                        dtype=np.int64).reshape(nt, n)
-        block = Block(
-            start=start, end=end, arrival=arrival,
-            z_model=z[:, :na],
-            keys=keys,
-            z_tool=z[:, na:na * (1 + nt)].reshape(n, nt, na).transpose(1, 0, 2),
-            u_err=u[:, nt:e].reshape(n, nt, na).transpose(1, 0, 2),
-            u_success=u[:, e],
-            z_conf=z[:, -3],
-            u_escalate=u[:, e + 1],
-            z_review=z[:, -2],
-            z_tokens=z[:, -1],
-            u_link=u[:, e + 3:],
-            resource=rng.integers(0, self.profile.resources, size=(n, nl)),
-            u_action=u[:, e + 2],
-        )
-        self._storm(start, end)
-        return block
+        # and tool latencies, confidence, review time, tokens (flat sizes: the
+        # same draws, filled row by row, without numpy's shape handling)
+        cu, cz = nt * (1 + na) + 3 + nl, na * (1 + nt) + 3
+        u = rng.uniform(size=n * cu).reshape(n, cu)
+        z = rng.standard_normal(n * cz).reshape(n, cz)
+        if nt:
+            keys = np.array([np.searchsorted(cdf, u[:, j], side="right") for j, cdf in enumerate(self.zipf)],
+                            dtype=np.int64).reshape(nt, n)
+        else:
+            keys = _NO_KEYS
+        # an empty draw takes nothing from the stream
+        resource = rng.integers(0, self.profile.resources, size=n * nl).reshape(n, nl) if n * nl else (
+            np.zeros((n, nl), dtype=np.int64))
+        served_z, served_u = z, u[:, nt * (1 + na):]
+        if pt > nt:
+            served_z = np.zeros((n, na * (1 + pt) + 3))
+            served_z[:, :na * (1 + nt)] = z[:, :na * (1 + nt)]
+            served_z[:, -3:] = z[:, -3:]
+        if pl > nl:
+            served_u = np.ones((n, 3 + pl))
+            served_u[:, :3 + nl] = u[:, nt * (1 + na):]
+            resource = np.concatenate((resource, np.zeros((n, pl - nl), dtype=resource.dtype)), axis=1)
+        if self.storms:
+            self._storm(start, end)
+        return Block(start, end, arrival, u, z, keys, resource, served_z, served_u)
 
     def _storm(self, start: float, end: float) -> None:
-        msgs = []
         for a, b, rate in self.env.storm_rate(start, end):
             k = self.storm_rng.poisson(rate * (b - a))
             times = np.sort(self.storm_rng.uniform(a, b, k))
             res = self.storm_rng.integers(0, self.profile.resources, k)
-            for tm, r in zip(times.tolist(), res.tolist()):
-                msgs.append(Message(tm, "~storm", self.storm_seq, self.id, r, tm))
-                self.storm_seq += 1
-        self.inbox.receive(msgs)
+            self.inbox.add(times, np.full(k, self.names.index(STORM)), np.arange(self.storm_seq, self.storm_seq + k),
+                           res, self.names)
+            self.storm_seq += k
 
-    # ------------------------------------------------------------------ service
-    def _tiers(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-decision tier index into :data:`TIERS`, and the action class
-        (0 simple, 1 ordinary, 2 complex), from the decisions' draws ``u``."""
-        mix = self.profile.action_mix
-        action = (u >= mix.simple).astype(np.int64) + (u >= 1.0 - mix.complex)
-        base = TIERS.index(self.knobs.model_tier)
-        if not self.knobs.tier_routing:
-            return np.full(len(u), base), action
-        return np.choose(action, [TIERS.index("fast"), base, TIERS.index("strong")]), action
-
-    def _lookups(self, t0: float, t1: float, n_att: int, fx) -> tuple[list[tuple], list[list[tuple]]]:
+    # ------------------------------------------------------------------ lookups
+    def _span(self, t0: float, t1: float, ops: list[tuple]) -> Span:
         """Walk the windows of ``[t0, t1)`` in order: make each window's block,
         take its decisions in the span and settle their tool lookups (cache and
         breaker are sequential, and a window's end state is recorded once its
-        lookups are done). Returns the parts (window data, block, lo, hi,
-        memory factor) and per part and tool (hit, stop, rejected)."""
-        k, p = self.knobs, self.profile
-        parts, lookups = [], []
+        lookups are done)."""
+        k, p, fx = self.knobs, self.profile, self.env.effects(t0)
+        n_att = k.max_retries + 1
+        nt, pt = len(p.tools), self.pad[0]
+        err_p = [min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0)) for tool in p.tools]
+        ttls = [0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0) for tool in p.tools]
+        breaker = k.circuit_breaker.enabled
+        parts = []
         t = t0
         while t < t1:
             block = self._block_at(t)
+            lo = self.block_pos
             end = min(t1, block.end)
-            lo, hi = self.block_pos, int(np.searchsorted(block.arrival, end, side="left"))
+            n_block = len(block.arrival)
+            if end == block.end and (not n_block or block.arrival[-1] < end):
+                hi = n_block
+            else:
+                hi = int(np.searchsorted(block.arrival, end, side="left"))
             self.block_pos = hi
-            arr = block.arrival[lo:hi]
-            settled = []
-            for j, tool in enumerate(p.tools):
-                err = block.u_err[j, lo:hi, :n_att] < min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0))
-                ttl = 0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0)
-                keys = block.keys[j, lo:hi]
-                if k.circuit_breaker.enabled:
-                    settled.append(breaker_calls(arr, keys, err, ttl, self.cache_exp[j], self.breakers[j]))
-                else:
-                    stop = first_success(err)
-                    settled.append((ttl_cache(arr, keys, stop < n_att, ttl, self.cache_exp[j]), stop,
-                                    np.zeros(hi - lo, dtype=bool)))
-            parts.append((self._window(t), block, lo, hi, self._memory_factor(t)))
-            lookups.append(settled)
+            m = hi - lo
+            if pt:
+                hit = np.ones((pt, m), dtype=bool)
+                stop = np.zeros((pt, m), dtype=np.int64)
+                rejected = np.zeros((pt, m), dtype=bool)
+            else:
+                hit, stop, rejected = _NO_LOOKUPS
+            if m and nt:
+                arr = block.arrival[lo:hi]
+                for j in range(nt):
+                    err = block.u_err(j, nt)[lo:hi, :n_att] < err_p[j]
+                    keys = block.keys[j, lo:hi]
+                    if breaker:
+                        hit[j], stop[j], rejected[j] = breaker_calls(arr, keys, err, ttls[j], self.cache_exp[j],
+                                                                     self.breakers[j])
+                    else:
+                        stop[j] = first_success(err)
+                        hit[j] = ttl_cache(arr, keys, stop[j] < n_att, ttls[j], self.cache_exp[j])
+            parts.append(Part(self._window(t), block, lo, hi, self._memory_factor(t) if self.leaks else 1.0,
+                              hit, stop, rejected))
             t = end
-        return parts, lookups
-
-    def _simulate(self, t0: float, t1: float) -> list[Message]:
-        """Serve the decisions arriving in ``[t0, t1)``, a span in which knobs and
-        faults do not change, in one vectorized pass however many windows it
-        spans (per-call numpy overhead, not per-task work, dominates a window)."""
-        p, k, fx = self.profile, self.knobs, self.env.effects(t0)
-        n_att = k.max_retries + 1
-        parts, lookups = self._lookups(t0, t1, n_att, fx)
-        sizes = [hi - lo for _, _, lo, hi, _ in parts]
-        n = sum(sizes)
-        if n == 0:
-            return []
-
-        if len(parts) == 1:
-            _, only, lo1, hi1, _ = parts[0]
-
-            def take(field, *index):
-                """A block field's rows of the span."""
-                return getattr(only, field)[index + (slice(lo1, hi1),)]
-        else:
-            def take(field, *index):
-                """A block field's rows of every part, concatenated."""
-                return np.concatenate([getattr(b, field)[index + (slice(lo, hi),)] for _, b, lo, hi, _ in parts])
-
-        arr = take("arrival")
-        factors = [m for *_, m in parts]
-        mem_factor = factors[0] if len(set(factors)) == 1 else np.repeat(factors, sizes)[:, None]
-        tier_idx, action = self._tiers(take("u_action"))
-        z_model = take("z_model")[:, :n_att]
-        if k.tier_routing:
-            model_s = np.empty((n, n_att))
-            for ti in np.unique(tier_idx).tolist():
-                rows = tier_idx == ti
-                tier = self.tiers[ti]
-                model_s[rows] = service_latency(z_model[rows], tier.latency_ms_median, tier.latency_sigma,
-                                                p.latency_distribution)
-        else:
-            tier = self.models[k.model_tier]
-            model_s = service_latency(z_model, tier.latency_ms_median, tier.latency_sigma, p.latency_distribution)
-        model_s *= fx.model_latency * mem_factor
-        tool_s, hits, stops, rejected = [], [], [], []
-        for j, tool in enumerate(p.tools):
-            tool_s.append(service_latency(take("z_tool", j)[:, :n_att], tool.latency_ms_median, tool.latency_sigma,
-                                          "lognormal") * (fx.tool_latency.get(tool.name, 1.0) * mem_factor))
-            h, st, rj = lookups[0][j] if len(lookups) == 1 else (
-                np.concatenate([settled[j][i] for settled in lookups]) for i in range(3))
-            hits.append(h)
-            stops.append(st)
-            rejected.append(rj)
-        res = attempts(model_s, tool_s, self.hit_s, hits, stops, rejected, k.parallel_tools, k.timeout_s)
-        start, end = fcfs(arr, res["service"], self.workers)
-        ok, degraded, n_tried = res["ok"], res["degraded"], res["attempts"]
-        miss_cost = res["calls"] @ self.tool_price
-        # outcome
-        table = self.tier_table
-        quality = 1.0 + (table["quality"][tier_idx] - 1.0) * self.class_weight[action]
-        p_ok = np.minimum(0.99, p.base_success * quality * np.where(degraded, DEGRADED_QUALITY, 1.0))
-        u_s = take("u_success")
-        conf = np.clip(table["confidence_mean"][tier_idx] - 0.3 * (u_s - p_ok) + 0.08 * take("z_conf"), 0.01, 0.99)
-        escalated = ok & ((take("u_escalate") >= self.autonomy) | (conf < k.confidence_threshold))
-        review_s = p.review_ms_median / 1000.0 * np.exp(0.5 * take("z_review"))
-        finish = end + np.where(escalated, review_s, 0.0)
-        success = ok & (u_s < np.where(escalated, np.maximum(p_ok, p.review_success), p_ok))
-        tok = np.exp(0.25 * take("z_tokens") - 0.03125)
-        tokens_in = np.rint(p.prompt_tokens * n_tried * tok)
-        tokens_out = np.rint(p.output_tokens * n_tried * tok)
-        cost = (tokens_in * table["input_usd_per_mtok"][tier_idx] + tokens_out * table["output_usd_per_mtok"][tier_idx]
-                ) * fx.price / 1e6 + miss_cost
-        # coordination
-        out: list[Message] = []
-        coord_req = np.zeros(n)
-        coord_ok = np.zeros(n)
-        sent = np.zeros(n, dtype=np.int64)
-        lat_s = p.network_latency_ms / 1000.0
-        in_time = success & (finish + lat_s - arr <= p.coordination_deadline_s)
-        u_link, resource = take("u_link"), take("resource")
-        for d, (receivers, prob) in enumerate(self.links):
-            u = u_link[:, d]
-            wants = u < prob
-            coord_req += wants
-            coord_ok += wants & in_time
-            sent += wants & success
-            send = np.flatnonzero(wants & success)
-            seqs = range(self.seq, self.seq + len(send))
-            self.seq += len(send)
-            if len(receivers) == 1:
-                to = receivers * len(send)
-            else:  # given u < prob, u / prob is uniform on [0, 1): it also picks the replica
-                pick = np.minimum((u[send] / prob * len(receivers)).astype(np.int64), len(receivers) - 1)
-                to = [receivers[i] for i in pick.tolist()]
-            out += [Message(tm, self.id, sq, rc, r, o) for tm, sq, rc, r, o in
-                    zip((finish[send] + lat_s).tolist(), seqs, to, resource[send, d].tolist(), arr[send].tolist())]
-        cols = {"arrival": arr, "start": start, "end": end, "finish": finish, "ok": ok, "success": success,
-                "confidence": np.where(ok, conf, np.nan), "escalated": escalated, "degraded": degraded,
-                "attempts": n_tried, "hits": res["hits"], "lookups": np.full(n, len(p.tools)),
-                "calls": res["calls"].sum(axis=1), "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
-                "coord_req": coord_req, "coord_ok": coord_ok, "tier": tier_idx}
-        lo = 0
-        for (w, *_), size in zip(parts, sizes):
-            if size:
-                piece = slice(lo, lo + size)
-                w.add_tasks(slo_s=self.slo_s, messages_sent=int(sent[piece].sum()),
-                            **{f: c[piece] for f, c in cols.items()})
-            lo += size
-        return out
+        return Span(self, k, self.autonomy, fx, ops, parts)
 
     # ------------------------------------------------------------------ windows
     def _window(self, t: float) -> WindowData:
@@ -437,13 +411,8 @@ class AgentSim:
         return w
 
     def _serve_inbox(self, until: float) -> None:
-        totals: dict[int, list[int]] = {}
-        for start, handled, in_time, conflicts in self.inbox.process(until, self.knobs.message_batch_size):
-            tot = totals.setdefault(int(start // self.window_s + 1e-9), [0, 0, 0])
-            tot[0] += handled
-            tot[1] += in_time
-            tot[2] += conflicts
-        for k, (handled, in_time, conflicts) in totals.items():
+        for k, (handled, in_time, conflicts) in self.inbox.process(until, self.knobs.message_batch_size,
+                                                                   self.window_s).items():
             self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
 
     def _cached_keys(self, t: float) -> int:
@@ -493,8 +462,7 @@ class AgentSim:
         checks that it starts no earlier than the time the agent has reached,
         and that a load surge starts at a window not drawn yet)."""
         self.env.faults.append(fault)
-        self.crashes = self.env.crashes()
-        self.fault_points = self.env.breakpoints()
+        self._faults_changed()
 
     def snapshot(self, t: float) -> dict:
         """The agent's state at simulated time ``t`` (the time it has been
@@ -502,12 +470,11 @@ class AgentSim:
         waiting for a worker), ``busy_workers``, ``cached_keys`` (per tool),
         ``pending_changes`` (scheduled knob changes not yet in force) and the
         windows still open."""
-        open_w = [w for k, w in sorted(self.windows.items()) if k >= self.next_window]
-        arrival = [c for w in open_w for c in w._chunks.get("arrival", [])]
-        start = [c for w in open_w for c in w._chunks.get("start", [])]
+        open_w = [w.tasks_so_far() for k, w in sorted(self.windows.items()) if k >= self.next_window]
         waiting = 0
-        if arrival:
-            a, s = np.concatenate(arrival), np.concatenate(start)
+        if open_w:
+            tasks = np.concatenate(open_w, axis=1)
+            a, s = tasks[COLUMN["arrival"]], tasks[COLUMN["start"]]
             waiting = int(np.count_nonzero((a <= t) & (s > t)))
         return {
             "agent": self.id, "t_s": t, "knobs": self.knobs.model_dump(), "autonomy": self.autonomy,
@@ -524,4 +491,61 @@ class AgentSim:
         return window_metrics(w)
 
 
-__all__ = ["AgentSim", "Block", "service_latency", "zipf_cdf"]
+def step_agents(sims: list[AgentSim], t0: float, t1: float, inbound: dict[str, list[Message]],
+                changes: dict[str, list[ScheduledChange]]
+                ) -> tuple[list[Message], list[tuple[str, list[WindowData], list[dict]]]]:
+    """:meth:`AgentSim.step` for every agent of ``sims`` (set up by :func:`share_layout`)
+    over ``[t0, t1)``, with ``inbound`` messages and ``changes`` by agent id:
+    each agent's sequential work first, then one vectorized pass serving every
+    agent's decisions. Messages between agents of ``sims`` go straight to the
+    receiver's inbox (taken at its next step, as if delivered then). Returns
+    (the messages to other agents, per agent (id, closed windows,
+    applied-change records)).
+
+    Raises:
+        ValueError: if the agents do not share ``pad``, ``names`` and their link table.
+    """
+    if len({(sim.pad, id(sim.names), id(sim.link_table)) for sim in sims}) > 1:
+        raise ValueError("agents stepped together must share one pad, list of names and link table (share_layout)")
+    closed = [sim.begin(t0, inbound.get(sim.id, []), changes.get(sim.id, [])) for sim in sims]
+    sent = serve([sp for sim in sims for sp in sim.spans(t0, t1)])
+    result = []
+    for sim, cl in zip(sims, closed, strict=True):
+        applied, sim.applied = sim.applied, []
+        result.append((sim.id, cl, applied))
+    return _deliver(sent, {sim.id: sim for sim in sims}), result
+
+
+def share_layout(sims: list[AgentSim]) -> None:
+    """Make ``sims`` (built with one ``pad`` and one ``names`` list) steppable
+    together: one :class:`LinkTable` for all, agent ``i`` in slot ``i``."""
+    table = LinkTable.of(sims, sims[0].names, sims[0].pad[1])
+    for i, sim in enumerate(sims):
+        sim.link_table, sim.slot = table, i
+
+
+def _deliver(sent: Sent | None, hosted: dict[str, AgentSim]) -> list[Message]:
+    """Put the messages ``sent`` to ``hosted`` agents in their inboxes (they
+    take them at their next step, as if delivered then); return the others as
+    :class:`Message` objects."""
+    if sent is None:
+        return []
+    out: list[Message] = []
+    order = np.argsort(sent.receiver, kind="stable")
+    receiver = sent.receiver[order]
+    bounds = np.concatenate(([0], np.flatnonzero(receiver[1:] != receiver[:-1]) + 1, [len(order)])).tolist()
+    for lo, hi in itertools.pairwise(bounds):
+        idx = order[lo:hi]
+        name = sent.names[receiver[lo]]
+        sim = hosted.get(name)
+        if sim is not None:
+            sim.inbox.add(sent.time[idx], sent.sender[idx], sent.seq[idx], sent.resource[idx], sent.names)
+        else:
+            senders = [sent.names[i] for i in sent.sender[idx].tolist()]
+            out += map(tuple.__new__, repeat(Message), zip(sent.time[idx].tolist(), senders, sent.seq[idx].tolist(),
+                                                            repeat(name), sent.resource[idx].tolist(),
+                                                            sent.origin[idx].tolist()))
+    return out
+
+
+__all__ = ["AgentSim", "Block", "LinkTable", "share_layout", "step_agents", "zipf_cdf"]

@@ -11,11 +11,20 @@ finishes within ``deadline_s`` of its arrival.
 Processing only goes up to a horizon ``until``: every message that arrives
 before the horizon is already known (all senders have simulated that far), so
 results do not depend on how the run is cut into ticks.
+
+Waiting messages are kept as arrays (arrival time, sender, sequence number,
+resource) in the order of :class:`Message` tuples: by time, then sender name,
+then sequence number. Messages between agents hosted together never become
+:class:`Message` objects (:func:`swarmopt.sim.agent.step_agents`).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+import numpy as np
+
+STORM = "~storm"  # the sender of a coordination storm's messages
 
 
 class Message(NamedTuple):
@@ -33,49 +42,121 @@ class Inbox:
     """Inbound message queue of one agent (see module docstring)."""
 
     def __init__(self, overhead_ms: float, per_message_ms: float, conflict_ms: float,
-                 max_wait_s: float, deadline_s: float) -> None:
+                 max_wait_s: float, deadline_s: float, names: list[str] | None = None) -> None:
         self.overhead_s = overhead_ms / 1000.0
         self.per_message_s = per_message_ms / 1000.0
         self.conflict_s = conflict_ms / 1000.0
         self.max_wait_s = max_wait_s
         self.deadline_s = deadline_s
-        self.pending: list[Message] = []
-        self.head = 0
+        # sorted sender names (shared by the agents of a group): a sender's rank orders messages as its name does
+        self.names: list[str] = names if names is not None else []
+        self._rank = {s: i for i, s in enumerate(self.names)}
+        self.time = np.zeros(0)
+        self.sender = np.zeros(0, dtype=np.int64)
+        self.seq = np.zeros(0, dtype=np.int64)
+        self.resource = np.zeros(0, dtype=np.int64)
         self.free_at = 0.0
 
     def receive(self, messages: list[Message]) -> None:
-        """Add delivered messages (any order; kept sorted by time, sender, seq)."""
+        """Add delivered messages (any order)."""
         if messages:
-            # timsort merges the two sorted runs in linear time
-            self.pending = sorted(self.pending[self.head:] + list(messages))
-            self.head = 0
+            self._learn({m.sender for m in messages})
+            rank = self._rank
+            self.add(np.array([m.time for m in messages]), np.array([rank[m.sender] for m in messages]),
+                     np.array([m.seq for m in messages]), np.array([m.resource for m in messages]), self.names)
 
-    def process(self, until: float, batch_size: int) -> list[tuple[float, int, int, int]]:
+    def _learn(self, names) -> None:
+        """Rank new sender names among the known ones (re-ranking waiting messages)."""
+        rank = self._rank
+        if any(s not in rank for s in names):
+            merged = sorted(set(self.names).union(names))
+            new = {s: i for i, s in enumerate(merged)}
+            self.sender = np.array([new[s] for s in self.names], dtype=np.int64)[self.sender]
+            self.names, self._rank = merged, new
+
+    def add(self, time: np.ndarray, sender: np.ndarray, seq: np.ndarray, resource: np.ndarray,
+            names: list[str]) -> None:
+        """Add messages given as arrays (n,): arrival ``time``, ``sender`` (index
+        into the sorted ``names``), ``seq`` and ``resource``; any order."""
+        if not len(time):
+            return
+        if names is not self.names:
+            used = [names[i] for i in np.unique(sender).tolist()]
+            self._learn(used)
+            lut = np.zeros(len(names), dtype=np.int64)
+            lut[[names.index(s) for s in used]] = [self._rank[s] for s in used]
+            sender = lut[sender]
+        t = np.concatenate((self.time, time))
+        snd = np.concatenate((self.sender, sender))
+        sq = np.concatenate((self.seq, seq))
+        order = np.lexsort((sq, snd, t))
+        self.time, self.sender, self.seq = t[order], snd[order], sq[order]
+        self.resource = np.concatenate((self.resource, resource))[order]
+
+    def process(self, until: float, batch_size: int, window_s: float) -> dict[int, list[int]]:
         """Handle every batch that starts before ``until``.
 
-        Returns one ``(start_s, handled, in_time, conflicts)`` tuple per batch.
+        Returns, per window (index = batch start // ``window_s``) in which a
+        batch started, [messages handled, handled in time, conflicts].
         """
-        out = []
-        p, h, n = self.pending, self.head, len(self.pending)
+        # a batch starts no earlier than its first message: later messages are not needed
+        k = int(np.searchsorted(self.time, until, side="left"))
+        if not k:
+            return {}
+        totals: dict[int, list[int]] = {}
+        times = self.time[:min(len(self.time), k + batch_size)].tolist()
+        ov, per, deadline, free_at = self.overhead_s, self.per_message_s, self.deadline_s, self.free_at
+        h = 0
+        if batch_size == 1:  # one message per batch: it starts when both it and the handler are there
+            for t in times[:k]:
+                start = free_at if free_at >= t else t
+                if start >= until:
+                    break
+                finish = start + ov + per
+                key = int(start // window_s + 1e-9)
+                tot = totals.get(key)
+                if tot is None:
+                    tot = totals[key] = [0, 0, 0]
+                tot[0] += 1
+                tot[1] += finish - t <= deadline
+                free_at = finish
+                h += 1
+        else:
+            h, free_at = self._batches(times, until, batch_size, window_s, totals)
+        self.free_at = free_at
+        if h:
+            self.time, self.sender, self.seq, self.resource = (
+                self.time[h:], self.sender[h:], self.seq[h:], self.resource[h:])
+        return totals
+
+    def _batches(self, times: list[float], until: float, batch_size: int, window_s: float,
+                 totals: dict[int, list[int]]) -> tuple[int, float]:
+        """:meth:`process` for batches of up to ``batch_size`` messages; returns
+        (messages handled, the time the handler is free)."""
+        n = len(times)
+        senders, resources = self.sender[:n].tolist(), self.resource[:n].tolist()
+        h, free_at = 0, self.free_at
         while h < n:
-            ready = p[h].time + self.max_wait_s
+            ready = times[h] + self.max_wait_s
             if n - h >= batch_size:
-                ready = min(p[h + batch_size - 1].time, ready)
-            start = max(self.free_at, ready)
+                ready = min(times[h + batch_size - 1], ready)
+            start = max(free_at, ready)
             if start >= until:
                 break
             j, stop = h, min(n, h + batch_size)
-            while j < stop and p[j].time <= start:
+            while j < stop and times[j] <= start:
                 j += 1
-            batch, h = p[h:j], j
-            seen: dict[int, str] = {}
+            seen: dict[int, int] = {}
             conflicts = 0
-            for m in batch:
-                if seen.setdefault(m.resource, m.sender) != m.sender:
+            for i in range(h, j):
+                if seen.setdefault(resources[i], senders[i]) != senders[i]:
                     conflicts += 1
-            finish = start + self.overhead_s + len(batch) * self.per_message_s + conflicts * self.conflict_s
-            in_time = sum(1 for m in batch if finish - m.time <= self.deadline_s)
-            out.append((start, len(batch), in_time, conflicts))
-            self.free_at = finish
-        self.head = h
-        return out
+            finish = start + self.overhead_s + (j - h) * self.per_message_s + conflicts * self.conflict_s
+            in_time = sum(1 for i in range(h, j) if finish - times[i] <= self.deadline_s)
+            tot = totals.setdefault(int(start // window_s + 1e-9), [0, 0, 0])
+            tot[0] += j - h
+            tot[1] += in_time
+            tot[2] += conflicts
+            free_at = finish
+            h = j
+        return h, free_at

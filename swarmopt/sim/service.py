@@ -33,35 +33,32 @@ def ttl_cache(t: np.ndarray, keys: np.ndarray, fills: np.ndarray, ttl: float, ex
     ``expiry`` (keyspace,) is updated in place. Returns hits (n,) bool; with
     ``ttl <= 0`` the cache is off and every lookup misses.
 
-    Vectorized by rounds: each round settles, for every key at once, the lookups
-    up to that key's next miss, so rounds = the most misses of one key in the
-    segment (a handful when ``ttl`` is not tiny against the segment).
+    A lookup before its key's expiry at the start is a hit whatever happens
+    later (a refill only comes after that expiry), so only the others are
+    candidates; when no key has two candidates each is a miss (the common
+    case, vectorized); otherwise the candidates are settled in time order.
     """
     n = len(t)
-    hit = np.zeros(n, dtype=bool)
     if ttl <= 0.0 or n == 0:
-        return hit
-    idx = np.arange(n)
-    while idx.size:
-        k = keys[idx]
-        cand = idx[t[idx] >= expiry[k]]
-        cand_keys = keys[cand]
-        if len(set(cand_keys.tolist())) == cand.size:  # one miss per key (the common case): settled in one pass
-            hit[idx] = True
-            hit[cand] = False
-            filled = cand[fills[cand]]
-            expiry[keys[filled]] = t[filled] + ttl
-            break
-        first_keys, first_pos = np.unique(cand_keys, return_index=True)
-        miss = cand[first_pos]
-        limit = np.full(expiry.shape[0], n)
-        limit[first_keys] = miss
-        lim = limit[k]
-        settled = idx <= lim
-        hit[idx[idx < lim]] = True
-        filled = miss[fills[miss]]
+        return np.zeros(n, dtype=bool)
+    cand = np.flatnonzero(t >= expiry[keys])
+    hit = np.ones(n, dtype=bool)
+    hit[cand] = False
+    cand_keys = keys[cand]
+    if len(set(cand_keys.tolist())) == cand.size:
+        filled = cand[fills[cand]]
         expiry[keys[filled]] = t[filled] + ttl
-        idx = idx[~settled]
+        return hit
+    refilled: dict[int, float] = {}
+    for i, key, ti, fill in zip(cand.tolist(), cand_keys.tolist(), t[cand].tolist(), fills[cand].tolist(),
+                                strict=True):
+        until = refilled.get(key)
+        if until is not None and ti < until:
+            hit[i] = True
+        elif fill:
+            refilled[key] = ti + ttl
+    if refilled:
+        expiry[list(refilled)] = list(refilled.values())
     return hit
 
 
@@ -109,16 +106,24 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
     return hit, stop, rejected
 
 
-def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list[float], hit: list[np.ndarray],
-             stop: list[np.ndarray], rejected: list[np.ndarray], parallel: bool,
-             timeout_s: float) -> dict[str, np.ndarray]:
+def _per_decision(v: np.ndarray) -> np.ndarray:
+    """A per-decision parameter (n,) as a column to broadcast over attempts; a scalar as is."""
+    return v[:, None] if v.ndim else v
+
+
+def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: list[np.ndarray],
+             stop: list[np.ndarray], rejected: list[np.ndarray], parallel, timeout_s,
+             n_att: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run the attempts of ``n`` decisions.
 
     ``model_s`` (n, A) model-call seconds per attempt; per tool ``j``:
     ``tool_s[j]`` (n, A) call seconds, ``hit_s[j]`` cache-hit seconds,
     ``hit[j]`` (n,), ``stop[j]`` and ``rejected[j]`` (n,) from
     :func:`ttl_cache`/:func:`first_success` or :func:`breaker_calls`. Tools run
-    in parallel (max) or in sequence (sum).
+    in parallel (max) or in sequence (sum). ``hit_s[j]``, ``parallel`` and
+    ``timeout_s`` are one value for all decisions or one per decision (n,)
+    (decisions of several agents served together); ``n_att`` (n,) the
+    attempts each decision may make (default: all ``A``).
 
     Returns arrays (n,): ``service`` (s, on the worker), ``ok`` (some attempt
     valid), ``attempts`` (made), ``degraded`` (a tool was skipped by an open
@@ -127,19 +132,32 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list[float], 
     """
     n, a_max = model_s.shape
     att = np.arange(a_max)
-    tools_t = np.zeros((n, a_max))
+    timeout = _per_decision(np.asarray(timeout_s))
+    parallel = np.asarray(parallel)
     failed = np.zeros((n, a_max), dtype=bool)
-    for j in range(len(tool_s)):
-        h, s, r = hit[j][:, None], stop[j][:, None], rejected[j][:, None]
-        calls = ~h & ((att < s) | ((att == s) & ~r))
-        lat = np.where(h, hit_s[j], np.where(calls, tool_s[j], 0.0))
-        tools_t = np.maximum(tools_t, lat) if parallel else tools_t + lat
-        failed |= ~h & (att < s)
-    d = model_s + tools_t
-    failed |= d > timeout_s
+    if n_att is None:
+        n_att = a_max
+    elif (n_att < a_max).any():
+        failed |= att >= n_att[:, None]
+    d = model_s
+    if tool_s:
+        tools_t = np.zeros((n, a_max))
+        for j in range(len(tool_s)):
+            h, s, r = hit[j][:, None], stop[j][:, None], rejected[j][:, None]
+            calls = ~h & ((att < s) | ((att == s) & ~r))
+            lat = np.where(h, _per_decision(np.asarray(hit_s[j])), np.where(calls, tool_s[j], 0.0))
+            if parallel.all():
+                tools_t = np.maximum(tools_t, lat)
+            elif not parallel.any():
+                tools_t = tools_t + lat
+            else:
+                tools_t = np.where(_per_decision(parallel), np.maximum(tools_t, lat), tools_t + lat)
+            failed |= ~h & (att < s)
+        d = d + tools_t
+    failed |= d > timeout
     ok = ~failed.all(axis=1)
-    made = np.where(ok, (~failed).argmax(axis=1) + 1, a_max)
-    service = (np.minimum(d, timeout_s) * (att < made[:, None])).sum(axis=1)
+    made = np.where(ok, (~failed).argmax(axis=1) + 1, n_att)
+    service = (np.minimum(d, timeout) * (att < made[:, None])).sum(axis=1)
     calls = np.zeros((n, len(tool_s)), dtype=np.int64)
     degraded = np.zeros(n, dtype=bool)
     hits = np.zeros(n, dtype=np.int64)
@@ -175,22 +193,41 @@ def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float]) -> tupl
         return start, end
     c = len(workers)
     end = arrival + service
-    busy_before = np.arange(n) - np.searchsorted(np.sort(end), arrival, side="right")
-    busy_before += np.searchsorted(-np.sort(workers)[::-1], -arrival, side="left")
-    waits = np.flatnonzero(busy_before >= c)
-    m = int(waits[0]) if waits.size else n
-    start = arrival.copy()
+    m = _no_wait_prefix(arrival, end, workers)
     if m:
         top = np.concatenate([np.asarray(workers), end[:m]])
         workers[:] = np.sort(top)[-c:].tolist()
-    if m < n:
-        st_l, a_l, s_l = start.tolist(), arrival.tolist(), service.tolist()
-        heapreplace = heapq.heapreplace
-        for i in range(m, n):
-            free = workers[0]
-            s = a_l[i] if a_l[i] > free else free
-            st_l[i] = s
-            heapreplace(workers, s + s_l[i])
-        start = np.asarray(st_l)
-        end = start + service
-    return start, end
+    if m == n:
+        return arrival.copy(), end
+    start = arrival[:m].tolist()
+    append, heapreplace = start.append, heapq.heapreplace
+    for a, s in zip(arrival[m:].tolist(), service[m:].tolist(), strict=False):
+        free = workers[0]
+        if a > free:  # noqa: PLR1730 - an if is cheaper than max() in this loop
+            free = a
+        append(free)
+        heapreplace(workers, free + s)
+    start = np.array(start)
+    return start, start + service
+
+
+def _no_wait_prefix(arrival: np.ndarray, end: np.ndarray, workers: list[float]) -> int:
+    """How many decisions, from the first, start at their arrival: decision i
+    waits iff ``c`` earlier decisions or busy workers are still in service at
+    its arrival. Looked for in prefixes of doubling length (the first wait
+    usually comes early), each cut where arrivals strictly increase so that no
+    later decision can have ended by an arrival inside it."""
+    n, c = len(arrival), len(workers)
+    busy_workers = -np.sort(workers)[::-1]
+    size = 64
+    while True:
+        k = n if size >= n else int(np.searchsorted(arrival, arrival[size - 1], side="right"))
+        a = arrival[:k]
+        busy = np.arange(k) - np.searchsorted(np.sort(end[:k]), a, side="right")
+        busy += np.searchsorted(busy_workers, -a, side="left")
+        waits = np.flatnonzero(busy >= c)
+        if waits.size:
+            return int(waits[0])
+        if k == n:
+            return n
+        size *= 2
