@@ -9,7 +9,8 @@ from swarmopt import InputError, Simulation, run_scenario
 
 from conftest import MH_SCENARIO, short
 
-FIRST_CHANGE = "opt_2100_market-hunter_raise_cache_ttl_1"  # seed 1: judged at 2700 s, reverted (no measured benefit)
+FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # seed 1: in flight until 2700 s, kept
+REVERTED = "opt_3300_market-hunter_raise_cache_ttl_11"  # seed 1: TTL 240 -> 960 s, judged at 3900 s, reverted
 
 
 def same_tables(a, b) -> None:
@@ -131,27 +132,27 @@ def test_agent_snapshot(mh_scenario):
 
 
 def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1).run(2700)
+    sim = Simulation(mh_scenario, seed=1).run(3900)
     keep, roll = sim.fork(), sim.fork()
-    keep.override(FIRST_CHANGE, "keep")
-    roll.override(FIRST_CHANGE, "rollback")
+    keep.override(REVERTED, "keep")
+    roll.override(REVERTED, "rollback")
     for s in (sim, keep, roll):
         s.freeze_planning()
         s.run()
-    decided = {name: s.events.query("strategy_id == @FIRST_CHANGE and event.str.startswith('optimization.')")
+    decided = {name: s.events.query("strategy_id == @REVERTED and event.str.startswith('optimization.')")
                for name, s in (("judge", sim), ("keep", keep), ("roll", roll))}
     assert "optimization.reverted" in set(decided["judge"]["event"])
     kept = decided["keep"].query("event == 'optimization.kept'")
     assert len(kept) == 1 and kept["forced"].iloc[0] == True  # noqa: E712 (a table cell, not a flag)
     assert "optimization.rolled_back" in set(decided["roll"]["event"])
-    assert keep.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 240
-    assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 60
+    assert keep.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 960
+    assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 240
     for s in (sim, keep, roll):
         ev = s.events
-        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 2700)).any()
+        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 3900)).any()
         assert (ev["event"] == "planning.frozen").sum() == 1
     with pytest.raises(ValueError, match="verdict"):
-        sim.override(FIRST_CHANGE, "maybe")
+        sim.override(REVERTED, "maybe")
 
 
 def test_write_partial_then_complete(mh_scenario, tmp_path):
