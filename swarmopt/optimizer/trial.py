@@ -14,7 +14,7 @@ remedy is then barred on that agent for :data:`TABU_S` or the stabilization
 window, whichever is longer (a change that cannot be told from no change is
 not retried while a reversal would be held anyway). An inconclusive judgement
 (no data: NaN, zero variance, too few tasks), or a marginal one whose estimate
-is a gain, is no decision yet: the change is measured on over
+is a gain and whose interval still reaches ``cfg.min_improvement``, is no decision yet: the change is measured on over
 ``measure_windows`` more windows, up to ``cfg.max_measure_windows`` after it
 took effect, each look at its share of alpha (:func:`look_alpha`), and only
 then reverted (a change that cannot be told from no change is reverted once). The undo is measured
@@ -48,13 +48,15 @@ DECISIONS = ("keep", "rollback", "revert")
 class Trial:
     """A change in flight on one agent, waiting for its after-windows; the undo
     of a change (``undone``, reverted or rolled back by ``undo_decision``) is a
-    trial too, measured but not decided on."""
+    trial too, measured but not decided on. ``stable_since_s``: when the
+    agent's configuration last changed before this change (s; None: unknown)."""
 
     strategy: Strategy
     effective_s: float
     measure_at_s: float
     undone: Strategy | None = None
     undo_decision: str = ""
+    stable_since_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,19 @@ def look_alpha(cfg: OptimizerConfig, horizon_windows: int) -> float:
     return cfg.alpha / 2 if horizon_windows <= cfg.measure_windows else cfg.alpha / (2 * (looks - 1))
 
 
+def window_span_start(trial: Trial, cfg: OptimizerConfig, window_s: float) -> float:
+    """Start (s) of the window values a change is compared against:
+    ``cfg.measure_windows`` windows before it took effect or, with
+    ``cfg.trend_adjust``, as far back as the configuration was stable
+    (``trial.stable_since_s``; not known: no further), up to
+    ``cfg.max_measure_windows`` windows, so that the trend and the load
+    effect are fitted on as many windows as the after-span can grow to."""
+    short = trial.effective_s - cfg.measure_windows * window_s
+    if not cfg.trend_adjust or trial.stable_since_s is None:
+        return short
+    return min(short, max(trial.effective_s - cfg.max_measure_windows * window_s, trial.stable_since_s))
+
+
 def _move(state: TrialState, step: float, cfg: OptimizerConfig) -> float:
     return min(cfg.max_autonomy, max(cfg.min_autonomy, state.autonomy + step))
 
@@ -145,7 +160,10 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         raise ValueError(f"forced decision must be one of {DECISIONS}, got {forced!r}")
     s = trial.strategy
     horizon_s = trial.measure_at_s - trial.effective_s
-    promising = j.verdict == "marginal" and j.window.improvement_pct > 0  # NaN is not promising
+    # a gain (NaN is none) that more windows could still show to be at least the minimum improvement; an
+    # interval wholly below it is futile to measure on (futility stopping of group-sequential designs)
+    promising = (j.verdict == "marginal" and j.window.improvement_pct > 0
+                 and not j.effect(cfg.alpha).ci_high_pct < 100 * cfg.min_improvement)
     if (forced is None and (j.verdict == "inconclusive" or promising) and not j.breaches
             and horizon_s + cfg.measure_windows * window_s <= cfg.max_measure_windows * window_s + 1e-9):
         # no data (or too little to tell a gain from noise) is never a verdict: measure on, with no
@@ -167,6 +185,6 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     new = _move(state, -cfg.autonomy_step_down, cfg) if decision == "rollback" else state.autonomy
     why = f"rollback of {s.id} on {agent}: {reason}" if new != state.autonomy else ""
     return TrialOutcome(**common, changes=undo.actions, effective_s=eff, ref=undo.id,
-                        undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision),
+                        undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision, trial.effective_s),
                         tabu_until_s=t + max(TABU_S, cfg.stabilization_window_s), state=TrialState(new, 0),
                         autonomy_reason=why)
