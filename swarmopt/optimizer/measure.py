@@ -326,7 +326,10 @@ class Judgement:
     window-level measurement, whose ``improvement_pct`` is reported either way. ``tau_before``/``tau_after``:
     autocorrelation times of the target's per-task series (1.0 for
     welch-windows); ``tasks_before``/``tasks_after``: decisions in the spans.
-    ``breaches``: guardrail breaches (:func:`guardrails`).
+    ``breaches``: guardrail breaches (:func:`guardrails`). ``window_disagrees``:
+    the per-task test passed or failed the change but the trend- and
+    load-adjusted window level moved the other way (or not at all), so the
+    verdict is marginal.
     """
 
     verdict: Outcome
@@ -338,6 +341,7 @@ class Judgement:
     tasks_before: int
     tasks_after: int
     breaches: tuple[str, ...]
+    window_disagrees: bool = False
 
     @property
     def decision(self) -> str:
@@ -376,13 +380,17 @@ class Judgement:
         if self.breaches:
             return "guardrail: " + "; ".join(self.breaches)
         if self.by_windows:
-            test = "Welch" if self.window.method == "welch" else f"adjusted for {self.window.method.partition(':')[2] or 'nothing'}"
+            adjusted = self.window.method.partition(":")[2] or "nothing"
+            test = "Welch" if self.window.method == "welch" else f"adjusted for {adjusted}"
             why = (f"window level improvement {self.window.improvement_pct:+.1f}% "
                    f"({test}, one-sided p={self.window.p_value:.2g})")
             if self.canary is not None:
                 why += f"; per-task: {'; '.join(self.canary.reasons)}"
         else:
             why = "; ".join(self.canary.reasons)
+        if self.window_disagrees:
+            why += (f"; but the window level adjusted for trend and load moved "
+                    f"{self.window.improvement_pct:+.1f}%: not the change's doing")
         return f"{self.verdict}: {why}"
 
 
@@ -406,7 +414,11 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     (:func:`guardrails`) skip the target itself. ``trend_adjust``: compare
     the window values by :func:`adjusted_measure` (``before_rows`` may then
     reach further back than the per-task ``before`` sample), else by
-    :func:`measure`. Raises ValueError for a metric with no spec in
+    :func:`measure`; with it, a per-task pass or fail whose direction the
+    adjusted window level does not share becomes marginal (an
+    intersection of the two: the per-task test keeps its power where both
+    agree, and a per-task difference the trend or the load explains is no
+    verdict). Raises ValueError for a metric with no spec in
     :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
@@ -427,6 +439,12 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         canary = judge_proportion(hb, nb, ha, na, better=spec.better, alpha=a_target, min_samples=min_samples,
                                   marginal_effect=min_improvement, metric=metric)
     verdict = canary.outcome if canary is not None else "inconclusive"
+    # a per-task difference (5 windows a side) that the window level, adjusted for the trend and the arrival
+    # rate, puts the other way is the load's or the trend's, not the change's: no verdict either way
+    disagrees = trend_adjust and (verdict == "pass" and not window.improvement_pct > 0
+                                  or verdict == "fail" and not window.improvement_pct < 0)
+    if disagrees:
+        verdict = "marginal"
     enough_windows = min(before.n, after.n) >= min_samples and min(window.n_before, window.n_after) >= 2
     if verdict == "inconclusive" and enough_windows:
         if canary is not None:
@@ -437,7 +455,7 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
     breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 3,
                           min_samples)
-    return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))
+    return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches), disagrees)
 
 
 def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: float, error_rise: float,
