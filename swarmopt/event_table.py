@@ -115,16 +115,13 @@ SCHEMA: tuple[Column, ...] = (
     Column("window_verdict", _S, "secondary: verdict of the window-level comparison", _MEASURED),
     Column("window_method", _S, "secondary: the window-level comparison: segmented:<covariates> (segmented "
            "regression on trend and/or load, measure.adjusted_measure) or welch (window means)", _MEASURED),
-    Column("window_before_start_s", _F, "start of the window values compared before the change (s): as far back "
-           "as the configuration was stable, up to max_measure_windows (before_start_s with trend_adjust off)",
-           _MEASURED),
     Column("tasks_before", _I, "decisions in the before-span", _MEASURED),
     Column("tasks_after", _I, "decisions in the after-span", _MEASURED),
     Column("tau_before", _F, "autocorrelation time of the per-task series before (>= 1)", _MEASURED),
     Column("tau_after", _F, "autocorrelation time of the per-task series after (>= 1)", _MEASURED),
     Column("n_eff_before", _I, "effective sample size before (tasks / tau)", _MEASURED),
     Column("n_eff_after", _I, "effective sample size after (tasks / tau)", _MEASURED),
-    Column("before_start_s", _F, "start of the before-span of the per-task samples (s)", _MEASURED),
+    Column("before_start_s", _F, "start of the before-span (s)", _MEASURED),
     Column("before_end_s", _F, "end of the before-span (s) = when the change took effect", _MEASURED),
     Column("after_start_s", _F, "start of the after-span (s)", _MEASURED),
     Column("after_end_s", _F, "end of the after-span (s)", _MEASURED),

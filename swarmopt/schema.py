@@ -436,10 +436,8 @@ class OptimizerConfig(Strict):
     for more windows, up to ``max_measure_windows`` after it took effect, then
     reverted without blame. With ``trend_adjust`` the window values of a target
     are compared by segmented regression, adjusted for a trend and for the
-    arrival rate, over a before-span as long as the configuration was stable
-    (up to ``max_measure_windows``), so that a leak or a load ramp running
-    through a change is not read as its effect
-    (:func:`swarmopt.optimizer.measure.adjusted_measure`).
+    arrival rate, so that a leak or a load ramp running through a change is not
+    read as its effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
     """
 
     policy: Annotated[str, AfterValidator(_policy_name)] = "rules"

@@ -126,8 +126,7 @@ def run_trial(opt: Optimizer, t_eff: float, after_values, kind="scale_concurrenc
     if commit:
         opt.proposals = [Proposal(s, False)]
         opt.commit(t_eff - s.implementation_time_s, {})
-        # stable since the start: no change took effect on the agent before (the before-span may reach back)
-        assert opt.in_flight["market-hunter"] == Trial(s, t_eff, t_eff + 300, stable_since_s=0.0)
+        assert opt.in_flight["market-hunter"] == Trial(s, t_eff, t_eff + 300)
     else:
         opt.in_flight["market-hunter"] = Trial(s, t_eff, t_eff + 300)
     rates_b = {"success": 1.0, "ok": 1.0} | (before or {})
@@ -139,9 +138,9 @@ def run_trial(opt: Optimizer, t_eff: float, after_values, kind="scale_concurrenc
     return opt.cycle(t_eff + 300)
 
 
-# SAME: about 2% slower than BEFORE, far from significant, and no gain either against BEFORE's mean or against
+# SAME: 5% slower than BEFORE, not significant per task, and no gain either against BEFORE's mean or against
 # its trend extrapolated (the trend-adjusted window comparison): a change with no measured benefit
-FASTER, SAME, SLOWER = [2000, 2100, 1900, 2050, 1950], [2860, 2840, 2850, 2855, 2845], [3600, 3500, 3700, 3550, 3650]
+FASTER, SAME, SLOWER = [2000, 2100, 1900, 2050, 1950], [2950, 2930, 2940, 2945, 2935], [3600, 3500, 3700, 3550, 3650]
 
 
 def decisions(events):

@@ -64,7 +64,6 @@ from swarmopt.optimizer.trial import (
     TrialState,
     decide_trial,
     look_alpha,
-    window_span_start,
 )
 from swarmopt.policies import MonitorPolicy, Policy
 from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
@@ -222,8 +221,7 @@ class Optimizer:
                 changes.append(ScheduledChange(eff, c, s.id))
                 self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
             for agent in {c.agent for c in s.actions}:
-                self.in_flight[agent] = Trial(s, eff, eff + self.cfg.measure_windows * self.window_s,
-                                              stable_since_s=self.history.last_change_s[agent])
+                self.in_flight[agent] = Trial(s, eff, eff + self.cfg.measure_windows * self.window_s)
             ev = strategy_event(t, "optimization.scheduled", s)
             ev["effective_s"] = eff
             events.append(ev)
@@ -297,16 +295,14 @@ class Optimizer:
             s = trial.strategy
             spans = (trial.effective_s - k, trial.effective_s), (trial.effective_s, trial.measure_at_s)
             alpha = look_alpha(cfg, round((trial.measure_at_s - trial.effective_s) / self.window_s))
-            since = window_span_start(trial, cfg, self.window_s)
-            j = judge_change(self.history.window_rows(agent, since, trial.effective_s),
-                             self.history.window_rows(agent, *spans[1]),
+            j = judge_change(*(self.history.window_rows(agent, *sp) for sp in spans),
                              *(self.history.task_sample(agent, *sp) for sp in spans),
                              s.target_metric, alpha, cfg.min_improvement, cfg.min_samples,
                              cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise,
                              cfg.trend_adjust)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
-            events.append(measure_event(t, j, trial, trial.effective_s - k, out, cfg.alpha, since))
+            events.append(measure_event(t, j, trial, trial.effective_s - k, out, cfg.alpha))
             scheduled += self._apply(t, agent, trial, out)
             if out.learn:
                 self.policy.learn(s, out.decision == "keep")

@@ -72,15 +72,14 @@ def _judged(j: Judgement, alpha: float) -> dict:
 
 
 def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome: TrialOutcome,
-                  alpha: float = 0.05, window_before_s: float | None = None) -> dict:
+                  alpha: float = 0.05) -> dict:
     """``optimization.measured`` (a change: with its ``decision``, and ``forced``
     and the ``judge_decision`` when the decision was forced) or
     ``rollback.measured`` (an undo): the figures of the test that decided
     (:meth:`~swarmopt.optimizer.measure.Judgement.effect`, positive = better),
     the window-level measurement as ``window_*`` (secondary), the per-task
     sample sizes and the spans compared (before: ``before_s`` up to the
-    effective time; the window values from ``window_before_s``, default
-    ``before_s``). ``alpha``: the optimizer's, which sets the level of the
+    effective time). ``alpha``: the optimizer's, which sets the level of the
     per-task interval."""
     s = trial.strategy
     m = j.window
@@ -91,7 +90,6 @@ def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome
         "window_before": m.before, "window_after": m.after, "window_improvement_pct": m.improvement_pct,
         "window_ci_low_pct": m.ci_low_pct, "window_ci_high_pct": m.ci_high_pct, "window_p_value": m.p_value,
         "window_verdict": m.verdict, "window_method": m.method,
-        "window_before_start_s": before_s if window_before_s is None else window_before_s,
         "tasks_before": j.tasks_before, "tasks_after": j.tasks_after,
         "tau_before": j.tau_before, "tau_after": j.tau_after,
         "n_eff_before": j.canary.n_before if j.canary else j.tasks_before,

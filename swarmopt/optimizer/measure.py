@@ -185,10 +185,12 @@ def adjusted_measure(before_rows: list[dict], after_rows: list[dict], metric: st
     relative change) or an exact fit with no shift (e.g. memory under a
     deterministic leak, no change: no noise to test against) is inconclusive.
     Unlike Welch's test it is unbiased under a linear trend or a load change
-    that runs through the change, at the price of a wider interval (about 2x
-    the standard error of a difference of means at 5 windows a side, 1.5x
-    with 15 before; the optimizer extends the before-span back as far as the
-    configuration was stable). Raises ValueError for ``better`` not in
+    that runs through the change, at the price of a wider interval: about 2x
+    the standard error of a difference of means at 5 windows a side, 1.7x at
+    5 before and 10 after, 1.5x at 5 and 15. (The optimizer compares the 5
+    windows before a change, not more: it acts a few windows after a fault's
+    onset, and a before-span reaching back across the onset would fit the
+    onset's step as a trend.) Raises ValueError for ``better`` not in
     {"lower", "higher"}.
     """
     if better not in ("lower", "higher"):
@@ -326,10 +328,7 @@ class Judgement:
     window-level measurement, whose ``improvement_pct`` is reported either way. ``tau_before``/``tau_after``:
     autocorrelation times of the target's per-task series (1.0 for
     welch-windows); ``tasks_before``/``tasks_after``: decisions in the spans.
-    ``breaches``: guardrail breaches (:func:`guardrails`). ``window_disagrees``:
-    the per-task test passed or failed the change but the trend- and
-    load-adjusted window level moved the other way (or not at all), so the
-    verdict is marginal.
+    ``breaches``: guardrail breaches (:func:`guardrails`).
     """
 
     verdict: Outcome
@@ -341,7 +340,6 @@ class Judgement:
     tasks_before: int
     tasks_after: int
     breaches: tuple[str, ...]
-    window_disagrees: bool = False
 
     @property
     def decision(self) -> str:
@@ -388,9 +386,6 @@ class Judgement:
                 why += f"; per-task: {'; '.join(self.canary.reasons)}"
         else:
             why = "; ".join(self.canary.reasons)
-        if self.window_disagrees:
-            why += (f"; but the window level adjusted for trend and load moved "
-                    f"{self.window.improvement_pct:+.1f}%: not the change's doing")
         return f"{self.verdict}: {why}"
 
 
@@ -412,13 +407,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     minimum relative effect for a pass (median shift for Mann-Whitney, absolute
     rate change for two-proportion, mean change for Welch). The guardrails
     (:func:`guardrails`) skip the target itself. ``trend_adjust``: compare
-    the window values by :func:`adjusted_measure` (``before_rows`` may then
-    reach further back than the per-task ``before`` sample), else by
-    :func:`measure`; with it, a per-task pass or fail whose direction the
-    adjusted window level does not share becomes marginal (an
-    intersection of the two: the per-task test keeps its power where both
-    agree, and a per-task difference the trend or the load explains is no
-    verdict). Raises ValueError for a metric with no spec in
+    the window values by :func:`adjusted_measure`, else by :func:`measure`.
+    Raises ValueError for a metric with no spec in
     :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
@@ -439,12 +429,6 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         canary = judge_proportion(hb, nb, ha, na, better=spec.better, alpha=a_target, min_samples=min_samples,
                                   marginal_effect=min_improvement, metric=metric)
     verdict = canary.outcome if canary is not None else "inconclusive"
-    # a per-task difference (5 windows a side) that the window level, adjusted for the trend and the arrival
-    # rate, puts the other way is the load's or the trend's, not the change's: no verdict either way
-    disagrees = trend_adjust and (verdict == "pass" and not window.improvement_pct > 0
-                                  or verdict == "fail" and not window.improvement_pct < 0)
-    if disagrees:
-        verdict = "marginal"
     enough_windows = min(before.n, after.n) >= min_samples and min(window.n_before, window.n_after) >= 2
     if verdict == "inconclusive" and enough_windows:
         if canary is not None:
@@ -455,7 +439,7 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
     breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 3,
                           min_samples)
-    return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches), disagrees)
+    return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))
 
 
 def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: float, error_rise: float,

@@ -48,15 +48,13 @@ DECISIONS = ("keep", "rollback", "revert")
 class Trial:
     """A change in flight on one agent, waiting for its after-windows; the undo
     of a change (``undone``, reverted or rolled back by ``undo_decision``) is a
-    trial too, measured but not decided on. ``stable_since_s``: when the
-    agent's configuration last changed before this change (s; None: unknown)."""
+    trial too, measured but not decided on."""
 
     strategy: Strategy
     effective_s: float
     measure_at_s: float
     undone: Strategy | None = None
     undo_decision: str = ""
-    stable_since_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,19 +120,6 @@ def look_alpha(cfg: OptimizerConfig, horizon_windows: int) -> float:
     return cfg.alpha / 2 if horizon_windows <= cfg.measure_windows else cfg.alpha / (2 * (looks - 1))
 
 
-def window_span_start(trial: Trial, cfg: OptimizerConfig, window_s: float) -> float:
-    """Start (s) of the window values a change is compared against:
-    ``cfg.measure_windows`` windows before it took effect or, with
-    ``cfg.trend_adjust``, as far back as the configuration was stable
-    (``trial.stable_since_s``; not known: no further), up to
-    ``cfg.max_measure_windows`` windows, so that the trend and the load
-    effect are fitted on as many windows as the after-span can grow to."""
-    short = trial.effective_s - cfg.measure_windows * window_s
-    if not cfg.trend_adjust or trial.stable_since_s is None:
-        return short
-    return min(short, max(trial.effective_s - cfg.max_measure_windows * window_s, trial.stable_since_s))
-
-
 def _move(state: TrialState, step: float, cfg: OptimizerConfig) -> float:
     return min(cfg.max_autonomy, max(cfg.min_autonomy, state.autonomy + step))
 
@@ -160,10 +145,12 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         raise ValueError(f"forced decision must be one of {DECISIONS}, got {forced!r}")
     s = trial.strategy
     horizon_s = trial.measure_at_s - trial.effective_s
-    # a gain (NaN is none) that more windows could still show to be at least the minimum improvement; an
-    # interval wholly below it is futile to measure on (futility stopping of group-sequential designs)
-    promising = (j.verdict == "marginal" and j.window.improvement_pct > 0
-                 and not j.effect(cfg.alpha).ci_high_pct < 100 * cfg.min_improvement)
+    # the deciding test's estimate is a gain (NaN is none) that more windows could still show to be at least the
+    # minimum improvement; an interval wholly below it is futile to measure on (futility stopping of
+    # group-sequential designs)
+    effect = j.effect(cfg.alpha)
+    promising = (j.verdict == "marginal" and effect.improvement_pct > 0
+                 and not effect.ci_high_pct < 100 * cfg.min_improvement)
     if (forced is None and (j.verdict == "inconclusive" or promising) and not j.breaches
             and horizon_s + cfg.measure_windows * window_s <= cfg.max_measure_windows * window_s + 1e-9):
         # no data (or too little to tell a gain from noise) is never a verdict: measure on, with no
@@ -185,6 +172,6 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     new = _move(state, -cfg.autonomy_step_down, cfg) if decision == "rollback" else state.autonomy
     why = f"rollback of {s.id} on {agent}: {reason}" if new != state.autonomy else ""
     return TrialOutcome(**common, changes=undo.actions, effective_s=eff, ref=undo.id,
-                        undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision, trial.effective_s),
+                        undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision),
                         tabu_until_s=t + max(TABU_S, cfg.stabilization_window_s), state=TrialState(new, 0),
                         autonomy_reason=why)
