@@ -3,19 +3,17 @@
 At 1800 s the Market Hunter's data source becomes 3.5x slower, and a longer data-source cache TTL cures it; at
 5400 s the source turns into a live feed that cannot be cached (``cache_bypass``) and the TTL cure stops working.
 The learning policy (``thompson``: discounted Thompson sampling, :class:`swarmopt.policies.ThompsonPolicy`) moves
-to another remedy within N = 1 trial of the stale cure after it stops working, 2 when that trial's undo happens
-to be measured worse: a change with no measured benefit is reverted and its remedy barred on the agent for the
-stabilization window (:func:`swarmopt.optimizer.trial.decide_trial`), and a revert is reward 0 in the bandit, so
-the next remedy tried is another one; only a restore (the undo of the reverted change judged significantly
-worse, which a change with no effect meets at the judge's false-decision rate, under 5%) lifts the bar, and then
-the stale cure may take one more step.
+to another remedy within N = 1 trial of the stale cure after it stops working: a change with no measured benefit
+is reverted and its remedy barred on the agent for the stabilization window
+(:func:`swarmopt.optimizer.trial.decide_trial`), and a revert is reward 0 in the bandit, so the next remedy tried
+is another one. Only a restore (the undo of the reverted change judged significantly worse, which a change with
+no effect meets at about the judge's false-decision rate, under 5%) lifts the bar, and then the stale cure may
+take one more step: N + 1.
 
-Seeds 1-12 (measured): the TTL cure was kept before the bypass on seeds 6, 8, 9 and 10; after the bypass the
-first trial on seeds 8, 9 and 10 was a TTL raise (reverted), then another remedy; on seed 6 a TTL raise was
-reverted, restored when its undo measured -26% per task (p = 0.003, a load burst), raised once more and reverted,
-then workers, routing and parallel tools were tried and kept. Moving is not curing: after the bypass another
-remedy was kept on seeds 6, 9 and 10, none on seed 8 (routing and parallel tools were reverted as no measured
-gain).
+Seeds 1-12 (measured): the TTL cure was kept before the bypass on seeds 6, 8, 9 and 10; on each, the first
+trial after the bypass was a TTL raise, reverted (no measured gain), and the next one another remedy. Moving is
+not curing: another remedy was then kept on seeds 6 (faster tier), 9 (faster tier) and 10 (parallel tools,
+faster tier); on seed 8 routing was reverted, then restored when its undo measured worse.
 """
 
 from __future__ import annotations
