@@ -103,9 +103,9 @@ SCHEMA: tuple[Column, ...] = (
            "for the window values)", f"{_MEASURED}, {_DECIDED}"),
     Column("reasons", _S, "the judge's reasons, improvements positive = better", _MEASURED),
     Column("guardrails", _S, "guardrail breaches (cost, success, errors); missing when none", _MEASURED),
-    Column("window_before", _F, "secondary: the target's window level before the change: what the after-span "
-           "would have shown without it (trend and load extrapolated; the mean before with trend_adjust off)",
-           _MEASURED),
+    Column("window_before", _F, "secondary: the target's window level before the change: the mean before, or "
+           "where the window values decided (window_method segmented:...) what the after-span would have shown "
+           "without the change (trend and load extrapolated)", _MEASURED),
     Column("window_after", _F, "secondary: mean of the target's window values after the change", _MEASURED),
     Column("window_improvement_pct", _F, "secondary: relative change of the window level, positive = better (%); "
            "what the optimizer learns expected improvements from", _MEASURED),
@@ -114,7 +114,8 @@ SCHEMA: tuple[Column, ...] = (
     Column("window_p_value", _F, "secondary: one-sided p-value for an improvement of the window level", _MEASURED),
     Column("window_verdict", _S, "secondary: verdict of the window-level comparison", _MEASURED),
     Column("window_method", _S, "secondary: the window-level comparison: segmented:<covariates> (segmented "
-           "regression on trend and/or load, measure.adjusted_measure) or welch (window means)", _MEASURED),
+           "regression on trend and/or load, measure.adjusted_measure, where the window values decided with "
+           "optimizer.trend_adjust) or welch (window means)", _MEASURED),
     Column("tasks_before", _I, "decisions in the before-span", _MEASURED),
     Column("tasks_after", _I, "decisions in the after-span", _MEASURED),
     Column("tau_before", _F, "autocorrelation time of the per-task series before (>= 1)", _MEASURED),

@@ -10,14 +10,15 @@ Two levels, both in the ``optimization.measured`` event:
   positive = better, with its interval and p-value) are the ones reported as
   ``improvement_pct``, ``ci_low_pct``, ``ci_high_pct`` and ``p_value``;
 * window level, secondary: the relative change of the target metric's window
-  values at the change, so it can be recomputed from the metrics table alone:
-  by default (``trend_adjust``) the level shift of a segmented regression on
-  the window time and the arrival rate (:func:`adjusted_measure`: a leak or a
-  load ramp running through the change is not its effect), else the change of
-  the mean over the ``k`` windows before and after with Welch's t-test
-  (:func:`measure`). It decides only where the window values judge (window
-  targets, batch means); it is reported as ``window_improvement_pct`` and is
-  what the optimizer learns expected improvements from.
+  values over the ``k`` windows before and after the change, so it can be
+  recomputed from the metrics table alone. It decides only where the window
+  values judge (window targets, batch means), and there, by default
+  (``trend_adjust``), it is the level shift of a segmented regression on the
+  window time and the arrival rate (:func:`adjusted_measure`: a leak or a
+  load ramp running through the change is not its effect); elsewhere the
+  change of the mean with Welch's t-test (:func:`measure`). It is reported as
+  ``window_improvement_pct`` and is what the optimizer learns expected
+  improvements from.
 
 Which test judges which target, and which way is better, is the target's
 :class:`~swarmopt.metrics.MetricSpec` in :data:`swarmopt.metrics.METRICS`:
@@ -406,14 +407,14 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     tasks or 2 windows a side is "inconclusive", never a pass. ``min_improvement`` is the
     minimum relative effect for a pass (median shift for Mann-Whitney, absolute
     rate change for two-proportion, mean change for Welch). The guardrails
-    (:func:`guardrails`) skip the target itself. ``trend_adjust``: compare
-    the window values by :func:`adjusted_measure`, else by :func:`measure`.
-    Raises ValueError for a metric with no spec in
+    (:func:`guardrails`) skip the target itself. ``trend_adjust``: where the
+    window values decide (a window target, batch means), compare them by
+    :func:`adjusted_measure`; elsewhere, and without it, ``window`` is
+    :func:`measure`'s. Raises ValueError for a metric with no spec in
     :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
-    compare = adjusted_measure if trend_adjust else measure
-    window = compare(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
+    window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
     a_target = alpha * (1 - GUARD_SHARE)
     method = "segmented-windows" if trend_adjust and spec.test == "welch-windows" else spec.test
     canary: MetricVerdict | None = None
@@ -436,6 +437,10 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
             # min_samples are effectively independent: the batch-means method for
             # correlated simulation output judges the window means instead
             method += "/batch-means"
+        if trend_adjust:
+            # the window values decide: adjusted for trend and load (a per-task test compares the same
+            # five windows a side, but on its own, more precise scale: its secondary figure stays Welch's)
+            window = adjusted_measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
     breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 3,
                           min_samples)
