@@ -430,6 +430,11 @@ class Telemetry:
                     cached_keys=0, cache_capacity=0)
         row = window_metrics(data)
         row.update(dict.fromkeys(NOT_OBSERVED, math.nan))
+        lookups_of: dict[str, list[bool]] = {}
+        for r in recs:
+            for c in r.tools:
+                lookups_of.setdefault(c.name, []).append(c.hit)
+        row.update({f"cache_hit_rate_{name}": sum(h) / len(h) for name, h in sorted(lookups_of.items())})
         if workers is None:
             row["cpu_percent"] = row["max_concurrency"] = math.nan
         if not any(r.queued for r in recs):

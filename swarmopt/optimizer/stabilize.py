@@ -72,11 +72,15 @@ def direction(c: KnobChange) -> int:
     return (new > old) - (new < old)
 
 
+_LIMITS = ("max_tokens_per_minute", "token_burst_size", "max_tool_calls_per_minute.", "max_cache_size.")
+
+
 def bound_step(c: KnobChange) -> KnobChange:
     """``c`` with its new value clamped to one bounded step from the old one:
     one model tier; concurrency and message batch within [old/2, 2 old]
-    (rounded away from old); cache TTLs within [old/4, max(60, 4 old)] seconds.
-    Other knobs pass unchanged. Raises ValueError for an unknown tier."""
+    (rounded away from old); cache TTLs within [old/4, max(60, 4 old)] seconds;
+    a set rate limit, burst or cache size bound within [old/2, 2 old] (0, off,
+    is no step: it passes, as do other knobs). Raises ValueError for an unknown tier."""
     k, old, new = c.knob, c.old, c.new
     if k == "model_tier":
         i, j = TIERS.index(old), TIERS.index(new)
@@ -85,6 +89,8 @@ def bound_step(c: KnobChange) -> KnobChange:
         new = max(math.ceil(old / 2), min(2 * old, new))
     elif k.startswith("cache_ttl_s."):
         new = max(old / 4.0, min(max(60.0, 4.0 * old), new))
+    elif k.startswith(_LIMITS) and old > 0 and new > 0:
+        new = max(math.ceil(old / 2), min(2 * old, new))
     return c if new == c.new else KnobChange(c.agent, k, old, new)
 
 

@@ -139,9 +139,12 @@ def _change(agent: str, knobs: Knobs, knob: str, new) -> list[KnobChange] | None
 
 
 def scale_concurrency(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """Double the workers when queueing is a real share of the response time
-    (wait >= 15% of it) or workers are >= 70% busy."""
-    queueing = s["queue_wait_ms_mean"] >= 0.15 * s["response_time_ms_mean"] or s["cpu_percent"] >= 70
+    """Double the workers when queueing for a worker is a real share of the
+    response time (wait >= 15% of it; a wait for rate limits is not: workers
+    do not shorten it) or workers are >= 70% busy."""
+    throttle = s.get("throttle_wait_ms_mean", 0.0)
+    worker_wait = s["queue_wait_ms_mean"] - (throttle if throttle == throttle else 0.0)
+    queueing = worker_wait >= 0.15 * s["response_time_ms_mean"] or s["cpu_percent"] >= 70
     if not queueing:
         return None
     new = min(k.max_concurrency * 2, int(KNOB_BOUNDS["max_concurrency"][1]))
@@ -232,6 +235,67 @@ def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
     return _change(p.id, k, "message_batch_size", new)
 
 
+THROTTLE_SHARE = 0.15
+
+
+def _throttled(s: dict, wait_ms: float) -> bool:
+    """Whether a wait for rate limits is a real share (>= ``THROTTLE_SHARE``) of the response time."""
+    return wait_ms == wait_ms and wait_ms > 0 and wait_ms >= THROTTLE_SHARE * s["response_time_ms_mean"]
+
+
+def raise_token_limit(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Double the model-token rate limit (and an explicit burst with it), up to
+    the profile's ``token_quota_per_minute``, when decisions wait for tokens
+    (>= 15% of the response time): a larger allocation from the providers."""
+    tokens = s.get("token_throttle_wait_ms_mean", float("nan"))
+    quota, limit = p.token_quota_per_minute, k.max_tokens_per_minute
+    if not limit or limit >= quota or not _throttled(s, tokens):
+        return None
+    new = min(quota, 2 * limit)
+    out = _change(p.id, k, "max_tokens_per_minute", new)
+    if out and k.token_burst_size:
+        out.append(KnobChange(p.id, "token_burst_size", k.token_burst_size,
+                              min(int(KNOB_BOUNDS["token_burst_size"][1]), round(k.token_burst_size * new / limit))))
+    return out
+
+
+def raise_call_limit(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Double the call limit of every rate-limited tool below its
+    ``call_quota_per_minute`` when decisions wait for tool calls (the
+    throttle wait not due to tokens, >= 15% of the response time)."""
+    tools = s.get("throttle_wait_ms_mean", float("nan")) - s.get("token_throttle_wait_ms_mean", 0.0)
+    if not _throttled(s, tools):
+        return None
+    out = []
+    for t in p.tools:
+        limit = k.max_tool_calls_per_minute.get(t.name, 0.0)
+        if limit and limit < t.call_quota_per_minute:
+            out.append(KnobChange(p.id, f"max_tool_calls_per_minute.{t.name}", limit,
+                                  min(t.call_quota_per_minute, 2 * limit)))
+    return out or None
+
+
+CACHE_MIN_EVICTIONS = 0.05
+CACHE_MAX_MEMORY_PERCENT = 80.0
+
+
+def raise_cache_size(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Double the size bound (at most the keyspace) of the slowest, most
+    error-prone size-bounded tool cache when the caches evict at least 5% of
+    their lookups, unless memory is already at ``CACHE_MAX_MEMORY_PERCENT``
+    (every entry holds memory): evicted keys are fetched again."""
+    evictions = s.get("cache_eviction_rate", float("nan"))
+    if not (evictions == evictions and evictions >= CACHE_MIN_EVICTIONS):
+        return None
+    if s["memory_percent"] >= CACHE_MAX_MEMORY_PERCENT:
+        return None
+    bounded = [t for t in p.tools if 0 < k.max_cache_size.get(t.name, 0) < t.keyspace]
+    tool = max(bounded, key=lambda t: t.latency_ms_median * (1 + t.error_rate * 10), default=None)
+    if tool is None:
+        return None
+    return _change(p.id, k, f"max_cache_size.{tool.name}", min(tool.keyspace, 2 * k.max_cache_size[tool.name]))
+
+
 def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
     """Halve the largest TTL to free memory."""
     if not k.cache_ttl_s:
@@ -273,6 +337,9 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
     Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
+    Remedy("raise_token_limit", 0.4, 120, raise_token_limit, "Raise the model-token rate limit within the quota"),
+    Remedy("raise_call_limit", 0.4, 120, raise_call_limit, "Raise the tool-call rate limits within the quotas"),
+    Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries"),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
@@ -294,7 +361,8 @@ class BottleneckType:
 TYPES: dict[str, BottleneckType] = {
     "agent_response_time": BottleneckType(
         "response_time_ms_mean",
-        ("scale_concurrency", "raise_cache_ttl", "enable_parallel_tools", "route_by_complexity", "faster_model_tier"),
+        ("raise_token_limit", "raise_call_limit", "scale_concurrency", "raise_cache_size", "raise_cache_ttl",
+         "enable_parallel_tools", "route_by_complexity", "faster_model_tier"),
         ("Response time < 2000ms", "Latency variance reduced", "Throughput increased")),
     "agent_success_rate": BottleneckType(
         "success_rate",
@@ -309,7 +377,8 @@ TYPES: dict[str, BottleneckType] = {
          "enable_parallel_tools"),
         ("Coordination score >= 60%", "Faster conflict resolution")),
     "cost": BottleneckType(
-        "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_ttl"), ("Cost per decision within budget",)),
+        "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_size", "raise_cache_ttl"),
+        ("Cost per decision within budget",)),
     "resource_cpu": BottleneckType("cpu_percent", ("scale_concurrency",), ("Worker utilization <= 80%",)),
     "resource_memory": BottleneckType("memory_percent", ("lower_cache_ttl",), ("Memory <= 85%",)),
     "predictive_optimization": BottleneckType(
@@ -317,7 +386,16 @@ TYPES: dict[str, BottleneckType] = {
     "coordination_enhancement": BottleneckType(
         "inbox_in_time_rate", ("larger_message_batch",),
         ("Inbound messages handled in time", "Better resource sharing")),
+    "rate_limited": BottleneckType(
+        "response_time_ms_mean",
+        ("raise_token_limit", "raise_call_limit", "route_by_complexity", "faster_model_tier", "raise_cache_ttl"),
+        ("Rate-limit wait < 200ms", "Throughput back at demand")),
+    "cache_capacity": BottleneckType(
+        "response_time_ms_mean", ("raise_cache_size",), ("Evictions < 10% of lookups", "Hit ratio up")),
 }
 """Bottleneck type -> :class:`BottleneckType`. ``system_performance`` has no
 entry: the planner answers it with the worst type of the least healthy agent;
-the last two are the proactive strategies' types."""
+``predictive_optimization`` and ``coordination_enhancement`` are the proactive
+strategies' types. ``rate_limited`` routes to another tier in two ways: every
+tier's provider has its own token bucket, so routing by complexity spreads the
+tokens over three buckets and a faster tier moves them to another one."""
