@@ -361,8 +361,8 @@ class BottleneckType:
 TYPES: dict[str, BottleneckType] = {
     "agent_response_time": BottleneckType(
         "response_time_ms_mean",
-        ("raise_token_limit", "raise_call_limit", "scale_concurrency", "raise_cache_size", "raise_cache_ttl",
-         "enable_parallel_tools", "route_by_complexity", "faster_model_tier"),
+        ("scale_concurrency", "raise_cache_size", "raise_cache_ttl", "enable_parallel_tools", "route_by_complexity",
+         "faster_model_tier"),
         ("Response time < 2000ms", "Latency variance reduced", "Throughput increased")),
     "agent_success_rate": BottleneckType(
         "success_rate",
