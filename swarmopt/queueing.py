@@ -40,6 +40,7 @@ __all__ = [
     "ttl_cache_hit_rate",
     "che_characteristic_time",
     "lru_cache_hit_rate",
+    "invalidated_cache_hit_rate",
 ]
 
 
@@ -337,3 +338,32 @@ def lru_cache_hit_rate(probabilities: np.ndarray, request_rate: float, capacity:
         return 1.0
     t_c = che_characteristic_time(p, request_rate, capacity)
     return float(np.sum(p * -np.expm1(-p * request_rate * t_c)))
+
+
+def invalidated_cache_hit_rate(probabilities: np.ndarray, request_rate: float, every_s: float) -> float:
+    """Steady-state hit ratio of a cache whose every entry is invalidated each ``every_s`` seconds.
+
+    Model: the independent reference model of :func:`ttl_cache_hit_rate`; a
+    miss caches its key until the next invalidation (the TTL is at least
+    ``every_s`` and there is no size bound). In each period of length
+    ``D = every_s`` key ``k`` is requested a Poisson number of times of mean
+    ``q_k D``; the first of them misses and the rest hit, so::
+
+        h_k = 1 - (1 - exp(-q_k D)) / (q_k D),     hit_rate = sum_k p_k h_k
+
+    Args:
+        probabilities: shape ``(n,)``, finite, >= 0, summing to 1.
+        request_rate: aggregate request rate ``R`` > 0 (1/s).
+        every_s: time between invalidations ``D`` > 0 (s).
+
+    Returns:
+        Fraction of requests that are hits, in [0, 1).
+
+    Raises:
+        ValueError: for invalid probabilities, rate or period.
+    """
+    p = _probabilities(probabilities)
+    x = p * _positive("request_rate", request_rate) * _positive("every_s", every_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = np.where(x > 0, 1.0 + np.expm1(-x) / np.where(x > 0, x, 1.0), 0.0)
+    return float(np.sum(p * h))
