@@ -15,6 +15,7 @@ holds instead (the hit ratio is that of the TTL alone: each entry expires before
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from swarmopt.api import run_scenario
@@ -237,3 +238,13 @@ def test_evictions_over_a_tenth_of_the_lookups_are_a_cache_capacity_bottleneck()
     (b,) = detect({"a": s}, {"a": p}, Thresholds())
     assert (b.type, b.severity, b.impact) == ("cache_capacity", "medium", 15.0)
     assert detect({"a": dict(s, cache_eviction_rate=0.05)}, {"a": p}, Thresholds()) == []
+
+
+def test_invalidations_and_size_bounds_do_not_depend_on_the_tick():
+    """An invalidation every 10 s lands inside 60 s ticks and on window ends; the end-of-window state (cached keys)
+    is taken before an invalidation at a window's end, whatever the tick."""
+    sc = storm_scenario(10.0, 0.5, max_size=300)
+    runs = [run_scenario(Scenario.model_validate(sc.model_dump() | {"tick_s": tick}), seed=3, runtime="local")
+            for tick in (60.0, 20.0, 5.0)]
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(runs[0].metrics, other.metrics)

@@ -105,7 +105,8 @@ def test_cache_bypass_stops_the_ttl_cure_from_working():
     assert ttl_after <= 0.1
 
 
-@pytest.mark.parametrize("name,remedy", [("rate_limit_cut", "raise_token_limit"), ("cache_too_small", "raise_cache_size")])
+@pytest.mark.parametrize("name,remedy", [("rate_limit_cut", "raise_token_limit"),
+                                         ("cache_too_small", "raise_cache_size")])
 def test_rules_try_the_mechanisms_remedy_and_the_judge_keeps_it(name, remedy):
     """The rate-limit cut is answered by a larger token allocation, the small cache by a larger one; the canary
     judge measures a significant response-time improvement and keeps it (seed 1: +51% and +19%, then +11%)."""

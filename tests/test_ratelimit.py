@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from swarmopt.knobs import set_knob
@@ -181,12 +182,13 @@ def test_a_providers_cut_throttles_its_tier_only_and_shows_in_the_waits():
 def test_throttle_metrics_are_the_per_task_waits():
     from swarmopt.api import run_scenario
 
-    res = run_scenario(limited_scenario("standard", "standard", 0.7), seed=4, runtime="local")
-    tasks = simulate_tasks(limited_scenario("standard", "standard", 0.7))
+    res = run_scenario(limited_scenario("standard", "standard", 0.45), seed=4, runtime="local")
+    tasks = simulate_tasks(limited_scenario("standard", "standard", 0.45))
     per_window = np.floor(tasks["arrival"] / 60.0)
     wait_ms = (tasks["ready"] - tasks["arrival"]) * 1000.0
     expected = [wait_ms[per_window == k].mean() for k in range(40)]
     np.testing.assert_allclose(res.metrics["throttle_wait_ms_mean"], expected, rtol=1e-9, atol=1e-9)
+    assert res.metrics["throttle_wait_ms_mean"].iloc[-1] > 1000
 
 
 def profile(**knobs) -> AgentProfile:
@@ -280,3 +282,16 @@ def test_the_library_scenarios_profile_variant_stays_the_shipped_profile_but_its
     assert shipped.model_dump(exclude=same) == variant.model_dump(exclude=same)
     limits = {"max_tokens_per_minute", "token_burst_size"}
     assert shipped.knobs.model_dump(exclude=limits) == variant.knobs.model_dump(exclude=limits)
+
+
+def test_throttling_does_not_depend_on_the_tick_but_for_rounding():
+    """The closed form sums demands from the start of each span: spans cut at other instants round differently,
+    by about 1e-12 s (as the one-worker FCFS closed form does)."""
+    from swarmopt.api import run_scenario
+
+    sc = limited_scenario("standard", "standard", 0.45)
+    runs = [run_scenario(Scenario.model_validate(sc.model_dump() | {"tick_s": tick}), seed=4, runtime="local").metrics
+            for tick in (60.0, 20.0, 3.0)]
+    assert runs[0]["throttle_wait_ms_mean"].max() > 1000
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(runs[0], other, check_exact=False, rtol=0, atol=1e-6)

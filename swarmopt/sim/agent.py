@@ -238,8 +238,8 @@ class AgentSim:
         out = []
         t = t0
         while t < t1:
+            ops = self._apply_due(t)  # first: a change due at t must not hide the next one from the cut
             cut = min(t1, self._next_point(t))
-            ops = self._apply_due(t)
             out.append(self._span(t, cut, ops))
             t = cut
         return out
@@ -437,6 +437,9 @@ class AgentSim:
         while self.next_invalidation < len(todo) and todo[self.next_invalidation].t_s <= t0 + 1e-12:
             inv = todo[self.next_invalidation]
             self.next_invalidation += 1
+            k = round(inv.t_s / self.window_s)
+            if k and abs(inv.t_s - k * self.window_s) <= 1e-9:  # at a window's end: not part of that window
+                self._record_end_state(k - 1)
             dropped = 0
             for j, tool in enumerate(self.profile.tools):
                 if inv.tool is None or inv.tool == tool.name:
