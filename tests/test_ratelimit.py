@@ -295,3 +295,26 @@ def test_throttling_does_not_depend_on_the_tick_but_for_rounding():
     assert runs[0]["throttle_wait_ms_mean"].max() > 1000
     for other in runs[1:]:
         pd.testing.assert_frame_equal(runs[0], other, check_exact=False, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("tokens_per_minute,binding", [(10**7, "calls"), (60_000, "tokens")])
+def test_the_tighter_of_two_buckets_sets_the_pace_and_takes_the_blame(tokens_per_minute, binding):
+    """2 decisions/s, each 1,000 tokens and one call: calls limited to 1.5/s, tokens to 10^7/min (loose) or
+    1,000/s (1 decision/s, tighter). The admitted decisions run at the tighter rate; the throttle wait is the
+    tokens' exactly when the token bucket is the tighter one."""
+    from swarmopt.api import run_scenario
+
+    data = rate_limit_scenario(2.0, 90.0, "calls", tokens=1000, duration_s=1800.0, seed=5).model_dump()
+    data["agents"][0]["knobs"]["max_tokens_per_minute"] = tokens_per_minute
+    sc = Scenario.model_validate(data)
+    tasks = simulate_tasks(sc)
+    inside = (tasks["ready"] >= 600.0) & (tasks["ready"] < 1500.0)
+    per_s = inside.sum() / 900.0
+    if binding == "calls":
+        assert per_s == pytest.approx(1.5, abs=1.0 / 900.0 + 1e-9)
+    else:
+        assert per_s == pytest.approx(1.0, rel=0.02)  # 1,000 tokens/s over tokens of mean 1,000 (CV 0.25)
+    m = run_scenario(sc, seed=5, runtime="local").metrics
+    late = m[m["t_start_s"] >= 600]
+    share = late["token_throttle_wait_ms_mean"].sum() / late["throttle_wait_ms_mean"].sum()
+    assert share == (0.0 if binding == "calls" else pytest.approx(1.0, abs=0.01))

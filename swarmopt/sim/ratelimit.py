@@ -23,9 +23,15 @@ level at ``t`` is ``min(burst, rate (t - y))``. With demands ``D_i`` and burst
 Lindley's recursion ``y_i = D_i + max(y_{i-1}, a_i - tau)`` (solved in closed
 form with cumulative sums, as :func:`~swarmopt.sim.service.fcfs` does for one
 worker); several buckets are coupled through ``g_i`` and are stepped decision
-by decision. A bucket that admits with its demand waiting forever passes its
-rate on in the long run: tokens admitted per second equal ``rate`` while the
-demand exceeds it (tests/test_ratelimit.py checks it).
+by decision. A saturated bucket passes its rate on in the long run: tokens
+admitted per second equal ``rate`` while the demand exceeds it
+(tests/test_ratelimit.py checks it). The closed form sums demands from the
+start of each span, so results depend on where spans are cut (the tick) only
+by rounding, about 1e-12 s, as :func:`~swarmopt.sim.service.fcfs`'s one-worker
+closed form does.
+
+Bucket state is kept per agent across spans: a change of limit (a knob, a
+fault) keeps each bucket's level (:meth:`Limiter.configure`).
 """
 
 from __future__ import annotations
