@@ -392,6 +392,7 @@ METRICS: dict[str, MetricSpec] = {
     "queue_wait_ms_mean": _WINDOW_LOWER,
     "throttle_wait_ms_mean": _WINDOW_LOWER,
     "cache_eviction_rate": _WINDOW_LOWER,
+    "cache_hit_rate": _WINDOW_HIGHER,
     "cpu_percent": _WINDOW_LOWER,
     "memory_percent": _WINDOW_LOWER,
     "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row

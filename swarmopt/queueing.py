@@ -40,6 +40,7 @@ __all__ = [
     "ttl_cache_hit_rate",
     "che_characteristic_time",
     "lru_cache_hit_rate",
+    "lru_capacity_for_hit_rate",
     "invalidated_cache_hit_rate",
 ]
 
@@ -338,6 +339,28 @@ def lru_cache_hit_rate(probabilities: np.ndarray, request_rate: float, capacity:
         return 1.0
     t_c = che_characteristic_time(p, request_rate, capacity)
     return float(np.sum(p * -np.expm1(-p * request_rate * t_c)))
+
+
+def lru_capacity_for_hit_rate(probabilities: np.ndarray, hit_rate: float) -> int:
+    """The smallest LRU capacity whose hit ratio by Che's approximation
+    (:func:`lru_cache_hit_rate`) reaches ``hit_rate``, found by bisection (the
+    hit ratio grows with the capacity). The answer does not depend on the
+    request rate. Returns the number of keys with ``p_k > 0`` when only holding
+    them all reaches it. Raises ValueError for invalid probabilities or a
+    ``hit_rate`` outside [0, 1]."""
+    p = _probabilities(probabilities)
+    if isinstance(hit_rate, bool) or not isinstance(hit_rate, (int, float, np.floating)) or not 0 <= hit_rate <= 1:
+        raise ValueError(f"hit_rate must be a number in [0, 1], got {hit_rate!r}")
+    lo, hi = 0, int(np.count_nonzero(p))  # lru_cache_hit_rate(hi) = 1 >= hit_rate; capacity 0 hits nothing
+    if hit_rate <= 0:
+        return 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if lru_cache_hit_rate(p, 1.0, mid) >= hit_rate:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def invalidated_cache_hit_rate(probabilities: np.ndarray, request_rate: float, every_s: float) -> float:

@@ -14,6 +14,8 @@ holds instead (the hit ratio is that of the TTL alone: each entry expires before
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +29,7 @@ from swarmopt.queueing import (
     che_characteristic_time,
     invalidated_cache_hit_rate,
     lru_cache_hit_rate,
+    lru_capacity_for_hit_rate,
     ttl_cache_hit_rate,
     zipf_probabilities,
 )
@@ -216,17 +219,28 @@ def profile(**knobs) -> AgentProfile:
         {"name": "fast", "latency_ms_median": 50, "keyspace": 100}])
 
 
-def test_raise_cache_size_doubles_the_slowest_bounded_cache_up_to_its_keyspace():
-    p = profile(cache_ttl_s={"slow": 600, "fast": 600}, max_cache_size={"slow": 300, "fast": 10})
-    s = {"cache_eviction_rate": 0.2, "memory_percent": 40.0}
-    assert [(c.knob, c.old, c.new) for c in raise_cache_size(s, p.knobs, p)] == [("max_cache_size.slow", 300, 600)]
-    k = set_knob(p.knobs, "max_cache_size.slow", 600)
-    assert [(c.knob, c.new) for c in raise_cache_size(s, k, p)] == [("max_cache_size.slow", 1000)]
-    k = set_knob(k, "max_cache_size.slow", 0)  # unbounded now: the fast tool's bound is next
-    assert [(c.knob, c.new) for c in raise_cache_size(s, k, p)] == [("max_cache_size.fast", 20)]
+def test_raise_cache_size_grows_a_bound_to_the_size_che_asks_within_the_ttl():
+    p = profile(cache_ttl_s={"slow": 600, "fast": 600}, max_cache_size={"slow": 50, "fast": 10})
+    s = {"cache_eviction_rate": 0.2, "memory_percent": 40.0, "arrival_rate_per_s": 1.0}
+    # slow: Che's 10% misses (two tools x 5%) needs 592 entries, but a 600 s TTL at 1 lookup/s keeps 209 keys
+    probs = zipf_probabilities(1000, 1.0)
+    assert lru_capacity_for_hit_rate(probs, 0.9) == 592
+    assert lru_cache_hit_rate(probs, 1.0, 591) < 0.9 <= lru_cache_hit_rate(probs, 1.0, 592)
+    x = probs * 600.0
+    assert math.ceil(np.sum(x / (1 + x))) == 209
+    assert [(c.knob, c.old, c.new) for c in raise_cache_size(s, p.knobs, p)] == [("max_cache_size.slow", 50, 209)]
+    k = set_knob(p.knobs, "cache_ttl_s.slow", 3600)  # a 1 h TTL keeps 541 keys, still fewer than 592
+    assert [(c.knob, c.new) for c in raise_cache_size(s, k, p)] == [("max_cache_size.slow", 541)]
+    assert [(c.knob, c.new) for c in raise_cache_size(dict(s, arrival_rate_per_s=10.0), k, p)] == [
+        ("max_cache_size.slow", 592)]  # 10 lookups/s keep more keys: Che's size decides
+    k = set_knob(p.knobs, "max_cache_size.slow", 300)  # the TTL decides now: the fast tool's bound is next
+    assert [(c.knob, c.old, c.new) for c in raise_cache_size(s, k, p)] == [("max_cache_size.fast", 10, 70)]
+    k = set_knob(p.knobs, "max_cache_size.slow", 180)  # short of 209: at least double, at most the keyspace
+    assert [(c.knob, c.new) for c in raise_cache_size(s, k, p)] == [("max_cache_size.slow", 360)]
     assert raise_cache_size(dict(s, cache_eviction_rate=0.01), p.knobs, p) is None
     assert raise_cache_size(dict(s, memory_percent=90.0), p.knobs, p) is None
-    assert bound_step(KnobChange("a", "max_cache_size.slow", 300, 5000)).new == 600
+    assert bound_step(KnobChange("a", "max_cache_size.slow", 300, 5000), ratio=2.0).new == 600
+    assert bound_step(KnobChange("a", "max_cache_size.slow", 300, 5000)).new == 1200  # max_step_ratio 4
     assert bound_step(KnobChange("a", "max_cache_size.slow", 0, 5000)).new == 5000  # from unbounded: no step
 
 

@@ -18,9 +18,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
+
 from swarmopt.knobs import KnobChange, get_knob
 from swarmopt.optimizer.detect import SEVERITY_RANK
-from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs
+from swarmopt.queueing import lru_capacity_for_hit_rate, zipf_probabilities
+from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs, ToolProfile
 
 MAX_TTL_S = 3600.0
 
@@ -297,24 +300,45 @@ def raise_call_limit(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | N
 
 
 CACHE_MIN_EVICTIONS = 0.05
+CACHE_TARGET_EVICTIONS = 0.05
 CACHE_MAX_MEMORY_PERCENT = 80.0
 
 
 def raise_cache_size(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """Double the size bound (at most the keyspace) of the slowest, most
-    error-prone size-bounded tool cache when the caches evict at least 5% of
-    their lookups, unless memory is already at ``CACHE_MAX_MEMORY_PERCENT``
-    (every entry holds memory): evicted keys are fetched again."""
+    """Grow the size bound of a tool cache when the caches evict at least 5%
+    of their lookups, unless memory is already at ``CACHE_MAX_MEMORY_PERCENT``
+    (every entry holds memory): evicted keys are fetched again. Sized from the
+    gap (:func:`cache_size_needed`), of the slowest, most error-prone tool whose
+    bound is below that size; at least double (the planner bounds the step)."""
     evictions = s.get("cache_eviction_rate", float("nan"))
     if not (evictions == evictions and evictions >= CACHE_MIN_EVICTIONS):
         return None
     if s["memory_percent"] >= CACHE_MAX_MEMORY_PERCENT:
         return None
-    bounded = [t for t in p.tools if 0 < k.max_cache_size.get(t.name, 0) < t.keyspace]
-    tool = max(bounded, key=lambda t: t.latency_ms_median * (1 + t.error_rate * 10), default=None)
+    need = {t.name: cache_size_needed(t, k, len(p.tools), s["arrival_rate_per_s"]) for t in p.tools
+            if 0 < k.max_cache_size.get(t.name, 0) < t.keyspace}
+    grow = [t for t in p.tools if need.get(t.name, 0) > k.max_cache_size.get(t.name, 0)]
+    tool = max(grow, key=lambda t: t.latency_ms_median * (1 + t.error_rate * 10), default=None)
     if tool is None:
         return None
-    return _change(p.id, k, f"max_cache_size.{tool.name}", min(tool.keyspace, 2 * k.max_cache_size[tool.name]))
+    size = k.max_cache_size[tool.name]
+    return _change(p.id, k, f"max_cache_size.{tool.name}", min(tool.keyspace, max(2 * size, need[tool.name])))
+
+
+def cache_size_needed(tool: ToolProfile, k: Knobs, n_tools: int, rate_per_s: float) -> int:
+    """Entries ``tool``'s cache needs: the capacity at which Che's
+    approximation (:func:`swarmopt.queueing.lru_capacity_for_hit_rate`, from the
+    tool's Zipf law) leaves ``CACHE_TARGET_EVICTIONS`` x ``n_tools`` of its
+    lookups missing (a full cache evicts once per filled miss, and the agent
+    looks each of its ``n_tools`` tools up once per decision), at most the mean
+    number of keys its TTL keeps at ``rate_per_s`` lookups a second (beyond
+    them the TTL, not the bound, decides; Jung et al.'s TTL cache) and its keyspace."""
+    probs = zipf_probabilities(tool.keyspace, tool.zipf_s)
+    need = lru_capacity_for_hit_rate(probs, max(0.0, 1.0 - CACHE_TARGET_EVICTIONS * n_tools))
+    x = probs * rate_per_s * k.cache_ttl_s.get(tool.name, 0.0)
+    if _finite(float(x.sum())):
+        need = min(need, math.ceil(float(np.sum(x / (1.0 + x)))))
+    return need
 
 
 def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
@@ -412,7 +436,7 @@ TYPES: dict[str, BottleneckType] = {
         ("raise_token_limit", "raise_call_limit", "route_by_complexity", "faster_model_tier", "raise_cache_ttl"),
         ("Rate-limit wait < 200ms", "Throughput back at demand")),
     "cache_capacity": BottleneckType(
-        "response_time_ms_mean", ("raise_cache_size",), ("Evictions < 10% of lookups", "Hit ratio up")),
+        "cache_hit_rate", ("raise_cache_size",), ("Evictions < 10% of lookups", "Hit ratio up")),
 }
 """Bottleneck type -> :class:`BottleneckType`. ``system_performance`` has no
 entry: the planner answers it with the worst type of the least healthy agent;
