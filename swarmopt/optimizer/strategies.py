@@ -433,7 +433,7 @@ TYPES: dict[str, BottleneckType] = {
         ("Inbound messages handled in time", "Better resource sharing")),
     "rate_limited": BottleneckType(
         "response_time_ms_mean",
-        ("raise_token_limit", "raise_call_limit", "route_by_complexity", "faster_model_tier", "raise_cache_ttl"),
+        ("raise_token_limit", "raise_call_limit", "route_by_complexity", "faster_model_tier"),
         ("Rate-limit wait < 200ms", "Throughput back at demand")),
     "cache_capacity": BottleneckType(
         "cache_hit_rate", ("raise_cache_size",), ("Evictions < 10% of lookups", "Hit ratio up")),
