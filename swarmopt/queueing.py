@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import brentq
 
 __all__ = [
     "erlang_c",
@@ -308,6 +307,8 @@ def che_characteristic_time(probabilities: np.ndarray, request_rate: float, capa
     if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or not 1 <= capacity < keys:
         raise ValueError(f"capacity must be an int in [1, {keys}) (keys with p > 0), got {capacity!r}")
     q = p[p > 0] * rate
+    # imported here: the optimizer's remedies (imported by the light Orchestrator actor) use this module
+    from scipy.optimize import brentq
 
     def excess(t: float) -> float:
         return float(np.sum(-np.expm1(-q * t))) - capacity
