@@ -23,6 +23,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 Tier = Literal["fast", "standard", "strong"]
 TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
 LatencyDistribution = Literal["lognormal", "exponential", "deterministic"]
+Shape = Literal["mesh", "star", "hierarchical", "ring"]
+SHAPES: tuple[str, ...] = ("mesh", "star", "hierarchical", "ring")
 
 
 #: Upper bounds shared by several fields (see each field's description).
@@ -157,7 +159,9 @@ class Knobs(Strict):
     ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
     per decision (reference/004 ``_optimize_model_selection``): simple actions on
     the ``fast`` tier, complex ones on the ``strong`` tier, the rest on
-    ``model_tier``.
+    ``model_tier``. ``topology`` is the shape of the message graph this agent's
+    outbound messages follow (reference/000's topology optimizer; one of
+    :data:`SHAPES`; routes in :mod:`swarmopt.sim.topology`).
     """
 
     model_tier: Tier = "standard"
@@ -175,6 +179,7 @@ class Knobs(Strict):
     max_tool_calls_per_minute: dict[str, Annotated[float, Field(ge=0, le=MAX_CALLS_PER_MIN)]] = Field(
         default_factory=dict)
     max_cache_size: dict[str, Annotated[int, Field(ge=0, le=MAX_CACHE_ENTRIES)]] = Field(default_factory=dict)
+    topology: Shape = "mesh"
 
 
 KNOB_BOUNDS: dict[str, tuple[float, float]] = {
@@ -420,11 +425,18 @@ class CrashFault(_FaultBase):
     mode: Literal["simulated", "process"] = "simulated"
 
 
+class RelayDelayFault(_FaultBase):
+    """Every hop that a message makes through the target (a routing agent) takes ``extra_ms`` longer."""
+
+    kind: Literal["relay_delay"]
+    extra_ms: float = Field(gt=0, le=MAX_WAIT_S * 1000.0, description="at most one day")
+
+
 Fault = Annotated[
     Union[
         LatencyFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
         MemoryLeakFault, CoordinationStormFault, CacheBypassFault, RateLimitFault, CacheInvalidationFault,
-        CrashFault,
+        CrashFault, RelayDelayFault,
     ],
     Field(discriminator="kind"),
 ]
@@ -581,6 +593,40 @@ class AgentSpec(Strict):
     count: int = Field(default=1, ge=1, le=MAX_COUNT, description="at most 1,000 replicas")
 
 
+class Topology(Strict):
+    """The message graph's shape (reference/000's topology optimizer: star,
+    hierarchical, mesh, ring). ``shape`` is the default of every agent's
+    ``topology`` knob (an agent's own knob wins); ``hub`` routes ``star``
+    messages and is every agent's default parent; ``parents`` maps an agent to
+    its parent in ``hierarchical``; a ``ring`` runs through the agents in
+    sorted id order. Every relay on a route adds ``hop_latency_ms`` to the
+    message and handles a copy of it in its inbox (:mod:`swarmopt.sim.topology`)."""
+
+    shape: Shape = "mesh"
+    hub: str | None = Field(default=None, max_length=64)
+    parents: dict[str, str] = Field(default_factory=dict)
+    hop_latency_ms: float = Field(default=50.0, ge=0, le=MAX_WAIT_S * 1000.0, description="at most one day")
+
+
+def _default_shape(data):
+    """Give every agent without its own ``topology`` knob the scenario's ``topology.shape``."""
+    if not isinstance(data, dict) or not isinstance(data.get("topology"), (dict, Topology)):
+        return data
+    topo = data["topology"]
+    shape = topo.get("shape", "mesh") if isinstance(topo, dict) else topo.shape
+    agents = []
+    for a in data.get("agents") or []:
+        if isinstance(a, AgentProfile):
+            if "topology" not in a.knobs.model_fields_set:
+                a = a.model_copy(update={"knobs": a.knobs.model_copy(update={"topology": shape})})
+        elif isinstance(a, dict):
+            knobs = a.get("knobs") or {}
+            if isinstance(knobs, dict) and "topology" not in knobs:
+                a = dict(a, knobs=dict(knobs, topology=shape))
+        agents.append(a)
+    return dict(data, agents=agents)
+
+
 class Scenario(Strict):
     """A run: agents, load, faults, optimizer, orchestrator, time and seed.
 
@@ -607,6 +653,12 @@ class Scenario(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     models: dict[Tier, ModelTier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    topology: Topology = Topology()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, data):
+        return _default_shape(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -644,6 +696,7 @@ class Scenario(Strict):
                         raise ValueError(
                             f"agents.{a.id}.downstream: unknown agent '{to}'; allowed: {sorted(known)}"
                         )
+        _check_topology(self.topology, self.agents, known)
         for i, f in enumerate(self.faults):
             if f.target not in known:
                 raise ValueError(f"faults.{i}.target: unknown agent '{f.target}'; allowed: {sorted(known)}")
@@ -661,6 +714,17 @@ class Scenario(Strict):
                     raise ValueError(f"faults.{i}.every_s: {(end - f.at_s) / f.every_s:,.0f} invalidations in the "
                                      f"run; allowed: at most {MAX_INSTANTS:,}")
         return self
+
+
+def _check_topology(topo: Topology, agents: list[AgentProfile], known: set[str]) -> None:
+    """Raises ValueError naming the field when the topology names an unknown agent or a routed shape lacks its hub."""
+    for field, name in [("hub", topo.hub)] + [(f"parents.{k}", v) for k, v in topo.parents.items()] + [
+            (f"parents.{k}", k) for k in topo.parents]:
+        if name is not None and name not in known:
+            raise ValueError(f"topology.{field}: unknown agent '{name}'; allowed: {sorted(known)}")
+    needs_hub = {a.knobs.topology for a in agents} & {"star", "hierarchical"}
+    if needs_hub and topo.hub is None:
+        raise ValueError(f"topology.hub: the {sorted(needs_hub)} shape routes through a hub; allowed: an agent id")
 
 
 def _check_rate_limit_fault(i: int, f: RateLimitFault, agent: AgentProfile) -> None:

@@ -259,6 +259,14 @@ def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
     return _change(p.id, k, "message_batch_size", min(int(KNOB_BOUNDS["message_batch_size"][1]), need))
 
 
+def direct_routes(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Send the agent's messages directly (``topology: mesh``) when they are
+    routed through relays: every relay adds a hop's latency and loads the
+    relay's inbox (:mod:`swarmopt.sim.topology`), so the direct route is the
+    one that cannot be the coordination bottleneck."""
+    return _change(p.id, k, "topology", "mesh")
+
+
 THROTTLE_SHARE = 0.15
 
 
@@ -385,6 +393,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("raise_token_limit", 0.4, 120, raise_token_limit, "Raise the model-token rate limit within the quota"),
     Remedy("raise_call_limit", 0.4, 120, raise_call_limit, "Raise the tool-call rate limits within the quotas"),
     Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries"),
+    Remedy("direct_routes", 0.4, 120, direct_routes, "Route the agent's messages directly (mesh topology)"),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
@@ -418,8 +427,8 @@ TYPES: dict[str, BottleneckType] = {
         "error_rate", ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker"), ("Error rate <= 10%",)),
     "coordination_efficiency": BottleneckType(
         "coordination_score",
-        ("larger_message_batch", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "scale_concurrency",
-         "enable_parallel_tools"),
+        ("larger_message_batch", "direct_routes", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker",
+         "scale_concurrency", "enable_parallel_tools"),
         ("Coordination score >= 60%", "Faster conflict resolution")),
     "cost": BottleneckType(
         "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_size", "raise_cache_ttl"),

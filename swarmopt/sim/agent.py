@@ -26,7 +26,9 @@ Per decision (task), following the product's design (docs/architecture.md):
 * coordination: a decision sends a message to each downstream agent with the
   link's probability; the request is met in time if the decision succeeded and
   its message arrives within ``coordination_deadline_s`` of the decision's
-  arrival. Inbound messages are served by the :class:`~swarmopt.sim.inbox.Inbox`.
+  arrival, routed through the relays of the ``topology`` knob's shape
+  (:mod:`swarmopt.sim.topology`). Inbound messages are served by the
+  :class:`~swarmopt.sim.inbox.Inbox`.
 
 Every random number a task needs is drawn when its window-long block of
 arrivals is generated, from the agent's own stream, in a fixed layout that does
@@ -63,6 +65,7 @@ from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Inbox, Message
 from swarmopt.sim.ratelimit import Limiter
 from swarmopt.sim.serve import Part, Sent, Span, serve
+from swarmopt.sim.topology import Routes
 from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
 
 _GRID = np.linspace(0.0, 1.0, 65)  # where a block's peak arrival rate is looked for
@@ -141,13 +144,15 @@ class AgentSim:
     layout (at least the agent's own; default exactly those); ``names`` the
     sorted names of every agent that may send it a message and
     :data:`~swarmopt.sim.inbox.STORM` (one list shared by a group; default
-    its own name and STORM). Drive it with :meth:`step`, or several agents at
+    its own name and STORM); ``routes`` the scenario's message routes over
+    ``names`` (:mod:`swarmopt.sim.topology`; None: only ``mesh``). Drive it with :meth:`step`, or several agents at
     once with :func:`step_agents`.
     """
 
     def __init__(self, profile: AgentProfile, models: dict[str, ModelTier], env: Environment,
                  seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0,
-                 pad: tuple[int, int] | None = None, names: list[str] | None = None) -> None:
+                 pad: tuple[int, int] | None = None, names: list[str] | None = None,
+                 routes: Routes | None = None) -> None:
         self.profile = profile
         self.id = profile.id
         self.models = models
@@ -174,6 +179,7 @@ class AgentSim:
         self.names = names if names is not None else sorted(
             {profile.id, STORM}.union(*(receivers for receivers, _ in self.links)))
         self.rank = self.names.index(profile.id)
+        self.routes = routes
         self.link_table, self.slot = LinkTable.of([self], self.names, self.pad[1]), 0
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
