@@ -24,6 +24,7 @@ Tier = Literal["fast", "standard", "strong"]
 Action = Literal["simple", "standard", "complex"]
 ACTIONS: tuple[Action, ...] = ("simple", "standard", "complex")
 Scheduling = Literal["fcfs", "priority", "wfq"]
+SCHEDULING: tuple[Scheduling, ...] = ("fcfs", "priority", "wfq")
 TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
 LatencyDistribution = Literal["lognormal", "exponential", "deterministic"]
 
