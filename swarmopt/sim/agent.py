@@ -577,7 +577,8 @@ class AgentSim:
             waiting = int(np.count_nonzero((a <= t) & (s > t)))
         return {
             "agent": self.id, "t_s": t, "knobs": self.knobs.model_dump(), "autonomy": self.autonomy,
-            "queue_length": waiting, "busy_workers": sum(w > t for h in (self.workers, *self.pools.values()) for w in h),
+            "queue_length": waiting,
+            "busy_workers": sum(w > t for h in (self.workers, *self.pools.values()) for w in h),
             "workers": self.knobs.max_concurrency,
             "cached_keys": {n: int(np.count_nonzero(c > t)) for n, c in zip(self.tool_names, self.cache_exp)},
             "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,
