@@ -21,6 +21,10 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Tier = Literal["fast", "standard", "strong"]
+Action = Literal["simple", "standard", "complex"]
+ACTIONS: tuple[Action, ...] = ("simple", "standard", "complex")
+Scheduling = Literal["fcfs", "priority", "wfq"]
+SCHEDULING: tuple[Scheduling, ...] = ("fcfs", "priority", "wfq")
 TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
 LatencyDistribution = Literal["lognormal", "exponential", "deterministic"]
 Shape = Literal["mesh", "star", "hierarchical", "ring"]
@@ -47,6 +51,8 @@ MAX_TOKENS_PER_MIN = 10**10      # a model-token rate limit or quota (tokens per
 MAX_CALLS_PER_MIN = 10**7        # a tool-call rate limit or quota (calls per minute)
 MAX_CACHE_ENTRIES = 1_000_000    # a tool cache's size bound (the largest keyspace)
 MAX_INSTANTS = 100_000           # instants of one repeating fault within a run
+MAX_PRIORITY = 2                 # priority classes 0..2 (one per action class at most)
+MAX_WFQ_WEIGHT = 100.0           # a weighted-fair-queuing weight (and 1 / the smallest)
 
 
 class Strict(BaseModel):
@@ -156,7 +162,15 @@ class Knobs(Strict):
     0 or absent = unlimited. ``max_cache_size`` maps tool name to the most
     entries its cache holds (LRU eviction under the TTL, :mod:`swarmopt.sim.cache`;
     0 or absent = unbounded; reference/002 ``max_cache_size``).
-    ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
+    ``scheduling`` orders the decisions waiting for a worker (reference/000's
+    load balancer): ``fcfs`` by arrival, ``priority`` by the priority class of
+    their action (:class:`ActionMix` ``priority``; non-preemptive, FCFS within
+    a class), ``wfq`` by weighted fair queuing over the action classes with
+    ``wfq_weights`` (absent: 1). ``bulkhead`` maps tool name to a pool of
+    workers reserved for the decisions that call that tool (reference/000:
+    resource pool separation; 0 or absent = none); the pools come out of
+    ``max_concurrency``, which must keep at least one shared worker
+    (:mod:`swarmopt.sim.sched`). ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
     per decision (reference/004 ``_optimize_model_selection``): simple actions on
     the ``fast`` tier, complex ones on the ``strong`` tier, the rest on
     ``model_tier``. ``topology`` is the shape of the message graph this agent's
@@ -180,6 +194,17 @@ class Knobs(Strict):
         default_factory=dict)
     max_cache_size: dict[str, Annotated[int, Field(ge=0, le=MAX_CACHE_ENTRIES)]] = Field(default_factory=dict)
     topology: Shape = "mesh"
+    scheduling: Scheduling = "fcfs"
+    wfq_weights: dict[Action, Annotated[float, Field(ge=1 / MAX_WFQ_WEIGHT, le=MAX_WFQ_WEIGHT)]] = Field(
+        default_factory=dict)
+    bulkhead: dict[str, Annotated[int, Field(ge=0, le=256)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _pools(self) -> "Knobs":
+        if sum(self.bulkhead.values()) >= self.max_concurrency:
+            raise ValueError(f"bulkhead pools ({sum(self.bulkhead.values())} workers) must leave at least one of "
+                             f"max_concurrency ({self.max_concurrency}) to the shared pool")
+        return self
 
 
 KNOB_BOUNDS: dict[str, tuple[float, float]] = {
@@ -193,6 +218,8 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "token_burst_size": (0, MAX_TOKENS_PER_MIN),
     "max_tool_calls_per_minute": (0, MAX_CALLS_PER_MIN),
     "max_cache_size": (0, MAX_CACHE_ENTRIES),
+    "wfq_weights": (1 / MAX_WFQ_WEIGHT, MAX_WFQ_WEIGHT),
+    "bulkhead": (0, 255),
 }
 MAX_ATTEMPTS = int(KNOB_BOUNDS["max_retries"][1]) + 1
 
@@ -218,12 +245,21 @@ class ActionMix(Strict):
     are ordinary). The source's examples: simple = click, type, scroll, wait;
     complex = analyze, plan, decide, evaluate (reference/004 RealTimeOptimizer).
     A tier's quality gap to ``standard`` counts ``simple_weight`` times on a
-    simple action and ``complex_weight`` times on a complex one."""
+    simple action and ``complex_weight`` times on a complex one. ``priority``
+    gives each action class its priority class (0 = most urgent; reference/000's
+    load balancer: task priorities), which the ``scheduling`` knob serves by."""
+
+    def priority_classes(self) -> tuple[int, int, int]:
+        """The priority class of each action class, in the order of :data:`ACTIONS`."""
+        return tuple(self.priority.get(a, 0) for a in ACTIONS)
 
     simple: float = Field(default=0.4, ge=0, le=1)
     complex: float = Field(default=0.2, ge=0, le=1)
     simple_weight: float = Field(default=0.25, ge=0, le=5)
     complex_weight: float = Field(default=2.0, ge=0, le=5)
+    priority: dict[Action, Annotated[int, Field(ge=0, le=MAX_PRIORITY)]] = Field(
+        default_factory=dict, description="priority class per action class (0 = most urgent, at most 2; "
+                                          "absent: 0); empty: one class")
 
     @model_validator(mode="after")
     def _shares(self) -> "ActionMix":
@@ -480,6 +516,10 @@ class Thresholds(Strict):
     error_rate_high: float = Field(default=0.25, ge=0, le=1)
     throttle_wait_ms: float = Field(default=200.0, gt=0, description="mean wait for rate limits per decision")
     cache_eviction_rate: float = Field(default=0.10, gt=0, le=1, description="LRU evictions per cache lookup")
+    urgent_wait_ms: float = Field(default=500.0, gt=0, description="mean worker wait of the most urgent "
+                                                                    "priority class")
+    tool_hold_share: float = Field(default=0.75, gt=0, le=1, description="share of the workers' busy time one "
+                                                                           "tool's calls hold, when workers queue")
     cost_budget_factor: float = Field(default=1.5, gt=0, description="x the profile budget")
     cpu_percent: float = Field(default=80.0, gt=0, le=100)
     memory_percent: float = Field(default=85.0, gt=0, le=100)

@@ -227,7 +227,7 @@ def serve(spans: list[Span]) -> Sent | None:
     # rate limits and queueing, per agent and span in time order (sim/ratelimit.py, service.fcfs)
     ready, token_held = arr, None
     if len(spans) == 1:
-        start, end, admitted = spans[0].sim.queue(spans[0], arr, service, tier, tokens, calls)
+        start, end, admitted = spans[0].sim.queue(spans[0], arr, service, tier, tokens, calls, action)
         if admitted is not None:
             ready, token_held = admitted
     else:
@@ -236,7 +236,7 @@ def serve(spans: list[Span]) -> Sent | None:
         for sp, m in zip(spans, span_n.tolist(), strict=False):
             hi = lo + m
             start[lo:hi], end[lo:hi], admitted = sp.sim.queue(sp, arr[lo:hi], service[lo:hi], tier[lo:hi],
-                                                              tokens[lo:hi], calls[lo:hi])
+                                                              tokens[lo:hi], calls[lo:hi], action[lo:hi])
             if admitted is not None:
                 if token_held is None:
                     ready, token_held = arr.copy(), np.zeros(n, dtype=bool)
@@ -279,18 +279,33 @@ def serve(spans: list[Span]) -> Sent | None:
             coord_ok += np.bincount(task, weights=msgs.time[:task.size] - arr[task] <= col(_DEADLINE)[
                 task if len(prm) > 1 else 0], minlength=n)
 
+    # priority class (0 most urgent) of each decision, from its agent's action mix
+    classes = [sp.sim.profile.action_mix.priority_classes() for sp in spans]
+    priority = 0.0
+    if any(any(c) for c in classes):
+        priority = (np.repeat(np.array(classes), span_n, axis=0) if len(spans) > 1 else np.array(classes))[
+            np.arange(n) if len(spans) > 1 else 0, action]
     table = np.empty((len(TASK_FIELDS), n))
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier, ready, 0.0 if token_held is None else token_held)):
+                           coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     # cache hits per (padded) tool and part, for the per-tool hit ratios
     tool_hits = np.add.reduceat(hit, np.cumsum([0] + part_n[:-1]), axis=1, dtype=np.int64).T if n_tools else (
         np.zeros((len(parts), 0), dtype=np.int64))
+    # seconds of worker time each tool's calls hold, per part (sim/sched.py's bulkheads answer a tool holding most)
+    if n_tools:
+        att = np.arange(na)
+        timeout = col(_TIMEOUT)[:, None] if len(prm) > 1 else col(_TIMEOUT)
+        held = np.stack([(np.minimum(tool_s[j], timeout) * (att < calls[:, j:j + 1])).sum(axis=1)
+                         for j in range(n_tools)])
+        tool_held = np.add.reduceat(held, np.cumsum([0] + part_n[:-1]), axis=1).T
+    else:
+        tool_held = np.zeros((len(parts), 0))
     lo = 0
-    for (i, p), m, h in zip(parts, part_n, tool_hits, strict=False):
-        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h)
+    for (i, p), m, h, held_s in zip(parts, part_n, tool_hits, tool_held, strict=False):
+        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s)
         lo += m
     return msgs
 
