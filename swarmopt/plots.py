@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -176,9 +177,17 @@ def plot_changes(res: RunResult, agent: str, metrics: list[str] | None = None) -
     return fig
 
 
+PATH_CHUNK = 1_000  # Agg draws a line in pieces of this many points: a week of windows in the memory of a day's
+
+
 def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG (110 dpi). A line of more than :data:`PATH_CHUNK` points
+    is rasterized in pieces (matplotlib's ``agg.path.chunksize``), so the
+    memory it takes stays flat however long the run; shorter lines are drawn
+    as they always were."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    with rc_context({"agg.path.chunksize": PATH_CHUNK}):
+        fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
 
 

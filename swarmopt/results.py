@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,18 @@ class RunResult:
         """Real CPU and RSS of each actor process."""
         return self.table("process")
 
+    def _stored(self, name: str) -> StoredTable:
+        return StoredTable((), self._loaded[name]) if name in self._loaded else self.tables[name]
+
     def read(self, name: str, columns: list[str] | None = None, filters: Filters | None = None) -> pd.DataFrame:
         """The rows of table ``name`` for which ``filters`` hold, with ``columns``
         (:meth:`~swarmopt.spool.StoredTable.load`); from the loaded table if it is."""
-        if name in self._loaded:
-            return StoredTable((), self._loaded[name]).load(columns, filters)
-        return self.tables[name].load(columns, filters)
+        return self._stored(name).load(columns, filters)
+
+    def scan(self, name: str, columns: list[str] | None = None,
+             filters: Filters | None = None) -> Iterator[pd.DataFrame]:
+        """The same rows as :meth:`read`, in pieces (:meth:`~swarmopt.spool.StoredTable.scan`)."""
+        return self._stored(name).scan(columns, filters)
 
     def count(self, name: str, filters: Filters | None = None) -> int:
         """Number of rows of table ``name`` for which ``filters`` hold."""
@@ -394,13 +401,17 @@ def summarize(res: RunResult) -> dict:
     each with ``windows`` and a ``note`` when a figure is missing (no fault, no
     change, the run ended before the span, no decisions); optimization counts
     (:func:`count_outcomes`); the autonomy trajectories. Reads only what it
-    needs of the tables: two columns of the metrics, the rows of each span,
-    the events of :data:`CHANGE_EVENTS` and counts of two more."""
+    needs of the tables, a chunk at a time: two columns of the metrics, the
+    rows of each span, the events of :data:`CHANGE_EVENTS` and counts of two
+    more."""
     sc = res.scenario
     span = sc.optimizer.cycle_s
     end = sc.duration_s
-    index = res.read("metrics", ["window", "t_end_s"])
-    reached = float(index["t_end_s"].max()) if len(index) else 0.0
+    reached, windows = 0.0, set()
+    for piece in res.scan("metrics", ["window", "t_end_s"]):
+        if len(piece):
+            reached = max(reached, float(piece["t_end_s"].max()))
+            windows.update(piece["window"].unique().tolist())
     ev = res.read("events", filters=[("event", "in", CHANGE_EVENTS)])
     first_fault = min((f.at_s for f in sc.faults), default=None)
     applied = ev[ev["event"] == "knob.applied"] if not ev.empty else ev
@@ -422,7 +433,7 @@ def summarize(res: RunResult) -> dict:
     counts = {e: res.count("events", [("event", "==", e)]) for e in ("strategy.rejected", "bottleneck.detected")}
     return {
         "scenario": sc.name, "seed": res.seed, "runtime": res.runtime, "run_id": res.run_id,
-        "duration_s": sc.duration_s, "windows": int(index["window"].nunique()) if len(index) else 0,
+        "duration_s": sc.duration_s, "windows": len(windows),
         "agents": agents,
         "optimizations": count_outcomes(change_outcomes(ev), counts["strategy.rejected"],
                                         counts["bottleneck.detected"]),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -83,6 +83,28 @@ def _schema(chunk: Chunk) -> pa.Schema:
     return chunk.schema if isinstance(chunk, pa.Table) else pq.read_schema(chunk)
 
 
+def _may_match(group: pq.RowGroupMetaData, filters: Filters | None) -> bool:
+    """False when the row group's min/max statistics rule out a filter (a
+    comparison with a number or text; ``in`` and ``!=`` are never ruled out)."""
+    stats = {}
+    for j in range(group.num_columns):
+        col = group.column(j)
+        if col.statistics is not None and col.statistics.has_min_max:
+            stats[col.path_in_schema] = (col.statistics.min, col.statistics.max)
+    for col, op, value in filters or ():
+        if col not in stats or op in ("in", "!="):
+            continue
+        lo, hi = stats[col]
+        try:
+            ruled_out = {"==": not lo <= value <= hi, "<": not lo < value, "<=": not lo <= value,
+                         ">": not hi > value, ">=": not hi >= value}[op]
+        except TypeError:  # statistics of another type than the value: no conclusion
+            continue
+        if ruled_out:
+            return False
+    return True
+
+
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` with the columns of ``schema``, in its order and types (a missing column all null)."""
     cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
@@ -101,36 +123,46 @@ class StoredTable:
     chunks: tuple[Chunk, ...]
     tail: pd.DataFrame
 
-    def _read(self, chunk: Chunk, columns: list[str] | None, filters: Filters | None) -> pd.DataFrame:
-        if isinstance(chunk, pa.Table):
-            if filters:
-                chunk = chunk.filter(pq.filters_to_expression([list(filters)]))
-            return (chunk if columns is None else chunk.select(columns)).to_pandas()
-        return pq.read_table(chunk, columns=columns, filters=[list(filters)] if filters else None).to_pandas()
+    def _pieces(self, columns: list[str] | None, filters: Filters | None) -> Iterator[pa.Table]:
+        for chunk in self.chunks:
+            if isinstance(chunk, pa.Table):
+                yield chunk if columns is None else chunk.select(columns)
+                continue
+            part = pq.ParquetFile(chunk)
+            for i in range(part.num_row_groups):
+                if _may_match(part.metadata.row_group(i), filters):
+                    yield part.read_row_group(i, columns=columns, use_threads=False)
+
+    def scan(self, columns: Sequence[str] | None = None, filters: Filters | None = None) -> Iterator[pd.DataFrame]:
+        """The rows for which ``filters`` hold (all by default), with ``columns``
+        (all by default), as DataFrames in order: one per chunk (per row group of
+        a part file), then the rows in memory; at most one chunk is read at a time."""
+        cols = None if columns is None else list(columns)
+        need = None if cols is None else list(dict.fromkeys([*cols, *(f[0] for f in filters or ())]))
+        for piece in self._pieces(need, filters):
+            df = where(piece.to_pandas(), filters)
+            yield df if cols is None else df[cols]
+        tail = where(self.tail, filters)
+        yield tail if cols is None else tail.reindex(columns=cols)
 
     def load(self, columns: Sequence[str] | None = None, filters: Filters | None = None) -> pd.DataFrame:
         """The rows for which ``filters`` hold (all by default), in order, with
         ``columns`` (all by default; a column the table lacks is all missing
         when the table is only rows in memory, a KeyError otherwise)."""
-        cols = None if columns is None else list(columns)
-        tail = where(self.tail, filters)
-        if not self.chunks:
-            return tail if cols is None else tail.reindex(columns=cols)
-        frames = [self._read(c, cols, filters) for c in self.chunks]
-        if len(tail):
-            frames.append(tail if cols is None else tail[cols])
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frames = list(self.scan(columns, filters))
+        if len(frames) == 1:  # only rows in memory: the very DataFrame when nothing is selected
+            return frames[0]
+        # empty pieces are left out (pandas lets them change a column's type); all empty: the first, typed one
+        rows = [f for f in frames if len(f)] or frames[:1]
+        return pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0].reset_index(drop=True)
 
     def count(self, filters: Filters | None = None) -> int:
         """Number of rows for which ``filters`` hold (all by default); reads only
         the filtered columns of the chunks, or nothing but their metadata."""
-        n = len(where(self.tail, filters))
-        for c in self.chunks:
-            if not filters:
-                n += c.num_rows if isinstance(c, pa.Table) else pq.ParquetFile(c).metadata.num_rows
-            else:
-                n += len(self._read(c, [f[0] for f in filters][:1], filters))
-        return n
+        if filters:
+            return sum(len(f) for f in self.scan([filters[0][0]], filters))
+        return len(self.tail) + sum(c.num_rows if isinstance(c, pa.Table) else pq.ParquetFile(c).metadata.num_rows
+                                    for c in self.chunks)
 
     def columns(self) -> list[str]:
         """The column names, in order (the union over the chunks and the tail)."""
