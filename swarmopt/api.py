@@ -61,12 +61,12 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
         except BaseException as exc:
             if out_dir is not None:
                 stopped = isinstance(exc, KeyboardInterrupt)
-                sim.write(status="interrupted" if stopped else "failed",
-                          error=f"interrupted at {sim.now:g}s" if stopped else repr(exc))
+                sim._write(sim.result(), None, "interrupted" if stopped else "failed",
+                           f"interrupted at {sim.now:g}s" if stopped else repr(exc), final=True)
             raise
         res = sim.result()
         if out_dir is not None:
-            sim._write(res, None, "completed", None)
+            sim._write(res, None, "completed", None, final=True)
     finally:
         sim.close()  # a Ctrl-C while Ray shuts down cannot lose the run: it is written already
     return res

@@ -290,16 +290,19 @@ class Simulation:
         none); status ``completed`` when done, else ``partial`` unless given.
         Written into its own ``out_dir`` once done, the part files are merged
         into the tables and deleted."""
-        return self._write(self.result(), out_dir, status, error).out_dir
+        return self._write(self.result(), out_dir, status, error, final=self.done).out_dir
 
-    def _write(self, res: RunResult, out_dir: str | Path | None, status: str | None,
-               error: str | None) -> RunResult:
-        """:meth:`write` of ``res`` (this simulation's result); returns it, reading its tables from ``out_dir``."""
+    def _write(self, res: RunResult, out_dir: str | Path | None, status: str | None, error: str | None,
+               final: bool) -> RunResult:
+        """:meth:`write` of ``res`` (this simulation's result); returns it,
+        reading its tables from ``out_dir``. ``final``: the run goes no further
+        (done, or about to be closed), so its part files in its own
+        ``out_dir`` are merged into the tables and deleted."""
         out = self.out_dir if out_dir is None else Path(out_dir)
         if out is None:
             raise ValueError("write: no out_dir given, and the Simulation has none")
         write_run(res, out, status=status or ("completed" if self.done else "partial"), error=error)
-        if self.done and self.out_dir is not None and out.resolve() == self.out_dir.resolve():
+        if final and self.out_dir is not None and out.resolve() == self.out_dir.resolve():
             self._sink.finished(out)
         return res
 
