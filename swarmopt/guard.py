@@ -170,8 +170,9 @@ def estimate(sc: Scenario, runtime: str = "local", streamed: bool = False) -> Es
     opt = sc.optimizer
     judged = 2 * opt.measure_windows * window  # seconds of one agent's decisions in one judgement
     kept = (2 * opt.measure_windows + opt.cycle_s / window) * window_tasks
+    held = held_rows(sc, rows) if streamed else rows
     work = (window_bytes + span_bytes + peak_rate * judged * c.judged_task + kept * c.kept_sample
-            + messages * c.message + (held_rows(sc, rows) if streamed else rows) * c.row + keys * c.cached_key + n_agents * c.agent)
+            + messages * c.message + held * c.row + keys * c.cached_key + n_agents * c.agent)
     base = c.base_mib
     if runtime == "ray":
         base += c.ray_base_mib + (min(n_agents, _RAY_GROUPS) + 2) * c.actor_mib  # + optimizer, orchestrator

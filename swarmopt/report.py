@@ -1,9 +1,10 @@
 """The run directory and its reports: tables, ``summary.json``, ``report.md`` and a self-contained ``report.html``.
 
 :func:`write_run` writes ``metrics.parquet``, ``events.parquet``,
-``autonomy.parquet``, ``process.parquet``, ``summary.json``, ``report.md``, ``report.html`` and ``<agent>.png`` for every
-agent a change was made on (:func:`swarmopt.plots.plot_changes`), each file
-atomically (:mod:`swarmopt.files`), after deleting what an earlier run wrote
+``autonomy.parquet``, ``process.parquet``, ``summary.json``, ``report.md``,
+``report.html`` and ``<agent>.png`` for every agent a change was made on
+(:func:`swarmopt.plots.plot_changes`), each file atomically
+(:mod:`swarmopt.files`), after deleting what an earlier run wrote
 there and not now (:func:`previous_files`). Both reports hold the same blocks: the run, the
 outcome counts (which add up), one row per change with the judgement that
 decided it, and per agent the key metrics of the baseline / before / after

@@ -102,7 +102,7 @@ class RunResult:
 
     def count(self, name: str, filters: Filters | None = None) -> int:
         """Number of rows of table ``name`` for which ``filters`` hold."""
-        return self.tables[name].count(filters)
+        return self._stored(name).count(filters)
 
     def agent(self, agent_id: str, columns: list[str] | None = None) -> pd.DataFrame:
         """The metrics rows of one agent (``columns`` of them, all by default), indexed by window start (s)."""

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
+from swarmopt.guard import prepare_out_dir
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
 from swarmopt.logs import new_run_id
@@ -29,7 +30,6 @@ from swarmopt.observe import Fanout, Observer
 from swarmopt.overrides import apply_overrides
 from swarmopt.plugins import Plugins, check
 from swarmopt.progress import progress as show_progress
-from swarmopt.guard import prepare_out_dir
 from swarmopt.report import PARTS, begin_run_dir, write_run
 from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import Driver
