@@ -280,7 +280,11 @@ class Simulation:
         return self._get(self._opt, "state")
 
     def result(self) -> RunResult:
-        """The tables and summary so far as a :class:`~swarmopt.results.RunResult`."""
+        """The tables and summary so far as a :class:`~swarmopt.results.RunResult`.
+        With ``out_dir`` its tables are read from the part files written so far
+        (and the rows held now) when asked for; once the finished run is written
+        the parts are merged into the run directory's tables and deleted, so take
+        the result again then."""
         return self._sink.result(self.seed, self.runtime)
 
     def write(self, out_dir: str | Path | None = None, *, status: str | None = None,
