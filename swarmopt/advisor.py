@@ -291,7 +291,7 @@ class Advisor:
                 continue
             seen.add(key)
             b = found.get((e["t_s"], e["agent"], e["type"]))
-            evidence = (f"{b['metric']} = {b['value']:.4g} against a threshold of {b['threshold']:.4g} "
+            evidence = (f"{b['metric']} = {b['value']:.4g} against a target of {b['threshold']:.4g} "
                         f"({b['severity']}, impact {b['impact']:+.1f}%): {b['detail']}") if b else e["detail"]
             out.append({"t_s": e["t_s"], "agent": e["agent"], "knob": e["knob"], "old": e["old"], "new": e["new"],
                         "kind": e["kind"], "expected_improvement_pct": e["expected_improvement"],

@@ -39,7 +39,8 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     ``{"optimizer.proactive": False, "agents.market-hunter.knobs.max_concurrency": 8}``
     (:mod:`swarmopt.overrides`).
     ``policy``, ``rules``, ``remedies``: plug-ins as Python objects
-    (:mod:`swarmopt.plugins`); the policy replaces the scenario's, rules and
+    (:mod:`swarmopt.plugins`; a policy given as a string is a built-in's name or
+    an import path); the policy replaces the scenario's, rules and
     remedies add to its own.
     ``observers`` receive what the run produces as it goes (:mod:`swarmopt.observe`).
     Before anything starts, the run is refused if its estimate

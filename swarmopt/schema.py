@@ -398,9 +398,11 @@ class Thresholds(Strict):
 class OptimizerConfig(Strict):
     """The Performance Optimizer's policy and cycle.
 
-    ``policy``: ``rules`` (the source design's fixed rules), ``monitor`` (detect
-    and report only), ``thompson`` (discounted Thompson sampling over the
-    measured outcomes of the remedies), or the import path ``module:attribute``
+    ``policy``: ``thompson`` (the default: discounted Thompson sampling over the
+    measured outcomes of the remedies, the built-in policy with the best
+    measured decision quality on the fault library, README "Decision quality"),
+    ``rules`` (the source design's fixed rules), ``monitor`` (detect and report
+    only), or the import path ``module:attribute``
     of a plug-in policy (:mod:`swarmopt.plugins`). ``rules`` and ``remedies``:
     import paths of plug-in detection rules and remedies. ``recommend_only``
     plans and reports but changes nothing.
@@ -427,14 +429,26 @@ class OptimizerConfig(Strict):
     history beyond robust z ``anomaly_z`` raise ``anomaly.detected``.
     ``proactive`` False plans reactive strategies only (no predictive
     pre-scaling, no coordination enhancement).
+    Setpoint: the optimizer acts to bring a metric under its threshold with a
+    ``margin`` (target = threshold x (1 - margin), the shortfall budget of a
+    rate likewise), and ``tolerance`` is a band around that target, so it acts
+    before the SLO breaks, not 10% after. One change moves a numeric knob by at
+    most ``max_step_ratio`` (sized from the gap to the target, as the HPA sizes
+    replicas). A change whose judge finds no data (inconclusive) is measured on
+    for more windows, up to ``max_measure_windows`` after it took effect, then
+    reverted without blame.
     """
 
-    policy: Annotated[str, AfterValidator(_policy_name)] = "rules"
+    policy: Annotated[str, AfterValidator(_policy_name)] = "thompson"
     rules: list[ImportPath] = Field(default_factory=list)
     remedies: list[ImportPath] = Field(default_factory=list)
     proactive: bool = True
     long_windows: int = Field(default=12, ge=1, le=1440)
     tolerance: float = Field(default=0.1, ge=0, lt=1)
+    margin: float = Field(default=0.1, ge=0, lt=1, description="setpoint = threshold x (1 - margin)")
+    max_step_ratio: float = Field(default=4.0, ge=1, description="largest factor one change moves a knob by")
+    max_measure_windows: int = Field(default=15, ge=2, le=240, description="horizon an inconclusive change is "
+                                                                           "measured up to")
     stabilization_window_s: float = Field(default=3600.0, ge=0)
     anomaly_z: float = Field(default=5.0, gt=0)
     recommend_only: bool = False

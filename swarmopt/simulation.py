@@ -98,7 +98,9 @@ class Simulation:
     logs the live narrative (:mod:`swarmopt.logs`) under ``run_id``
     (``<scenario>-seed<N>-<suffix>``; a fork gets its own). ``policy``,
     ``rules``, ``remedies``: plug-ins as Python objects (:mod:`swarmopt.plugins`;
-    the policy replaces the scenario's, rules and remedies add to its own).
+    the policy replaces the scenario's, rules and remedies add to its own); a
+    ``policy`` given as a string is a built-in policy's name or an import path,
+    as in the scenario's ``optimizer.policy``.
     ``decide``: a decision hook called with a
     :class:`~swarmopt.optimizer.trial.DecisionContext` for every judged change,
     returning "keep", "rollback", "revert" or None (the judge decides).
@@ -137,6 +139,8 @@ class Simulation:
                  rules: Sequence[Callable] = (), remedies: Sequence[Callable] = (),
                  decide: Callable[[Any], str | None] | None = None, observers: Sequence[Observer] = (),
                  out_dir: str | Path | None = None, overwrite: bool = False) -> None:
+        if isinstance(policy, str):
+            overrides, policy = {**(overrides or {}), "optimizer.policy": policy}, None
         self.scenario = prepare(scenario, seed, duration_s, overrides)
         self.seed = self.scenario.seed
         self.runtime = runtime

@@ -34,7 +34,7 @@ def test_healthy_agent_has_no_bottleneck():
 def test_response_time_over_2000ms_is_high_with_source_impact():
     b = found(response_time_ms_mean=2800.0)[("agent_response_time", "high")]
     assert b.impact == pytest.approx(40.0)  # source: 2800 ms -> "Impact: 40.0%"
-    assert "2800ms (threshold: 2000ms)" in b.description
+    assert "2800ms (target: 2000ms)" in b.description
 
 
 @pytest.mark.parametrize("rate,severity", [(0.69, "medium"), (0.62, "medium"), (0.49, "critical")])

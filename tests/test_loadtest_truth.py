@@ -128,7 +128,10 @@ def test_ground_truth_of_a_judged_no_op_change(degraded):
     _, rows = run_with_truth(sc, 3, DEFAULT_SLO, policy=one, remedies=[one.remedy])
     assert len(rows) == 1
     assert rows[0]["truth"] == "no effect"
-    assert rows[0]["slo_effect_points"] == 0.0 and rows[0]["target_effect_pct"] == 0.0
+    # the change is marginal, measured on twice, so its horizon (the judge's after-span, 3,360-4,200 s) runs to
+    # the end; the arms share their streams but not every later draw, so the no-op's target effect is noise
+    # (measured -1.1%), inside the no-effect band of helped_target_pct (2%)
+    assert rows[0]["slo_effect_points"] == 0.0 and abs(rows[0]["target_effect_pct"]) < 2.0
 
 
 @needs_simulation

@@ -7,6 +7,7 @@ import pytest
 
 from swarmopt import run_scenario
 from swarmopt.optimizer.measure import measure
+from swarmopt.optimizer.trial import look_alpha
 
 from conftest import MH_SCENARIO
 
@@ -27,7 +28,9 @@ def test_initial_state_matches_the_source_example(result):
 
 def test_optimizer_recovers_the_market_hunter_by_knobs(result):
     mh = result.summary["agents"]["market-hunter"]
-    # the optimizer leaves a metric alone within its tolerance band (10% over the 2000 ms threshold, as the HPA does)
+    # the optimizer acts until the metric is within the tolerance band around its setpoint (10% under the 2000 ms
+    # threshold: it acts above 1,980 ms); on seed 1 its fifth change (route_by_complexity, kept at 7,200 s, the end)
+    # leaves the last cycle at ~2,100 ms, so this checks the last cycle within 10% of the threshold
     cfg = result.scenario.optimizer
     assert mh["after"]["response_time_ms_mean"] < cfg.thresholds.response_time_ms * (1 + cfg.tolerance)
     assert mh["after"]["response_time_ms_mean"] < 0.85 * mh["before"]["response_time_ms_mean"]
@@ -55,8 +58,9 @@ def test_every_improvement_recomputes_from_the_metrics_table(result):
 
     cfg = result.scenario.optimizer
     for e in measured.itertuples():
+        alpha = look_alpha(cfg, round((e.after_end_s - e.after_start_s) / result.scenario.window_s))
         again = measure(span(e.agent, e.before_start_s, e.before_end_s), span(e.agent, e.after_start_s, e.after_end_s),
-                        e.metric, e.better, cfg.alpha, cfg.min_improvement)
+                        e.metric, e.better, alpha, cfg.min_improvement)
         assert again.improvement_pct == pytest.approx(e.window_improvement_pct)
         assert again.verdict == e.window_verdict
 
@@ -78,6 +82,10 @@ def test_every_verdict_is_a_canary_verdict_on_per_task_samples(result):
         if e.verdict == "fail":
             assert e.improvement_pct < 0
         decided = {"pass": "keep", "fail": "rollback"}.get(e.verdict, "revert")
+        if pd.isna(e.decision) or e.decision == "":  # no decision yet: measured on (no data, or a gain too small)
+            assert pd.isna(e.guardrails)
+            assert e.verdict == "inconclusive" or (decided == "revert" and e.improvement_pct > 0)
+            continue
         assert e.decision == ("rollback" if pd.notna(e.guardrails) else decided)
     kept = ev[ev["event"] == "optimization.kept"]
     assert set(kept["strategy_id"]) == set(measured.loc[measured["decision"] == "keep", "strategy_id"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -246,12 +248,42 @@ def test_an_undo_without_effect_or_a_rollback_for_harm_is_not_restored():
 
 def test_no_data_is_never_a_pass():
     # the window means alone pass (as in test_improvement_is_the_relative_change_of_window_means)
-    _, _, events = run_trial(make_optimizer(), 12_000, FASTER, with_samples=False)
+    opt = make_optimizer(max_measure_windows=5)  # no longer horizon: reverted without blame at once
+    _, _, events = run_trial(opt, 12_000, FASTER, with_samples=False)
     assert measured(events)["window_verdict"] == "pass"
     assert measured(events)["verdict"] == "inconclusive" and decisions(events) == ["optimization.reverted"]
+    assert opt.autonomy == opt.cfg.initial_autonomy
     # nor are too few tasks: 3 a window, 15 a side < min_samples (20), whatever the shift
     _, _, events = run_trial(make_optimizer(), 12_000, [700] * 5, n=3)
     assert measured(events)["verdict"] == "inconclusive" and "too few samples" in measured(events)["reasons"]
+
+
+def test_no_data_is_never_a_verdict_the_change_is_measured_on():
+    # inconclusive (no per-task samples): no decision, no undo, no tabu, no autonomy change; the trial
+    # stays in flight with an after-span 5 windows longer, up to max_measure_windows (default 15)
+    opt = make_optimizer()
+    _, rollbacks, events = run_trial(opt, 12_000, FASTER, with_samples=False)
+    assert measured(events)["verdict"] == "inconclusive" and measured(events)["decision"] == ""
+    assert decisions(events) == [] and rollbacks == [] and opt.tabu == {}
+    assert opt.autonomy == opt.cfg.initial_autonomy and opt.report(12_300)["results"] == []
+    assert opt.in_flight["market-hunter"].measure_at_s == 12_600
+    # at the horizon (15 windows after it took effect) it is reverted without blame
+    opt.in_flight["market-hunter"] = replace(opt.in_flight["market-hunter"], measure_at_s=12_900)
+    _, _, events = opt.cycle(12_900)
+    assert decisions(events) == ["optimization.reverted"] and opt.autonomy == opt.cfg.initial_autonomy
+
+
+def test_a_zero_metric_before_and_after_is_inconclusive_not_a_fail():
+    # coordination storm: the score is 0 before and after a batch change -> relative change NaN, zero variance
+    m = measure([{"decision_count": 50, "coordination_score": 0.0}] * 5,
+                [{"decision_count": 50, "coordination_score": 0.0}] * 5, "coordination_score", "higher")
+    assert m.verdict == "inconclusive"
+    m = measure([{"decision_count": 50, "coordination_score": 0.5}] * 5,
+                [{"decision_count": 50, "coordination_score": 0.5}] * 5, "coordination_score", "higher")
+    assert m.verdict == "inconclusive"
+    m = measure([{"decision_count": 50, "coordination_score": 0.5}] * 5,
+                [{"decision_count": 50, "coordination_score": 0.4}] * 5, "coordination_score", "higher")
+    assert m.verdict == "fail"
 
 
 def test_measured_event_has_the_deciding_improvement_and_the_window_one():
@@ -278,8 +310,10 @@ def test_each_target_gets_its_test():
     assert measured(ev)["improvement_pct"] == pytest.approx(12.5, abs=5)
     _, _, ev = run_trial(make_optimizer(), 12_000, [0.9] * 5, metric="coordination_score")
     e = measured(ev)
-    assert e["method"] == "welch-windows" and e["improvement_pct"] == e["window_improvement_pct"]
-    assert e["p_value"] == e["window_p_value"] and e["before"] == e["window_before"]
+    # the score is 0.8 in every window on both sides: no evidence either way, and the window figures decide
+    assert e["method"] == "welch-windows" and e["verdict"] == "inconclusive"
+    assert e["improvement_pct"] == pytest.approx(e["window_improvement_pct"], nan_ok=True)
+    assert e["p_value"] == pytest.approx(e["window_p_value"], nan_ok=True) and e["before"] == e["window_before"] == 0.8
 
 
 def test_samples_are_kept_only_as_long_as_a_judgement_needs_them():
@@ -353,7 +387,10 @@ def test_remedies_are_bounded_steps():
     snap = {"queue_wait_ms_mean": 900.0, "response_time_ms_mean": 2800.0, "cpu_percent": 95.0}
     k = PROFILES["market-hunter"].knobs.model_copy(update={"max_concurrency": 200})
     (ch,) = REMEDIES["scale_concurrency"].propose(snap, k, PROFILES["market-hunter"])
-    assert (ch.old, ch.new) == (200, 256)
+    assert (ch.old, ch.new) == (200, 256)  # 200 x 95% / 70% busy = 272 (HPA sizing), at the knob's bound
+    (ch,) = REMEDIES["scale_concurrency"].propose(snap, PROFILES["market-hunter"].knobs.model_copy(
+        update={"max_concurrency": 4}), PROFILES["market-hunter"])
+    assert (ch.old, ch.new) == (4, 8)  # never less than double
 
 
 def test_forcing_keep_on_a_change_the_judge_would_revert_keeps_it():

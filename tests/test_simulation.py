@@ -9,7 +9,9 @@ from swarmopt import InputError, Simulation, run_scenario
 
 from conftest import MH_SCENARIO, short
 
-FIRST_CHANGE = "opt_2100_market-hunter_raise_cache_ttl_1"  # seed 1: judged at 2700 s, reverted (no measured benefit)
+# the worked example's seed 1 under the source's fixed rules (policy="rules"), whose changes these tests name
+FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # in flight until 2700 s, kept
+REVERTED = "opt_3300_market-hunter_raise_cache_ttl_11"  # TTL 240 -> 960 s, judged at 3900 s, reverted
 
 
 def same_tables(a, b) -> None:
@@ -119,7 +121,7 @@ def test_inject_validates_and_acts(mh_scenario):
 
 
 def test_agent_snapshot(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1).run(2400)
+    sim = Simulation(mh_scenario, seed=1, policy="rules").run(2400)
     snap = sim.agent("market-hunter")
     assert 0 <= snap["busy_workers"] <= snap["workers"] == snap["knobs"]["max_concurrency"]
     assert snap["queue_length"] >= 0 and snap["cached_keys"]["data_source"] > 0
@@ -131,27 +133,27 @@ def test_agent_snapshot(mh_scenario):
 
 
 def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1).run(2700)
+    sim = Simulation(mh_scenario, seed=1, policy="rules").run(3900)
     keep, roll = sim.fork(), sim.fork()
-    keep.override(FIRST_CHANGE, "keep")
-    roll.override(FIRST_CHANGE, "rollback")
+    keep.override(REVERTED, "keep")
+    roll.override(REVERTED, "rollback")
     for s in (sim, keep, roll):
         s.freeze_planning()
         s.run()
-    decided = {name: s.events.query("strategy_id == @FIRST_CHANGE and event.str.startswith('optimization.')")
+    decided = {name: s.events.query("strategy_id == @REVERTED and event.str.startswith('optimization.')")
                for name, s in (("judge", sim), ("keep", keep), ("roll", roll))}
     assert "optimization.reverted" in set(decided["judge"]["event"])
     kept = decided["keep"].query("event == 'optimization.kept'")
     assert len(kept) == 1 and kept["forced"].iloc[0] == True  # noqa: E712 (a table cell, not a flag)
     assert "optimization.rolled_back" in set(decided["roll"]["event"])
-    assert keep.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 240
-    assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 60
+    assert keep.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 960
+    assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 240
     for s in (sim, keep, roll):
         ev = s.events
-        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 2700)).any()
+        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 3900)).any()
         assert (ev["event"] == "planning.frozen").sum() == 1
     with pytest.raises(ValueError, match="verdict"):
-        sim.override(FIRST_CHANGE, "maybe")
+        sim.override(REVERTED, "maybe")
 
 
 def test_write_partial_then_complete(mh_scenario, tmp_path):
@@ -193,7 +195,7 @@ def test_a_decide_hook_forces_every_verdict(mh_scenario):
         seen.append((ctx.strategy.id, ctx.t_s))
         return "keep"
 
-    sim = Simulation(mh_scenario, seed=1, decide=keep_everything).run()
+    sim = Simulation(mh_scenario, seed=1, policy="rules", decide=keep_everything).run()
     ev = sim.events
     judged = ev[ev["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"])]
     assert len(judged) == len(seen) >= 3

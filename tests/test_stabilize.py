@@ -38,9 +38,9 @@ def test_dead_band_is_ten_percent_of_the_threshold_or_of_the_error_budget():
 
 @pytest.mark.parametrize("knob,old,new,bounded", [
     ("model_tier", "fast", "strong", "standard"), ("model_tier", "strong", "fast", "standard"),
-    ("max_concurrency", 4, 20, 8), ("max_concurrency", 16, 2, 8), ("max_concurrency", 4, 6, 6),
+    ("max_concurrency", 4, 20, 16), ("max_concurrency", 16, 2, 4), ("max_concurrency", 4, 6, 6),
     ("cache_ttl_s.data_source", 0.0, 3600.0, 60.0), ("cache_ttl_s.data_source", 100.0, 3600.0, 400.0),
-    ("message_batch_size", 2, 64, 4), ("parallel_tools", False, True, True),
+    ("message_batch_size", 2, 64, 8), ("message_batch_size", 1, 10, 4), ("parallel_tools", False, True, True),
 ])
 def test_steps_are_bounded(knob, old, new, bounded):
     assert bound_step(KnobChange(AGENT, knob, old, new)).new == bounded

@@ -8,7 +8,8 @@ Each cycle (every ``cycle_s``, docs/architecture.md "One optimizer cycle"):
    (:func:`~swarmopt.optimizer.measure.judge_change`) and apply what
    :func:`~swarmopt.optimizer.trial.decide_trial` decides: keep, roll back,
    revert or restore, learn, move the optimizer's autonomy, bar the remedy;
-3. detect bottlenecks that breach over a long and a short span of windows, the
+3. detect bottlenecks that breach the setpoint (each SLO threshold moved inside
+   by ``margin``, :func:`~swarmopt.optimizer.detect.setpoint`) over a long and a short span of windows, the
    plug-in rules' bottlenecks, and level shifts of each agent's metrics
    against its own history (:mod:`swarmopt.optimizer.detect`);
 4. plan reactive and proactive strategies (:class:`~swarmopt.optimizer.planning.Planner`);
@@ -39,6 +40,7 @@ from swarmopt.optimizer.detect import (
     anomalies,
     multiwindow_alerts,
     rule_bottlenecks,
+    setpoint,
     snapshots,
 )
 from swarmopt.optimizer.events import (
@@ -54,7 +56,15 @@ from swarmopt.optimizer.learning import Learning
 from swarmopt.optimizer.measure import Judgement, judge_change
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
 from swarmopt.optimizer.strategies import Proposal, Remedy, Strategy
-from swarmopt.optimizer.trial import DECISIONS, DecisionContext, Trial, TrialOutcome, TrialState, decide_trial
+from swarmopt.optimizer.trial import (
+    DECISIONS,
+    DecisionContext,
+    Trial,
+    TrialOutcome,
+    TrialState,
+    decide_trial,
+    look_alpha,
+)
 from swarmopt.policies import MonitorPolicy, Policy
 from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
 
@@ -149,7 +159,7 @@ class Optimizer:
         events: list[dict] = [{"t_s": t, "event": "cycle.started", "autonomy": self.autonomy}]
         rollbacks = self._judge(t, events)
         cycle_windows = int(round(self.cfg.cycle_s / self.window_s))
-        th = self.cfg.thresholds
+        th = setpoint(self.cfg.thresholds, self.cfg.margin)
         # each agent's recent window rows as one matrix, shared by detection, anomalies and the forecast
         mats = self.history.matrices(max(self.cfg.long_windows, cycle_windows + ANOMALY_HISTORY, FORECAST_WINDOWS))
         snaps = snapshots(mats, dict.fromkeys(mats, cycle_windows))
@@ -284,9 +294,10 @@ class Optimizer:
             del self.in_flight[agent]
             s = trial.strategy
             spans = (trial.effective_s - k, trial.effective_s), (trial.effective_s, trial.measure_at_s)
+            alpha = look_alpha(cfg, round((trial.measure_at_s - trial.effective_s) / self.window_s))
             j = judge_change(*(self.history.window_rows(agent, *sp) for sp in spans),
                              *(self.history.task_sample(agent, *sp) for sp in spans),
-                             s.target_metric, cfg.alpha, cfg.min_improvement, cfg.min_samples,
+                             s.target_metric, alpha, cfg.min_improvement, cfg.min_samples,
                              cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)

@@ -127,7 +127,7 @@ class ThresholdRule:
 
 AGENT_RULES = (
     ThresholdRule("agent_response_time", "response_time_ms_mean", lambda th, p: th.response_time_ms, "high",
-                  "{agent} response time is {value:.0f}ms (threshold: {threshold:.0f}ms)",
+                  "{agent} response time is {value:.0f}ms (target: {threshold:.0f}ms)",
                   "Optimize decision-making algorithms or increase processing resources"),
     ThresholdRule("agent_success_rate", "success_rate", lambda th, p: th.success_rate_medium, "medium",
                   "{agent} success rate is {value:.0%} (target: {threshold:.0%}+)",
@@ -183,6 +183,22 @@ def _breaches(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thr
     if metric_spec(SYSTEM_RULE.metric).worse(score, thr):
         found.append((SYSTEM_RULE, "system", score, thr))
     return found
+
+
+def setpoint(th: Thresholds, margin: float) -> Thresholds:
+    """The thresholds the optimizer acts on: each SLO threshold moved inside the
+    SLO by ``margin`` (0 <= margin < 1), so that the tolerance band sits around
+    a target below the limit, not above it. Response time and the cost factor
+    become threshold x (1 - margin); for a rate that must stay high (success,
+    coordination) the shortfall budget shrinks the same way: 1 - (1 -
+    threshold) x (1 - margin). Critical levels and resource limits are kept."""
+    keep = 1.0 - margin
+    return th.model_copy(update={
+        "response_time_ms": th.response_time_ms * keep,
+        "success_rate_medium": 1.0 - (1.0 - th.success_rate_medium) * keep,
+        "coordination_medium": 1.0 - (1.0 - th.coordination_medium) * keep,
+        "cost_budget_factor": th.cost_budget_factor * keep,
+    })
 
 
 SHORT_WINDOW_RATIO = 12

@@ -78,7 +78,9 @@ class Measurement:
     ``p_value`` is one-sided for an improvement. ``verdict`` (two-sided at
     ``alpha``: each direction at alpha / 2): pass (significant improvement of at
     least the minimum), fail (significantly worse), inconclusive (fewer than 2
-    usable windows on a side), marginal otherwise.
+    usable windows on a side, no relative change because the mean before is 0,
+    or both sides the same constant: no data is never a verdict), marginal
+    otherwise.
     """
 
     metric: str
@@ -125,9 +127,9 @@ def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better
         # the one-sided p-value of the same statistic, as ttest_ind computes it for alternative="less"/"greater"
         p_one = special.stdtr(res.df, res.statistic if better == "lower" else -res.statistic)
     if not np.isfinite(res.statistic):
-        # both sides constant: no evidence either way unless the constants differ
+        # both sides constant: no evidence either way unless the constants differ (then NaN: inconclusive)
         diff = ma - mb
-        p_better = 0.0 if sign * diff > 0 else 1.0
+        p_better = math.nan if diff == 0 else (0.0 if sign * diff > 0 else 1.0)
         lo = hi = diff
     else:
         ci = res.confidence_interval(0.95)
@@ -141,8 +143,12 @@ def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better
 
 def welch_verdict(p_better: float, improvement_pct: float, alpha: float, min_improvement: float) -> str:
     """Verdict of a one-sided p-value for improvement, two-sided at ``alpha``:
-    pass if p_better < alpha / 2 and the improvement (percent) is at least
-    100 x ``min_improvement``; fail if 1 - p_better < alpha / 2; else marginal."""
+    inconclusive when either is NaN (no data is never a verdict: e.g. a metric
+    that is 0 before, so no relative change exists); pass if p_better < alpha / 2
+    and the improvement (percent) is at least 100 x ``min_improvement``; fail if
+    1 - p_better < alpha / 2; else marginal."""
+    if not (math.isfinite(p_better) and math.isfinite(improvement_pct)):
+        return "inconclusive"
     if p_better < alpha / 2 and improvement_pct >= min_improvement * 100:
         return "pass"
     if 1.0 - p_better < alpha / 2:

@@ -19,10 +19,11 @@ Autoscaling", kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
   the state before a trial the canary judge failed; the HPA has no such step),
   so it neither counts nor is held; retrying the same remedy after a rollback
   is barred by the optimizer's tabu instead;
-* **bounded steps** (HPA scaling policies, e.g. at most 100% more pods per
-  period): one change moves a knob by at most one model tier, at most doubles
-  (or halves) the worker count or the message batch, and at most quadruples (or
-  quarters) a cache TTL (:func:`bound_step`).
+* **bounded steps sized from the gap** (HPA: desired = ceil(current x
+  observed / target), within its scaling policies): the remedies size a step
+  from the gap to the target (:mod:`swarmopt.optimizer.strategies`); one change
+  moves a knob by at most one model tier and a worker count, message batch or
+  cache TTL by at most ``max_step_ratio`` (default 4) either way (:func:`bound_step`).
 
 The HPA's 300 s window spans 20 of its 15 s sync periods; the optimizer cycles
 every 300 s and a change takes 7-10 minutes to roll out and be judged, so its
@@ -72,19 +73,22 @@ def direction(c: KnobChange) -> int:
     return (new > old) - (new < old)
 
 
-def bound_step(c: KnobChange) -> KnobChange:
+def bound_step(c: KnobChange, ratio: float = 4.0) -> KnobChange:
     """``c`` with its new value clamped to one bounded step from the old one:
-    one model tier; concurrency and message batch within [old/2, 2 old]
-    (rounded away from old); cache TTLs within [old/4, max(60, 4 old)] seconds.
-    Other knobs pass unchanged. Raises ValueError for an unknown tier."""
+    one model tier; concurrency and message batch within [old/ratio, ratio x
+    old] (rounded away from old); cache TTLs within [old/ratio, max(60, ratio x
+    old)] seconds (``ratio`` >= 1: ``OptimizerConfig.max_step_ratio``; the
+    HPA's default scale-up policy allows +100% per period, its sizing rule
+    jumps straight to the desired count). Other knobs pass unchanged. Raises
+    ValueError for an unknown tier."""
     k, old, new = c.knob, c.old, c.new
     if k == "model_tier":
         i, j = TIERS.index(old), TIERS.index(new)
         new = TIERS[i + max(-1, min(1, j - i))]
     elif k in ("max_concurrency", "message_batch_size"):
-        new = max(math.ceil(old / 2), min(2 * old, new))
+        new = max(math.ceil(old / ratio), min(math.floor(ratio * old), new))
     elif k.startswith("cache_ttl_s."):
-        new = max(old / 4.0, min(max(60.0, 4.0 * old), new))
+        new = max(old / ratio, min(max(60.0, ratio * old), new))
     return c if new == c.new else KnobChange(c.agent, k, old, new)
 
 

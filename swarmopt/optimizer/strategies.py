@@ -138,14 +138,33 @@ def _change(agent: str, knobs: Knobs, knob: str, new) -> list[KnobChange] | None
     return None if old == new else [KnobChange(agent, knob, old, new)]
 
 
+TARGET_UTIL = 0.7
+"""Worker utilization the worker count is sized for (as :func:`pre_scale`)."""
+TARGET_IN_TIME = 0.9
+"""Share of inbound messages handled in time the message batch is sized for."""
+
+
+def _finite(x: float) -> bool:
+    return x == x and math.isfinite(x)
+
+
 def scale_concurrency(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """Double the workers when queueing is a real share of the response time
-    (wait >= 15% of it) or workers are >= 70% busy."""
+    """Add workers when queueing is a real share of the response time (wait >=
+    15% of it) or workers are >= 70% busy: as many as the gap asks, the HPA's
+    desired = ceil(current x observed / target) on utilization, and at least
+    the offered load by Little's law (arrival rate x service time / target
+    utilization, which a saturated agent's capped utilization understates);
+    never fewer than double (the planner bounds the step)."""
     queueing = s["queue_wait_ms_mean"] >= 0.15 * s["response_time_ms_mean"] or s["cpu_percent"] >= 70
     if not queueing:
         return None
-    new = min(k.max_concurrency * 2, int(KNOB_BOUNDS["max_concurrency"][1]))
-    return _change(p.id, k, "max_concurrency", new)
+    need = 2 * k.max_concurrency
+    if _finite(s["cpu_percent"]):
+        need = max(need, math.ceil(k.max_concurrency * s["cpu_percent"] / (100.0 * TARGET_UTIL)))
+    offered = s.get("arrival_rate_per_s", math.nan) * s.get("service_time_ms_mean", math.nan) / 1000.0
+    if _finite(offered):
+        need = max(need, math.ceil(offered / TARGET_UTIL))
+    return _change(p.id, k, "max_concurrency", min(need, int(KNOB_BOUNDS["max_concurrency"][1])))
 
 
 def _slowest_uncached_tool(k: Knobs, p: AgentProfile):
@@ -223,13 +242,15 @@ def raise_confidence_threshold(s: dict, k: Knobs, p: AgentProfile) -> list[KnobC
 
 
 def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """Double the inbox batch when fewer than 90% of inbound messages are handled
-    in time: the per-batch overhead is paid less often."""
+    """Grow the inbox batch when fewer than 90% of inbound messages are handled
+    in time (the per-batch overhead is paid less often), sized from the gap as
+    the HPA sizes replicas: ceil(batch x late share / 10% late), at least
+    double (the planner bounds the step)."""
     rate = s["inbox_in_time_rate"]
-    if not (rate == rate and rate < 0.9):
+    if not (rate == rate and rate < TARGET_IN_TIME):
         return None
-    new = min(int(KNOB_BOUNDS["message_batch_size"][1]), k.message_batch_size * 2)
-    return _change(p.id, k, "message_batch_size", new)
+    need = max(2 * k.message_batch_size, math.ceil(k.message_batch_size * (1 - rate) / (1 - TARGET_IN_TIME)))
+    return _change(p.id, k, "message_batch_size", min(int(KNOB_BOUNDS["message_batch_size"][1]), need))
 
 
 def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:

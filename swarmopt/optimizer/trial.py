@@ -10,7 +10,14 @@ optimizer only applies it.
 A change is kept on a pass; rolled back (exact old knob values restored) on a
 fail or a guardrail breach, which lowers the optimizer's autonomy at once;
 reverted the same way, without blame, when it shows no measured benefit. Its
-remedy is then barred on that agent for :data:`TABU_S`. The undo is measured
+remedy is then barred on that agent for :data:`TABU_S` or the stabilization
+window, whichever is longer (a change that cannot be told from no change is
+not retried while a reversal would be held anyway). An inconclusive judgement
+(no data: NaN, zero variance, too few tasks), or a marginal one whose estimate
+is a gain, is no decision yet: the change is measured on over
+``measure_windows`` more windows, up to ``cfg.max_measure_windows`` after it
+took effect, each look at its share of alpha (:func:`look_alpha`), and only
+then reverted (a change that cannot be told from no change is reverted once). The undo is measured
 too; a change that was reverted for lack of evidence is restored when undoing it
 made its target significantly worse with no guardrail breach (the change and its
 undo are two experiments, and the second found the effect the first was too
@@ -99,6 +106,20 @@ class TrialOutcome:
     autonomy_reason: str = ""
 
 
+def look_alpha(cfg: OptimizerConfig, horizon_windows: int) -> float:
+    """The false-decision budget of one look at a change judged on
+    ``horizon_windows`` after-windows: with more than one possible look
+    (``max_measure_windows // measure_windows``), half of ``cfg.alpha`` at the
+    first and the other half split evenly over the later ones, so that by
+    Bonferroni a change that changes nothing is kept or rolled back at some
+    look with probability <= alpha (a simple alpha-spending rule for repeated
+    looks, cf. group-sequential designs); with one look, all of it."""
+    looks = cfg.max_measure_windows // cfg.measure_windows
+    if looks <= 1:
+        return cfg.alpha
+    return cfg.alpha / 2 if horizon_windows <= cfg.measure_windows else cfg.alpha / (2 * (looks - 1))
+
+
 def _move(state: TrialState, step: float, cfg: OptimizerConfig) -> float:
     return min(cfg.max_autonomy, max(cfg.min_autonomy, state.autonomy + step))
 
@@ -123,6 +144,14 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     if forced is not None and forced not in DECISIONS:
         raise ValueError(f"forced decision must be one of {DECISIONS}, got {forced!r}")
     s = trial.strategy
+    horizon_s = trial.measure_at_s - trial.effective_s
+    promising = j.verdict == "marginal" and j.window.improvement_pct > 0  # NaN is not promising
+    if (forced is None and (j.verdict == "inconclusive" or promising) and not j.breaches
+            and horizon_s + cfg.measure_windows * window_s <= cfg.max_measure_windows * window_s + 1e-9):
+        # no data (or too little to tell a gain from noise) is never a verdict: measure on, with no
+        # rollback, no blame and no autonomy change; the judge spends its alpha over the looks (look_alpha)
+        longer = replace(trial, measure_at_s=trial.measure_at_s + cfg.measure_windows * window_s)
+        return TrialOutcome("", f"measuring on to {longer.measure_at_s:.0f}s: {j.reason}", undo=longer, state=state)
     decision = forced or j.decision
     reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
     common = {"decision": decision, "reason": reason, "forced": forced is not None, "learn": True}
@@ -139,4 +168,5 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     why = f"rollback of {s.id} on {agent}: {reason}" if new != state.autonomy else ""
     return TrialOutcome(**common, changes=undo.actions, effective_s=eff, ref=undo.id,
                         undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision),
-                        tabu_until_s=t + TABU_S, state=TrialState(new, 0), autonomy_reason=why)
+                        tabu_until_s=t + max(TABU_S, cfg.stabilization_window_s), state=TrialState(new, 0),
+                        autonomy_reason=why)
