@@ -199,14 +199,14 @@ def events_frame(rows: list[dict], kinds: Mapping[str, str] | None = None) -> pd
 
 def event_records(df: pd.DataFrame) -> list[dict]:
     """Event dicts back from rows of the events table (what :func:`events_frame`
-    was given, near enough for a live view): missing values left out, and
-    ``old``/``new`` the text of a value where there is one, else its number."""
+    was given, near enough for a live view): every column a key, a missing value
+    None, and ``old``/``new`` the text of a value where there is one, else its
+    number (None when neither)."""
     out = []
     for rec in df.to_dict("records"):
-        r = {k: v for k, v in rec.items() if not pd.isna(v)}
+        r = {k: (None if pd.isna(v) else v) for k, v in rec.items()}
         for key, (num, text) in _SPLIT.items():
-            if num in r or text in r:
-                r[key] = r.pop(text, None) or r.pop(num)
-                r.pop(num, None)
+            number, words = r.pop(num, None), r.pop(text, None)
+            r[key] = words if words is not None else number
         out.append(r)
     return out
