@@ -76,7 +76,7 @@ def where(df: pd.DataFrame, filters: Filters | None) -> pd.DataFrame:
 
 def in_memory(chunk: Chunk) -> pa.Table:
     """The chunk as an Arrow table (a part file read whole)."""
-    return chunk if isinstance(chunk, pa.Table) else pq.read_table(chunk)
+    return chunk if isinstance(chunk, pa.Table) else pq.read_table(chunk, use_threads=False)
 
 
 def _schema(chunk: Chunk) -> pa.Schema:
