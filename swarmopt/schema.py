@@ -41,6 +41,10 @@ MAX_COUNT = 1_000                # replicas of one profile
 MAX_AGENTS = 2_000               # agents of a scenario, replicas included
 MAX_FAULTS = 10_000              # faults of a scenario, after expansion to replicas
 MAX_SEED = 2**63 - 1             # seeds are stored as int64
+MAX_TOKENS_PER_MIN = 10**10      # a model-token rate limit or quota (tokens per minute)
+MAX_CALLS_PER_MIN = 10**7        # a tool-call rate limit or quota (calls per minute)
+MAX_CACHE_ENTRIES = 1_000_000    # a tool cache's size bound (the largest keyspace)
+MAX_INSTANTS = 100_000           # instants of one repeating fault within a run
 
 
 class Strict(BaseModel):
@@ -89,7 +93,9 @@ class ToolProfile(Strict):
     Keys requested follow a Zipf law with exponent ``zipf_s`` over ``keyspace``
     keys; a cached key answers in ``hit_latency_ms`` and never errors. A miss
     costs a lognormal latency and ``price_usd_per_call``, and fails with
-    probability ``error_rate``.
+    probability ``error_rate``. ``call_quota_per_minute`` is the most the
+    ``max_tool_calls_per_minute`` knob of this tool may be raised to (the
+    account's quota at the tool's provider; 0 = none known, so it is not raised).
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
@@ -101,6 +107,9 @@ class ToolProfile(Strict):
                           description="at most 1,000,000 keys: the cache holds 16 bytes per key per agent")
     zipf_s: float = Field(default=1.0, ge=0, le=4)
     hit_latency_ms: float = Field(default=2.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
+    call_quota_per_minute: float = Field(default=0.0, ge=0, le=MAX_CALLS_PER_MIN,
+                                         description="the most calls a minute the tool's provider grants the agent "
+                                                     "(0: no headroom known), at most 10,000,000")
 
 
 class CircuitBreaker(Strict):
@@ -135,6 +144,16 @@ class Knobs(Strict):
 
     Bounds are in :data:`KNOB_BOUNDS`; ``cache_ttl_s`` maps tool name to TTL
     (0 = no caching). Autonomy is not a knob: the Orchestrator sets it.
+
+    Rate limits (reference/002 "Optimal Rate Limits": ``max_tokens_per_minute``,
+    ``max_tool_calls_per_minute``, ``token_burst_size``) are token buckets in
+    front of the agent's workers (:mod:`swarmopt.sim.ratelimit`): one per model
+    tier's provider, filling at ``max_tokens_per_minute`` up to
+    ``token_burst_size`` tokens (0 = one minute of the limit), and one per tool,
+    filling at ``max_tool_calls_per_minute[tool]`` up to one minute of calls;
+    0 or absent = unlimited. ``max_cache_size`` maps tool name to the most
+    entries its cache holds (LRU eviction under the TTL, :mod:`swarmopt.sim.cache`;
+    0 or absent = unbounded; reference/002 ``max_cache_size``).
     ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
     per decision (reference/004 ``_optimize_model_selection``): simple actions on
     the ``fast`` tier, complex ones on the ``strong`` tier, the rest on
@@ -151,6 +170,11 @@ class Knobs(Strict):
     message_batch_size: int = Field(default=1, ge=1, le=64)
     confidence_threshold: float = Field(default=0.3, ge=0, le=0.95)
     tier_routing: bool = False
+    max_tokens_per_minute: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN)
+    token_burst_size: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN)
+    max_tool_calls_per_minute: dict[str, Annotated[float, Field(ge=0, le=MAX_CALLS_PER_MIN)]] = Field(
+        default_factory=dict)
+    max_cache_size: dict[str, Annotated[int, Field(ge=0, le=MAX_CACHE_ENTRIES)]] = Field(default_factory=dict)
 
 
 KNOB_BOUNDS: dict[str, tuple[float, float]] = {
@@ -160,6 +184,10 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "max_retries": (0, 3),
     "message_batch_size": (1, 64),
     "confidence_threshold": (0, 0.95),
+    "max_tokens_per_minute": (0, MAX_TOKENS_PER_MIN),
+    "token_burst_size": (0, MAX_TOKENS_PER_MIN),
+    "max_tool_calls_per_minute": (0, MAX_CALLS_PER_MIN),
+    "max_cache_size": (0, MAX_CACHE_ENTRIES),
 }
 MAX_ATTEMPTS = int(KNOB_BOUNDS["max_retries"][1]) + 1
 
@@ -237,6 +265,8 @@ class AgentProfile(Strict):
     memory_base_mb: float = Field(default=400.0, ge=0, le=MAX_MB, description="at most 10 TB")
     memory_capacity_mb: float = Field(default=2048.0, gt=0, le=MAX_MB, description="at most 10 TB")
     action_mix: ActionMix = ActionMix()
+    token_quota_per_minute: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN,
+                                        description="at most 10,000,000,000 (0: no headroom known)")
     knobs: Knobs = Knobs()
 
     @model_validator(mode="after")
@@ -244,11 +274,19 @@ class AgentProfile(Strict):
         names = {t.name for t in self.tools}
         if len(names) != len(self.tools):
             raise ValueError("tools: names must be unique")
-        unknown = set(self.knobs.cache_ttl_s) - names
-        if unknown:
-            raise ValueError(
-                f"knobs.cache_ttl_s: unknown tool(s) {sorted(unknown)}; allowed: {sorted(names)}"
-            )
+        for knob in ("cache_ttl_s", "max_tool_calls_per_minute", "max_cache_size"):
+            unknown = set(getattr(self.knobs, knob)) - names
+            if unknown:
+                raise ValueError(f"knobs.{knob}: unknown tool(s) {sorted(unknown)}; allowed: {sorted(names)}")
+        quota = self.token_quota_per_minute
+        if quota and self.knobs.max_tokens_per_minute > quota:
+            raise ValueError(f"knobs.max_tokens_per_minute ({self.knobs.max_tokens_per_minute:,}) exceeds "
+                             f"token_quota_per_minute ({quota:,}); allowed: at most the quota")
+        for t in self.tools:
+            limit = self.knobs.max_tool_calls_per_minute.get(t.name, 0.0)
+            if t.call_quota_per_minute and limit > t.call_quota_per_minute:
+                raise ValueError(f"knobs.max_tool_calls_per_minute.{t.name} ({limit:g}) exceeds the tool's "
+                                 f"call_quota_per_minute ({t.call_quota_per_minute:g}); allowed: at most the quota")
         return self
 
 
@@ -334,6 +372,41 @@ class CacheBypassFault(_FaultBase):
     tool: str = Field(max_length=64)
 
 
+class RateLimitFault(_FaultBase):
+    """A provider lowers the target's rate limit to ``factor`` of its configured
+    value (a downgraded usage tier, a provider incident): the model-token limit
+    at ``tier``'s provider (every tier's when ``tier`` and ``tool`` are None), or
+    ``tool``'s call limit. It cuts both the bucket's rate and its burst; a limit
+    raised later is cut by the same factor. Needs the limit it cuts to be set
+    (``knobs.max_tokens_per_minute`` or ``knobs.max_tool_calls_per_minute``)."""
+
+    kind: Literal["rate_limit"]
+    tier: Tier | None = None
+    tool: str | None = Field(default=None, max_length=64)
+    factor: float = Field(gt=0, le=1, description="the share of the limit left, in (0, 1]")
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> "RateLimitFault":
+        if self.tier is not None and self.tool is not None:
+            raise ValueError("give tier (a model provider) or tool, not both")
+        return self
+
+
+class CacheInvalidationFault(_FaultBase):
+    """Invalidates cached entries of ``tool`` (every tool's when None) at
+    ``at_s``, and again every ``every_s`` seconds while the fault lasts when
+    ``every_s`` is given (an invalidation storm). ``share`` is the share of the
+    keyspace a pattern matches (reference/002 ``invalidate_cache(tool_name=...,
+    pattern=...)``): 1 drops every entry, less drops the entries of a fixed,
+    evenly spread subset of the keys (:func:`swarmopt.sim.cache.pattern_keys`)."""
+
+    kind: Literal["cache_invalidation"]
+    tool: str | None = Field(default=None, max_length=64)
+    share: float = Field(default=1.0, gt=0, le=1)
+    every_s: float | None = Field(default=None, ge=1, le=MAX_DURATION_S,
+                                  description="None: once; else from 1 s to one year")
+
+
 class CrashFault(_FaultBase):
     """The target's actor is down: no worker serves for ``duration_s``; tasks queue.
 
@@ -350,7 +423,8 @@ class CrashFault(_FaultBase):
 Fault = Annotated[
     Union[
         LatencyFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
-        MemoryLeakFault, CoordinationStormFault, CacheBypassFault, CrashFault,
+        MemoryLeakFault, CoordinationStormFault, CacheBypassFault, RateLimitFault, CacheInvalidationFault,
+        CrashFault,
     ],
     Field(discriminator="kind"),
 ]
@@ -379,7 +453,10 @@ class Thresholds(Strict):
     """Bottleneck thresholds. Defaults are the source design's
     (``reference/001``: response time > 2000 ms high; success < 70% medium,
     < 50% critical; coordination < 60% medium; system score < 75% high, < 60%
-    critical) plus the design's resource rules (CPU > 80%, memory > 85%)."""
+    critical) plus the design's resource rules (CPU > 80%, memory > 85%), and
+    the serving mechanisms of reference/002: a mean wait for rate limits over
+    ``throttle_wait_ms`` per decision, LRU evictions over ``cache_eviction_rate``
+    of the cache lookups."""
 
     response_time_ms: float = Field(default=2000.0, gt=0)
     success_rate_medium: float = Field(default=0.70, ge=0, le=1)
@@ -389,6 +466,8 @@ class Thresholds(Strict):
     system_critical: float = Field(default=0.60, ge=0, le=1)
     error_rate_medium: float = Field(default=0.10, ge=0, le=1)
     error_rate_high: float = Field(default=0.25, ge=0, le=1)
+    throttle_wait_ms: float = Field(default=200.0, gt=0, description="mean wait for rate limits per decision")
+    cache_eviction_rate: float = Field(default=0.10, gt=0, le=1, description="LRU evictions per cache lookup")
     cost_budget_factor: float = Field(default=1.5, gt=0, description="x the profile budget")
     cpu_percent: float = Field(default=80.0, gt=0, le=100)
     memory_percent: float = Field(default=85.0, gt=0, le=100)
@@ -574,4 +653,22 @@ class Scenario(Strict):
                 raise ValueError(
                     f"faults.{i}.tool: agent '{f.target}' has no tool '{tool}'; allowed: {sorted(tools)}"
                 )
+            if isinstance(f, RateLimitFault):
+                _check_rate_limit_fault(i, f, by_id[f.target])
+            if isinstance(f, CacheInvalidationFault) and f.every_s is not None:
+                end = self.duration_s if f.duration_s is None else min(self.duration_s, f.at_s + f.duration_s)
+                if (end - f.at_s) / f.every_s > MAX_INSTANTS:
+                    raise ValueError(f"faults.{i}.every_s: {(end - f.at_s) / f.every_s:,.0f} invalidations in the "
+                                     f"run; allowed: at most {MAX_INSTANTS:,}")
         return self
+
+
+def _check_rate_limit_fault(i: int, f: RateLimitFault, agent: AgentProfile) -> None:
+    """A rate-limit cut needs the limit it cuts: raises ValueError naming the knob otherwise."""
+    k = agent.knobs
+    if f.tool is None and not k.max_tokens_per_minute:
+        raise ValueError(f"faults.{i}: agent '{agent.id}' has no token limit to cut "
+                         f"(knobs.max_tokens_per_minute is 0); allowed: set it, or aim at a tool with a call limit")
+    if f.tool is not None and not k.max_tool_calls_per_minute.get(f.tool, 0.0):
+        raise ValueError(f"faults.{i}: agent '{agent.id}' has no call limit on '{f.tool}' to cut "
+                         f"(knobs.max_tool_calls_per_minute.{f.tool} is 0); allowed: set it")

@@ -73,14 +73,19 @@ def direction(c: KnobChange) -> int:
     return (new > old) - (new < old)
 
 
+_LIMITS = ("max_tokens_per_minute", "token_burst_size", "max_tool_calls_per_minute.", "max_cache_size.")
+
+
 def bound_step(c: KnobChange, ratio: float = 4.0) -> KnobChange:
     """``c`` with its new value clamped to one bounded step from the old one:
     one model tier; concurrency and message batch within [old/ratio, ratio x
     old] (rounded away from old); cache TTLs within [old/ratio, max(60, ratio x
-    old)] seconds (``ratio`` >= 1: ``OptimizerConfig.max_step_ratio``; the
-    HPA's default scale-up policy allows +100% per period, its sizing rule
-    jumps straight to the desired count). Other knobs pass unchanged. Raises
-    ValueError for an unknown tier."""
+    old)] seconds; a set rate limit, burst or cache size bound within
+    [old/ratio, ratio x old] (from 0, off, there is no step: it passes)
+    (``ratio`` >= 1: ``OptimizerConfig.max_step_ratio``; the HPA's default
+    scale-up policy allows +100% per period, its sizing rule jumps straight to
+    the desired count). Other knobs pass unchanged. Raises ValueError for an
+    unknown tier."""
     k, old, new = c.knob, c.old, c.new
     if k == "model_tier":
         i, j = TIERS.index(old), TIERS.index(new)
@@ -89,6 +94,8 @@ def bound_step(c: KnobChange, ratio: float = 4.0) -> KnobChange:
         new = max(math.ceil(old / ratio), min(math.floor(ratio * old), new))
     elif k.startswith("cache_ttl_s."):
         new = max(old / ratio, min(max(60.0, ratio * old), new))
+    elif k.startswith(_LIMITS) and old > 0 and new > 0:
+        new = max(math.ceil(old / ratio), min(math.floor(ratio * old), new))
     return c if new == c.new else KnobChange(c.agent, k, old, new)
 
 

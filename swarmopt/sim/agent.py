@@ -58,8 +58,10 @@ from swarmopt.knobs import ScheduledChange, set_knob
 from swarmopt.metrics import COLUMN, WindowData, window_metrics
 from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
 from swarmopt.sim.breaker import Breaker
+from swarmopt.sim.cache import LRUCache, invalidate, pattern_keys
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Inbox, Message
+from swarmopt.sim.ratelimit import Limiter
 from swarmopt.sim.serve import Part, Sent, Span, serve
 from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
 
@@ -164,6 +166,8 @@ class AgentSim:
         self.pad = own if pad is None else (max(own[0], pad[0]), max(own[1], pad[1]))
         self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
+        self.lru: list[LRUCache | None] = [None] * len(tools)  # the size-bounded caches' recency
+        self.limiter = Limiter(len(tools))
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
         self.links = [(l.receivers, l.probability) for l in profile.downstream]
@@ -194,6 +198,8 @@ class AgentSim:
                                                                      for f in env.faults)
         self.storms = bool(env.storm_rate(-math.inf, math.inf))
         self.leaks = any(isinstance(f, MemoryLeakFault) for f in env.faults)
+        self.invalidations = env.invalidations()
+        self.next_invalidation = 0
 
     # ------------------------------------------------------------------ driving
     def step(self, t0: float, t1: float, inbound: list[Message],
@@ -232,20 +238,28 @@ class AgentSim:
         out = []
         t = t0
         while t < t1:
+            ops = self._apply_due(t)  # first: a change due at t must not hide the next one from the cut
             cut = min(t1, self._next_point(t))
-            ops = self._apply_due(t)
             out.append(self._span(t, cut, ops))
             t = cut
         return out
 
-    def queue(self, span: Span, arrival: np.ndarray, service: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """FCFS (start, end) of a span's decisions, after the worker changes due at its start."""
+    def queue(self, span: Span, arrival: np.ndarray, service: np.ndarray, tier: np.ndarray, tokens: np.ndarray,
+              calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """FCFS (start, end) of a span's decisions, after the worker changes due
+        at its start, and their admission through the rate limits
+        (:meth:`Limiter.admit <swarmopt.sim.ratelimit.Limiter.admit>`: admission
+        times and whether model tokens held each back; None when every decision
+        is admitted on arrival). ``tier``, ``tokens`` and ``calls`` (n, tools)
+        are each decision's tier index, model tokens and calls per tool."""
         for op in span.ops:
             if op[0] == "resize":
                 self._resize_workers(*op[1:])
             else:
                 self.workers = [max(w, op[1]) for w in self.workers]
-        return fcfs(arrival, service, self.workers)
+        admitted = self.limiter.admit(span.t0, span.knobs, span.fx, self.tool_names, arrival, tier, tokens, calls)
+        start, end = fcfs(arrival if admitted is None else admitted[0], service, self.workers)
+        return start, end, admitted
 
     def _next_point(self, t: float) -> float:
         nxt = math.inf
@@ -367,6 +381,12 @@ class AgentSim:
         err_p = [min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0)) for tool in p.tools]
         ttls = [0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0) for tool in p.tools]
         breaker = k.circuit_breaker.enabled
+        if self.invalidations:
+            self._invalidate(t0)
+        lru = self.lru
+        if k.max_cache_size or any(lru):
+            self._bound_caches(t0)
+        evicted = sum(c.evictions for c in lru if c is not None)
         parts = []
         t = t0
         while t < t1:
@@ -393,14 +413,51 @@ class AgentSim:
                     keys = block.keys[j, lo:hi]
                     if breaker:
                         hit[j], stop[j], rejected[j] = breaker_calls(arr, keys, err, ttls[j], self.cache_exp[j],
-                                                                     self.breakers[j])
+                                                                     self.breakers[j], lru[j])
                     else:
                         stop[j] = first_success(err)
-                        hit[j] = ttl_cache(arr, keys, stop[j] < n_att, ttls[j], self.cache_exp[j])
-            parts.append(Part(self._window(t), block, lo, hi, self._memory_factor(t) if self.leaks else 1.0,
-                              hit, stop, rejected))
+                        if lru[j] is None:
+                            hit[j] = ttl_cache(arr, keys, stop[j] < n_att, ttls[j], self.cache_exp[j])
+                        else:
+                            hit[j] = lru[j].lookups(arr, keys, stop[j] < n_att, ttls[j])
+            window = self._window(t)
+            if evicted or any(lru):
+                now = sum(c.evictions for c in lru if c is not None)
+                window.add_cache(evictions=now - evicted)
+                evicted = now
+            parts.append(Part(window, block, lo, hi, self._memory_factor(t) if self.leaks else 1.0, hit, stop,
+                              rejected))
             t = end
-        return Span(self, k, self.autonomy, fx, ops, parts)
+        return Span(self, k, self.autonomy, fx, ops, parts, t0)
+
+    def _invalidate(self, t0: float) -> None:
+        """Apply the cache invalidations due by ``t0`` (spans are cut at each
+        one, so each is applied at its instant)."""
+        todo = self.invalidations
+        while self.next_invalidation < len(todo) and todo[self.next_invalidation].t_s <= t0 + 1e-12:
+            inv = todo[self.next_invalidation]
+            self.next_invalidation += 1
+            k = round(inv.t_s / self.window_s)
+            if k and abs(inv.t_s - k * self.window_s) <= 1e-9:  # at a window's end: not part of that window
+                self._record_end_state(k - 1)
+            dropped = 0
+            for j, tool in enumerate(self.profile.tools):
+                if inv.tool is None or inv.tool == tool.name:
+                    dropped += invalidate(self.cache_exp[j], pattern_keys(tool.keyspace, inv.share), inv.t_s,
+                                          self.lru[j])
+            self._window(inv.t_s).add_cache(invalidations=dropped)
+
+    def _bound_caches(self, t0: float) -> None:
+        """Give each tool cache the size bound of the ``max_cache_size`` knob at ``t0`` (0: unbounded)."""
+        sizes = self.knobs.max_cache_size
+        for j, name in enumerate(self.tool_names):
+            cap, cache = int(sizes.get(name, 0)), self.lru[j]
+            if not cap:
+                self.lru[j] = None
+            elif cache is None:
+                self.lru[j] = LRUCache(self.cache_exp[j], cap, t0)
+            elif cache.capacity != cap:
+                cache.resize(cap, t0)
 
     # ------------------------------------------------------------------ windows
     def _window(self, t: float) -> WindowData:
@@ -453,7 +510,7 @@ class AgentSim:
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
         w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
                  memory_capacity_mb=self.profile.memory_capacity_mb,
-                 cache_capacity=sum(t.keyspace for t in self.profile.tools), **state)
+                 cache_capacity=sum(t.keyspace for t in self.profile.tools), tools=self.tool_names, **state)
         return w
 
     # ------------------------------------------------------------------ inspection and live changes

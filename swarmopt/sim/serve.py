@@ -86,9 +86,9 @@ class Sent:
 
 @dataclass(slots=True)
 class Span:
-    """An agent's decisions over a stretch in which knobs, autonomy and fault
-    effects do not change; ``ops`` are the worker changes due at its start
-    (applied by ``sim.queue`` before its decisions queue)."""
+    """An agent's decisions over a stretch from ``t0`` on in which knobs,
+    autonomy and fault effects do not change; ``ops`` are the worker changes
+    due at its start (applied by ``sim.queue`` before its decisions queue)."""
 
     sim: Any
     knobs: Knobs
@@ -96,6 +96,7 @@ class Span:
     fx: Effects
     ops: list[tuple]
     parts: list[Part]
+    t0: float = 0.0
 
 
 def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
@@ -162,7 +163,7 @@ def serve(spans: list[Span]) -> Sent | None:
     if n == 0:
         empty = np.zeros(0)
         for sp in spans:
-            sp.sim.queue(sp, empty, empty)
+            sp.sim.queue(sp, empty, empty, empty, empty, np.zeros((0, n_tools)))
         return None
     part_n = [p.hi - p.lo for _, p in parts]
     arr = _cat([p.block.arrival[p.lo:p.hi] for _, p in parts])
@@ -216,15 +217,29 @@ def serve(spans: list[Span]) -> Sent | None:
     for j in range(n_tools):
         miss_cost = miss_cost + calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)  # as calls @ prices, in order
 
-    # queueing, per agent and span in time order
+    tok = np.exp(0.25 * z[:, -1] - 0.03125)
+    tokens_in = np.rint(col(_PROMPT) * made * tok)
+    tokens_out = np.rint(col(_OUTPUT) * made * tok)
+    tokens = tokens_in + tokens_out
+
+    # rate limits and queueing, per agent and span in time order (sim/ratelimit.py, service.fcfs)
+    ready, token_held = arr, None
     if len(spans) == 1:
-        start, end = spans[0].sim.queue(spans[0], arr, service)
+        start, end, admitted = spans[0].sim.queue(spans[0], arr, service, tier, tokens, calls)
+        if admitted is not None:
+            ready, token_held = admitted
     else:
         start, end = np.empty(n), np.empty(n)
         lo = 0
         for sp, m in zip(spans, span_n.tolist(), strict=False):
-            start[lo:lo + m], end[lo:lo + m] = sp.sim.queue(sp, arr[lo:lo + m], service[lo:lo + m])
-            lo += m
+            hi = lo + m
+            start[lo:hi], end[lo:hi], admitted = sp.sim.queue(sp, arr[lo:hi], service[lo:hi], tier[lo:hi],
+                                                              tokens[lo:hi], calls[lo:hi])
+            if admitted is not None:
+                if token_held is None:
+                    ready, token_held = arr.copy(), np.zeros(n, dtype=bool)
+                ready[lo:hi], token_held[lo:hi] = admitted
+            lo = hi
 
     # outcome
     p_ok = np.minimum(0.99, col(_BASE_SUCCESS) * (1.0 + (quality - 1.0) * weight)
@@ -235,9 +250,6 @@ def serve(spans: list[Span]) -> Sent | None:
     review_s = col(_REVIEW_S) * np.exp(0.5 * z[:, -2])
     finish = end + np.where(escalated, review_s, 0.0)
     success = ok & (u_s < np.where(escalated, np.maximum(p_ok, col(_REVIEW_SUCCESS)), p_ok))
-    tok = np.exp(0.25 * z[:, -1] - 0.03125)
-    tokens_in = np.rint(col(_PROMPT) * made * tok)
-    tokens_out = np.rint(col(_OUTPUT) * made * tok)
     cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6 + miss_cost
 
     # coordination
@@ -261,12 +273,15 @@ def serve(spans: list[Span]) -> Sent | None:
     table = np.empty((len(TASK_FIELDS), n))
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier)):
+                           coord_ok, tier, ready, 0.0 if token_held is None else token_held)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
+    # cache hits per (padded) tool and part, for the per-tool hit ratios
+    tool_hits = np.add.reduceat(hit, np.cumsum([0] + part_n[:-1]), axis=1, dtype=np.int64).T if n_tools else (
+        np.zeros((len(parts), 0), dtype=np.int64))
     lo = 0
-    for (i, p), m in zip(parts, part_n, strict=False):
-        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo])
+    for (i, p), m, h in zip(parts, part_n, tool_hits, strict=False):
+        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h)
         lo += m
     return msgs
 
