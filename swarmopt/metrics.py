@@ -25,17 +25,18 @@ MESSAGE_KB = 2.0
 TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
-    "tier", "ready", "token_held",
+    "tier", "ready", "token_held", "priority",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
 _BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded", "token_held"))
-_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier"))
+_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priority"))
 #: Fields a caller of :meth:`WindowData.add_tasks` may leave out, and their value then: a decision no rate
 #: limit held back is admitted when it arrives.
-OPTIONAL_FIELDS = {"ready": "arrival", "token_held": None}
+OPTIONAL_FIELDS = {"ready": "arrival", "token_held": None, "priority": None}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
- _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD) = range(len(TASK_FIELDS))
+ _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY) = range(
+    len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
 _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK]
 
@@ -62,19 +63,23 @@ class WindowData:
         self.slo_s = 2.0
         self.info: dict = {}
         self.tool_hits: np.ndarray | None = None
+        self.tool_held_s: np.ndarray | None = None
         self.cache_evictions = 0
         self.cache_invalidations = 0
         self._arrays: dict[str, np.ndarray] | None = None
 
     def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
-                  tool_hits: np.ndarray | None = None) -> None:
+                  tool_hits: np.ndarray | None = None, tool_held_s: np.ndarray | None = None) -> None:
         """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
-        their cache hits per tool (tools,) when given."""
+        their cache hits per tool (tools,) and seconds of worker time each tool's
+        calls held (tools,) when given."""
         self._chunks.append(table)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
         if tool_hits is not None:
             self.tool_hits = tool_hits if self.tool_hits is None else self.tool_hits + tool_hits
+        if tool_held_s is not None:
+            self.tool_held_s = tool_held_s if self.tool_held_s is None else self.tool_held_s + tool_held_s
 
     def add_cache(self, evictions: int = 0, invalidations: int = 0) -> None:
         """Count cache entries evicted by a size bound and dropped by invalidations."""
@@ -215,7 +220,11 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     ``throttle_wait_ms_mean`` from arrival to admission through the rate
     limits (:mod:`swarmopt.sim.ratelimit`); ``token_throttle_wait_ms_mean``
     the part of it of decisions a model-token bucket held back (the rest is the
-    tools' call limits).
+    tools' call limits); ``urgent_wait_ms_mean`` the queueing wait of the
+    decisions of priority class 0 (:class:`~swarmopt.schema.ActionMix`
+    ``priority``), NaN in a window with one class only. ``tool_hold_share``:
+    the largest share of the worker busy time one tool's calls held (its
+    index among the agent's tools in ``tool_hold_index``).
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
@@ -244,7 +253,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     ok = x[_OK] != 0
     trouble = (x[_ATTEMPTS] > 1) | (x[_DEGRADED] != 0)
     slo_ms = np.repeat([w.slo_s * 1000.0 for w in windows], sizes)
-    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2])
+    urgent = x[_PRIORITY] == 0
+    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2,
+                        urgent])
     counts = np.concatenate((x[_COUNTED], derived))
     cum = np.concatenate((np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)), axis=1)
     tot = (cum[:, bounds[1:]] - cum[:, starts]).T.tolist()
@@ -259,7 +270,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
         n = int(sizes[k])
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok,
-         n_trouble, n_trouble_success, n_goal, n_fast, n_strong) = tot[k]
+         n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_urgent) = tot[k]
         window_s = info["window_s"]
         busy_total = _sum(busy[lo:hi])
         cost_total = _sum(cost[lo:hi])
@@ -282,6 +293,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "queue_wait_ms_mean": _per(_sum(wait[lo:hi]), n),
             "throttle_wait_ms_mean": _per(_sum(throttle[lo:hi]), n),
             "token_throttle_wait_ms_mean": _per(_sum(token_throttle[lo:hi]), n),
+            "urgent_wait_ms_mean": (_per(_sum(wait[lo:hi][urgent[lo:hi]]), int(n_urgent)) if n_urgent < n
+                                    else nan),
             "service_time_ms_mean": _per(_sum(busy_ms[lo:hi]), n),
             "adaptation_score": n_trouble_success / n_trouble if n_trouble else 1.0,
             "coordination_score": (coord_ok + w.inbox_in_time) / coord_den if coord_den else nan,
@@ -314,6 +327,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "max_concurrency": info["concurrency"],
             "autonomy": info["autonomy"],
             **_tool_hit_rates(w, n),
+            **_tool_hold(w, busy_total),
         })
     return rows
 
@@ -327,6 +341,18 @@ def _tool_hit_rates(w: WindowData, n: int) -> dict[str, float]:
         return {f"cache_hit_rate_{t}": float("nan") for t in tools}
     hits = w.tool_hits.tolist()
     return {f"cache_hit_rate_{t}": hits[j] / n for j, t in enumerate(tools)}
+
+
+def _tool_hold(w: WindowData, busy_s: float) -> dict[str, float]:
+    """``tool_hold_share``: the largest share of the window's worker busy time
+    that one tool's calls held (timeouts cap a call), and ``tool_hold_index``
+    that tool's index in the window's tools; NaN without tools or busy time."""
+    tools = w.info.get("tools", ())
+    if not tools or w.tool_held_s is None or busy_s <= 0:
+        return {"tool_hold_share": float("nan"), "tool_hold_index": float("nan")}
+    held = w.tool_held_s[:len(tools)]
+    j = int(np.argmax(held))
+    return {"tool_hold_share": float(held[j]) / busy_s, "tool_hold_index": float(j)}
 
 
 def window_metrics(w: WindowData) -> dict:
@@ -391,6 +417,8 @@ METRICS: dict[str, MetricSpec] = {
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "queue_wait_ms_mean": _WINDOW_LOWER,
     "throttle_wait_ms_mean": _WINDOW_LOWER,
+    "urgent_wait_ms_mean": _WINDOW_LOWER,
+    "tool_hold_share": _WINDOW_LOWER,
     "cache_eviction_rate": _WINDOW_LOWER,
     "cache_hit_rate": _WINDOW_HIGHER,
     "cpu_percent": _WINDOW_LOWER,

@@ -21,8 +21,14 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Tier = Literal["fast", "standard", "strong"]
+Action = Literal["simple", "standard", "complex"]
+ACTIONS: tuple[Action, ...] = ("simple", "standard", "complex")
+Scheduling = Literal["fcfs", "priority", "wfq"]
+SCHEDULING: tuple[Scheduling, ...] = ("fcfs", "priority", "wfq")
 TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
 LatencyDistribution = Literal["lognormal", "exponential", "deterministic"]
+Shape = Literal["mesh", "star", "hierarchical", "ring"]
+SHAPES: tuple[str, ...] = ("mesh", "star", "hierarchical", "ring")
 
 
 #: Upper bounds shared by several fields (see each field's description).
@@ -45,6 +51,8 @@ MAX_TOKENS_PER_MIN = 10**10      # a model-token rate limit or quota (tokens per
 MAX_CALLS_PER_MIN = 10**7        # a tool-call rate limit or quota (calls per minute)
 MAX_CACHE_ENTRIES = 1_000_000    # a tool cache's size bound (the largest keyspace)
 MAX_INSTANTS = 100_000           # instants of one repeating fault within a run
+MAX_PRIORITY = 2                 # priority classes 0..2 (one per action class at most)
+MAX_WFQ_WEIGHT = 100.0           # a weighted-fair-queuing weight (and 1 / the smallest)
 
 
 class Strict(BaseModel):
@@ -154,10 +162,20 @@ class Knobs(Strict):
     0 or absent = unlimited. ``max_cache_size`` maps tool name to the most
     entries its cache holds (LRU eviction under the TTL, :mod:`swarmopt.sim.cache`;
     0 or absent = unbounded; reference/002 ``max_cache_size``).
-    ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
+    ``scheduling`` orders the decisions waiting for a worker (reference/000's
+    load balancer): ``fcfs`` by arrival, ``priority`` by the priority class of
+    their action (:class:`ActionMix` ``priority``; non-preemptive, FCFS within
+    a class), ``wfq`` by weighted fair queuing over the action classes with
+    ``wfq_weights`` (absent: 1). ``bulkhead`` maps tool name to a pool of
+    workers reserved for the decisions that call that tool (reference/000:
+    resource pool separation; 0 or absent = none); the pools come out of
+    ``max_concurrency``, which must keep at least one shared worker
+    (:mod:`swarmopt.sim.sched`). ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
     per decision (reference/004 ``_optimize_model_selection``): simple actions on
     the ``fast`` tier, complex ones on the ``strong`` tier, the rest on
-    ``model_tier``.
+    ``model_tier``. ``topology`` is the shape of the message graph this agent's
+    outbound messages follow (reference/000's topology optimizer; one of
+    :data:`SHAPES`; routes in :mod:`swarmopt.sim.topology`).
     """
 
     model_tier: Tier = "standard"
@@ -175,6 +193,18 @@ class Knobs(Strict):
     max_tool_calls_per_minute: dict[str, Annotated[float, Field(ge=0, le=MAX_CALLS_PER_MIN)]] = Field(
         default_factory=dict)
     max_cache_size: dict[str, Annotated[int, Field(ge=0, le=MAX_CACHE_ENTRIES)]] = Field(default_factory=dict)
+    topology: Shape = "mesh"
+    scheduling: Scheduling = "fcfs"
+    wfq_weights: dict[Action, Annotated[float, Field(ge=1 / MAX_WFQ_WEIGHT, le=MAX_WFQ_WEIGHT)]] = Field(
+        default_factory=dict)
+    bulkhead: dict[str, Annotated[int, Field(ge=0, le=256)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _pools(self) -> "Knobs":
+        if sum(self.bulkhead.values()) >= self.max_concurrency:
+            raise ValueError(f"bulkhead pools ({sum(self.bulkhead.values())} workers) must leave at least one of "
+                             f"max_concurrency ({self.max_concurrency}) to the shared pool")
+        return self
 
 
 KNOB_BOUNDS: dict[str, tuple[float, float]] = {
@@ -188,6 +218,8 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "token_burst_size": (0, MAX_TOKENS_PER_MIN),
     "max_tool_calls_per_minute": (0, MAX_CALLS_PER_MIN),
     "max_cache_size": (0, MAX_CACHE_ENTRIES),
+    "wfq_weights": (1 / MAX_WFQ_WEIGHT, MAX_WFQ_WEIGHT),
+    "bulkhead": (0, 255),
 }
 MAX_ATTEMPTS = int(KNOB_BOUNDS["max_retries"][1]) + 1
 
@@ -213,12 +245,21 @@ class ActionMix(Strict):
     are ordinary). The source's examples: simple = click, type, scroll, wait;
     complex = analyze, plan, decide, evaluate (reference/004 RealTimeOptimizer).
     A tier's quality gap to ``standard`` counts ``simple_weight`` times on a
-    simple action and ``complex_weight`` times on a complex one."""
+    simple action and ``complex_weight`` times on a complex one. ``priority``
+    gives each action class its priority class (0 = most urgent; reference/000's
+    load balancer: task priorities), which the ``scheduling`` knob serves by."""
+
+    def priority_classes(self) -> tuple[int, int, int]:
+        """The priority class of each action class, in the order of :data:`ACTIONS`."""
+        return tuple(self.priority.get(a, 0) for a in ACTIONS)
 
     simple: float = Field(default=0.4, ge=0, le=1)
     complex: float = Field(default=0.2, ge=0, le=1)
     simple_weight: float = Field(default=0.25, ge=0, le=5)
     complex_weight: float = Field(default=2.0, ge=0, le=5)
+    priority: dict[Action, Annotated[int, Field(ge=0, le=MAX_PRIORITY)]] = Field(
+        default_factory=dict, description="priority class per action class (0 = most urgent, at most 2; "
+                                          "absent: 0); empty: one class")
 
     @model_validator(mode="after")
     def _shares(self) -> "ActionMix":
@@ -420,11 +461,18 @@ class CrashFault(_FaultBase):
     mode: Literal["simulated", "process"] = "simulated"
 
 
+class RelayDelayFault(_FaultBase):
+    """Every hop that a message makes through the target (a routing agent) takes ``extra_ms`` longer."""
+
+    kind: Literal["relay_delay"]
+    extra_ms: float = Field(gt=0, le=MAX_WAIT_S * 1000.0, description="at most one day")
+
+
 Fault = Annotated[
     Union[
         LatencyFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
         MemoryLeakFault, CoordinationStormFault, CacheBypassFault, RateLimitFault, CacheInvalidationFault,
-        CrashFault,
+        CrashFault, RelayDelayFault,
     ],
     Field(discriminator="kind"),
 ]
@@ -468,6 +516,10 @@ class Thresholds(Strict):
     error_rate_high: float = Field(default=0.25, ge=0, le=1)
     throttle_wait_ms: float = Field(default=200.0, gt=0, description="mean wait for rate limits per decision")
     cache_eviction_rate: float = Field(default=0.10, gt=0, le=1, description="LRU evictions per cache lookup")
+    urgent_wait_ms: float = Field(default=500.0, gt=0, description="mean worker wait of the most urgent "
+                                                                    "priority class")
+    tool_hold_share: float = Field(default=0.75, gt=0, le=1, description="share of the workers' busy time one "
+                                                                           "tool's calls hold, when workers queue")
     cost_budget_factor: float = Field(default=1.5, gt=0, description="x the profile budget")
     cpu_percent: float = Field(default=80.0, gt=0, le=100)
     memory_percent: float = Field(default=85.0, gt=0, le=100)
@@ -581,6 +633,40 @@ class AgentSpec(Strict):
     count: int = Field(default=1, ge=1, le=MAX_COUNT, description="at most 1,000 replicas")
 
 
+class Topology(Strict):
+    """The message graph's shape (reference/000's topology optimizer: star,
+    hierarchical, mesh, ring). ``shape`` is the default of every agent's
+    ``topology`` knob (an agent's own knob wins); ``hub`` routes ``star``
+    messages and is every agent's default parent; ``parents`` maps an agent to
+    its parent in ``hierarchical``; a ``ring`` runs through the agents in
+    sorted id order. Every relay on a route adds ``hop_latency_ms`` to the
+    message and handles a copy of it in its inbox (:mod:`swarmopt.sim.topology`)."""
+
+    shape: Shape = "mesh"
+    hub: str | None = Field(default=None, max_length=64)
+    parents: dict[str, str] = Field(default_factory=dict)
+    hop_latency_ms: float = Field(default=50.0, ge=0, le=MAX_WAIT_S * 1000.0, description="at most one day")
+
+
+def _default_shape(data):
+    """Give every agent without its own ``topology`` knob the scenario's ``topology.shape``."""
+    if not isinstance(data, dict) or not isinstance(data.get("topology"), (dict, Topology)):
+        return data
+    topo = data["topology"]
+    shape = topo.get("shape", "mesh") if isinstance(topo, dict) else topo.shape
+    agents = []
+    for a in data.get("agents") or []:
+        if isinstance(a, AgentProfile):
+            if "topology" not in a.knobs.model_fields_set:
+                a = a.model_copy(update={"knobs": a.knobs.model_copy(update={"topology": shape})})
+        elif isinstance(a, dict):
+            knobs = a.get("knobs") or {}
+            if isinstance(knobs, dict) and "topology" not in knobs:
+                a = dict(a, knobs=dict(knobs, topology=shape))
+        agents.append(a)
+    return dict(data, agents=agents)
+
+
 class Scenario(Strict):
     """A run: agents, load, faults, optimizer, orchestrator, time and seed.
 
@@ -607,6 +693,12 @@ class Scenario(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     models: dict[Tier, ModelTier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    topology: Topology = Topology()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, data):
+        return _default_shape(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -644,6 +736,7 @@ class Scenario(Strict):
                         raise ValueError(
                             f"agents.{a.id}.downstream: unknown agent '{to}'; allowed: {sorted(known)}"
                         )
+        _check_topology(self.topology, self.agents, known)
         for i, f in enumerate(self.faults):
             if f.target not in known:
                 raise ValueError(f"faults.{i}.target: unknown agent '{f.target}'; allowed: {sorted(known)}")
@@ -661,6 +754,17 @@ class Scenario(Strict):
                     raise ValueError(f"faults.{i}.every_s: {(end - f.at_s) / f.every_s:,.0f} invalidations in the "
                                      f"run; allowed: at most {MAX_INSTANTS:,}")
         return self
+
+
+def _check_topology(topo: Topology, agents: list[AgentProfile], known: set[str]) -> None:
+    """Raises ValueError naming the field when the topology names an unknown agent or a routed shape lacks its hub."""
+    for field, name in [("hub", topo.hub)] + [(f"parents.{k}", v) for k, v in topo.parents.items()] + [
+            (f"parents.{k}", k) for k in topo.parents]:
+        if name is not None and name not in known:
+            raise ValueError(f"topology.{field}: unknown agent '{name}'; allowed: {sorted(known)}")
+    needs_hub = {a.knobs.topology for a in agents} & {"star", "hierarchical"}
+    if needs_hub and topo.hub is None:
+        raise ValueError(f"topology.hub: the {sorted(needs_hub)} shape routes through a hub; allowed: an agent id")
 
 
 def _check_rate_limit_fault(i: int, f: RateLimitFault, agent: AgentProfile) -> None:

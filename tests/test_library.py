@@ -38,7 +38,7 @@ CURED = 0.75
 GAIN = 0.4
 PROFILES = {"strategic-orchestrator", "market-hunter", "narrative-architect", "market-analyzer", "execution-agent"}
 FAMILIES = {"latency", "error_spike", "price_change", "memory_leak", "coordination_storm", "cache_bypass", "crash",
-            "rate_limit", "cache_invalidation"}
+            "rate_limit", "cache_invalidation", "relay_delay"}
 
 
 def test_library_has_eight_scenarios_of_one_shape_each_with_a_cure():
@@ -49,7 +49,8 @@ def test_library_has_eight_scenarios_of_one_shape_each_with_a_cure():
         assert {a.id for a in sc.agents} == PROFILES, name
         assert sc.window_s == 60 and sc.optimizer.cycle_s == 300 and sc.tick_s in (60, 300), name
         assert 7200 <= sc.duration_s <= 14400 and lib.onset_s(sc) >= 1800, name
-        assert {f.target for f in sc.faults} == {CURES[name]["agent"]}, name
+        # a relay delay hits the hub that routes the faulted agent's messages
+        assert {f.target for f in sc.faults if f.kind != "relay_delay"} <= {CURES[name]["agent"]}, name
         assert sc.description.strip(), name
         kinds |= {f.kind for f in sc.faults}
     assert FAMILIES <= kinds

@@ -38,7 +38,7 @@ from collections import defaultdict
 from swarmopt.knobs import KnobChange
 from swarmopt.metrics import metric_spec
 from swarmopt.optimizer.detect import Bottleneck
-from swarmopt.schema import TIERS
+from swarmopt.schema import SCHEDULING, SHAPES, TIERS
 
 
 def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
@@ -63,12 +63,17 @@ def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
 def _ordinal(knob: str, value) -> float:
     if knob == "model_tier":
         return float(TIERS.index(value))
+    if knob == "topology":
+        return float(SHAPES.index(value))
+    if knob == "scheduling":  # FCFS first: any ordering by class "raises" it
+        return float(SCHEDULING.index(value))
     return float(value)
 
 
 def direction(c: KnobChange) -> int:
     """+1 when ``c`` raises its knob (model tiers ordered fast < standard <
-    strong, booleans False < True), -1 when it lowers it, 0 for no change."""
+    strong, scheduling fcfs < priority < wfq, booleans False < True, topologies in
+    :data:`~swarmopt.schema.SHAPES` order), -1 when it lowers it, 0 for no change."""
     old, new = _ordinal(c.knob, c.old), _ordinal(c.knob, c.new)
     return (new > old) - (new < old)
 

@@ -259,6 +259,14 @@ def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
     return _change(p.id, k, "message_batch_size", min(int(KNOB_BOUNDS["message_batch_size"][1]), need))
 
 
+def direct_routes(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Send the agent's messages directly (``topology: mesh``) when they are
+    routed through relays: every relay adds a hop's latency and loads the
+    relay's inbox (:mod:`swarmopt.sim.topology`), so the direct route is the
+    one that cannot be the coordination bottleneck."""
+    return _change(p.id, k, "topology", "mesh")
+
+
 THROTTLE_SHARE = 0.15
 
 
@@ -366,6 +374,41 @@ def pre_scale(s: dict, k: Knobs, p: AgentProfile, peak_rate: float, target_util:
     return _change(p.id, k, "max_concurrency", need)
 
 
+def prioritize_urgent(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Serve waiting decisions by priority class (non-preemptive; reference/000's
+    load balancer) when the most urgent class waits for a worker (>= 15% of the
+    response time) under FCFS and the profile gives its actions more than one
+    priority class: the urgent decisions stop queueing behind the bulk."""
+    wait = s.get("urgent_wait_ms_mean", float("nan"))
+    if k.scheduling != "fcfs" or len(set(p.action_mix.priority_classes())) < 2:
+        return None
+    if not (wait == wait and wait >= 0.15 * s["response_time_ms_mean"]):
+        return None
+    return _change(p.id, k, "scheduling", "priority")
+
+
+BULKHEAD_SHARE = 0.25
+"""Share of the workers a bulkhead pool gets (at least one, and one left shared)."""
+
+
+def isolate_tool(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Give the tool whose calls hold most of the worker time (``tool_hold_index``,
+    the same tool in every window looked at) its own pool of a quarter of the
+    workers (a bulkhead, reference/000: resource pool separation), when workers
+    queue (wait >= 15% of the response time): a slow tool then fills its own
+    pool, and the decisions that do not call it keep the rest."""
+    index = s.get("tool_hold_index", float("nan"))
+    if not (index == index and index == int(index) and 0 <= index < len(p.tools)):
+        return None
+    throttle = s.get("throttle_wait_ms_mean", 0.0)
+    worker_wait = s["queue_wait_ms_mean"] - (throttle if throttle == throttle else 0.0)
+    tool = p.tools[int(index)].name
+    if worker_wait < 0.15 * s["response_time_ms_mean"] or k.bulkhead.get(tool, 0) or k.max_concurrency < 2:
+        return None
+    size = min(k.max_concurrency - 1 - sum(k.bulkhead.values()), max(1, int(k.max_concurrency * BULKHEAD_SHARE)))
+    return _change(p.id, k, f"bulkhead.{tool}", size) if size >= 1 else None
+
+
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing"),
     Remedy("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache",
@@ -385,6 +428,9 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("raise_token_limit", 0.4, 120, raise_token_limit, "Raise the model-token rate limit within the quota"),
     Remedy("raise_call_limit", 0.4, 120, raise_call_limit, "Raise the tool-call rate limits within the quotas"),
     Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries"),
+    Remedy("direct_routes", 0.4, 120, direct_routes, "Route the agent's messages directly (mesh topology)"),
+    Remedy("prioritize_urgent", 0.3, 120, prioritize_urgent, "Serve urgent decisions first"),
+    Remedy("isolate_tool", 0.4, 120, isolate_tool, "Isolate the tool holding the workers in a bulkhead"),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
@@ -418,8 +464,8 @@ TYPES: dict[str, BottleneckType] = {
         "error_rate", ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker"), ("Error rate <= 10%",)),
     "coordination_efficiency": BottleneckType(
         "coordination_score",
-        ("larger_message_batch", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "scale_concurrency",
-         "enable_parallel_tools"),
+        ("larger_message_batch", "direct_routes", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker",
+         "scale_concurrency", "enable_parallel_tools"),
         ("Coordination score >= 60%", "Faster conflict resolution")),
     "cost": BottleneckType(
         "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_size", "raise_cache_ttl"),
@@ -437,6 +483,12 @@ TYPES: dict[str, BottleneckType] = {
         ("Rate-limit wait < 200ms", "Throughput back at demand")),
     "cache_capacity": BottleneckType(
         "cache_hit_rate", ("raise_cache_size",), ("Evictions < 10% of lookups", "Hit ratio up")),
+    "priority_starvation": BottleneckType(
+        "urgent_wait_ms_mean", ("prioritize_urgent", "scale_concurrency"),
+        ("Urgent decisions' wait < 500ms", "Bulk served behind them")),
+    "tool_saturation": BottleneckType(
+        "response_time_ms_p50", ("isolate_tool", "scale_concurrency"),
+        ("Decisions that do not call the slow tool unaffected", "Median response time back")),
 }
 """Bottleneck type -> :class:`BottleneckType`. ``system_performance`` has no
 entry: the planner answers it with the worst type of the least healthy agent;

@@ -26,7 +26,9 @@ Per decision (task), following the product's design (docs/architecture.md):
 * coordination: a decision sends a message to each downstream agent with the
   link's probability; the request is met in time if the decision succeeded and
   its message arrives within ``coordination_deadline_s`` of the decision's
-  arrival. Inbound messages are served by the :class:`~swarmopt.sim.inbox.Inbox`.
+  arrival, routed through the relays of the ``topology`` knob's shape
+  (:mod:`swarmopt.sim.topology`). Inbound messages are served by the
+  :class:`~swarmopt.sim.inbox.Inbox`.
 
 Every random number a task needs is drawn when its window-long block of
 arrivals is generated, from the agent's own stream, in a fixed layout that does
@@ -56,13 +58,15 @@ import numpy as np
 
 from swarmopt.knobs import ScheduledChange, set_knob
 from swarmopt.metrics import COLUMN, WindowData, window_metrics
-from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
+from swarmopt.schema import ACTIONS, MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
 from swarmopt.sim.breaker import Breaker
 from swarmopt.sim.cache import LRUCache, invalidate, pattern_keys
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Inbox, Message
 from swarmopt.sim.ratelimit import Limiter
+from swarmopt.sim.sched import ordered, pools, serve_pools
 from swarmopt.sim.serve import Part, Sent, Span, serve
+from swarmopt.sim.topology import Routes
 from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
 
 _GRID = np.linspace(0.0, 1.0, 65)  # where a block's peak arrival rate is looked for
@@ -141,13 +145,15 @@ class AgentSim:
     layout (at least the agent's own; default exactly those); ``names`` the
     sorted names of every agent that may send it a message and
     :data:`~swarmopt.sim.inbox.STORM` (one list shared by a group; default
-    its own name and STORM). Drive it with :meth:`step`, or several agents at
+    its own name and STORM); ``routes`` the scenario's message routes over
+    ``names`` (:mod:`swarmopt.sim.topology`; None: only ``mesh``). Drive it with :meth:`step`, or several agents at
     once with :func:`step_agents`.
     """
 
     def __init__(self, profile: AgentProfile, models: dict[str, ModelTier], env: Environment,
                  seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0,
-                 pad: tuple[int, int] | None = None, names: list[str] | None = None) -> None:
+                 pad: tuple[int, int] | None = None, names: list[str] | None = None,
+                 routes: Routes | None = None) -> None:
         self.profile = profile
         self.id = profile.id
         self.models = models
@@ -160,6 +166,7 @@ class AgentSim:
         self.knobs = profile.knobs
         self.autonomy = profile.autonomy
         self.workers: list[float] = [0.0] * self.knobs.max_concurrency
+        self.pools: dict[str, list[float]] = {}  # bulkhead pools by tool (sim/sched.py), out of the workers
         tools = profile.tools
         self.tool_names = [t.name for t in tools]
         own = (len(tools), len(profile.downstream))
@@ -174,6 +181,7 @@ class AgentSim:
         self.names = names if names is not None else sorted(
             {profile.id, STORM}.union(*(receivers for receivers, _ in self.links)))
         self.rank = self.names.index(profile.id)
+        self.routes = routes
         self.link_table, self.slot = LinkTable.of([self], self.names, self.pad[1]), 0
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
@@ -245,21 +253,58 @@ class AgentSim:
         return out
 
     def queue(self, span: Span, arrival: np.ndarray, service: np.ndarray, tier: np.ndarray, tokens: np.ndarray,
-              calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-        """FCFS (start, end) of a span's decisions, after the worker changes due
+              calls: np.ndarray, action: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """(start, end) of a span's decisions, after the worker changes due
         at its start, and their admission through the rate limits
         (:meth:`Limiter.admit <swarmopt.sim.ratelimit.Limiter.admit>`: admission
         times and whether model tokens held each back; None when every decision
-        is admitted on arrival). ``tier``, ``tokens`` and ``calls`` (n, tools)
-        are each decision's tier index, model tokens and calls per tool."""
+        is admitted on arrival). ``tier``, ``tokens``, ``calls`` (n, tools) and
+        ``action`` are each decision's tier index, model tokens, calls per tool and
+        action class (0 simple, 1 standard, 2 complex). Served FCFS, or as the ``scheduling`` and ``bulkhead``
+        knobs say (:mod:`swarmopt.sim.sched`)."""
         for op in span.ops:
             if op[0] == "resize":
                 self._resize_workers(*op[1:])
             else:
                 self.workers = [max(w, op[1]) for w in self.workers]
-        admitted = self.limiter.admit(span.t0, span.knobs, span.fx, self.tool_names, arrival, tier, tokens, calls)
-        start, end = fcfs(arrival if admitted is None else admitted[0], service, self.workers)
+                self.pools = {t: [max(w, op[1]) for w in h] for t, h in self.pools.items()}
+        k = span.knobs
+        admitted = self.limiter.admit(span.t0, k, span.fx, self.tool_names, arrival, tier, tokens, calls)
+        ready = arrival if admitted is None else admitted[0]
+        if k.bulkhead or self.pools:
+            self._carve_pools(k.bulkhead)
+        cls = action
+        if k.scheduling == "priority":  # wfq weighs the action classes, priority ranks their priority classes
+            cls = np.asarray(self.profile.action_mix.priority_classes())[action]
+        if self.pools:
+            pooled = [self.tool_names.index(t) for t in self.pools]
+            start, end = serve_pools(ready, service, cls, pools(calls, pooled), [self.workers, *self.pools.values()],
+                                     k.scheduling, self.wfq_weights(k))
+        elif k.scheduling == "fcfs":
+            start, end = fcfs(ready, service, self.workers)
+        else:
+            start, end = ordered(ready, service, cls, self.workers, k.scheduling, self.wfq_weights(k))
         return start, end, admitted
+
+    @staticmethod
+    def wfq_weights(knobs) -> tuple[float, ...]:
+        """The weighted-fair-queuing weight of each priority class: the
+        ``wfq_weights`` of the action classes (sim/sched.py serves by class)."""
+        return tuple(knobs.wfq_weights.get(a, 1.0) for a in ACTIONS)
+
+    def _carve_pools(self, sizes: dict[str, int]) -> None:
+        """Give each tool of the profile with a ``bulkhead`` size its own pool
+        of workers, taken from the shared ones that free up first; a change of
+        sizes returns every pool to the shared workers and carves anew."""
+        want = {t: sizes[t] for t in self.tool_names if sizes.get(t, 0) > 0}
+        if {t: len(h) for t, h in self.pools.items()} == want:
+            return
+        free = sorted(self.workers + [w for h in self.pools.values() for w in h])
+        self.pools = {}
+        for t, b in want.items():
+            self.pools[t], free = free[:b], free[b:]
+        self.workers = free  # a sorted list is a heap
 
     def _next_point(self, t: float) -> float:
         nxt = math.inf
@@ -297,6 +342,9 @@ class AgentSim:
         return ops
 
     def _resize_workers(self, old: int, new: int, at: float) -> None:
+        if self.pools:  # resize over all workers; the next queue carves the pools again
+            self.workers = sorted(self.workers + [w for h in self.pools.values() for w in h])
+            self.pools = {}
         if new > old:
             for _ in range(new - old):
                 heapq.heappush(self.workers, at)
@@ -535,7 +583,8 @@ class AgentSim:
             waiting = int(np.count_nonzero((a <= t) & (s > t)))
         return {
             "agent": self.id, "t_s": t, "knobs": self.knobs.model_dump(), "autonomy": self.autonomy,
-            "queue_length": waiting, "busy_workers": sum(w > t for w in self.workers),
+            "queue_length": waiting,
+            "busy_workers": sum(w > t for h in (self.workers, *self.pools.values()) for w in h),
             "workers": self.knobs.max_concurrency,
             "cached_keys": {n: int(np.count_nonzero(c > t)) for n, c in zip(self.tool_names, self.cache_exp)},
             "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,
