@@ -18,6 +18,7 @@ an event carries that is not in the schema is kept, after them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Number
 from typing import Any
@@ -158,14 +159,21 @@ def _strategy_of(ref: Any, kinds: dict[str, str]) -> str | None:
     return sid if sid in kinds else None
 
 
-def events_frame(rows: list[dict]) -> pd.DataFrame:
+def strategy_kinds(rows: list[dict]) -> dict[str, str]:
+    """Remedy kind by strategy id, of the event dicts in ``rows`` that carry both."""
+    return {r["strategy_id"]: r["kind"] for r in rows if r.get("strategy_id") and r.get("kind")}
+
+
+def events_frame(rows: list[dict], kinds: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The events table of ``rows`` (event dicts as the components emit them,
     in order): one row each, the :data:`SCHEMA` columns with their types, then
     any other keys. ``old``/``new`` become ``old_value``/``old_text`` and
     ``new_value``/``new_text`` (:func:`split_value`); a ``knob.applied`` gets
     the ``strategy_id`` and ``kind`` of the strategy its ``ref`` names (``kind``
-    ``user`` for a change set by hand); empty text is missing."""
-    kinds = {r["strategy_id"]: r["kind"] for r in rows if r.get("strategy_id") and r.get("kind")}
+    ``user`` for a change set by hand), looked up in ``rows`` and in ``kinds``
+    (:func:`strategy_kinds` of the events before ``rows``, when the table is
+    built in pieces); empty text is missing."""
+    kinds = {**(kinds or {}), **strategy_kinds(rows)}
     out = []
     for r in rows:
         r = dict(r)
@@ -187,3 +195,18 @@ def events_frame(rows: list[dict]) -> pd.DataFrame:
             col = col.astype(object).where(col.notna() & (col.astype(object) != ""), None)
         df[c.name] = col.astype(c.dtype)
     return df
+
+
+def event_records(df: pd.DataFrame) -> list[dict]:
+    """Event dicts back from rows of the events table (what :func:`events_frame`
+    was given, near enough for a live view): every column a key, a missing value
+    None, and ``old``/``new`` the text of a value where there is one, else its
+    number (None when neither)."""
+    out = []
+    for rec in df.to_dict("records"):
+        r = {k: (None if pd.isna(v) else v) for k, v in rec.items()}
+        for key, (num, text) in _SPLIT.items():
+            number, words = r.pop(num, None), r.pop(text, None)
+            r[key] = words if words is not None else number
+        out.append(r)
+    return out

@@ -68,10 +68,11 @@ class Sink(Protocol):
         """The per-task samples of the windows that just closed (beside their rows)."""
 
     def mark(self) -> Any:
-        """A position to :meth:`rewind` to."""
+        """A position to :meth:`rewind` to; what came before the latest mark is
+        final (the driver marks at every checkpoint and rewinds to the latest)."""
 
     def rewind(self, mark: Any) -> None:
-        """Forget everything received after ``mark``."""
+        """Forget everything received after ``mark`` (the latest one)."""
 
 
 @dataclass
@@ -119,8 +120,9 @@ class Driver:
     ``done``.
 
     Recovery: before every optimizer cycle (and at the start) the driver takes
-    a checkpoint of every component, of its loop state and of the sink's
-    position (only on backends whose components can die). When an actor dies,
+    a checkpoint of every component and of its loop state (only on backends
+    whose components can die) and marks the sink's position (on every backend:
+    the sink may write out what precedes the mark). When an actor dies,
     every component is rebuilt from the last checkpoint, the sink is rewound
     and the ticks since are replayed, so the tables are those of an
     undisturbed run plus one ``actor.restarted`` event; after
@@ -210,9 +212,12 @@ class Driver:
 
     def checkpoint(self) -> None:
         """Take the recovery checkpoint now, between ticks (also after a user's
-        change, so that a restart keeps it). Raises if an actor is dead."""
-        token = self.backend.checkpoint(self.components)
-        self._checkpoint = () if token is None else (token, self.loop_state(), self.sink.mark())
+        change, so that a restart keeps it), and the sink's mark on every
+        backend: a recovery never rewinds the sink past it, so the sink may
+        write out what came before. Raises if an actor is dead."""
+        token = self.backend.checkpoint(self.components)  # first: a dead actor raises before the sink moves on
+        mark = self.sink.mark()
+        self._checkpoint = () if token is None else (token, self.loop_state(), mark)
 
     def _checkpoint_and_advance(self) -> None:
         if self._checkpoint is None or self.cycle_due():
