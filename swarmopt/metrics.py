@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from swarmopt.schema import TIERS
+
 TOOL_RESPONSE_KB = 8.0
 MESSAGE_KB = 2.0
 
@@ -25,16 +27,22 @@ MESSAGE_KB = 2.0
 TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
-    "tier",
+    "tier", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
 _BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded"))
-_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier"))
+_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "timeouts", "call_errors"))
+#: Fields :meth:`WindowData.add_tasks` fills in when a caller does not observe them (a real agent has no timeout
+#: or tier price model): no timeout, no failed call, attempt duration and model cost unknown (NaN).
+OPTIONAL_TASK_FIELDS = {"timeouts": 0.0, "timed_out_s": 0.0, "attempt_s": np.nan, "call_errors": 0.0,
+                        "model_cost": np.nan}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
- _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER) = range(len(TASK_FIELDS))
+ _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _TIMEOUTS, _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS,
+ _MODEL_COST) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
-_COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK]
+_COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK,
+            _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS]
 
 
 class WindowData:
@@ -48,7 +56,9 @@ class WindowData:
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
+        self._tool_chunks: list[np.ndarray] = []
         self.table = _EMPTY
+        self.tool_cost = np.zeros((0, 0))
         self.inbox_handled = 0
         self.inbox_in_time = 0
         self.conflicts = 0
@@ -57,20 +67,28 @@ class WindowData:
         self.info: dict = {}
         self._arrays: dict[str, np.ndarray] | None = None
 
-    def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0) -> None:
-        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n)."""
+    def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
+                  tool_cost: np.ndarray | None = None) -> None:
+        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
+        ``tool_cost`` (tools, n), the USD each decision paid each tool (tools
+        in the agent's order, possibly padded: see :meth:`finish`)."""
         self._chunks.append(table)
+        if tool_cost is not None:
+            self._tool_chunks.append(tool_cost)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
 
     def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
         """Append tasks given as named columns, one array of shape (n,) per
         field of :data:`TASK_FIELDS` (for callers outside the engine, e.g.
-        :mod:`swarmopt.instrument`). Raises KeyError naming a missing field."""
-        missing = [f for f in TASK_FIELDS if f not in cols]
+        :mod:`swarmopt.instrument`); the fields of :data:`OPTIONAL_TASK_FIELDS`
+        may be left out. Raises KeyError naming a missing field."""
+        missing = [f for f in TASK_FIELDS if f not in cols and f not in OPTIONAL_TASK_FIELDS]
         if missing:
             raise KeyError(f"add_tasks: missing column(s) {missing}")
-        self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
+        n = len(cols["arrival"])
+        self.add_table(np.vstack([np.asarray(cols[f], dtype=float) if f in cols
+                                  else np.full(n, OPTIONAL_TASK_FIELDS[f]) for f in TASK_FIELDS]), slo_s, messages_sent)
 
     def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
         """Count handled inbox messages."""
@@ -85,9 +103,14 @@ class WindowData:
 
     def finish(self, **info) -> None:
         """Freeze the table; ``info`` holds the window's context (agent, index,
-        times, concurrency, autonomy, memory figures)."""
+        times, concurrency, autonomy, memory figures and, optionally,
+        ``tool_names``: the names of the first rows of the per-tool costs)."""
         self.table = self.tasks_so_far()
         self._chunks = []
+        c = self._tool_chunks
+        if c:
+            self.tool_cost = c[0] if len(c) == 1 else np.concatenate(c, axis=1)
+        self._tool_chunks = []
         self.info = info
 
     def column(self, field: str) -> np.ndarray:
@@ -181,6 +204,22 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
       and none for a call an open circuit breaker rejected. Retries of missed
       tools pull it below ``cache_hit_rate``; breaker rejections can push it
       above.
+    * ``tool_error_rate``: tool calls made that failed / tool calls made (the
+      failure rate a circuit breaker sees; calls it rejected are not made).
+    * ``degraded_rate``: decisions that went on without a tool an open circuit
+      breaker skipped / decisions.
+    * ``timeout_rate``: attempts that ran into ``timeout_s`` / attempts made;
+      ``timeout_busy_share``: worker time spent in those attempts (each holds
+      its worker for the whole timeout) / all worker busy time.
+    * ``attempt_ms_p50``, ``attempt_ms_p99``: quantiles of the duration of the
+      decisions' valid attempts (model call + tools, the latency a timeout
+      must allow for; attempts cut by the timeout are not in it: censored).
+
+    Costs (USD): ``cost_usd`` = ``model_cost_usd`` (tokens x the price of the
+    tier that served each decision; per tier ``model_cost_usd.<tier>``) +
+    ``tool_cost_usd`` (the calls made of each paid tool; per tool
+    ``tool_cost_usd.<tool>``, for the tools named in the window's
+    ``tool_names``); ``cost_usd_per_hour`` = ``cost_usd`` x 3600 / window.
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
@@ -207,22 +246,30 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     ok = x[_OK] != 0
     trouble = (x[_ATTEMPTS] > 1) | (x[_DEGRADED] != 0)
     slo_ms = np.repeat([w.slo_s * 1000.0 for w in windows], sizes)
-    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2])
+    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2,
+                        x[_DEGRADED] != 0])
     counts = np.concatenate((x[_COUNTED], derived))
     cum = np.concatenate((np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)), axis=1)
     tot = (cum[:, bounds[1:]] - cum[:, starts]).T.tolist()
     busy_ok, conf_ok = busy[success], x[_CONF][ok]
-    ok_bounds = np.concatenate(([0], np.cumsum(cum[0, bounds[1:]] - cum[0, starts]))).astype(np.int64)
+    ok_sizes = (cum[0, bounds[1:]] - cum[0, starts]).astype(np.int64)
+    ok_bounds = np.concatenate(([0], np.cumsum(ok_sizes)))
     succ_bounds = np.concatenate(([0], np.cumsum(cum[1, bounds[1:]] - cum[1, starts]))).astype(np.int64)
     qs = _segment_quantiles(resp, sizes, starts).tolist()
+    att_qs = _segment_quantiles(x[_ATTEMPT_S][ok] * 1000.0, ok_sizes, ok_bounds[:-1], _ATTEMPT_QUANTILES).tolist()
+    tier = x[_TIER]
+    mc = x[_MODEL_COST]
+    extra = _segment_sums(np.stack([x[_TIMED_OUT_S], mc] + [np.where(tier == i, mc, 0.0) for i in range(len(TIERS))]),
+                          sizes, starts).tolist()
     nan = float("nan")
     rows = []
     for k, w in enumerate(windows):
         info = w.info
         n = int(sizes[k])
         lo, hi = int(bounds[k]), int(bounds[k + 1])
-        (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok,
-         n_trouble, n_trouble_success, n_goal, n_fast, n_strong) = tot[k]
+        (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok, n_timeouts,
+         call_errors, n_attempts, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded) = tot[k]
+        timed_out_s, model_cost, *tier_cost = extra[k]
         window_s = info["window_s"]
         busy_total = _sum(busy[lo:hi])
         cost_total = _sum(cost[lo:hi])
@@ -271,8 +318,41 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "strong_tier_share": _per(n_strong, n),
             "max_concurrency": info["concurrency"],
             "autonomy": info["autonomy"],
+            "tool_error_rate": call_errors / calls if calls else nan,
+            "degraded_rate": _per(n_degraded, n),
+            "timeout_rate": _per(n_timeouts, int(n_attempts)),
+            "timeout_busy_share": timed_out_s / busy_total if busy_total > 0 else nan,
+            "attempt_ms_p50": att_qs[k][0],
+            "attempt_ms_p99": att_qs[k][1],
+            "cost_usd_per_hour": cost_total * 3600.0 / window_s,
+            "model_cost_usd": model_cost,
+            **{f"model_cost_usd.{name}": c for name, c in zip(TIERS, tier_cost, strict=True)},
+            **_tool_costs(w),
         })
     return rows
+
+
+_ATTEMPT_QUANTILES = np.array([0.50, 0.99])
+
+
+def _segment_sums(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of every segment of the rows of ``x`` (rows, n): (segments, rows),
+    each over that segment's values alone (so it does not depend on the other
+    segments), 0 for an empty segment."""
+    out = np.zeros((len(sizes), x.shape[0]))
+    full = sizes > 0
+    if full.any():
+        out[full] = np.add.reduceat(x, starts[full], axis=1).T
+    return out
+
+
+def _tool_costs(w: WindowData) -> dict[str, float]:
+    """``tool_cost_usd`` and ``tool_cost_usd.<tool>`` of a window (tools named
+    in its ``tool_names``; padded rows of a group's layout are left out)."""
+    names = w.info.get("tool_names", ())
+    costs = w.tool_cost.sum(axis=1).tolist() if w.tool_cost.size else [0.0] * len(names)
+    out = {f"tool_cost_usd.{name}": c for name, c in zip(names, costs, strict=False)}
+    return {"tool_cost_usd": sum(out.values()), **out}
 
 
 def window_metrics(w: WindowData) -> dict:

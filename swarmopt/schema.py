@@ -289,6 +289,20 @@ class LatencyFault(_FaultBase):
     factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
 
 
+class LatencyTailFault(_FaultBase):
+    """Grows the latency tail of ``tool`` (of the model call when ``tool`` is
+    None): the slowest ``share`` of its calls take ``factor`` times as long
+    (hung connections, a slow shard), the rest are unchanged. Which calls are
+    in the tail is decided by the call's own latency draw (its standard normal
+    above the ``1 - share`` quantile), so the fault draws no random number and
+    leaves the median alone while p99 grows."""
+
+    kind: Literal["latency_tail"]
+    tool: str | None = Field(default=None, max_length=64)
+    share: float = Field(gt=0, lt=1, description="share of calls in the tail, in (0, 1)")
+    factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
+
+
 class ErrorSpikeFault(_FaultBase):
     """Adds ``error_rate`` to the failure probability of ``tool``'s calls."""
 
@@ -305,10 +319,12 @@ class LoadSurgeFault(_FaultBase):
 
 
 class PriceChangeFault(_FaultBase):
-    """Multiplies the target's model token prices by ``factor``."""
+    """Multiplies the target's model token prices by ``factor``, or with
+    ``tool`` the price per call of that tool (a paid API raising its price)."""
 
     kind: Literal["price_change"]
     factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
+    tool: str | None = Field(default=None, max_length=64)
 
 
 class MemoryLeakFault(_FaultBase):
@@ -349,7 +365,7 @@ class CrashFault(_FaultBase):
 
 Fault = Annotated[
     Union[
-        LatencyFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
+        LatencyFault, LatencyTailFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
         MemoryLeakFault, CoordinationStormFault, CacheBypassFault, CrashFault,
     ],
     Field(discriminator="kind"),

@@ -453,7 +453,7 @@ class AgentSim:
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
         w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
                  memory_capacity_mb=self.profile.memory_capacity_mb,
-                 cache_capacity=sum(t.keyspace for t in self.profile.tools), **state)
+                 cache_capacity=sum(t.keyspace for t in self.profile.tools), tool_names=self.tool_names, **state)
         return w
 
     # ------------------------------------------------------------------ inspection and live changes

@@ -18,6 +18,7 @@ from swarmopt.schema import (
     CrashFault,
     ErrorSpikeFault,
     LatencyFault,
+    LatencyTailFault,
     LoadShape,
     LoadSurgeFault,
     MemoryLeakFault,
@@ -51,6 +52,9 @@ class Effects:
     tool_error: dict[str, float] = field(default_factory=dict)
     price: float = 1.0
     uncacheable: frozenset[str] = frozenset()
+    tool_price: dict[str, float] = field(default_factory=dict)
+    tail: dict[str | None, tuple[float, float]] = field(default_factory=dict)
+    """Latency tails in force: tool name (None: the model call) -> (share, factor)."""
 
 
 class Environment:
@@ -83,12 +87,16 @@ class Environment:
 
     def effects(self, t: float) -> Effects:
         """The combined service effects in force at ``t`` (multipliers multiply,
-        error spikes add, capped at 1). Load surges and coordination storms act
-        on arrivals instead (:meth:`rate_multiplier`, :meth:`storm_rate`)."""
+        error spikes add, capped at 1; of two latency tails on one call the one
+        with the larger share is kept, its factor the product). Load surges and
+        coordination storms act on arrivals instead (:meth:`rate_multiplier`,
+        :meth:`storm_rate`)."""
         model_lat, price = 1.0, 1.0
         uncacheable: set[str] = set()
         tool_lat: dict[str, float] = {}
         tool_err: dict[str, float] = {}
+        tool_price: dict[str, float] = {}
+        tail: dict[str | None, tuple[float, float]] = {}
         for f in self.active(t):
             if isinstance(f, LatencyFault):
                 if f.tool is None:
@@ -97,11 +105,17 @@ class Environment:
                     tool_lat[f.tool] = tool_lat.get(f.tool, 1.0) * f.factor
             elif isinstance(f, ErrorSpikeFault):
                 tool_err[f.tool] = min(1.0, tool_err.get(f.tool, 0.0) + f.error_rate)
+            elif isinstance(f, LatencyTailFault):
+                share, factor = tail.get(f.tool, (0.0, 1.0))
+                tail[f.tool] = (max(share, f.share), factor * f.factor)
             elif isinstance(f, PriceChangeFault):
-                price *= f.factor
+                if f.tool is None:
+                    price *= f.factor
+                else:
+                    tool_price[f.tool] = tool_price.get(f.tool, 1.0) * f.factor
             elif isinstance(f, CacheBypassFault):
                 uncacheable.add(f.tool)
-        return Effects(model_lat, tool_lat, tool_err, price, frozenset(uncacheable))
+        return Effects(model_lat, tool_lat, tool_err, price, frozenset(uncacheable), tool_price, tail)
 
     def rate_multiplier(self, t: np.ndarray) -> np.ndarray:
         """Load shape x load-surge faults at times ``t`` (vectorized)."""

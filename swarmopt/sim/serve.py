@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from swarmopt.metrics import TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, TIERS, Knobs
@@ -49,6 +49,12 @@ _TOOL_VALUES = 4
 def _factors(n_tools: int) -> int:
     """Column of the model's latency factor (the tools' follow), after the tools' values."""
     return _TOOLS + _TOOL_VALUES * n_tools
+
+
+def _tails(n_tools: int, n_links: int) -> int:
+    """Column of the model's latency-tail threshold (a standard normal; the
+    tools' follow, then the model's and the tools' tail factors), after the links."""
+    return _factors(n_tools) + 1 + n_tools + n_links
 
 
 @dataclass(slots=True)
@@ -117,11 +123,16 @@ def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
             for t in tiers]
     row += [t.latency_sigma for t in tiers]
     for t in p.tools:
-        row += [t.latency_ms_median / 1000.0, t.latency_sigma, t.hit_latency_ms / 1000.0, t.price_usd_per_call]
+        row += [t.latency_ms_median / 1000.0, t.latency_sigma, t.hit_latency_ms / 1000.0,
+                t.price_usd_per_call * fx.tool_price.get(t.name, 1.0)]
     row += [0.0] * (_TOOL_VALUES * (n_tools - len(p.tools)))
     row += [fx.model_latency] + [fx.tool_latency.get(t, 1.0) for t in sim.tool_names]
     row += [0.0] * (n_tools - len(p.tools))
     row += [prob for _, prob in sim.links] + [0.0] * (n_links - len(sim.links))
+    pad = [math.inf] * (n_tools - len(p.tools))
+    tails = [fx.tail.get(name, (0.0, 1.0)) for name in [None, *sim.tool_names]]
+    row += [float(ndtri(1.0 - share)) if share else math.inf for share, _ in tails] + pad
+    row += [factor for _, factor in tails] + [1.0] * len(pad)
     return row
 
 
@@ -207,14 +218,22 @@ def serve(spans: list[Span]) -> Sent | None:
     for j in range(n_tools):
         c0, z0 = _TOOLS + _TOOL_VALUES * j, MAX_ATTEMPTS * (1 + j)
         tool_s.append(col(c0)[:, None] * np.exp(col(c0 + 1)[:, None] * z[:, z0:z0 + na]) * fac[:, 1 + j:2 + j])
+    t0 = _tails(n_tools, n_links)
+    if (prm[:, t0 + 1 + n_tools:t0 + 2 * (1 + n_tools)] != 1.0).any():
+        # latency tails: the calls whose own draw is in the tail take longer (no new random number)
+        for j, lat in enumerate([model_s, *tool_s]):
+            z0 = MAX_ATTEMPTS * j
+            lat *= np.where(z[:, z0:z0 + na] > col(t0 + j)[:, None], col(t0 + 1 + n_tools + j)[:, None], 1.0)
     res = attempts(model_s, tool_s, [col(_TOOLS + _TOOL_VALUES * j + 2) for j in range(n_tools)], hit, stop,
                    rejected, col(_PARALLEL) != 0, col(_TIMEOUT), col(_N_ATT).astype(np.int64))
     ok, made, degraded, calls = res["ok"], res["attempts"], res["degraded"], res["calls"]
     service = res["service"]
     hits = res["hits"] - (n_tools - col(_N_TOOLS).astype(np.int64))  # padded tools count as hits: not counted
     miss_cost = np.zeros(n)
+    tool_cost = np.empty((n_tools, n))
     for j in range(n_tools):
-        miss_cost = miss_cost + calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)  # as calls @ prices, in order
+        tool_cost[j] = calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)
+        miss_cost = miss_cost + tool_cost[j]  # as calls @ prices, in order
 
     # queueing, per agent and span in time order
     if len(spans) == 1:
@@ -238,7 +257,8 @@ def serve(spans: list[Span]) -> Sent | None:
     tok = np.exp(0.25 * z[:, -1] - 0.03125)
     tokens_in = np.rint(col(_PROMPT) * made * tok)
     tokens_out = np.rint(col(_OUTPUT) * made * tok)
-    cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6 + miss_cost
+    model_cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6
+    cost = model_cost + miss_cost
 
     # coordination
     coord_req = np.zeros(n)
@@ -259,14 +279,17 @@ def serve(spans: list[Span]) -> Sent | None:
         msgs = _messages(spans, span_n, sends, arr, finish + lat_s, u, prm, link0, parts)
 
     table = np.empty((len(TASK_FIELDS), n))
+    timeouts = res["timeouts"]
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier)):
+                           coord_ok, tier, timeouts, timeouts * col(_TIMEOUT), res["attempt_s"], res["call_errors"],
+                           model_cost)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     lo = 0
     for (i, p), m in zip(parts, part_n, strict=False):
-        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo])
+        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo],
+                           tool_cost[:, lo:lo + m])
         lo += m
     return msgs
 
