@@ -30,6 +30,8 @@ TASK_FIELDS = (
     "tier", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
+#: The per-tool rows of a window (:meth:`WindowData.add_table`): per decision and tool, USD paid, calls, failed calls.
+PER_TOOL_FIELDS = ("cost", "calls", "errors")
 _BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded"))
 _INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "timeouts", "call_errors"))
 #: Fields :meth:`WindowData.add_tasks` fills in when a caller does not observe them (a real agent has no timeout
@@ -58,7 +60,7 @@ class WindowData:
         self._chunks: list[np.ndarray] = []
         self._tool_chunks: list[np.ndarray] = []
         self.table = _EMPTY
-        self.tool_cost = np.zeros((0, 0))
+        self.per_tool = np.zeros((len(PER_TOOL_FIELDS), 0, 0))
         self.inbox_handled = 0
         self.inbox_in_time = 0
         self.conflicts = 0
@@ -68,13 +70,14 @@ class WindowData:
         self._arrays: dict[str, np.ndarray] | None = None
 
     def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
-                  tool_cost: np.ndarray | None = None) -> None:
+                  per_tool: np.ndarray | None = None) -> None:
         """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
-        ``tool_cost`` (tools, n), the USD each decision paid each tool (tools
-        in the agent's order, possibly padded: see :meth:`finish`)."""
+        ``per_tool`` (len(PER_TOOL_FIELDS), tools, n): per decision and tool
+        (in the agent's order, possibly padded: see :meth:`finish`) the USD it
+        paid, the calls it made and the calls that failed."""
         self._chunks.append(table)
-        if tool_cost is not None:
-            self._tool_chunks.append(tool_cost)
+        if per_tool is not None:
+            self._tool_chunks.append(per_tool)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
 
@@ -109,7 +112,7 @@ class WindowData:
         self._chunks = []
         c = self._tool_chunks
         if c:
-            self.tool_cost = c[0] if len(c) == 1 else np.concatenate(c, axis=1)
+            self.per_tool = c[0] if len(c) == 1 else np.concatenate(c, axis=2)
         self._tool_chunks = []
         self.info = info
 
@@ -218,8 +221,10 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     Costs (USD): ``cost_usd`` = ``model_cost_usd`` (tokens x the price of the
     tier that served each decision; per tier ``model_cost_usd.<tier>``) +
     ``tool_cost_usd`` (the calls made of each paid tool; per tool
-    ``tool_cost_usd.<tool>``, for the tools named in the window's
-    ``tool_names``); ``cost_usd_per_hour`` = ``cost_usd`` x 3600 / window.
+    ``tool_cost_usd.<tool>``); ``cost_usd_per_hour`` = ``cost_usd`` x 3600 /
+    window. Per tool also ``tool_calls.<tool>`` (calls made) and
+    ``tool_error_rate.<tool>`` (of them, the share that failed). Per-tool
+    columns exist for the tools named in the window's ``tool_names``.
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
@@ -327,7 +332,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "cost_usd_per_hour": cost_total * 3600.0 / window_s,
             "model_cost_usd": model_cost,
             **{f"model_cost_usd.{name}": c for name, c in zip(TIERS, tier_cost, strict=True)},
-            **_tool_costs(w),
+            **_per_tool(w),
         })
     return rows
 
@@ -346,13 +351,20 @@ def _segment_sums(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.nd
     return out
 
 
-def _tool_costs(w: WindowData) -> dict[str, float]:
-    """``tool_cost_usd`` and ``tool_cost_usd.<tool>`` of a window (tools named
-    in its ``tool_names``; padded rows of a group's layout are left out)."""
+def _per_tool(w: WindowData) -> dict[str, float]:
+    """``tool_cost_usd`` and, per tool named in the window's ``tool_names``
+    (padded rows of a group's layout are left out), ``tool_cost_usd.<tool>``,
+    ``tool_calls.<tool>`` and ``tool_error_rate.<tool>`` (NaN with no call)."""
     names = w.info.get("tool_names", ())
-    costs = w.tool_cost.sum(axis=1).tolist() if w.tool_cost.size else [0.0] * len(names)
-    out = {f"tool_cost_usd.{name}": c for name, c in zip(names, costs, strict=False)}
-    return {"tool_cost_usd": sum(out.values()), **out}
+    k = len(names)
+    cost, calls, errors = (w.per_tool.sum(axis=2)[:, :k].tolist() if w.per_tool.size
+                           else [[0.0] * k] * len(PER_TOOL_FIELDS))
+    out = {"tool_cost_usd": sum(cost)}
+    for name, c, n, e in zip(names, cost, calls, errors, strict=True):
+        out[f"tool_cost_usd.{name}"] = c
+        out[f"tool_calls.{name}"] = int(n)
+        out[f"tool_error_rate.{name}"] = e / n if n else float("nan")
+    return out
 
 
 def window_metrics(w: WindowData) -> dict:

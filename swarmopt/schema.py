@@ -89,7 +89,9 @@ class ToolProfile(Strict):
     Keys requested follow a Zipf law with exponent ``zipf_s`` over ``keyspace``
     keys; a cached key answers in ``hit_latency_ms`` and never errors. A miss
     costs a lognormal latency and ``price_usd_per_call``, and fails with
-    probability ``error_rate``.
+    probability ``error_rate``. A decision that goes on without the tool
+    (an open circuit breaker skipped it) is right with ``fallback_quality``
+    times the usual probability.
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
@@ -101,6 +103,7 @@ class ToolProfile(Strict):
                           description="at most 1,000,000 keys: the cache holds 16 bytes per key per agent")
     zipf_s: float = Field(default=1.0, ge=0, le=4)
     hit_latency_ms: float = Field(default=2.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
+    fallback_quality: float = Field(default=0.85, gt=0, le=1)
 
 
 class CircuitBreaker(Strict):
@@ -510,10 +513,19 @@ class OrchestratorConfig(Strict):
 class AgentSpec(Strict):
     """A scenario's use of a profile: a path to a YAML profile (relative to the
     scenario file, then to the repository's ``agents/``) or an inline profile;
-    ``count`` > 1 makes a population of replicas ``<id>-0 .. <id>-<count-1>``."""
+    ``count`` > 1 makes a population of replicas ``<id>-0 .. <id>-<count-1>``;
+    ``knobs`` sets knobs over the profile's, by dotted path as
+    :func:`swarmopt.knobs.set_knob` takes them (e.g. ``timeout_s: 30``,
+    ``circuit_breaker.failure_rate_threshold: 0.1``); ``set`` sets other
+    fields of the profile by dotted path, a tool by its name (e.g.
+    ``base_success: 0.8``, ``tools.broker_api.fallback_quality: 0.5``)."""
 
     profile: str | AgentProfile
     count: int = Field(default=1, ge=1, le=MAX_COUNT, description="at most 1,000 replicas")
+    knobs: dict[str, bool | int | float | str] = Field(default_factory=dict, max_length=64,
+                                                       description="at most 64 knob paths")
+    set: dict[str, bool | int | float | str] = Field(default_factory=dict, max_length=64,
+                                                     description="at most 64 profile paths")
 
 
 class Scenario(Strict):

@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from swarmopt.metrics import TASK_FIELDS, WindowData
+from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, TIERS, Knobs
 from swarmopt.sim.environment import Effects
 from swarmopt.sim.service import attempts
 
-DEGRADED_QUALITY = 0.85
 _DIST = {"lognormal": 0, "exponential": 1, "deterministic": 2}
 _FAST, _STRONG = TIERS.index("fast"), TIERS.index("strong")
 # columns of the per-span parameter rows
@@ -53,7 +52,8 @@ def _factors(n_tools: int) -> int:
 
 def _tails(n_tools: int, n_links: int) -> int:
     """Column of the model's latency-tail threshold (a standard normal; the
-    tools' follow, then the model's and the tools' tail factors), after the links."""
+    tools' follow, then the model's and the tools' tail factors, then the
+    tools' fallback qualities), after the links."""
     return _factors(n_tools) + 1 + n_tools + n_links
 
 
@@ -133,6 +133,7 @@ def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
     tails = [fx.tail.get(name, (0.0, 1.0)) for name in [None, *sim.tool_names]]
     row += [float(ndtri(1.0 - share)) if share else math.inf for share, _ in tails] + pad
     row += [factor for _, factor in tails] + [1.0] * len(pad)
+    row += [t.fallback_quality for t in p.tools] + [1.0] * len(pad)
     return row
 
 
@@ -230,10 +231,11 @@ def serve(spans: list[Span]) -> Sent | None:
     service = res["service"]
     hits = res["hits"] - (n_tools - col(_N_TOOLS).astype(np.int64))  # padded tools count as hits: not counted
     miss_cost = np.zeros(n)
-    tool_cost = np.empty((n_tools, n))
+    per_tool = np.empty((len(PER_TOOL_FIELDS), n_tools, n))
+    per_tool[1], per_tool[2] = calls.T, res["call_errors"].T
     for j in range(n_tools):
-        tool_cost[j] = calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)
-        miss_cost = miss_cost + tool_cost[j]  # as calls @ prices, in order
+        per_tool[0, j] = calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)
+        miss_cost = miss_cost + per_tool[0, j]  # as calls @ prices, in order
 
     # queueing, per agent and span in time order
     if len(spans) == 1:
@@ -246,8 +248,12 @@ def serve(spans: list[Span]) -> Sent | None:
             lo += m
 
     # outcome
-    p_ok = np.minimum(0.99, col(_BASE_SUCCESS) * (1.0 + (quality - 1.0) * weight)
-                      * np.where(degraded, DEGRADED_QUALITY, 1.0))
+    fallback = np.ones(n)
+    if degraded.any():  # a decision that went on without tools has the lowest fallback quality among them
+        q0 = t0 + 2 * (1 + n_tools)
+        for j in range(n_tools):
+            fallback = np.where(res["skipped"][:, j], np.minimum(fallback, col(q0 + j)), fallback)
+    p_ok = np.minimum(0.99, col(_BASE_SUCCESS) * (1.0 + (quality - 1.0) * weight) * fallback)
     u_s = u[:, 0]
     conf = np.clip(conf_mean - 0.3 * (u_s - p_ok) + 0.08 * z[:, -3], 0.01, 0.99)
     escalated = ok & ((u[:, 1] >= col(_AUTONOMY)) | (conf < col(_CONF_TH)))
@@ -282,14 +288,14 @@ def serve(spans: list[Span]) -> Sent | None:
     timeouts = res["timeouts"]
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier, timeouts, timeouts * col(_TIMEOUT), res["attempt_s"], res["call_errors"],
+                           coord_ok, tier, timeouts, timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0),
                            model_cost)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     lo = 0
     for (i, p), m in zip(parts, part_n, strict=False):
         p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo],
-                           tool_cost[:, lo:lo + m])
+                           per_tool[:, :, lo:lo + m])
         lo += m
     return msgs
 
