@@ -27,8 +27,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from swarmopt.errors import InputError
-from swarmopt.plugins import check
 from swarmopt.knobs import set_knob
+from swarmopt.plugins import check
 from swarmopt.schema import MAX_AGENTS, MAX_FAULTS, AgentProfile, AgentSpec, Knobs, Link, Scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

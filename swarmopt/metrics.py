@@ -224,7 +224,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     ``tool_cost_usd.<tool>``); ``cost_usd_per_hour`` = ``cost_usd`` x 3600 /
     window. Per tool also ``tool_calls.<tool>`` (calls made) and
     ``tool_error_rate.<tool>`` (of them, the share that failed). Per-tool
-    columns exist for the tools named in the window's ``tool_names``.
+    columns exist for the tools named in the window's ``tool_names``; with
+    no ``tool_names`` (tools not observed) ``tool_cost_usd`` is NaN.
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
@@ -355,7 +356,9 @@ def _per_tool(w: WindowData) -> dict[str, float]:
     """``tool_cost_usd`` and, per tool named in the window's ``tool_names``
     (padded rows of a group's layout are left out), ``tool_cost_usd.<tool>``,
     ``tool_calls.<tool>`` and ``tool_error_rate.<tool>`` (NaN with no call)."""
-    names = w.info.get("tool_names", ())
+    names = w.info.get("tool_names")
+    if names is None:  # a window whose tools were not observed (e.g. swarmopt.instrument): no made-up 0
+        return {"tool_cost_usd": float("nan")}
     k = len(names)
     cost, calls, errors = (w.per_tool.sum(axis=2)[:, :k].tolist() if w.per_tool.size
                            else [[0.0] * k] * len(PER_TOOL_FIELDS))

@@ -163,6 +163,8 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "max_retries": (0, 3),
     "message_batch_size": (1, 64),
     "confidence_threshold": (0, 0.95),
+    "circuit_breaker.failure_rate_threshold": (0.05, 0.95),
+    "circuit_breaker.open_duration_s": (1, 600),
 }
 MAX_ATTEMPTS = int(KNOB_BOUNDS["max_retries"][1]) + 1
 

@@ -37,6 +37,7 @@ from swarmopt.optimizer.strategies import (
     pre_scale,
     priority_key,
 )
+from swarmopt.optimizer.tuning import tool_view
 from swarmopt.policies import Policy, PolicyContext
 from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
 
@@ -100,6 +101,7 @@ class Planner:
                   taken: set[tuple[str, str]], events: list[dict]) -> list[Strategy]:
         out: list[Strategy] = []
         stats = None  # what was learned, the same for every choice of this cycle: built at the first one
+        views: dict[str, dict] = {}  # snapshots with per-tool figures, built for the agents a remedy is asked about
         for b in bottlenecks:
             if not outside_dead_band(b, self.cfg.tolerance):
                 events.append(within_tolerance_event(t, b, self.cfg.tolerance))
@@ -113,11 +115,15 @@ class Planner:
                 worst = [x for x in bottlenecks if x.affected_component == agent]
                 answered = max(worst, key=lambda x: SEVERITY_RANK[x.severity]) if worst else None
             type_ = answered.type if answered is not None else "agent_success_rate"
+            if agent not in views:
+                k = int(snaps[agent]["windows"])
+                views[agent] = tool_view(snaps[agent], rows(agent)[-k:] if k else (),
+                                         [t.name for t in self.profiles[agent].tools])
             options = []
             for r in self.remedies.get(type_, ()):
                 if tabu.get((agent, r.name), -1.0) > t:
                     continue
-                actions = r.propose(snaps[agent], knobs[agent], self.profiles[agent])
+                actions = r.propose(views[agent], knobs[agent], self.profiles[agent])
                 if actions and not all(isinstance(c, KnobChange) and c.agent == agent for c in actions):
                     raise ValueError(f"remedy {r.name}: must return None or a list of KnobChange on {agent}, "
                                      f"got {actions!r}")

@@ -20,6 +20,13 @@ from typing import Callable, Sequence
 
 from swarmopt.knobs import KnobChange, get_knob
 from swarmopt.optimizer.detect import SEVERITY_RANK
+from swarmopt.optimizer.tuning import (
+    lengthen_breaker_open,
+    relax_timeout,
+    shorten_breaker_open,
+    tighten_timeout,
+    tune_breaker_threshold,
+)
 from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs
 
 MAX_TTL_S = 3600.0
@@ -73,7 +80,8 @@ def remedy(*, risk: float, implementation_time_s: float, answers: Sequence[str],
     [0, 1], a non-positive implementation time or no type.
 
     ``snapshot`` is the agent's mean metrics over the last cycle (a dict of
-    :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`), ``knobs`` its current
+    :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`, and under ``tools`` its
+    per-tool calls, failure rate and cost: :func:`~swarmopt.optimizer.tuning.tool_view`), ``knobs`` its current
     :class:`~swarmopt.schema.Knobs`, ``profile`` its
     :class:`~swarmopt.schema.AgentProfile`; each change is a
     :class:`~swarmopt.knobs.KnobChange` ``(agent, knob, old, new)``.
@@ -294,6 +302,12 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
     Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
+    Remedy("tighten_timeout", 0.4, 120, tighten_timeout, "Set the timeout from the latency tail (2 x p99)"),
+    Remedy("relax_timeout", 0.4, 120, relax_timeout, "Stop the timeout cutting healthy attempts (2 x p99)"),
+    Remedy("tune_breaker_threshold", 0.5, 120, tune_breaker_threshold,
+           "Set the breaker's failure-rate threshold at the tools' break-even"),
+    Remedy("shorten_breaker_open", 0.4, 120, shorten_breaker_open, "Halve the breaker's open duration"),
+    Remedy("lengthen_breaker_open", 0.4, 120, lengthen_breaker_open, "Double the breaker's open duration"),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
@@ -315,15 +329,17 @@ class BottleneckType:
 TYPES: dict[str, BottleneckType] = {
     "agent_response_time": BottleneckType(
         "response_time_ms_mean",
-        ("scale_concurrency", "raise_cache_ttl", "enable_parallel_tools", "route_by_complexity", "faster_model_tier"),
+        ("tighten_timeout", "scale_concurrency", "raise_cache_ttl", "enable_parallel_tools", "route_by_complexity",
+         "faster_model_tier"),
         ("Response time < 2000ms", "Latency variance reduced", "Throughput increased")),
     "agent_success_rate": BottleneckType(
         "success_rate",
-        ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "raise_confidence_threshold",
-         "route_by_complexity", "stronger_model_tier"),
+        ("tune_breaker_threshold", "shorten_breaker_open", "relax_timeout", "raise_retries", "raise_cache_ttl",
+         "enable_circuit_breaker", "raise_confidence_threshold", "route_by_complexity", "stronger_model_tier"),
         ("Success rate >= 70%", "Fewer failed decisions")),
     "agent_error_rate": BottleneckType(
-        "error_rate", ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker"), ("Error rate <= 10%",)),
+        "error_rate", ("tune_breaker_threshold", "relax_timeout", "raise_retries", "raise_cache_ttl",
+                       "enable_circuit_breaker", "lengthen_breaker_open"), ("Error rate <= 10%",)),
     "coordination_efficiency": BottleneckType(
         "coordination_score",
         ("larger_message_batch", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "scale_concurrency",

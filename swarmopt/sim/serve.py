@@ -288,8 +288,8 @@ def serve(spans: list[Span]) -> Sent | None:
     timeouts = res["timeouts"]
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier, timeouts, timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0),
-                           model_cost)):
+                           coord_ok, tier, timeouts, timeouts * col(_TIMEOUT), res["attempt_s"],
+                           per_tool[2].sum(axis=0), model_cost)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     lo = 0

@@ -177,7 +177,8 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: li
     timeouts = ((d > timeout) & (att < made[:, None])).sum(axis=1)
     attempt_s = np.where(ok, d[np.arange(n), made - 1], np.nan)
     return {"service": service, "ok": ok, "attempts": made, "degraded": skipped.any(axis=1), "hits": hits,
-            "calls": calls, "timeouts": timeouts, "attempt_s": attempt_s, "call_errors": call_errors, "skipped": skipped}
+            "calls": calls, "timeouts": timeouts, "attempt_s": attempt_s, "call_errors": call_errors,
+            "skipped": skipped}
 
 
 def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float]) -> tuple[np.ndarray, np.ndarray]:
