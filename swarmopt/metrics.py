@@ -222,7 +222,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     tier that served each decision; per tier ``model_cost_usd.<tier>``) +
     ``tool_cost_usd`` (the calls made of each paid tool; per tool
     ``tool_cost_usd.<tool>``); ``cost_usd_per_hour`` = ``cost_usd`` x 3600 /
-    window. Per tool also ``tool_calls.<tool>`` (calls made) and
+    window; ``cost_per_success_usd`` = ``cost_usd`` / decisions that succeeded
+    (the spend efficiency a budget cares about). Per tool also ``tool_calls.<tool>`` (calls made) and
     ``tool_error_rate.<tool>`` (of them, the share that failed). Per-tool
     columns exist for the tools named in the window's ``tool_names``; with
     no ``tool_names`` (tools not observed) ``tool_cost_usd`` is NaN.
@@ -331,6 +332,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "attempt_ms_p50": att_qs[k][0],
             "attempt_ms_p99": att_qs[k][1],
             "cost_usd_per_hour": cost_total * 3600.0 / window_s,
+            "cost_per_success_usd": _per(cost_total, int(n_success)),
             "model_cost_usd": model_cost,
             **{f"model_cost_usd.{name}": c for name, c in zip(TIERS, tier_cost, strict=True)},
             **_per_tool(w),
@@ -434,6 +436,11 @@ METRICS: dict[str, MetricSpec] = {
     "cpu_percent": _WINDOW_LOWER,
     "memory_percent": _WINDOW_LOWER,
     "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row
+    "cost_burn_rate": _WINDOW_LOWER,  # spend rate / budget (:mod:`swarmopt.optimizer.budget`), not of one row
+    # spend figures: a change that makes fewer decisions pay (a cache hit) moves the mean, not the median of a
+    # two-humped per-task cost, so they are judged on window means
+    "cost_usd_per_hour": _WINDOW_LOWER,
+    "cost_per_success_usd": _WINDOW_LOWER,
 }
 """Metric name -> :class:`MetricSpec`: the one place that says which way is better."""
 

@@ -512,6 +512,43 @@ class OrchestratorConfig(Strict):
     max_agent_autonomy: float = Field(default=0.95, ge=0, le=1)
 
 
+class BurnAlert(Strict):
+    """One burn-rate alert of a :class:`Budget`: it fires when the spend rate
+    over the last ``long_s`` seconds and over the short span (the last twelfth
+    of it, :func:`swarmopt.optimizer.detect.short_span`) are both at least
+    ``burn_rate`` times the budget, and raises a ``cost_burn`` bottleneck of
+    ``severity`` (Google SRE workbook, ch. 5, "Multiwindow, multi-burn-rate
+    alerts": a 1 h window confirmed by a 5 min one pages, a 6 h window
+    confirmed by 30 min files a ticket)."""
+
+    long_s: float = Field(gt=0, le=MAX_DURATION_S, description="at most one year")
+    burn_rate: float = Field(gt=0, le=MAX_FACTOR, description="x the budget, at most 1,000")
+    severity: Literal["low", "medium", "high", "critical"]
+
+
+class Budget(Strict):
+    """A spend budget in USD per hour: ``usd_per_hour`` for the whole system
+    and/or ``agents`` (agent id -> USD per hour); none by default. The burn
+    rate is the spend rate over a span divided by the budget (1 = spending
+    exactly the budget). ``fast`` and ``slow`` are the two alerts (the more
+    severe wins when both fire); a budget period of ``period_s`` (a day by
+    default) is what ``burn_rate`` x ``long_s`` / ``period_s`` of it is
+    consumed in an alert's long window, the share the SRE workbook sizes its
+    alerts by. A system alert is charged to the agent whose spend rose most
+    above its own earlier level (:mod:`swarmopt.optimizer.budget`)."""
+
+    usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD * 100, description="at most 1,000,000")
+    agents: dict[str, Annotated[float, Field(gt=0, le=MAX_USD * 100)]] = Field(default_factory=dict)
+    period_s: float = Field(default=86_400.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+    fast: BurnAlert = BurnAlert(long_s=3600.0, burn_rate=2.0, severity="high")
+    slow: BurnAlert = BurnAlert(long_s=21_600.0, burn_rate=1.25, severity="medium")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any budget is set."""
+        return self.usd_per_hour is not None or bool(self.agents)
+
+
 class AgentSpec(Strict):
     """A scenario's use of a profile: a path to a YAML profile (relative to the
     scenario file, then to the repository's ``agents/``) or an inline profile;
@@ -556,6 +593,7 @@ class Scenario(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     models: dict[Tier, ModelTier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    budget: Budget = Budget()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -593,6 +631,9 @@ class Scenario(Strict):
                         raise ValueError(
                             f"agents.{a.id}.downstream: unknown agent '{to}'; allowed: {sorted(known)}"
                         )
+        for a in self.budget.agents:
+            if a not in known:
+                raise ValueError(f"budget.agents: unknown agent '{a}'; allowed: {sorted(known)}")
         for i, f in enumerate(self.faults):
             if f.target not in known:
                 raise ValueError(f"faults.{i}.target: unknown agent '{f.target}'; allowed: {sorted(known)}")

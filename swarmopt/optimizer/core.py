@@ -34,6 +34,7 @@ import numpy as np
 
 from swarmopt.knobs import KnobChange, ScheduledChange, align, set_knob
 from swarmopt.metrics import TaskSample, health_score
+from swarmopt.optimizer.budget import burn_alerts, windows_needed
 from swarmopt.optimizer.detect import (
     Bottleneck,
     DetectionRule,
@@ -66,7 +67,7 @@ from swarmopt.optimizer.trial import (
     look_alpha,
 )
 from swarmopt.policies import MonitorPolicy, Policy
-from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
+from swarmopt.schema import AgentProfile, Budget, Knobs, OptimizerConfig
 
 ANOMALY_HISTORY = 60  # windows of an agent's own history a level shift is judged against
 
@@ -77,7 +78,8 @@ class Optimizer:
     ``profiles`` and ``knobs`` describe every monitored agent; ``window_s`` is the
     metric window; ``policy`` picks remedies (drawing from ``rng``); ``rules``
     and ``remedies`` are plug-in detection rules and remedies
-    (:mod:`swarmopt.plugins`). Methods return event dicts (``event`` key,
+    (:mod:`swarmopt.plugins`); ``budget`` the spend budget whose burn-rate
+    alerts are bottlenecks too (:mod:`swarmopt.optimizer.budget`). Methods return event dicts (``event`` key,
     simulated time ``t_s``) for the events table.
 
     ``overrides`` maps a strategy id to the decision ("keep", "rollback" or
@@ -92,8 +94,9 @@ class Optimizer:
 
     def __init__(self, config: OptimizerConfig, profiles: dict[str, AgentProfile], window_s: float,
                  policy: Policy, rng: np.random.Generator, rules: Sequence[DetectionRule] = (),
-                 remedies: Sequence[Remedy] = ()) -> None:
+                 remedies: Sequence[Remedy] = (), budget: Budget = Budget()) -> None:
         self.cfg = config
+        self.budget = budget
         self.profiles = profiles
         self.knobs: dict[str, Knobs] = {a: p.knobs for a, p in profiles.items()}
         self.window_s = window_s
@@ -167,6 +170,9 @@ class Optimizer:
         if self.rules:
             recent = {a: self.history.recent(a, self.cfg.long_windows) for a in mats}
             self.bottlenecks += rule_bottlenecks(self.rules, recent, th, self.profiles)
+        if self.budget.enabled:
+            self.bottlenecks += burn_alerts(self.history.matrices(windows_needed(self.budget, self.window_s)),
+                                            self.budget, self.window_s)
         events += [bottleneck_event(t, b) for b in self.bottlenecks]
         found = anomalies(mats, snaps, cycle_windows, th.min_decisions, self.cfg.anomaly_z, self.cfg.tolerance,
                           ANOMALY_HISTORY)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from swarmopt.knobs import KnobChange, get_knob
+from swarmopt.optimizer.budget import cache_costly_tool
 from swarmopt.optimizer.detect import SEVERITY_RANK
 from swarmopt.optimizer.tuning import (
     lengthen_breaker_open,
@@ -308,6 +309,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "Set the breaker's failure-rate threshold at the tools' break-even"),
     Remedy("shorten_breaker_open", 0.4, 120, shorten_breaker_open, "Halve the breaker's open duration"),
     Remedy("lengthen_breaker_open", 0.4, 120, lengthen_breaker_open, "Double the breaker's open duration"),
+    Remedy("cache_costly_tool", 0.3, 120, cache_costly_tool, "Cache the tool that burns most of the budget longer"),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
@@ -347,6 +349,8 @@ TYPES: dict[str, BottleneckType] = {
         ("Coordination score >= 60%", "Faster conflict resolution")),
     "cost": BottleneckType(
         "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_ttl"), ("Cost per decision within budget",)),
+    "cost_burn": BottleneckType(
+        "cost_per_success_usd", ("cache_costly_tool", "cheaper_model_tier"), ("Spend within the budget",)),
     "resource_cpu": BottleneckType("cpu_percent", ("scale_concurrency",), ("Worker utilization <= 80%",)),
     "resource_memory": BottleneckType("memory_percent", ("lower_cache_ttl",), ("Memory <= 85%",)),
     "predictive_optimization": BottleneckType(

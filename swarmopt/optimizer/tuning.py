@@ -84,8 +84,9 @@ def _finite(x) -> bool:
 def tool_view(snapshot: dict, rows: Sequence[Mapping], tools: Sequence[str]) -> dict:
     """``snapshot`` with ``tools``: per tool name, its ``calls`` (sum), ``error_rate``
     (failed / made calls) and ``cost_usd`` (sum) over ``rows`` (the window rows the
-    snapshot averages, per-tool columns of :func:`swarmopt.metrics.window_rows`);
-    ``error_rate`` is NaN without calls. Returns a new dict."""
+    snapshot averages, per-tool columns of :func:`swarmopt.metrics.window_rows`;
+    ``error_rate`` is NaN without calls), and ``model_cost_usd_sum``, the model
+    cost summed over them. Returns a new dict."""
     view = {}
     for name in tools:
         calls = sum(r.get(f"tool_calls.{name}", 0) for r in rows)
@@ -93,7 +94,8 @@ def tool_view(snapshot: dict, rows: Sequence[Mapping], tools: Sequence[str]) -> 
                      for r in rows if r.get(f"tool_calls.{name}", 0))
         view[name] = {"calls": calls, "error_rate": failed / calls if calls else math.nan,
                       "cost_usd": sum(r.get(f"tool_cost_usd.{name}", 0.0) for r in rows)}
-    return dict(snapshot, tools=view)
+    model = sum(x for x in (r.get("model_cost_usd", math.nan) for r in rows) if _finite(x))
+    return dict(snapshot, tools=view, model_cost_usd_sum=model)
 
 
 # ---------------------------------------------------------------------------------------------- timeouts
