@@ -94,9 +94,9 @@ class Optimizer:
 
     def __init__(self, config: OptimizerConfig, profiles: dict[str, AgentProfile], window_s: float,
                  policy: Policy, rng: np.random.Generator, rules: Sequence[DetectionRule] = (),
-                 remedies: Sequence[Remedy] = (), budget: Budget = Budget()) -> None:
+                 remedies: Sequence[Remedy] = (), budget: Budget | None = None) -> None:
         self.cfg = config
-        self.budget = budget
+        self.budget = budget or Budget()
         self.profiles = profiles
         self.knobs: dict[str, Knobs] = {a: p.knobs for a, p in profiles.items()}
         self.window_s = window_s
