@@ -503,6 +503,14 @@ class OrchestratorConfig(Strict):
     ``reject_after_rollback_s``. Agent autonomy moves by ``autonomy_step``
     (source example: Market Hunter 85% -> 90%) within [``min_agent_autonomy``,
     ``max_agent_autonomy``]; a change takes effect one window after the report.
+
+    The two-way protocol (reference/001, "Agent Interactions";
+    :mod:`swarmopt.protocol`): ``commands`` are the Orchestrator's commands
+    to the optimizer, issued at their times; with ``act_on_recommendations``
+    the Orchestrator also acts on the optimizer's structured recommendations
+    (reduce the autonomy of a poorly performing agent, grant resources to an
+    efficient agent near capacity, raise the autonomy of agents whose reviews
+    make them miss coordination deadlines). Both are off by default.
     """
 
     max_cost_increase: float = Field(default=1.0, ge=0)
@@ -510,6 +518,47 @@ class OrchestratorConfig(Strict):
     autonomy_step: float = Field(default=0.05, gt=0, le=0.5)
     min_agent_autonomy: float = Field(default=0.5, ge=0, le=1)
     max_agent_autonomy: float = Field(default=0.95, ge=0, le=1)
+    commands: list[Command] = Field(default_factory=list, max_length=1000, description="at most 1,000")
+    act_on_recommendations: bool = False
+
+
+class _CommandBase(Strict):
+    at_s: float = Field(ge=0, le=MAX_DURATION_S, description="simulated seconds, at most one year; issued at the "
+                                                             "first optimizer cycle at or after it")
+
+
+class FocusCommand(_CommandBase):
+    """"Focus on agent X" (reference/001): for ``duration_s`` the optimizer
+    schedules changes on ``agent`` only; strategies for other agents are
+    deferred."""
+
+    kind: Literal["focus"]
+    agent: str = Field(max_length=64)
+    duration_s: float = Field(default=1800.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+
+
+class AggressivenessCommand(_CommandBase):
+    """"Increase (or lower) optimization aggressiveness" (reference/001): from
+    now on the optimizer acts with aggressiveness ``level`` (1 = its
+    configuration; 2 = twice as aggressive): tolerance / level, margin x
+    level (at most 0.5), max step ratio x level (at least 1)."""
+
+    kind: Literal["aggressiveness"]
+    level: float = Field(ge=0.25, le=4.0, description="from 0.25 to 4; 1 restores the configuration")
+
+
+class ReduceResourcesCommand(_CommandBase):
+    """"Reduce resource consumption" (reference/001): for ``duration_s`` the
+    optimizer tries no remedy that adds workers, a stronger tier or routing
+    (:data:`swarmopt.protocol.RESOURCE_ADDING`), plans no pre-scaling, and
+    acts on cost per decision above the profile's budget (cost threshold
+    factor 1.0 instead of 1.5) and memory above 70%."""
+
+    kind: Literal["reduce_resources"]
+    duration_s: float = Field(default=3600.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+
+
+Command = Annotated[Union[FocusCommand, AggressivenessCommand, ReduceResourcesCommand], Field(discriminator="kind")]
 
 
 class BurnAlert(Strict):
@@ -634,6 +683,10 @@ class Scenario(Strict):
         for a in self.budget.agents:
             if a not in known:
                 raise ValueError(f"budget.agents: unknown agent '{a}'; allowed: {sorted(known)}")
+        for i, c in enumerate(self.orchestrator.commands):
+            if getattr(c, "agent", None) is not None and c.agent not in known:
+                raise ValueError(f"orchestrator.commands.{i}.agent: unknown agent '{c.agent}'; "
+                                 f"allowed: {sorted(known)}")
         for i, f in enumerate(self.faults):
             if f.target not in known:
                 raise ValueError(f"faults.{i}.target: unknown agent '{f.target}'; allowed: {sorted(known)}")

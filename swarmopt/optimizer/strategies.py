@@ -28,6 +28,7 @@ from swarmopt.optimizer.tuning import (
     tighten_timeout,
     tune_breaker_threshold,
 )
+from swarmopt.protocol import grant_workers
 from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs
 
 MAX_TTL_S = 3600.0
@@ -310,6 +311,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("shorten_breaker_open", 0.4, 120, shorten_breaker_open, "Halve the breaker's open duration"),
     Remedy("lengthen_breaker_open", 0.4, 120, lengthen_breaker_open, "Double the breaker's open duration"),
     Remedy("cache_costly_tool", 0.3, 120, cache_costly_tool, "Cache the tool that burns most of the budget longer"),
+    Remedy("grant_workers", 0.4, 120, grant_workers, "Add the workers the Orchestrator granted"),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
@@ -352,6 +354,8 @@ TYPES: dict[str, BottleneckType] = {
     "cost_burn": BottleneckType(
         "cost_per_success_usd", ("cache_costly_tool", "cheaper_model_tier"), ("Spend within the budget",)),
     "resource_cpu": BottleneckType("cpu_percent", ("scale_concurrency",), ("Worker utilization <= 80%",)),
+    "resource_grant": BottleneckType(
+        "response_time_ms_mean", ("grant_workers",), ("Response time reduced", "Headroom for more load")),
     "resource_memory": BottleneckType("memory_percent", ("lower_cache_ttl",), ("Memory <= 85%",)),
     "predictive_optimization": BottleneckType(
         "cpu_percent", ("pre_scale",), ("Reduced latency spikes", "Improved resource utilization"), 15.0),
