@@ -25,7 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from swarmopt.costs import cost_breakdown
 from swarmopt.event_table import events_frame
+from swarmopt.impact import impact_summary
 from swarmopt.logs import narrate
 from swarmopt.schema import Scenario
 
@@ -250,7 +252,10 @@ def summarize(res: RunResult) -> dict:
     took effect on the agent, or on any agent), ``after`` (the last cycle),
     each with ``windows`` and a ``note`` when a figure is missing (no fault, no
     change, the run ended before the span, no decisions); optimization counts
-    (:func:`count_outcomes`); the autonomy trajectories."""
+    (:func:`count_outcomes`); the source's overall ``impact`` summary
+    (:func:`swarmopt.impact.impact_summary`); the ``costs`` per agent, tier
+    and tool with the budget (:func:`swarmopt.costs.cost_breakdown`); the
+    autonomy trajectories."""
     sc, m, ev = res.scenario, res.metrics, res.events
     span = sc.optimizer.cycle_s
     end = sc.duration_s
@@ -271,11 +276,14 @@ def summarize(res: RunResult) -> dict:
         before = _no_span("no change took effect") if first is None else _span(m, a.id, first - span, first, reached)
         agents[a.id] = {"baseline": baseline, "before": before, "after": _span(m, a.id, end - span, end, reached)}
     auto = res.autonomy
+    changes = change_outcomes(ev)
     return {
         "scenario": sc.name, "seed": res.seed, "runtime": res.runtime, "run_id": res.run_id,
         "duration_s": sc.duration_s, "windows": int(m["window"].nunique()) if not m.empty else 0,
         "agents": agents,
-        "optimizations": count_outcomes(change_outcomes(ev), ev),
+        "optimizations": count_outcomes(changes, ev),
+        "impact": impact_summary(changes),
+        "costs": cost_breakdown(m, ev, sc),
         "optimizer_autonomy": [
             {"t_s": float(r.t_s), "autonomy": float(r.autonomy)}
             for r in auto[auto["entity"] == "performance-optimizer"].itertuples()
