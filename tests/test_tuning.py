@@ -134,8 +134,9 @@ def test_tune_breaker_threshold_acts_on_a_misbehaving_breaker_only():
 
 def test_an_open_breaker_pays_above_the_break_even_failure_rate_only():
     """The Execution Agent's broker fails at p (uncached, fallback 0.85, two attempts: break-even 0.39); a
-    breaker that trips at once and stays open two minutes (threshold 0.05) against none. Far above the break-even skipping the tool keeps
-    more decisions right; far below it the skips cost more than the failures (same tasks both ways)."""
+    breaker that trips at once and stays open two minutes (threshold 0.05) against none. Far above the
+    break-even skipping the tool keeps more decisions right; far below it the skips cost more than the failures
+    (same tasks both ways; about 1,800 decisions a run, standard error of a success rate about 0.008)."""
     sc = load_scenario(ROOT / "scenarios" / "market_hunter_degradation.yaml")
     success = {}
     for p in (0.1, 0.8):
