@@ -168,7 +168,7 @@ class Orchestrator:
             events.append({"t_s": t, "event": "optimizer.recommendation", "agent": ",".join(adv["agents"]),
                            "kind": adv["kind"], "detail": adv["text"]})
             for agent in adv["agents"]:
-                if agent in report["in_flight"] or agent in moved:
+                if agent in report["in_flight"]:
                     continue
                 if adv["kind"] == "increase_resources":
                     if t - self.granted.get(agent, -math.inf) < GRANT_HOLD_S:
@@ -178,8 +178,8 @@ class Orchestrator:
                     events.append({"t_s": t, "event": "orchestrator.action", "agent": agent, "kind": "grant_resources",
                                    "detail": f"{adv['text']}: resources granted at the next cycle"})
                     continue
-                if agent in kept or self.low_streak.get(agent, 0) >= 2:
-                    continue  # receive_report's own autonomy rules move it (or just did)
+                if agent in moved or agent in kept or self.low_streak.get(agent, 0) >= 2:
+                    continue  # moved already, or receive_report's own autonomy rules move it (or just did)
                 health = report["health"].get(agent, float("nan"))
                 step = -self.cfg.autonomy_step if adv["kind"] == "reduce_autonomy" else self.cfg.autonomy_step
                 if adv["kind"] == "improve_coordination" and not health >= UNHEALTHY:
