@@ -18,6 +18,11 @@ the report with its reason (e.g. the rollback and the breach that caused it),
 and the Orchestrator logs an ``orchestrator.optimizer_autonomy`` event naming
 the reason. Results that were not kept (rolled back or reverted) block the same
 remedy on that agent for ``reject_after_rollback_s``.
+
+The two-way protocol of the source (:mod:`swarmopt.protocol`): the scenario's
+commands go to the optimizer at their times (:meth:`Orchestrator.commands_due`),
+and with ``act_on_recommendations`` the Orchestrator acts on the optimizer's
+structured recommendations (:meth:`Orchestrator.act_on_report`).
 """
 
 from __future__ import annotations

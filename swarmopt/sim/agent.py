@@ -17,9 +17,10 @@ Per decision (task), following the product's design (docs/architecture.md):
   action class (simple -> fast, complex -> strong);
 * outcome: a decision with a valid attempt is right with probability
   ``base_success x quality``, where the tier's quality gap to ``standard`` is
-  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x0.85
-  when an open circuit breaker skipped a tool; its confidence falls with its
-  latent error; it escalates to review with
+  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x the
+  tool's ``fallback_quality`` (default 0.85) when an open circuit breaker
+  skipped a tool (the lowest of them when it skipped several); its
+  confidence falls with its latent error; it escalates to review with
   probability ``1 - autonomy`` or when confidence < ``confidence_threshold``
   (review takes time off the worker and succeeds with ``review_success``);
 * cost: tokens x the model price table plus the price of each tool miss;
