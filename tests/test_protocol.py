@@ -26,6 +26,11 @@ def _commands(sc, commands: list[dict], act: bool = False):
                                                                                  "act_on_recommendations": act})
 
 
+def _rules(sc, duration_s: float):
+    """``sc`` cut to ``duration_s`` under the source's fixed rules (whose first choices these tests name)."""
+    return short(sc, duration_s, optimizer=sc.optimizer.model_dump() | {"policy": "rules"})
+
+
 def _scheduled(ev: pd.DataFrame, agent: str) -> pd.DataFrame:
     return ev[(ev["event"] == "optimization.scheduled") & (ev["agent"] == agent)]
 
@@ -85,9 +90,9 @@ def test_raising_aggressiveness_mid_run_makes_the_optimizer_act(command):
 
 
 def test_focus_on_another_agent_holds_the_optimizer_off_the_faulted_one(mh_scenario):
-    """The worked example with "Focus on agent narrative-architect" from 30 to 60 min: the Market Hunter's
-    changes wait (deferred, naming the focus) and start once the focus ends."""
-    sc = _commands(short(mh_scenario, 5400), [{"kind": "focus", "at_s": 1800, "agent": NA, "duration_s": 1800}])
+    """The worked example (the source's rules) with "Focus on agent narrative-architect" from 30 to 60 min: the
+    Market Hunter's changes wait (deferred, naming the focus) and start once the focus ends."""
+    sc = _commands(_rules(mh_scenario, 5400), [{"kind": "focus", "at_s": 1800, "agent": NA, "duration_s": 1800}])
     ev = run_scenario(sc, seed=1, runtime="local").events
     mh = _scheduled(ev, MH)
     assert mh["t_s"].min() == 3600.0
@@ -97,9 +102,10 @@ def test_focus_on_another_agent_holds_the_optimizer_off_the_faulted_one(mh_scena
 
 
 def test_reduce_resources_keeps_the_optimizer_from_adding_resources(mh_scenario):
-    """The worked example under "Reduce resource consumption": no worker scale-up, pre-scaling or routing
-    (its first change without the command adds workers), and the optimizer still answers with other remedies."""
-    sc = short(mh_scenario, 5400)
+    """The worked example (the source's rules) under "Reduce resource consumption": no worker scale-up,
+    pre-scaling or routing (its first change without the command adds workers), and the optimizer still answers
+    with other remedies."""
+    sc = _rules(mh_scenario, 5400)
     plain = run_scenario(sc, seed=1, runtime="local").events
     assert _scheduled(plain, MH).iloc[0]["kind"] == "scale_concurrency"
     ev = run_scenario(_commands(sc, [{"kind": "reduce_resources", "at_s": 0, "duration_s": 5400}]), seed=1,
