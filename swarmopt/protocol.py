@@ -55,7 +55,6 @@ NEAR_CAPACITY = 70.0
 """Worker utilization (%) from which an efficient agent is recommended more resources."""
 GRANT_UTILIZATION = 0.5
 """Worker utilization a grant of resources sizes the worker count for."""
-CAPACITY_COLUMNS = ("cpu_percent", "success_rate", "coordination_score", "decision_count")
 
 
 @dataclass(frozen=True)
@@ -200,7 +199,8 @@ class Advice:
 
 def advise(snaps: dict[str, dict], health: dict[str, float], th: Thresholds, margin: float) -> list[Advice]:
     """The optimizer's recommendations from each agent's last-cycle snapshot
-    (``snaps``: :data:`CAPACITY_COLUMNS` at least) and health:
+    (``snaps``: ``decision_count``, ``success_rate``, ``cpu_percent`` and
+    ``coordination_score`` at least) and health:
 
     * ``reduce_autonomy`` for an agent whose health is below the critical
       system level (``th.system_critical``): more of its decisions reviewed;

@@ -38,6 +38,7 @@ SPEND = SNAPSHOT_FIELDS.index("cost_usd_per_hour")
 COSTLY_TOOL_SHARE = 0.2
 """:func:`cache_costly_tool` acts on a tool that takes at least this share of the agent's spend."""
 MAX_TTL_S = 3600.0
+"""Longest TTL :func:`cache_costly_tool` sets (s), as the other cache remedies."""
 
 
 def windows_needed(budget: Budget, window_s: float) -> int:

@@ -311,8 +311,9 @@ class Optimizer:
 
     def state(self) -> dict:
         """Autonomy, streak, learning (per strategy type and remedy: judged changes
-        and their mean measured improvement, %), changes in flight, tabu and the
-        frozen-planning time."""
+        and their mean measured improvement, %), changes in flight, tabu, the
+        frozen-planning time and the mode the Orchestrator's commands set
+        (:class:`~swarmopt.protocol.Mode`, in words)."""
         def learned(table: dict[str, list[float]]) -> dict:
             return {k: {"judged": len(v), "mean_improvement_pct": sum(v) / len(v)} for k, v in table.items()}
 
@@ -326,6 +327,7 @@ class Optimizer:
                           for a, tr in sorted(self.in_flight.items())},
             "tabu": {f"{a}:{kind}": until for (a, kind), until in sorted(self.tabu.items())},
             "planning_frozen_s": self.frozen_from_s,
+            "mode": self.mode.describe(),
         }
 
     # ------------------------------------------------------------------ internals

@@ -45,8 +45,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from scipy import stats
-
 from swarmopt.knobs import KnobChange, get_knob
 from swarmopt.schema import KNOB_BOUNDS, AgentProfile, CircuitBreaker, Knobs
 
@@ -140,6 +138,8 @@ def trip_floor(failure_rate: float, window_calls: int, false_trip: float = FALSE
     """The smallest threshold a breaker over ``window_calls`` calls of a tool
     failing at ``failure_rate`` reaches with probability at most ``false_trip``:
     (the 1 - false_trip binomial quantile of failures + 1) / window_calls."""
+    from scipy import stats  # here: the remedies are imported by the Orchestrator's actor, which stays light
+
     return (float(stats.binom.ppf(1.0 - false_trip, window_calls, failure_rate)) + 1.0) / window_calls
 
 
