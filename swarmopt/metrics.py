@@ -27,21 +27,22 @@ MESSAGE_KB = 2.0
 TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
-    "tier", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
+    "tier", "ready", "token_held", "priority", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
 #: The per-tool rows of a window (:meth:`WindowData.add_table`): per decision and tool, USD paid, calls, failed calls.
 PER_TOOL_FIELDS = ("cost", "calls", "errors")
-_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded"))
-_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "timeouts", "call_errors"))
-#: Fields :meth:`WindowData.add_tasks` fills in when a caller does not observe them (a real agent has no timeout
-#: or tier price model): no timeout, no failed call, attempt duration and model cost unknown (NaN).
-OPTIONAL_TASK_FIELDS = {"timeouts": 0.0, "timed_out_s": 0.0, "attempt_s": np.nan, "call_errors": 0.0,
-                        "model_cost": np.nan}
+_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded", "token_held"))
+_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priority", "timeouts", "call_errors"))
+#: Fields a caller of :meth:`WindowData.add_tasks` may leave out, and their value then (another field's name: its
+#: values): a decision no rate limit held back is admitted when it arrives; a real agent has no timeout or tier
+#: price model: no timeout, no failed call, attempt duration and model cost unknown (NaN).
+OPTIONAL_FIELDS = {"ready": "arrival", "token_held": 0.0, "priority": 0.0, "timeouts": 0.0, "timed_out_s": 0.0,
+                   "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
- _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _TIMEOUTS, _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS,
- _MODEL_COST) = range(len(TASK_FIELDS))
+ _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY, _TIMEOUTS,
+ _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
 _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK,
             _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS]
@@ -53,7 +54,10 @@ class WindowData:
     Tasks are kept as a table: a float64 array of shape (len(TASK_FIELDS),
     decisions), one row per field of :data:`TASK_FIELDS` (bools as 0/1, counts
     as whole numbers), columns in arrival order: the engine adds the tasks of
-    consecutive spans in time order, each sorted by arrival.
+    consecutive spans in time order, each sorted by arrival. Beside it, the
+    cache figures of the window: hits per tool (``tool_hits``, in the engine's
+    padded tool order), entries evicted by a size bound and dropped by
+    invalidations.
     """
 
     def __init__(self) -> None:
@@ -67,31 +71,49 @@ class WindowData:
         self.messages_sent = 0
         self.slo_s = 2.0
         self.info: dict = {}
+        self.tool_hits: np.ndarray | None = None
+        self.tool_held_s: np.ndarray | None = None
+        self.cache_evictions = 0
+        self.cache_invalidations = 0
         self._arrays: dict[str, np.ndarray] | None = None
 
     def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
+                  tool_hits: np.ndarray | None = None, tool_held_s: np.ndarray | None = None,
                   per_tool: np.ndarray | None = None) -> None:
         """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
-        ``per_tool`` (len(PER_TOOL_FIELDS), tools, n): per decision and tool
-        (in the agent's order, possibly padded: see :meth:`finish`) the USD it
-        paid, the calls it made and the calls that failed."""
+        their cache hits per tool (tools,) and seconds of worker time each tool's
+        calls held (tools,) when given, and ``per_tool`` (len(PER_TOOL_FIELDS),
+        tools, n): per decision and tool (in the agent's order, possibly padded:
+        see :meth:`finish`) the USD it paid, the calls it made and the calls
+        that failed."""
         self._chunks.append(table)
         if per_tool is not None:
             self._tool_chunks.append(per_tool)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
+        if tool_hits is not None:
+            self.tool_hits = tool_hits if self.tool_hits is None else self.tool_hits + tool_hits
+        if tool_held_s is not None:
+            self.tool_held_s = tool_held_s if self.tool_held_s is None else self.tool_held_s + tool_held_s
+
+    def add_cache(self, evictions: int = 0, invalidations: int = 0) -> None:
+        """Count cache entries evicted by a size bound and dropped by invalidations."""
+        self.cache_evictions += evictions
+        self.cache_invalidations += invalidations
 
     def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
         """Append tasks given as named columns, one array of shape (n,) per
         field of :data:`TASK_FIELDS` (for callers outside the engine, e.g.
-        :mod:`swarmopt.instrument`); the fields of :data:`OPTIONAL_TASK_FIELDS`
-        may be left out. Raises KeyError naming a missing field."""
-        missing = [f for f in TASK_FIELDS if f not in cols and f not in OPTIONAL_TASK_FIELDS]
+        :mod:`swarmopt.instrument`); the fields of :data:`OPTIONAL_FIELDS` may
+        be left out. Raises KeyError naming a missing field."""
+        missing = [f for f in TASK_FIELDS if f not in cols and f not in OPTIONAL_FIELDS]
         if missing:
             raise KeyError(f"add_tasks: missing column(s) {missing}")
         n = len(cols["arrival"])
-        self.add_table(np.vstack([np.asarray(cols[f], dtype=float) if f in cols
-                                  else np.full(n, OPTIONAL_TASK_FIELDS[f]) for f in TASK_FIELDS]), slo_s, messages_sent)
+        for f, default in OPTIONAL_FIELDS.items():
+            if f not in cols:
+                cols[f] = cols[default] if isinstance(default, str) else np.full(n, default)
+        self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
 
     def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
         """Count handled inbox messages."""
@@ -107,7 +129,7 @@ class WindowData:
     def finish(self, **info) -> None:
         """Freeze the table; ``info`` holds the window's context (agent, index,
         times, concurrency, autonomy, memory figures and, optionally,
-        ``tool_names``: the names of the first rows of the per-tool costs)."""
+        ``tools``: the names of the first rows of the per-tool figures)."""
         self.table = self.tasks_so_far()
         self._chunks = []
         c = self._tool_chunks
@@ -225,8 +247,24 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     window; ``cost_per_success_usd`` = ``cost_usd`` / decisions that succeeded
     (the spend efficiency a budget cares about). Per tool also ``tool_calls.<tool>`` (calls made) and
     ``tool_error_rate.<tool>`` (of them, the share that failed). Per-tool
-    columns exist for the tools named in the window's ``tool_names``; with
-    no ``tool_names`` (tools not observed) ``tool_cost_usd`` is NaN.
+    columns exist for the tools named in the window's ``tools``; with no
+    ``tools`` (not observed) ``tool_cost_usd`` is NaN.
+    * ``cache_hit_rate_<tool>``: ``cache_hit_rate`` of one tool (hits of its
+      lookups / decisions), one column per tool of the agent.
+    * ``cache_evictions``: live entries a size bound (``max_cache_size``)
+      evicted in the window; ``cache_eviction_rate`` = evictions / lookups;
+      ``cache_invalidations``: live entries dropped by invalidations.
+
+    Waits (ms, means over the window's decisions): ``queue_wait_ms_mean`` from
+    arrival to a worker's start, the throttle wait included;
+    ``throttle_wait_ms_mean`` from arrival to admission through the rate
+    limits (:mod:`swarmopt.sim.ratelimit`); ``token_throttle_wait_ms_mean``
+    the part of it of decisions a model-token bucket held back (the rest is the
+    tools' call limits); ``urgent_wait_ms_mean`` the queueing wait of the
+    decisions of priority class 0 (:class:`~swarmopt.schema.ActionMix`
+    ``priority``), NaN in a window with one class only. ``tool_hold_share``:
+    the largest share of the worker busy time one tool's calls held (its
+    index among the agent's tools in ``tool_hold_index``).
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
@@ -246,6 +284,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     starts = bounds[:-1]
     resp = (x[_FINISH] - x[_ARRIVAL]) * 1000.0
     wait = (x[_START] - x[_ARRIVAL]) * 1000.0
+    throttle = (x[_READY] - x[_ARRIVAL]) * 1000.0
+    token_throttle = throttle * x[_TOKEN_HELD]
     busy = x[_END] - x[_START]
     busy_ms = busy * 1000.0
     cost = x[_COST]
@@ -253,8 +293,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     ok = x[_OK] != 0
     trouble = (x[_ATTEMPTS] > 1) | (x[_DEGRADED] != 0)
     slo_ms = np.repeat([w.slo_s * 1000.0 for w in windows], sizes)
+    urgent = x[_PRIORITY] == 0
     derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2,
-                        x[_DEGRADED] != 0])
+                        x[_DEGRADED] != 0, urgent])
     counts = np.concatenate((x[_COUNTED], derived))
     cum = np.concatenate((np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)), axis=1)
     tot = (cum[:, bounds[1:]] - cum[:, starts]).T.tolist()
@@ -275,7 +316,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
         n = int(sizes[k])
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok, n_timeouts,
-         call_errors, n_attempts, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded) = tot[k]
+         call_errors, n_attempts, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded,
+         n_urgent) = tot[k]
         timed_out_s, model_cost, *tier_cost = extra[k]
         window_s = info["window_s"]
         busy_total = _sum(busy[lo:hi])
@@ -297,6 +339,10 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "response_time_ms_p95": q[2],
             "response_time_ms_p99": q[3],
             "queue_wait_ms_mean": _per(_sum(wait[lo:hi]), n),
+            "throttle_wait_ms_mean": _per(_sum(throttle[lo:hi]), n),
+            "token_throttle_wait_ms_mean": _per(_sum(token_throttle[lo:hi]), n),
+            "urgent_wait_ms_mean": (_per(_sum(wait[lo:hi][urgent[lo:hi]]), int(n_urgent)) if n_urgent < n
+                                    else nan),
             "service_time_ms_mean": _per(_sum(busy_ms[lo:hi]), n),
             "adaptation_score": n_trouble_success / n_trouble if n_trouble else 1.0,
             "coordination_score": (coord_ok + w.inbox_in_time) / coord_den if coord_den else nan,
@@ -309,6 +355,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "output_tokens": int(tok_out),
             "cache_hit_rate": hits / lookups if lookups else nan,
             "tool_call_hit_rate": hits / (hits + calls) if hits + calls else nan,
+            "cache_evictions": w.cache_evictions,
+            "cache_eviction_rate": w.cache_evictions / lookups if lookups else nan,
+            "cache_invalidations": w.cache_invalidations,
             "error_rate": _per(n - n_ok, n),
             "escalation_rate": _per(n_esc, n),
             "coordination_requests": int(coord_req),
@@ -336,6 +385,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "model_cost_usd": model_cost,
             **{f"model_cost_usd.{name}": c for name, c in zip(TIERS, tier_cost, strict=True)},
             **_per_tool(w),
+            **_tool_hit_rates(w, n),
+            **_tool_hold(w, busy_total),
         })
     return rows
 
@@ -355,10 +406,10 @@ def _segment_sums(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.nd
 
 
 def _per_tool(w: WindowData) -> dict[str, float]:
-    """``tool_cost_usd`` and, per tool named in the window's ``tool_names``
+    """``tool_cost_usd`` and, per tool named in the window's ``tools``
     (padded rows of a group's layout are left out), ``tool_cost_usd.<tool>``,
     ``tool_calls.<tool>`` and ``tool_error_rate.<tool>`` (NaN with no call)."""
-    names = w.info.get("tool_names")
+    names = w.info.get("tools")
     if names is None:  # a window whose tools were not observed (e.g. swarmopt.instrument): no made-up 0
         return {"tool_cost_usd": float("nan")}
     k = len(names)
@@ -370,6 +421,27 @@ def _per_tool(w: WindowData) -> dict[str, float]:
         out[f"tool_calls.{name}"] = int(n)
         out[f"tool_error_rate.{name}"] = e / n if n else float("nan")
     return out
+def _tool_hit_rates(w: WindowData, n: int) -> dict[str, float]:
+    """``cache_hit_rate_<tool>`` of each of the window's tools (``info["tools"]``): hits / decisions."""
+    tools = w.info.get("tools", ())
+    if not tools:
+        return {}
+    if not n or w.tool_hits is None:
+        return {f"cache_hit_rate_{t}": float("nan") for t in tools}
+    hits = w.tool_hits.tolist()
+    return {f"cache_hit_rate_{t}": hits[j] / n for j, t in enumerate(tools)}
+
+
+def _tool_hold(w: WindowData, busy_s: float) -> dict[str, float]:
+    """``tool_hold_share``: the largest share of the window's worker busy time
+    that one tool's calls held (timeouts cap a call), and ``tool_hold_index``
+    that tool's index in the window's tools; NaN without tools or busy time."""
+    tools = w.info.get("tools", ())
+    if not tools or w.tool_held_s is None or busy_s <= 0:
+        return {"tool_hold_share": float("nan"), "tool_hold_index": float("nan")}
+    held = w.tool_held_s[:len(tools)]
+    j = int(np.argmax(held))
+    return {"tool_hold_share": float(held[j]) / busy_s, "tool_hold_index": float(j)}
 
 
 def window_metrics(w: WindowData) -> dict:
@@ -433,6 +505,11 @@ METRICS: dict[str, MetricSpec] = {
     "coordination_score": _WINDOW_HIGHER,
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "queue_wait_ms_mean": _WINDOW_LOWER,
+    "throttle_wait_ms_mean": _WINDOW_LOWER,
+    "urgent_wait_ms_mean": _WINDOW_LOWER,
+    "tool_hold_share": _WINDOW_LOWER,
+    "cache_eviction_rate": _WINDOW_LOWER,
+    "cache_hit_rate": _WINDOW_HIGHER,
     "cpu_percent": _WINDOW_LOWER,
     "memory_percent": _WINDOW_LOWER,
     "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row
