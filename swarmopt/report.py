@@ -122,6 +122,7 @@ def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple
                "n/a" if pd.isna(c.p_value) else f"{c.p_value:.2g}", "n/a" if pd.isna(c.verdict) else c.verdict,
                outcome_text(c, unit, name)] for i, c in changes.reset_index(drop=True).iterrows()]),
         ]
+    blocks += _impact_blocks(s.get("impact")) + _protocol_blocks(res.events, unit, name) + _cost_blocks(s.get("costs"))
     blocks.append(("h2", "Agents"))
     cols = [m for m in KEY_METRICS]
     for agent, spans in s["agents"].items():
@@ -137,6 +138,75 @@ def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple
         if agent in images:
             blocks.append(("img", f"{agent}.png", images[agent]))
     return blocks
+
+
+def _pct(v, digits: int = 1) -> str:
+    return "n/a" if v is None or v != v else f"{v:+.{digits}f}%"
+
+
+def _impact_blocks(impact: dict | None) -> list[tuple]:
+    """The source's overall impact summary (:func:`swarmopt.impact.impact_summary`)."""
+    if not impact or not impact["total_optimizations"]:
+        return []
+    rate = impact["success_rate"]
+    out = [("h2", "Impact"),
+           ("p", f"{impact['successful_optimizations']} of {impact['total_optimizations']} judged optimizations "
+                 f"successful (kept, or restored after their undo measured worse): success rate {rate:.0%}; "
+                 f"overall improvement {_pct(impact['overall_improvement_pct'])} (mean measured improvement of the "
+                 f"judged changes, positive = better), {_pct(impact['kept_improvement_pct'])} over the successful "
+                 "ones.")]
+    rows = [[t, c["changes"], c["successful"], _pct(c["mean_improvement_pct"])]
+            for t, c in impact["category_improvements"].items()]
+    return out + [("table", ["category", "judged", "successful", "mean improvement"], rows)]
+
+
+_PROTOCOL = ("orchestrator.command", "optimizer.mode", "optimizer.recommendation", "orchestrator.action")
+
+
+def _protocol_blocks(events: pd.DataFrame, unit: float, name: str) -> list[tuple]:
+    """The Orchestrator's commands, the optimizer's mode changes, its recommendations and what the Orchestrator did
+    (:mod:`swarmopt.protocol`); a recommendation repeated cycle after cycle is listed once per run of repeats."""
+    if events.empty:
+        return []
+    ev = events[events["event"].isin(_PROTOCOL)]
+    if ev.empty:
+        return []
+    rows, last = [], None
+    for r in ev.itertuples():
+        key = (r.event, r.agent, r.kind)
+        if r.event == "optimizer.recommendation" and key == last:
+            continue
+        last = key if r.event == "optimizer.recommendation" else last
+        rows.append([f"{r.t_s / unit:.0f}", r.event, r.agent, r.kind, "" if pd.isna(r.detail) else r.detail])
+    return [("h2", "Orchestrator and optimizer"), ("table", [name, "event", "agent", "kind", "detail"], rows)]
+
+
+def _cost_blocks(costs: dict | None) -> list[tuple]:
+    """Spend per agent, tier and tool, and the budget (:func:`swarmopt.costs.cost_breakdown`)."""
+    if not costs or not costs["agents"]:
+        return []
+    out = [("h2", "Costs"),
+           ("p", f"Total ${costs['total_usd']:,.2f} (${costs['usd_per_hour']:,.2f}/h): models "
+                 f"${costs['model_usd']:,.2f}, tools ${costs['tools_usd']:,.2f}. By tier: "
+                 + ", ".join(f"{t} ${v:,.2f}" for t, v in costs["tiers"].items()) + ".")]
+    b = costs["budget"]
+    if b:
+        parts = []
+        if b["usd_per_hour"]:
+            parts.append(f"system ${b['usd_per_hour']:,.2f}/h (burn rate {b['burn_rate']:.2f})")
+        parts += [f"{a} ${usd:,.2f}/h (burn rate {b['agent_burn_rates'].get(a, math.nan):.2f})"
+                  for a, usd in b["agents"].items()]
+        first = "" if b["first_alert_s"] is None else f", the first at {b['first_alert_s'] / 60:.0f} min"
+        out.append(("p", f"Budget: {'; '.join(parts)}. Burn-rate alerts raised in {b['alerts']['fast']} cycles (fast) "
+                         f"and {b['alerts']['slow']} (slow){first}."))
+    out.append(("table", ["agent", "USD", "USD/h", "per decision", "per success", "models", "tools"],
+                [[a, f"{v['cost_usd']:,.2f}", f"{v['usd_per_hour']:,.2f}", _fmt(v["per_decision_usd"]),
+                  _fmt(v["per_success_usd"]), f"{v['model_usd']:,.2f}", f"{v['tools_usd']:,.2f}"]
+                 for a, v in costs["agents"].items()]))
+    paid = [[t, f"{v['cost_usd']:,.2f}", f"{v['calls']:,}"] for t, v in costs["tools"].items() if v["cost_usd"] > 0]
+    if paid:
+        out.append(("table", ["tool", "USD", "calls"], paid))
+    return out
 
 
 def _md(blocks: list[tuple]) -> str:

@@ -30,7 +30,9 @@ from typing import Any
 
 import pandas as pd
 
+from swarmopt.costs import cost_breakdown
 from swarmopt.event_table import event_records, events_frame, strategy_kinds
+from swarmopt.impact import impact_summary
 from swarmopt.logs import narrate
 from swarmopt.schema import Scenario
 from swarmopt.spool import Filters, PartFiles, StoredTable, in_memory
@@ -306,6 +308,10 @@ _SPAN_LABELS = {"response_time_ms_mean": "response time", "success_rate": "succe
 DECIDED = {"optimization.kept": "kept", "optimization.rolled_back": "rolled back",
            "optimization.reverted": "reverted"}
 # the events that change_outcomes and summarize read: a few per change, however long the run
+COST_COLUMNS = ("agent", "t_start_s", "t_end_s", "decision_count", "success_rate", "cost_usd", "model_cost_usd",
+                "tool_cost_usd")
+COST_PREFIXES = ("model_cost_usd.", "tool_cost_usd.", "tool_calls.")
+"""The metrics columns :func:`swarmopt.costs.cost_breakdown` reads."""
 CHANGE_EVENTS = ["optimization.scheduled", "optimization.measured", "rollback.measured", *DECIDED,
                  "optimization.restored", "knob.applied"]
 
@@ -400,10 +406,13 @@ def summarize(res: RunResult) -> dict:
     took effect on the agent, or on any agent), ``after`` (the last cycle),
     each with ``windows`` and a ``note`` when a figure is missing (no fault, no
     change, the run ended before the span, no decisions); optimization counts
-    (:func:`count_outcomes`); the autonomy trajectories. Reads only what it
-    needs of the tables, a chunk at a time: two columns of the metrics, the
-    rows of each span, the events of :data:`CHANGE_EVENTS` and counts of two
-    more."""
+    (:func:`count_outcomes`); the source's overall ``impact`` summary
+    (:func:`swarmopt.impact.impact_summary`); the ``costs`` per agent, tier
+    and tool with the budget (:func:`swarmopt.costs.cost_breakdown`); the
+    autonomy trajectories. Reads only what it needs of the tables: two columns
+    of the metrics a chunk at a time, the rows of each span, the cost columns,
+    the events of :data:`CHANGE_EVENTS`, the cost-burn alerts and counts of
+    two more."""
     sc = res.scenario
     span = sc.optimizer.cycle_s
     end = sc.duration_s
@@ -431,12 +440,16 @@ def summarize(res: RunResult) -> dict:
         agents[a.id] = {"baseline": baseline, "before": before, "after": _span(res, a.id, end - span, end, reached)}
     auto = res.autonomy
     counts = {e: res.count("events", [("event", "==", e)]) for e in ("strategy.rejected", "bottleneck.detected")}
+    changes = change_outcomes(ev)
+    cost_cols = [c for c in res._stored("metrics").columns() if c in COST_COLUMNS or c.startswith(COST_PREFIXES)]
+    alerts = res.read("events", filters=[("event", "==", "bottleneck.detected")])
     return {
         "scenario": sc.name, "seed": res.seed, "runtime": res.runtime, "run_id": res.run_id,
         "duration_s": sc.duration_s, "windows": len(windows),
         "agents": agents,
-        "optimizations": count_outcomes(change_outcomes(ev), counts["strategy.rejected"],
-                                        counts["bottleneck.detected"]),
+        "optimizations": count_outcomes(changes, counts["strategy.rejected"], counts["bottleneck.detected"]),
+        "impact": impact_summary(changes),
+        "costs": cost_breakdown(res.read("metrics", cost_cols), alerts, sc),
         "optimizer_autonomy": [
             {"t_s": float(r.t_s), "autonomy": float(r.autonomy)}
             for r in auto[auto["entity"] == "performance-optimizer"].itertuples()

@@ -280,7 +280,8 @@ class Simulation:
         changes), ``learning`` (per strategy type and remedy kind: attempts,
         kept, rolled back, mean measured improvement in %), ``in_flight`` (per
         agent: the change being measured, its knobs and times), ``tabu``
-        (remedies not retried until a time) and ``planning_frozen_s``."""
+        (remedies not retried until a time), ``planning_frozen_s`` and
+        ``mode`` (what the Orchestrator's commands set, in words)."""
         return self._get(self._opt, "state")
 
     def result(self) -> RunResult:

@@ -251,8 +251,10 @@ class Driver:
             # close the windows that ended by t0 first, so that the cycle's
             # changes reach the agents before they simulate past t0
             self._step(t0, t0)
+            orch = self.scenario.orchestrator
             self.pending += _cycle(self.backend, self.components.opt, self.components.orch, t0, self.new_rows,
-                                   self.applied, self.new_samples, self.sink, plan=not last)
+                                   self.applied, self.new_samples, self.sink, plan=not last,
+                                   protocol=bool(orch.commands or orch.act_on_recommendations))
             self.new_rows, self.new_samples, self.applied = [], [], []
         if last:
             self.done = True
@@ -318,8 +320,17 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
 
 
 def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: list[dict], samples: list[TaskSample],
-           sink: Sink, plan: bool) -> list[ScheduledChange]:
-    (proposals, rollbacks, ev), = backend.get([backend.call(opt, "cycle_with", t, rows, applied, samples, plan)])
+           sink: Sink, plan: bool, protocol: bool = False) -> list[ScheduledChange]:
+    """One optimizer cycle at ``t``; with ``protocol`` (the scenario's
+    Orchestrator sends commands or acts on recommendations,
+    :mod:`swarmopt.protocol`) the Orchestrator's due commands go to the
+    optimizer first and it acts on the report last."""
+    commands = ()
+    if protocol:
+        (commands, ev), = backend.get([backend.call(orch, "commands_due", t)])
+        sink.events(ev)
+    args = (t, rows, applied, samples, plan) + ((commands,) if commands else ())
+    (proposals, rollbacks, ev), = backend.get([backend.call(opt, "cycle_with", *args)])
     sink.events(ev)
     decisions: dict[str, bool] = {}
     if any(p.needs_approval for p in proposals):  # the Orchestrator only reviews what needs approval
@@ -329,4 +340,8 @@ def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: lis
     sink.events(ev)
     (auto, ev), = backend.get([backend.call(orch, "receive_report", t, report)])
     sink.events(ev)
+    if protocol:
+        (more, ev), = backend.get([backend.call(orch, "act_on_report", t, report)])
+        sink.events(ev)
+        auto = auto + more
     return rollbacks + changes + auto
