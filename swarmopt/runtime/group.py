@@ -17,8 +17,8 @@ from swarmopt.schema import Scenario
 from swarmopt.sim.agent import AgentSim, share_layout, step_agents
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Message
-from swarmopt.sim.topology import Routes
 from swarmopt.sim.seeds import agent_seeds
+from swarmopt.sim.topology import Routes
 
 
 def _process() -> psutil.Process:

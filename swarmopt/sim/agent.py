@@ -17,9 +17,10 @@ Per decision (task), following the product's design (docs/architecture.md):
   action class (simple -> fast, complex -> strong);
 * outcome: a decision with a valid attempt is right with probability
   ``base_success x quality``, where the tier's quality gap to ``standard`` is
-  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x0.85
-  when an open circuit breaker skipped a tool; its confidence falls with its
-  latent error; it escalates to review with
+  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x the
+  tool's ``fallback_quality`` (default 0.85) when an open circuit breaker
+  skipped a tool (the lowest of them when it skipped several); its
+  confidence falls with its latent error; it escalates to review with
   probability ``1 - autonomy`` or when confidence < ``confidence_threshold``
   (review takes time off the worker and succeeds with ``review_success``);
 * cost: tokens x the model price table plus the price of each tool miss;
@@ -66,8 +67,8 @@ from swarmopt.sim.inbox import STORM, Inbox, Message
 from swarmopt.sim.ratelimit import Limiter
 from swarmopt.sim.sched import ordered, pools, serve_pools
 from swarmopt.sim.serve import Part, Sent, Span, serve
-from swarmopt.sim.topology import Routes
 from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
+from swarmopt.sim.topology import Routes
 
 _GRID = np.linspace(0.0, 1.0, 65)  # where a block's peak arrival rate is looked for
 CACHE_ENTRY_KB = 64.0
