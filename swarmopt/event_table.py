@@ -91,31 +91,35 @@ SCHEMA: tuple[Column, ...] = (
            f"optimization.measured, {_DECIDED}"),
     Column("judge_decision", _S, "the judge's decision where a forced one replaced it", "optimization.measured"),
     Column("method", _S, "test that decided: mann-whitney (per-task latency or cost), two-proportion (per-task "
-           "rates), welch-windows (window means); `/batch-means` when too few tasks were effectively "
-           "independent and the window means decided", f"{_MEASURED}, {_DECIDED}"),
+           "rates), segmented-windows (window values adjusted for trend and load; welch-windows, window means, "
+           "with optimizer.trend_adjust off); `/batch-means` when too few tasks were effectively independent "
+           "and the window values decided", f"{_MEASURED}, {_DECIDED}"),
     Column("better", _S, "direction in which the metric is better: lower / higher", _MEASURED),
     Column("before", _F, "the deciding test's figure before the change: per-task median (latency, cost) or "
-           "proportion (rates), or the window mean (welch-windows, batch means)", f"{_MEASURED}, {_DECIDED}"),
+           "proportion (rates), or the window level (window_before)", f"{_MEASURED}, {_DECIDED}"),
     Column("after", _F, "the same figure after the change", f"{_MEASURED}, {_DECIDED}"),
     Column("improvement_pct", _F, "relative change from before to after, positive = better (%)",
            f"{_MEASURED}, {_DECIDED}"),
     Column("ci_low_pct", _F, "low end of the deciding test's interval of improvement_pct (96% for the per-task "
-           "tests at alpha 0.05, 95% for Welch)", f"{_MEASURED}, {_DECIDED}"),
+           "tests at alpha 0.05, 95% for the window values)", f"{_MEASURED}, {_DECIDED}"),
     Column("ci_high_pct", _F, "high end of that interval", f"{_MEASURED}, {_DECIDED}"),
     Column("p_value", _F, "p-value of the deciding test (two-sided per-task tests; one-sided for an improvement "
-           "for Welch)", f"{_MEASURED}, {_DECIDED}"),
+           "for the window values)", f"{_MEASURED}, {_DECIDED}"),
     Column("reasons", _S, "the judge's reasons, improvements positive = better", _MEASURED),
     Column("guardrails", _S, "guardrail breaches (cost, success, errors); missing when none", _MEASURED),
-    Column("window_before", _F, "secondary: mean of the target's window values before the change", _MEASURED),
+    Column("window_before", _F, "secondary: the target's window level before the change: the mean before, or "
+           "where the window values decided (window_method segmented:...) what the after-span would have shown "
+           "without the change (trend and load extrapolated)", _MEASURED),
     Column("window_after", _F, "secondary: mean of the target's window values after the change", _MEASURED),
-    Column("window_improvement_pct", _F, "secondary: relative change of the window means, positive = better (%); "
+    Column("window_improvement_pct", _F, "secondary: relative change of the window level, positive = better (%); "
            "what the optimizer learns expected improvements from", _MEASURED),
-    Column("window_ci_low_pct", _F, "secondary: 95% Welch interval of window_improvement_pct, low end", _MEASURED),
-    Column("window_ci_high_pct", _F, "secondary: 95% Welch interval of window_improvement_pct, high end",
-           _MEASURED),
-    Column("window_p_value", _F, "secondary: one-sided Welch p-value for an improvement of the window means",
-           _MEASURED),
-    Column("window_verdict", _S, "secondary: verdict of the window-level Welch test", _MEASURED),
+    Column("window_ci_low_pct", _F, "secondary: 95% interval of window_improvement_pct, low end", _MEASURED),
+    Column("window_ci_high_pct", _F, "secondary: 95% interval of window_improvement_pct, high end", _MEASURED),
+    Column("window_p_value", _F, "secondary: one-sided p-value for an improvement of the window level", _MEASURED),
+    Column("window_verdict", _S, "secondary: verdict of the window-level comparison", _MEASURED),
+    Column("window_method", _S, "secondary: the window-level comparison: segmented:<covariates> (segmented "
+           "regression on trend and/or load, measure.adjusted_measure, where the window values decided with "
+           "optimizer.trend_adjust) or welch (window means)", _MEASURED),
     Column("tasks_before", _I, "decisions in the before-span", _MEASURED),
     Column("tasks_after", _I, "decisions in the after-span", _MEASURED),
     Column("tau_before", _F, "autocorrelation time of the per-task series before (>= 1)", _MEASURED),

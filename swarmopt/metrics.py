@@ -504,6 +504,7 @@ METRICS: dict[str, MetricSpec] = {
     "error_rate": MetricSpec("lower", "two-proportion", "error"),
     "coordination_score": _WINDOW_HIGHER,
     "inbox_in_time_rate": _WINDOW_HIGHER,
+    "messages_handled": _WINDOW_HIGHER,  # inbox throughput, which a larger batch raises while a backlog waits
     "queue_wait_ms_mean": _WINDOW_LOWER,
     "throttle_wait_ms_mean": _WINDOW_LOWER,
     "urgent_wait_ms_mean": _WINDOW_LOWER,

@@ -112,8 +112,8 @@ def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple
         blocks += [
             ("h2", "Changes"),
             ("p", "Improvement: relative change of the target metric from before to after the change took effect "
-                  "(per-task median or rate; window mean where the window means decided), positive = better, with "
-                  f"the deciding test's {level:.0%} interval (95% for window means) and p-value; verdict and "
+                  "(per-task median or rate; window level where the window values decided), positive = better, with "
+                  f"the deciding test's {level:.0%} interval (95% for window values) and p-value; verdict and "
                   "outcome as decided."),
             ("table", ["#", f"effective ({name})", "agent", "kind", "change", "target metric", "before", "after",
                        "improvement", "p", "verdict", "outcome"],

@@ -588,7 +588,10 @@ class OptimizerConfig(Strict):
     most ``max_step_ratio`` (sized from the gap to the target, as the HPA sizes
     replicas). A change whose judge finds no data (inconclusive) is measured on
     for more windows, up to ``max_measure_windows`` after it took effect, then
-    reverted without blame.
+    reverted without blame. With ``trend_adjust`` the window values of a target
+    are compared by segmented regression, adjusted for a trend and for the
+    arrival rate, so that a leak or a load ramp running through a change is not
+    read as its effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
     """
 
     policy: Annotated[str, AfterValidator(_policy_name)] = "thompson"
@@ -620,6 +623,8 @@ class OptimizerConfig(Strict):
     guardrail_error_rise: float = Field(default=0.03, ge=0, le=1)
     guardrail_cost_rise: float = Field(default=0.5, ge=0, description="relative, per decision")
     thresholds: Thresholds = Thresholds()
+    trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
+                                                          "trend and the arrival rate, not by Welch's test")
 
     @model_validator(mode="after")
     def _autonomy_order(self) -> "OptimizerConfig":

@@ -353,7 +353,8 @@ class Optimizer:
             j = judge_change(*(self.history.window_rows(agent, *sp) for sp in spans),
                              *(self.history.task_sample(agent, *sp) for sp in spans),
                              s.target_metric, alpha, cfg.min_improvement, cfg.min_samples,
-                             cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise)
+                             cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise,
+                             cfg.trend_adjust)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
             events.append(measure_event(t, j, trial, trial.effective_s - k, out, cfg.alpha))

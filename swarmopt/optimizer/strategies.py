@@ -51,7 +51,10 @@ class Remedy:
     ``description`` says what it does, ``wording`` how it reads for particular
     bottleneck types. ``answers``: the bottleneck types a plug-in remedy
     answers (built-in remedies are listed per type in :data:`TYPES` instead).
-    Raises ValueError for a risk outside [0, 1] or a non-positive implementation time.
+    ``target``: the metric its reactive changes are judged on when it is not
+    the bottleneck type's (a remedy whose direct effect the type's metric shows
+    only late). Raises ValueError for a risk outside [0, 1] or a non-positive
+    implementation time.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Remedy:
     description: str
     wording: dict[str, str] = field(default_factory=dict, hash=False)
     answers: tuple[str, ...] = ()
+    target: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.risk <= 1.0:
@@ -431,7 +435,10 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool"),
     Remedy("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
     Remedy("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
-    Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead"),
+    # judged on inbox throughput: while a backlog drains, every message handled is late, so a faster inbox first
+    # lowers coordination_score (more late messages counted per window) and helps it only once the backlog is gone
+    Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead",
+           target="messages_handled"),
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
     Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),

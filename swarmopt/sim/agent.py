@@ -187,6 +187,9 @@ class AgentSim:
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
                            profile.inbox_deadline_s, self.names)
+        # the inbox is served lazily, up to the next step's start: batch sizes (time, size) set since then
+        self.inbox_batch = self.knobs.message_batch_size
+        self.batch_changes: list[tuple[float, int]] = []
         self.pending: list[tuple[float, int, ScheduledChange]] = []
         self._pending_seq = 0
         self.seq = 0
@@ -334,6 +337,8 @@ class AgentSim:
                 self.knobs = set_knob(self.knobs, ch.knob, ch.new)
                 if ch.knob.startswith("circuit_breaker"):
                     self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in self.tool_names]
+                if ch.knob == "message_batch_size":
+                    self.batch_changes.append((at, self.knobs.message_batch_size))
                 ops.append(("resize", old_c, self.knobs.max_concurrency, at))
             self.applied.append({"t_s": at, "agent": self.id, "knob": ch.knob, "old": ch.old,
                                  "new": ch.new, "ref": sc.ref})
@@ -517,9 +522,14 @@ class AgentSim:
         return w
 
     def _serve_inbox(self, until: float) -> None:
-        for k, (handled, in_time, conflicts) in self.inbox.process(until, self.knobs.message_batch_size,
-                                                                   self.window_s).items():
-            self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
+        """Handle the inbox up to ``until``, each batch with the batch size in
+        force when it starts (a change within the last step counts from its time)."""
+        cuts = [(at, size) for at, size in self.batch_changes if at < until]
+        self.batch_changes = self.batch_changes[len(cuts):]
+        for at, size in cuts + [(until, None)]:
+            for k, (handled, in_time, conflicts) in self.inbox.process(at, self.inbox_batch, self.window_s).items():
+                self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
+            self.inbox_batch = size or self.inbox_batch
 
     def _cached_keys(self, t: float) -> int:
         return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp)
