@@ -98,13 +98,14 @@ def test_cache_costly_tool_caches_the_tool_that_burns_most():
 
 def test_the_judge_keeps_a_cost_remedy_on_the_budget_alert(spike):
     """Seed 1, rules: the first change on the analyzer answers the burn-rate alert by caching the price feed; the
-    judge measures spend per success on window means. A cheaper tier later is kept, and the cache raise is
-    tried again and kept (+28%); the spend falls from about $125/h to about $90/h."""
+    judge measures spend per success on window means adjusted for trend and load. That first cache raise shows no
+    significant gain (reverted); a cheaper tier is kept (+24%, p = 0.003); the cache raise tried again is +9%
+    (p = 0.16), not enough to keep; the spend still falls by more than a fifth."""
     ev = spike.events
     first = ev[(ev["event"] == "optimization.scheduled") & (ev["agent"] == MA)].iloc[0]
     assert (first["type"], first["kind"]) == ("cost_burn", "cache_costly_tool")
     kept = ev[(ev["event"] == "optimization.kept") & (ev["agent"] == MA)]
-    assert set(kept["kind"]) == {"cheaper_model_tier", "cache_costly_tool"}
+    assert set(kept["kind"]) == {"cheaper_model_tier"}
     assert (kept["metric"] == "cost_per_success_usd").all() and (kept["improvement_pct"] > 15).all()
     m = spike.metrics[spike.metrics["agent"] == MA]
     assert m[m["t_start_s"] >= 8400]["cost_usd_per_hour"].mean() < 0.8 * m[

@@ -54,8 +54,8 @@ def test_results_do_not_depend_on_tick_when_a_change_lands_inside_a_tick(mh_scen
 
 def test_inbox_batches_follow_a_batch_size_change_inside_a_tick():
     """The inbox is served lazily, up to the start of the next step. Under the
-    coordination storm the first change of the source's rules (message_batch_size
-    1 -> 4, planned at 2100 s) takes effect at 2280 s, inside a 300 s tick: the batches
+    coordination storm the source's rules' first change (message_batch_size 1 -> 4,
+    planned at 2100 s) takes effect at 2280 s, inside a 300 s tick: the batches
     before it keep size 1 (about 430 messages a window), the later ones take 4
     (about 1,180), as with ticks that stop at the change."""
     sc = load_scenario(Path(__file__).parent.parent / "scenarios" / "library" / "coordination_storm.yaml")
