@@ -12,8 +12,8 @@ take one more step: N + 1.
 
 Seeds 1-12 (measured): the TTL cure was kept before the bypass on seeds 6, 8, 9 and 10; on each, the first
 trial after the bypass was a TTL raise, reverted (no measured gain), and the next one another remedy. Moving is
-not curing: another remedy was then kept on seeds 6 (faster tier), 9 (faster tier) and 10 (parallel tools,
-faster tier); on seed 8 routing was reverted, then restored when its undo measured worse.
+not curing: another remedy was then kept on seeds 6 (faster tier), 9 (faster tier, parallel tools) and 10
+(parallel tools, faster tier); on seed 8 routing and parallel tools were reverted (no measured gain).
 """
 
 from __future__ import annotations

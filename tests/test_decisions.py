@@ -128,8 +128,8 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_l
     window means (Welch) rolls the no-op back for a degradation in 28 of 200 trials (14%), which the
     binomial criterion of the test above rejects; adjusted for the trend and the arrival rate
     (optimizer.trend_adjust, segmented regression) it decides 7 of 200 (6 keeps, 1 rollback). Response time
-    is judged per task (Mann-Whitney on thinned values), which this ramp does not bias measurably: 4 of 200
-    (1 keep, 3 rollbacks), with the adjustment or without."""
+    is judged per task (Mann-Whitney on thinned values), which this ramp does not bias measurably: 5 of 200
+    (1 keep, 4 rollbacks), with the adjustment or without."""
     decisions = aa_ramp[(True, metric)]
     false = sum(d in ("keep", "rollback") for d in decisions)
     assert stats.binomtest(false, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, f"{false}/{AA_TRIALS}"
