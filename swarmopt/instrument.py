@@ -55,9 +55,9 @@ from swarmopt.loader import InputError
 from swarmopt.metrics import TaskSample, WindowData, task_sample, window_metrics
 from swarmopt.schema import DEFAULT_TIERS, TIERS
 
-NOT_OBSERVED = ("adaptation_score", "coordination_score", "escalation_rate", "coordination_requests",
-                "messages_sent", "messages_handled", "inbox_in_time_rate", "conflicts", "memory_percent",
-                "network_kbps", "storage_percent", "autonomy")
+NOT_OBSERVED = ("adaptation_score", "coordination_score", "escalation_rate", "review_wait_ms_mean",
+                "coordination_requests", "messages_sent", "messages_handled", "inbox_in_time_rate", "conflicts",
+                "memory_percent", "network_kbps", "storage_percent", "autonomy")
 AGENT_ID = re.compile(r"^[a-z][a-z0-9-]*$")
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _CURRENT: contextvars.ContextVar["Task | None"] = contextvars.ContextVar("swarmopt_task", default=None)
@@ -421,7 +421,7 @@ class Telemetry:
                        degraded=np.zeros(len(recs), bool), attempts=np.ones(len(recs)), hits=hits, lookups=lookups,
                        calls=lookups - hits, tokens_in=col("tokens_in"), tokens_out=col("tokens_out"),
                        cost=col("cost_usd"), coord_req=np.zeros(len(recs)), coord_ok=np.zeros(len(recs)),
-                       tier=col("tier", np.int64))
+                       tier=col("tier", np.int64), review_wait=np.zeros(len(recs)))
         workers = self.workers.get(agent)
         workers = workers() if callable(workers) else workers
         data.finish(agent=agent, index=k, t_start_s=k * w, t_end_s=(k + 1) * w, window_s=w,

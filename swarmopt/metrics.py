@@ -1,7 +1,9 @@
 """Window aggregation: one agent's task and message events -> one metrics row.
 
-A task belongs to the window in which it *arrived*; an inbound message to the
-window in which its batch *started* being handled. :class:`WindowData` holds the
+A task belongs to the window in which it *arrived*, except a decision reviewed
+by the scenario's reviewer, which belongs to the window in which its reviewed
+answer came back (:mod:`swarmopt.sim.review`: it is only known then); an
+inbound message to the window in which its batch *started* being handled. :class:`WindowData` holds the
 window's per-task table (also the source of the optimizer's per-task samples) and
 :func:`window_rows` turns the tables of the windows an agent group closed into
 rows of the metrics table, all at once. Field names follow the source design in
@@ -25,14 +27,14 @@ MESSAGE_KB = 2.0
 TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
-    "tier",
+    "tier", "review_wait",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
 _BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded"))
 _INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier"))
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
- _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER) = range(len(TASK_FIELDS))
+ _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _REVIEW_WAIT) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
 _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK]
 
@@ -42,26 +44,38 @@ class WindowData:
 
     Tasks are kept as a table: a float64 array of shape (len(TASK_FIELDS),
     decisions), one row per field of :data:`TASK_FIELDS` (bools as 0/1, counts
-    as whole numbers), columns in arrival order: the engine adds the tasks of
-    consecutive spans in time order, each sorted by arrival.
+    as whole numbers, ``review_wait`` in s), columns in arrival order: the
+    engine adds the tasks of consecutive spans in time order, each sorted by
+    arrival, and :meth:`finish` sorts the reviewed decisions (added as their
+    reviews come back, :meth:`add_late`) in. ``reviews`` and ``review_busy_s``
+    count the review tasks of a reviewer's desk that started in the window and
+    its reviewers' busy time within it.
     """
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
+        self._late = False
         self.table = _EMPTY
         self.inbox_handled = 0
         self.inbox_in_time = 0
         self.conflicts = 0
         self.messages_sent = 0
+        self.arrivals = 0
+        self.reviews = 0
+        self.review_busy_s = 0.0
         self.slo_s = 2.0
         self.info: dict = {}
         self._arrays: dict[str, np.ndarray] | None = None
 
-    def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0) -> None:
-        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n)."""
+    def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
+                  arrivals: int | None = None) -> None:
+        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n);
+        ``arrivals``: the decisions that arrived (default n; more when some
+        wait for their review, :meth:`add_late`)."""
         self._chunks.append(table)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
+        self.arrivals += table.shape[1] if arrivals is None else arrivals
 
     def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
         """Append tasks given as named columns, one array of shape (n,) per
@@ -71,6 +85,12 @@ class WindowData:
         if missing:
             raise KeyError(f"add_tasks: missing column(s) {missing}")
         self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
+
+    def add_late(self, table: np.ndarray) -> None:
+        """Append reviewed decisions whose answer came back in this window
+        (any arrival order; :meth:`finish` sorts the table by arrival)."""
+        self._chunks.append(table)
+        self._late = True
 
     def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
         """Count handled inbox messages."""
@@ -87,6 +107,8 @@ class WindowData:
         """Freeze the table; ``info`` holds the window's context (agent, index,
         times, concurrency, autonomy, memory figures)."""
         self.table = self.tasks_so_far()
+        if self._late:
+            self.table = self.table[:, np.argsort(self.table[_ARRIVAL], kind="stable")]
         self._chunks = []
         self.info = info
 
@@ -155,6 +177,10 @@ def _per(total: float, n: int) -> float:
 def window_rows(windows: list[WindowData]) -> list[dict]:
     """The metrics rows of finished windows (any agents), in one vectorized pass.
 
+    ``decision_count``: the decisions of the window's table (a reviewed one
+    counts where its answer came back); ``arrival_rate_per_s``: decisions that
+    arrived in the window / window length.
+
     Scores (all in [0, 1]; NaN when the window has no event of the kind):
 
     * ``success_rate``: decisions whose final answer was right / decisions.
@@ -173,6 +199,13 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     * ``goal_progress``: decisions that succeeded within the response-time SLO /
       decisions.
     * ``escalation_rate``: decisions sent to the Orchestrator's review / decisions.
+    * ``review_wait_ms_mean``: of this agent's reviewed decisions in the
+      window, the mean wait in the reviewer's queue (request arrival to the
+      start of its review); NaN when none was escalated, 0 in a scenario with
+      no reviewer (the review is then a fixed delay).
+    * ``reviews`` and ``review_utilization`` (the reviewer's own row; 0 and NaN
+      on other agents): review tasks whose service started in the window, and
+      the reviewers' busy time within the window / (reviewers x window).
     * ``cache_hit_rate``: the per-lookup hit ratio, cache hits / cache lookups.
       A decision looks each of its tools up once, when it arrives (lookups =
       decisions x tools); a hit answers every attempt of that decision.
@@ -216,10 +249,12 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     succ_bounds = np.concatenate(([0], np.cumsum(cum[1, bounds[1:]] - cum[1, starts]))).astype(np.int64)
     qs = _segment_quantiles(resp, sizes, starts).tolist()
     nan = float("nan")
+    review_wait_ms = x[_REVIEW_WAIT] * 1000.0
     rows = []
     for k, w in enumerate(windows):
         info = w.info
         n = int(sizes[k])
+        desk = info.get("review_workers", 0)
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok,
          n_trouble, n_trouble_success, n_goal, n_fast, n_strong) = tot[k]
@@ -234,7 +269,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "t_start_s": info["t_start_s"],
             "t_end_s": info["t_end_s"],
             "decision_count": n,
-            "arrival_rate_per_s": n / window_s,
+            "arrival_rate_per_s": w.arrivals / window_s,
             "success_rate": _per(n_success, n),
             "average_confidence": (_sum(conf_ok[ok_bounds[k]:ok_bounds[k + 1]]) / n_ok if n_ok else nan),
             "response_time_ms_mean": _per(_sum(resp[lo:hi]), n),
@@ -257,6 +292,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "tool_call_hit_rate": hits / (hits + calls) if hits + calls else nan,
             "error_rate": _per(n - n_ok, n),
             "escalation_rate": _per(n_esc, n),
+            "review_wait_ms_mean": _per(_sum(review_wait_ms[lo:hi]), int(n_esc)),
+            "reviews": w.reviews,
+            "review_utilization": w.review_busy_s / (desk * window_s) if desk else nan,
             "coordination_requests": int(coord_req),
             "messages_sent": w.messages_sent,
             "messages_handled": w.inbox_handled,
@@ -336,6 +374,7 @@ METRICS: dict[str, MetricSpec] = {
     "coordination_score": _WINDOW_HIGHER,
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "queue_wait_ms_mean": _WINDOW_LOWER,
+    "review_wait_ms_mean": _WINDOW_LOWER,
     "cpu_percent": _WINDOW_LOWER,
     "memory_percent": _WINDOW_LOWER,
     "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row

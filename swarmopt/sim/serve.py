@@ -31,6 +31,7 @@ from scipy.special import ndtr
 from swarmopt.metrics import TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, TIERS, Knobs
 from swarmopt.sim.environment import Effects
+from swarmopt.sim.review import held_mask
 from swarmopt.sim.service import attempts
 
 DEGRADED_QUALITY = 0.85
@@ -234,6 +235,10 @@ def serve(spans: list[Span]) -> Sent | None:
     escalated = ok & ((u[:, 1] >= col(_AUTONOMY)) | (conf < col(_CONF_TH)))
     review_s = col(_REVIEW_S) * np.exp(0.5 * z[:, -2])
     finish = end + np.where(escalated, review_s, 0.0)
+    # decisions reviewed by the scenario's reviewer finish when its answer is back (sim.review); their
+    # coordination messages leave when the worker is done
+    held = held_mask(spans, span_n, escalated)
+    done = finish if held is None else np.where(held, end, finish)
     success = ok & (u_s < np.where(escalated, np.maximum(p_ok, col(_REVIEW_SUCCESS)), p_ok))
     tok = np.exp(0.25 * z[:, -1] - 0.03125)
     tokens_in = np.rint(col(_PROMPT) * made * tok)
@@ -256,17 +261,20 @@ def serve(spans: list[Span]) -> Sent | None:
             coord_ok += wants & in_time
             sent += wants & success
             sends.append(np.flatnonzero(wants & success))
-        msgs = _messages(spans, span_n, sends, arr, finish + lat_s, u, prm, link0, parts)
+        msgs = _messages(spans, span_n, sends, arr, done + lat_s, u, prm, link0, parts)
 
     table = np.empty((len(TASK_FIELDS), n))
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier)):
+                           coord_ok, tier, 0.0)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     lo = 0
     for (i, p), m in zip(parts, part_n, strict=False):
-        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo])
+        chunk = table[:, lo:lo + m]
+        if held is not None and spans[i].sim.awaiting is not None:
+            chunk = spans[i].sim.awaiting.hold(chunk, held[lo:lo + m], z[lo:lo + m, -2])
+        p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], m)
         lo += m
     return msgs
 
