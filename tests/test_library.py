@@ -1,16 +1,20 @@
 """The scenario library (scenarios/library/): every scenario breaches the load test's SLO on its faulted agent
-when nothing acts, and the static knob configuration of that agent in scenarios/loadtests/library_cures.yaml cures it.
+when nothing acts, and the static knob configuration of that agent in scenarios/loadtests/library_cures.yaml cures it
+(static: the optimizer monitors and the Orchestrator keeps every agent's autonomy fixed).
 
 Attainment = share of the faulted agent's windows after the fault onset that meet the SLO (mean response time
 < 2000 ms, success rate >= 0.70, coordination score >= 0.60; for price_change also cost per decision within the
 optimizer's cost threshold). Seed 1, local runtime, about 1.5 s per run (about 25 s in all).
 
 Bounds, from seeds 1-6 (scenarios/library/measure.py and its helpers): under monitor every scenario attains at
-most 0.31 (bound 0.5); with its cure at least 0.78 (bound 0.75) and at least 0.51 more than under monitor
+most 0.32 (bound 0.5); with its cure at least 0.82 (bound 0.75) and at least 0.53 more than under monitor
 (bound 0.4). Each figure is a share of 120-150 windows, so its binomial standard error is at most 0.05 and the
-bounds sit at least four of them from the seed-1 values (cure 0.83-1.00, monitor 0.00-0.29, gain 0.54-0.99),
-except the memory leak's cure (0.83; 0.78-0.89 over the seeds): there the fast tier's success rate (about 0.80
-on 18 decisions a window) leaves about one window in eight under 0.70 by chance alone.
+bounds sit at least four of them from the seed-1 values (cure 0.84-0.99, monitor 0.00-0.30, gain 0.54-0.99),
+except the memory leak's cure (0.84; 0.82-0.90 over the seeds): there the fast tier's success rate (about 0.80
+on 18 decisions a window) leaves about one window in eight under 0.70 by chance alone. Under monitor the actor
+crash's breach comes mostly from the Orchestrator's source rule: it lowers the Market Hunter's autonomy after the
+outage's unhealthy reports (0.85 -> 0.65), and the extra reviews keep the review queue 60-90% busy (attainment
+0.69 with autonomy fixed, 0.00 with the rule).
 """
 
 from __future__ import annotations

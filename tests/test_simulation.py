@@ -9,8 +9,8 @@ from swarmopt import InputError, Simulation, run_scenario
 
 from conftest import MH_SCENARIO, short
 
-FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # seed 1: in flight until 2700 s, kept
-REVERTED = "opt_3300_market-hunter_raise_cache_ttl_11"  # seed 1: TTL 240 -> 960 s, judged at 3900 s, reverted
+FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # seed 1: in flight from 2220 s, reverted at 3300 s
+REVERTED = "opt_6000_market-hunter_raise_cache_ttl_33"  # seed 1: TTL 240 -> 960 s, judged at 6600 s, reverted
 
 
 def same_tables(a, b) -> None:
@@ -132,7 +132,7 @@ def test_agent_snapshot(mh_scenario):
 
 
 def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1).run(3900)
+    sim = Simulation(mh_scenario, seed=1).run(6300)
     keep, roll = sim.fork(), sim.fork()
     keep.override(REVERTED, "keep")
     roll.override(REVERTED, "rollback")
@@ -149,7 +149,7 @@ def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario
     assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 240
     for s in (sim, keep, roll):
         ev = s.events
-        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 3900)).any()
+        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 6300)).any()
         assert (ev["event"] == "planning.frozen").sum() == 1
     with pytest.raises(ValueError, match="verdict"):
         sim.override(REVERTED, "maybe")
