@@ -20,11 +20,13 @@ Built in (:data:`AUTONOMY_POLICIES`, chosen by ``orchestrator.policy``):
   so that their measurement is not confounded.
 * ``fixed``: never changes autonomy.
 * ``load_aware``: ``rules``, but a lowering that would take the review desk's
-  projected utilization above ``max_review_utilization`` is held. The
-  projection is the desk's measured utilization over the last cycle plus, per
-  lowering, the extra reviews (autonomy step x the agent's rate of decisions
-  with a valid attempt) x the mean review time / reviewers: the load that
-  lowering adds (utilization = arrival rate x mean service / servers).
+  projected utilization above ``max_review_utilization`` is held. Utilization
+  = review arrival rate x mean review time / reviewers. The projection starts
+  from the larger of the desk's utilization measured over the last cycle and
+  the load that autonomy alone offers (sum over agents of the rate of
+  decisions with a valid attempt x (1 - autonomy)), which a down or failing
+  agent does not hide, and adds, per lowering, the extra reviews (autonomy
+  step x the agent's rate of decisions with a valid attempt).
 
 A plug-in rule is any such function, named by import path
 ``module:attribute`` in ``orchestrator.policy``.
@@ -127,17 +129,17 @@ def load_aware(ctx: AutonomyContext, state: dict) -> tuple[list[AutonomyChange],
     docstring). Without a reviewer, or before its first window, it is :func:`rules`."""
     changes, state = rules(ctx, state)
     load = ctx.review
-    if load is None or load.utilization != load.utilization:
+    if load is None:
         return changes, state
+    per_review = load.mean_service_s / load.workers
+    offered = sum(_valid_rate(ctx.rows.get(a, {})) * (1.0 - x) for a, x in ctx.autonomy.items()) * per_review
     cap = ctx.config.max_review_utilization
-    projected = load.utilization
+    projected = max(offered, load.utilization) if load.utilization == load.utilization else offered
     out = []
     for ch in changes:
         old = ctx.autonomy[ch.agent]
         if ch.new < old:
-            row = ctx.rows.get(ch.agent, {})
-            rate = row.get("arrival_rate_per_s", 0.0) * (1.0 - row.get("error_rate", 0.0))
-            extra = (old - ch.new) * (rate if rate == rate else 0.0) * load.mean_service_s / load.workers
+            extra = (old - ch.new) * _valid_rate(ctx.rows.get(ch.agent, {})) * per_review
             if projected + extra > cap:
                 ch = AutonomyChange(ch.agent, old, f"{ch.reason}, but held: review desk at {projected:.0%}, "
                                                    f"{projected + extra:.0%} projected (cap {cap:.0%})")
@@ -145,6 +147,12 @@ def load_aware(ctx: AutonomyContext, state: dict) -> tuple[list[AutonomyChange],
                 projected += extra
         out.append(ch)
     return out, state
+
+
+def _valid_rate(row: Mapping[str, Any]) -> float:
+    """Decisions with a valid attempt per second in a window row (0 when unknown)."""
+    rate = row.get("arrival_rate_per_s", 0.0) * (1.0 - row.get("error_rate", 0.0))
+    return rate if rate == rate else 0.0
 
 
 AUTONOMY_POLICIES: dict[str, Rule] = {"rules": rules, "fixed": fixed, "load_aware": load_aware}
@@ -169,6 +177,18 @@ def resolve_rule(name: str) -> Rule:
         raise InputError(f"orchestrator.policy: expected an autonomy rule (a function (ctx, state) -> "
                          f"(changes, state)), got {type(rule).__name__}")
     return rule
+
+
+def check_rule(name: str, source: str) -> None:
+    """:func:`resolve_rule` before a run starts, so that a bad plug-in fails
+    with :class:`~swarmopt.errors.InputError` naming ``source`` (the file or
+    the argument) first, not inside an actor."""
+    from swarmopt.errors import InputError
+
+    try:
+        resolve_rule(name)
+    except InputError as err:
+        raise InputError(f"{source}: {err}") from None
 
 
 def mean_service_s(median_ms: float, sigma: float) -> float:

@@ -517,7 +517,7 @@ class OrchestratorConfig(Strict):
     """
 
     policy: Annotated[str, AfterValidator(_autonomy_policy_name)] = "rules"
-    max_review_utilization: float = Field(default=0.7, gt=0, le=1)
+    max_review_utilization: float = Field(default=0.6, gt=0, le=1)
     max_cost_increase: float = Field(default=1.0, ge=0)
     reject_after_rollback_s: float = Field(default=1800.0, ge=0)
     autonomy_step: float = Field(default=0.05, gt=0, le=0.5)

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
+from swarmopt.autonomy import check_rule
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
 from swarmopt.logs import new_run_id
@@ -133,6 +134,7 @@ class Simulation:
         self.run_id = new_run_id(self.scenario.name, self.seed)
         plugins = Plugins(policy, tuple(rules), tuple(remedies))
         check(self.scenario.optimizer, plugins, "Simulation")
+        check_rule(self.scenario.orchestrator.policy, "Simulation")
         self._backend = _backend(runtime, address, plugins)
         self._sink = Collector(self.scenario, narrate_events=narrate, run_id=self.run_id)
         self._out = Fanout(self._sink, observers)
