@@ -96,7 +96,8 @@ def attainment(metrics: pd.DataFrame, agent: str, from_s: float, cost_max_usd: f
 
 def static(sc: Scenario) -> Scenario:
     """A copy of ``sc`` in which the Orchestrator never changes autonomy (``orchestrator.policy: fixed``)."""
-    return Scenario.model_validate(sc.model_dump() | {"orchestrator": sc.orchestrator.model_dump() | {"policy": "fixed"}})
+    orchestrator = sc.orchestrator.model_dump() | {"policy": "fixed"}
+    return Scenario.model_validate(sc.model_dump() | {"orchestrator": orchestrator})
 
 
 def run_case(sc: Scenario, cure: dict[str, Any], policy: str, seed: int) -> float:
