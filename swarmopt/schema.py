@@ -416,9 +416,11 @@ class Thresholds(Strict):
 class OptimizerConfig(Strict):
     """The Performance Optimizer's policy and cycle.
 
-    ``policy``: ``rules`` (the source design's fixed rules), ``monitor`` (detect
-    and report only), ``thompson`` (discounted Thompson sampling over the
-    measured outcomes of the remedies), or the import path ``module:attribute``
+    ``policy``: ``thompson`` (the default: discounted Thompson sampling over the
+    measured outcomes of the remedies, the built-in policy with the best
+    measured decision quality on the fault library, README "Decision quality"),
+    ``rules`` (the source design's fixed rules), ``monitor`` (detect and report
+    only), or the import path ``module:attribute``
     of a plug-in policy (:mod:`swarmopt.plugins`). ``rules`` and ``remedies``:
     import paths of plug-in detection rules and remedies. ``recommend_only``
     plans and reports but changes nothing.
@@ -455,7 +457,7 @@ class OptimizerConfig(Strict):
     reverted without blame.
     """
 
-    policy: Annotated[str, AfterValidator(_policy_name)] = "rules"
+    policy: Annotated[str, AfterValidator(_policy_name)] = "thompson"
     rules: list[ImportPath] = Field(default_factory=list)
     remedies: list[ImportPath] = Field(default_factory=list)
     proactive: bool = True

@@ -9,8 +9,9 @@ from swarmopt import InputError, Simulation, run_scenario
 
 from conftest import MH_SCENARIO, short
 
-FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # seed 1: in flight from 2220 s, reverted at 3300 s
-REVERTED = "opt_6000_market-hunter_raise_cache_ttl_33"  # seed 1: TTL 240 -> 960 s, judged at 6600 s, reverted
+# the worked example's seed 1 under the source's fixed rules (policy="rules"), whose changes these tests name
+FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # in flight from 2220 s, reverted at 3300 s
+REVERTED = "opt_6000_market-hunter_raise_cache_ttl_33"  # TTL 240 -> 960 s, judged at 6600 s, reverted
 
 
 def same_tables(a, b) -> None:
@@ -120,7 +121,7 @@ def test_inject_validates_and_acts(mh_scenario):
 
 
 def test_agent_snapshot(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1).run(2400)
+    sim = Simulation(mh_scenario, seed=1, policy="rules").run(2400)
     snap = sim.agent("market-hunter")
     assert 0 <= snap["busy_workers"] <= snap["workers"] == snap["knobs"]["max_concurrency"]
     assert snap["queue_length"] >= 0 and snap["cached_keys"]["data_source"] > 0
@@ -132,7 +133,7 @@ def test_agent_snapshot(mh_scenario):
 
 
 def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1).run(6300)
+    sim = Simulation(mh_scenario, seed=1, policy="rules").run(6300)
     keep, roll = sim.fork(), sim.fork()
     keep.override(REVERTED, "keep")
     roll.override(REVERTED, "rollback")
@@ -194,7 +195,7 @@ def test_a_decide_hook_forces_every_verdict(mh_scenario):
         seen.append((ctx.strategy.id, ctx.t_s))
         return "keep"
 
-    sim = Simulation(mh_scenario, seed=1, decide=keep_everything).run()
+    sim = Simulation(mh_scenario, seed=1, policy="rules", decide=keep_everything).run()
     ev = sim.events
     judged = ev[ev["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"])]
     assert len(judged) == len(seen) >= 3

@@ -107,7 +107,8 @@ class LiveState(Observer):
                 elif name == "autonomy.agent":
                     self.autonomy_changes.append({k: e.get(k) for k in ("t_s", "agent", "old", "new", "effective_s",
                                                                         "detail")})
-                elif name == "optimization.measured" and e.get("decision"):  # an interim look decides nothing
+                elif name == "optimization.measured" and e["decision"]:
+                    # a look with no decision yet (the change is measured on) is not a judged change
                     self.judged[(e["decision"], e["verdict"])] += 1
                 elif name == "bottleneck.detected":
                     self.bottlenecks[(e["agent"], e["type"], e["severity"])] += 1
