@@ -12,9 +12,9 @@ most 0.32 (bound 0.5); with its cure at least 0.82 (bound 0.75) and at least 0.5
 bounds sit at least four of them from the seed-1 values (cure 0.84-0.99, monitor 0.00-0.30, gain 0.54-0.99),
 except the memory leak's cure (0.84; 0.82-0.90 over the seeds): there the fast tier's success rate (about 0.80
 on 18 decisions a window) leaves about one window in eight under 0.70 by chance alone. Under monitor the actor
-crash's breach comes mostly from the Orchestrator's source rule: it lowers the Market Hunter's autonomy after the
-outage's unhealthy reports (0.85 -> 0.65), and the extra reviews keep the review queue 60-90% busy (attainment
-0.69 with autonomy fixed, 0.00 with the rule).
+crash's breach comes mostly from the Orchestrator's source rule: it lowers the Market Hunter's autonomy after
+every unhealthy report (0.85 -> 0.50 on seed 1), and the extra reviews keep the review queue about 90% busy
+(attainment 0.69 with autonomy fixed, 0.00 with the rule).
 """
 
 from __future__ import annotations
