@@ -27,14 +27,18 @@ MESSAGE_KB = 2.0
 TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
-    "tier", "review_wait",
+    "tier", "ready", "token_held", "priority", "review_wait",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
-_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded"))
-_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier"))
+_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded", "token_held"))
+_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priority"))
+#: Fields a caller of :meth:`WindowData.add_tasks` may leave out, and their value then: a decision no rate
+#: limit held back is admitted when it arrives.
+OPTIONAL_FIELDS = {"ready": "arrival", "token_held": None, "priority": None, "review_wait": None}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
- _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _REVIEW_WAIT) = range(len(TASK_FIELDS))
+ _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY,
+ _REVIEW_WAIT) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
 _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK]
 
@@ -47,9 +51,11 @@ class WindowData:
     as whole numbers, ``review_wait`` in s), columns in arrival order: the
     engine adds the tasks of consecutive spans in time order, each sorted by
     arrival, and :meth:`finish` sorts the reviewed decisions (added as their
-    reviews come back, :meth:`add_late`) in. ``reviews`` and ``review_busy_s``
-    count the review tasks of a reviewer's desk that started in the window and
-    its reviewers' busy time within it.
+    reviews come back, :meth:`add_late`) in. Beside it, the cache figures of
+    the window: hits per tool (``tool_hits``, in the engine's padded tool
+    order), entries evicted by a size bound and dropped by invalidations; and
+    ``reviews`` and ``review_busy_s``, the review tasks of a reviewer's desk
+    that started in the window and its reviewers' busy time within it.
     """
 
     def __init__(self) -> None:
@@ -65,25 +71,45 @@ class WindowData:
         self.review_busy_s = 0.0
         self.slo_s = 2.0
         self.info: dict = {}
+        self.tool_hits: np.ndarray | None = None
+        self.tool_held_s: np.ndarray | None = None
+        self.cache_evictions = 0
+        self.cache_invalidations = 0
         self._arrays: dict[str, np.ndarray] | None = None
 
     def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
+                  tool_hits: np.ndarray | None = None, tool_held_s: np.ndarray | None = None,
                   arrivals: int | None = None) -> None:
-        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n);
-        ``arrivals``: the decisions that arrived (default n; more when some
-        wait for their review, :meth:`add_late`)."""
+        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
+        their cache hits per tool (tools,) and seconds of worker time each tool's
+        calls held (tools,) when given; ``arrivals``: the decisions that arrived
+        (default n; more when some wait for their review, :meth:`add_late`)."""
         self._chunks.append(table)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
         self.arrivals += table.shape[1] if arrivals is None else arrivals
+        if tool_hits is not None:
+            self.tool_hits = tool_hits if self.tool_hits is None else self.tool_hits + tool_hits
+        if tool_held_s is not None:
+            self.tool_held_s = tool_held_s if self.tool_held_s is None else self.tool_held_s + tool_held_s
+
+    def add_cache(self, evictions: int = 0, invalidations: int = 0) -> None:
+        """Count cache entries evicted by a size bound and dropped by invalidations."""
+        self.cache_evictions += evictions
+        self.cache_invalidations += invalidations
 
     def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
         """Append tasks given as named columns, one array of shape (n,) per
         field of :data:`TASK_FIELDS` (for callers outside the engine, e.g.
-        :mod:`swarmopt.instrument`). Raises KeyError naming a missing field."""
-        missing = [f for f in TASK_FIELDS if f not in cols]
+        :mod:`swarmopt.instrument`); the fields of :data:`OPTIONAL_FIELDS` may
+        be left out. Raises KeyError naming a missing field."""
+        missing = [f for f in TASK_FIELDS if f not in cols and f not in OPTIONAL_FIELDS]
         if missing:
             raise KeyError(f"add_tasks: missing column(s) {missing}")
+        n = len(cols["arrival"])
+        for f, default in OPTIONAL_FIELDS.items():
+            if f not in cols:
+                cols[f] = cols[default] if default else np.zeros(n)
         self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
 
     def add_late(self, table: np.ndarray) -> None:
@@ -214,6 +240,22 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
       and none for a call an open circuit breaker rejected. Retries of missed
       tools pull it below ``cache_hit_rate``; breaker rejections can push it
       above.
+    * ``cache_hit_rate_<tool>``: ``cache_hit_rate`` of one tool (hits of its
+      lookups / decisions), one column per tool of the agent.
+    * ``cache_evictions``: live entries a size bound (``max_cache_size``)
+      evicted in the window; ``cache_eviction_rate`` = evictions / lookups;
+      ``cache_invalidations``: live entries dropped by invalidations.
+
+    Waits (ms, means over the window's decisions): ``queue_wait_ms_mean`` from
+    arrival to a worker's start, the throttle wait included;
+    ``throttle_wait_ms_mean`` from arrival to admission through the rate
+    limits (:mod:`swarmopt.sim.ratelimit`); ``token_throttle_wait_ms_mean``
+    the part of it of decisions a model-token bucket held back (the rest is the
+    tools' call limits); ``urgent_wait_ms_mean`` the queueing wait of the
+    decisions of priority class 0 (:class:`~swarmopt.schema.ActionMix`
+    ``priority``), NaN in a window with one class only. ``tool_hold_share``:
+    the largest share of the worker busy time one tool's calls held (its
+    index among the agent's tools in ``tool_hold_index``).
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
@@ -233,6 +275,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     starts = bounds[:-1]
     resp = (x[_FINISH] - x[_ARRIVAL]) * 1000.0
     wait = (x[_START] - x[_ARRIVAL]) * 1000.0
+    throttle = (x[_READY] - x[_ARRIVAL]) * 1000.0
+    token_throttle = throttle * x[_TOKEN_HELD]
     busy = x[_END] - x[_START]
     busy_ms = busy * 1000.0
     cost = x[_COST]
@@ -240,7 +284,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     ok = x[_OK] != 0
     trouble = (x[_ATTEMPTS] > 1) | (x[_DEGRADED] != 0)
     slo_ms = np.repeat([w.slo_s * 1000.0 for w in windows], sizes)
-    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2])
+    urgent = x[_PRIORITY] == 0
+    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2,
+                        urgent])
     counts = np.concatenate((x[_COUNTED], derived))
     cum = np.concatenate((np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)), axis=1)
     tot = (cum[:, bounds[1:]] - cum[:, starts]).T.tolist()
@@ -257,7 +303,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
         desk = info.get("review_workers", 0)
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok,
-         n_trouble, n_trouble_success, n_goal, n_fast, n_strong) = tot[k]
+         n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_urgent) = tot[k]
         window_s = info["window_s"]
         busy_total = _sum(busy[lo:hi])
         cost_total = _sum(cost[lo:hi])
@@ -278,6 +324,10 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "response_time_ms_p95": q[2],
             "response_time_ms_p99": q[3],
             "queue_wait_ms_mean": _per(_sum(wait[lo:hi]), n),
+            "throttle_wait_ms_mean": _per(_sum(throttle[lo:hi]), n),
+            "token_throttle_wait_ms_mean": _per(_sum(token_throttle[lo:hi]), n),
+            "urgent_wait_ms_mean": (_per(_sum(wait[lo:hi][urgent[lo:hi]]), int(n_urgent)) if n_urgent < n
+                                    else nan),
             "service_time_ms_mean": _per(_sum(busy_ms[lo:hi]), n),
             "adaptation_score": n_trouble_success / n_trouble if n_trouble else 1.0,
             "coordination_score": (coord_ok + w.inbox_in_time) / coord_den if coord_den else nan,
@@ -290,6 +340,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "output_tokens": int(tok_out),
             "cache_hit_rate": hits / lookups if lookups else nan,
             "tool_call_hit_rate": hits / (hits + calls) if hits + calls else nan,
+            "cache_evictions": w.cache_evictions,
+            "cache_eviction_rate": w.cache_evictions / lookups if lookups else nan,
+            "cache_invalidations": w.cache_invalidations,
             "error_rate": _per(n - n_ok, n),
             "escalation_rate": _per(n_esc, n),
             "review_wait_ms_mean": _per(_sum(review_wait_ms[lo:hi]), int(n_esc)),
@@ -309,8 +362,34 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "strong_tier_share": _per(n_strong, n),
             "max_concurrency": info["concurrency"],
             "autonomy": info["autonomy"],
+            **_tool_hit_rates(w, w.arrivals),
+            **_tool_hold(w, busy_total),
         })
     return rows
+
+
+def _tool_hit_rates(w: WindowData, n: int) -> dict[str, float]:
+    """``cache_hit_rate_<tool>`` of each of the window's tools (``info["tools"]``): hits / decisions that
+    arrived in the window (they looked their tools up then)."""
+    tools = w.info.get("tools", ())
+    if not tools:
+        return {}
+    if not n or w.tool_hits is None:
+        return {f"cache_hit_rate_{t}": float("nan") for t in tools}
+    hits = w.tool_hits.tolist()
+    return {f"cache_hit_rate_{t}": hits[j] / n for j, t in enumerate(tools)}
+
+
+def _tool_hold(w: WindowData, busy_s: float) -> dict[str, float]:
+    """``tool_hold_share``: the largest share of the window's worker busy time
+    that one tool's calls held (timeouts cap a call), and ``tool_hold_index``
+    that tool's index in the window's tools; NaN without tools or busy time."""
+    tools = w.info.get("tools", ())
+    if not tools or w.tool_held_s is None or busy_s <= 0:
+        return {"tool_hold_share": float("nan"), "tool_hold_index": float("nan")}
+    held = w.tool_held_s[:len(tools)]
+    j = int(np.argmax(held))
+    return {"tool_hold_share": float(held[j]) / busy_s, "tool_hold_index": float(j)}
 
 
 def window_metrics(w: WindowData) -> dict:
@@ -375,6 +454,11 @@ METRICS: dict[str, MetricSpec] = {
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "queue_wait_ms_mean": _WINDOW_LOWER,
     "review_wait_ms_mean": _WINDOW_LOWER,
+    "throttle_wait_ms_mean": _WINDOW_LOWER,
+    "urgent_wait_ms_mean": _WINDOW_LOWER,
+    "tool_hold_share": _WINDOW_LOWER,
+    "cache_eviction_rate": _WINDOW_LOWER,
+    "cache_hit_rate": _WINDOW_HIGHER,
     "cpu_percent": _WINDOW_LOWER,
     "memory_percent": _WINDOW_LOWER,
     "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row

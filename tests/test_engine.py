@@ -87,6 +87,24 @@ def test_a_change_at_a_window_end_belongs_to_the_next_window_whatever_the_tick(m
         pd.testing.assert_frame_equal(base, other, obj=f"windows at tick {tick:g} s")
 
 
+def test_a_change_due_at_a_span_start_does_not_hide_the_next_one(mh_scenario):
+    """Workers 4 -> 1 at 60 s and 1 -> 8 at 90 s, both inside one 120 s tick: the span that starts at 60 s must
+    end at 90 s (the second change), as it does with ticks that stop there."""
+    def rows(tick, until=240.0):
+        sim = _sim(mh_scenario)
+        closed = list(sim.step(0.0, 0.0, [], [
+            ScheduledChange(60.0, KnobChange(sim.id, "max_concurrency", 4, 1), "test"),
+            ScheduledChange(90.0, KnobChange(sim.id, "max_concurrency", 1, 8), "test")])[1])
+        for k in range(int(until / tick)):
+            closed += sim.step(k * tick, (k + 1) * tick, [], [])[1]
+        closed += sim.step(until, until, [], [])[1]
+        return pd.DataFrame([sim.metrics_row(w) for w in closed])
+
+    base = rows(30.0)
+    assert base["max_concurrency"].tolist() == [4, 8, 8, 8]
+    pd.testing.assert_frame_equal(base, rows(120.0))
+
+
 def test_common_random_numbers_same_arrivals_whatever_the_knobs(mh_scenario):
     a = _run(_sim(mh_scenario))
     b = _run(_sim(mh_scenario, max_concurrency=1, parallel_tools=True))

@@ -4,7 +4,7 @@ when nothing acts, and the static knob configuration of that agent in scenarios/
 
 Attainment = share of the faulted agent's windows after the fault onset that meet the SLO (mean response time
 < 2000 ms, success rate >= 0.70, coordination score >= 0.60; for price_change also cost per decision within the
-optimizer's cost threshold). Seed 1, local runtime, about 1.5 s per run (about 25 s in all).
+optimizer's cost threshold). Seed 1, local runtime, about 1.5 s per run (about 35 s in all).
 
 Bounds, from seeds 1-6 (scenarios/library/measure.py and its helpers): under monitor every scenario attains at
 most 0.32 (bound 0.5); with its cure at least 0.82 (bound 0.75) and at least 0.53 more than under monitor
@@ -41,7 +41,8 @@ BREACHED = 0.5
 CURED = 0.75
 GAIN = 0.4
 PROFILES = {"strategic-orchestrator", "market-hunter", "narrative-architect", "market-analyzer", "execution-agent"}
-FAMILIES = {"latency", "error_spike", "price_change", "memory_leak", "coordination_storm", "cache_bypass", "crash"}
+FAMILIES = {"latency", "error_spike", "price_change", "memory_leak", "coordination_storm", "cache_bypass", "crash",
+            "rate_limit", "cache_invalidation", "relay_delay"}
 
 
 def test_library_has_eight_scenarios_of_one_shape_each_with_a_cure():
@@ -52,7 +53,8 @@ def test_library_has_eight_scenarios_of_one_shape_each_with_a_cure():
         assert {a.id for a in sc.agents} == PROFILES, name
         assert sc.window_s == 60 and sc.optimizer.cycle_s == 300 and sc.tick_s in (60, 300), name
         assert 7200 <= sc.duration_s <= 14400 and lib.onset_s(sc) >= 1800, name
-        assert {f.target for f in sc.faults} == {CURES[name]["agent"]}, name
+        # a relay delay hits the hub that routes the faulted agent's messages
+        assert {f.target for f in sc.faults if f.kind != "relay_delay"} <= {CURES[name]["agent"]}, name
         assert sc.description.strip(), name
         kinds |= {f.kind for f in sc.faults}
     assert FAMILIES <= kinds
@@ -106,3 +108,15 @@ def test_cache_bypass_stops_the_ttl_cure_from_working():
     (mon_before, _), (ttl_before, ttl_after) = phases(sc), phases(ttl_only)
     assert ttl_before >= 0.9 and ttl_before - mon_before >= GAIN
     assert ttl_after <= 0.1
+
+
+@pytest.mark.parametrize("name,remedy", [("rate_limit_cut", "raise_token_limit"),
+                                         ("cache_too_small", "raise_cache_size")])
+def test_rules_try_the_mechanisms_remedy_and_the_judge_keeps_it(name, remedy):
+    """The rate-limit cut is answered by a larger token allocation, the small cache by a larger one; the canary
+    judge measures a significant improvement of the target and keeps it (seed 1: response time +51%; hit rate
+    +13%)."""
+    res = run_scenario(lib.with_policy(load_scenario(PATHS[name]), "rules"), seed=SEED, runtime="local")
+    ev = res.events
+    kept = ev[(ev["event"] == "optimization.kept") & (ev["kind"] == remedy)]
+    assert len(kept) >= 1 and (kept["verdict"] == "pass").all() and (kept["improvement_pct"] > 10).all()

@@ -27,7 +27,9 @@ Per decision (task), following the product's design (docs/architecture.md):
 * coordination: a decision sends a message to each downstream agent with the
   link's probability; the request is met in time if the decision succeeded and
   its message arrives within ``coordination_deadline_s`` of the decision's
-  arrival. Inbound messages are served by the :class:`~swarmopt.sim.inbox.Inbox`.
+  arrival, routed through the relays of the ``topology`` knob's shape
+  (:mod:`swarmopt.sim.topology`). Inbound messages are served by the
+  :class:`~swarmopt.sim.inbox.Inbox`.
 
 Every random number a task needs is drawn when its window-long block of
 arrivals is generated, from the agent's own stream, in a fixed layout that does
@@ -57,13 +59,17 @@ import numpy as np
 
 from swarmopt.knobs import ScheduledChange, set_knob
 from swarmopt.metrics import COLUMN, WindowData, window_metrics
-from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
+from swarmopt.schema import ACTIONS, MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
 from swarmopt.sim.breaker import Breaker
+from swarmopt.sim.cache import LRUCache, invalidate, pattern_keys
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Inbox, Message
+from swarmopt.sim.ratelimit import Limiter
 from swarmopt.sim.review import Awaiting, Desk, ReviewReply, ReviewRequest, is_review
+from swarmopt.sim.sched import ordered, pools, serve_pools
 from swarmopt.sim.serve import Part, Sent, Span, serve
 from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
+from swarmopt.sim.topology import Routes
 
 _GRID = np.linspace(0.0, 1.0, 65)  # where a block's peak arrival rate is looked for
 CACHE_ENTRY_KB = 64.0
@@ -141,15 +147,17 @@ class AgentSim:
     layout (at least the agent's own; default exactly those); ``names`` the
     sorted names of every agent that may send it a message and
     :data:`~swarmopt.sim.inbox.STORM` (one list shared by a group; default
-    its own name and STORM); ``reviewers`` the sorted ids of the scenario's
-    reviewers (:mod:`swarmopt.sim.review`; none: a review is a fixed delay).
-    Drive it with :meth:`step`, or several agents at once with :func:`step_agents`.
+    its own name and STORM); ``routes`` the scenario's message routes over
+    ``names`` (:mod:`swarmopt.sim.topology`; None: only ``mesh``); ``reviewers``
+    the sorted ids of the scenario's reviewers (:mod:`swarmopt.sim.review`;
+    none: a review is a fixed delay). Drive it with :meth:`step`, or several
+    agents at once with :func:`step_agents`.
     """
 
     def __init__(self, profile: AgentProfile, models: dict[str, ModelTier], env: Environment,
                  seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0,
                  pad: tuple[int, int] | None = None, names: list[str] | None = None,
-                 reviewers: list[str] | None = None) -> None:
+                 routes: Routes | None = None, reviewers: list[str] | None = None) -> None:
         self.profile = profile
         self.id = profile.id
         self.models = models
@@ -162,18 +170,22 @@ class AgentSim:
         self.knobs = profile.knobs
         self.autonomy = profile.autonomy
         self.workers: list[float] = [0.0] * self.knobs.max_concurrency
+        self.pools: dict[str, list[float]] = {}  # bulkhead pools by tool (sim/sched.py), out of the workers
         tools = profile.tools
         self.tool_names = [t.name for t in tools]
         own = (len(tools), len(profile.downstream))
         self.pad = own if pad is None else (max(own[0], pad[0]), max(own[1], pad[1]))
         self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
+        self.lru: list[LRUCache | None] = [None] * len(tools)  # the size-bounded caches' recency
+        self.limiter = Limiter(len(tools))
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
         self.links = [(l.receivers, l.probability) for l in profile.downstream]
         self.names = names if names is not None else sorted(
             {profile.id, STORM}.union(*(receivers for receivers, _ in self.links)))
         self.rank = self.names.index(profile.id)
+        self.routes = routes
         self.link_table, self.slot = LinkTable.of([self], self.names, self.pad[1]), 0
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
@@ -203,6 +215,8 @@ class AgentSim:
                                                                      for f in env.faults)
         self.storms = bool(env.storm_rate(-math.inf, math.inf))
         self.leaks = any(isinstance(f, MemoryLeakFault) for f in env.faults)
+        self.invalidations = env.invalidations()
+        self.next_invalidation = 0
 
     # ------------------------------------------------------------------ driving
     def step(self, t0: float, t1: float, inbound: list[Message],
@@ -254,20 +268,65 @@ class AgentSim:
         out = []
         t = t0
         while t < t1:
+            ops = self._apply_due(t)  # first: a change due at t must not hide the next one from the cut
             cut = min(t1, self._next_point(t))
-            ops = self._apply_due(t)
             out.append(self._span(t, cut, ops))
             t = cut
         return out
 
-    def queue(self, span: Span, arrival: np.ndarray, service: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """FCFS (start, end) of a span's decisions, after the worker changes due at its start."""
+    def queue(self, span: Span, arrival: np.ndarray, service: np.ndarray, tier: np.ndarray, tokens: np.ndarray,
+              calls: np.ndarray, action: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """(start, end) of a span's decisions, after the worker changes due
+        at its start, and their admission through the rate limits
+        (:meth:`Limiter.admit <swarmopt.sim.ratelimit.Limiter.admit>`: admission
+        times and whether model tokens held each back; None when every decision
+        is admitted on arrival). ``tier``, ``tokens``, ``calls`` (n, tools) and
+        ``action`` are each decision's tier index, model tokens, calls per tool and
+        action class (0 simple, 1 standard, 2 complex). Served FCFS, or as the ``scheduling`` and ``bulkhead``
+        knobs say (:mod:`swarmopt.sim.sched`)."""
         for op in span.ops:
             if op[0] == "resize":
                 self._resize_workers(*op[1:])
             else:
                 self.workers = [max(w, op[1]) for w in self.workers]
-        return fcfs(arrival, service, self.workers)
+                self.pools = {t: [max(w, op[1]) for w in h] for t, h in self.pools.items()}
+        k = span.knobs
+        admitted = self.limiter.admit(span.t0, k, span.fx, self.tool_names, arrival, tier, tokens, calls)
+        ready = arrival if admitted is None else admitted[0]
+        if k.bulkhead or self.pools:
+            self._carve_pools(k.bulkhead)
+        cls = action
+        if k.scheduling == "priority":  # wfq weighs the action classes, priority ranks their priority classes
+            cls = np.asarray(self.profile.action_mix.priority_classes())[action]
+        if self.pools:
+            pooled = [self.tool_names.index(t) for t in self.pools]
+            start, end = serve_pools(ready, service, cls, pools(calls, pooled), [self.workers, *self.pools.values()],
+                                     k.scheduling, self.wfq_weights(k))
+        elif k.scheduling == "fcfs":
+            start, end = fcfs(ready, service, self.workers)
+        else:
+            start, end = ordered(ready, service, cls, self.workers, k.scheduling, self.wfq_weights(k))
+        return start, end, admitted
+
+    @staticmethod
+    def wfq_weights(knobs) -> tuple[float, ...]:
+        """The weighted-fair-queuing weight of each priority class: the
+        ``wfq_weights`` of the action classes (sim/sched.py serves by class)."""
+        return tuple(knobs.wfq_weights.get(a, 1.0) for a in ACTIONS)
+
+    def _carve_pools(self, sizes: dict[str, int]) -> None:
+        """Give each tool of the profile with a ``bulkhead`` size its own pool
+        of workers, taken from the shared ones that free up first; a change of
+        sizes returns every pool to the shared workers and carves anew."""
+        want = {t: sizes[t] for t in self.tool_names if sizes.get(t, 0) > 0}
+        if {t: len(h) for t, h in self.pools.items()} == want:
+            return
+        free = sorted(self.workers + [w for h in self.pools.values() for w in h])
+        self.pools = {}
+        for t, b in want.items():
+            self.pools[t], free = free[:b], free[b:]
+        self.workers = free  # a sorted list is a heap
 
     def _next_point(self, t: float) -> float:
         nxt = math.inf
@@ -305,6 +364,9 @@ class AgentSim:
         return ops
 
     def _resize_workers(self, old: int, new: int, at: float) -> None:
+        if self.pools:  # resize over all workers; the next queue carves the pools again
+            self.workers = sorted(self.workers + [w for h in self.pools.values() for w in h])
+            self.pools = {}
         if new > old:
             for _ in range(new - old):
                 heapq.heappush(self.workers, at)
@@ -389,6 +451,12 @@ class AgentSim:
         err_p = [min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0)) for tool in p.tools]
         ttls = [0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0) for tool in p.tools]
         breaker = k.circuit_breaker.enabled
+        if self.invalidations:
+            self._invalidate(t0)
+        lru = self.lru
+        if k.max_cache_size or any(lru):
+            self._bound_caches(t0)
+        evicted = sum(c.evictions for c in lru if c is not None)
         parts = []
         t = t0
         while t < t1:
@@ -415,14 +483,51 @@ class AgentSim:
                     keys = block.keys[j, lo:hi]
                     if breaker:
                         hit[j], stop[j], rejected[j] = breaker_calls(arr, keys, err, ttls[j], self.cache_exp[j],
-                                                                     self.breakers[j])
+                                                                     self.breakers[j], lru[j])
                     else:
                         stop[j] = first_success(err)
-                        hit[j] = ttl_cache(arr, keys, stop[j] < n_att, ttls[j], self.cache_exp[j])
-            parts.append(Part(self._window(t), block, lo, hi, self._memory_factor(t) if self.leaks else 1.0,
-                              hit, stop, rejected))
+                        if lru[j] is None:
+                            hit[j] = ttl_cache(arr, keys, stop[j] < n_att, ttls[j], self.cache_exp[j])
+                        else:
+                            hit[j] = lru[j].lookups(arr, keys, stop[j] < n_att, ttls[j])
+            window = self._window(t)
+            if evicted or any(lru):
+                now = sum(c.evictions for c in lru if c is not None)
+                window.add_cache(evictions=now - evicted)
+                evicted = now
+            parts.append(Part(window, block, lo, hi, self._memory_factor(t) if self.leaks else 1.0, hit, stop,
+                              rejected))
             t = end
-        return Span(self, k, self.autonomy, fx, ops, parts)
+        return Span(self, k, self.autonomy, fx, ops, parts, t0)
+
+    def _invalidate(self, t0: float) -> None:
+        """Apply the cache invalidations due by ``t0`` (spans are cut at each
+        one, so each is applied at its instant)."""
+        todo = self.invalidations
+        while self.next_invalidation < len(todo) and todo[self.next_invalidation].t_s <= t0 + 1e-12:
+            inv = todo[self.next_invalidation]
+            self.next_invalidation += 1
+            k = round(inv.t_s / self.window_s)
+            if k and abs(inv.t_s - k * self.window_s) <= 1e-9:  # at a window's end: not part of that window
+                self._record_end_state(k - 1)
+            dropped = 0
+            for j, tool in enumerate(self.profile.tools):
+                if inv.tool is None or inv.tool == tool.name:
+                    dropped += invalidate(self.cache_exp[j], pattern_keys(tool.keyspace, inv.share), inv.t_s,
+                                          self.lru[j])
+            self._window(inv.t_s).add_cache(invalidations=dropped)
+
+    def _bound_caches(self, t0: float) -> None:
+        """Give each tool cache the size bound of the ``max_cache_size`` knob at ``t0`` (0: unbounded)."""
+        sizes = self.knobs.max_cache_size
+        for j, name in enumerate(self.tool_names):
+            cap, cache = int(sizes.get(name, 0)), self.lru[j]
+            if not cap:
+                self.lru[j] = None
+            elif cache is None:
+                self.lru[j] = LRUCache(self.cache_exp[j], cap, t0)
+            elif cache.capacity != cap:
+                cache.resize(cap, t0)
 
     # ------------------------------------------------------------------ windows
     def _window(self, t: float) -> WindowData:
@@ -475,7 +580,7 @@ class AgentSim:
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
         w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
                  memory_capacity_mb=self.profile.memory_capacity_mb,
-                 cache_capacity=sum(t.keyspace for t in self.profile.tools),
+                 cache_capacity=sum(t.keyspace for t in self.profile.tools), tools=self.tool_names,
                  review_workers=len(self.desk.workers) if self.desk is not None else 0, **state)
         return w
 
@@ -503,7 +608,8 @@ class AgentSim:
             waiting = int(np.count_nonzero((a <= t) & (s > t)))
         return {
             "agent": self.id, "t_s": t, "knobs": self.knobs.model_dump(), "autonomy": self.autonomy,
-            "queue_length": waiting, "busy_workers": sum(w > t for w in self.workers),
+            "queue_length": waiting,
+            "busy_workers": sum(w > t for h in (self.workers, *self.pools.values()) for w in h),
             "workers": self.knobs.max_concurrency,
             "cached_keys": {n: int(np.count_nonzero(c > t)) for n, c in zip(self.tool_names, self.cache_exp)},
             "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,

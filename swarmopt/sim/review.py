@@ -30,8 +30,10 @@ passed its end; the driver runs one extra exchange at every optimizer cycle
 whatever the tick. A decision whose answer comes back after the run's end is
 not counted. The coordination message a reviewed decision sends leaves when
 its worker is done (the receivers' inboxes must know their arrivals by the
-same horizon rule); its coordination request is met in time only if the
-reviewed answer succeeded and plus one hop is within the deadline.
+same horizon rule); each of its coordination requests is met in time only
+if the reviewed answer succeeded and, delivered as its message was (one hop,
+plus the relays of a routed topology), reaches the receiver within the
+deadline.
 
 Without a reviewer in the scenario, a review is a fixed lognormal delay of
 the agent's ``review_ms_median`` (:func:`swarmopt.sim.serve.serve`).
@@ -49,8 +51,8 @@ import numpy as np
 from swarmopt.metrics import COLUMN, WindowData
 from swarmopt.schema import ReviewDesk
 
-_ARRIVAL, _END, _FINISH, _SUCCESS = COLUMN["arrival"], COLUMN["end"], COLUMN["finish"], COLUMN["success"]
-_COORD_REQ, _COORD_OK, _REVIEW_WAIT = COLUMN["coord_req"], COLUMN["coord_ok"], COLUMN["review_wait"]
+_ARRIVAL, _END, _FINISH = COLUMN["arrival"], COLUMN["end"], COLUMN["finish"]
+_COORD_OK, _REVIEW_WAIT = COLUMN["coord_ok"], COLUMN["review_wait"]
 
 
 class ReviewRequest(NamedTuple):
@@ -95,8 +97,8 @@ class Awaiting:
 
     ``reviewers``: the scenario's reviewers, sorted (a request goes to
     ``reviewers[seq % len(reviewers)]``); ``latency_s`` and ``deadline_s``:
-    the agent's network latency and coordination deadline; ``horizon_s``: the
-    run's end (a later answer is not counted).
+    the agent's network latency (the request's hop) and coordination
+    deadline; ``horizon_s``: the run's end (a later answer is not counted).
     """
 
     def __init__(self, agent: str, reviewers: list[str], latency_s: float, deadline_s: float,
@@ -106,25 +108,36 @@ class Awaiting:
         self.latency_s = latency_s
         self.deadline_s = deadline_s
         self.horizon_s = horizon_s
-        self.held: dict[int, np.ndarray] = {}
+        self.held: dict[int, tuple[np.ndarray, list[float]]] = {}
         self.seq = 0
         self.outbox: list[ReviewRequest] = []
         self.replies: list[ReviewReply] = []
         self.settled_s = 0.0
 
-    def hold(self, chunk: np.ndarray, mask: np.ndarray, z: np.ndarray) -> np.ndarray:
+    def hold(self, chunk: np.ndarray, mask: np.ndarray, z: np.ndarray, first: int = 0,
+             delays: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Keep the decisions ``mask`` (n,) of the task table ``chunk``
         (fields, n) until their reviews come back and send their requests
-        (``z``: their review-time normals). Returns the other decisions' table."""
+        (``z``: their review-time normals). ``delays``: (sending decision,
+        delivery time after its worker was done) of each coordination message
+        of the serving pass, whose decision ``first`` is the chunk's first.
+        Returns the other decisions' table."""
         if not mask.any():
             return chunk
-        cols = chunk[:, mask]
-        n = cols.shape[1]
-        seqs = range(self.seq, self.seq + n)
-        self.seq += n
+        idx = np.flatnonzero(mask)
+        cols = chunk[:, idx]
+        seqs = range(self.seq, self.seq + idx.size)
+        self.seq += idx.size
         times = (cols[_END] + self.latency_s).tolist()
-        for s, col, t, zz, a in zip(seqs, cols.T, times, z[mask].tolist(), cols[_ARRIVAL].tolist(), strict=True):
-            self.held[s] = col.copy()
+        sent: dict[int, list[float]] = {}
+        if delays is not None:
+            task, after = delays
+            mine = np.flatnonzero(np.isin(task, idx + first))
+            for i, d in zip(task[mine].tolist(), after[mine].tolist(), strict=True):
+                sent.setdefault(i - first, []).append(d)
+        for s, i, col, t, zz, a in zip(seqs, idx.tolist(), cols.T, times, z[idx].tolist(), cols[_ARRIVAL].tolist(),
+                                       strict=True):
+            self.held[s] = (col.copy(), sent.get(i, []))
             self.outbox.append(ReviewRequest(t, self.agent, s, self.reviewers[s % len(self.reviewers)], zz, a))
         return chunk[:, ~mask]
 
@@ -134,11 +147,11 @@ class Awaiting:
         its answer came back (dropped after the run's end)."""
         late: dict[int, list[np.ndarray]] = {}
         for rep in replies:
-            col = self.held.pop(rep.seq)
+            col, sent = self.held.pop(rep.seq)
             col[_FINISH] = rep.time
             col[_REVIEW_WAIT] = rep.wait_s
-            met = col[_SUCCESS] != 0 and rep.time + self.latency_s - col[_ARRIVAL] <= self.deadline_s
-            col[_COORD_OK] = col[_COORD_REQ] if met else 0.0
+            # a failed decision sends no message and meets none of its requests
+            col[_COORD_OK] = sum(rep.time + d - col[_ARRIVAL] <= self.deadline_s for d in sent)
             if rep.time < self.horizon_s:
                 late.setdefault(int(rep.time // window_s + 1e-9), []).append(col)
         for k, cols in late.items():

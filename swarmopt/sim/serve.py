@@ -7,7 +7,8 @@ agents' sequential work is done by then (:meth:`AgentSim.spans
 :func:`serve` gathers every part's decisions into struct-of-arrays (one row
 per decision, the parameters of its agent and span repeated along), runs the
 attempt model, asks each agent to queue its spans (FCFS, sequential), then
-computes outcomes, costs, coordination messages and the per-task table of
+computes outcomes, costs, coordination messages (routed through the
+topology, :mod:`swarmopt.sim.topology`) and the per-task table of
 every part in one pass; the number of numpy calls does not grow with the
 number of decisions and grows with agents only through a few calls per agent
 and per part.
@@ -29,10 +30,11 @@ import numpy as np
 from scipy.special import ndtr
 
 from swarmopt.metrics import TASK_FIELDS, WindowData
-from swarmopt.schema import MAX_ATTEMPTS, TIERS, Knobs
+from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
 from swarmopt.sim.environment import Effects
 from swarmopt.sim.review import held_mask
 from swarmopt.sim.service import attempts
+from swarmopt.sim.topology import RELAYED
 
 DEGRADED_QUALITY = 0.85
 _DIST = {"lognormal": 0, "exponential": 1, "deterministic": 2}
@@ -87,9 +89,9 @@ class Sent:
 
 @dataclass(slots=True)
 class Span:
-    """An agent's decisions over a stretch in which knobs, autonomy and fault
-    effects do not change; ``ops`` are the worker changes due at its start
-    (applied by ``sim.queue`` before its decisions queue)."""
+    """An agent's decisions over a stretch from ``t0`` on in which knobs,
+    autonomy and fault effects do not change; ``ops`` are the worker changes
+    due at its start (applied by ``sim.queue`` before its decisions queue)."""
 
     sim: Any
     knobs: Knobs
@@ -97,6 +99,7 @@ class Span:
     fx: Effects
     ops: list[tuple]
     parts: list[Part]
+    t0: float = 0.0
 
 
 def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
@@ -163,7 +166,7 @@ def serve(spans: list[Span]) -> Sent | None:
     if n == 0:
         empty = np.zeros(0)
         for sp in spans:
-            sp.sim.queue(sp, empty, empty)
+            sp.sim.queue(sp, empty, empty, empty, empty, np.zeros((0, n_tools)))
         return None
     part_n = [p.hi - p.lo for _, p in parts]
     arr = _cat([p.block.arrival[p.lo:p.hi] for _, p in parts])
@@ -217,15 +220,29 @@ def serve(spans: list[Span]) -> Sent | None:
     for j in range(n_tools):
         miss_cost = miss_cost + calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)  # as calls @ prices, in order
 
-    # queueing, per agent and span in time order
+    tok = np.exp(0.25 * z[:, -1] - 0.03125)
+    tokens_in = np.rint(col(_PROMPT) * made * tok)
+    tokens_out = np.rint(col(_OUTPUT) * made * tok)
+    tokens = tokens_in + tokens_out
+
+    # rate limits and queueing, per agent and span in time order (sim/ratelimit.py, service.fcfs)
+    ready, token_held = arr, None
     if len(spans) == 1:
-        start, end = spans[0].sim.queue(spans[0], arr, service)
+        start, end, admitted = spans[0].sim.queue(spans[0], arr, service, tier, tokens, calls, action)
+        if admitted is not None:
+            ready, token_held = admitted
     else:
         start, end = np.empty(n), np.empty(n)
         lo = 0
         for sp, m in zip(spans, span_n.tolist(), strict=False):
-            start[lo:lo + m], end[lo:lo + m] = sp.sim.queue(sp, arr[lo:lo + m], service[lo:lo + m])
-            lo += m
+            hi = lo + m
+            start[lo:hi], end[lo:hi], admitted = sp.sim.queue(sp, arr[lo:hi], service[lo:hi], tier[lo:hi],
+                                                              tokens[lo:hi], calls[lo:hi], action[lo:hi])
+            if admitted is not None:
+                if token_held is None:
+                    ready, token_held = arr.copy(), np.zeros(n, dtype=bool)
+                ready[lo:hi], token_held[lo:hi] = admitted
+            lo = hi
 
     # outcome
     p_ok = np.minimum(0.99, col(_BASE_SUCCESS) * (1.0 + (quality - 1.0) * weight)
@@ -237,57 +254,85 @@ def serve(spans: list[Span]) -> Sent | None:
     finish = end + np.where(escalated, review_s, 0.0)
     # decisions reviewed by the scenario's reviewer finish when its answer is back (sim.review); their
     # coordination messages leave when the worker is done
-    held = held_mask(spans, span_n, escalated)
-    done = finish if held is None else np.where(held, end, finish)
+    reviewed = held_mask(spans, span_n, escalated)
+    done = finish if reviewed is None else np.where(reviewed, end, finish)
     success = ok & (u_s < np.where(escalated, np.maximum(p_ok, col(_REVIEW_SUCCESS)), p_ok))
-    tok = np.exp(0.25 * z[:, -1] - 0.03125)
-    tokens_in = np.rint(col(_PROMPT) * made * tok)
-    tokens_out = np.rint(col(_OUTPUT) * made * tok)
     cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6 + miss_cost
 
     # coordination
     coord_req = np.zeros(n)
     coord_ok = np.zeros(n)
     sent = np.zeros(n, dtype=np.int64)
-    msgs = None
+    msgs, delays = None, None
     if n_links:
         lat_s = col(_NET_S)
         in_time = success & (finish + lat_s - arr <= col(_DEADLINE))
         link0 = f0 + 1 + n_tools
         sends = []
+        routed = any(sp.knobs.topology != "mesh" for sp in spans)
         for d_ in range(n_links):
             wants = u[:, 3 + d_] < col(link0 + d_)
             coord_req += wants
-            coord_ok += wants & in_time
+            if not routed:
+                coord_ok += wants & in_time
             sent += wants & success
             sends.append(np.flatnonzero(wants & success))
-        msgs = _messages(spans, span_n, sends, arr, done + lat_s, u, prm, link0, parts)
+        msgs, task = _messages(spans, span_n, sends, arr, done + lat_s, u, prm, link0, parts)
+        if routed and msgs is not None:
+            msgs = _route(spans, span_n, msgs, task)
+            # a request is met in time when its message reaches the receiver within the deadline
+            coord_ok += np.bincount(task, weights=msgs.time[:task.size] - arr[task] <= col(_DEADLINE)[
+                task if len(prm) > 1 else 0], minlength=n)
+        if reviewed is not None and msgs is not None:
+            # each message's delivery time after its sender's worker was done (a reviewed decision's requests
+            # are met in time or not once its answer is back)
+            delays = (task, msgs.time[:task.size] - done[task])
 
+    # priority class (0 most urgent) of each decision, from its agent's action mix
+    classes = [sp.sim.profile.action_mix.priority_classes() for sp in spans]
+    priority = 0.0
+    if any(any(c) for c in classes):
+        priority = (np.repeat(np.array(classes), span_n, axis=0) if len(spans) > 1 else np.array(classes))[
+            np.arange(n) if len(spans) > 1 else 0, action]
     table = np.empty((len(TASK_FIELDS), n))
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier, 0.0)):
+                           coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority, 0.0)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
+    # cache hits per (padded) tool and part, for the per-tool hit ratios
+    tool_hits = np.add.reduceat(hit, np.cumsum([0] + part_n[:-1]), axis=1, dtype=np.int64).T if n_tools else (
+        np.zeros((len(parts), 0), dtype=np.int64))
+    # seconds of worker time each tool's calls hold, per part (sim/sched.py's bulkheads answer a tool holding most)
+    if n_tools:
+        att = np.arange(na)
+        timeout = col(_TIMEOUT)[:, None] if len(prm) > 1 else col(_TIMEOUT)
+        held = np.stack([(np.minimum(tool_s[j], timeout) * (att < calls[:, j:j + 1])).sum(axis=1)
+                         for j in range(n_tools)])
+        tool_held = np.add.reduceat(held, np.cumsum([0] + part_n[:-1]), axis=1).T
+    else:
+        tool_held = np.zeros((len(parts), 0))
     lo = 0
-    for (i, p), m in zip(parts, part_n, strict=False):
+    for (i, p), m, h, held_s in zip(parts, part_n, tool_hits, tool_held, strict=False):
         chunk = table[:, lo:lo + m]
-        if held is not None and spans[i].sim.awaiting is not None:
-            chunk = spans[i].sim.awaiting.hold(chunk, held[lo:lo + m], z[lo:lo + m, -2])
-        p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], m)
+        if reviewed is not None and spans[i].sim.awaiting is not None:
+            chunk = spans[i].sim.awaiting.hold(chunk, reviewed[lo:lo + m], z[lo:lo + m, -2], lo, delays)
+        p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s, m)
         lo += m
     return msgs
 
 
 def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], arr: np.ndarray, at: np.ndarray,
-              u: np.ndarray, prm: np.ndarray, link0: int, parts: list[tuple[int, Part]]) -> Sent | None:
+              u: np.ndarray, prm: np.ndarray, link0: int, parts: list[tuple[int, Part]]
+              ) -> tuple[Sent | None, np.ndarray]:
     """The messages of the decisions ``sends[d]`` (indices) on link ``d``,
     arriving at ``at``. Each agent numbers its messages on, span by span, link
     by link, in decision order; a link to several replicas picks one by the
-    uniform that decided to send (given u < p, u / p is uniform on [0, 1))."""
+    uniform that decided to send (given u < p, u / p is uniform on [0, 1)).
+    Also returns the sending decision of each message."""
     task = np.concatenate(sends)
     if not task.size:
-        return None
+        return None, task
     link = np.repeat(np.arange(len(sends)), [s.size for s in sends])
     span_of = np.repeat(np.arange(len(spans)), span_n)[task]
     order = np.lexsort((task, link, span_of))
@@ -307,4 +352,21 @@ def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], ar
     resource = _cat([p.block.resource[p.lo:p.hi] for _, p in parts])[task, link]
     sender = np.array([sp.sim.rank for sp in spans], dtype=np.int64)[span_of]
     return Sent(spans[0].sim.names, at[task], sender, seq, table.ranks[table.offset[slot, link] + pick], resource,
-                arr[task])
+                arr[task]), task
+
+
+def _route(spans: list[Span], span_n: np.ndarray, sent: Sent, task: np.ndarray) -> Sent:
+    """``sent`` routed through the topology of each sender's span
+    (:meth:`Routes.route <swarmopt.sim.topology.Routes.route>`): the messages
+    (first, in order, at their arrival at the receiver), then each relayed
+    copy (to its relay, resource :data:`~swarmopt.sim.topology.RELAYED`)."""
+    routes = spans[0].sim.routes
+    if routes is None:
+        raise ValueError(f"agent {spans[0].sim.id}: a topology other than mesh needs the scenario's routes")
+    shape = np.array([SHAPES.index(sp.knobs.topology) for sp in spans], dtype=np.int64)
+    span_of = np.repeat(np.arange(len(spans)), span_n)[task]
+    final, idx, relay, t = routes.route(shape[span_of], sent.sender, sent.receiver, sent.time)
+    return Sent(sent.names, np.concatenate((final, t)), np.concatenate((sent.sender, sent.sender[idx])),
+                np.concatenate((sent.seq, sent.seq[idx])), np.concatenate((sent.receiver, relay)),
+                np.concatenate((sent.resource, np.full(idx.size, RELAYED, dtype=sent.resource.dtype))),
+                np.concatenate((sent.origin, sent.origin[idx])))

@@ -23,6 +23,7 @@ import heapq
 import numpy as np
 
 from swarmopt.sim.breaker import Breaker
+from swarmopt.sim.cache import LRUCache
 
 
 def ttl_cache(t: np.ndarray, keys: np.ndarray, fills: np.ndarray, ttl: float, expiry: np.ndarray) -> np.ndarray:
@@ -71,12 +72,13 @@ def first_success(err: np.ndarray) -> np.ndarray:
 
 
 def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, expiry: np.ndarray,
-                  breaker: Breaker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  breaker: Breaker, lru: LRUCache | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cache lookups and calls of one tool through a circuit breaker.
 
     ``t`` (n,) arrival times, ``keys`` (n,), ``err`` (n, A) per-attempt call
     errors. Calls are made at the decision's arrival time, in order; with
-    ``ttl <= 0`` the cache is off (as in :func:`ttl_cache`). Returns
+    ``ttl <= 0`` the cache is off (as in :func:`ttl_cache`); ``lru``, when
+    given, bounds the cache (its expiry array is ``expiry``). Returns
     (hit (n,) bool, stop (n,) int: the attempt whose call succeeded or was
     rejected, ``A`` if every call erred, rejected (n,) bool). The breaker's state
     and ``expiry`` are updated in place. A per-call loop: a breaker's state
@@ -91,6 +93,8 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
         ti, key = t_l[i], k_l[i]
         if ttl > 0.0 and ti < expiry[key]:
             hit[i] = True
+            if lru is not None:
+                lru.hit(ti, key)
             continue
         for a in range(a_max):
             if not breaker.allow(ti):
@@ -101,7 +105,10 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
             if not bad:
                 stop[i] = a
                 if ttl > 0.0:
-                    expiry[key] = ti + ttl
+                    if lru is None:
+                        expiry[key] = ti + ttl
+                    else:
+                        lru.fill(ti, key, ttl)
                 break
     return hit, stop, rejected
 
