@@ -422,7 +422,7 @@ class Telemetry:
                        degraded=np.zeros(len(recs), bool), attempts=np.ones(len(recs)), hits=hits, lookups=lookups,
                        calls=lookups - hits, tokens_in=col("tokens_in"), tokens_out=col("tokens_out"),
                        cost=col("cost_usd"), coord_req=np.zeros(len(recs)), coord_ok=np.zeros(len(recs)),
-                       tier=col("tier", np.int64), review_wait=np.zeros(len(recs)))
+                       tier=col("tier", np.int64))
         workers = self.workers.get(agent)
         workers = workers() if callable(workers) else workers
         data.finish(agent=agent, index=k, t_start_s=k * w, t_end_s=(k + 1) * w, window_s=w,

@@ -68,8 +68,8 @@ def test_the_hub_handles_one_copy_of_every_relayed_message(star_runs):
     sc = load_scenario(STAR)
     prof = {a.id: a for a in sc.agents}
     # expected relayed count: messages of non-hub senders to non-hub receivers, from each link's share
-    relayed = sum(sent[a] * sum(l.probability for l in p.downstream if hub not in l.receivers)
-                  / sum(l.probability for l in p.downstream) for a, p in prof.items() if a != hub)
+    relayed = sum(sent[a] * sum(link.probability for link in p.downstream if hub not in link.receivers)
+                  / sum(link.probability for link in p.downstream) for a, p in prof.items() if a != hub)
     assert (extra.drop(hub).abs() <= 2).all()  # at most a message or two still in transit at the end
     # binomial split of ~4,000 messages over the links: 4 standard errors is about 3%
     assert extra[hub] == pytest.approx(relayed, rel=0.03)
