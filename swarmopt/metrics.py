@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from swarmopt.schema import TIERS
+
 TOOL_RESPONSE_KB = 8.0
 MESSAGE_KB = 2.0
 
@@ -27,20 +29,26 @@ MESSAGE_KB = 2.0
 TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
-    "tier", "ready", "token_held", "priority", "review_wait",
+    "tier", "ready", "token_held", "priority", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
+    "review_wait",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
+#: The per-tool rows of a window (:meth:`WindowData.add_table`): per decision and tool, USD paid, calls, failed calls.
+PER_TOOL_FIELDS = ("cost", "calls", "errors")
 _BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded", "token_held"))
-_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priority"))
-#: Fields a caller of :meth:`WindowData.add_tasks` may leave out, and their value then: a decision no rate
-#: limit held back is admitted when it arrives.
-OPTIONAL_FIELDS = {"ready": "arrival", "token_held": None, "priority": None, "review_wait": None}
+_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priority", "timeouts", "call_errors"))
+#: Fields a caller of :meth:`WindowData.add_tasks` may leave out, and their value then (another field's name: its
+#: values): a decision no rate limit held back is admitted when it arrives; a real agent has no timeout or tier
+#: price model: no timeout, no failed call, attempt duration and model cost unknown (NaN).
+OPTIONAL_FIELDS = {"ready": "arrival", "token_held": 0.0, "priority": 0.0, "timeouts": 0.0, "timed_out_s": 0.0,
+                   "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan, "review_wait": 0.0}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
- _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY,
- _REVIEW_WAIT) = range(len(TASK_FIELDS))
+ _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY, _TIMEOUTS,
+ _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
-_COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK]
+_COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK,
+            _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS]
 
 
 class WindowData:
@@ -61,7 +69,9 @@ class WindowData:
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
         self._late = False
+        self._tool_chunks: list[np.ndarray] = []
         self.table = _EMPTY
+        self.per_tool = np.zeros((len(PER_TOOL_FIELDS), 0, 0))
         self.inbox_handled = 0
         self.inbox_in_time = 0
         self.conflicts = 0
@@ -79,12 +89,17 @@ class WindowData:
 
     def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
                   tool_hits: np.ndarray | None = None, tool_held_s: np.ndarray | None = None,
-                  arrivals: int | None = None) -> None:
+                  per_tool: np.ndarray | None = None, arrivals: int | None = None) -> None:
         """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
         their cache hits per tool (tools,) and seconds of worker time each tool's
-        calls held (tools,) when given; ``arrivals``: the decisions that arrived
-        (default n; more when some wait for their review, :meth:`add_late`)."""
+        calls held (tools,) when given, and ``per_tool`` (len(PER_TOOL_FIELDS),
+        tools, n): per decision and tool (in the agent's order, possibly padded:
+        see :meth:`finish`) the USD it paid, the calls it made and the calls
+        that failed; ``arrivals``: the decisions that arrived (default n; more
+        when some wait for their review, :meth:`add_late`)."""
         self._chunks.append(table)
+        if per_tool is not None:
+            self._tool_chunks.append(per_tool)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
         self.arrivals += table.shape[1] if arrivals is None else arrivals
@@ -109,13 +124,16 @@ class WindowData:
         n = len(cols["arrival"])
         for f, default in OPTIONAL_FIELDS.items():
             if f not in cols:
-                cols[f] = cols[default] if default else np.zeros(n)
+                cols[f] = cols[default] if isinstance(default, str) else np.full(n, default)
         self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
 
-    def add_late(self, table: np.ndarray) -> None:
-        """Append reviewed decisions whose answer came back in this window
-        (any arrival order; :meth:`finish` sorts the table by arrival)."""
+    def add_late(self, table: np.ndarray, per_tool: np.ndarray | None = None) -> None:
+        """Append reviewed decisions whose answer came back in this window, with
+        their per-tool figures (as :meth:`add_table`'s); any arrival order:
+        :meth:`finish` sorts the table by arrival."""
         self._chunks.append(table)
+        if per_tool is not None:
+            self._tool_chunks.append(per_tool)
         self._late = True
 
     def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
@@ -131,11 +149,19 @@ class WindowData:
 
     def finish(self, **info) -> None:
         """Freeze the table; ``info`` holds the window's context (agent, index,
-        times, concurrency, autonomy, memory figures)."""
+        times, concurrency, autonomy, memory figures and, optionally,
+        ``tools``: the names of the first rows of the per-tool figures)."""
         self.table = self.tasks_so_far()
-        if self._late:
-            self.table = self.table[:, np.argsort(self.table[_ARRIVAL], kind="stable")]
+        c = self._tool_chunks
+        if c:
+            self.per_tool = c[0] if len(c) == 1 else np.concatenate(c, axis=2)
+        if self._late:  # reviewed decisions added as their answers came back: into arrival order
+            order = np.argsort(self.table[_ARRIVAL], kind="stable")
+            self.table = self.table[:, order]
+            if self.per_tool.shape[2] == order.size:
+                self.per_tool = self.per_tool[:, :, order]
         self._chunks = []
+        self._tool_chunks = []
         self.info = info
 
     def column(self, field: str) -> np.ndarray:
@@ -240,6 +266,26 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
       and none for a call an open circuit breaker rejected. Retries of missed
       tools pull it below ``cache_hit_rate``; breaker rejections can push it
       above.
+    * ``tool_error_rate``: tool calls made that failed / tool calls made (the
+      failure rate a circuit breaker sees; calls it rejected are not made).
+    * ``degraded_rate``: decisions that went on without a tool an open circuit
+      breaker skipped / decisions.
+    * ``timeout_rate``: attempts that ran into ``timeout_s`` / attempts made;
+      ``timeout_busy_share``: worker time spent in those attempts (each holds
+      its worker for the whole timeout) / all worker busy time.
+    * ``attempt_ms_p50``, ``attempt_ms_p99``: quantiles of the duration of the
+      decisions' valid attempts (model call + tools, the latency a timeout
+      must allow for; attempts cut by the timeout are not in it: censored).
+
+    Costs (USD): ``cost_usd`` = ``model_cost_usd`` (tokens x the price of the
+    tier that served each decision; per tier ``model_cost_usd.<tier>``) +
+    ``tool_cost_usd`` (the calls made of each paid tool; per tool
+    ``tool_cost_usd.<tool>``); ``cost_usd_per_hour`` = ``cost_usd`` x 3600 /
+    window; ``cost_per_success_usd`` = ``cost_usd`` / decisions that succeeded
+    (the spend efficiency a budget cares about). Per tool also ``tool_calls.<tool>`` (calls made) and
+    ``tool_error_rate.<tool>`` (of them, the share that failed). Per-tool
+    columns exist for the tools named in the window's ``tools``; with no
+    ``tools`` (not observed) ``tool_cost_usd`` is NaN.
     * ``cache_hit_rate_<tool>``: ``cache_hit_rate`` of one tool (hits of its
       lookups / decisions), one column per tool of the agent.
     * ``cache_evictions``: live entries a size bound (``max_cache_size``)
@@ -286,14 +332,20 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     slo_ms = np.repeat([w.slo_s * 1000.0 for w in windows], sizes)
     urgent = x[_PRIORITY] == 0
     derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2,
-                        urgent])
+                        x[_DEGRADED] != 0, urgent])
     counts = np.concatenate((x[_COUNTED], derived))
     cum = np.concatenate((np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)), axis=1)
     tot = (cum[:, bounds[1:]] - cum[:, starts]).T.tolist()
     busy_ok, conf_ok = busy[success], x[_CONF][ok]
-    ok_bounds = np.concatenate(([0], np.cumsum(cum[0, bounds[1:]] - cum[0, starts]))).astype(np.int64)
+    ok_sizes = (cum[0, bounds[1:]] - cum[0, starts]).astype(np.int64)
+    ok_bounds = np.concatenate(([0], np.cumsum(ok_sizes)))
     succ_bounds = np.concatenate(([0], np.cumsum(cum[1, bounds[1:]] - cum[1, starts]))).astype(np.int64)
     qs = _segment_quantiles(resp, sizes, starts).tolist()
+    att_qs = _segment_quantiles(x[_ATTEMPT_S][ok] * 1000.0, ok_sizes, ok_bounds[:-1], _ATTEMPT_QUANTILES).tolist()
+    tier = x[_TIER]
+    mc = x[_MODEL_COST]
+    extra = _segment_sums(np.stack([x[_TIMED_OUT_S], mc] + [np.where(tier == i, mc, 0.0) for i in range(len(TIERS))]),
+                          sizes, starts).tolist()
     nan = float("nan")
     review_wait_ms = x[_REVIEW_WAIT] * 1000.0
     rows = []
@@ -302,8 +354,10 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
         n = int(sizes[k])
         desk = info.get("review_workers", 0)
         lo, hi = int(bounds[k]), int(bounds[k + 1])
-        (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok,
-         n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_urgent) = tot[k]
+        (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok, n_timeouts,
+         call_errors, n_attempts, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded,
+         n_urgent) = tot[k]
+        timed_out_s, model_cost, *tier_cost = extra[k]
         window_s = info["window_s"]
         busy_total = _sum(busy[lo:hi])
         cost_total = _sum(cost[lo:hi])
@@ -362,12 +416,53 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "strong_tier_share": _per(n_strong, n),
             "max_concurrency": info["concurrency"],
             "autonomy": info["autonomy"],
+            "tool_error_rate": call_errors / calls if calls else nan,
+            "degraded_rate": _per(n_degraded, n),
+            "timeout_rate": _per(n_timeouts, int(n_attempts)),
+            "timeout_busy_share": timed_out_s / busy_total if busy_total > 0 else nan,
+            "attempt_ms_p50": att_qs[k][0],
+            "attempt_ms_p99": att_qs[k][1],
+            "cost_usd_per_hour": cost_total * 3600.0 / window_s,
+            "cost_per_success_usd": _per(cost_total, int(n_success)),
+            "model_cost_usd": model_cost,
+            **{f"model_cost_usd.{name}": c for name, c in zip(TIERS, tier_cost, strict=True)},
+            **_per_tool(w),
             **_tool_hit_rates(w, w.arrivals),
             **_tool_hold(w, busy_total),
         })
     return rows
 
 
+_ATTEMPT_QUANTILES = np.array([0.50, 0.99])
+
+
+def _segment_sums(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of every segment of the rows of ``x`` (rows, n): (segments, rows),
+    each over that segment's values alone (so it does not depend on the other
+    segments), 0 for an empty segment."""
+    out = np.zeros((len(sizes), x.shape[0]))
+    full = sizes > 0
+    if full.any():
+        out[full] = np.add.reduceat(x, starts[full], axis=1).T
+    return out
+
+
+def _per_tool(w: WindowData) -> dict[str, float]:
+    """``tool_cost_usd`` and, per tool named in the window's ``tools``
+    (padded rows of a group's layout are left out), ``tool_cost_usd.<tool>``,
+    ``tool_calls.<tool>`` and ``tool_error_rate.<tool>`` (NaN with no call)."""
+    names = w.info.get("tools")
+    if names is None:  # a window whose tools were not observed (e.g. swarmopt.instrument): no made-up 0
+        return {"tool_cost_usd": float("nan")}
+    k = len(names)
+    cost, calls, errors = (w.per_tool.sum(axis=2)[:, :k].tolist() if w.per_tool.size
+                           else [[0.0] * k] * len(PER_TOOL_FIELDS))
+    out = {"tool_cost_usd": sum(cost)}
+    for name, c, n, e in zip(names, cost, calls, errors, strict=True):
+        out[f"tool_cost_usd.{name}"] = c
+        out[f"tool_calls.{name}"] = int(n)
+        out[f"tool_error_rate.{name}"] = e / n if n else float("nan")
+    return out
 def _tool_hit_rates(w: WindowData, n: int) -> dict[str, float]:
     """``cache_hit_rate_<tool>`` of each of the window's tools (``info["tools"]``): hits / decisions that
     arrived in the window (they looked their tools up then)."""
@@ -452,6 +547,7 @@ METRICS: dict[str, MetricSpec] = {
     "error_rate": MetricSpec("lower", "two-proportion", "error"),
     "coordination_score": _WINDOW_HIGHER,
     "inbox_in_time_rate": _WINDOW_HIGHER,
+    "messages_handled": _WINDOW_HIGHER,  # inbox throughput, which a larger batch raises while a backlog waits
     "queue_wait_ms_mean": _WINDOW_LOWER,
     "review_wait_ms_mean": _WINDOW_LOWER,
     "throttle_wait_ms_mean": _WINDOW_LOWER,
@@ -462,6 +558,11 @@ METRICS: dict[str, MetricSpec] = {
     "cpu_percent": _WINDOW_LOWER,
     "memory_percent": _WINDOW_LOWER,
     "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row
+    "cost_burn_rate": _WINDOW_LOWER,  # spend rate / budget (:mod:`swarmopt.optimizer.budget`), not of one row
+    # spend figures: a change that makes fewer decisions pay (a cache hit) moves the mean, not the median of a
+    # two-humped per-task cost, so they are judged on window means
+    "cost_usd_per_hour": _WINDOW_LOWER,
+    "cost_per_success_usd": _WINDOW_LOWER,
 }
 """Metric name -> :class:`MetricSpec`: the one place that says which way is better."""
 

@@ -18,14 +18,24 @@ the report with its reason (e.g. the rollback and the breach that caused it),
 and the Orchestrator logs an ``orchestrator.optimizer_autonomy`` event naming
 the reason. Results that were not kept (rolled back or reverted) block the same
 remedy on that agent for ``reject_after_rollback_s``.
+
+The two-way protocol of the source (:mod:`swarmopt.protocol`): the scenario's
+commands go to the optimizer at their times (:meth:`Orchestrator.commands_due`),
+and with ``act_on_recommendations`` the Orchestrator acts on the optimizer's
+structured recommendations (:meth:`Orchestrator.act_on_report`).
 """
 
 from __future__ import annotations
 
-from swarmopt.autonomy import AutonomyContext, ReviewLoad, mean_service_s, resolve_rule
+import math
+
+from swarmopt.autonomy import UNHEALTHY, AutonomyContext, ReviewLoad, mean_service_s, resolve_rule
 from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.optimizer.strategies import Proposal
+from swarmopt.protocol import Grant, command_text
 from swarmopt.schema import AgentProfile, ModelTier, OrchestratorConfig
+
+GRANT_HOLD_S = 1800.0  # the Orchestrator grants one agent resources at most once in this long
 
 
 class Orchestrator:
@@ -47,6 +57,9 @@ class Orchestrator:
         self.desk = (sum(d.workers for d in desks), sum(d.workers * mean_service_s(d.service_ms_median,
                                                                                     d.service_sigma) for d in desks)
                      / sum(d.workers for d in desks)) if desks else None
+        self.issued = 0  # commands of the configuration issued so far (they are sorted by time)
+        self.grants: list[Grant] = []
+        self.granted: dict[str, float] = {}  # agent -> when resources were last granted
 
     def _price(self, tier: str, agent: str) -> float:
         m, p = self.models[tier], self.profiles[agent]
@@ -114,4 +127,75 @@ class Orchestrator:
                                            "orchestrator"))
             events.append({"t_s": t, "event": "autonomy.agent", "agent": ch.agent, "old": old, "new": new,
                            "effective_s": t + self.window_s, "detail": ch.reason})
+        return changes, events
+
+    # ------------------------------------------------------------------ the two-way protocol (swarmopt.protocol)
+    def commands_due(self, t: float) -> tuple[list, list[dict]]:
+        """The commands to send the optimizer at its cycle at ``t``: those of
+        the configuration due by ``t`` (in time order) and the grants of
+        resources decided at the last report. Returns (commands, events)."""
+        due = sorted(self.cfg.commands, key=lambda c: c.at_s)
+        out, events = [], []
+        while self.issued < len(due) and due[self.issued].at_s <= t + 1e-9:
+            c = due[self.issued]
+            self.issued += 1
+            out.append(c)
+            events.append({"t_s": t, "event": "orchestrator.command", "agent": getattr(c, "agent", None)
+                           or "performance-optimizer", "kind": c.kind, "value": getattr(c, "level", None),
+                           "effective_s": t, "detail": command_text(c)})
+        for g in self.grants:
+            out.append(g)
+            events.append({"t_s": t, "event": "orchestrator.command", "agent": g.agent, "kind": g.kind,
+                           "effective_s": t, "detail": command_text(g)})
+        self.grants = []
+        return out, events
+
+    def act_on_report(self, t: float, report: dict) -> tuple[list[ScheduledChange], list[dict]]:
+        """Act on the report's structured recommendations (``advice``) when
+        ``act_on_recommendations`` is set: lower the autonomy of an agent
+        recommended for it, raise that of the agents named by
+        "System-wide coordination needs improvement" (their reviews make them
+        miss coordination deadlines) unless their health is below 60%, and
+        grant resources (a command at the next cycle) to an agent recommended
+        for them, at most once in :data:`GRANT_HOLD_S`. Agents with a change in flight are left alone, as by
+        :meth:`receive_report`, and so are the agents the source's autonomy
+        rules move (a kept change, or health below 60% in two reports, as the
+        rule's state ``low_streak`` counts them), so that no agent moves twice
+        on one report. Call it after :meth:`receive_report`.
+        Returns (autonomy changes, events)."""
+        if not self.cfg.act_on_recommendations:
+            return [], []
+        changes, events = [], []
+        moved = set()
+        kept = {r["agent"] for r in report["results"] if r["kept"]}
+        for adv in report.get("advice", ()):
+            events.append({"t_s": t, "event": "optimizer.recommendation", "agent": ",".join(adv["agents"]),
+                           "kind": adv["kind"], "detail": adv["text"]})
+            for agent in adv["agents"]:
+                if agent in report["in_flight"]:
+                    continue
+                if adv["kind"] == "increase_resources":
+                    if t - self.granted.get(agent, -math.inf) < GRANT_HOLD_S:
+                        continue  # granted recently: the optimizer is on it, or chose not to
+                    self.granted[agent] = t
+                    self.grants.append(Grant(agent, t))
+                    events.append({"t_s": t, "event": "orchestrator.action", "agent": agent, "kind": "grant_resources",
+                                   "detail": f"{adv['text']}: resources granted at the next cycle"})
+                    continue
+                if agent in moved or agent in kept or self.rule_state.get("low_streak", {}).get(agent, 0) >= 2:
+                    continue  # moved already, or receive_report's own autonomy rules move it (or just did)
+                health = report["health"].get(agent, float("nan"))
+                step = -self.cfg.autonomy_step if adv["kind"] == "reduce_autonomy" else self.cfg.autonomy_step
+                if adv["kind"] == "improve_coordination" and not health >= UNHEALTHY:
+                    continue
+                old = self.autonomy[agent]
+                new = round(min(self.cfg.max_agent_autonomy, max(self.cfg.min_agent_autonomy, old + step)), 4)
+                if new == old:
+                    continue
+                moved.add(agent)
+                self.autonomy[agent] = new
+                changes.append(ScheduledChange(t + self.window_s, KnobChange(agent, "autonomy", old, new),
+                                               "orchestrator"))
+                events.append({"t_s": t, "event": "orchestrator.action", "agent": agent, "kind": adv["kind"],
+                               "old": old, "new": new, "effective_s": t + self.window_s, "detail": adv["text"]})
         return changes, events

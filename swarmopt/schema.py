@@ -101,7 +101,9 @@ class ToolProfile(Strict):
     Keys requested follow a Zipf law with exponent ``zipf_s`` over ``keyspace``
     keys; a cached key answers in ``hit_latency_ms`` and never errors. A miss
     costs a lognormal latency and ``price_usd_per_call``, and fails with
-    probability ``error_rate``. ``call_quota_per_minute`` is the most the
+    probability ``error_rate``. A decision that goes on without the tool
+    (an open circuit breaker skipped it) is right with ``fallback_quality``
+    times the usual probability. ``call_quota_per_minute`` is the most the
     ``max_tool_calls_per_minute`` knob of this tool may be raised to (the
     account's quota at the tool's provider; 0 = none known, so it is not raised).
     """
@@ -115,6 +117,7 @@ class ToolProfile(Strict):
                           description="at most 1,000,000 keys: the cache holds 16 bytes per key per agent")
     zipf_s: float = Field(default=1.0, ge=0, le=4)
     hit_latency_ms: float = Field(default=2.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
+    fallback_quality: float = Field(default=0.85, gt=0, le=1)
     call_quota_per_minute: float = Field(default=0.0, ge=0, le=MAX_CALLS_PER_MIN,
                                          description="the most calls a minute the tool's provider grants the agent "
                                                      "(0: no headroom known), at most 10,000,000")
@@ -214,6 +217,8 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "max_retries": (0, 3),
     "message_batch_size": (1, 64),
     "confidence_threshold": (0, 0.95),
+    "circuit_breaker.failure_rate_threshold": (0.05, 0.95),
+    "circuit_breaker.open_duration_s": (1, 600),
     "max_tokens_per_minute": (0, MAX_TOKENS_PER_MIN),
     "token_burst_size": (0, MAX_TOKENS_PER_MIN),
     "max_tool_calls_per_minute": (0, MAX_CALLS_PER_MIN),
@@ -386,6 +391,20 @@ class LatencyFault(_FaultBase):
     factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
 
 
+class LatencyTailFault(_FaultBase):
+    """Grows the latency tail of ``tool`` (of the model call when ``tool`` is
+    None): the slowest ``share`` of its calls take ``factor`` times as long
+    (hung connections, a slow shard), the rest are unchanged. Which calls are
+    in the tail is decided by the call's own latency draw (its standard normal
+    above the ``1 - share`` quantile), so the fault draws no random number and
+    leaves the median alone while p99 grows."""
+
+    kind: Literal["latency_tail"]
+    tool: str | None = Field(default=None, max_length=64)
+    share: float = Field(gt=0, lt=1, description="share of calls in the tail, in (0, 1)")
+    factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
+
+
 class ErrorSpikeFault(_FaultBase):
     """Adds ``error_rate`` to the failure probability of ``tool``'s calls."""
 
@@ -402,10 +421,12 @@ class LoadSurgeFault(_FaultBase):
 
 
 class PriceChangeFault(_FaultBase):
-    """Multiplies the target's model token prices by ``factor``."""
+    """Multiplies the target's model token prices by ``factor``, or with
+    ``tool`` the price per call of that tool (a paid API raising its price)."""
 
     kind: Literal["price_change"]
     factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
+    tool: str | None = Field(default=None, max_length=64)
 
 
 class MemoryLeakFault(_FaultBase):
@@ -488,7 +509,7 @@ class RelayDelayFault(_FaultBase):
 
 Fault = Annotated[
     Union[
-        LatencyFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
+        LatencyFault, LatencyTailFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
         MemoryLeakFault, CoordinationStormFault, CacheBypassFault, RateLimitFault, CacheInvalidationFault,
         CrashFault, RelayDelayFault,
     ],
@@ -585,7 +606,10 @@ class OptimizerConfig(Strict):
     most ``max_step_ratio`` (sized from the gap to the target, as the HPA sizes
     replicas). A change whose judge finds no data (inconclusive) is measured on
     for more windows, up to ``max_measure_windows`` after it took effect, then
-    reverted without blame.
+    reverted without blame. With ``trend_adjust`` the window values of a target
+    are compared by segmented regression, adjusted for a trend and for the
+    arrival rate, so that a leak or a load ramp running through a change is not
+    read as its effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
     """
 
     policy: Annotated[str, AfterValidator(_policy_name)] = "thompson"
@@ -617,6 +641,8 @@ class OptimizerConfig(Strict):
     guardrail_error_rise: float = Field(default=0.03, ge=0, le=1)
     guardrail_cost_rise: float = Field(default=0.5, ge=0, description="relative, per decision")
     thresholds: Thresholds = Thresholds()
+    trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
+                                                          "trend and the arrival rate, not by Welch's test")
 
     @model_validator(mode="after")
     def _autonomy_order(self) -> "OptimizerConfig":
@@ -647,6 +673,14 @@ class OrchestratorConfig(Strict):
     source's but no lowering that would take the review desk's projected
     utilization above ``max_review_utilization``) or is the import path
     ``module:attribute`` of a plug-in rule.
+
+    The two-way protocol (reference/001, "Agent Interactions";
+    :mod:`swarmopt.protocol`): ``commands`` are the Orchestrator's commands
+    to the optimizer, issued at their times; with ``act_on_recommendations``
+    the Orchestrator also acts on the optimizer's structured recommendations
+    (reduce the autonomy of a poorly performing agent, grant resources to an
+    efficient agent near capacity, raise the autonomy of agents whose reviews
+    make them miss coordination deadlines). Both are off by default.
     """
 
     policy: Annotated[str, AfterValidator(_autonomy_policy_name)] = "rules"
@@ -656,15 +690,102 @@ class OrchestratorConfig(Strict):
     autonomy_step: float = Field(default=0.05, gt=0, le=0.5)
     min_agent_autonomy: float = Field(default=0.5, ge=0, le=1)
     max_agent_autonomy: float = Field(default=0.95, ge=0, le=1)
+    commands: list[Command] = Field(default_factory=list, max_length=1000, description="at most 1,000")
+    act_on_recommendations: bool = False
+
+
+class _CommandBase(Strict):
+    at_s: float = Field(ge=0, le=MAX_DURATION_S, description="simulated seconds, at most one year; issued at the "
+                                                             "first optimizer cycle at or after it")
+
+
+class FocusCommand(_CommandBase):
+    """"Focus on agent X" (reference/001): for ``duration_s`` the optimizer
+    schedules changes on ``agent`` only; strategies for other agents are
+    deferred."""
+
+    kind: Literal["focus"]
+    agent: str = Field(max_length=64)
+    duration_s: float = Field(default=1800.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+
+
+class AggressivenessCommand(_CommandBase):
+    """"Increase (or lower) optimization aggressiveness" (reference/001): from
+    now on the optimizer acts with aggressiveness ``level`` (1 = its
+    configuration; 2 = twice as aggressive): tolerance / level, margin x
+    level (at most 0.5), max step ratio x level (at least 1)."""
+
+    kind: Literal["aggressiveness"]
+    level: float = Field(ge=0.25, le=4.0, description="from 0.25 to 4; 1 restores the configuration")
+
+
+class ReduceResourcesCommand(_CommandBase):
+    """"Reduce resource consumption" (reference/001): for ``duration_s`` the
+    optimizer tries no remedy that adds workers, a stronger tier or routing
+    (:data:`swarmopt.protocol.RESOURCE_ADDING`), plans no pre-scaling, and
+    acts on cost per decision above the profile's budget (cost threshold
+    factor 1.0 instead of 1.5) and memory above 70%."""
+
+    kind: Literal["reduce_resources"]
+    duration_s: float = Field(default=3600.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+
+
+Command = Annotated[Union[FocusCommand, AggressivenessCommand, ReduceResourcesCommand], Field(discriminator="kind")]
+
+
+class BurnAlert(Strict):
+    """One burn-rate alert of a :class:`Budget`: it fires when the spend rate
+    over the last ``long_s`` seconds and over the short span (the last twelfth
+    of it, :func:`swarmopt.optimizer.detect.short_span`) are both at least
+    ``burn_rate`` times the budget, and raises a ``cost_burn`` bottleneck of
+    ``severity`` (Google SRE workbook, ch. 5, "Multiwindow, multi-burn-rate
+    alerts": a 1 h window confirmed by a 5 min one pages, a 6 h window
+    confirmed by 30 min files a ticket)."""
+
+    long_s: float = Field(gt=0, le=MAX_DURATION_S, description="at most one year")
+    burn_rate: float = Field(gt=0, le=MAX_FACTOR, description="x the budget, at most 1,000")
+    severity: Literal["low", "medium", "high", "critical"]
+
+
+class Budget(Strict):
+    """A spend budget in USD per hour: ``usd_per_hour`` for the whole system
+    and/or ``agents`` (agent id -> USD per hour); none by default. The burn
+    rate is the spend rate over a span divided by the budget (1 = spending
+    exactly the budget). ``fast`` and ``slow`` are the two alerts (the more
+    severe wins when both fire); a budget period of ``period_s`` (a day by
+    default) is what ``burn_rate`` x ``long_s`` / ``period_s`` of it is
+    consumed in an alert's long window, the share the SRE workbook sizes its
+    alerts by. A system alert is charged to the agent whose spend rose most
+    above its own earlier level (:mod:`swarmopt.optimizer.budget`)."""
+
+    usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD * 100, description="at most 1,000,000")
+    agents: dict[str, Annotated[float, Field(gt=0, le=MAX_USD * 100)]] = Field(default_factory=dict)
+    period_s: float = Field(default=86_400.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+    fast: BurnAlert = BurnAlert(long_s=3600.0, burn_rate=2.0, severity="high")
+    slow: BurnAlert = BurnAlert(long_s=21_600.0, burn_rate=1.25, severity="medium")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any budget is set."""
+        return self.usd_per_hour is not None or bool(self.agents)
 
 
 class AgentSpec(Strict):
     """A scenario's use of a profile: a path to a YAML profile (relative to the
     scenario file, then to the repository's ``agents/``) or an inline profile;
-    ``count`` > 1 makes a population of replicas ``<id>-0 .. <id>-<count-1>``."""
+    ``count`` > 1 makes a population of replicas ``<id>-0 .. <id>-<count-1>``;
+    ``knobs`` sets knobs over the profile's, by dotted path as
+    :func:`swarmopt.knobs.set_knob` takes them (e.g. ``timeout_s: 30``,
+    ``circuit_breaker.failure_rate_threshold: 0.1``); ``set`` sets other
+    fields of the profile by dotted path, a tool by its name (e.g.
+    ``base_success: 0.8``, ``tools.broker_api.fallback_quality: 0.5``)."""
 
     profile: str | AgentProfile
     count: int = Field(default=1, ge=1, le=MAX_COUNT, description="at most 1,000 replicas")
+    knobs: dict[str, bool | int | float | str] = Field(default_factory=dict, max_length=64,
+                                                       description="at most 64 knob paths")
+    set: dict[str, bool | int | float | str] = Field(default_factory=dict, max_length=64,
+                                                     description="at most 64 profile paths")
 
 
 class Topology(Strict):
@@ -727,6 +848,7 @@ class Scenario(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     models: dict[Tier, ModelTier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    budget: Budget = Budget()
     topology: Topology = Topology()
 
     @model_validator(mode="before")
@@ -770,6 +892,13 @@ class Scenario(Strict):
                         raise ValueError(
                             f"agents.{a.id}.downstream: unknown agent '{to}'; allowed: {sorted(known)}"
                         )
+        for a in self.budget.agents:
+            if a not in known:
+                raise ValueError(f"budget.agents: unknown agent '{a}'; allowed: {sorted(known)}")
+        for i, c in enumerate(self.orchestrator.commands):
+            if getattr(c, "agent", None) is not None and c.agent not in known:
+                raise ValueError(f"orchestrator.commands.{i}.agent: unknown agent '{c.agent}'; "
+                                 f"allowed: {sorted(known)}")
         _check_topology(self.topology, self.agents, known)
         for i, f in enumerate(self.faults):
             if f.target not in known:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange, ScheduledChange
+from swarmopt.loader import load_scenario
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.seeds import agent_seeds
@@ -46,6 +49,22 @@ def test_results_do_not_depend_on_tick_when_a_change_lands_inside_a_tick(mh_scen
     assert at and all(t % sc.window_s == 0 and t % 120.0 for t in at)  # the case under test does occur
     for tick, other in runs.items():
         pd.testing.assert_frame_equal(runs[60.0].metrics, other.metrics, obj=f"metrics at tick {tick:g} s")
+        pd.testing.assert_frame_equal(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
+
+
+def test_inbox_batches_follow_a_batch_size_change_inside_a_tick():
+    """The inbox is served lazily, up to the start of the next step. Under the
+    coordination storm the optimizer's first change (message_batch_size 1 -> 4,
+    planned at 2100 s) takes effect at 2280 s, inside a 300 s tick: the batches
+    before it keep size 1 (about 430 messages a window), the later ones take 4
+    (about 1,180), as with ticks that stop at the change."""
+    sc = load_scenario(Path(__file__).parent.parent / "scenarios" / "library" / "coordination_storm.yaml")
+    runs = {tick: run_scenario(short(sc, 2700, tick_s=tick), runtime="local") for tick in (60.0, 300.0)}
+    m = runs[60.0].metrics
+    handled = m[m["agent"] == "strategic-orchestrator"].set_index("t_start_s")["messages_handled"]
+    assert handled[2220.0] < 500 < 1000 < handled[2280.0]  # the case under test does occur
+    for tick, other in runs.items():
+        pd.testing.assert_frame_equal(m, other.metrics, obj=f"metrics at tick {tick:g} s")
         pd.testing.assert_frame_equal(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
 
 

@@ -85,9 +85,10 @@ def test_sync_decorator_gives_the_simulations_window_row():
     assert list(smp.success) == [True, False, False] and list(smp.tier) == [1, 1, 1]
     with Simulation(MH_SCENARIO, seed=1, runtime="local", duration_s=60) as sim:
         sim.run()
-        per_tool = {c for c in set(row) | set(sim.metrics.columns) if c.startswith("cache_hit_rate_")}
+        per_tool = {c for c in set(row) | set(sim.metrics.columns)
+                    if c.startswith("cache_hit_rate_") or (c.startswith("tool_") and "." in c)}
         assert set(row) - per_tool == set(sim.metrics.columns) - per_tool  # the simulation's columns, but the
-        # per-tool hit rates, one for each tool the agents call
+        # per-tool figures, one for each tool the agents call
     costs = tel.costs("session")
     assert list(costs["session"]) == ["s1"] and costs["cost_usd"].iloc[0] == pytest.approx(row["cost_usd"])
 

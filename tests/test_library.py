@@ -4,17 +4,21 @@ when nothing acts, and the static knob configuration of that agent in scenarios/
 
 Attainment = share of the faulted agent's windows after the fault onset that meet the SLO (mean response time
 < 2000 ms, success rate >= 0.70, coordination score >= 0.60; for price_change also cost per decision within the
-optimizer's cost threshold). Seed 1, local runtime, about 1.5 s per run (about 35 s in all).
+optimizer's cost threshold; for cost_spike_budget also spend per hour within the agent's budget). Seed 1, local
+runtime, about 1.5-3 s per run (about 60 s in all).
 
-Bounds, from seeds 1-6 (scenarios/library/measure.py and its helpers): under monitor every scenario attains at
-most 0.32 (bound 0.5); with its cure at least 0.82 (bound 0.75) and at least 0.53 more than under monitor
-(bound 0.4). Each figure is a share of 120-150 windows, so its binomial standard error is at most 0.05 and the
-bounds sit at least four of them from the seed-1 values (cure 0.84-0.99, monitor 0.00-0.30, gain 0.54-0.99),
-except the memory leak's cure (0.84; 0.82-0.90 over the seeds): there the fast tier's success rate (about 0.80
-on 18 decisions a window) leaves about one window in eight under 0.70 by chance alone. Under monitor the actor
-crash's breach comes mostly from the Orchestrator's source rule: it lowers the Market Hunter's autonomy after
-every unhealthy report (0.85 -> 0.50 on seed 1), and the extra reviews keep the review queue about 90% busy
-(attainment 0.69 with autonomy fixed, 0.00 with the rule).
+Bounds, from seeds 1-6 of the first eight scenarios and of timeout_tail, breaker_trigger_happy, breaker_too_lax,
+cost_spike_budget, orchestrator_command and resource_grant (scenarios/library/measure.py and its helpers): under
+monitor each of them attains at most 0.41 (bound 0.5); with its cure at least 0.78 (bound 0.75) and at least 0.45
+more than under monitor (bound 0.4). Each figure is a share of 120-150 windows, so its binomial standard error is at
+most 0.05 and the bounds sit at least four of them from the seed-1 values (cure 0.83-1.00, monitor 0.00-0.34, gain
+0.54-1.00), except two. The memory leak's cure (0.83; 0.78-0.89 over the seeds): there the fast tier's success rate
+(about 0.80 on 18 decisions a window) leaves about one window in eight under 0.70 by chance alone. And
+orchestrator_command (monitor 0.39, gain 0.46 at seed 1; 0.32-0.41 and 0.45-0.58 over the seeds): its fault is meant
+to sit just past the SLO (about 2.1 s against 2.0 s), inside a cautious optimizer's band, so a share of its windows
+meets the SLO by chance under monitor. Under monitor the actor crash's breach comes mostly from the Orchestrator's
+source rule: it lowers the Market Hunter's autonomy after every unhealthy report (0.85 -> 0.50 on seed 1), and the
+extra reviews keep the review queue about 90% busy (attainment 0.69 with autonomy fixed, 0.00 with the rule).
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ CURED = 0.75
 GAIN = 0.4
 PROFILES = {"strategic-orchestrator", "market-hunter", "narrative-architect", "market-analyzer", "execution-agent"}
 FAMILIES = {"latency", "error_spike", "price_change", "memory_leak", "coordination_storm", "cache_bypass", "crash",
-            "rate_limit", "cache_invalidation", "relay_delay"}
+            "rate_limit", "cache_invalidation", "relay_delay", "latency_tail", "load_surge"}
 
 
-def test_library_has_eight_scenarios_of_one_shape_each_with_a_cure():
-    assert len(PATHS) >= 8 and set(PATHS) == set(CURES)
+def test_library_scenarios_have_one_shape_and_each_a_cure():
+    assert len(PATHS) >= 19 and set(PATHS) == set(CURES)
     kinds = set()
     for name, path in PATHS.items():
         sc = load_scenario(path)
@@ -68,6 +72,12 @@ def test_price_change_cost_limit_is_the_optimizers_cost_threshold():
     profile = next(a for a in sc.agents if a.id == cure["agent"])
     limit = profile.cost_budget_usd_per_decision * sc.optimizer.thresholds.cost_budget_factor
     assert cure["cost_max_usd"] == pytest.approx(limit)
+
+
+def test_cost_spike_budget_limit_is_the_agents_budget():
+    sc = load_scenario(PATHS["cost_spike_budget"])
+    cure = CURES["cost_spike_budget"]
+    assert sc.budget.agents == {cure["agent"]: cure["cost_max_usd_per_hour"]}
 
 
 def test_with_knobs_sets_the_named_agents_knobs_only():

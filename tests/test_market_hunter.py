@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
-from swarmopt.optimizer.measure import measure
+from swarmopt.optimizer.measure import adjusted_measure, measure
 from swarmopt.optimizer.trial import look_alpha
 
 from conftest import MH_SCENARIO
@@ -67,10 +67,13 @@ def test_every_improvement_recomputes_from_the_metrics_table(result):
     cfg = result.scenario.optimizer
     for e in measured.itertuples():
         alpha = look_alpha(cfg, round((e.after_end_s - e.after_start_s) / result.scenario.window_s))
-        again = measure(span(e.agent, e.before_start_s, e.before_end_s), span(e.agent, e.after_start_s, e.after_end_s),
+        # where the window values decided, adjusted for trend and load; elsewhere Welch's on the window means
+        compare = measure if e.window_method == "welch" else adjusted_measure
+        assert e.window_method == "welch" or e.method.startswith("segmented-windows") or "batch-means" in e.method
+        again = compare(span(e.agent, e.before_start_s, e.before_end_s), span(e.agent, e.after_start_s, e.after_end_s),
                         e.metric, e.better, alpha, cfg.min_improvement)
-        assert again.improvement_pct == pytest.approx(e.window_improvement_pct)
-        assert again.verdict == e.window_verdict
+        assert again.improvement_pct == pytest.approx(e.window_improvement_pct, nan_ok=True)
+        assert again.verdict == e.window_verdict and again.method == e.window_method
 
 
 def test_every_verdict_is_a_canary_verdict_on_per_task_samples(result):
@@ -78,11 +81,11 @@ def test_every_verdict_is_a_canary_verdict_on_per_task_samples(result):
     measured = ev[ev["event"] == "optimization.measured"]
     assert set(measured["verdict"]) <= {"pass", "marginal", "fail", "inconclusive"}
     for e in measured.itertuples():
-        assert e.method in ("mann-whitney", "two-proportion", "welch-windows")
+        assert e.method in ("mann-whitney", "two-proportion", "segmented-windows")
         # thinned to the effective size: never more tasks than decisions, tau >= 1
         assert 0 < e.n_eff_before <= e.tasks_before and 0 < e.n_eff_after <= e.tasks_after
         assert e.tau_before >= 1 and e.tau_after >= 1
-        if e.method != "welch-windows":
+        if e.method != "segmented-windows":
             assert e.ci_low_pct <= e.improvement_pct <= e.ci_high_pct and e.reasons
         # one sign convention: a pass improved its target, a failing target got worse
         if e.verdict == "pass":

@@ -85,8 +85,8 @@ def bound_step(c: KnobChange, ratio: float = 4.0) -> KnobChange:
     """``c`` with its new value clamped to one bounded step from the old one:
     one model tier; concurrency and message batch within [old/ratio, ratio x
     old] (rounded away from old); cache TTLs within [old/ratio, max(60, ratio x
-    old)] seconds; a set rate limit, burst or cache size bound within
-    [old/ratio, ratio x old] (from 0, off, there is no step: it passes)
+    old)] seconds; a timeout, a set rate limit, burst or cache size bound
+    within [old/ratio, ratio x old] (from 0, off, there is no step: it passes)
     (``ratio`` >= 1: ``OptimizerConfig.max_step_ratio``; the HPA's default
     scale-up policy allows +100% per period, its sizing rule jumps straight to
     the desired count). Other knobs pass unchanged. Raises ValueError for an
@@ -97,6 +97,8 @@ def bound_step(c: KnobChange, ratio: float = 4.0) -> KnobChange:
         new = TIERS[i + max(-1, min(1, j - i))]
     elif k in ("max_concurrency", "message_batch_size"):
         new = max(math.ceil(old / ratio), min(math.floor(ratio * old), new))
+    elif k == "timeout_s":
+        new = max(old / ratio, min(ratio * old, new))
     elif k.startswith("cache_ttl_s."):
         new = max(old / ratio, min(max(60.0, ratio * old), new))
     elif k.startswith(_LIMITS) and old > 0 and new > 0:

@@ -21,7 +21,16 @@ from typing import Callable, Sequence
 import numpy as np
 
 from swarmopt.knobs import KnobChange, get_knob
+from swarmopt.optimizer.budget import cache_costly_tool
 from swarmopt.optimizer.detect import SEVERITY_RANK
+from swarmopt.optimizer.tuning import (
+    lengthen_breaker_open,
+    relax_timeout,
+    shorten_breaker_open,
+    tighten_timeout,
+    tune_breaker_threshold,
+)
+from swarmopt.protocol import grant_workers
 from swarmopt.queueing import lru_capacity_for_hit_rate, zipf_probabilities
 from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs, ToolProfile
 
@@ -42,7 +51,10 @@ class Remedy:
     ``description`` says what it does, ``wording`` how it reads for particular
     bottleneck types. ``answers``: the bottleneck types a plug-in remedy
     answers (built-in remedies are listed per type in :data:`TYPES` instead).
-    Raises ValueError for a risk outside [0, 1] or a non-positive implementation time.
+    ``target``: the metric its reactive changes are judged on when it is not
+    the bottleneck type's (a remedy whose direct effect the type's metric shows
+    only late). Raises ValueError for a risk outside [0, 1] or a non-positive
+    implementation time.
     """
 
     name: str
@@ -52,6 +64,7 @@ class Remedy:
     description: str
     wording: dict[str, str] = field(default_factory=dict, hash=False)
     answers: tuple[str, ...] = ()
+    target: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.risk <= 1.0:
@@ -76,7 +89,8 @@ def remedy(*, risk: float, implementation_time_s: float, answers: Sequence[str],
     [0, 1], a non-positive implementation time or no type.
 
     ``snapshot`` is the agent's mean metrics over the last cycle (a dict of
-    :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`), ``knobs`` its current
+    :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`, and under ``tools`` its
+    per-tool calls, failure rate and cost: :func:`~swarmopt.optimizer.tuning.tool_view`), ``knobs`` its current
     :class:`~swarmopt.schema.Knobs`, ``profile`` its
     :class:`~swarmopt.schema.AgentProfile`; each change is a
     :class:`~swarmopt.knobs.KnobChange` ``(agent, knob, old, new)``.
@@ -421,10 +435,21 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool"),
     Remedy("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
     Remedy("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
-    Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead"),
+    # judged on inbox throughput: while a backlog drains, every message handled is late, so a faster inbox first
+    # lowers coordination_score (more late messages counted per window) and helps it only once the backlog is gone
+    Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead",
+           target="messages_handled"),
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
     Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
+    Remedy("tighten_timeout", 0.4, 120, tighten_timeout, "Set the timeout from the latency tail (2 x p99)"),
+    Remedy("relax_timeout", 0.4, 120, relax_timeout, "Stop the timeout cutting healthy attempts (2 x p99)"),
+    Remedy("tune_breaker_threshold", 0.5, 120, tune_breaker_threshold,
+           "Set the breaker's failure-rate threshold at the tools' break-even"),
+    Remedy("shorten_breaker_open", 0.4, 120, shorten_breaker_open, "Halve the breaker's open duration"),
+    Remedy("lengthen_breaker_open", 0.4, 120, lengthen_breaker_open, "Double the breaker's open duration"),
+    Remedy("cache_costly_tool", 0.3, 120, cache_costly_tool, "Cache the tool that burns most of the budget longer"),
+    Remedy("grant_workers", 0.4, 120, grant_workers, "Add the workers the Orchestrator granted"),
     Remedy("raise_token_limit", 0.4, 120, raise_token_limit, "Raise the model-token rate limit within the quota"),
     Remedy("raise_call_limit", 0.4, 120, raise_call_limit, "Raise the tool-call rate limits within the quotas"),
     Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries"),
@@ -452,16 +477,17 @@ class BottleneckType:
 TYPES: dict[str, BottleneckType] = {
     "agent_response_time": BottleneckType(
         "response_time_ms_mean",
-        ("scale_concurrency", "raise_cache_size", "raise_cache_ttl", "enable_parallel_tools", "route_by_complexity",
-         "faster_model_tier"),
+        ("tighten_timeout", "scale_concurrency", "raise_cache_size", "raise_cache_ttl", "enable_parallel_tools",
+         "route_by_complexity", "faster_model_tier"),
         ("Response time < 2000ms", "Latency variance reduced", "Throughput increased")),
     "agent_success_rate": BottleneckType(
         "success_rate",
-        ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "raise_confidence_threshold",
-         "route_by_complexity", "stronger_model_tier"),
+        ("tune_breaker_threshold", "shorten_breaker_open", "relax_timeout", "raise_retries", "raise_cache_ttl",
+         "enable_circuit_breaker", "raise_confidence_threshold", "route_by_complexity", "stronger_model_tier"),
         ("Success rate >= 70%", "Fewer failed decisions")),
     "agent_error_rate": BottleneckType(
-        "error_rate", ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker"), ("Error rate <= 10%",)),
+        "error_rate", ("tune_breaker_threshold", "relax_timeout", "raise_retries", "raise_cache_ttl",
+                       "enable_circuit_breaker", "lengthen_breaker_open"), ("Error rate <= 10%",)),
     "coordination_efficiency": BottleneckType(
         "coordination_score",
         ("larger_message_batch", "direct_routes", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker",
@@ -470,7 +496,11 @@ TYPES: dict[str, BottleneckType] = {
     "cost": BottleneckType(
         "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_size", "raise_cache_ttl"),
         ("Cost per decision within budget",)),
+    "cost_burn": BottleneckType(
+        "cost_per_success_usd", ("cache_costly_tool", "cheaper_model_tier"), ("Spend within the budget",)),
     "resource_cpu": BottleneckType("cpu_percent", ("scale_concurrency",), ("Worker utilization <= 80%",)),
+    "resource_grant": BottleneckType(
+        "response_time_ms_mean", ("grant_workers",), ("Response time reduced", "Headroom for more load")),
     "resource_memory": BottleneckType("memory_percent", ("lower_cache_ttl",), ("Memory <= 85%",)),
     "predictive_optimization": BottleneckType(
         "cpu_percent", ("pre_scale",), ("Reduced latency spikes", "Improved resource utilization"), 15.0),

@@ -14,7 +14,7 @@ remedy is then barred on that agent for :data:`TABU_S` or the stabilization
 window, whichever is longer (a change that cannot be told from no change is
 not retried while a reversal would be held anyway). An inconclusive judgement
 (no data: NaN, zero variance, too few tasks), or a marginal one whose estimate
-is a gain, is no decision yet: the change is measured on over
+is a gain and whose interval still reaches ``cfg.min_improvement``, is no decision yet: the change is measured on over
 ``measure_windows`` more windows, up to ``cfg.max_measure_windows`` after it
 took effect, each look at its share of alpha (:func:`look_alpha`), and only
 then reverted (a change that cannot be told from no change is reverted once). The undo is measured
@@ -145,7 +145,12 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         raise ValueError(f"forced decision must be one of {DECISIONS}, got {forced!r}")
     s = trial.strategy
     horizon_s = trial.measure_at_s - trial.effective_s
-    promising = j.verdict == "marginal" and j.window.improvement_pct > 0  # NaN is not promising
+    # the deciding test's estimate is a gain (NaN is none) that more windows could still show to be at least the
+    # minimum improvement; an interval wholly below it is futile to measure on (futility stopping of
+    # group-sequential designs)
+    effect = j.effect(cfg.alpha)
+    promising = (j.verdict == "marginal" and effect.improvement_pct > 0
+                 and not effect.ci_high_pct < 100 * cfg.min_improvement)
     if (forced is None and (j.verdict == "inconclusive" or promising) and not j.breaches
             and horizon_s + cfg.measure_windows * window_s <= cfg.max_measure_windows * window_s + 1e-9):
         # no data (or too little to tell a gain from noise) is never a verdict: measure on, with no

@@ -17,9 +17,10 @@ Per decision (task), following the product's design (docs/architecture.md):
   action class (simple -> fast, complex -> strong);
 * outcome: a decision with a valid attempt is right with probability
   ``base_success x quality``, where the tier's quality gap to ``standard`` is
-  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x0.85
-  when an open circuit breaker skipped a tool; its confidence falls with its
-  latent error; it escalates to review with
+  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x the
+  tool's ``fallback_quality`` (default 0.85) when an open circuit breaker
+  skipped a tool (the lowest of them when it skipped several); its
+  confidence falls with its latent error; it escalates to review with
   probability ``1 - autonomy`` or when confidence < ``confidence_threshold``
   (review takes time off the worker, in the reviewer's queue,
   :mod:`swarmopt.sim.review`, and succeeds with ``review_success``);
@@ -190,6 +191,9 @@ class AgentSim:
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
                            profile.inbox_deadline_s, self.names)
+        # the inbox is served lazily, up to the next step's start: batch sizes (time, size) set since then
+        self.inbox_batch = self.knobs.message_batch_size
+        self.batch_changes: list[tuple[float, int]] = []
         lat_s = profile.network_latency_ms / 1000.0
         self.awaiting = Awaiting(self.id, reviewers, lat_s, profile.coordination_deadline_s,
                                  env.horizon_s) if reviewers else None
@@ -355,6 +359,8 @@ class AgentSim:
                 self.knobs = set_knob(self.knobs, ch.knob, ch.new)
                 if ch.knob.startswith("circuit_breaker"):
                     self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in self.tool_names]
+                if ch.knob == "message_batch_size":
+                    self.batch_changes.append((at, self.knobs.message_batch_size))
                 ops.append(("resize", old_c, self.knobs.max_concurrency, at))
             self.applied.append({"t_s": at, "agent": self.id, "knob": ch.knob, "old": ch.old,
                                  "new": ch.new, "ref": sc.ref})
@@ -538,9 +544,14 @@ class AgentSim:
         return w
 
     def _serve_inbox(self, until: float) -> None:
-        for k, (handled, in_time, conflicts) in self.inbox.process(until, self.knobs.message_batch_size,
-                                                                   self.window_s).items():
-            self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
+        """Handle the inbox up to ``until``, each batch with the batch size in
+        force when it starts (a change within the last step counts from its time)."""
+        cuts = [(at, size) for at, size in self.batch_changes if at < until]
+        self.batch_changes = self.batch_changes[len(cuts):]
+        for at, size in cuts + [(until, None)]:
+            for k, (handled, in_time, conflicts) in self.inbox.process(at, self.inbox_batch, self.window_s).items():
+                self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
+            self.inbox_batch = size or self.inbox_batch
 
     def _cached_keys(self, t: float) -> int:
         return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp)

@@ -20,6 +20,7 @@ from swarmopt.schema import (
     CrashFault,
     ErrorSpikeFault,
     LatencyFault,
+    LatencyTailFault,
     LoadShape,
     LoadSurgeFault,
     MemoryLeakFault,
@@ -49,7 +50,8 @@ def load_multiplier(shape: LoadShape, t: np.ndarray | float) -> np.ndarray | flo
 class Effects:
     """Fault effects in force on one agent during a segment: multipliers of the
     model and tool latencies, added tool error rates, the price multiplier, the
-    tools that cannot be cached, and the share of the rate limit left at each
+    tools that cannot be cached, the tools' price multipliers (``tool_price``),
+    the latency tails (``tail``) and the share of the rate limit left at each
     model tier's provider (``tier_limit``) and tool's (``tool_limit``)."""
 
     model_latency: float = 1.0
@@ -57,6 +59,8 @@ class Effects:
     tool_error: dict[str, float] = field(default_factory=dict)
     price: float = 1.0
     uncacheable: frozenset[str] = frozenset()
+    tool_price: dict[str, float] = field(default_factory=dict)
+    tail: dict[str | None, tuple[float, float]] = field(default_factory=dict)  # tool (None: model) -> share, factor
     tier_limit: dict[str, float] = field(default_factory=dict)
     tool_limit: dict[str, float] = field(default_factory=dict)
 
@@ -114,12 +118,16 @@ class Environment:
 
     def effects(self, t: float) -> Effects:
         """The combined service effects in force at ``t`` (multipliers multiply,
-        rate-limit cuts too, error spikes add, capped at 1). Load surges and coordination storms act
-        on arrivals instead (:meth:`rate_multiplier`, :meth:`storm_rate`)."""
+        error spikes add, capped at 1, rate-limit cuts too; of two latency tails
+        on one call the one with the larger share is kept, its factor the
+        product). Load surges and coordination storms act on arrivals instead
+        (:meth:`rate_multiplier`, :meth:`storm_rate`)."""
         model_lat, price = 1.0, 1.0
         uncacheable: set[str] = set()
         tool_lat: dict[str, float] = {}
         tool_err: dict[str, float] = {}
+        tool_price: dict[str, float] = {}
+        tail: dict[str | None, tuple[float, float]] = {}
         tier_limit: dict[str, float] = {}
         tool_limit: dict[str, float] = {}
         for f in self.active(t):
@@ -130,8 +138,14 @@ class Environment:
                     tool_lat[f.tool] = tool_lat.get(f.tool, 1.0) * f.factor
             elif isinstance(f, ErrorSpikeFault):
                 tool_err[f.tool] = min(1.0, tool_err.get(f.tool, 0.0) + f.error_rate)
+            elif isinstance(f, LatencyTailFault):
+                share, factor = tail.get(f.tool, (0.0, 1.0))
+                tail[f.tool] = (max(share, f.share), factor * f.factor)
             elif isinstance(f, PriceChangeFault):
-                price *= f.factor
+                if f.tool is None:
+                    price *= f.factor
+                else:
+                    tool_price[f.tool] = tool_price.get(f.tool, 1.0) * f.factor
             elif isinstance(f, CacheBypassFault):
                 uncacheable.add(f.tool)
             elif isinstance(f, RateLimitFault):
@@ -140,7 +154,8 @@ class Environment:
                 else:
                     for tier in (f.tier,) if f.tier else TIERS:
                         tier_limit[tier] = tier_limit.get(tier, 1.0) * f.factor
-        return Effects(model_lat, tool_lat, tool_err, price, frozenset(uncacheable), tier_limit, tool_limit)
+        return Effects(model_lat, tool_lat, tool_err, price, frozenset(uncacheable), tool_price=tool_price, tail=tail,
+                       tier_limit=tier_limit, tool_limit=tool_limit)
 
     def rate_multiplier(self, t: np.ndarray) -> np.ndarray:
         """Load shape x load-surge faults at times ``t`` (vectorized)."""

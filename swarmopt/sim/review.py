@@ -108,22 +108,23 @@ class Awaiting:
         self.latency_s = latency_s
         self.deadline_s = deadline_s
         self.horizon_s = horizon_s
-        self.held: dict[int, tuple[np.ndarray, list[float]]] = {}
+        self.held: dict[int, tuple[np.ndarray, np.ndarray, list[float]]] = {}
         self.seq = 0
         self.outbox: list[ReviewRequest] = []
         self.replies: list[ReviewReply] = []
         self.settled_s = 0.0
 
-    def hold(self, chunk: np.ndarray, mask: np.ndarray, z: np.ndarray, first: int = 0,
-             delays: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    def hold(self, chunk: np.ndarray, tools: np.ndarray, mask: np.ndarray, z: np.ndarray, first: int = 0,
+             delays: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Keep the decisions ``mask`` (n,) of the task table ``chunk``
-        (fields, n) until their reviews come back and send their requests
-        (``z``: their review-time normals). ``delays``: (sending decision,
-        delivery time after its worker was done) of each coordination message
-        of the serving pass, whose decision ``first`` is the chunk's first.
-        Returns the other decisions' table."""
+        (fields, n) and of their per-tool figures ``tools`` (figures, tools, n)
+        until their reviews come back, and send their requests (``z``: their
+        review-time normals). ``delays``: (sending decision, delivery time
+        after its worker was done) of each coordination message of the serving
+        pass, whose decision ``first`` is the chunk's first. Returns the other
+        decisions' table and per-tool figures."""
         if not mask.any():
-            return chunk
+            return chunk, tools
         idx = np.flatnonzero(mask)
         cols = chunk[:, idx]
         seqs = range(self.seq, self.seq + idx.size)
@@ -137,25 +138,26 @@ class Awaiting:
                 sent.setdefault(i - first, []).append(d)
         for s, i, col, t, zz, a in zip(seqs, idx.tolist(), cols.T, times, z[idx].tolist(), cols[_ARRIVAL].tolist(),
                                        strict=True):
-            self.held[s] = (col.copy(), sent.get(i, []))
+            self.held[s] = (col.copy(), tools[:, :, i].copy(), sent.get(i, []))
             self.outbox.append(ReviewRequest(t, self.agent, s, self.reviewers[s % len(self.reviewers)], zz, a))
-        return chunk[:, ~mask]
+        return chunk[:, ~mask], tools[:, :, ~mask]
 
     def absorb(self, replies: list[ReviewReply], window_of: Callable[[float], WindowData], window_s: float) -> None:
         """Complete the decisions of ``replies``: answer time, wait at the
         reviewer, coordination met in time; add each to the window in which
         its answer came back (dropped after the run's end)."""
-        late: dict[int, list[np.ndarray]] = {}
+        late: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         for rep in replies:
-            col, sent = self.held.pop(rep.seq)
+            col, tools, sent = self.held.pop(rep.seq)
             col[_FINISH] = rep.time
             col[_REVIEW_WAIT] = rep.wait_s
             # a failed decision sends no message and meets none of its requests
             col[_COORD_OK] = sum(rep.time + d - col[_ARRIVAL] <= self.deadline_s for d in sent)
             if rep.time < self.horizon_s:
-                late.setdefault(int(rep.time // window_s + 1e-9), []).append(col)
-        for k, cols in late.items():
-            window_of(k * window_s).add_late(np.stack(cols, axis=1))
+                late.setdefault(int(rep.time // window_s + 1e-9), []).append((col, tools))
+        for k, done in late.items():
+            window_of(k * window_s).add_late(np.stack([c for c, _ in done], axis=1),
+                                             np.stack([t for _, t in done], axis=2))
 
 
 class Desk:

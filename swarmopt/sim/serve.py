@@ -27,16 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
-from swarmopt.metrics import TASK_FIELDS, WindowData
+from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
 from swarmopt.sim.environment import Effects
 from swarmopt.sim.review import held_mask
 from swarmopt.sim.service import attempts
 from swarmopt.sim.topology import RELAYED
 
-DEGRADED_QUALITY = 0.85
 _DIST = {"lognormal": 0, "exponential": 1, "deterministic": 2}
 _FAST, _STRONG = TIERS.index("fast"), TIERS.index("strong")
 # columns of the per-span parameter rows
@@ -52,6 +51,13 @@ _TOOL_VALUES = 4
 def _factors(n_tools: int) -> int:
     """Column of the model's latency factor (the tools' follow), after the tools' values."""
     return _TOOLS + _TOOL_VALUES * n_tools
+
+
+def _tails(n_tools: int, n_links: int) -> int:
+    """Column of the model's latency-tail threshold (a standard normal; the
+    tools' follow, then the model's and the tools' tail factors, then the
+    tools' fallback qualities), after the links."""
+    return _factors(n_tools) + 1 + n_tools + n_links
 
 
 @dataclass(slots=True)
@@ -121,11 +127,17 @@ def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
             for t in tiers]
     row += [t.latency_sigma for t in tiers]
     for t in p.tools:
-        row += [t.latency_ms_median / 1000.0, t.latency_sigma, t.hit_latency_ms / 1000.0, t.price_usd_per_call]
+        row += [t.latency_ms_median / 1000.0, t.latency_sigma, t.hit_latency_ms / 1000.0,
+                t.price_usd_per_call * fx.tool_price.get(t.name, 1.0)]
     row += [0.0] * (_TOOL_VALUES * (n_tools - len(p.tools)))
     row += [fx.model_latency] + [fx.tool_latency.get(t, 1.0) for t in sim.tool_names]
     row += [0.0] * (n_tools - len(p.tools))
     row += [prob for _, prob in sim.links] + [0.0] * (n_links - len(sim.links))
+    pad = [math.inf] * (n_tools - len(p.tools))
+    tails = [fx.tail.get(name, (0.0, 1.0)) for name in [None, *sim.tool_names]]
+    row += [float(ndtri(1.0 - share)) if share else math.inf for share, _ in tails] + pad
+    row += [factor for _, factor in tails] + [1.0] * len(pad)
+    row += [t.fallback_quality for t in p.tools] + [1.0] * len(pad)
     return row
 
 
@@ -211,14 +223,23 @@ def serve(spans: list[Span]) -> Sent | None:
     for j in range(n_tools):
         c0, z0 = _TOOLS + _TOOL_VALUES * j, MAX_ATTEMPTS * (1 + j)
         tool_s.append(col(c0)[:, None] * np.exp(col(c0 + 1)[:, None] * z[:, z0:z0 + na]) * fac[:, 1 + j:2 + j])
+    t0 = _tails(n_tools, n_links)
+    if (prm[:, t0 + 1 + n_tools:t0 + 2 * (1 + n_tools)] != 1.0).any():
+        # latency tails: the calls whose own draw is in the tail take longer (no new random number)
+        for j, lat in enumerate([model_s, *tool_s]):
+            z0 = MAX_ATTEMPTS * j
+            lat *= np.where(z[:, z0:z0 + na] > col(t0 + j)[:, None], col(t0 + 1 + n_tools + j)[:, None], 1.0)
     res = attempts(model_s, tool_s, [col(_TOOLS + _TOOL_VALUES * j + 2) for j in range(n_tools)], hit, stop,
                    rejected, col(_PARALLEL) != 0, col(_TIMEOUT), col(_N_ATT).astype(np.int64))
     ok, made, degraded, calls = res["ok"], res["attempts"], res["degraded"], res["calls"]
     service = res["service"]
     hits = res["hits"] - (n_tools - col(_N_TOOLS).astype(np.int64))  # padded tools count as hits: not counted
     miss_cost = np.zeros(n)
+    per_tool = np.empty((len(PER_TOOL_FIELDS), n_tools, n))
+    per_tool[1], per_tool[2] = calls.T, res["call_errors"].T
     for j in range(n_tools):
-        miss_cost = miss_cost + calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)  # as calls @ prices, in order
+        per_tool[0, j] = calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)
+        miss_cost = miss_cost + per_tool[0, j]  # as calls @ prices, in order
 
     tok = np.exp(0.25 * z[:, -1] - 0.03125)
     tokens_in = np.rint(col(_PROMPT) * made * tok)
@@ -245,8 +266,12 @@ def serve(spans: list[Span]) -> Sent | None:
             lo = hi
 
     # outcome
-    p_ok = np.minimum(0.99, col(_BASE_SUCCESS) * (1.0 + (quality - 1.0) * weight)
-                      * np.where(degraded, DEGRADED_QUALITY, 1.0))
+    fallback = np.ones(n)
+    if degraded.any():  # a decision that went on without tools has the lowest fallback quality among them
+        q0 = t0 + 2 * (1 + n_tools)
+        for j in range(n_tools):
+            fallback = np.where(res["skipped"][:, j], np.minimum(fallback, col(q0 + j)), fallback)
+    p_ok = np.minimum(0.99, col(_BASE_SUCCESS) * (1.0 + (quality - 1.0) * weight) * fallback)
     u_s = u[:, 0]
     conf = np.clip(conf_mean - 0.3 * (u_s - p_ok) + 0.08 * z[:, -3], 0.01, 0.99)
     escalated = ok & ((u[:, 1] >= col(_AUTONOMY)) | (conf < col(_CONF_TH)))
@@ -257,7 +282,8 @@ def serve(spans: list[Span]) -> Sent | None:
     reviewed = held_mask(spans, span_n, escalated)
     done = finish if reviewed is None else np.where(reviewed, end, finish)
     success = ok & (u_s < np.where(escalated, np.maximum(p_ok, col(_REVIEW_SUCCESS)), p_ok))
-    cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6 + miss_cost
+    model_cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6
+    cost = model_cost + miss_cost
 
     # coordination
     coord_req = np.zeros(n)
@@ -295,9 +321,11 @@ def serve(spans: list[Span]) -> Sent | None:
         priority = (np.repeat(np.array(classes), span_n, axis=0) if len(spans) > 1 else np.array(classes))[
             np.arange(n) if len(spans) > 1 else 0, action]
     table = np.empty((len(TASK_FIELDS), n))
+    timeouts = res["timeouts"]
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority, 0.0)):
+                           coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority, timeouts,
+                           timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0), model_cost, 0.0)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     # cache hits per (padded) tool and part, for the per-tool hit ratios
@@ -314,10 +342,11 @@ def serve(spans: list[Span]) -> Sent | None:
         tool_held = np.zeros((len(parts), 0))
     lo = 0
     for (i, p), m, h, held_s in zip(parts, part_n, tool_hits, tool_held, strict=False):
-        chunk = table[:, lo:lo + m]
+        chunk, tools = table[:, lo:lo + m], per_tool[:, :, lo:lo + m]
         if reviewed is not None and spans[i].sim.awaiting is not None:
-            chunk = spans[i].sim.awaiting.hold(chunk, reviewed[lo:lo + m], z[lo:lo + m, -2], lo, delays)
-        p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s, m)
+            chunk, tools = spans[i].sim.awaiting.hold(chunk, tools, reviewed[lo:lo + m], z[lo:lo + m, -2], lo,
+                                                      delays)
+        p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s, tools, m)
         lo += m
     return msgs
 

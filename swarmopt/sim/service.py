@@ -135,7 +135,11 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: li
     Returns arrays (n,): ``service`` (s, on the worker), ``ok`` (some attempt
     valid), ``attempts`` (made), ``degraded`` (a tool was skipped by an open
     breaker), ``hits`` (tools answered from cache), ``calls`` (n, tools) calls
-    made per tool.
+    made per tool, ``timeouts`` (attempts made that ran into the timeout),
+    ``attempt_s`` (duration of the valid attempt, s; NaN when none),
+    ``call_errors`` (n, tools) tool calls made that failed and ``skipped``
+    (n, tools): the decision went on without the tool, which an open breaker
+    rejected.
     """
     n, a_max = model_s.shape
     att = np.arange(a_max)
@@ -166,15 +170,22 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: li
     made = np.where(ok, (~failed).argmax(axis=1) + 1, n_att)
     service = (np.minimum(d, timeout) * (att < made[:, None])).sum(axis=1)
     calls = np.zeros((n, len(tool_s)), dtype=np.int64)
-    degraded = np.zeros(n, dtype=bool)
+    call_errors = np.zeros((n, len(tool_s)), dtype=np.int64)
+    skipped = np.zeros((n, len(tool_s)), dtype=bool)
     hits = np.zeros(n, dtype=np.int64)
     for j in range(len(tool_s)):
         s, r, done = stop[j], rejected[j], stop[j] < made
-        # attempts before the stop all call; the stop attempt calls unless the breaker rejected it
-        calls[:, j] = np.where(hit[j], 0, np.minimum(s, made) + (done & ~r))
-        degraded |= r & done
+        # attempts before the stop all call (and fail); the stop attempt calls unless the breaker rejected it
+        erred = np.where(hit[j], 0, np.minimum(s, made))
+        calls[:, j] = erred + (~hit[j] & done & ~r)
+        call_errors[:, j] = erred
+        skipped[:, j] = r & done & ok
         hits += hit[j]
-    return {"service": service, "ok": ok, "attempts": made, "degraded": degraded & ok, "hits": hits, "calls": calls}
+    timeouts = ((d > timeout) & (att < made[:, None])).sum(axis=1)
+    attempt_s = np.where(ok, d[np.arange(n), made - 1], np.nan)
+    return {"service": service, "ok": ok, "attempts": made, "degraded": skipped.any(axis=1), "hits": hits,
+            "calls": calls, "timeouts": timeouts, "attempt_s": attempt_s, "call_errors": call_errors,
+            "skipped": skipped}
 
 
 def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float]) -> tuple[np.ndarray, np.ndarray]:
