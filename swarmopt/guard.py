@@ -74,7 +74,7 @@ class Costs:
     message: float = 200.0             # per message waiting in an inbox
     row: float = 3_000.0               # per metrics row (dict, optimizer history, final table)
     cached_key: float = 16.0           # per key of a tool's keyspace (Zipf CDF + cache expiry)
-    agent: float = 130_000.0           # per agent (models, engine state, the group's shared tables)
+    agent: float = 170_000.0           # per agent (models, engine state incl. rate limits, caches, routes, tables)
 
 
 COSTS = Costs()

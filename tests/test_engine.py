@@ -57,8 +57,7 @@ def test_inbox_batches_follow_a_batch_size_change_inside_a_tick():
     coordination storm the source's rules' first change (message_batch_size 1 -> 4,
     planned at 2100 s) takes effect at 2280 s, inside a 300 s tick: the batches
     before it keep size 1 (about 430 messages a window), the later ones take 4
-    (about 1,190), as with ticks that stop at the change. (thompson's first
-    change there is a cache TTL raise.)"""
+    (about 1,180), as with ticks that stop at the change."""
     sc = load_scenario(Path(__file__).parent.parent / "scenarios" / "library" / "coordination_storm.yaml")
     runs = {tick: run_scenario(short(sc, 2700, tick_s=tick), runtime="local", policy="rules") for tick in (60.0, 300.0)}
     m = runs[60.0].metrics
