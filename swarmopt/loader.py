@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from swarmopt.autonomy import check_rule
 from swarmopt.errors import InputError
 from swarmopt.knobs import set_knob
 from swarmopt.plugins import check
@@ -449,6 +450,7 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
     except ValidationError as err:
         raise InputError(describe(err, source, Scenario)) from None
     check(sc.optimizer, None, source)
+    check_rule(sc.orchestrator.policy, source)
     return sc
 
 

@@ -1,7 +1,9 @@
 """Window aggregation: one agent's task and message events -> one metrics row.
 
-A task belongs to the window in which it *arrived*; an inbound message to the
-window in which its batch *started* being handled. :class:`WindowData` holds the
+A task belongs to the window in which it *arrived*, except a decision reviewed
+by the scenario's reviewer, which belongs to the window in which its reviewed
+answer came back (:mod:`swarmopt.sim.review`: it is only known then); an
+inbound message to the window in which its batch *started* being handled. :class:`WindowData` holds the
 window's per-task table (also the source of the optimizer's per-task samples) and
 :func:`window_rows` turns the tables of the windows an agent group closed into
 rows of the metrics table, all at once. Field names follow the source design in
@@ -28,6 +30,7 @@ TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
     "tier", "ready", "token_held", "priority", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
+    "review_wait",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
 #: The per-tool rows of a window (:meth:`WindowData.add_table`): per decision and tool, USD paid, calls, failed calls.
@@ -38,11 +41,11 @@ _INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priori
 #: values): a decision no rate limit held back is admitted when it arrives; a real agent has no timeout or tier
 #: price model: no timeout, no failed call, attempt duration and model cost unknown (NaN).
 OPTIONAL_FIELDS = {"ready": "arrival", "token_held": 0.0, "priority": 0.0, "timeouts": 0.0, "timed_out_s": 0.0,
-                   "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan}
+                   "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan, "review_wait": 0.0}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
  _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY, _TIMEOUTS,
- _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST) = range(len(TASK_FIELDS))
+ _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
 _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK,
             _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS]
@@ -53,15 +56,19 @@ class WindowData:
 
     Tasks are kept as a table: a float64 array of shape (len(TASK_FIELDS),
     decisions), one row per field of :data:`TASK_FIELDS` (bools as 0/1, counts
-    as whole numbers), columns in arrival order: the engine adds the tasks of
-    consecutive spans in time order, each sorted by arrival. Beside it, the
-    cache figures of the window: hits per tool (``tool_hits``, in the engine's
-    padded tool order), entries evicted by a size bound and dropped by
-    invalidations.
+    as whole numbers, ``review_wait`` in s), columns in arrival order: the
+    engine adds the tasks of consecutive spans in time order, each sorted by
+    arrival, and :meth:`finish` sorts the reviewed decisions (added as their
+    reviews come back, :meth:`add_late`) in. Beside it, the cache figures of
+    the window: hits per tool (``tool_hits``, in the engine's padded tool
+    order), entries evicted by a size bound and dropped by invalidations; and
+    ``reviews`` and ``review_busy_s``, the review tasks of a reviewer's desk
+    that started in the window and its reviewers' busy time within it.
     """
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
+        self._late = False
         self._tool_chunks: list[np.ndarray] = []
         self.table = _EMPTY
         self.per_tool = np.zeros((len(PER_TOOL_FIELDS), 0, 0))
@@ -69,6 +76,9 @@ class WindowData:
         self.inbox_in_time = 0
         self.conflicts = 0
         self.messages_sent = 0
+        self.arrivals = 0
+        self.reviews = 0
+        self.review_busy_s = 0.0
         self.slo_s = 2.0
         self.info: dict = {}
         self.tool_hits: np.ndarray | None = None
@@ -79,18 +89,20 @@ class WindowData:
 
     def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
                   tool_hits: np.ndarray | None = None, tool_held_s: np.ndarray | None = None,
-                  per_tool: np.ndarray | None = None) -> None:
+                  per_tool: np.ndarray | None = None, arrivals: int | None = None) -> None:
         """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
         their cache hits per tool (tools,) and seconds of worker time each tool's
         calls held (tools,) when given, and ``per_tool`` (len(PER_TOOL_FIELDS),
         tools, n): per decision and tool (in the agent's order, possibly padded:
         see :meth:`finish`) the USD it paid, the calls it made and the calls
-        that failed."""
+        that failed; ``arrivals``: the decisions that arrived (default n; more
+        when some wait for their review, :meth:`add_late`)."""
         self._chunks.append(table)
         if per_tool is not None:
             self._tool_chunks.append(per_tool)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
+        self.arrivals += table.shape[1] if arrivals is None else arrivals
         if tool_hits is not None:
             self.tool_hits = tool_hits if self.tool_hits is None else self.tool_hits + tool_hits
         if tool_held_s is not None:
@@ -115,6 +127,15 @@ class WindowData:
                 cols[f] = cols[default] if isinstance(default, str) else np.full(n, default)
         self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
 
+    def add_late(self, table: np.ndarray, per_tool: np.ndarray | None = None) -> None:
+        """Append reviewed decisions whose answer came back in this window, with
+        their per-tool figures (as :meth:`add_table`'s); any arrival order:
+        :meth:`finish` sorts the table by arrival."""
+        self._chunks.append(table)
+        if per_tool is not None:
+            self._tool_chunks.append(per_tool)
+        self._late = True
+
     def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
         """Count handled inbox messages."""
         self.inbox_handled += handled
@@ -131,10 +152,15 @@ class WindowData:
         times, concurrency, autonomy, memory figures and, optionally,
         ``tools``: the names of the first rows of the per-tool figures)."""
         self.table = self.tasks_so_far()
-        self._chunks = []
         c = self._tool_chunks
         if c:
             self.per_tool = c[0] if len(c) == 1 else np.concatenate(c, axis=2)
+        if self._late:  # reviewed decisions added as their answers came back: into arrival order
+            order = np.argsort(self.table[_ARRIVAL], kind="stable")
+            self.table = self.table[:, order]
+            if self.per_tool.shape[2] == order.size:
+                self.per_tool = self.per_tool[:, :, order]
+        self._chunks = []
         self._tool_chunks = []
         self.info = info
 
@@ -203,6 +229,10 @@ def _per(total: float, n: int) -> float:
 def window_rows(windows: list[WindowData]) -> list[dict]:
     """The metrics rows of finished windows (any agents), in one vectorized pass.
 
+    ``decision_count``: the decisions of the window's table (a reviewed one
+    counts where its answer came back); ``arrival_rate_per_s``: decisions that
+    arrived in the window / window length.
+
     Scores (all in [0, 1]; NaN when the window has no event of the kind):
 
     * ``success_rate``: decisions whose final answer was right / decisions.
@@ -221,6 +251,13 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     * ``goal_progress``: decisions that succeeded within the response-time SLO /
       decisions.
     * ``escalation_rate``: decisions sent to the Orchestrator's review / decisions.
+    * ``review_wait_ms_mean``: of this agent's reviewed decisions in the
+      window, the mean wait in the reviewer's queue (request arrival to the
+      start of its review); NaN when none was escalated, 0 in a scenario with
+      no reviewer (the review is then a fixed delay).
+    * ``reviews`` and ``review_utilization`` (the reviewer's own row; 0 and NaN
+      on other agents): review tasks whose service started in the window, and
+      the reviewers' busy time within the window / (reviewers x window).
     * ``cache_hit_rate``: the per-lookup hit ratio, cache hits / cache lookups.
       A decision looks each of its tools up once, when it arrives (lookups =
       decisions x tools); a hit answers every attempt of that decision.
@@ -310,10 +347,12 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     extra = _segment_sums(np.stack([x[_TIMED_OUT_S], mc] + [np.where(tier == i, mc, 0.0) for i in range(len(TIERS))]),
                           sizes, starts).tolist()
     nan = float("nan")
+    review_wait_ms = x[_REVIEW_WAIT] * 1000.0
     rows = []
     for k, w in enumerate(windows):
         info = w.info
         n = int(sizes[k])
+        desk = info.get("review_workers", 0)
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok, n_timeouts,
          call_errors, n_attempts, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded,
@@ -330,7 +369,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "t_start_s": info["t_start_s"],
             "t_end_s": info["t_end_s"],
             "decision_count": n,
-            "arrival_rate_per_s": n / window_s,
+            "arrival_rate_per_s": w.arrivals / window_s,
             "success_rate": _per(n_success, n),
             "average_confidence": (_sum(conf_ok[ok_bounds[k]:ok_bounds[k + 1]]) / n_ok if n_ok else nan),
             "response_time_ms_mean": _per(_sum(resp[lo:hi]), n),
@@ -360,6 +399,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "cache_invalidations": w.cache_invalidations,
             "error_rate": _per(n - n_ok, n),
             "escalation_rate": _per(n_esc, n),
+            "review_wait_ms_mean": _per(_sum(review_wait_ms[lo:hi]), int(n_esc)),
+            "reviews": w.reviews,
+            "review_utilization": w.review_busy_s / (desk * window_s) if desk else nan,
             "coordination_requests": int(coord_req),
             "messages_sent": w.messages_sent,
             "messages_handled": w.inbox_handled,
@@ -385,7 +427,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "model_cost_usd": model_cost,
             **{f"model_cost_usd.{name}": c for name, c in zip(TIERS, tier_cost, strict=True)},
             **_per_tool(w),
-            **_tool_hit_rates(w, n),
+            **_tool_hit_rates(w, w.arrivals),
             **_tool_hold(w, busy_total),
         })
     return rows
@@ -422,7 +464,8 @@ def _per_tool(w: WindowData) -> dict[str, float]:
         out[f"tool_error_rate.{name}"] = e / n if n else float("nan")
     return out
 def _tool_hit_rates(w: WindowData, n: int) -> dict[str, float]:
-    """``cache_hit_rate_<tool>`` of each of the window's tools (``info["tools"]``): hits / decisions."""
+    """``cache_hit_rate_<tool>`` of each of the window's tools (``info["tools"]``): hits / decisions that
+    arrived in the window (they looked their tools up then)."""
     tools = w.info.get("tools", ())
     if not tools:
         return {}
@@ -506,6 +549,7 @@ METRICS: dict[str, MetricSpec] = {
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "messages_handled": _WINDOW_HIGHER,  # inbox throughput, which a larger batch raises while a backlog waits
     "queue_wait_ms_mean": _WINDOW_LOWER,
+    "review_wait_ms_mean": _WINDOW_LOWER,
     "throttle_wait_ms_mean": _WINDOW_LOWER,
     "urgent_wait_ms_mean": _WINDOW_LOWER,
     "tool_hold_share": _WINDOW_LOWER,

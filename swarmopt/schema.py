@@ -273,6 +273,21 @@ class ActionMix(Strict):
         return self
 
 
+class ReviewDesk(Strict):
+    """The review queue of an agent that reviews escalated decisions (the
+    Strategic Orchestrator's ``review`` section).
+
+    Every escalated decision of the scenario becomes a review task in this
+    queue: FCFS over ``workers`` reviewers, each review a lognormal
+    ``service_ms_median`` x exp(``service_sigma`` z) with z the decision's own
+    standard normal (:mod:`swarmopt.sim.review`).
+    """
+
+    workers: int = Field(default=3, ge=1, le=256, description="from 1 to 256")
+    service_ms_median: float = Field(default=1500.0, gt=0, le=MAX_LATENCY_MS, description="at most one hour")
+    service_sigma: float = Field(default=0.5, ge=0, le=3)
+
+
 class AgentProfile(Strict):
     """One monitored agent: its workload, tools, model tier and place in the topology.
 
@@ -280,8 +295,10 @@ class AgentProfile(Strict):
     decision with a valid (non-failed) model+tool attempt is right on the
     ``standard`` tier. A decision escalates to the Orchestrator's review with
     probability ``1 - autonomy`` or when its confidence is below the
-    ``confidence_threshold`` knob; review takes a lognormal ``review_ms_median``
-    and succeeds with ``review_success``.
+    ``confidence_threshold`` knob and succeeds with ``review_success``. The
+    review is a task in the queue of the scenario's reviewer (the agent whose
+    profile has a ``review`` section, :class:`ReviewDesk`); in a scenario with
+    no reviewer it is a fixed lognormal delay of median ``review_ms_median``.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)
@@ -307,6 +324,7 @@ class AgentProfile(Strict):
     autonomy: float = Field(default=0.85, ge=0, le=1)
     review_ms_median: float = Field(default=2500.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
     review_success: float = Field(default=0.93, ge=0, le=1)
+    review: ReviewDesk | None = Field(default=None, description="set on the agent that reviews escalated decisions")
     cost_budget_usd_per_decision: float = Field(default=0.05, gt=0, le=MAX_USD, description="at most 10,000")
     memory_base_mb: float = Field(default=400.0, ge=0, le=MAX_MB, description="at most 10 TB")
     memory_capacity_mb: float = Field(default=2048.0, gt=0, le=MAX_MB, description="at most 10 TB")
@@ -633,6 +651,15 @@ class OptimizerConfig(Strict):
         return self
 
 
+def _autonomy_policy_name(value: str) -> str:
+    from swarmopt.autonomy import AUTONOMY_POLICIES  # the registry imports this module
+
+    if value not in AUTONOMY_POLICIES and not _IMPORT_PATH.fullmatch(value):
+        raise ValueError(f"unknown autonomy rule '{value}'; allowed: {', '.join(AUTONOMY_POLICIES)} "
+                         "or an import path 'module:attribute'")
+    return value
+
+
 class OrchestratorConfig(Strict):
     """Approval and autonomy rules of the Strategic Orchestrator.
 
@@ -641,6 +668,11 @@ class OrchestratorConfig(Strict):
     ``reject_after_rollback_s``. Agent autonomy moves by ``autonomy_step``
     (source example: Market Hunter 85% -> 90%) within [``min_agent_autonomy``,
     ``max_agent_autonomy``]; a change takes effect one window after the report.
+    ``policy`` names the autonomy rule (:data:`swarmopt.autonomy.AUTONOMY_POLICIES`:
+    ``rules``, the source's; ``fixed``, never change; ``load_aware``, the
+    source's but no lowering that would take the review desk's projected
+    utilization above ``max_review_utilization``) or is the import path
+    ``module:attribute`` of a plug-in rule.
 
     The two-way protocol (reference/001, "Agent Interactions";
     :mod:`swarmopt.protocol`): ``commands`` are the Orchestrator's commands
@@ -651,6 +683,8 @@ class OrchestratorConfig(Strict):
     make them miss coordination deadlines). Both are off by default.
     """
 
+    policy: Annotated[str, AfterValidator(_autonomy_policy_name)] = "rules"
+    max_review_utilization: float = Field(default=0.6, gt=0, le=1)
     max_cost_increase: float = Field(default=1.0, ge=0)
     reject_after_rollback_s: float = Field(default=1800.0, ge=0)
     autonomy_step: float = Field(default=0.05, gt=0, le=0.5)

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
+from swarmopt.autonomy import check_rule
 from swarmopt.guard import prepare_out_dir
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
@@ -147,6 +148,7 @@ class Simulation:
         self.run_id = new_run_id(self.scenario.name, self.seed)
         plugins = Plugins(policy, tuple(rules), tuple(remedies))
         check(self.scenario.optimizer, plugins, "Simulation")
+        check_rule(self.scenario.orchestrator.policy, "Simulation")
         self.out_dir = None if out_dir is None else prepare_out_dir(out_dir, overwrite)
         spool = None
         if self.out_dir is not None:

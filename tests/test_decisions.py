@@ -163,7 +163,9 @@ def test_recommend_only_plans_and_reports_but_changes_nothing(mh_scenario):
 def test_groups_ship_per_task_samples_beside_unchanged_metric_rows():
     sc = short(SC, 180.0, faults=[])
     group = AgentGroup("g", sc, [1], seed=0)
-    got = [group.step(t, t + 60.0, {}, {}) for t in (0.0, 60.0, 120.0)] + [group.step(180.0, 180.0, {}, {})]
+    # the last window closes at the second exchange at its end, once the review answers could be back (sim.review)
+    got = [group.step(t, t + 60.0, {}, {}) for t in (0.0, 60.0, 120.0)] + [group.step(180.0, 180.0, {}, {})
+                                                                           for _ in range(2)]
     rows = [r for g in got for r in g[1]]
     samples = [s for g in got for s in g[4]]
     assert len(rows) == len(samples) == 3

@@ -1,5 +1,6 @@
 """The scenario library (scenarios/library/): every scenario breaches the load test's SLO on its faulted agent
-when nothing acts, and the static knob configuration of that agent in scenarios/loadtests/library_cures.yaml cures it.
+when nothing acts, and the static knob configuration of that agent in scenarios/loadtests/library_cures.yaml cures it
+(static: the optimizer monitors and the Orchestrator keeps every agent's autonomy fixed).
 
 Attainment = share of the faulted agent's windows after the fault onset that meet the SLO (mean response time
 < 2000 ms, success rate >= 0.70, coordination score >= 0.60; for price_change also cost per decision within the
@@ -15,7 +16,9 @@ most 0.05 and the bounds sit at least four of them from the seed-1 values (cure 
 (about 0.80 on 18 decisions a window) leaves about one window in eight under 0.70 by chance alone. And
 orchestrator_command (monitor 0.39, gain 0.46 at seed 1; 0.32-0.41 and 0.45-0.58 over the seeds): its fault is meant
 to sit just past the SLO (about 2.1 s against 2.0 s), inside a cautious optimizer's band, so a share of its windows
-meets the SLO by chance under monitor.
+meets the SLO by chance under monitor. Under monitor the actor crash's breach comes mostly from the Orchestrator's
+source rule: it lowers the Market Hunter's autonomy after every unhealthy report (0.85 -> 0.50 on seed 1), and the
+extra reviews keep the review queue about 90% busy (attainment 0.69 with autonomy fixed, 0.00 with the rule).
 """
 
 from __future__ import annotations

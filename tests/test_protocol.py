@@ -71,8 +71,8 @@ def command():
 def test_raising_aggressiveness_mid_run_makes_the_optimizer_act(command):
     """Seed 1: cautious (level 0.5), the optimizer only reports the Narrative Architect's response time as
     within its band; the command at 60 min raises the level to 2 and the optimizer acts in that cycle, and the
-    judge keeps a change. Without the raise it acts later (only when a spike crosses its wide band); with no
-    command at all it acts before 60 min."""
+    judge keeps a change. Without the raise it acts later, only when a spike crosses its wide band, or not at all
+    (seed 1: not at all, 15 cycles within the band); with no command at all it acts before 60 min."""
     ev = run_scenario(command, seed=1, runtime="local").events
     cmds = ev[ev["event"] == "orchestrator.command"]
     assert list(cmds["t_s"]) == [300.0, 3600.0] and list(cmds["value"]) == [0.5, 2.0]
@@ -84,7 +84,8 @@ def test_raising_aggressiveness_mid_run_makes_the_optimizer_act(command):
     assert len(held) >= 3
     cautious = run_scenario(_commands(command, [{"kind": "aggressiveness", "at_s": 0, "level": 0.5}], True), seed=1,
                             runtime="local").events
-    assert _scheduled(cautious, NA)["t_s"].min() > 3600.0
+    late = _scheduled(cautious, NA)["t_s"]
+    assert late.empty or late.min() > 3600.0
     plain = run_scenario(_commands(command, []), seed=1, runtime="local").events
     assert _scheduled(plain, NA)["t_s"].min() < 3600.0
 

@@ -40,8 +40,9 @@ def test_counts_add_up(res):
 
 
 def test_a_change_still_being_measured_at_the_end_is_counted(mh_scenario):
-    # seed 1 under the source's rules schedules a cache TTL raise at 3300 s, effective 3420 s, judged at 3900 s
-    cut = run_scenario(short(mh_scenario, 3600), seed=1, runtime="local", policy="rules")
+    # seed 1 under the source's rules schedules max_concurrency 4 -> 8 at 2100 s, effective 2220 s, first looked
+    # at at 2700 s
+    cut = run_scenario(short(mh_scenario, 2400), seed=1, runtime="local", policy="rules")
     o = cut.summary["optimizations"]
     assert o["measuring"] == 1 and o["attempted"] == o["kept"] + o["rolled_back"] + o["reverted"] + 1
     assert cut.changes.iloc[-1]["status"] == "measuring" and pd.isna(cut.changes.iloc[-1]["verdict"])

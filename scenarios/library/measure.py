@@ -4,9 +4,10 @@ Each library scenario breaches the load test's SLO on one agent after its fault
 onset; ``scenarios/loadtests/library_cures.yaml`` names that agent, a static knob
 configuration of it that cures the breach and, where the SLO includes cost, the
 cost limit. This script runs every scenario on the local runtime under the
-``monitor``, ``rules`` and ``thompson`` policies and under ``cure`` (monitor, with
-the cure's knobs set on the faulted agent from the start) and prints the mean
-attainment over the seeds as a Markdown table.
+``monitor``, ``rules`` and ``thompson`` policies and under ``cure`` (a static
+configuration: monitor, the cure's knobs set on the faulted agent from the
+start and every agent's autonomy fixed, ``orchestrator.policy: fixed``) and
+prints the mean attainment over the seeds as a Markdown table.
 
 Attainment = share of the faulted agent's windows that start at or after the
 first fault and meet every SLO condition (:data:`SLO`, plus
@@ -100,11 +101,17 @@ def attainment(metrics: pd.DataFrame, agent: str, from_s: float, cost_max_usd: f
     return float(meets_slo(rows, cost_max_usd, cost_max_usd_per_hour).mean())
 
 
+def static(sc: Scenario) -> Scenario:
+    """A copy of ``sc`` in which the Orchestrator never changes autonomy (``orchestrator.policy: fixed``)."""
+    orchestrator = sc.orchestrator.model_dump() | {"policy": "fixed"}
+    return Scenario.model_validate(sc.model_dump() | {"orchestrator": orchestrator})
+
+
 def run_case(sc: Scenario, cure: dict[str, Any], policy: str, seed: int) -> float:
     """Attainment of the faulted agent after onset in one run of ``sc`` under ``policy`` (or ``cure``:
-    monitor with the cure's knobs), local runtime."""
+    monitor with the cure's knobs and fixed autonomy), local runtime."""
     if policy == "cure":
-        run = with_knobs(with_policy(sc, "monitor"), cure["agent"], cure["knobs"])
+        run = with_knobs(static(with_policy(sc, "monitor")), cure["agent"], cure["knobs"])
     else:
         run = with_policy(sc, policy)
     res = run_scenario(run, seed=seed, runtime="local")

@@ -289,18 +289,25 @@ class Optimizer:
         bottlenecks, per-agent health (last window), agents with a change in
         flight, recommendations (in recommend-only mode, every strategy it
         would have applied), the optimizer's autonomy with its changes
-        since the last report (``autonomy_changes``: t_s, old, new, reason)
-        and ``advice``, the structured recommendations of
-        :func:`swarmopt.protocol.advise` (kind, agents, text) on the last cycle."""
+        since the last report (``autonomy_changes``: t_s, old, new, reason),
+        ``advice``, the structured recommendations of
+        :func:`swarmopt.protocol.advise` (kind, agents, text) on the last cycle,
+        each agent's last window row (``rows``) and the reviewers' mean
+        ``review_utilization`` over the windows of the last cycle (NaN without
+        a reviewer or a window)."""
         health = {a: health_score(rows[-1], self.cfg.thresholds.response_time_ms)
                   for a, rows in self.history.rows.items() if rows}
         recs = [f"Reduce autonomy for {a} (poor performance)" for a, h in health.items()
                 if h == h and h < self.cfg.thresholds.system_critical]
         advice = advise(self._snaps, health, self.cfg.thresholds, self.cfg.margin)
+        util = [r["review_utilization"] for a, p in self.profiles.items() if p.review is not None
+                for r in self.history.window_rows(a, t - self.cfg.cycle_s, t)]
         rep = {"t_s": t, "results": self.results, "bottlenecks": [b.__dict__ for b in self.bottlenecks],
                "health": health, "in_flight": sorted(self.in_flight), "recommendations": recs + self.recommended,
                "optimizer_autonomy": self.autonomy, "autonomy_changes": self.autonomy_changes,
-               "advice": [a.__dict__ for a in advice]}
+               "advice": [a.__dict__ for a in advice],
+               "rows": {a: dict(rows[-1]) for a, rows in self.history.rows.items() if rows},
+               "review_utilization": sum(util) / len(util) if util else float("nan")}
         self.results, self.autonomy_changes, self.recommended = [], [], []
         return rep
 

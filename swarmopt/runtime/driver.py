@@ -1,9 +1,13 @@
 """The bulk-synchronous driver, written once for every runtime.
 
 Each tick every agent group steps over ``[t, t + tick_s)`` in parallel and
-returns its outbound messages, which are delivered at the next tick (sorted by
-arrival time, sender and sequence number), and the metric rows of the windows
-that closed with their per-task samples. At every optimizer cycle the driver
+returns its outbound messages (coordination messages, review requests and
+answers), which are delivered at the next tick (sorted by arrival time, sender
+and sequence number), and the metric rows of the windows that closed with their
+per-task samples. An agent closes a window once every review answer of it is
+back (:mod:`swarmopt.sim.review`); before a cycle the driver runs one more
+exchange at the same instant, so that the answers to the review requests that
+arrived before it are back and the optimizer sees every window that ended. At every optimizer cycle the driver
 passes the new rows and samples to the Performance Optimizer (the samples go
 nowhere else), routes its proposals through the Orchestrator, and
 delivers the scheduled knob and autonomy changes to the agents. A *backend*
@@ -166,6 +170,11 @@ class Driver:
         return min(self.k * self.scenario.tick_s, self.scenario.duration_s)
 
     @property
+    def reviews(self) -> bool:
+        """Whether an agent of the scenario reviews the escalated decisions (:mod:`swarmopt.sim.review`)."""
+        return any(a.review is not None for a in self.scenario.agents)
+
+    @property
     def cycle_ticks(self) -> int:
         return int(round(self.scenario.optimizer.cycle_s / self.scenario.tick_s))
 
@@ -249,8 +258,11 @@ class Driver:
         last = self._last()
         if self.cycle_due():
             # close the windows that ended by t0 first, so that the cycle's
-            # changes reach the agents before they simulate past t0
+            # changes reach the agents before they simulate past t0; with a
+            # reviewer, a second exchange brings back the answers it gave in the first
             self._step(t0, t0)
+            if self.reviews:
+                self._step(t0, t0)
             orch = self.scenario.orchestrator
             self.pending += _cycle(self.backend, self.components.opt, self.components.orch, t0, self.new_rows,
                                    self.applied, self.new_samples, self.sink, plan=not last,

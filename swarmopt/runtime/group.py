@@ -38,11 +38,12 @@ class AgentGroup:
         pad = (max((len(p.tools) for p in hosted), default=0), max((len(p.downstream) for p in hosted), default=0))
         names = sorted({a.id for a in scenario.agents} | {STORM})
         routes = Routes(scenario.topology, names, [a.id for a in scenario.agents], scenario.faults)
+        reviewers = sorted(a.id for a in scenario.agents if a.review is not None)
         self.sims: dict[str, AgentSim] = {}
         for i, p in zip(members, hosted, strict=False):
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
             self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad,
-                                       names, routes)
+                                       names, routes, reviewers)
         share_layout(list(self.sims.values()))
         self.cycle_s = scenario.optimizer.cycle_s
         self.sampled_cycle = -1

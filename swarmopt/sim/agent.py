@@ -22,7 +22,8 @@ Per decision (task), following the product's design (docs/architecture.md):
   skipped a tool (the lowest of them when it skipped several); its
   confidence falls with its latent error; it escalates to review with
   probability ``1 - autonomy`` or when confidence < ``confidence_threshold``
-  (review takes time off the worker and succeeds with ``review_success``);
+  (review takes time off the worker, in the reviewer's queue,
+  :mod:`swarmopt.sim.review`, and succeeds with ``review_success``);
 * cost: tokens x the model price table plus the price of each tool miss;
 * coordination: a decision sends a message to each downstream agent with the
   link's probability; the request is met in time if the decision succeeded and
@@ -65,6 +66,7 @@ from swarmopt.sim.cache import LRUCache, invalidate, pattern_keys
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Inbox, Message
 from swarmopt.sim.ratelimit import Limiter
+from swarmopt.sim.review import Awaiting, Desk, ReviewReply, ReviewRequest, is_review
 from swarmopt.sim.sched import ordered, pools, serve_pools
 from swarmopt.sim.serve import Part, Sent, Span, serve
 from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
@@ -147,14 +149,16 @@ class AgentSim:
     sorted names of every agent that may send it a message and
     :data:`~swarmopt.sim.inbox.STORM` (one list shared by a group; default
     its own name and STORM); ``routes`` the scenario's message routes over
-    ``names`` (:mod:`swarmopt.sim.topology`; None: only ``mesh``). Drive it with :meth:`step`, or several agents at
-    once with :func:`step_agents`.
+    ``names`` (:mod:`swarmopt.sim.topology`; None: only ``mesh``); ``reviewers``
+    the sorted ids of the scenario's reviewers (:mod:`swarmopt.sim.review`;
+    none: a review is a fixed delay). Drive it with :meth:`step`, or several
+    agents at once with :func:`step_agents`.
     """
 
     def __init__(self, profile: AgentProfile, models: dict[str, ModelTier], env: Environment,
                  seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0,
                  pad: tuple[int, int] | None = None, names: list[str] | None = None,
-                 routes: Routes | None = None) -> None:
+                 routes: Routes | None = None, reviewers: list[str] | None = None) -> None:
         self.profile = profile
         self.id = profile.id
         self.models = models
@@ -190,6 +194,11 @@ class AgentSim:
         # the inbox is served lazily, up to the next step's start: batch sizes (time, size) set since then
         self.inbox_batch = self.knobs.message_batch_size
         self.batch_changes: list[tuple[float, int]] = []
+        lat_s = profile.network_latency_ms / 1000.0
+        self.awaiting = Awaiting(self.id, reviewers, lat_s, profile.coordination_deadline_s,
+                                 env.horizon_s) if reviewers else None
+        self.desk = Desk(self.id, profile.review, lat_s, env.horizon_s) if profile.review is not None else None
+        self.review_out: list[ReviewReply] = []
         self.pending: list[tuple[float, int, ScheduledChange]] = []
         self._pending_seq = 0
         self.seq = 0
@@ -229,16 +238,29 @@ class AgentSim:
 
     def begin(self, t0: float, inbound: list[Message], changes: list[ScheduledChange]) -> list[WindowData]:
         """The first half of :meth:`step`: take changes and messages, serve the
-        inbox up to ``t0`` and close (finish) the windows that ended by ``t0``."""
+        inbox up to ``t0``, take the review answers that came back, serve the
+        review requests that arrived before ``t0`` (a reviewer) and close
+        (finish) the windows that ended by ``t0`` (with a reviewer: by the
+        time up to which every answer is back, :mod:`swarmopt.sim.review`)."""
         for ch in changes:
             if ch.at_s < t0:
                 raise ValueError(f"change {ch.ref} at {ch.at_s}s arrives after the agent passed it ({t0}s)")
             heapq.heappush(self.pending, (ch.at_s, self._pending_seq, ch))
             self._pending_seq += 1
-        self.inbox.receive(inbound)
+        reviews = [m for m in inbound if is_review(m)]
+        self.inbox.receive([m for m in inbound if not is_review(m)] if reviews else inbound)
         self._serve_inbox(t0)
+        closed_by = t0
+        if self.awaiting is not None:
+            replies = self.awaiting.replies + [m for m in reviews if isinstance(m, ReviewReply)]
+            self.awaiting.replies = []
+            self.awaiting.absorb(replies, self._window, self.window_s)
+            closed_by, self.awaiting.settled_s = self.awaiting.settled_s, t0
+        if self.desk is not None:
+            self.desk.receive([m for m in reviews if isinstance(m, ReviewRequest)])
+            self.review_out += self.desk.process(t0, self._window, self.window_s)
         closed = []
-        while (self.next_window + 1) * self.window_s <= t0 + 1e-9:
+        while (self.next_window + 1) * self.window_s <= closed_by + 1e-9:
             closed.append(self._close_window(self.next_window))
             self.next_window += 1
         return closed
@@ -569,7 +591,8 @@ class AgentSim:
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
         w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
                  memory_capacity_mb=self.profile.memory_capacity_mb,
-                 cache_capacity=sum(t.keyspace for t in self.profile.tools), tools=self.tool_names, **state)
+                 cache_capacity=sum(t.keyspace for t in self.profile.tools), tools=self.tool_names,
+                 review_workers=len(self.desk.workers) if self.desk is not None else 0, **state)
         return w
 
     # ------------------------------------------------------------------ inspection and live changes
@@ -585,7 +608,9 @@ class AgentSim:
         stepped to): knobs, autonomy, ``queue_length`` (decisions arrived and
         waiting for a worker), ``busy_workers``, ``cached_keys`` (per tool),
         ``pending_changes`` (scheduled knob changes not yet in force) and the
-        windows still open."""
+        windows still open; with reviews, ``awaiting_review`` (decisions whose
+        review is not back) and on a reviewer ``review_queue`` (requests not
+        yet served)."""
         open_w = [w.tasks_so_far() for k, w in sorted(self.windows.items()) if k >= self.next_window]
         waiting = 0
         if open_w:
@@ -601,7 +626,16 @@ class AgentSim:
             "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,
                                  "ref": sc.ref} for at, _, sc in sorted(self.pending)],
             "active_faults": [f.kind for f in self.env.active(t)],
-        }
+        } | ({"awaiting_review": len(self.awaiting.held)} if self.awaiting is not None else {}) | (
+            {"review_queue": len(self.desk.pending)} if self.desk is not None else {})
+
+    def take_reviews(self) -> list[ReviewRequest | ReviewReply]:
+        """The review requests and answers sent since the last call."""
+        out: list[ReviewRequest | ReviewReply] = self.review_out
+        self.review_out = []
+        if self.awaiting is not None:
+            out, self.awaiting.outbox = out + self.awaiting.outbox, []
+        return out
 
     def metrics_row(self, w: WindowData) -> dict:
         """The metrics-table row of a closed window."""
@@ -630,7 +664,8 @@ def step_agents(sims: list[AgentSim], t0: float, t1: float, inbound: dict[str, l
     for sim, cl in zip(sims, closed, strict=True):
         applied, sim.applied = sim.applied, []
         result.append((sim.id, cl, applied))
-    return _deliver(sent, {sim.id: sim for sim in sims}), result
+    hosted = {sim.id: sim for sim in sims}
+    return _deliver(sent, hosted) + _deliver_reviews([m for sim in sims for m in sim.take_reviews()], hosted), result
 
 
 def share_layout(sims: list[AgentSim]) -> None:
@@ -639,6 +674,22 @@ def share_layout(sims: list[AgentSim]) -> None:
     table = LinkTable.of(sims, sims[0].names, sims[0].pad[1])
     for i, sim in enumerate(sims):
         sim.link_table, sim.slot = table, i
+
+
+def _deliver_reviews(reviews: list[ReviewRequest | ReviewReply], hosted: dict[str, AgentSim]
+                     ) -> list[ReviewRequest | ReviewReply]:
+    """Hand review requests and answers to ``hosted`` receivers (taken at their
+    next step, as if delivered then); return the others."""
+    out = []
+    for m in reviews:
+        sim = hosted.get(m.receiver)
+        if sim is None:
+            out.append(m)
+        elif isinstance(m, ReviewRequest):
+            sim.desk.receive([m])
+        else:
+            sim.awaiting.replies.append(m)
+    return out
 
 
 def _deliver(sent: Sent | None, hosted: dict[str, AgentSim]) -> list[Message]:

@@ -32,6 +32,7 @@ from scipy.special import ndtr, ndtri
 from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
 from swarmopt.sim.environment import Effects
+from swarmopt.sim.review import held_mask
 from swarmopt.sim.service import attempts
 from swarmopt.sim.topology import RELAYED
 
@@ -276,6 +277,10 @@ def serve(spans: list[Span]) -> Sent | None:
     escalated = ok & ((u[:, 1] >= col(_AUTONOMY)) | (conf < col(_CONF_TH)))
     review_s = col(_REVIEW_S) * np.exp(0.5 * z[:, -2])
     finish = end + np.where(escalated, review_s, 0.0)
+    # decisions reviewed by the scenario's reviewer finish when its answer is back (sim.review); their
+    # coordination messages leave when the worker is done
+    reviewed = held_mask(spans, span_n, escalated)
+    done = finish if reviewed is None else np.where(reviewed, end, finish)
     success = ok & (u_s < np.where(escalated, np.maximum(p_ok, col(_REVIEW_SUCCESS)), p_ok))
     model_cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6
     cost = model_cost + miss_cost
@@ -284,7 +289,7 @@ def serve(spans: list[Span]) -> Sent | None:
     coord_req = np.zeros(n)
     coord_ok = np.zeros(n)
     sent = np.zeros(n, dtype=np.int64)
-    msgs = None
+    msgs, delays = None, None
     if n_links:
         lat_s = col(_NET_S)
         in_time = success & (finish + lat_s - arr <= col(_DEADLINE))
@@ -298,12 +303,16 @@ def serve(spans: list[Span]) -> Sent | None:
                 coord_ok += wants & in_time
             sent += wants & success
             sends.append(np.flatnonzero(wants & success))
-        msgs, task = _messages(spans, span_n, sends, arr, finish + lat_s, u, prm, link0, parts)
+        msgs, task = _messages(spans, span_n, sends, arr, done + lat_s, u, prm, link0, parts)
         if routed and msgs is not None:
             msgs = _route(spans, span_n, msgs, task)
             # a request is met in time when its message reaches the receiver within the deadline
             coord_ok += np.bincount(task, weights=msgs.time[:task.size] - arr[task] <= col(_DEADLINE)[
                 task if len(prm) > 1 else 0], minlength=n)
+        if reviewed is not None and msgs is not None:
+            # each message's delivery time after its sender's worker was done (a reviewed decision's requests
+            # are met in time or not once its answer is back)
+            delays = (task, msgs.time[:task.size] - done[task])
 
     # priority class (0 most urgent) of each decision, from its agent's action mix
     classes = [sp.sim.profile.action_mix.priority_classes() for sp in spans]
@@ -316,7 +325,7 @@ def serve(spans: list[Span]) -> Sent | None:
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
                            coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority, timeouts,
-                           timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0), model_cost)):
+                           timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0), model_cost, 0.0)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     # cache hits per (padded) tool and part, for the per-tool hit ratios
@@ -333,8 +342,11 @@ def serve(spans: list[Span]) -> Sent | None:
         tool_held = np.zeros((len(parts), 0))
     lo = 0
     for (i, p), m, h, held_s in zip(parts, part_n, tool_hits, tool_held, strict=False):
-        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s,
-                           per_tool[:, :, lo:lo + m])
+        chunk, tools = table[:, lo:lo + m], per_tool[:, :, lo:lo + m]
+        if reviewed is not None and spans[i].sim.awaiting is not None:
+            chunk, tools = spans[i].sim.awaiting.hold(chunk, tools, reviewed[lo:lo + m], z[lo:lo + m, -2], lo,
+                                                      delays)
+        p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s, tools, m)
         lo += m
     return msgs
 
