@@ -226,6 +226,9 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "wfq_weights": (1 / MAX_WFQ_WEIGHT, MAX_WFQ_WEIGHT),
     "bulkhead": (0, 255),
 }
+# the order of a categorical knob's values, which the stabilizer reads as "raising" or "lowering" it (FCFS first:
+# any ordering by class raises scheduling)
+KNOB_LEVELS: dict[str, tuple[str, ...]] = {"model_tier": TIERS, "topology": SHAPES, "scheduling": SCHEDULING}
 MAX_ATTEMPTS = int(KNOB_BOUNDS["max_retries"][1]) + 1
 
 
@@ -610,6 +613,12 @@ class OptimizerConfig(Strict):
     are compared by segmented regression, adjusted for a trend and for the
     arrival rate, so that a leak or a load ramp running through a change is not
     read as its effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
+    ``at_horizon``: what happens to a change still undecided (marginal, no
+    guardrail breach) at ``max_measure_windows``: ``revert`` (a change that
+    cannot be told from no change is undone once) or ``keep_gain`` (kept when
+    the deciding test's estimate is a gain, reverted otherwise: the decision
+    that minimizes the expected loss when a missed gain and a kept loss of the
+    same size cost the same; :func:`swarmopt.optimizer.trial.decide_trial`).
     """
 
     policy: Annotated[str, AfterValidator(_policy_name)] = "thompson"
@@ -643,6 +652,9 @@ class OptimizerConfig(Strict):
     thresholds: Thresholds = Thresholds()
     trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
                                                           "trend and the arrival rate, not by Welch's test")
+    at_horizon: Literal["revert", "keep_gain"] = Field(default="revert", description="an undecided change at "
+                                                       "max_measure_windows: reverted, or kept if its estimate is "
+                                                       "a gain")
 
     @model_validator(mode="after")
     def _autonomy_order(self) -> "OptimizerConfig":

@@ -38,7 +38,7 @@ from collections import defaultdict
 from swarmopt.knobs import KnobChange
 from swarmopt.metrics import metric_spec
 from swarmopt.optimizer.detect import Bottleneck
-from swarmopt.schema import SCHEDULING, SHAPES, TIERS
+from swarmopt.schema import KNOB_LEVELS, TIERS
 
 
 def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
@@ -61,19 +61,15 @@ def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
 
 
 def _ordinal(knob: str, value) -> float:
-    if knob == "model_tier":
-        return float(TIERS.index(value))
-    if knob == "topology":
-        return float(SHAPES.index(value))
-    if knob == "scheduling":  # FCFS first: any ordering by class "raises" it
-        return float(SCHEDULING.index(value))
-    return float(value)
+    levels = KNOB_LEVELS.get(knob)
+    return float(levels.index(value) if levels else value)
 
 
 def direction(c: KnobChange) -> int:
     """+1 when ``c`` raises its knob (model tiers ordered fast < standard <
-    strong, scheduling fcfs < priority < wfq, booleans False < True, topologies in
-    :data:`~swarmopt.schema.SHAPES` order), -1 when it lowers it, 0 for no change."""
+    strong, scheduling fcfs < priority < wfq, topologies in
+    :data:`~swarmopt.schema.SHAPES` order: :data:`~swarmopt.schema.KNOB_LEVELS`; booleans False <
+    True), -1 when it lowers it, 0 for no change."""
     old, new = _ordinal(c.knob, c.old), _ordinal(c.knob, c.new)
     return (new > old) - (new < old)
 

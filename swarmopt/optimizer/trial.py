@@ -18,7 +18,8 @@ is a gain at the window level and whose interval there still reaches ``cfg.min_i
 yet: the change is measured on over
 ``measure_windows`` more windows, up to ``cfg.max_measure_windows`` after it
 took effect, each look at its share of alpha (:func:`look_alpha`), and only
-then reverted (a change that cannot be told from no change is reverted once). The undo is measured
+then reverted (a change that cannot be told from no change is reverted once), or with
+``cfg.at_horizon`` "keep_gain" kept when the deciding test's estimate is a gain. The undo is measured
 too; a change that was reverted for lack of evidence is restored when undoing it
 made its target significantly worse with no guardrail breach (the change and its
 undo are two experiments, and the second found the effect the first was too
@@ -160,6 +161,11 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         return TrialOutcome("", f"measuring on to {longer.measure_at_s:.0f}s: {j.reason}", undo=longer, state=state)
     decision = forced or j.decision
     reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
+    gain = j.effect(cfg.alpha).improvement_pct
+    if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain" and gain > 0:
+        # undecided at the horizon: keep on the sign of the estimate (the Bayes decision under a symmetric loss);
+        # guardrail breaches and measured harm are rollbacks before this
+        decision, reason = "keep", f"kept at the horizon, the estimate is a gain ({gain:+.1f}%): {j.reason}"
     common = {"decision": decision, "reason": reason, "forced": forced is not None, "learn": True}
     if decision == "keep":
         streak = state.streak + 1
