@@ -401,16 +401,15 @@ def prioritize_urgent(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | 
     return _change(p.id, k, "scheduling", "priority")
 
 
-BULKHEAD_SHARE = 0.25
-"""Share of the workers a bulkhead pool gets (at least one, and one left shared)."""
-
-
 def isolate_tool(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
     """Give the tool whose calls hold most of the worker time (``tool_hold_index``,
-    the same tool in every window looked at) its own pool of a quarter of the
-    workers (a bulkhead, reference/000: resource pool separation), when workers
-    queue (wait >= 15% of the response time): a slow tool then fills its own
-    pool, and the decisions that do not call it keep the rest."""
+    the same tool in every window looked at) its own pool of workers (a bulkhead,
+    reference/000: resource pool separation), when workers queue (wait >= 15% of
+    the response time): a slow tool then fills its own pool, and the decisions
+    that do not call it keep the rest. The pool gets the tool's share of the busy
+    time (``tool_hold_share``) of ``max_concurrency``, rounded, at least one
+    worker and one left shared: by Little's law each side keeps the workers it was
+    keeping busy, so isolating the tool does not starve its callers."""
     index = s.get("tool_hold_index", float("nan"))
     if not (index == index and index == int(index) and 0 <= index < len(p.tools)):
         return None
@@ -419,7 +418,9 @@ def isolate_tool(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
     tool = p.tools[int(index)].name
     if worker_wait < 0.15 * s["response_time_ms_mean"] or k.bulkhead.get(tool, 0) or k.max_concurrency < 2:
         return None
-    size = min(k.max_concurrency - 1 - sum(k.bulkhead.values()), max(1, int(k.max_concurrency * BULKHEAD_SHARE)))
+    share = s.get("tool_hold_share", float("nan"))
+    size = min(k.max_concurrency - 1 - sum(k.bulkhead.values()),
+               max(1, round(k.max_concurrency * share) if share == share else 1))
     return _change(p.id, k, f"bulkhead.{tool}", size) if size >= 1 else None
 
 
