@@ -91,14 +91,14 @@ def test_mttr_counts_from_onset_to_three_good_windows_after_the_first_violation(
 
 
 def test_knob_reversals_within_the_window_only():
-    def applied(t, agent, knob, old, new):
+    def applied(t, agent, knob, old, new, ref="opt_1"):
         typed = {f"{side}_{kind}": (v if isinstance(v, str) == (kind == "text") else None)
                  for side, v in (("old", old), ("new", new)) for kind in ("value", "text")}
-        return {"t_s": t, "event": "knob.applied", "agent": agent, "knob": knob, **typed}
+        return {"t_s": t, "event": "knob.applied", "agent": agent, "knob": knob, "ref": ref, **typed}
 
     ev = pd.DataFrame([
         applied(600.0, "a", "max_concurrency", 4.0, 8.0),
-        applied(1200.0, "a", "max_concurrency", 8.0, 4.0),
+        applied(1200.0, "a", "max_concurrency", 8.0, 4.0, "rollback:opt_1"),
         applied(1500.0, "a", "max_concurrency", 4.0, 8.0),
         applied(9000.0, "a", "max_concurrency", 8.0, 4.0),
         applied(1300.0, "b", "model_tier", "standard", "fast"),
@@ -107,6 +107,7 @@ def test_knob_reversals_within_the_window_only():
     ])
     assert knob_reversals(ev, 3600.0) == 3  # a: down at 1200, up at 1500 (not at 9000: 7500 s later); b: once
     assert knob_reversals(ev, 0.0) == 0
+    assert knob_reversals(ev, 3600.0, planned_only=True) == 2  # a's rollback at 1200 is an undo, not a flap
 
 
 def test_false_rates_have_wilson_intervals():

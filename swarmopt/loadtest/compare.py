@@ -23,6 +23,7 @@ import pandas as pd
 METRICS = {
     "slo_attainment": "higher", "slo_attainment_faulted": "higher", "mttr_min": "lower",
     "p95_response_time_ms": "lower", "cost_usd": "lower", "cost_per_success_usd": "lower", "knob_reversals": "lower",
+    "planned_reversals": "lower",
     "review_wait_ms": "lower",
 }
 RESAMPLES = 9999
@@ -95,7 +96,7 @@ def comparisons(runs: pd.DataFrame, baseline: str, metrics: dict[str, str] = MET
         mine = ok[ok["policy"] == policy].set_index(["scenario", "seed"])
         both = mine.index.intersection(base.index)
         scopes = [(s, [k for k in both if k[0] == s]) for s in sorted({k[0] for k in both})] + [("all", list(both))]
-        for metric, better in metrics.items():
+        for metric, better in ((m, b) for m, b in metrics.items() if m in ok):  # older stores lack newer measures
             for scope, keys in scopes:
                 keys = sorted(keys)
                 stats_ = paired_difference(mine.loc[keys, metric].to_numpy(float) if keys else [],

@@ -132,9 +132,13 @@ def _value(number, text):
     return text if pd.isna(number) else float(number)
 
 
-def knob_reversals(events: pd.DataFrame, window_s: float) -> int:
+def knob_reversals(events: pd.DataFrame, window_s: float, planned_only: bool = False) -> int:
     """Number of ``knob.applied`` events that move a knob opposite to its
-    previous move on the same agent less than ``window_s`` seconds earlier."""
+    previous move on the same agent less than ``window_s`` seconds earlier.
+    With ``planned_only``, only those that a new change makes (its ``ref`` a
+    strategy id): not the rollbacks, reverts and restores that undo a judged
+    change, which the stabilization window does not hold back (an undo of a
+    change that failed is not a flap)."""
     if events.empty or "knob" not in events:
         return 0
     applied = events[events["event"] == "knob.applied"].sort_values("t_s", kind="stable")
@@ -149,7 +153,8 @@ def knob_reversals(events: pd.DataFrame, window_s: float) -> int:
             continue
         key = (r.agent, r.knob)
         prev = last.get(key)
-        if prev is not None and prev[1] == -d and r.t_s - prev[0] < window_s:
+        undo = str(getattr(r, "ref", "")).startswith(("rollback:", "restore:"))
+        if prev is not None and prev[1] == -d and r.t_s - prev[0] < window_s and not (planned_only and undo):
             count += 1
         last[key] = (float(r.t_s), d)
     return count
@@ -202,4 +207,5 @@ def run_measures(sc: Scenario, metrics: pd.DataFrame, events: pd.DataFrame, slo:
         "autonomy_changes": int((ev_names == "autonomy.agent").sum()),
         **{k: int((ev_names == e).sum()) for k, e in COUNTED.items()},
         "knob_reversals": knob_reversals(events, reversal_window_s),
+        "planned_reversals": knob_reversals(events, reversal_window_s, planned_only=True),
     }
