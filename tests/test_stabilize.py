@@ -8,15 +8,17 @@ import math
 import numpy as np
 import pytest
 
+from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange
 from swarmopt.loader import load_scenario
+from swarmopt.loadtest.measures import knob_reversals
 from swarmopt.metrics import TaskSample
 from swarmopt.optimizer.core import Optimizer
 from swarmopt.optimizer.detect import Bottleneck
 from swarmopt.optimizer.stabilize import Stabilizer, bound_step, direction, outside_dead_band
 from swarmopt.policies import RulePolicy
 
-from conftest import MH_SCENARIO
+from conftest import MH_SCENARIO, ROOT
 
 SC = load_scenario(MH_SCENARIO)
 PROFILES = {a.id: a for a in SC.agents}
@@ -125,3 +127,13 @@ def test_no_knob_reverses_within_the_stabilization_window_under_sinusoidal_load(
     stable = forward_moves(window)
     assert stable  # it still acts
     assert all(g >= window for g in reversal_gaps(stable))
+
+
+def test_on_the_coordination_storm_only_undos_reverse_a_knob_within_the_window():
+    """End to end on the library's coordination storm (seed 1, the default policy): the judged changes that are
+    rolled back or reverted move their knob back within the window (3 such undos measured), but no new change
+    reverses a knob within it (the load test's ``planned_reversals``)."""
+    res = run_scenario(ROOT / "scenarios" / "library" / "coordination_storm.yaml", seed=1, runtime="local")
+    window = res.scenario.optimizer.stabilization_window_s
+    assert knob_reversals(res.events, window) >= 1
+    assert knob_reversals(res.events, window, planned_only=True) == 0
