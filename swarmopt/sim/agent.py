@@ -164,6 +164,7 @@ class AgentSim:
         self.pad = own if pad is None else (max(own[0], pad[0]), max(own[1], pad[1]))
         self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
+        self.cache_capacity = sum(t.keyspace for t in tools)
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
         self.links = [(l.receivers, l.probability) for l in profile.downstream]
@@ -323,7 +324,7 @@ class AgentSim:
         # and tool latencies, confidence, review time, tokens (flat sizes: the
         # same draws, filled row by row, without numpy's shape handling)
         cu, cz = nt * (1 + na) + 3 + nl, na * (1 + nt) + 3
-        u = rng.uniform(size=n * cu).reshape(n, cu)
+        u = rng.random(n * cu).reshape(n, cu)  # rng.uniform(size=...)'s draws (0 + 1 x each), without its overhead
         z = rng.standard_normal(n * cz).reshape(n, cz)
         if nt:
             keys = np.array([np.searchsorted(cdf, u[:, j], side="right") for j, cdf in enumerate(self.zipf)],
@@ -416,7 +417,7 @@ class AgentSim:
             self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
 
     def _cached_keys(self, t: float) -> int:
-        return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp)
+        return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp) if self.cache_exp else 0
 
     def _memory_mb(self, t: float) -> float:
         return self._end_state(t)["memory_mb"]
@@ -430,8 +431,9 @@ class AgentSim:
 
     def _end_state(self, t_end: float) -> dict:
         cached = self._cached_keys(t_end)
+        leaked = self.env.leaked_mb(t_end) if self.leaks else 0.0
         return {"concurrency": self.knobs.max_concurrency, "autonomy": self.autonomy, "cached_keys": cached,
-                "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + self.env.leaked_mb(t_end)}
+                "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + leaked}
 
     def _record_end_state(self, k: int) -> None:
         """Note the state at the end of window ``k`` the first time the
@@ -453,7 +455,7 @@ class AgentSim:
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
         w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
                  memory_capacity_mb=self.profile.memory_capacity_mb,
-                 cache_capacity=sum(t.keyspace for t in self.profile.tools), **state)
+                 cache_capacity=self.cache_capacity, **state)
         return w
 
     # ------------------------------------------------------------------ inspection and live changes
