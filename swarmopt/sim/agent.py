@@ -327,8 +327,9 @@ class AgentSim:
         u = rng.random(n * cu).reshape(n, cu)  # rng.uniform(size=...)'s draws (0 + 1 x each), without its overhead
         z = rng.standard_normal(n * cz).reshape(n, cz)
         if nt:
-            keys = np.array([np.searchsorted(cdf, u[:, j], side="right") for j, cdf in enumerate(self.zipf)],
-                            dtype=np.int64).reshape(nt, n)
+            keys = np.empty((nt, n), dtype=np.int64)
+            for j, cdf in enumerate(self.zipf):
+                keys[j] = cdf.searchsorted(u[:, j], side="right")
         else:
             keys = _NO_KEYS
         # an empty draw takes nothing from the stream
@@ -368,6 +369,7 @@ class AgentSim:
         err_p = [min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0)) for tool in p.tools]
         ttls = [0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0) for tool in p.tools]
         breaker = k.circuit_breaker.enabled
+        err_col = np.array(err_p)[:, None]
         parts = []
         t = t0
         while t < t1:
@@ -378,26 +380,32 @@ class AgentSim:
             if end == block.end and (not n_block or block.arrival[-1] < end):
                 hi = n_block
             else:
-                hi = int(np.searchsorted(block.arrival, end, side="left"))
+                hi = int(block.arrival.searchsorted(end, side="left"))
             self.block_pos = hi
             m = hi - lo
-            if pt:
-                hit = np.ones((pt, m), dtype=bool)
+            if not pt:
+                hit, stop, rejected = _NO_LOOKUPS
+            elif not (m and nt):
+                hit, stop, rejected = np.ones((pt, m), dtype=bool), np.zeros((pt, m), dtype=np.int64), np.zeros(
+                    (pt, m), dtype=bool)
+            else:
+                hit = np.empty((pt, m), dtype=bool)
+                hit[nt:] = True  # padded tools: a hit of zero latency, not counted
                 stop = np.zeros((pt, m), dtype=np.int64)
                 rejected = np.zeros((pt, m), dtype=bool)
-            else:
-                hit, stop, rejected = _NO_LOOKUPS
-            if m and nt:
                 arr = block.arrival[lo:hi]
-                for j in range(nt):
-                    err = block.u_err(j, nt)[lo:hi, :n_att] < err_p[j]
-                    keys = block.keys[j, lo:hi]
-                    if breaker:
-                        hit[j], stop[j], rejected[j] = breaker_calls(arr, keys, err, ttls[j], self.cache_exp[j],
-                                                                     self.breakers[j])
-                    else:
-                        stop[j] = first_success(err)
-                        hit[j] = ttl_cache(arr, keys, stop[j] < n_att, ttls[j], self.cache_exp[j])
+                if breaker:
+                    for j in range(nt):
+                        err = block.u_err(j, nt)[lo:hi, :n_att] < err_p[j]
+                        hit[j], stop[j], rejected[j] = breaker_calls(arr, block.keys[j, lo:hi], err, ttls[j],
+                                                                     self.cache_exp[j], self.breakers[j])
+                else:
+                    # every tool's call errors at once, (decisions, tools, attempts)
+                    u_err = block.u[lo:hi, nt:nt * (1 + MAX_ATTEMPTS)].reshape(m, nt, MAX_ATTEMPTS)
+                    stop[:nt] = first_success(u_err[:, :, :n_att] < err_col).T
+                    fills = stop[:nt] < n_att
+                    for j in range(nt):
+                        hit[j] = ttl_cache(arr, block.keys[j, lo:hi], fills[j], ttls[j], self.cache_exp[j])
             parts.append(Part(self._window(t), block, lo, hi, self._memory_factor(t) if self.leaks else 1.0,
                               hit, stop, rejected))
             t = end
