@@ -6,9 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from swarmopt.guard import check_budget, prepare_out_dir
+from swarmopt.guard import check_budget
 from swarmopt.observe import Observer
-from swarmopt.report import write_run
 from swarmopt.results import RunResult
 from swarmopt.schema import Scenario
 from swarmopt.simulation import Simulation, prepare
@@ -29,7 +28,10 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     ``out_dir`` writes the run directory (each file atomically) before the
     runtime shuts down — also when the run fails or is interrupted half way,
     with ``status: failed`` or ``interrupted`` in ``summary.json``; an
-    interruption while the runtime starts writes nothing. ``realtime``: pace simulated
+    interruption while the runtime starts writes nothing. With ``out_dir`` the
+    rows are written there in chunks as the run goes and memory stays flat
+    (see :class:`~swarmopt.simulation.Simulation`); the result's tables are
+    read from the run directory when asked for. ``realtime``: pace simulated
     time at ``realtime`` x wall-clock speed. ``narrate``: log the live narrative
     (:mod:`swarmopt.logs`). ``progress``: a progress bar with simulated time,
     speed and ETA (None: on in Jupyter, off elsewhere). ``overrides``:
@@ -51,23 +53,21 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     run, and ValueError for an unknown runtime.
     """
     sc = prepare(scenario, seed, duration_s, overrides)
-    check_budget(sc, runtime, max_tasks, max_memory_mb)
-    if out_dir is not None:
-        prepare_out_dir(out_dir, overwrite)
+    check_budget(sc, runtime, max_tasks, max_memory_mb, streamed=out_dir is not None)
     sim = Simulation(sc, runtime=runtime, address=address, narrate=narrate, policy=policy, rules=rules,
-                     remedies=remedies, observers=observers)
+                     remedies=remedies, observers=observers, out_dir=out_dir, overwrite=overwrite)
     try:  # from here on, whatever happens, the run directory says what ran
         try:
             sim.run(realtime=realtime, progress=progress)
         except BaseException as exc:
             if out_dir is not None:
                 stopped = isinstance(exc, KeyboardInterrupt)
-                sim.write(out_dir, status="interrupted" if stopped else "failed",
-                          error=f"interrupted at {sim.now:g}s" if stopped else repr(exc))
+                sim._write(sim.result(), None, "interrupted" if stopped else "failed",
+                           f"interrupted at {sim.now:g}s" if stopped else repr(exc), final=True)
             raise
         res = sim.result()
         if out_dir is not None:
-            write_run(res, out_dir)
+            sim._write(res, None, "completed", None, final=True)
     finally:
         sim.close()  # a Ctrl-C while Ray shuts down cannot lose the run: it is written already
     return res

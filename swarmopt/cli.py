@@ -119,7 +119,7 @@ def run(
         if not math.isfinite(max_memory):
             raise InputError(f"--max-memory: {max_memory}; allowed: a finite number of MiB >= 1")
         sc = prepare(apply_overrides(load_scenario(scenario), parse_assignments(assignments), "--set"), seed, duration)
-        est = check_budget(sc, runtime.value, max_tasks, max_memory, source=flat(scenario))
+        est = check_budget(sc, runtime.value, max_tasks, max_memory, source=flat(scenario), streamed=True)
         out_dir = out or Path("runs") / f"{sc.name}-seed{sc.seed}"
         check_out_dir(out_dir, overwrite)
         if dry_run:

@@ -18,6 +18,7 @@ an event carries that is not in the schema is kept, after them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Number
 from typing import Any
@@ -39,6 +40,7 @@ _S, _F, _I, _B = "string", "float64", "Int64", "boolean"
 _STRATEGY = "strategy.*, approval.requested, orchestrator.decision, optimization.*"
 _MEASURED = "optimization.measured, rollback.measured"
 _DECIDED = "optimization.kept, optimization.reverted, optimization.rolled_back"
+_PROTOCOL = "orchestrator.command, optimizer.mode, optimizer.recommendation, orchestrator.action"
 SCHEMA: tuple[Column, ...] = (
     Column("t_s", _F, "simulated time of the event (s)", "all"),
     Column("event", _S, "event name", "all"),
@@ -47,24 +49,25 @@ SCHEMA: tuple[Column, ...] = (
     Column("strategy_id", _S, "the strategy (change) the event is about; `rollback:<id>` for the measurement of "
            "its undo", f"{_STRATEGY}, {_MEASURED}, knob.applied"),
     Column("kind", _S, "remedy kind of the strategy (e.g. `scale_concurrency`); `user` for a knob set by hand; "
-           "the fault kind for fault.injected", f"{_STRATEGY}, {_MEASURED}, knob.applied, strategy.held, "
-           "fault.injected"),
+           "the fault kind for fault.injected; the command, mode change, recommendation or action kind for the "
+           "protocol's events (e.g. `aggressiveness`, `increase_resources`, `grant_resources`)",
+           f"{_STRATEGY}, {_MEASURED}, knob.applied, strategy.held, fault.injected, {_PROTOCOL}"),
     Column("type", _S, "bottleneck type, or the type of bottleneck a strategy treats",
            f"bottleneck.*, {_STRATEGY}, {_MEASURED}"),
     Column("severity", _S, "low / medium / high / critical", f"bottleneck.detected, {_STRATEGY}"),
     Column("knob", _S, "knob path (e.g. `cache_ttl_s.data_source`; `autonomy`); several joined by `;`",
            f"{_STRATEGY}, strategy.held, knob.applied, knob.set, autonomy.applied"),
     Column("old_value", _F, "value before, as a number (boolean as 1/0)",
-           f"{_STRATEGY}, knob.applied, knob.set, autonomy.*, orchestrator.optimizer_autonomy"),
+           f"{_STRATEGY}, knob.applied, knob.set, autonomy.*, orchestrator.optimizer_autonomy, orchestrator.action"),
     Column("new_value", _F, "value after, as a number (boolean as 1/0)", "as old_value, and strategy.held"),
     Column("old_text", _S, "value before as text when not a plain number (tier name, `true`/`false`, `;` list)",
            "as old_value"),
     Column("new_text", _S, "value after as text when not a plain number", "as new_value"),
     Column("ref", _S, "what scheduled the change: a strategy id, `rollback:<id>`, `restore:<id>`, `orchestrator` "
            "or `user`", "knob.applied, autonomy.applied, knob.set"),
-    Column("effective_s", _F, "simulated time the change (or fault) takes effect (s)",
+    Column("effective_s", _F, "simulated time the change (or fault, or command) takes effect (s)",
            "optimization.scheduled, optimization.reverted, optimization.rolled_back, optimization.restored, "
-           "autonomy.agent, fault.injected"),
+           "autonomy.agent, fault.injected, orchestrator.command, orchestrator.action"),
     Column("risk", _F, "risk of the strategy (0-1); above the optimizer's autonomy it needs approval",
            f"{_STRATEGY}"),
     Column("expected_improvement", _F, "expected improvement of the strategy (%), learned", _STRATEGY),
@@ -72,8 +75,9 @@ SCHEMA: tuple[Column, ...] = (
     Column("metric", _S, "metric concerned (a metrics-table column)",
            f"bottleneck.*, anomaly.detected, {_MEASURED}, {_DECIDED}"),
     Column("value", _F, "the metric's value; for strategies.generated and report.received a count; for "
-           "actor.restarted the ticks replayed", "bottleneck.*, anomaly.detected, strategies.generated, "
-           "report.received, actor.restarted"),
+           "actor.restarted the ticks replayed; for orchestrator.command the aggressiveness level",
+           "bottleneck.*, anomaly.detected, strategies.generated, report.received, actor.restarted, "
+           "orchestrator.command"),
     Column("threshold", _F, "threshold the value breached", "bottleneck.*"),
     Column("impact", _F, "how far past the threshold (%), or the level shift (%)",
            "bottleneck.detected, anomaly.detected"),
@@ -87,31 +91,35 @@ SCHEMA: tuple[Column, ...] = (
            f"optimization.measured, {_DECIDED}"),
     Column("judge_decision", _S, "the judge's decision where a forced one replaced it", "optimization.measured"),
     Column("method", _S, "test that decided: mann-whitney (per-task latency or cost), two-proportion (per-task "
-           "rates), welch-windows (window means); `/batch-means` when too few tasks were effectively "
-           "independent and the window means decided", f"{_MEASURED}, {_DECIDED}"),
+           "rates), segmented-windows (window values adjusted for trend and load; welch-windows, window means, "
+           "with optimizer.trend_adjust off); `/batch-means` when too few tasks were effectively independent "
+           "and the window values decided", f"{_MEASURED}, {_DECIDED}"),
     Column("better", _S, "direction in which the metric is better: lower / higher", _MEASURED),
     Column("before", _F, "the deciding test's figure before the change: per-task median (latency, cost) or "
-           "proportion (rates), or the window mean (welch-windows, batch means)", f"{_MEASURED}, {_DECIDED}"),
+           "proportion (rates), or the window level (window_before)", f"{_MEASURED}, {_DECIDED}"),
     Column("after", _F, "the same figure after the change", f"{_MEASURED}, {_DECIDED}"),
     Column("improvement_pct", _F, "relative change from before to after, positive = better (%)",
            f"{_MEASURED}, {_DECIDED}"),
     Column("ci_low_pct", _F, "low end of the deciding test's interval of improvement_pct (96% for the per-task "
-           "tests at alpha 0.05, 95% for Welch)", f"{_MEASURED}, {_DECIDED}"),
+           "tests at alpha 0.05, 95% for the window values)", f"{_MEASURED}, {_DECIDED}"),
     Column("ci_high_pct", _F, "high end of that interval", f"{_MEASURED}, {_DECIDED}"),
     Column("p_value", _F, "p-value of the deciding test (two-sided per-task tests; one-sided for an improvement "
-           "for Welch)", f"{_MEASURED}, {_DECIDED}"),
+           "for the window values)", f"{_MEASURED}, {_DECIDED}"),
     Column("reasons", _S, "the judge's reasons, improvements positive = better", _MEASURED),
     Column("guardrails", _S, "guardrail breaches (cost, success, errors); missing when none", _MEASURED),
-    Column("window_before", _F, "secondary: mean of the target's window values before the change", _MEASURED),
+    Column("window_before", _F, "secondary: the target's window level before the change: the mean before, or "
+           "where the window values decided (window_method segmented:...) what the after-span would have shown "
+           "without the change (trend and load extrapolated)", _MEASURED),
     Column("window_after", _F, "secondary: mean of the target's window values after the change", _MEASURED),
-    Column("window_improvement_pct", _F, "secondary: relative change of the window means, positive = better (%); "
+    Column("window_improvement_pct", _F, "secondary: relative change of the window level, positive = better (%); "
            "what the optimizer learns expected improvements from", _MEASURED),
-    Column("window_ci_low_pct", _F, "secondary: 95% Welch interval of window_improvement_pct, low end", _MEASURED),
-    Column("window_ci_high_pct", _F, "secondary: 95% Welch interval of window_improvement_pct, high end",
-           _MEASURED),
-    Column("window_p_value", _F, "secondary: one-sided Welch p-value for an improvement of the window means",
-           _MEASURED),
-    Column("window_verdict", _S, "secondary: verdict of the window-level Welch test", _MEASURED),
+    Column("window_ci_low_pct", _F, "secondary: 95% interval of window_improvement_pct, low end", _MEASURED),
+    Column("window_ci_high_pct", _F, "secondary: 95% interval of window_improvement_pct, high end", _MEASURED),
+    Column("window_p_value", _F, "secondary: one-sided p-value for an improvement of the window level", _MEASURED),
+    Column("window_verdict", _S, "secondary: verdict of the window-level comparison", _MEASURED),
+    Column("window_method", _S, "secondary: the window-level comparison: segmented:<covariates> (segmented "
+           "regression on trend and/or load, measure.adjusted_measure, where the window values decided with "
+           "optimizer.trend_adjust) or welch (window means)", _MEASURED),
     Column("tasks_before", _I, "decisions in the before-span", _MEASURED),
     Column("tasks_after", _I, "decisions in the after-span", _MEASURED),
     Column("tau_before", _F, "autocorrelation time of the per-task series before (>= 1)", _MEASURED),
@@ -158,14 +166,21 @@ def _strategy_of(ref: Any, kinds: dict[str, str]) -> str | None:
     return sid if sid in kinds else None
 
 
-def events_frame(rows: list[dict]) -> pd.DataFrame:
+def strategy_kinds(rows: list[dict]) -> dict[str, str]:
+    """Remedy kind by strategy id, of the event dicts in ``rows`` that carry both."""
+    return {r["strategy_id"]: r["kind"] for r in rows if r.get("strategy_id") and r.get("kind")}
+
+
+def events_frame(rows: list[dict], kinds: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The events table of ``rows`` (event dicts as the components emit them,
     in order): one row each, the :data:`SCHEMA` columns with their types, then
     any other keys. ``old``/``new`` become ``old_value``/``old_text`` and
     ``new_value``/``new_text`` (:func:`split_value`); a ``knob.applied`` gets
     the ``strategy_id`` and ``kind`` of the strategy its ``ref`` names (``kind``
-    ``user`` for a change set by hand); empty text is missing."""
-    kinds = {r["strategy_id"]: r["kind"] for r in rows if r.get("strategy_id") and r.get("kind")}
+    ``user`` for a change set by hand), looked up in ``rows`` and in ``kinds``
+    (:func:`strategy_kinds` of the events before ``rows``, when the table is
+    built in pieces); empty text is missing."""
+    kinds = {**(kinds or {}), **strategy_kinds(rows)}
     out = []
     for r in rows:
         r = dict(r)
@@ -187,3 +202,18 @@ def events_frame(rows: list[dict]) -> pd.DataFrame:
             col = col.astype(object).where(col.notna() & (col.astype(object) != ""), None)
         df[c.name] = col.astype(c.dtype)
     return df
+
+
+def event_records(df: pd.DataFrame) -> list[dict]:
+    """Event dicts back from rows of the events table (what :func:`events_frame`
+    was given, near enough for a live view): every column a key, a missing value
+    None, and ``old``/``new`` the text of a value where there is one, else its
+    number (None when neither)."""
+    out = []
+    for rec in df.to_dict("records"):
+        r = {k: (None if pd.isna(v) else v) for k, v in rec.items()}
+        for key, (num, text) in _SPLIT.items():
+            number, words = r.pop(num, None), r.pop(text, None)
+            r[key] = words if words is not None else number
+        out.append(r)
+    return out

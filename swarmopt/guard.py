@@ -15,8 +15,9 @@ hold in memory:
   peak rate, the vectorized pass of the busiest agent over one tick (or
   window, if longer), the per-task samples the canary judge pools and the
   optimizer keeps, every message as if it were still waiting in an inbox (an
-  overloaded receiver keeps them all), every metric row, every cached key,
-  and, on Ray, one interpreter per actor plus Ray's own processes.
+  overloaded receiver keeps them all), every metric row (or, for a run
+  streamed to a run directory, those it holds: :func:`held_rows`), every
+  cached key, and, on Ray, one interpreter per actor plus Ray's own processes.
 
 The memory figure is an estimate meant to err high: decisions are Poisson and
 messages are counted as if none were ever handled. :func:`check_budget`
@@ -39,8 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from swarmopt.loader import InputError, flat
+from swarmopt.optimizer.history import HISTORY_WINDOWS
 from swarmopt.schema import CoordinationStormFault, LoadSurgeFault, Scenario
 from swarmopt.sim.environment import Environment
+from swarmopt.spool import CHUNK_ROWS
 
 #: Default budgets: about a minute or two of local simulation, and the 4 GiB the benchmarks allow 500 agents.
 DEFAULT_MAX_TASKS = 10_000_000
@@ -71,7 +74,7 @@ class Costs:
     message: float = 200.0             # per message waiting in an inbox
     row: float = 3_000.0               # per metrics row (dict, optimizer history, final table)
     cached_key: float = 16.0           # per key of a tool's keyspace (Zipf CDF + cache expiry)
-    agent: float = 130_000.0           # per agent (models, engine state, the group's shared tables)
+    agent: float = 170_000.0           # per agent (models, engine state incl. rate limits, caches, routes, tables)
 
 
 COSTS = Costs()
@@ -130,8 +133,18 @@ def _rate(x: float) -> str:
     return f"{x:,.0f}" if x >= 10 else f"{x:.3g}"
 
 
-def estimate(sc: Scenario, runtime: str = "local") -> Estimate:
-    """The :class:`Estimate` of running ``sc`` on ``runtime`` (``"local"`` or ``"ray"``)."""
+def held_rows(sc: Scenario, rows: int) -> int:
+    """Metrics rows a run streamed to a run directory holds in memory at most:
+    the optimizer's history of every agent, one chunk not yet written out and
+    one optimizer cycle's rows (:mod:`swarmopt.spool`), or all ``rows`` if fewer."""
+    per_cycle = math.ceil(sc.optimizer.cycle_s / sc.window_s) * len(sc.agents)
+    return min(rows, 2 * HISTORY_WINDOWS * len(sc.agents) + CHUNK_ROWS + per_cycle)
+
+
+def estimate(sc: Scenario, runtime: str = "local", streamed: bool = False) -> Estimate:
+    """The :class:`Estimate` of running ``sc`` on ``runtime`` (``"local"`` or
+    ``"ray"``); ``streamed``: to a run directory, holding only
+    :func:`held_rows` metrics rows in memory."""
     duration, window, c = sc.duration_s, sc.window_s, COSTS
     multipliers = _rate_multipliers(sc)
     storm = defaultdict(float)  # storm messages per agent
@@ -157,8 +170,9 @@ def estimate(sc: Scenario, runtime: str = "local") -> Estimate:
     opt = sc.optimizer
     judged = 2 * opt.measure_windows * window  # seconds of one agent's decisions in one judgement
     kept = (2 * opt.measure_windows + opt.cycle_s / window) * window_tasks
+    held = held_rows(sc, rows) if streamed else rows
     work = (window_bytes + span_bytes + peak_rate * judged * c.judged_task + kept * c.kept_sample
-            + messages * c.message + rows * c.row + keys * c.cached_key + n_agents * c.agent)
+            + messages * c.message + held * c.row + keys * c.cached_key + n_agents * c.agent)
     base = c.base_mib
     if runtime == "ray":
         base += c.ray_base_mib + (min(n_agents, _RAY_GROUPS) + 2) * c.actor_mib  # + optimizer, orchestrator
@@ -167,7 +181,7 @@ def estimate(sc: Scenario, runtime: str = "local") -> Estimate:
 
 
 def check_budget(sc: Scenario, runtime: str = "local", max_tasks: int | None = None,
-                 max_memory_mb: float | None = None, source: str | None = None) -> Estimate:
+                 max_memory_mb: float | None = None, source: str | None = None, streamed: bool = False) -> Estimate:
     """:func:`estimate` ``sc`` and refuse it over budget.
 
     ``max_tasks`` (default :data:`DEFAULT_MAX_TASKS`) caps the decisions,
@@ -179,7 +193,7 @@ def check_budget(sc: Scenario, runtime: str = "local", max_tasks: int | None = N
     """
     max_tasks = DEFAULT_MAX_TASKS if max_tasks is None else max_tasks
     max_memory_mb = DEFAULT_MAX_MEMORY_MB if max_memory_mb is None else max_memory_mb
-    est = estimate(sc, runtime)
+    est = estimate(sc, runtime, streamed)
     source = source or f"scenario {sc.name}"
     if est.tasks > max_tasks:
         raise InputError(f"{source}: about {est.tasks:,} decisions ({est.agents:,} agents, peak "

@@ -55,9 +55,11 @@ from swarmopt.loader import InputError
 from swarmopt.metrics import TaskSample, WindowData, task_sample, window_metrics
 from swarmopt.schema import DEFAULT_TIERS, TIERS
 
-NOT_OBSERVED = ("adaptation_score", "coordination_score", "escalation_rate", "coordination_requests",
-                "messages_sent", "messages_handled", "inbox_in_time_rate", "conflicts", "memory_percent",
-                "network_kbps", "storage_percent", "autonomy")
+NOT_OBSERVED = ("adaptation_score", "coordination_score", "escalation_rate", "review_wait_ms_mean",
+                "coordination_requests", "messages_sent", "messages_handled", "inbox_in_time_rate", "conflicts",
+                "memory_percent", "network_kbps", "storage_percent", "autonomy", "throttle_wait_ms_mean",
+                "token_throttle_wait_ms_mean", "cache_evictions", "cache_eviction_rate", "cache_invalidations",
+                "tool_error_rate", "timeout_rate", "timeout_busy_share", "attempt_ms_p50", "attempt_ms_p99")
 AGENT_ID = re.compile(r"^[a-z][a-z0-9-]*$")
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _CURRENT: contextvars.ContextVar["Task | None"] = contextvars.ContextVar("swarmopt_task", default=None)
@@ -429,6 +431,11 @@ class Telemetry:
                     cached_keys=0, cache_capacity=0)
         row = window_metrics(data)
         row.update(dict.fromkeys(NOT_OBSERVED, math.nan))
+        lookups_of: dict[str, list[bool]] = {}
+        for r in recs:
+            for c in r.tools:
+                lookups_of.setdefault(c.name, []).append(c.hit)
+        row.update({f"cache_hit_rate_{name}": sum(h) / len(h) for name, h in sorted(lookups_of.items())})
         if workers is None:
             row["cpu_percent"] = row["max_concurrency"] = math.nan
         if not any(r.queued for r in recs):

@@ -26,9 +26,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from swarmopt.autonomy import check_rule
 from swarmopt.errors import InputError
+from swarmopt.knobs import set_knob
 from swarmopt.plugins import check
-from swarmopt.schema import MAX_AGENTS, MAX_FAULTS, AgentProfile, AgentSpec, Link, Scenario
+from swarmopt.schema import MAX_AGENTS, MAX_FAULTS, AgentProfile, AgentSpec, Knobs, Link, Scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AGENTS_DIR = REPO_ROOT / "agents"
@@ -332,6 +334,50 @@ def _resolve_profile(ref: str, base: Path, source: str) -> Path:
                      f"in {flat(AGENTS_DIR, 80)})")
 
 
+def _with_knobs(profile: AgentProfile, knobs: dict[str, Any], where: str) -> AgentProfile:
+    """``profile`` with ``knobs`` (dotted path -> value) set over its own,
+    checked like the profile's knobs. Raises :class:`InputError` naming the path."""
+    k = profile.knobs
+    for path, value in knobs.items():
+        try:
+            k = set_knob(k, path, value)
+        except KeyError as err:
+            raise InputError(f"{where}: {flat(err.args[0], 200)}") from None
+        except ValidationError as err:
+            raise InputError(describe(err, where, Knobs)) from None
+    try:
+        return AgentProfile.model_validate(profile.model_dump() | {"knobs": k.model_dump()})
+    except ValidationError as err:
+        raise InputError(f"{where}: {flat(err.errors()[0]['msg'], 200)}") from None
+
+
+def _with_fields(profile: AgentProfile, fields: dict[str, Any], where: str) -> AgentProfile:
+    """``profile`` with ``fields`` (dotted path -> value; ``tools.<name>.<field>``
+    for a tool) set, validated as a profile. Raises :class:`InputError` naming the path."""
+    data = profile.model_dump()
+    tools = {t["name"]: t for t in data["tools"]}
+    for path, value in fields.items():
+        head, _, rest = path.partition(".")
+        if head == "tools":
+            name, _, field = rest.partition(".")
+            if name not in tools:
+                raise InputError(f"{where}: {flat(path, 80)}: no tool {clip(name)}; allowed: {sorted(tools)}")
+            target, key = tools[name], field
+        elif head in ("knobs", "downstream", "action_mix") or head not in data:
+            raise InputError(f"{where}: {flat(path, 80)}: not a settable profile field; allowed: a scalar field of "
+                             f"the profile or tools.<name>.<field> (knobs go under 'knobs')")
+        else:
+            target, key = data, path
+        if key not in target or isinstance(target[key], (dict, list)):
+            raise InputError(f"{where}: {flat(path, 80)}: not a settable profile field; allowed: "
+                             f"{sorted(k for k, v in target.items() if not isinstance(v, (dict, list)))}")
+        target[key] = value
+    try:
+        return AgentProfile.model_validate(data)
+    except ValidationError as err:
+        raise InputError(describe(err, where, AgentProfile)) from None
+
+
 def _expand(profiles: list[tuple[AgentProfile, int]]) -> tuple[list[AgentProfile], dict[str, list[str]]]:
     """Turn populations into replicas ``<id>-<k>``; a link to a population sends
     each message to one of its replicas, uniformly, so the message rate per
@@ -384,11 +430,15 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
         raise InputError(f"{source}: agents: {total:,} agents with replicas; allowed: at most {MAX_AGENTS:,}")
     files: dict[Path, AgentProfile] = {}  # a profile used many times is read once
     loaded: list[tuple[AgentProfile, int]] = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
         profile = spec.profile
         if isinstance(profile, str):
             path = _resolve_profile(profile, base, source)
             profile = files[path] if path in files else files.setdefault(path, load_profile(path))
+        if spec.set:
+            profile = _with_fields(profile, spec.set, f"{source}: agents.{i}.set")
+        if spec.knobs:
+            profile = _with_knobs(profile, spec.knobs, f"{source}: agents.{i}.knobs")
         loaded.append((profile, spec.count))
     agents, members = _expand(loaded)
     # profiles are validated models already: the scenario takes them as they are
@@ -400,6 +450,7 @@ def build_scenario(data: dict[str, Any], source: str = "<scenario>", base: Path 
     except ValidationError as err:
         raise InputError(describe(err, source, Scenario)) from None
     check(sc.optimizer, None, source)
+    check_rule(sc.orchestrator.policy, source)
     return sc
 
 

@@ -42,6 +42,7 @@ REPEATING = {
     "bottleneck.within_tolerance": ("agent", "type"),
     "strategy.held": ("agent", "kind", "knob"),
     "strategy.recommended": ("agent", "kind", "knob"),
+    "optimizer.recommendation": ("agent", "kind"),
 }
 _FIELDS = ("agent", "kind", "knob", "old", "new", "metric", "value", "threshold", "baseline", "z", "impact",
            "severity", "before", "after", "improvement_pct", "ci_low_pct", "ci_high_pct", "p_value", "method",

@@ -1,7 +1,9 @@
 """Window aggregation: one agent's task and message events -> one metrics row.
 
-A task belongs to the window in which it *arrived*; an inbound message to the
-window in which its batch *started* being handled. :class:`WindowData` holds the
+A task belongs to the window in which it *arrived*, except a decision reviewed
+by the scenario's reviewer, which belongs to the window in which its reviewed
+answer came back (:mod:`swarmopt.sim.review`: it is only known then); an
+inbound message to the window in which its batch *started* being handled. :class:`WindowData` holds the
 window's per-task table (also the source of the optimizer's per-task samples) and
 :func:`window_rows` turns the tables of the windows an agent group closed into
 rows of the metrics table, all at once. Field names follow the source design in
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from swarmopt.schema import TIERS
+
 TOOL_RESPONSE_KB = 8.0
 MESSAGE_KB = 2.0
 
@@ -25,16 +29,26 @@ MESSAGE_KB = 2.0
 TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
-    "tier",
+    "tier", "ready", "token_held", "priority", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
+    "review_wait",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
-_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded"))
-_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier"))
+#: The per-tool rows of a window (:meth:`WindowData.add_table`): per decision and tool, USD paid, calls, failed calls.
+PER_TOOL_FIELDS = ("cost", "calls", "errors")
+_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded", "token_held"))
+_INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priority", "timeouts", "call_errors"))
+#: Fields a caller of :meth:`WindowData.add_tasks` may leave out, and their value then (another field's name: its
+#: values): a decision no rate limit held back is admitted when it arrives; a real agent has no timeout or tier
+#: price model: no timeout, no failed call, attempt duration and model cost unknown (NaN).
+OPTIONAL_FIELDS = {"ready": "arrival", "token_held": 0.0, "priority": 0.0, "timeouts": 0.0, "timed_out_s": 0.0,
+                   "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan, "review_wait": 0.0}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
- _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER) = range(len(TASK_FIELDS))
+ _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY, _TIMEOUTS,
+ _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
-_COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK]
+_COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK,
+            _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS]
 
 
 class WindowData:
@@ -42,35 +56,85 @@ class WindowData:
 
     Tasks are kept as a table: a float64 array of shape (len(TASK_FIELDS),
     decisions), one row per field of :data:`TASK_FIELDS` (bools as 0/1, counts
-    as whole numbers), columns in arrival order: the engine adds the tasks of
-    consecutive spans in time order, each sorted by arrival.
+    as whole numbers, ``review_wait`` in s), columns in arrival order: the
+    engine adds the tasks of consecutive spans in time order, each sorted by
+    arrival, and :meth:`finish` sorts the reviewed decisions (added as their
+    reviews come back, :meth:`add_late`) in. Beside it, the cache figures of
+    the window: hits per tool (``tool_hits``, in the engine's padded tool
+    order), entries evicted by a size bound and dropped by invalidations; and
+    ``reviews`` and ``review_busy_s``, the review tasks of a reviewer's desk
+    that started in the window and its reviewers' busy time within it.
     """
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
+        self._late = False
+        self._tool_chunks: list[np.ndarray] = []
         self.table = _EMPTY
+        self.per_tool = np.zeros((len(PER_TOOL_FIELDS), 0, 0))
         self.inbox_handled = 0
         self.inbox_in_time = 0
         self.conflicts = 0
         self.messages_sent = 0
+        self.arrivals = 0
+        self.reviews = 0
+        self.review_busy_s = 0.0
         self.slo_s = 2.0
         self.info: dict = {}
+        self.tool_hits: np.ndarray | None = None
+        self.tool_held_s: np.ndarray | None = None
+        self.cache_evictions = 0
+        self.cache_invalidations = 0
         self._arrays: dict[str, np.ndarray] | None = None
 
-    def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0) -> None:
-        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n)."""
+    def add_table(self, table: np.ndarray, slo_s: float, messages_sent: int = 0,
+                  tool_hits: np.ndarray | None = None, tool_held_s: np.ndarray | None = None,
+                  per_tool: np.ndarray | None = None, arrivals: int | None = None) -> None:
+        """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
+        their cache hits per tool (tools,) and seconds of worker time each tool's
+        calls held (tools,) when given, and ``per_tool`` (len(PER_TOOL_FIELDS),
+        tools, n): per decision and tool (in the agent's order, possibly padded:
+        see :meth:`finish`) the USD it paid, the calls it made and the calls
+        that failed; ``arrivals``: the decisions that arrived (default n; more
+        when some wait for their review, :meth:`add_late`)."""
         self._chunks.append(table)
+        if per_tool is not None:
+            self._tool_chunks.append(per_tool)
         self.slo_s = slo_s
         self.messages_sent += messages_sent
+        self.arrivals += table.shape[1] if arrivals is None else arrivals
+        if tool_hits is not None:
+            self.tool_hits = tool_hits if self.tool_hits is None else self.tool_hits + tool_hits
+        if tool_held_s is not None:
+            self.tool_held_s = tool_held_s if self.tool_held_s is None else self.tool_held_s + tool_held_s
+
+    def add_cache(self, evictions: int = 0, invalidations: int = 0) -> None:
+        """Count cache entries evicted by a size bound and dropped by invalidations."""
+        self.cache_evictions += evictions
+        self.cache_invalidations += invalidations
 
     def add_tasks(self, slo_s: float, messages_sent: int = 0, **cols: np.ndarray) -> None:
         """Append tasks given as named columns, one array of shape (n,) per
         field of :data:`TASK_FIELDS` (for callers outside the engine, e.g.
-        :mod:`swarmopt.instrument`). Raises KeyError naming a missing field."""
-        missing = [f for f in TASK_FIELDS if f not in cols]
+        :mod:`swarmopt.instrument`); the fields of :data:`OPTIONAL_FIELDS` may
+        be left out. Raises KeyError naming a missing field."""
+        missing = [f for f in TASK_FIELDS if f not in cols and f not in OPTIONAL_FIELDS]
         if missing:
             raise KeyError(f"add_tasks: missing column(s) {missing}")
+        n = len(cols["arrival"])
+        for f, default in OPTIONAL_FIELDS.items():
+            if f not in cols:
+                cols[f] = cols[default] if isinstance(default, str) else np.full(n, default)
         self.add_table(np.vstack([np.asarray(cols[f], dtype=float) for f in TASK_FIELDS]), slo_s, messages_sent)
+
+    def add_late(self, table: np.ndarray, per_tool: np.ndarray | None = None) -> None:
+        """Append reviewed decisions whose answer came back in this window, with
+        their per-tool figures (as :meth:`add_table`'s); any arrival order:
+        :meth:`finish` sorts the table by arrival."""
+        self._chunks.append(table)
+        if per_tool is not None:
+            self._tool_chunks.append(per_tool)
+        self._late = True
 
     def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
         """Count handled inbox messages."""
@@ -85,9 +149,19 @@ class WindowData:
 
     def finish(self, **info) -> None:
         """Freeze the table; ``info`` holds the window's context (agent, index,
-        times, concurrency, autonomy, memory figures)."""
+        times, concurrency, autonomy, memory figures and, optionally,
+        ``tools``: the names of the first rows of the per-tool figures)."""
         self.table = self.tasks_so_far()
+        c = self._tool_chunks
+        if c:
+            self.per_tool = c[0] if len(c) == 1 else np.concatenate(c, axis=2)
+        if self._late:  # reviewed decisions added as their answers came back: into arrival order
+            order = np.argsort(self.table[_ARRIVAL], kind="stable")
+            self.table = self.table[:, order]
+            if self.per_tool.shape[2] == order.size:
+                self.per_tool = self.per_tool[:, :, order]
         self._chunks = []
+        self._tool_chunks = []
         self.info = info
 
     def column(self, field: str) -> np.ndarray:
@@ -137,9 +211,10 @@ def _segment_quantiles(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray, q: 
     hi = np.minimum(lo + 1, np.maximum(sizes, 1)[:, None] - 1)
     width = int(sizes.max())
     if len(sizes) * width <= 4 * x.size + 256:
-        # segments of similar sizes: one row each, padded with +inf (sorted last, never read), sorted along rows
+        # segments of similar sizes: one row each, sorted along rows; padded with NaN, which sorts last after any
+        # NaN of the segment's own (as in lexsort), so a segment's first ``size`` sorted values are lexsort's
         seg = np.repeat(np.arange(len(sizes)), sizes)
-        rows = np.full((len(sizes), max(width, 1)), np.inf)
+        rows = np.full((len(sizes), max(width, 1)), np.nan)
         rows[seg, np.arange(x.size) - starts[seg]] = x
         rows.sort(axis=1)
         k = np.arange(len(sizes))[:, None]
@@ -148,14 +223,17 @@ def _segment_quantiles(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray, q: 
         s = x[np.lexsort((x, np.repeat(np.arange(len(sizes)), sizes)))]
         base = starts[:, None]
         lo_v, hi_v = s[np.minimum(base + lo, max(x.size - 1, 0))], s[np.minimum(base + hi, max(x.size - 1, 0))]
-    with np.errstate(invalid="ignore"):  # an empty segment's padding: NaN below
-        out = lo_v + (hi_v - lo_v) * (pos - lo)
+    out = lo_v + (hi_v - lo_v) * (pos - lo)
     out[sizes == 0] = np.nan
     return out
 
 
 def window_rows(windows: list[WindowData]) -> list[dict]:
     """The metrics rows of finished windows (any agents), in one vectorized pass.
+
+    ``decision_count``: the decisions of the window's table (a reviewed one
+    counts where its answer came back); ``arrival_rate_per_s``: decisions that
+    arrived in the window / window length.
 
     Scores (all in [0, 1]; NaN when the window has no event of the kind):
 
@@ -175,6 +253,13 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     * ``goal_progress``: decisions that succeeded within the response-time SLO /
       decisions.
     * ``escalation_rate``: decisions sent to the Orchestrator's review / decisions.
+    * ``review_wait_ms_mean``: of this agent's reviewed decisions in the
+      window, the mean wait in the reviewer's queue (request arrival to the
+      start of its review); NaN when none was escalated, 0 in a scenario with
+      no reviewer (the review is then a fixed delay).
+    * ``reviews`` and ``review_utilization`` (the reviewer's own row; 0 and NaN
+      on other agents): review tasks whose service started in the window, and
+      the reviewers' busy time within the window / (reviewers x window).
     * ``cache_hit_rate``: the per-lookup hit ratio, cache hits / cache lookups.
       A decision looks each of its tools up once, when it arrives (lookups =
       decisions x tools); a hit answers every attempt of that decision.
@@ -183,6 +268,42 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
       and none for a call an open circuit breaker rejected. Retries of missed
       tools pull it below ``cache_hit_rate``; breaker rejections can push it
       above.
+    * ``tool_error_rate``: tool calls made that failed / tool calls made (the
+      failure rate a circuit breaker sees; calls it rejected are not made).
+    * ``degraded_rate``: decisions that went on without a tool an open circuit
+      breaker skipped / decisions.
+    * ``timeout_rate``: attempts that ran into ``timeout_s`` / attempts made;
+      ``timeout_busy_share``: worker time spent in those attempts (each holds
+      its worker for the whole timeout) / all worker busy time.
+    * ``attempt_ms_p50``, ``attempt_ms_p99``: quantiles of the duration of the
+      decisions' valid attempts (model call + tools, the latency a timeout
+      must allow for; attempts cut by the timeout are not in it: censored).
+
+    Costs (USD): ``cost_usd`` = ``model_cost_usd`` (tokens x the price of the
+    tier that served each decision; per tier ``model_cost_usd.<tier>``) +
+    ``tool_cost_usd`` (the calls made of each paid tool; per tool
+    ``tool_cost_usd.<tool>``); ``cost_usd_per_hour`` = ``cost_usd`` x 3600 /
+    window; ``cost_per_success_usd`` = ``cost_usd`` / decisions that succeeded
+    (the spend efficiency a budget cares about). Per tool also ``tool_calls.<tool>`` (calls made) and
+    ``tool_error_rate.<tool>`` (of them, the share that failed). Per-tool
+    columns exist for the tools named in the window's ``tools``; with no
+    ``tools`` (not observed) ``tool_cost_usd`` is NaN.
+    * ``cache_hit_rate_<tool>``: ``cache_hit_rate`` of one tool (hits of its
+      lookups / decisions), one column per tool of the agent.
+    * ``cache_evictions``: live entries a size bound (``max_cache_size``)
+      evicted in the window; ``cache_eviction_rate`` = evictions / lookups;
+      ``cache_invalidations``: live entries dropped by invalidations.
+
+    Waits (ms, means over the window's decisions): ``queue_wait_ms_mean`` from
+    arrival to a worker's start, the throttle wait included;
+    ``throttle_wait_ms_mean`` from arrival to admission through the rate
+    limits (:mod:`swarmopt.sim.ratelimit`); ``token_throttle_wait_ms_mean``
+    the part of it of decisions a model-token bucket held back (the rest is the
+    tools' call limits); ``urgent_wait_ms_mean`` the queueing wait of the
+    decisions of priority class 0 (:class:`~swarmopt.schema.ActionMix`
+    ``priority``), NaN in a window with one class only. ``tool_hold_share``:
+    the largest share of the worker busy time one tool's calls held (its
+    index among the agent's tools in ``tool_hold_index``).
 
     Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
@@ -202,6 +323,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     starts = bounds[:-1]
     resp = (x[_FINISH] - x[_ARRIVAL]) * 1000.0
     wait = (x[_START] - x[_ARRIVAL]) * 1000.0
+    throttle = (x[_READY] - x[_ARRIVAL]) * 1000.0
+    token_throttle = throttle * x[_TOKEN_HELD]
     busy = x[_END] - x[_START]
     busy_ms = busy * 1000.0
     cost = x[_COST]
@@ -209,26 +332,36 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     ok = x[_OK] != 0
     trouble = (x[_ATTEMPTS] > 1) | (x[_DEGRADED] != 0)
     slo_ms = np.repeat([w.slo_s * 1000.0 for w in windows], sizes)
-    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2])
+    urgent = x[_PRIORITY] == 0
+    derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2,
+                        x[_DEGRADED] != 0, urgent])
     counts = np.concatenate((x[_COUNTED], derived))
-    # per-window totals of whole numbers: exact in any order of summation
-    filled = sizes > 0
-    totals = np.zeros((len(counts), len(windows)))
-    if filled.any():
-        totals[:, filled] = np.add.reduceat(counts, starts[filled], axis=1)
-    tot = totals.T.tolist()
+    # per-window totals of whole numbers (one add.reduceat): exact in any order of summation
+    totals = _segment_sums(counts, sizes, starts)
+    tot = totals.tolist()
     busy_ok, conf_ok = busy[success], x[_CONF][ok]
-    ok_bounds = np.concatenate(([0], np.cumsum(totals[0]))).astype(np.int64).tolist()
-    succ_bounds = np.concatenate(([0], np.cumsum(totals[1]))).astype(np.int64).tolist()
+    ok_sizes = totals[:, 0].astype(np.int64)
+    ok_bounds = np.concatenate(([0], np.cumsum(ok_sizes)))
+    succ_bounds = np.concatenate(([0], np.cumsum(totals[:, 1]))).astype(np.int64).tolist()
     qs = _segment_quantiles(resp, sizes, starts).tolist()
+    att_qs = _segment_quantiles(x[_ATTEMPT_S][ok] * 1000.0, ok_sizes, ok_bounds[:-1], _ATTEMPT_QUANTILES).tolist()
+    ok_bounds = ok_bounds.tolist()
+    tier = x[_TIER]
+    mc = x[_MODEL_COST]
+    extra = _segment_sums(np.stack([x[_TIMED_OUT_S], mc] + [np.where(tier == i, mc, 0.0) for i in range(len(TIERS))]),
+                          sizes, starts).tolist()
     nan = float("nan")
     add = np.add.reduce
+    review_wait_ms = x[_REVIEW_WAIT] * 1000.0
     rows = []
     for k, (w, n, lo, hi) in enumerate(zip(windows, sizes.tolist(), bounds[:-1].tolist(), bounds[1:].tolist(),
                                            strict=True)):
         info = w.info
-        (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok,
-         n_trouble, n_trouble_success, n_goal, n_fast, n_strong) = tot[k]
+        desk = info.get("review_workers", 0)
+        (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok, n_timeouts,
+         call_errors, n_attempts, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded,
+         n_urgent) = tot[k]
+        timed_out_s, model_cost, *tier_cost = extra[k]
         window_s = info["window_s"]
         busy_total = float(add(busy[lo:hi]))
         cost_total = float(add(cost[lo:hi]))
@@ -240,7 +373,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "t_start_s": info["t_start_s"],
             "t_end_s": info["t_end_s"],
             "decision_count": n,
-            "arrival_rate_per_s": n / window_s,
+            "arrival_rate_per_s": w.arrivals / window_s,
             "success_rate": n_success / n if n else nan,
             "average_confidence": float(add(conf_ok[ok_bounds[k]:ok_bounds[k + 1]])) / n_ok if n_ok else nan,
             "response_time_ms_mean": float(add(resp[lo:hi])) / n if n else nan,
@@ -249,6 +382,10 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "response_time_ms_p95": q[2],
             "response_time_ms_p99": q[3],
             "queue_wait_ms_mean": float(add(wait[lo:hi])) / n if n else nan,
+            "throttle_wait_ms_mean": float(add(throttle[lo:hi])) / n if n else nan,
+            "token_throttle_wait_ms_mean": float(add(token_throttle[lo:hi])) / n if n else nan,
+            "urgent_wait_ms_mean": (float(add(wait[lo:hi][urgent[lo:hi]])) / int(n_urgent)
+                                    if 0 < n_urgent < n else nan),
             "service_time_ms_mean": float(add(busy_ms[lo:hi])) / n if n else nan,
             "adaptation_score": n_trouble_success / n_trouble if n_trouble else 1.0,
             "coordination_score": (coord_ok + w.inbox_in_time) / coord_den if coord_den else nan,
@@ -261,8 +398,14 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "output_tokens": int(tok_out),
             "cache_hit_rate": hits / lookups if lookups else nan,
             "tool_call_hit_rate": hits / (hits + calls) if hits + calls else nan,
+            "cache_evictions": w.cache_evictions,
+            "cache_eviction_rate": w.cache_evictions / lookups if lookups else nan,
+            "cache_invalidations": w.cache_invalidations,
             "error_rate": (n - n_ok) / n if n else nan,
             "escalation_rate": n_esc / n if n else nan,
+            "review_wait_ms_mean": float(add(review_wait_ms[lo:hi])) / int(n_esc) if n_esc else nan,
+            "reviews": w.reviews,
+            "review_utilization": w.review_busy_s / (desk * window_s) if desk else nan,
             "coordination_requests": int(coord_req),
             "messages_sent": w.messages_sent,
             "messages_handled": w.inbox_handled,
@@ -277,8 +420,75 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "strong_tier_share": n_strong / n if n else nan,
             "max_concurrency": info["concurrency"],
             "autonomy": info["autonomy"],
+            "tool_error_rate": call_errors / calls if calls else nan,
+            "degraded_rate": n_degraded / n if n else nan,
+            "timeout_rate": n_timeouts / int(n_attempts) if n_attempts else nan,
+            "timeout_busy_share": timed_out_s / busy_total if busy_total > 0 else nan,
+            "attempt_ms_p50": att_qs[k][0],
+            "attempt_ms_p99": att_qs[k][1],
+            "cost_usd_per_hour": cost_total * 3600.0 / window_s,
+            "cost_per_success_usd": cost_total / int(n_success) if n_success else nan,
+            "model_cost_usd": model_cost,
+            **{f"model_cost_usd.{name}": c for name, c in zip(TIERS, tier_cost, strict=True)},
+            **_per_tool(w),
+            **_tool_hit_rates(w, w.arrivals),
+            **_tool_hold(w, busy_total),
         })
     return rows
+
+
+_ATTEMPT_QUANTILES = np.array([0.50, 0.99])
+
+
+def _segment_sums(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of every segment of the rows of ``x`` (rows, n): (segments, rows),
+    each over that segment's values alone (so it does not depend on the other
+    segments), 0 for an empty segment."""
+    out = np.zeros((len(sizes), x.shape[0]))
+    full = sizes > 0
+    if full.any():
+        out[full] = np.add.reduceat(x, starts[full], axis=1).T
+    return out
+
+
+def _per_tool(w: WindowData) -> dict[str, float]:
+    """``tool_cost_usd`` and, per tool named in the window's ``tools``
+    (padded rows of a group's layout are left out), ``tool_cost_usd.<tool>``,
+    ``tool_calls.<tool>`` and ``tool_error_rate.<tool>`` (NaN with no call)."""
+    names = w.info.get("tools")
+    if names is None:  # a window whose tools were not observed (e.g. swarmopt.instrument): no made-up 0
+        return {"tool_cost_usd": float("nan")}
+    k = len(names)
+    cost, calls, errors = (w.per_tool.sum(axis=2)[:, :k].tolist() if w.per_tool.size
+                           else [[0.0] * k] * len(PER_TOOL_FIELDS))
+    out = {"tool_cost_usd": sum(cost)}
+    for name, c, n, e in zip(names, cost, calls, errors, strict=True):
+        out[f"tool_cost_usd.{name}"] = c
+        out[f"tool_calls.{name}"] = int(n)
+        out[f"tool_error_rate.{name}"] = e / n if n else float("nan")
+    return out
+def _tool_hit_rates(w: WindowData, n: int) -> dict[str, float]:
+    """``cache_hit_rate_<tool>`` of each of the window's tools (``info["tools"]``): hits / decisions that
+    arrived in the window (they looked their tools up then)."""
+    tools = w.info.get("tools", ())
+    if not tools:
+        return {}
+    if not n or w.tool_hits is None:
+        return {f"cache_hit_rate_{t}": float("nan") for t in tools}
+    hits = w.tool_hits.tolist()
+    return {f"cache_hit_rate_{t}": hits[j] / n for j, t in enumerate(tools)}
+
+
+def _tool_hold(w: WindowData, busy_s: float) -> dict[str, float]:
+    """``tool_hold_share``: the largest share of the window's worker busy time
+    that one tool's calls held (timeouts cap a call), and ``tool_hold_index``
+    that tool's index in the window's tools; NaN without tools or busy time."""
+    tools = w.info.get("tools", ())
+    if not tools or w.tool_held_s is None or busy_s <= 0:
+        return {"tool_hold_share": float("nan"), "tool_hold_index": float("nan")}
+    held = w.tool_held_s[:len(tools)]
+    j = int(np.argmax(held))
+    return {"tool_hold_share": float(held[j]) / busy_s, "tool_hold_index": float(j)}
 
 
 def window_metrics(w: WindowData) -> dict:
@@ -341,10 +551,22 @@ METRICS: dict[str, MetricSpec] = {
     "error_rate": MetricSpec("lower", "two-proportion", "error"),
     "coordination_score": _WINDOW_HIGHER,
     "inbox_in_time_rate": _WINDOW_HIGHER,
+    "messages_handled": _WINDOW_HIGHER,  # inbox throughput, which a larger batch raises while a backlog waits
     "queue_wait_ms_mean": _WINDOW_LOWER,
+    "review_wait_ms_mean": _WINDOW_LOWER,
+    "throttle_wait_ms_mean": _WINDOW_LOWER,
+    "urgent_wait_ms_mean": _WINDOW_LOWER,
+    "tool_hold_share": _WINDOW_LOWER,
+    "cache_eviction_rate": _WINDOW_LOWER,
+    "cache_hit_rate": _WINDOW_HIGHER,
     "cpu_percent": _WINDOW_LOWER,
     "memory_percent": _WINDOW_LOWER,
     "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row
+    "cost_burn_rate": _WINDOW_LOWER,  # spend rate / budget (:mod:`swarmopt.optimizer.budget`), not of one row
+    # spend figures: a change that makes fewer decisions pay (a cache hit) moves the mean, not the median of a
+    # two-humped per-task cost, so they are judged on window means
+    "cost_usd_per_hour": _WINDOW_LOWER,
+    "cost_per_success_usd": _WINDOW_LOWER,
 }
 """Metric name -> :class:`MetricSpec`: the one place that says which way is better."""
 

@@ -5,34 +5,43 @@ estimated token price per decision by more than ``max_cost_increase``
 (relative), or the same remedy was rolled back on that agent within
 ``reject_after_rollback_s``.
 
-Autonomy (source design, "Cycle 4": Market Hunter 85% -> 90% after a
-successful optimization): after each optimizer report, an agent with a kept
-change in the report and health >= 0.75 gains ``autonomy_step``; an agent whose
-health is below 0.60 in two consecutive reports loses it. Agents with a change
-in flight are left alone so that their measurement is not confounded. Autonomy
-is the probability that a decision is *not* escalated to review, so every
-change has a measurable cost and benefit in the simulation.
+Autonomy: after each optimizer report the scenario's autonomy rule
+(``orchestrator.policy``, :mod:`swarmopt.autonomy`: the source's ``rules`` by
+default) decides which agents' autonomy changes; a change takes effect one
+window later. Autonomy is the probability that a decision is *not* escalated
+to review, and a review is a task in the reviewer's queue
+(:mod:`swarmopt.sim.review`), so every change has a measurable cost and
+benefit in the simulation.
 
 The optimizer's own autonomy is its business, but every change of it comes in
 the report with its reason (e.g. the rollback and the breach that caused it),
 and the Orchestrator logs an ``orchestrator.optimizer_autonomy`` event naming
 the reason. Results that were not kept (rolled back or reverted) block the same
 remedy on that agent for ``reject_after_rollback_s``.
+
+The two-way protocol of the source (:mod:`swarmopt.protocol`): the scenario's
+commands go to the optimizer at their times (:meth:`Orchestrator.commands_due`),
+and with ``act_on_recommendations`` the Orchestrator acts on the optimizer's
+structured recommendations (:meth:`Orchestrator.act_on_report`).
 """
 
 from __future__ import annotations
 
+import math
+
+from swarmopt.autonomy import UNHEALTHY, AutonomyContext, ReviewLoad, mean_service_s, resolve_rule
 from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.optimizer.strategies import Proposal
+from swarmopt.protocol import Grant, command_text
 from swarmopt.schema import AgentProfile, ModelTier, OrchestratorConfig
 
-HEALTHY = 0.75
-UNHEALTHY = 0.60
+GRANT_HOLD_S = 1800.0  # the Orchestrator grants one agent resources at most once in this long
 
 
 class Orchestrator:
     """Approval and per-agent autonomy; ``window_s`` delays autonomy changes by
-    one window so they start on a window boundary."""
+    one window so they start on a window boundary. Raises
+    :class:`~swarmopt.errors.InputError` for an autonomy rule that does not resolve."""
 
     def __init__(self, config: OrchestratorConfig, profiles: dict[str, AgentProfile],
                  models: dict[str, ModelTier], window_s: float) -> None:
@@ -42,7 +51,15 @@ class Orchestrator:
         self.window_s = window_s
         self.autonomy = {a: p.autonomy for a, p in profiles.items()}
         self.rollbacks: dict[tuple[str, str], float] = {}
-        self.low_streak = {a: 0 for a in profiles}
+        self.rule = resolve_rule(config.policy)
+        self.rule_state: dict = {}
+        desks = [p.review for p in profiles.values() if p.review is not None]
+        self.desk = (sum(d.workers for d in desks), sum(d.workers * mean_service_s(d.service_ms_median,
+                                                                                    d.service_sigma) for d in desks)
+                     / sum(d.workers for d in desks)) if desks else None
+        self.issued = 0  # commands of the configuration issued so far (they are sorted by time)
+        self.grants: list[Grant] = []
+        self.granted: dict[str, float] = {}  # agent -> when resources were last granted
 
     def _price(self, tier: str, agent: str) -> float:
         m, p = self.models[tier], self.profiles[agent]
@@ -95,26 +112,90 @@ class Orchestrator:
         for ch in report["autonomy_changes"]:
             events.append({"t_s": t, "event": "orchestrator.optimizer_autonomy", "agent": "performance-optimizer",
                            "old": ch["old"], "new": ch["new"], "detail": ch["reason"]})
-        for agent, health in sorted(report["health"].items()):
-            if health != health:
-                continue
-            self.low_streak[agent] = self.low_streak[agent] + 1 if health < UNHEALTHY else 0
-            if agent in report["in_flight"]:
-                continue
-            old = self.autonomy[agent]
-            if agent in kept and health >= HEALTHY:
-                new = min(self.cfg.max_agent_autonomy, old + self.cfg.autonomy_step)
-                why = "performance improvements acknowledged"
-            elif self.low_streak[agent] >= 2:
-                new = max(self.cfg.min_agent_autonomy, old - self.cfg.autonomy_step)
-                why = "health below 60% in two reports"
-            else:
-                continue
-            new = round(new, 4)
+        review = ReviewLoad(report.get("review_utilization", float("nan")), *self.desk) if self.desk else None
+        ctx = AutonomyContext(t, self.cfg, dict(self.autonomy), report["health"], frozenset(kept),
+                              frozenset(report["in_flight"]), report.get("rows", {}), review)
+        decided, self.rule_state = self.rule(ctx, self.rule_state)
+        for ch in decided:
+            old, new = self.autonomy[ch.agent], round(float(ch.new), 4)
             if new == old:
+                events.append({"t_s": t, "event": "autonomy.held", "agent": ch.agent, "old": old, "new": old,
+                               "detail": ch.reason})
                 continue
-            self.autonomy[agent] = new
-            changes.append(ScheduledChange(t + self.window_s, KnobChange(agent, "autonomy", old, new), "orchestrator"))
-            events.append({"t_s": t, "event": "autonomy.agent", "agent": agent, "old": old, "new": new,
-                           "effective_s": t + self.window_s, "detail": why})
+            self.autonomy[ch.agent] = new
+            changes.append(ScheduledChange(t + self.window_s, KnobChange(ch.agent, "autonomy", old, new),
+                                           "orchestrator"))
+            events.append({"t_s": t, "event": "autonomy.agent", "agent": ch.agent, "old": old, "new": new,
+                           "effective_s": t + self.window_s, "detail": ch.reason})
+        return changes, events
+
+    # ------------------------------------------------------------------ the two-way protocol (swarmopt.protocol)
+    def commands_due(self, t: float) -> tuple[list, list[dict]]:
+        """The commands to send the optimizer at its cycle at ``t``: those of
+        the configuration due by ``t`` (in time order) and the grants of
+        resources decided at the last report. Returns (commands, events)."""
+        due = sorted(self.cfg.commands, key=lambda c: c.at_s)
+        out, events = [], []
+        while self.issued < len(due) and due[self.issued].at_s <= t + 1e-9:
+            c = due[self.issued]
+            self.issued += 1
+            out.append(c)
+            events.append({"t_s": t, "event": "orchestrator.command", "agent": getattr(c, "agent", None)
+                           or "performance-optimizer", "kind": c.kind, "value": getattr(c, "level", None),
+                           "effective_s": t, "detail": command_text(c)})
+        for g in self.grants:
+            out.append(g)
+            events.append({"t_s": t, "event": "orchestrator.command", "agent": g.agent, "kind": g.kind,
+                           "effective_s": t, "detail": command_text(g)})
+        self.grants = []
+        return out, events
+
+    def act_on_report(self, t: float, report: dict) -> tuple[list[ScheduledChange], list[dict]]:
+        """Act on the report's structured recommendations (``advice``) when
+        ``act_on_recommendations`` is set: lower the autonomy of an agent
+        recommended for it, raise that of the agents named by
+        "System-wide coordination needs improvement" (their reviews make them
+        miss coordination deadlines) unless their health is below 60%, and
+        grant resources (a command at the next cycle) to an agent recommended
+        for them, at most once in :data:`GRANT_HOLD_S`. Agents with a change in flight are left alone, as by
+        :meth:`receive_report`, and so are the agents the source's autonomy
+        rules move (a kept change, or health below 60% in two reports, as the
+        rule's state ``low_streak`` counts them), so that no agent moves twice
+        on one report. Call it after :meth:`receive_report`.
+        Returns (autonomy changes, events)."""
+        if not self.cfg.act_on_recommendations:
+            return [], []
+        changes, events = [], []
+        moved = set()
+        kept = {r["agent"] for r in report["results"] if r["kept"]}
+        for adv in report.get("advice", ()):
+            events.append({"t_s": t, "event": "optimizer.recommendation", "agent": ",".join(adv["agents"]),
+                           "kind": adv["kind"], "detail": adv["text"]})
+            for agent in adv["agents"]:
+                if agent in report["in_flight"]:
+                    continue
+                if adv["kind"] == "increase_resources":
+                    if t - self.granted.get(agent, -math.inf) < GRANT_HOLD_S:
+                        continue  # granted recently: the optimizer is on it, or chose not to
+                    self.granted[agent] = t
+                    self.grants.append(Grant(agent, t))
+                    events.append({"t_s": t, "event": "orchestrator.action", "agent": agent, "kind": "grant_resources",
+                                   "detail": f"{adv['text']}: resources granted at the next cycle"})
+                    continue
+                if agent in moved or agent in kept or self.rule_state.get("low_streak", {}).get(agent, 0) >= 2:
+                    continue  # moved already, or receive_report's own autonomy rules move it (or just did)
+                health = report["health"].get(agent, float("nan"))
+                step = -self.cfg.autonomy_step if adv["kind"] == "reduce_autonomy" else self.cfg.autonomy_step
+                if adv["kind"] == "improve_coordination" and not health >= UNHEALTHY:
+                    continue
+                old = self.autonomy[agent]
+                new = round(min(self.cfg.max_agent_autonomy, max(self.cfg.min_agent_autonomy, old + step)), 4)
+                if new == old:
+                    continue
+                moved.add(agent)
+                self.autonomy[agent] = new
+                changes.append(ScheduledChange(t + self.window_s, KnobChange(agent, "autonomy", old, new),
+                                               "orchestrator"))
+                events.append({"t_s": t, "event": "orchestrator.action", "agent": agent, "kind": adv["kind"],
+                               "old": old, "new": new, "effective_s": t + self.window_s, "detail": adv["text"]})
         return changes, events

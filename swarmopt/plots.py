@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
 from swarmopt.report import LABELS, RATES, change_label, improvement_text, outcome_text, time_axis
-from swarmopt.results import RunResult, change_outcomes
+from swarmopt.results import RunResult
 
 STATUS_STYLE = {  # outcome of a change -> (colour, legend text)
     "kept": ("tab:green", "kept (measured better)"),
@@ -64,9 +65,10 @@ def _check(res: RunResult, agent: str, metrics: list[str]) -> None:
     ids = [a.id for a in res.scenario.agents]
     if agent not in ids:
         raise KeyError(f"unknown agent {agent!r}; allowed: {ids}")
+    columns = res.tables["metrics"].columns()
     for m in metrics:
-        if m not in res.metrics.columns:
-            allowed = [c for c in res.metrics.columns if c not in ("agent", "window", "t_start_s", "t_end_s")]
+        if m not in columns:
+            allowed = [c for c in columns if c not in ("agent", "window", "t_start_s", "t_end_s")]
             raise KeyError(f"unknown metric {m!r}; allowed: {allowed}")
 
 
@@ -83,8 +85,8 @@ def plot_agent(res: RunResult, agent: str, metric: str = "response_time_ms_mean"
     if ax is None:
         ax = ReportFigure(figsize=(10, 3.2), layout="constrained").add_subplot()
     unit, name = time_axis(res)
-    changes = change_outcomes(res.events) if changes is None else changes
-    df = res.agent(agent)
+    changes = res.changes if changes is None else changes
+    df = res.agent(agent, [metric])
     ax.plot(df.index / unit, df[metric], marker=".", ms=3, lw=1, color="black")
     end = res.scenario.duration_s
     for start, stop in fault_spans(res, agent):
@@ -135,7 +137,7 @@ def plot_changes(res: RunResult, agent: str, metrics: list[str] | None = None) -
     :data:`MAX_LISTED`). A :class:`ReportFigure`: it shows in Jupyter as the
     value of a cell, ``fig.savefig`` writes it.
     Raises KeyError for an unknown agent or metric."""
-    changes = change_outcomes(res.events)
+    changes = res.changes
     metrics = metrics or targeted_metrics(changes, agent)
     _check(res, agent, metrics)
     mine = [(i + 1, c) for i, c in changes.reset_index(drop=True).iterrows() if c.agent == agent]
@@ -175,9 +177,17 @@ def plot_changes(res: RunResult, agent: str, metrics: list[str] | None = None) -
     return fig
 
 
+PATH_CHUNK = 1_000  # Agg draws a line in pieces of this many points: a week of windows in the memory of a day's
+
+
 def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG (110 dpi). A line of more than :data:`PATH_CHUNK` points
+    is rasterized in pieces (matplotlib's ``agg.path.chunksize``), so the
+    memory it takes stays flat however long the run; shorter lines are drawn
+    as they always were."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    with rc_context({"agg.path.chunksize": PATH_CHUNK}):
+        fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
 
 

@@ -17,6 +17,11 @@ References:
     * TTL caches: J. Jung, A. W. Berger & H. Balakrishnan, "Modeling TTL-based
       Internet caches", IEEE INFOCOM 2003; N. C. Fofack, P. Nain, G. Neglia &
       D. Towsley, "Analysis of TTL-based cache networks", VALUETOOLS 2012.
+    * LRU caches: H. Che, Y. Tung & Z. Wang, "Hierarchical Web caching systems:
+      modeling, design and experimental results", IEEE JSAC 20(7), 2002 (the
+      characteristic-time approximation); C. Fricker, P. Robert & J. Roberts,
+      "A versatile and accurate approximation for LRU cache performance", ITC
+      2012 (why it is accurate under the independent reference model).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ __all__ = [
     "mg1_mean_wait",
     "zipf_probabilities",
     "ttl_cache_hit_rate",
+    "che_characteristic_time",
+    "lru_cache_hit_rate",
+    "lru_capacity_for_hit_rate",
+    "invalidated_cache_hit_rate",
 ]
 
 
@@ -250,3 +259,135 @@ def ttl_cache_hit_rate(probabilities: np.ndarray, request_rate: float, ttl_s: fl
         raise ValueError(f"ttl_s must be a finite number >= 0, got {ttl_s!r}")
     x = p * rate * float(ttl_s)
     return float(np.sum(p * x / (1.0 + x)))
+
+
+def _probabilities(probabilities: np.ndarray) -> np.ndarray:
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"probabilities must be a non-empty 1-D array, got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("probabilities must be finite and >= 0")
+    if abs(float(p.sum()) - 1.0) > 1e-9:
+        raise ValueError(f"probabilities must sum to 1, got {float(p.sum()):.12g}")
+    return p
+
+
+def che_characteristic_time(probabilities: np.ndarray, request_rate: float, capacity: int) -> float:
+    """Characteristic time ``T_C`` (s) of an LRU cache of ``capacity`` entries (Che's approximation).
+
+    Model: the independent reference model of :func:`ttl_cache_hit_rate`, key
+    ``k`` requested at rate ``q_k = p_k R``; an LRU cache holding at most
+    ``C`` entries. Che et al. replace the time a key stays after its last
+    request (random, and dependent on the other keys) by one constant ``T_C``,
+    the time it takes ``C`` distinct other keys to be requested, which solves::
+
+        sum_k (1 - exp(-q_k T_C)) = C
+
+    (the expected number of distinct keys requested in ``T_C``, i.e. the
+    cache's occupancy, equals its size). The left side rises from 0 to the
+    number of keys with ``p_k > 0``, so the root is unique; it is found by
+    Brent's method.
+
+    Args:
+        probabilities: shape ``(n,)``, finite, >= 0, summing to 1.
+        request_rate: aggregate request rate ``R`` > 0 (1/s).
+        capacity: ``C``, an int >= 1 below the number of keys with ``p_k > 0``
+            (a cache that holds every key never evicts).
+
+    Returns:
+        ``T_C`` in seconds, > 0.
+
+    Raises:
+        ValueError: for invalid probabilities or rate, or a capacity outside
+            ``[1, keys with p_k > 0)``.
+    """
+    p = _probabilities(probabilities)
+    rate = _positive("request_rate", request_rate)
+    keys = int(np.count_nonzero(p))
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or not 1 <= capacity < keys:
+        raise ValueError(f"capacity must be an int in [1, {keys}) (keys with p > 0), got {capacity!r}")
+    q = p[p > 0] * rate
+    # imported here: the optimizer's remedies (imported by the light Orchestrator actor) use this module
+    from scipy.optimize import brentq
+
+    def excess(t: float) -> float:
+        return float(np.sum(-np.expm1(-q * t))) - capacity
+
+    hi = capacity / float(q.sum())  # sum(1 - exp(-q t)) <= q.sum() t, so the root is past it
+    while excess(hi) < 0:
+        hi *= 2.0
+    return float(brentq(excess, 0.0, hi, xtol=1e-12 * hi, rtol=1e-12))
+
+
+def lru_cache_hit_rate(probabilities: np.ndarray, request_rate: float, capacity: int) -> float:
+    """Steady-state hit ratio of an LRU cache of ``capacity`` entries, Che's approximation.
+
+    Formula, with ``T_C`` from :func:`che_characteristic_time` and
+    ``q_k = p_k R``::
+
+        hit_rate = sum_k p_k (1 - exp(-q_k T_C))
+
+    (a request hits iff its key was requested within the last ``T_C``; by the
+    Poisson property that has probability ``1 - exp(-q_k T_C)``). It does not
+    depend on ``R``: ``T_C`` scales as ``1 / R``. A capacity at least the number
+    of keys with ``p_k > 0`` gives 1 (every key stays once requested).
+
+    Args and errors: as :func:`che_characteristic_time`, but ``capacity`` may
+    be any int >= 1.
+    """
+    p = _probabilities(probabilities)
+    if isinstance(capacity, (int, np.integer)) and not isinstance(capacity, bool) and capacity >= np.count_nonzero(p):
+        return 1.0
+    t_c = che_characteristic_time(p, request_rate, capacity)
+    return float(np.sum(p * -np.expm1(-p * request_rate * t_c)))
+
+
+def lru_capacity_for_hit_rate(probabilities: np.ndarray, hit_rate: float) -> int:
+    """The smallest LRU capacity whose hit ratio by Che's approximation
+    (:func:`lru_cache_hit_rate`) reaches ``hit_rate``, found by bisection (the
+    hit ratio grows with the capacity). The answer does not depend on the
+    request rate. Returns the number of keys with ``p_k > 0`` when only holding
+    them all reaches it. Raises ValueError for invalid probabilities or a
+    ``hit_rate`` outside [0, 1]."""
+    p = _probabilities(probabilities)
+    if isinstance(hit_rate, bool) or not isinstance(hit_rate, (int, float, np.floating)) or not 0 <= hit_rate <= 1:
+        raise ValueError(f"hit_rate must be a number in [0, 1], got {hit_rate!r}")
+    lo, hi = 0, int(np.count_nonzero(p))  # lru_cache_hit_rate(hi) = 1 >= hit_rate; capacity 0 hits nothing
+    if hit_rate <= 0:
+        return 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if lru_cache_hit_rate(p, 1.0, mid) >= hit_rate:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def invalidated_cache_hit_rate(probabilities: np.ndarray, request_rate: float, every_s: float) -> float:
+    """Steady-state hit ratio of a cache whose every entry is invalidated each ``every_s`` seconds.
+
+    Model: the independent reference model of :func:`ttl_cache_hit_rate`; a
+    miss caches its key until the next invalidation (the TTL is at least
+    ``every_s`` and there is no size bound). In each period of length
+    ``D = every_s`` key ``k`` is requested a Poisson number of times of mean
+    ``q_k D``; the first of them misses and the rest hit, so::
+
+        h_k = 1 - (1 - exp(-q_k D)) / (q_k D),     hit_rate = sum_k p_k h_k
+
+    Args:
+        probabilities: shape ``(n,)``, finite, >= 0, summing to 1.
+        request_rate: aggregate request rate ``R`` > 0 (1/s).
+        every_s: time between invalidations ``D`` > 0 (s).
+
+    Returns:
+        Fraction of requests that are hits, in [0, 1).
+
+    Raises:
+        ValueError: for invalid probabilities, rate or period.
+    """
+    p = _probabilities(probabilities)
+    x = p * _positive("request_rate", request_rate) * _positive("every_s", every_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = np.where(x > 0, 1.0 + np.expm1(-x) / np.where(x > 0, x, 1.0), 0.0)
+    return float(np.sum(p * h))

@@ -1,14 +1,16 @@
 """The run directory and its reports: tables, ``summary.json``, ``report.md`` and a self-contained ``report.html``.
 
 :func:`write_run` writes ``metrics.parquet``, ``events.parquet``,
-``autonomy.parquet``, ``process.parquet`` (CSV if pyarrow is missing),
-``summary.json``, ``report.md``, ``report.html`` and ``<agent>.png`` for every
-agent a change was made on (:func:`swarmopt.plots.plot_changes`), each file
-atomically (:mod:`swarmopt.files`), after deleting what an earlier run wrote
+``autonomy.parquet``, ``process.parquet``, ``summary.json``, ``report.md``,
+``report.html`` and ``<agent>.png`` for every agent a change was made on
+(:func:`swarmopt.plots.plot_changes`), each file atomically
+(:mod:`swarmopt.files`), after deleting what an earlier run wrote
 there and not now (:func:`previous_files`). Both reports hold the same blocks: the run, the
 outcome counts (which add up), one row per change with the judgement that
 decided it, and per agent the key metrics of the baseline / before / after
-spans with its figure. ``report.html`` embeds the figures as base64 PNG, so
+spans with its figure; they read only the rows and columns they show, so a
+long run streamed to disk (:mod:`swarmopt.spool`) is reported without loading
+its tables. ``report.html`` embeds the figures as base64 PNG, so
 it can be mailed or attached alone. :func:`summary_html` is the short version
 a :class:`~swarmopt.results.RunResult` shows in Jupyter.
 """
@@ -20,13 +22,15 @@ import html
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from swarmopt.files import atomic_path, write_text_atomic
-from swarmopt.results import KEY_METRICS, SPANS, RunResult, change_outcomes
+from swarmopt.results import KEY_METRICS, SPANS, STREAMED, TABLES, RunResult
+from swarmopt.spool import StoredTable
 
 LABELS = {
     "response_time_ms_mean": "response time, mean (ms)", "response_time_ms_p95": "response time, p95 (ms)",
@@ -36,10 +40,10 @@ LABELS = {
 }
 RATES = {"success_rate", "error_rate", "coordination_score", "inbox_in_time_rate", "cache_hit_rate",
          "escalation_rate"}
-TABLES = ("metrics", "events", "autonomy", "process")
 # every name swarmopt writes into a run directory, besides the plots listed in summary.json's "files"
 OWN_FILES = (*(f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")), "summary.json", "report.md",
              "report.html")
+PARTS = "parts"  # the folder of a streaming run's part files (:mod:`swarmopt.spool`)
 
 
 def time_axis(res: RunResult) -> tuple[float, str]:
@@ -87,7 +91,7 @@ def _fmt(v, metric: str = "") -> str:
 def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple]:
     s, o = res.summary, res.summary["optimizations"]
     unit, name = time_axis(res)
-    changes = change_outcomes(res.events)
+    changes = res.changes
     blocks: list[tuple] = [
         ("h1", f"swarmopt run: {s['scenario']}"),
         ("p", f"seed {s['seed']}, runtime {s['runtime']}, {s['duration_s'] / 60:.0f} simulated minutes, "
@@ -108,8 +112,8 @@ def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple
         blocks += [
             ("h2", "Changes"),
             ("p", "Improvement: relative change of the target metric from before to after the change took effect "
-                  "(per-task median or rate; window mean where the window means decided), positive = better, with "
-                  f"the deciding test's {level:.0%} interval (95% for window means) and p-value; verdict and "
+                  "(per-task median or rate; window level where the window values decided), positive = better, with "
+                  f"the deciding test's {level:.0%} interval (95% for window values) and p-value; verdict and "
                   "outcome as decided."),
             ("table", ["#", f"effective ({name})", "agent", "kind", "change", "target metric", "before", "after",
                        "improvement", "p", "verdict", "outcome"],
@@ -118,6 +122,7 @@ def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple
                "n/a" if pd.isna(c.p_value) else f"{c.p_value:.2g}", "n/a" if pd.isna(c.verdict) else c.verdict,
                outcome_text(c, unit, name)] for i, c in changes.reset_index(drop=True).iterrows()]),
         ]
+    blocks += _impact_blocks(s.get("impact")) + _protocol_blocks(res.events, unit, name) + _cost_blocks(s.get("costs"))
     blocks.append(("h2", "Agents"))
     cols = [m for m in KEY_METRICS]
     for agent, spans in s["agents"].items():
@@ -133,6 +138,75 @@ def _blocks(res: RunResult, status: str, images: dict[str, bytes]) -> list[tuple
         if agent in images:
             blocks.append(("img", f"{agent}.png", images[agent]))
     return blocks
+
+
+def _pct(v, digits: int = 1) -> str:
+    return "n/a" if v is None or v != v else f"{v:+.{digits}f}%"
+
+
+def _impact_blocks(impact: dict | None) -> list[tuple]:
+    """The source's overall impact summary (:func:`swarmopt.impact.impact_summary`)."""
+    if not impact or not impact["total_optimizations"]:
+        return []
+    rate = impact["success_rate"]
+    out = [("h2", "Impact"),
+           ("p", f"{impact['successful_optimizations']} of {impact['total_optimizations']} judged optimizations "
+                 f"successful (kept, or restored after their undo measured worse): success rate {rate:.0%}; "
+                 f"overall improvement {_pct(impact['overall_improvement_pct'])} (mean measured improvement of the "
+                 f"judged changes, positive = better), {_pct(impact['kept_improvement_pct'])} over the successful "
+                 "ones.")]
+    rows = [[t, c["changes"], c["successful"], _pct(c["mean_improvement_pct"])]
+            for t, c in impact["category_improvements"].items()]
+    return out + [("table", ["category", "judged", "successful", "mean improvement"], rows)]
+
+
+_PROTOCOL = ("orchestrator.command", "optimizer.mode", "optimizer.recommendation", "orchestrator.action")
+
+
+def _protocol_blocks(events: pd.DataFrame, unit: float, name: str) -> list[tuple]:
+    """The Orchestrator's commands, the optimizer's mode changes, its recommendations and what the Orchestrator did
+    (:mod:`swarmopt.protocol`); a recommendation repeated cycle after cycle is listed once per run of repeats."""
+    if events.empty:
+        return []
+    ev = events[events["event"].isin(_PROTOCOL)]
+    if ev.empty:
+        return []
+    rows, last = [], None
+    for r in ev.itertuples():
+        key = (r.event, r.agent, r.kind)
+        if r.event == "optimizer.recommendation" and key == last:
+            continue
+        last = key if r.event == "optimizer.recommendation" else last
+        rows.append([f"{r.t_s / unit:.0f}", r.event, r.agent, r.kind, "" if pd.isna(r.detail) else r.detail])
+    return [("h2", "Orchestrator and optimizer"), ("table", [name, "event", "agent", "kind", "detail"], rows)]
+
+
+def _cost_blocks(costs: dict | None) -> list[tuple]:
+    """Spend per agent, tier and tool, and the budget (:func:`swarmopt.costs.cost_breakdown`)."""
+    if not costs or not costs["agents"]:
+        return []
+    out = [("h2", "Costs"),
+           ("p", f"Total ${costs['total_usd']:,.2f} (${costs['usd_per_hour']:,.2f}/h): models "
+                 f"${costs['model_usd']:,.2f}, tools ${costs['tools_usd']:,.2f}. By tier: "
+                 + ", ".join(f"{t} ${v:,.2f}" for t, v in costs["tiers"].items()) + ".")]
+    b = costs["budget"]
+    if b:
+        parts = []
+        if b["usd_per_hour"]:
+            parts.append(f"system ${b['usd_per_hour']:,.2f}/h (burn rate {b['burn_rate']:.2f})")
+        parts += [f"{a} ${usd:,.2f}/h (burn rate {b['agent_burn_rates'].get(a, math.nan):.2f})"
+                  for a, usd in b["agents"].items()]
+        first = "" if b["first_alert_s"] is None else f", the first at {b['first_alert_s'] / 60:.0f} min"
+        out.append(("p", f"Budget: {'; '.join(parts)}. Burn-rate alerts raised in {b['alerts']['fast']} cycles (fast) "
+                         f"and {b['alerts']['slow']} (slow){first}."))
+    out.append(("table", ["agent", "USD", "USD/h", "per decision", "per success", "models", "tools"],
+                [[a, f"{v['cost_usd']:,.2f}", f"{v['usd_per_hour']:,.2f}", _fmt(v["per_decision_usd"]),
+                  _fmt(v["per_success_usd"]), f"{v['model_usd']:,.2f}", f"{v['tools_usd']:,.2f}"]
+                 for a, v in costs["agents"].items()]))
+    paid = [[t, f"{v['cost_usd']:,.2f}", f"{v['calls']:,}"] for t, v in costs["tools"].items() if v["cost_usd"] > 0]
+    if paid:
+        out.append(("table", ["tool", "USD", "calls"], paid))
+    return out
 
 
 def _md(blocks: list[tuple]) -> str:
@@ -186,9 +260,9 @@ def write_report(res: RunResult, out: Path, status: str = "completed") -> list[s
     """Write ``report.md``, ``report.html`` (self-contained) and ``<agent>.png``
     (:func:`swarmopt.plots.plot_changes`) for every agent a change was
     scheduled on into ``out``, each atomically. Returns the names written."""
-    changes = change_outcomes(res.events)
+    changes = res.changes
     images = {}
-    if not res.metrics.empty and len(changes):
+    if res.count("metrics") and len(changes):
         # imported here, not at the top: matplotlib adds half a second to every `import swarmopt.api`
         from swarmopt.plots import plot_changes, png_bytes
 
@@ -204,15 +278,16 @@ def write_report(res: RunResult, out: Path, status: str = "completed") -> list[s
     return [f"{a}.png" for a in images] + ["report.md", "report.html"]
 
 
-def _write_table(df: pd.DataFrame, path: Path) -> Path:
-    try:
-        with atomic_path(path.with_suffix(".parquet")) as tmp:
-            df.to_parquet(tmp, index=False)
-        return path.with_suffix(".parquet")
-    except ImportError:
-        with atomic_path(path.with_suffix(".csv")) as tmp:
-            df.to_csv(tmp, index=False)
-        return path.with_suffix(".csv")
+def _write_table(res: RunResult, name: str, out: Path) -> str:
+    """Write table ``name`` of ``res`` to ``out/<name>.parquet`` (its chunks and
+    rows in memory, one chunk at a time); a table that was in chunks is read from
+    that file from now on. Returns the file name."""
+    path = out / f"{name}.parquet"
+    table = res.tables[name]
+    table.write(path)
+    if table.chunks:
+        res.tables[name] = StoredTable((path,), table.tail.iloc[:0])
+    return path.name
 
 
 def previous_files(out: Path) -> set[str]:
@@ -229,17 +304,21 @@ def previous_files(out: Path) -> set[str]:
 
 
 def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", error: str | None = None) -> Path:
-    """Write the run directory ``out_dir``: the tables, the reports and plots
-    (:func:`write_report`) and last ``summary.json`` with ``status``,
-    ``error`` and the list of ``files`` written, each atomically
+    """Write the run directory ``out_dir``: the tables (a table streamed in
+    chunks is written chunk by chunk, and read from its new file from then on),
+    the reports and plots (:func:`write_report`) and last ``summary.json`` with
+    ``status``, ``error`` and the list of ``files`` written, each atomically
     (:mod:`swarmopt.files`); then delete what an earlier run wrote there and
-    this one did not (:func:`previous_files`; nothing else is touched). A
-    Ctrl-C while writing leaves every file whole, old or new. Sets
-    ``res.out_dir`` and returns it."""
+    this one did not (:func:`previous_files`, and ``parts/`` unless this run is
+    streaming into it; nothing else is touched). A Ctrl-C while writing leaves
+    every file whole, old or new. Sets ``res.out_dir`` and returns it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stale = previous_files(out)
-    files = [_write_table(getattr(res, name), out / name).name for name in TABLES]
+    parts = out / PARTS
+    streaming_here = any(isinstance(c, Path) and c.parent.parent.resolve() == parts.resolve()
+                         for name in STREAMED for c in res.tables[name].chunks)
+    files = [_write_table(res, name, out) for name in TABLES]
     files += write_report(res, out, status)
     files.append("summary.json")
     summary = dict(res.summary, status=status, files=files)
@@ -248,8 +327,25 @@ def write_run(res: RunResult, out_dir: str | Path, status: str = "completed", er
     write_text_atomic(out / "summary.json", json.dumps(json_safe(summary), indent=2, default=str))
     for name in sorted(stale - set(files)):
         (out / name).unlink(missing_ok=True)
+    if not streaming_here:  # part files an earlier, killed run left behind
+        shutil.rmtree(parts, ignore_errors=True)
     res.out_dir = out
     return out
+
+
+def begin_run_dir(out_dir: str | Path, run: dict) -> None:
+    """Make ``out_dir`` the directory of a run that is streaming its tables into
+    ``parts/``: delete what an earlier run wrote there (:func:`previous_files`
+    and its ``parts/``), then write ``summary.json`` with ``run`` (scenario,
+    seed, ...) and ``status: running``, which :func:`write_run` replaces at the
+    end. A run killed before then leaves that status and its part files."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in sorted(previous_files(out) - {"summary.json"}):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / PARTS, ignore_errors=True)
+    summary = dict(run, status="running", files=["summary.json"], parts=f"{PARTS}/")
+    write_text_atomic(out / "summary.json", json.dumps(json_safe(summary), indent=2, default=str))
 
 
 def json_safe(o: Any) -> Any:
@@ -270,10 +366,10 @@ def summary_html(res: RunResult) -> str:
     changes with their judgement."""
     s, o = res.summary, res.summary.get("optimizations", {})
     unit, name = time_axis(res)
-    changes = change_outcomes(res.events)
+    changes = res.changes
     parts = [f"<b>{html.escape(res.scenario.name)}</b> seed {res.seed}, {html.escape(res.runtime)}, "
-             f"{res.scenario.duration_s / 60:.0f} simulated min, {len(res.metrics)} metric rows, "
-             f"{len(res.events)} events",
+             f"{res.scenario.duration_s / 60:.0f} simulated min, {res.count('metrics')} metric rows, "
+             f"{res.count('events')} events",
              f"<p>{o.get('attempted', 0)} changes = {o.get('kept', 0)} kept + {o.get('rolled_back', 0)} rolled back + "
              f"{o.get('reverted', 0)} reverted ({o.get('restored', 0)} restored) + {o.get('measuring', 0)} still "
              f"measuring; {o.get('in_force_at_end', 0)} in force at the end.</p>"]
@@ -298,4 +394,4 @@ def summary_html(res: RunResult) -> str:
     return f'<div class="swarmopt-run">{"".join(parts)}</div>'
 
 
-__all__ = ["json_safe", "previous_files", "summary_html", "write_report", "write_run"]
+__all__ = ["begin_run_dir", "json_safe", "previous_files", "summary_html", "write_report", "write_run"]

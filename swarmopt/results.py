@@ -13,52 +13,109 @@ Tables (pandas DataFrames):
 
 :class:`Collector` appends rows as they arrive, so a run that fails half way
 still has what it produced (:func:`swarmopt.report.write_run` writes the run
-directory).
+directory). Given part files (:class:`~swarmopt.spool.PartFiles`), it writes
+the ``metrics``, ``events`` and ``process`` rows out in chunks as the run goes
+and keeps only the rows since in memory; a :class:`RunResult` of such a run
+reads its tables from disk when they are asked for.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from swarmopt.event_table import events_frame
+from swarmopt.costs import cost_breakdown
+from swarmopt.event_table import event_records, events_frame, strategy_kinds
+from swarmopt.impact import impact_summary
 from swarmopt.logs import narrate
 from swarmopt.schema import Scenario
+from swarmopt.spool import Filters, PartFiles, StoredTable, in_memory
 
 KEY_METRICS = ("response_time_ms_mean", "response_time_ms_p95", "success_rate", "coordination_score",
                "error_rate", "cost_per_decision_usd", "decision_count")
+TABLES = ("metrics", "events", "autonomy", "process")
+STREAMED = ("metrics", "events", "process")  # written out in chunks; autonomy is a few rows per change
 
 
 @dataclass(repr=False)
 class RunResult:
     """What :func:`swarmopt.run_scenario` returns: the tables (``metrics``,
     ``events``, ``autonomy``, ``process``), the ``summary`` and, once written,
-    ``out_dir``. In Jupyter it shows a short HTML summary."""
+    ``out_dir``. In Jupyter it shows a short HTML summary.
+
+    ``tables`` holds each table as a :class:`~swarmopt.spool.StoredTable`: rows
+    in memory, or (a run streamed to a run directory) chunks on disk read when
+    the table is first asked for. :meth:`read` and :meth:`count` take some
+    columns and rows, or count them, without loading a whole table."""
 
     scenario: Scenario
     seed: int
     runtime: str
-    metrics: pd.DataFrame
-    events: pd.DataFrame
-    autonomy: pd.DataFrame
-    process: pd.DataFrame
+    tables: dict[str, StoredTable]
     summary: dict = field(default_factory=dict)
     out_dir: Path | None = None
     run_id: str = ""
+    _loaded: dict[str, pd.DataFrame] = field(default_factory=dict, init=False)
 
-    def agent(self, agent_id: str) -> pd.DataFrame:
-        """The metrics rows of one agent, indexed by window start (s)."""
-        return self.metrics[self.metrics["agent"] == agent_id].set_index("t_start_s")
+    def table(self, name: str) -> pd.DataFrame:
+        """The whole table ``name`` (one of :data:`TABLES`), loaded once."""
+        if name not in self._loaded:
+            self._loaded[name] = self.tables[name].load()
+        return self._loaded[name]
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """One row per agent per window, sorted by window start then agent."""
+        return self.table("metrics")
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """One row per event, in order (:mod:`swarmopt.event_table`)."""
+        return self.table("events")
+
+    @property
+    def autonomy(self) -> pd.DataFrame:
+        """The optimizer's and every agent's autonomy over time."""
+        return self.table("autonomy")
+
+    @property
+    def process(self) -> pd.DataFrame:
+        """Real CPU and RSS of each actor process."""
+        return self.table("process")
+
+    def _stored(self, name: str) -> StoredTable:
+        return StoredTable((), self._loaded[name]) if name in self._loaded else self.tables[name]
+
+    def read(self, name: str, columns: list[str] | None = None, filters: Filters | None = None) -> pd.DataFrame:
+        """The rows of table ``name`` for which ``filters`` hold, with ``columns``
+        (:meth:`~swarmopt.spool.StoredTable.load`); from the loaded table if it is."""
+        return self._stored(name).load(columns, filters)
+
+    def scan(self, name: str, columns: list[str] | None = None,
+             filters: Filters | None = None) -> Iterator[pd.DataFrame]:
+        """The same rows as :meth:`read`, in pieces (:meth:`~swarmopt.spool.StoredTable.scan`)."""
+        return self._stored(name).scan(columns, filters)
+
+    def count(self, name: str, filters: Filters | None = None) -> int:
+        """Number of rows of table ``name`` for which ``filters`` hold."""
+        return self._stored(name).count(filters)
+
+    def agent(self, agent_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The metrics rows of one agent (``columns`` of them, all by default), indexed by window start (s)."""
+        cols = None if columns is None else ["t_start_s", *columns]
+        return self.read("metrics", cols, [("agent", "==", agent_id)]).set_index("t_start_s")
 
     @property
     def changes(self) -> pd.DataFrame:
         """One row per change the optimizer made, with the judgement that
         decided it and its outcome (:func:`change_outcomes`)."""
-        return change_outcomes(self.events)
+        return change_outcomes(self.read("events", filters=[("event", "in", CHANGE_EVENTS)]))
 
     def plot(self, agent: str, metric: str | None = None):
         """A matplotlib Figure of ``agent``: ``metric`` per window, or with None
@@ -74,9 +131,9 @@ class RunResult:
         o = self.summary.get("optimizations", {})
         where = f", out_dir='{self.out_dir}'" if self.out_dir else ""
         return (f"RunResult({self.scenario.name!r}, seed={self.seed}, runtime={self.runtime!r}, "
-                f"{self.scenario.duration_s:g} s, {len(self.metrics)} metric rows, {len(self.events)} events, "
-                f"{o.get('attempted', 0)} changes: {o.get('kept', 0)} kept, {o.get('rolled_back', 0)} rolled back, "
-                f"{o.get('reverted', 0)} reverted{where})")
+                f"{self.scenario.duration_s:g} s, {self.count('metrics')} metric rows, {self.count('events')} "
+                f"events, {o.get('attempted', 0)} changes: {o.get('kept', 0)} kept, {o.get('rolled_back', 0)} "
+                f"rolled back, {o.get('reverted', 0)} reverted{where})")
 
     def _repr_html_(self) -> str:
         from swarmopt.report import summary_html
@@ -85,28 +142,53 @@ class RunResult:
 
 
 class Collector:
-    """A driver sink that keeps every row, narrates events and can write partial output."""
+    """A driver sink that keeps every row, narrates events and can write partial output.
 
-    def __init__(self, scenario: Scenario, narrate_events: bool = True, run_id: str = "") -> None:
+    With ``spool`` (part files in the run directory) it keeps in memory only the
+    rows of ``metrics``, ``events`` and ``process`` not written out yet: at every
+    :meth:`mark` (the driver's checkpoint, before each optimizer cycle) a table
+    holding ``chunk_rows`` rows or more (default :data:`~swarmopt.spool.CHUNK_ROWS`)
+    writes them as its next part. Rows before a mark never change (a recovery
+    rewinds to the latest mark at most), so what is written is final. Without
+    ``spool`` every row stays in memory, as the lists ``metric_rows``,
+    ``event_rows`` and ``process_rows``; with it those lists hold the rows since
+    the last part.
+    """
+
+    def __init__(self, scenario: Scenario, narrate_events: bool = True, run_id: str = "",
+                 spool: PartFiles | None = None, chunk_rows: int | None = None) -> None:
+        from swarmopt import spool as spool_module  # read at call time: tests shrink the chunks
+
         self.scenario = scenario
         self.narrate = narrate_events
         self.run_id = run_id
+        self.spool = spool
+        self.chunk_rows = spool_module.CHUNK_ROWS if chunk_rows is None else chunk_rows
         self.metric_rows: list[dict] = []
         self.event_rows: list[dict] = []
         self.process_rows: list[dict] = []
+        self.chunks: dict[str, list] = {name: [] for name in STREAMED}  # written out: part files, Arrow tables
+        self.written: dict[str, int] = dict.fromkeys(STREAMED, 0)      # rows in the chunks, per table
+        self.kinds: dict[str, str] = {}  # strategy id -> remedy kind, of the events written out
         self._narrated = 0
         self.autonomy_rows: list[dict] = [
             {"t_s": 0.0, "entity": "performance-optimizer", "autonomy": scenario.optimizer.initial_autonomy,
              "reason": "initial"}
         ] + [{"t_s": 0.0, "entity": a.id, "autonomy": a.autonomy, "reason": "initial"} for a in scenario.agents]
 
+    def _rows(self, name: str) -> list[dict]:
+        return {"metrics": self.metric_rows, "events": self.event_rows, "process": self.process_rows}[name]
+
+    def _count(self, name: str) -> int:
+        return self.written[name] + len(self._rows(name))
+
     def rows(self, rows: list[dict]) -> None:
         self.metric_rows += rows
 
     def events(self, events: list[dict]) -> None:
-        narrated = len(self.event_rows) >= self._narrated
+        narrated = self._count("events") >= self._narrated
         self.event_rows += events
-        self._narrated = max(self._narrated, len(self.event_rows))
+        self._narrated = max(self._narrated, self._count("events"))
         for e in events:
             if e["event"] == "autonomy.optimizer":
                 self.autonomy_rows.append({"t_s": e["t_s"], "entity": "performance-optimizer",
@@ -124,29 +206,98 @@ class Collector:
         """Per-task samples are the optimizer's evidence, not a table of the run: nothing is kept."""
 
     def mark(self) -> tuple[int, int, int, int]:
-        """Lengths of the tables now (see :meth:`rewind`)."""
-        return len(self.metric_rows), len(self.event_rows), len(self.process_rows), len(self.autonomy_rows)
+        """Lengths of the tables now (see :meth:`rewind`). With a spool, the
+        rows before this mark are final: a table holding at least
+        ``chunk_rows`` of them writes them out as a part first."""
+        if self.spool is not None:
+            for name in STREAMED:
+                if len(self._rows(name)) >= self.chunk_rows:
+                    self._write_part(name)
+        return (*(self._count(name) for name in STREAMED), len(self.autonomy_rows))
 
     def rewind(self, mark: tuple[int, int, int, int]) -> None:
-        """Drop what arrived after :meth:`mark` (a replay from a checkpoint sends it again)."""
-        m, e, p, a = mark
-        del self.metric_rows[m:], self.event_rows[e:], self.process_rows[p:], self.autonomy_rows[a:]
+        """Drop what arrived after :meth:`mark` (a replay from a checkpoint sends
+        it again). Raises RuntimeError for a mark before rows written out (only
+        the latest mark may be rewound to)."""
+        *counts, a = mark
+        for name, n in zip(STREAMED, counts, strict=True):
+            if n < self.written[name]:
+                raise RuntimeError(f"cannot rewind the {name} table before the rows written out")
+            del self._rows(name)[n - self.written[name]:]
+        del self.autonomy_rows[a:]
+
+    def _frame(self, name: str, rows: list[dict]) -> pd.DataFrame:
+        if name == "events":
+            return events_frame(rows, self.kinds)
+        if name == "process":
+            return pd.DataFrame(rows)
+        if not rows:  # the key columns even before the first window closes
+            return pd.DataFrame(columns=["agent", "window", "t_start_s", "t_end_s"])
+        # sorting each chunk sorts the table: every agent's windows that end by a cycle are closed before its mark
+        metrics = pd.DataFrame(rows)
+        return metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
+
+    def _write_part(self, name: str) -> None:
+        rows = self._rows(name)
+        self.chunks[name].append(self.spool.write(name, self._frame(name, rows)))
+        if name == "events":
+            self.kinds.update(strategy_kinds(rows))
+        self.written[name] += len(rows)
+        rows.clear()
+
+    def table(self, name: str) -> StoredTable:
+        """Table ``name`` so far: the chunks written out, then the rows in memory."""
+        if name == "autonomy":
+            return StoredTable((), pd.DataFrame(self.autonomy_rows))
+        return StoredTable(tuple(self.chunks[name]), self._frame(name, self._rows(name)))
 
     def metrics_frame(self) -> pd.DataFrame:
         """The metrics table so far, sorted by window start then agent."""
-        if not self.metric_rows:  # the key columns even before the first window closes
-            return pd.DataFrame(columns=["agent", "window", "t_start_s", "t_end_s"])
-        metrics = pd.DataFrame(self.metric_rows)
-        return metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
+        return self.table("metrics").load()
 
     def events_frame(self) -> pd.DataFrame:
         """The events table so far (:func:`swarmopt.event_table.events_frame`)."""
-        return events_frame(self.event_rows)
+        return self.table("events").load()
+
+    def replay(self, observer: Any) -> None:
+        """Send ``observer`` the metrics rows and events so far, in order (those
+        written out read back, events as :func:`~swarmopt.event_table.event_records`)."""
+        for chunk in self.chunks["metrics"]:
+            observer.rows(in_memory(chunk).to_pandas().to_dict("records"))
+        if self.metric_rows:
+            observer.rows(self.metric_rows)
+        for chunk in self.chunks["events"]:
+            observer.events(event_records(in_memory(chunk).to_pandas()))
+        if self.event_rows:
+            observer.events(self.event_rows)
+
+    def finished(self, out: Path) -> None:
+        """The run is over and its tables are written to ``out``
+        (``<table>.parquet``, chunks and rows in memory together): read them
+        from there from now on and delete the part files."""
+        for name in STREAMED:
+            if self.chunks[name]:
+                self.chunks[name] = [out / f"{name}.parquet"]
+                self.written[name] += len(self._rows(name))
+                self._rows(name).clear()
+        if self.spool is not None:
+            self.spool.remove()
+            self.spool = None
+
+    def fork(self) -> "Collector":
+        """An independent copy at the same point that keeps its rows in memory
+        (the chunks written out so far are read into memory, not shared)."""
+        other = copy.copy(self)
+        other.metric_rows, other.event_rows, other.process_rows, other.autonomy_rows = copy.deepcopy(
+            (self.metric_rows, self.event_rows, self.process_rows, self.autonomy_rows))
+        other.chunks = {name: [in_memory(c) for c in chunks] for name, chunks in self.chunks.items()}
+        other.written, other.kinds, other.spool = dict(self.written), dict(self.kinds), None
+        return other
 
     def result(self, seed: int, runtime: str) -> RunResult:
         """The run's :class:`RunResult` with its summary."""
-        res = RunResult(self.scenario, seed, runtime, self.metrics_frame(), self.events_frame(),
-                        pd.DataFrame(self.autonomy_rows), pd.DataFrame(self.process_rows), run_id=self.run_id)
+        res = RunResult(self.scenario, seed, runtime, {name: self.table(name) for name in TABLES},
+                        run_id=self.run_id)
         res.summary = summarize(res)
         return res
 
@@ -156,17 +307,25 @@ _SPAN_LABELS = {"response_time_ms_mean": "response time", "success_rate": "succe
                 "coordination_score": "coordination"}
 DECIDED = {"optimization.kept": "kept", "optimization.rolled_back": "rolled back",
            "optimization.reverted": "reverted"}
+# the events that change_outcomes and summarize read: a few per change, however long the run
+COST_COLUMNS = ("agent", "t_start_s", "t_end_s", "decision_count", "success_rate", "cost_usd", "model_cost_usd",
+                "tool_cost_usd")
+COST_PREFIXES = ("model_cost_usd.", "tool_cost_usd.", "tool_calls.")
+"""The metrics columns :func:`swarmopt.costs.cost_breakdown` reads."""
+CHANGE_EVENTS = ["optimization.scheduled", "optimization.measured", "rollback.measured", *DECIDED,
+                 "optimization.restored", "knob.applied"]
 
 
 def _minutes(t: float) -> str:
     return f"{t / 60:.0f}"
 
 
-def _span(df: pd.DataFrame, agent: str, start: float, end: float, reached_s: float) -> dict:
+def _span(res: RunResult, agent: str, start: float, end: float, reached_s: float) -> dict:
     """Means of the key metrics of ``agent`` over the windows in [start, end],
     with ``windows`` (how many) and a ``note`` saying why a figure is missing
-    (None when all is there)."""
-    rows = df[(df["agent"] == agent) & (df["t_start_s"] >= start) & (df["t_end_s"] <= end)] if len(df) else df
+    (None when all is there). Reads only those rows and columns."""
+    rows = res.read("metrics", list(KEY_METRICS), [("agent", "==", agent), ("t_start_s", ">=", start),
+                                                   ("t_end_s", "<=", end)])
     out: dict[str, Any] = {m: (float(rows[m].mean()) if len(rows) else math.nan)
                            for m in KEY_METRICS if m != "decision_count"}
     out["decision_count"] = int(rows["decision_count"].sum()) if len(rows) else 0
@@ -224,24 +383,21 @@ def change_outcomes(events: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def count_outcomes(changes: pd.DataFrame, events: pd.DataFrame) -> dict[str, int]:
+def count_outcomes(changes: pd.DataFrame, rejected: int = 0, bottlenecks: int = 0) -> dict[str, int]:
     """Counts that add up: ``attempted`` = ``kept`` + ``rolled_back`` +
     ``reverted`` + ``measuring``; ``restored`` counts the reverted changes that
     were re-applied; ``in_force_at_end`` = ``kept`` + ``restored`` +
     ``measuring``. Also ``rejected`` (strategies the Orchestrator turned down)
-    and ``bottlenecks_detected``."""
+    and ``bottlenecks_detected``, as given."""
     st = changes["status"].value_counts() if len(changes) else pd.Series(dtype=int)
 
     def n(name: str) -> int:
         return int(st.get(name, 0))
 
-    def count(event: str) -> int:
-        return int((events["event"] == event).sum()) if len(events) else 0
-
     return {"attempted": len(changes), "kept": n("kept"), "rolled_back": n("rolled back"),
             "reverted": n("reverted") + n("restored"), "measuring": n("measuring"), "restored": n("restored"),
-            "in_force_at_end": n("kept") + n("restored") + n("measuring"), "rejected": count("strategy.rejected"),
-            "bottlenecks_detected": count("bottleneck.detected")}
+            "in_force_at_end": n("kept") + n("restored") + n("measuring"), "rejected": rejected,
+            "bottlenecks_detected": bottlenecks}
 
 
 def summarize(res: RunResult) -> dict:
@@ -250,11 +406,22 @@ def summarize(res: RunResult) -> dict:
     took effect on the agent, or on any agent), ``after`` (the last cycle),
     each with ``windows`` and a ``note`` when a figure is missing (no fault, no
     change, the run ended before the span, no decisions); optimization counts
-    (:func:`count_outcomes`); the autonomy trajectories."""
-    sc, m, ev = res.scenario, res.metrics, res.events
+    (:func:`count_outcomes`); the source's overall ``impact`` summary
+    (:func:`swarmopt.impact.impact_summary`); the ``costs`` per agent, tier
+    and tool with the budget (:func:`swarmopt.costs.cost_breakdown`); the
+    autonomy trajectories. Reads only what it needs of the tables: two columns
+    of the metrics a chunk at a time, the rows of each span, the cost columns,
+    the events of :data:`CHANGE_EVENTS`, the cost-burn alerts and counts of
+    two more."""
+    sc = res.scenario
     span = sc.optimizer.cycle_s
     end = sc.duration_s
-    reached = float(m["t_end_s"].max()) if len(m) else 0.0
+    reached, windows = 0.0, set()
+    for piece in res.scan("metrics", ["window", "t_end_s"]):
+        if len(piece):
+            reached = max(reached, float(piece["t_end_s"].max()))
+            windows.update(piece["window"].unique().tolist())
+    ev = res.read("events", filters=[("event", "in", CHANGE_EVENTS)])
     first_fault = min((f.at_s for f in sc.faults), default=None)
     applied = ev[ev["event"] == "knob.applied"] if not ev.empty else ev
     first_any = float(applied["t_s"].min()) if len(applied) else None
@@ -267,15 +434,22 @@ def summarize(res: RunResult) -> dict:
         elif first_fault < span:
             baseline = _no_span(f"the first fault starts at {_minutes(first_fault)} min, before one cycle has passed")
         else:
-            baseline = _span(m, a.id, first_fault - span, first_fault, reached)
-        before = _no_span("no change took effect") if first is None else _span(m, a.id, first - span, first, reached)
-        agents[a.id] = {"baseline": baseline, "before": before, "after": _span(m, a.id, end - span, end, reached)}
+            baseline = _span(res, a.id, first_fault - span, first_fault, reached)
+        before = _no_span("no change took effect") if first is None else _span(res, a.id, first - span, first,
+                                                                               reached)
+        agents[a.id] = {"baseline": baseline, "before": before, "after": _span(res, a.id, end - span, end, reached)}
     auto = res.autonomy
+    counts = {e: res.count("events", [("event", "==", e)]) for e in ("strategy.rejected", "bottleneck.detected")}
+    changes = change_outcomes(ev)
+    cost_cols = [c for c in res._stored("metrics").columns() if c in COST_COLUMNS or c.startswith(COST_PREFIXES)]
+    alerts = res.read("events", filters=[("event", "==", "bottleneck.detected")])
     return {
         "scenario": sc.name, "seed": res.seed, "runtime": res.runtime, "run_id": res.run_id,
-        "duration_s": sc.duration_s, "windows": int(m["window"].nunique()) if not m.empty else 0,
+        "duration_s": sc.duration_s, "windows": len(windows),
         "agents": agents,
-        "optimizations": count_outcomes(change_outcomes(ev), ev),
+        "optimizations": count_outcomes(changes, counts["strategy.rejected"], counts["bottleneck.detected"]),
+        "impact": impact_summary(changes),
+        "costs": cost_breakdown(res.read("metrics", cost_cols), alerts, sc),
         "optimizer_autonomy": [
             {"t_s": float(r.t_s), "autonomy": float(r.autonomy)}
             for r in auto[auto["entity"] == "performance-optimizer"].itertuples()

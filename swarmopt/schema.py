@@ -21,8 +21,14 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Tier = Literal["fast", "standard", "strong"]
+Action = Literal["simple", "standard", "complex"]
+ACTIONS: tuple[Action, ...] = ("simple", "standard", "complex")
+Scheduling = Literal["fcfs", "priority", "wfq"]
+SCHEDULING: tuple[Scheduling, ...] = ("fcfs", "priority", "wfq")
 TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
 LatencyDistribution = Literal["lognormal", "exponential", "deterministic"]
+Shape = Literal["mesh", "star", "hierarchical", "ring"]
+SHAPES: tuple[str, ...] = ("mesh", "star", "hierarchical", "ring")
 
 
 #: Upper bounds shared by several fields (see each field's description).
@@ -41,6 +47,12 @@ MAX_COUNT = 1_000                # replicas of one profile
 MAX_AGENTS = 2_000               # agents of a scenario, replicas included
 MAX_FAULTS = 10_000              # faults of a scenario, after expansion to replicas
 MAX_SEED = 2**63 - 1             # seeds are stored as int64
+MAX_TOKENS_PER_MIN = 10**10      # a model-token rate limit or quota (tokens per minute)
+MAX_CALLS_PER_MIN = 10**7        # a tool-call rate limit or quota (calls per minute)
+MAX_CACHE_ENTRIES = 1_000_000    # a tool cache's size bound (the largest keyspace)
+MAX_INSTANTS = 100_000           # instants of one repeating fault within a run
+MAX_PRIORITY = 2                 # priority classes 0..2 (one per action class at most)
+MAX_WFQ_WEIGHT = 100.0           # a weighted-fair-queuing weight (and 1 / the smallest)
 
 
 class Strict(BaseModel):
@@ -89,7 +101,11 @@ class ToolProfile(Strict):
     Keys requested follow a Zipf law with exponent ``zipf_s`` over ``keyspace``
     keys; a cached key answers in ``hit_latency_ms`` and never errors. A miss
     costs a lognormal latency and ``price_usd_per_call``, and fails with
-    probability ``error_rate``.
+    probability ``error_rate``. A decision that goes on without the tool
+    (an open circuit breaker skipped it) is right with ``fallback_quality``
+    times the usual probability. ``call_quota_per_minute`` is the most the
+    ``max_tool_calls_per_minute`` knob of this tool may be raised to (the
+    account's quota at the tool's provider; 0 = none known, so it is not raised).
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
@@ -101,6 +117,10 @@ class ToolProfile(Strict):
                           description="at most 1,000,000 keys: the cache holds 16 bytes per key per agent")
     zipf_s: float = Field(default=1.0, ge=0, le=4)
     hit_latency_ms: float = Field(default=2.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
+    fallback_quality: float = Field(default=0.85, gt=0, le=1)
+    call_quota_per_minute: float = Field(default=0.0, ge=0, le=MAX_CALLS_PER_MIN,
+                                         description="the most calls a minute the tool's provider grants the agent "
+                                                     "(0: no headroom known), at most 10,000,000")
 
 
 class CircuitBreaker(Strict):
@@ -135,10 +155,30 @@ class Knobs(Strict):
 
     Bounds are in :data:`KNOB_BOUNDS`; ``cache_ttl_s`` maps tool name to TTL
     (0 = no caching). Autonomy is not a knob: the Orchestrator sets it.
-    ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
+
+    Rate limits (reference/002 "Optimal Rate Limits": ``max_tokens_per_minute``,
+    ``max_tool_calls_per_minute``, ``token_burst_size``) are token buckets in
+    front of the agent's workers (:mod:`swarmopt.sim.ratelimit`): one per model
+    tier's provider, filling at ``max_tokens_per_minute`` up to
+    ``token_burst_size`` tokens (0 = one minute of the limit), and one per tool,
+    filling at ``max_tool_calls_per_minute[tool]`` up to one minute of calls;
+    0 or absent = unlimited. ``max_cache_size`` maps tool name to the most
+    entries its cache holds (LRU eviction under the TTL, :mod:`swarmopt.sim.cache`;
+    0 or absent = unbounded; reference/002 ``max_cache_size``).
+    ``scheduling`` orders the decisions waiting for a worker (reference/000's
+    load balancer): ``fcfs`` by arrival, ``priority`` by the priority class of
+    their action (:class:`ActionMix` ``priority``; non-preemptive, FCFS within
+    a class), ``wfq`` by weighted fair queuing over the action classes with
+    ``wfq_weights`` (absent: 1). ``bulkhead`` maps tool name to a pool of
+    workers reserved for the decisions that call that tool (reference/000:
+    resource pool separation; 0 or absent = none); the pools come out of
+    ``max_concurrency``, which must keep at least one shared worker
+    (:mod:`swarmopt.sim.sched`). ``tier_routing`` applies the source's RealTimeOptimizer model-selection rule
     per decision (reference/004 ``_optimize_model_selection``): simple actions on
     the ``fast`` tier, complex ones on the ``strong`` tier, the rest on
-    ``model_tier``.
+    ``model_tier``. ``topology`` is the shape of the message graph this agent's
+    outbound messages follow (reference/000's topology optimizer; one of
+    :data:`SHAPES`; routes in :mod:`swarmopt.sim.topology`).
     """
 
     model_tier: Tier = "standard"
@@ -151,6 +191,23 @@ class Knobs(Strict):
     message_batch_size: int = Field(default=1, ge=1, le=64)
     confidence_threshold: float = Field(default=0.3, ge=0, le=0.95)
     tier_routing: bool = False
+    max_tokens_per_minute: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN)
+    token_burst_size: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN)
+    max_tool_calls_per_minute: dict[str, Annotated[float, Field(ge=0, le=MAX_CALLS_PER_MIN)]] = Field(
+        default_factory=dict)
+    max_cache_size: dict[str, Annotated[int, Field(ge=0, le=MAX_CACHE_ENTRIES)]] = Field(default_factory=dict)
+    topology: Shape = "mesh"
+    scheduling: Scheduling = "fcfs"
+    wfq_weights: dict[Action, Annotated[float, Field(ge=1 / MAX_WFQ_WEIGHT, le=MAX_WFQ_WEIGHT)]] = Field(
+        default_factory=dict)
+    bulkhead: dict[str, Annotated[int, Field(ge=0, le=256)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _pools(self) -> "Knobs":
+        if sum(self.bulkhead.values()) >= self.max_concurrency:
+            raise ValueError(f"bulkhead pools ({sum(self.bulkhead.values())} workers) must leave at least one of "
+                             f"max_concurrency ({self.max_concurrency}) to the shared pool")
+        return self
 
 
 KNOB_BOUNDS: dict[str, tuple[float, float]] = {
@@ -160,7 +217,18 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "max_retries": (0, 3),
     "message_batch_size": (1, 64),
     "confidence_threshold": (0, 0.95),
+    "circuit_breaker.failure_rate_threshold": (0.05, 0.95),
+    "circuit_breaker.open_duration_s": (1, 600),
+    "max_tokens_per_minute": (0, MAX_TOKENS_PER_MIN),
+    "token_burst_size": (0, MAX_TOKENS_PER_MIN),
+    "max_tool_calls_per_minute": (0, MAX_CALLS_PER_MIN),
+    "max_cache_size": (0, MAX_CACHE_ENTRIES),
+    "wfq_weights": (1 / MAX_WFQ_WEIGHT, MAX_WFQ_WEIGHT),
+    "bulkhead": (0, 255),
 }
+# the order of a categorical knob's values, which the stabilizer reads as "raising" or "lowering" it (FCFS first:
+# any ordering by class raises scheduling)
+KNOB_LEVELS: dict[str, tuple[str, ...]] = {"model_tier": TIERS, "topology": SHAPES, "scheduling": SCHEDULING}
 MAX_ATTEMPTS = int(KNOB_BOUNDS["max_retries"][1]) + 1
 
 
@@ -185,18 +253,42 @@ class ActionMix(Strict):
     are ordinary). The source's examples: simple = click, type, scroll, wait;
     complex = analyze, plan, decide, evaluate (reference/004 RealTimeOptimizer).
     A tier's quality gap to ``standard`` counts ``simple_weight`` times on a
-    simple action and ``complex_weight`` times on a complex one."""
+    simple action and ``complex_weight`` times on a complex one. ``priority``
+    gives each action class its priority class (0 = most urgent; reference/000's
+    load balancer: task priorities), which the ``scheduling`` knob serves by."""
+
+    def priority_classes(self) -> tuple[int, int, int]:
+        """The priority class of each action class, in the order of :data:`ACTIONS`."""
+        return tuple(self.priority.get(a, 0) for a in ACTIONS)
 
     simple: float = Field(default=0.4, ge=0, le=1)
     complex: float = Field(default=0.2, ge=0, le=1)
     simple_weight: float = Field(default=0.25, ge=0, le=5)
     complex_weight: float = Field(default=2.0, ge=0, le=5)
+    priority: dict[Action, Annotated[int, Field(ge=0, le=MAX_PRIORITY)]] = Field(
+        default_factory=dict, description="priority class per action class (0 = most urgent, at most 2; "
+                                          "absent: 0); empty: one class")
 
     @model_validator(mode="after")
     def _shares(self) -> "ActionMix":
         if self.simple + self.complex > 1.0 + 1e-9:
             raise ValueError(f"simple + complex must be <= 1, got {self.simple + self.complex:g}")
         return self
+
+
+class ReviewDesk(Strict):
+    """The review queue of an agent that reviews escalated decisions (the
+    Strategic Orchestrator's ``review`` section).
+
+    Every escalated decision of the scenario becomes a review task in this
+    queue: FCFS over ``workers`` reviewers, each review a lognormal
+    ``service_ms_median`` x exp(``service_sigma`` z) with z the decision's own
+    standard normal (:mod:`swarmopt.sim.review`).
+    """
+
+    workers: int = Field(default=3, ge=1, le=256, description="from 1 to 256")
+    service_ms_median: float = Field(default=1500.0, gt=0, le=MAX_LATENCY_MS, description="at most one hour")
+    service_sigma: float = Field(default=0.5, ge=0, le=3)
 
 
 class AgentProfile(Strict):
@@ -206,8 +298,10 @@ class AgentProfile(Strict):
     decision with a valid (non-failed) model+tool attempt is right on the
     ``standard`` tier. A decision escalates to the Orchestrator's review with
     probability ``1 - autonomy`` or when its confidence is below the
-    ``confidence_threshold`` knob; review takes a lognormal ``review_ms_median``
-    and succeeds with ``review_success``.
+    ``confidence_threshold`` knob and succeeds with ``review_success``. The
+    review is a task in the queue of the scenario's reviewer (the agent whose
+    profile has a ``review`` section, :class:`ReviewDesk`); in a scenario with
+    no reviewer it is a fixed lognormal delay of median ``review_ms_median``.
     """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)
@@ -233,10 +327,13 @@ class AgentProfile(Strict):
     autonomy: float = Field(default=0.85, ge=0, le=1)
     review_ms_median: float = Field(default=2500.0, ge=0, le=MAX_LATENCY_MS, description="at most one hour")
     review_success: float = Field(default=0.93, ge=0, le=1)
+    review: ReviewDesk | None = Field(default=None, description="set on the agent that reviews escalated decisions")
     cost_budget_usd_per_decision: float = Field(default=0.05, gt=0, le=MAX_USD, description="at most 10,000")
     memory_base_mb: float = Field(default=400.0, ge=0, le=MAX_MB, description="at most 10 TB")
     memory_capacity_mb: float = Field(default=2048.0, gt=0, le=MAX_MB, description="at most 10 TB")
     action_mix: ActionMix = ActionMix()
+    token_quota_per_minute: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN,
+                                        description="at most 10,000,000,000 (0: no headroom known)")
     knobs: Knobs = Knobs()
 
     @model_validator(mode="after")
@@ -244,11 +341,19 @@ class AgentProfile(Strict):
         names = {t.name for t in self.tools}
         if len(names) != len(self.tools):
             raise ValueError("tools: names must be unique")
-        unknown = set(self.knobs.cache_ttl_s) - names
-        if unknown:
-            raise ValueError(
-                f"knobs.cache_ttl_s: unknown tool(s) {sorted(unknown)}; allowed: {sorted(names)}"
-            )
+        for knob in ("cache_ttl_s", "max_tool_calls_per_minute", "max_cache_size"):
+            unknown = set(getattr(self.knobs, knob)) - names
+            if unknown:
+                raise ValueError(f"knobs.{knob}: unknown tool(s) {sorted(unknown)}; allowed: {sorted(names)}")
+        quota = self.token_quota_per_minute
+        if quota and self.knobs.max_tokens_per_minute > quota:
+            raise ValueError(f"knobs.max_tokens_per_minute ({self.knobs.max_tokens_per_minute:,}) exceeds "
+                             f"token_quota_per_minute ({quota:,}); allowed: at most the quota")
+        for t in self.tools:
+            limit = self.knobs.max_tool_calls_per_minute.get(t.name, 0.0)
+            if t.call_quota_per_minute and limit > t.call_quota_per_minute:
+                raise ValueError(f"knobs.max_tool_calls_per_minute.{t.name} ({limit:g}) exceeds the tool's "
+                                 f"call_quota_per_minute ({t.call_quota_per_minute:g}); allowed: at most the quota")
         return self
 
 
@@ -289,6 +394,20 @@ class LatencyFault(_FaultBase):
     factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
 
 
+class LatencyTailFault(_FaultBase):
+    """Grows the latency tail of ``tool`` (of the model call when ``tool`` is
+    None): the slowest ``share`` of its calls take ``factor`` times as long
+    (hung connections, a slow shard), the rest are unchanged. Which calls are
+    in the tail is decided by the call's own latency draw (its standard normal
+    above the ``1 - share`` quantile), so the fault draws no random number and
+    leaves the median alone while p99 grows."""
+
+    kind: Literal["latency_tail"]
+    tool: str | None = Field(default=None, max_length=64)
+    share: float = Field(gt=0, lt=1, description="share of calls in the tail, in (0, 1)")
+    factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
+
+
 class ErrorSpikeFault(_FaultBase):
     """Adds ``error_rate`` to the failure probability of ``tool``'s calls."""
 
@@ -305,10 +424,12 @@ class LoadSurgeFault(_FaultBase):
 
 
 class PriceChangeFault(_FaultBase):
-    """Multiplies the target's model token prices by ``factor``."""
+    """Multiplies the target's model token prices by ``factor``, or with
+    ``tool`` the price per call of that tool (a paid API raising its price)."""
 
     kind: Literal["price_change"]
     factor: float = Field(gt=0, le=MAX_FACTOR, description="at most 1,000")
+    tool: str | None = Field(default=None, max_length=64)
 
 
 class MemoryLeakFault(_FaultBase):
@@ -334,6 +455,41 @@ class CacheBypassFault(_FaultBase):
     tool: str = Field(max_length=64)
 
 
+class RateLimitFault(_FaultBase):
+    """A provider lowers the target's rate limit to ``factor`` of its configured
+    value (a downgraded usage tier, a provider incident): the model-token limit
+    at ``tier``'s provider (every tier's when ``tier`` and ``tool`` are None), or
+    ``tool``'s call limit. It cuts both the bucket's rate and its burst; a limit
+    raised later is cut by the same factor. Needs the limit it cuts to be set
+    (``knobs.max_tokens_per_minute`` or ``knobs.max_tool_calls_per_minute``)."""
+
+    kind: Literal["rate_limit"]
+    tier: Tier | None = None
+    tool: str | None = Field(default=None, max_length=64)
+    factor: float = Field(gt=0, le=1, description="the share of the limit left, in (0, 1]")
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> "RateLimitFault":
+        if self.tier is not None and self.tool is not None:
+            raise ValueError("give tier (a model provider) or tool, not both")
+        return self
+
+
+class CacheInvalidationFault(_FaultBase):
+    """Invalidates cached entries of ``tool`` (every tool's when None) at
+    ``at_s``, and again every ``every_s`` seconds while the fault lasts when
+    ``every_s`` is given (an invalidation storm). ``share`` is the share of the
+    keyspace a pattern matches (reference/002 ``invalidate_cache(tool_name=...,
+    pattern=...)``): 1 drops every entry, less drops the entries of a fixed,
+    evenly spread subset of the keys (:func:`swarmopt.sim.cache.pattern_keys`)."""
+
+    kind: Literal["cache_invalidation"]
+    tool: str | None = Field(default=None, max_length=64)
+    share: float = Field(default=1.0, gt=0, le=1)
+    every_s: float | None = Field(default=None, ge=1, le=MAX_DURATION_S,
+                                  description="None: once; else from 1 s to one year")
+
+
 class CrashFault(_FaultBase):
     """The target's actor is down: no worker serves for ``duration_s``; tasks queue.
 
@@ -347,10 +503,18 @@ class CrashFault(_FaultBase):
     mode: Literal["simulated", "process"] = "simulated"
 
 
+class RelayDelayFault(_FaultBase):
+    """Every hop that a message makes through the target (a routing agent) takes ``extra_ms`` longer."""
+
+    kind: Literal["relay_delay"]
+    extra_ms: float = Field(gt=0, le=MAX_WAIT_S * 1000.0, description="at most one day")
+
+
 Fault = Annotated[
     Union[
-        LatencyFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
-        MemoryLeakFault, CoordinationStormFault, CacheBypassFault, CrashFault,
+        LatencyFault, LatencyTailFault, ErrorSpikeFault, LoadSurgeFault, PriceChangeFault,
+        MemoryLeakFault, CoordinationStormFault, CacheBypassFault, RateLimitFault, CacheInvalidationFault,
+        CrashFault, RelayDelayFault,
     ],
     Field(discriminator="kind"),
 ]
@@ -379,7 +543,10 @@ class Thresholds(Strict):
     """Bottleneck thresholds. Defaults are the source design's
     (``reference/001``: response time > 2000 ms high; success < 70% medium,
     < 50% critical; coordination < 60% medium; system score < 75% high, < 60%
-    critical) plus the design's resource rules (CPU > 80%, memory > 85%)."""
+    critical) plus the design's resource rules (CPU > 80%, memory > 85%), and
+    the serving mechanisms of reference/002: a mean wait for rate limits over
+    ``throttle_wait_ms`` per decision, LRU evictions over ``cache_eviction_rate``
+    of the cache lookups."""
 
     response_time_ms: float = Field(default=2000.0, gt=0)
     success_rate_medium: float = Field(default=0.70, ge=0, le=1)
@@ -389,6 +556,12 @@ class Thresholds(Strict):
     system_critical: float = Field(default=0.60, ge=0, le=1)
     error_rate_medium: float = Field(default=0.10, ge=0, le=1)
     error_rate_high: float = Field(default=0.25, ge=0, le=1)
+    throttle_wait_ms: float = Field(default=200.0, gt=0, description="mean wait for rate limits per decision")
+    cache_eviction_rate: float = Field(default=0.10, gt=0, le=1, description="LRU evictions per cache lookup")
+    urgent_wait_ms: float = Field(default=500.0, gt=0, description="mean worker wait of the most urgent "
+                                                                    "priority class")
+    tool_hold_share: float = Field(default=0.75, gt=0, le=1, description="share of the workers' busy time one "
+                                                                           "tool's calls hold, when workers queue")
     cost_budget_factor: float = Field(default=1.5, gt=0, description="x the profile budget")
     cpu_percent: float = Field(default=80.0, gt=0, le=100)
     memory_percent: float = Field(default=85.0, gt=0, le=100)
@@ -436,7 +609,16 @@ class OptimizerConfig(Strict):
     most ``max_step_ratio`` (sized from the gap to the target, as the HPA sizes
     replicas). A change whose judge finds no data (inconclusive) is measured on
     for more windows, up to ``max_measure_windows`` after it took effect, then
-    reverted without blame.
+    reverted without blame. With ``trend_adjust`` the window values of a target
+    are compared by segmented regression, adjusted for a trend and for the
+    arrival rate, so that a leak or a load ramp running through a change is not
+    read as its effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
+    ``at_horizon``: what happens to a change still undecided (marginal, no
+    guardrail breach) at ``max_measure_windows``: ``revert`` (a change that
+    cannot be told from no change is undone once) or ``keep_gain`` (kept when
+    the deciding test's estimate is a gain, reverted otherwise: the decision
+    that minimizes the expected loss when a missed gain and a kept loss of the
+    same size cost the same; :func:`swarmopt.optimizer.trial.decide_trial`).
     """
 
     policy: Annotated[str, AfterValidator(_policy_name)] = "thompson"
@@ -468,12 +650,26 @@ class OptimizerConfig(Strict):
     guardrail_error_rise: float = Field(default=0.03, ge=0, le=1)
     guardrail_cost_rise: float = Field(default=0.5, ge=0, description="relative, per decision")
     thresholds: Thresholds = Thresholds()
+    trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
+                                                          "trend and the arrival rate, not by Welch's test")
+    at_horizon: Literal["revert", "keep_gain"] = Field(default="revert", description="an undecided change at "
+                                                       "max_measure_windows: reverted, or kept if its estimate is "
+                                                       "a gain")
 
     @model_validator(mode="after")
     def _autonomy_order(self) -> "OptimizerConfig":
         if not self.min_autonomy <= self.initial_autonomy <= self.max_autonomy:
             raise ValueError("need min_autonomy <= initial_autonomy <= max_autonomy")
         return self
+
+
+def _autonomy_policy_name(value: str) -> str:
+    from swarmopt.autonomy import AUTONOMY_POLICIES  # the registry imports this module
+
+    if value not in AUTONOMY_POLICIES and not _IMPORT_PATH.fullmatch(value):
+        raise ValueError(f"unknown autonomy rule '{value}'; allowed: {', '.join(AUTONOMY_POLICIES)} "
+                         "or an import path 'module:attribute'")
+    return value
 
 
 class OrchestratorConfig(Strict):
@@ -484,22 +680,158 @@ class OrchestratorConfig(Strict):
     ``reject_after_rollback_s``. Agent autonomy moves by ``autonomy_step``
     (source example: Market Hunter 85% -> 90%) within [``min_agent_autonomy``,
     ``max_agent_autonomy``]; a change takes effect one window after the report.
+    ``policy`` names the autonomy rule (:data:`swarmopt.autonomy.AUTONOMY_POLICIES`:
+    ``rules``, the source's; ``fixed``, never change; ``load_aware``, the
+    source's but no lowering that would take the review desk's projected
+    utilization above ``max_review_utilization``) or is the import path
+    ``module:attribute`` of a plug-in rule.
+
+    The two-way protocol (reference/001, "Agent Interactions";
+    :mod:`swarmopt.protocol`): ``commands`` are the Orchestrator's commands
+    to the optimizer, issued at their times; with ``act_on_recommendations``
+    the Orchestrator also acts on the optimizer's structured recommendations
+    (reduce the autonomy of a poorly performing agent, grant resources to an
+    efficient agent near capacity, raise the autonomy of agents whose reviews
+    make them miss coordination deadlines). Both are off by default.
     """
 
+    policy: Annotated[str, AfterValidator(_autonomy_policy_name)] = "rules"
+    max_review_utilization: float = Field(default=0.6, gt=0, le=1)
     max_cost_increase: float = Field(default=1.0, ge=0)
     reject_after_rollback_s: float = Field(default=1800.0, ge=0)
     autonomy_step: float = Field(default=0.05, gt=0, le=0.5)
     min_agent_autonomy: float = Field(default=0.5, ge=0, le=1)
     max_agent_autonomy: float = Field(default=0.95, ge=0, le=1)
+    commands: list[Command] = Field(default_factory=list, max_length=1000, description="at most 1,000")
+    act_on_recommendations: bool = False
+
+
+class _CommandBase(Strict):
+    at_s: float = Field(ge=0, le=MAX_DURATION_S, description="simulated seconds, at most one year; issued at the "
+                                                             "first optimizer cycle at or after it")
+
+
+class FocusCommand(_CommandBase):
+    """"Focus on agent X" (reference/001): for ``duration_s`` the optimizer
+    schedules changes on ``agent`` only; strategies for other agents are
+    deferred."""
+
+    kind: Literal["focus"]
+    agent: str = Field(max_length=64)
+    duration_s: float = Field(default=1800.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+
+
+class AggressivenessCommand(_CommandBase):
+    """"Increase (or lower) optimization aggressiveness" (reference/001): from
+    now on the optimizer acts with aggressiveness ``level`` (1 = its
+    configuration; 2 = twice as aggressive): tolerance / level, margin x
+    level (at most 0.5), max step ratio x level (at least 1)."""
+
+    kind: Literal["aggressiveness"]
+    level: float = Field(ge=0.25, le=4.0, description="from 0.25 to 4; 1 restores the configuration")
+
+
+class ReduceResourcesCommand(_CommandBase):
+    """"Reduce resource consumption" (reference/001): for ``duration_s`` the
+    optimizer tries no remedy that adds workers, a stronger tier or routing
+    (:data:`swarmopt.protocol.RESOURCE_ADDING`), plans no pre-scaling, and
+    acts on cost per decision above the profile's budget (cost threshold
+    factor 1.0 instead of 1.5) and memory above 70%."""
+
+    kind: Literal["reduce_resources"]
+    duration_s: float = Field(default=3600.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+
+
+Command = Annotated[Union[FocusCommand, AggressivenessCommand, ReduceResourcesCommand], Field(discriminator="kind")]
+
+
+class BurnAlert(Strict):
+    """One burn-rate alert of a :class:`Budget`: it fires when the spend rate
+    over the last ``long_s`` seconds and over the short span (the last twelfth
+    of it, :func:`swarmopt.optimizer.detect.short_span`) are both at least
+    ``burn_rate`` times the budget, and raises a ``cost_burn`` bottleneck of
+    ``severity`` (Google SRE workbook, ch. 5, "Multiwindow, multi-burn-rate
+    alerts": a 1 h window confirmed by a 5 min one pages, a 6 h window
+    confirmed by 30 min files a ticket)."""
+
+    long_s: float = Field(gt=0, le=MAX_DURATION_S, description="at most one year")
+    burn_rate: float = Field(gt=0, le=MAX_FACTOR, description="x the budget, at most 1,000")
+    severity: Literal["low", "medium", "high", "critical"]
+
+
+class Budget(Strict):
+    """A spend budget in USD per hour: ``usd_per_hour`` for the whole system
+    and/or ``agents`` (agent id -> USD per hour); none by default. The burn
+    rate is the spend rate over a span divided by the budget (1 = spending
+    exactly the budget). ``fast`` and ``slow`` are the two alerts (the more
+    severe wins when both fire); a budget period of ``period_s`` (a day by
+    default) is what ``burn_rate`` x ``long_s`` / ``period_s`` of it is
+    consumed in an alert's long window, the share the SRE workbook sizes its
+    alerts by. A system alert is charged to the agent whose spend rose most
+    above its own earlier level (:mod:`swarmopt.optimizer.budget`)."""
+
+    usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD * 100, description="at most 1,000,000")
+    agents: dict[str, Annotated[float, Field(gt=0, le=MAX_USD * 100)]] = Field(default_factory=dict)
+    period_s: float = Field(default=86_400.0, gt=0, le=MAX_DURATION_S, description="at most one year")
+    fast: BurnAlert = BurnAlert(long_s=3600.0, burn_rate=2.0, severity="high")
+    slow: BurnAlert = BurnAlert(long_s=21_600.0, burn_rate=1.25, severity="medium")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any budget is set."""
+        return self.usd_per_hour is not None or bool(self.agents)
 
 
 class AgentSpec(Strict):
     """A scenario's use of a profile: a path to a YAML profile (relative to the
     scenario file, then to the repository's ``agents/``) or an inline profile;
-    ``count`` > 1 makes a population of replicas ``<id>-0 .. <id>-<count-1>``."""
+    ``count`` > 1 makes a population of replicas ``<id>-0 .. <id>-<count-1>``;
+    ``knobs`` sets knobs over the profile's, by dotted path as
+    :func:`swarmopt.knobs.set_knob` takes them (e.g. ``timeout_s: 30``,
+    ``circuit_breaker.failure_rate_threshold: 0.1``); ``set`` sets other
+    fields of the profile by dotted path, a tool by its name (e.g.
+    ``base_success: 0.8``, ``tools.broker_api.fallback_quality: 0.5``)."""
 
     profile: str | AgentProfile
     count: int = Field(default=1, ge=1, le=MAX_COUNT, description="at most 1,000 replicas")
+    knobs: dict[str, bool | int | float | str] = Field(default_factory=dict, max_length=64,
+                                                       description="at most 64 knob paths")
+    set: dict[str, bool | int | float | str] = Field(default_factory=dict, max_length=64,
+                                                     description="at most 64 profile paths")
+
+
+class Topology(Strict):
+    """The message graph's shape (reference/000's topology optimizer: star,
+    hierarchical, mesh, ring). ``shape`` is the default of every agent's
+    ``topology`` knob (an agent's own knob wins); ``hub`` routes ``star``
+    messages and is every agent's default parent; ``parents`` maps an agent to
+    its parent in ``hierarchical``; a ``ring`` runs through the agents in
+    sorted id order. Every relay on a route adds ``hop_latency_ms`` to the
+    message and handles a copy of it in its inbox (:mod:`swarmopt.sim.topology`)."""
+
+    shape: Shape = "mesh"
+    hub: str | None = Field(default=None, max_length=64)
+    parents: dict[str, str] = Field(default_factory=dict)
+    hop_latency_ms: float = Field(default=50.0, ge=0, le=MAX_WAIT_S * 1000.0, description="at most one day")
+
+
+def _default_shape(data):
+    """Give every agent without its own ``topology`` knob the scenario's ``topology.shape``."""
+    if not isinstance(data, dict) or not isinstance(data.get("topology"), (dict, Topology)):
+        return data
+    topo = data["topology"]
+    shape = topo.get("shape", "mesh") if isinstance(topo, dict) else topo.shape
+    agents = []
+    for a in data.get("agents") or []:
+        if isinstance(a, AgentProfile):
+            if "topology" not in a.knobs.model_fields_set:
+                a = a.model_copy(update={"knobs": a.knobs.model_copy(update={"topology": shape})})
+        elif isinstance(a, dict):
+            knobs = a.get("knobs") or {}
+            if isinstance(knobs, dict) and "topology" not in knobs:
+                a = dict(a, knobs=dict(knobs, topology=shape))
+        agents.append(a)
+    return dict(data, agents=agents)
 
 
 class Scenario(Strict):
@@ -528,6 +860,13 @@ class Scenario(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     models: dict[Tier, ModelTier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    budget: Budget = Budget()
+    topology: Topology = Topology()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, data):
+        return _default_shape(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -565,6 +904,14 @@ class Scenario(Strict):
                         raise ValueError(
                             f"agents.{a.id}.downstream: unknown agent '{to}'; allowed: {sorted(known)}"
                         )
+        for a in self.budget.agents:
+            if a not in known:
+                raise ValueError(f"budget.agents: unknown agent '{a}'; allowed: {sorted(known)}")
+        for i, c in enumerate(self.orchestrator.commands):
+            if getattr(c, "agent", None) is not None and c.agent not in known:
+                raise ValueError(f"orchestrator.commands.{i}.agent: unknown agent '{c.agent}'; "
+                                 f"allowed: {sorted(known)}")
+        _check_topology(self.topology, self.agents, known)
         for i, f in enumerate(self.faults):
             if f.target not in known:
                 raise ValueError(f"faults.{i}.target: unknown agent '{f.target}'; allowed: {sorted(known)}")
@@ -574,4 +921,33 @@ class Scenario(Strict):
                 raise ValueError(
                     f"faults.{i}.tool: agent '{f.target}' has no tool '{tool}'; allowed: {sorted(tools)}"
                 )
+            if isinstance(f, RateLimitFault):
+                _check_rate_limit_fault(i, f, by_id[f.target])
+            if isinstance(f, CacheInvalidationFault) and f.every_s is not None:
+                end = self.duration_s if f.duration_s is None else min(self.duration_s, f.at_s + f.duration_s)
+                if (end - f.at_s) / f.every_s > MAX_INSTANTS:
+                    raise ValueError(f"faults.{i}.every_s: {(end - f.at_s) / f.every_s:,.0f} invalidations in the "
+                                     f"run; allowed: at most {MAX_INSTANTS:,}")
         return self
+
+
+def _check_topology(topo: Topology, agents: list[AgentProfile], known: set[str]) -> None:
+    """Raises ValueError naming the field when the topology names an unknown agent or a routed shape lacks its hub."""
+    for field, name in [("hub", topo.hub)] + [(f"parents.{k}", v) for k, v in topo.parents.items()] + [
+            (f"parents.{k}", k) for k in topo.parents]:
+        if name is not None and name not in known:
+            raise ValueError(f"topology.{field}: unknown agent '{name}'; allowed: {sorted(known)}")
+    needs_hub = {a.knobs.topology for a in agents} & {"star", "hierarchical"}
+    if needs_hub and topo.hub is None:
+        raise ValueError(f"topology.hub: the {sorted(needs_hub)} shape routes through a hub; allowed: an agent id")
+
+
+def _check_rate_limit_fault(i: int, f: RateLimitFault, agent: AgentProfile) -> None:
+    """A rate-limit cut needs the limit it cuts: raises ValueError naming the knob otherwise."""
+    k = agent.knobs
+    if f.tool is None and not k.max_tokens_per_minute:
+        raise ValueError(f"faults.{i}: agent '{agent.id}' has no token limit to cut "
+                         f"(knobs.max_tokens_per_minute is 0); allowed: set it, or aim at a tool with a call limit")
+    if f.tool is not None and not k.max_tool_calls_per_minute.get(f.tool, 0.0):
+        raise ValueError(f"faults.{i}: agent '{agent.id}' has no call limit on '{f.tool}' to cut "
+                         f"(knobs.max_tool_calls_per_minute.{f.tool} is 0); allowed: set it")

@@ -22,6 +22,8 @@ from typing import Any
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
+from swarmopt.autonomy import check_rule
+from swarmopt.guard import prepare_out_dir
 from swarmopt.knobs import KnobChange, ScheduledChange, get_knob, set_knob
 from swarmopt.loader import InputError, describe, load_scenario
 from swarmopt.logs import new_run_id
@@ -29,10 +31,11 @@ from swarmopt.observe import Fanout, Observer
 from swarmopt.overrides import apply_overrides
 from swarmopt.plugins import Plugins, check
 from swarmopt.progress import progress as show_progress
-from swarmopt.report import write_run
+from swarmopt.report import PARTS, begin_run_dir, write_run
 from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import Driver
 from swarmopt.schema import Fault, Knobs, Scenario
+from swarmopt.spool import PartFiles
 
 VERDICTS = ("keep", "rollback", "revert")
 _FAULT = TypeAdapter(Fault)
@@ -107,9 +110,20 @@ class Simulation:
     :class:`~swarmopt.runtime.driver.ActorLostError` (see
     :class:`~swarmopt.runtime.driver.Driver`). ``observers``
     (:class:`~swarmopt.observe.Observer`) receive the rows, events and per-task
-    samples as the run produces them (see also :meth:`observe`). Raises
-    :class:`~swarmopt.loader.InputError` for invalid input, ValueError for an
-    unknown runtime.
+    samples as the run produces them (see also :meth:`observe`).
+
+    ``out_dir``: the run directory, written as the run goes: the metrics,
+    events and process rows are written to part files under ``out_dir/parts/``
+    in chunks (:mod:`swarmopt.spool`) once no recovery can change them, and
+    only the rows since are kept in memory, so memory stays flat however long
+    the run; :meth:`write` then writes the whole directory there. Refused like
+    ``--out`` (:func:`~swarmopt.guard.check_out_dir`) unless ``overwrite``.
+    Without ``out_dir`` every row stays in memory (about 3 KB per metrics row:
+    some 20 MiB per simulated day of five agents), which suits notebook-sized
+    runs; give one for long runs.
+
+    Raises :class:`~swarmopt.loader.InputError` for invalid input or a refused
+    ``out_dir``, ValueError for an unknown runtime.
 
     Time: ``now`` is the simulated time (s) every agent has been stepped to.
     An optimizer cycle due at time t runs at the start of the step that leaves
@@ -124,7 +138,8 @@ class Simulation:
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
                  max_restarts: int = 3, overrides: Mapping[str, Any] | None = None, policy: Any = None,
                  rules: Sequence[Callable] = (), remedies: Sequence[Callable] = (),
-                 decide: Callable[[Any], str | None] | None = None, observers: Sequence[Observer] = ()) -> None:
+                 decide: Callable[[Any], str | None] | None = None, observers: Sequence[Observer] = (),
+                 out_dir: str | Path | None = None, overwrite: bool = False) -> None:
         if isinstance(policy, str):
             overrides, policy = {**(overrides or {}), "optimizer.policy": policy}, None
         self.scenario = prepare(scenario, seed, duration_s, overrides)
@@ -133,8 +148,15 @@ class Simulation:
         self.run_id = new_run_id(self.scenario.name, self.seed)
         plugins = Plugins(policy, tuple(rules), tuple(remedies))
         check(self.scenario.optimizer, plugins, "Simulation")
+        check_rule(self.scenario.orchestrator.policy, "Simulation")
+        self.out_dir = None if out_dir is None else prepare_out_dir(out_dir, overwrite)
+        spool = None
+        if self.out_dir is not None:
+            run = {"scenario": self.scenario.name, "seed": self.seed, "runtime": runtime, "run_id": self.run_id,
+                   "duration_s": self.scenario.duration_s}
+            spool = PartFiles(self.out_dir / PARTS, on_first=lambda: begin_run_dir(self.out_dir, run))
         self._backend = _backend(runtime, address, plugins)
-        self._sink = Collector(self.scenario, narrate_events=narrate, run_id=self.run_id)
+        self._sink = Collector(self.scenario, narrate_events=narrate, run_id=self.run_id, spool=spool)
         self._out = Fanout(self._sink, observers)
         self._live = None
         try:
@@ -260,18 +282,40 @@ class Simulation:
         changes), ``learning`` (per strategy type and remedy kind: attempts,
         kept, rolled back, mean measured improvement in %), ``in_flight`` (per
         agent: the change being measured, its knobs and times), ``tabu``
-        (remedies not retried until a time) and ``planning_frozen_s``."""
+        (remedies not retried until a time), ``planning_frozen_s`` and
+        ``mode`` (what the Orchestrator's commands set, in words)."""
         return self._get(self._opt, "state")
 
     def result(self) -> RunResult:
-        """The tables and summary so far as a :class:`~swarmopt.results.RunResult`."""
+        """The tables and summary so far as a :class:`~swarmopt.results.RunResult`.
+        With ``out_dir`` its tables are read from the part files written so far
+        (and the rows held now) when asked for; once the finished run is written
+        the parts are merged into the run directory's tables and deleted, so take
+        the result again then."""
         return self._sink.result(self.seed, self.runtime)
 
-    def write(self, out_dir: str | Path, *, status: str | None = None, error: str | None = None) -> Path:
-        """Write the run directory (tables, ``summary.json``, report); status
-        ``completed`` when done, else ``partial`` unless given."""
-        return write_run(self.result(), out_dir, status=status or ("completed" if self.done else "partial"),
-                         error=error)
+    def write(self, out_dir: str | Path | None = None, *, status: str | None = None,
+              error: str | None = None) -> Path:
+        """Write the run directory (tables, ``summary.json``, report) to
+        ``out_dir`` (default: the simulation's ``out_dir``; ValueError if it has
+        none); status ``completed`` when done, else ``partial`` unless given.
+        Written into its own ``out_dir`` once done, the part files are merged
+        into the tables and deleted."""
+        return self._write(self.result(), out_dir, status, error, final=self.done).out_dir
+
+    def _write(self, res: RunResult, out_dir: str | Path | None, status: str | None, error: str | None,
+               final: bool) -> RunResult:
+        """:meth:`write` of ``res`` (this simulation's result); returns it,
+        reading its tables from ``out_dir``. ``final``: the run goes no further
+        (done, or about to be closed), so its part files in its own
+        ``out_dir`` are merged into the tables and deleted."""
+        out = self.out_dir if out_dir is None else Path(out_dir)
+        if out is None:
+            raise ValueError("write: no out_dir given, and the Simulation has none")
+        write_run(res, out, status=status or ("completed" if self.done else "partial"), error=error)
+        if final and self.out_dir is not None and out.resolve() == self.out_dir.resolve():
+            self._sink.finished(out)
+        return res
 
     # ------------------------------------------------------------------ changes
     def set_knob(self, agent_id: str, knob: str, value: Any) -> None:
@@ -355,11 +399,14 @@ class Simulation:
         """An independent simulation at the same point that continues exactly
         as this one would (same tables when nothing is changed in either).
         On Ray the components' state goes through the object store to new
-        actors in the same session. Observers are not carried over."""
+        actors in the same session. Observers are not carried over; nor is
+        ``out_dir``: the fork keeps its rows in memory (with the chunks this
+        one wrote out so far, read back)."""
         other = copy.copy(self)
         other.run_id = new_run_id(self.scenario.name, self.seed)
-        other._sink = copy.deepcopy(self._sink)
+        other._sink = self._sink.fork()
         other._sink.run_id = other.run_id
+        other.out_dir = None
         other._out = Fanout(other._sink)
         other._live = None
         other._driver = self._driver.fork(other._out)

@@ -11,7 +11,11 @@ state is known in closed form (:mod:`swarmopt.queueing`):
   (``md1_mean_wait``).
 * :func:`cache_scenario` builds a Poisson stream of requests to one tool with
   Zipf-distributed keys and a TTL cache; its hit ratio is checked against the
-  renewal formula ``ttl_cache_hit_rate``.
+  renewal formula ``ttl_cache_hit_rate``, and with a size bound (LRU) against
+  Che's approximation ``lru_cache_hit_rate``.
+* :func:`rate_limit_scenario` builds a Poisson stream of decisions through one
+  token bucket (model tokens or tool calls); above the bucket's rate its
+  long-run throughput is the rate.
 * :func:`simulate_tasks` runs such a scenario's single agent directly (no Ray,
   no optimizer) and returns the per-task event times.
 * :func:`mean_number_in_system` measures the time-average number of tasks in
@@ -50,6 +54,7 @@ __all__ = [
     "TASK_FIELDS",
     "queue_scenario",
     "cache_scenario",
+    "rate_limit_scenario",
     "simulate_tasks",
     "mean_number_in_system",
 ]
@@ -59,7 +64,9 @@ __all__ = [
 STEP_TASKS = 12_000
 
 #: Per-task arrays returned by :func:`simulate_tasks`.
-TASK_FIELDS: tuple[str, ...] = ("arrival", "start", "end", "finish", "hits", "lookups")
+TASK_FIELDS: tuple[str, ...] = ("arrival", "ready", "start", "end", "finish", "hits", "lookups", "calls", "tokens_in",
+                                "tokens_out")
+_TIMES = ("arrival", "ready", "start", "end", "finish")
 _ROWS = [COLUMN[f] for f in TASK_FIELDS]
 
 _MAX_TIMEOUT_S = float(KNOB_BOUNDS["timeout_s"][1])
@@ -189,14 +196,18 @@ def queue_scenario(c: int, utilization: float, service: Literal["exponential", "
 
 
 def cache_scenario(n_keys: int = 1000, zipf_s: float = 1.0, ttl_s: float = 10.0, rate_per_s: float = 200.0,
-                   duration_s: float = 1000.0, seed: int = 0, *, window_s: float = 100.0) -> Scenario:
+                   duration_s: float = 1000.0, seed: int = 0, *, window_s: float = 100.0,
+                   max_size: int = 0) -> Scenario:
     """A single-agent scenario that is a Poisson request stream into a TTL cache.
 
     The agent calls one tool (``"lookup"``, ``error_rate`` 0, ``keyspace``
     ``n_keys`` keys drawn from a Zipf law of exponent ``zipf_s``) once per task,
     with ``cache_ttl_s = ttl_s`` on it. The engine looks the key up at the
     task's start and, on a miss, caches it until ``start + ttl_s`` (a hit does
-    not extend it): the non-reset TTL cache of ``ttl_cache_hit_rate``. Service
+    not extend it): the non-reset TTL cache of ``ttl_cache_hit_rate``. With
+    ``max_size`` > 0 the cache holds at most that many entries (LRU eviction,
+    knob ``max_cache_size``); with a TTL longer than the run it is the LRU
+    cache of ``lru_cache_hit_rate``. Service
     is short and deterministic (1 ms model call, 1 ms tool miss, 1 ms hit) and
     ``max_concurrency`` is 256, so with at most ~10 tasks in service no task
     ever queues: start = arrival and the lookups form the Poisson stream of
@@ -213,6 +224,7 @@ def cache_scenario(n_keys: int = 1000, zipf_s: float = 1.0, ttl_s: float = 10.0,
             100,000 ticks).
         seed: scenario seed, int in [0, 2**63 - 1].
         window_s: metric window (s).
+        max_size: the cache's size bound (entries), int in [0, 1_000_000]; 0 = unbounded.
 
     Returns:
         A validated :class:`~swarmopt.schema.Scenario` with one agent, id ``"cache"``.
@@ -235,10 +247,65 @@ def cache_scenario(n_keys: int = 1000, zipf_s: float = 1.0, ttl_s: float = 10.0,
         id="cache", name="TTL cache", base_rate_per_s=rate, latency_distribution="deterministic",
         tools=[tool], autonomy=1.0,
         knobs=Knobs(model_tier="standard", max_concurrency=_MAX_CONCURRENCY, cache_ttl_s={"lookup": ttl_s},
-                    timeout_s=_MAX_TIMEOUT_S, max_retries=0, confidence_threshold=0.0),
+                    timeout_s=_MAX_TIMEOUT_S, max_retries=0, confidence_threshold=0.0,
+                    max_cache_size={"lookup": max_size} if max_size else {}),
     )
-    return _single_agent_scenario(f"cache-n{n_keys}-s{zipf_s:g}-ttl{ttl_s:g}", agent, tier, duration_s,
+    return _single_agent_scenario(f"cache-n{n_keys}-s{zipf_s:g}-ttl{ttl_s:g}-c{max_size}", agent, tier, duration_s,
                                   window_s, seed)
+
+
+def rate_limit_scenario(rate_per_s: float, limit_per_minute: float, kind: Literal["tokens", "calls"] = "tokens",
+                        tokens: int = 1000, burst: int = 0, duration_s: float = 3600.0, seed: int = 0, *,
+                        window_s: float = 60.0) -> Scenario:
+    """A single-agent scenario that is a Poisson stream of decisions through one token bucket.
+
+    Decisions arrive at ``rate_per_s``; each makes one model call of 1 ms
+    (deterministic) and, for ``kind="calls"``, one call of an uncached tool
+    (``"api"``, 1 ms, never failing); no retries, no escalation, 256 workers,
+    so only the rate limit ever holds a decision back. ``kind="tokens"``: the
+    decision's model tokens (``tokens - 1`` input and 1 output token, times
+    the engine's lognormal token factor of mean 1, rounded) go through a
+    bucket of ``limit_per_minute`` tokens a minute and burst ``burst``
+    (``max_tokens_per_minute``, ``token_burst_size``; 0 = one minute);
+    ``kind="calls"``: its one call goes through a bucket of
+    ``limit_per_minute`` calls a minute (``max_tool_calls_per_minute``).
+
+    Args:
+        rate_per_s: decision rate (1/s), in (0, 1_000].
+        limit_per_minute: the bucket's rate per minute, > 0 (within the knob's bounds).
+        kind: ``"tokens"`` or ``"calls"``.
+        tokens: mean model tokens per decision, int in [2, 1_000_000].
+        burst: ``token_burst_size`` for ``kind="tokens"``, int >= 0.
+        duration_s, seed, window_s: as :func:`cache_scenario`.
+
+    Returns:
+        A validated :class:`~swarmopt.schema.Scenario` with one agent, id ``"limited"``.
+
+    Raises:
+        ValueError: for an argument outside the ranges above (a limit outside
+            the knob's bounds is a pydantic.ValidationError, a ValueError).
+    """
+    rate = _number("rate_per_s", rate_per_s, lo=0.0, hi=MAX_RATE_PER_S, hi_open=False)
+    limit = _number("limit_per_minute", limit_per_minute, lo=0.0)
+    if kind not in ("tokens", "calls"):
+        raise ValueError(f"kind must be 'tokens' or 'calls', got {kind!r}")
+    tokens = _integer("tokens", tokens, 2, 1_000_000)
+    duration_s = _number("duration_s", duration_s, lo=0.0)
+    window_s = _window(duration_s, window_s)
+    seed = _integer("seed", seed, 0, MAX_SEED)
+    tier = ModelTier(latency_ms_median=1.0, latency_sigma=0.0, quality=1.0,
+                     confidence_mean=0.75, input_usd_per_mtok=0.0, output_usd_per_mtok=0.0)
+    api = ToolProfile(name="api", latency_ms_median=1.0, latency_sigma=0.0, error_rate=0.0)
+    tools = [api] if kind == "calls" else []
+    limits = {"max_tokens_per_minute": round(limit), "token_burst_size": burst} if kind == "tokens" else {
+        "max_tool_calls_per_minute": {"api": limit}}
+    agent = AgentProfile(
+        id="limited", name=f"{kind} bucket", base_rate_per_s=rate, latency_distribution="deterministic",
+        prompt_tokens=tokens - 1, output_tokens=1, tools=tools, autonomy=1.0,
+        knobs=Knobs(model_tier="standard", max_concurrency=_MAX_CONCURRENCY, timeout_s=_MAX_TIMEOUT_S,
+                    max_retries=0, confidence_threshold=0.0, **limits),
+    )
+    return _single_agent_scenario(f"limit-{kind}-{limit:g}-rate{rate:g}", agent, tier, duration_s, window_s, seed)
 
 
 def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
@@ -264,11 +331,13 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
 
     Returns:
         ``{field: array of shape (n_tasks,)}`` for every field of
-        :data:`TASK_FIELDS`, tasks in arrival order: ``arrival``, ``start``
-        (a worker takes it), ``end`` (the worker is free), ``finish`` (final
-        answer, review included) in seconds of simulated time; ``hits`` and
-        ``lookups`` are per-task counts of cache hits and of cache lookups
-        (one per tool, at arrival).
+        :data:`TASK_FIELDS`, tasks in arrival order: ``arrival``, ``ready``
+        (admitted through the rate limits), ``start`` (a worker takes it),
+        ``end`` (the worker is free), ``finish`` (final answer, review
+        included) in seconds of simulated time; ``hits`` and ``lookups`` are
+        per-task counts of cache hits and of cache lookups (one per tool, at
+        arrival), ``calls`` of tool calls made, ``tokens_in`` and
+        ``tokens_out`` of model tokens.
         Every task arriving in ``[0, duration_s)`` is included, with its full
         service even when it ends after ``duration_s``.
 
@@ -296,8 +365,7 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
     closed += sim.step(duration, duration, [], [])[1]
     # the fields' rows of every window side by side, in one copy
     table = np.concatenate([wd.table[_ROWS] for wd in closed], axis=1)
-    return {f: row if f in ("arrival", "start", "end", "finish") else row.astype(np.int64)
-            for f, row in zip(TASK_FIELDS, table, strict=True)}
+    return {f: row if f in _TIMES else row.astype(np.int64) for f, row in zip(TASK_FIELDS, table, strict=True)}
 
 
 def mean_number_in_system(arrival: np.ndarray, finish: np.ndarray, t0: float, t1: float) -> float:

@@ -21,6 +21,7 @@ LOCAL_FIGURES = {
     "optimizer_cycle_ms_small", "optimizer_cycle_ms_medium", "optimizer_cycle_ms_large",
     "scale_wall_s_local", "scale_peak_mem_mib_local", "engine_day_over_simpy", "optimizer_cycle_ratio",
     "optimizer_share", "agent_window_us_5", "agent_window_us_10", "agent_window_us_20", "agent_window_cost_ratio",
+    "stream_peak_mem_mib_short", "stream_peak_mem_mib_long", "stream_wall_s_long", "stream_mem_ratio",
 } | QUEUE_FIGURES
 
 
@@ -44,6 +45,9 @@ def test_quick_local_benchmarks_report_every_figure(tmp_path, capsys):
     assert value["optimizer_cycle_ratio"] == pytest.approx(
         value["optimizer_cycle_ms_large"] / value["optimizer_cycle_ms_medium"])
     assert value["optimizer_share"] < 100  # the optimizer's calls are part of the run's wall time
+    assert value["stream_mem_ratio"] == pytest.approx(
+        value["stream_peak_mem_mib_long"] / value["stream_peak_mem_mib_short"])
+    assert doc["cases"]["stream-long"]["result"]["rows"] == 4 * doc["cases"]["stream-short"]["result"]["rows"]
     assert value["agent_window_cost_ratio"] == pytest.approx(
         max(value["agent_window_us_10"], value["agent_window_us_20"]) / value["agent_window_us_5"])
     for size in ("dense", "sparse"):

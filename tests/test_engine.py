@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange, ScheduledChange
+from swarmopt.loader import load_scenario
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.seeds import agent_seeds
@@ -49,6 +52,22 @@ def test_results_do_not_depend_on_tick_when_a_change_lands_inside_a_tick(mh_scen
         pd.testing.assert_frame_equal(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
 
 
+def test_inbox_batches_follow_a_batch_size_change_inside_a_tick():
+    """The inbox is served lazily, up to the start of the next step. Under the
+    coordination storm the source's rules' first change (message_batch_size 1 -> 4,
+    planned at 2100 s) takes effect at 2280 s, inside a 300 s tick: the batches
+    before it keep size 1 (about 430 messages a window), the later ones take 4
+    (about 1,180), as with ticks that stop at the change."""
+    sc = load_scenario(Path(__file__).parent.parent / "scenarios" / "library" / "coordination_storm.yaml")
+    runs = {tick: run_scenario(short(sc, 2700, tick_s=tick), runtime="local", policy="rules") for tick in (60.0, 300.0)}
+    m = runs[60.0].metrics
+    handled = m[m["agent"] == "strategic-orchestrator"].set_index("t_start_s")["messages_handled"]
+    assert handled[2220.0] < 500 < 1000 < handled[2280.0]  # the case under test does occur
+    for tick, other in runs.items():
+        pd.testing.assert_frame_equal(m, other.metrics, obj=f"metrics at tick {tick:g} s")
+        pd.testing.assert_frame_equal(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
+
+
 def _sim(sc, agent="market-hunter", **knobs):
     seeds, _ = agent_seeds(7, len(sc.agents))
     i = [a.id for a in sc.agents].index(agent)
@@ -85,6 +104,24 @@ def test_a_change_at_a_window_end_belongs_to_the_next_window_whatever_the_tick(m
     assert base["autonomy"].tolist() == [0.85, 0.55, 0.55, 0.55]
     for tick, other in by_tick.items():
         pd.testing.assert_frame_equal(base, other, obj=f"windows at tick {tick:g} s")
+
+
+def test_a_change_due_at_a_span_start_does_not_hide_the_next_one(mh_scenario):
+    """Workers 4 -> 1 at 60 s and 1 -> 8 at 90 s, both inside one 120 s tick: the span that starts at 60 s must
+    end at 90 s (the second change), as it does with ticks that stop there."""
+    def rows(tick, until=240.0):
+        sim = _sim(mh_scenario)
+        closed = list(sim.step(0.0, 0.0, [], [
+            ScheduledChange(60.0, KnobChange(sim.id, "max_concurrency", 4, 1), "test"),
+            ScheduledChange(90.0, KnobChange(sim.id, "max_concurrency", 1, 8), "test")])[1])
+        for k in range(int(until / tick)):
+            closed += sim.step(k * tick, (k + 1) * tick, [], [])[1]
+        closed += sim.step(until, until, [], [])[1]
+        return pd.DataFrame([sim.metrics_row(w) for w in closed])
+
+    base = rows(30.0)
+    assert base["max_concurrency"].tolist() == [4, 8, 8, 8]
+    pd.testing.assert_frame_equal(base, rows(120.0))
 
 
 def test_common_random_numbers_same_arrivals_whatever_the_knobs(mh_scenario):

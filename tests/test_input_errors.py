@@ -46,6 +46,10 @@ SCENARIO_CASES = {  # issue 11's findings on the scenario file: (old, new, what 
     "load multiplier 1e6": ("optimizer:", "load: {kind: constant, multiplier: 1.0e+6}\noptimizer:",
                             ["load.multiplier", "less than or equal to 100"]),
     "tick_s 0.01": ("tick_s: 60", "tick_s: 0.01", ["tick_s", "greater than or equal to 0.1"]),
+    "autonomy rule": ("optimizer:", "orchestrator: {policy: lenient}\noptimizer:",
+                      ["orchestrator.policy", "unknown autonomy rule 'lenient'", "allowed: rules, fixed, load_aware"]),
+    "autonomy rule path": ("optimizer:", "orchestrator: {policy: 'nowhere.rules:lenient'}\noptimizer:",
+                           ["orchestrator.policy", "cannot import 'nowhere.rules:lenient'"]),
     "duration .inf": ("duration_s: 7200", "duration_s: .inf", ["duration_s", "finite number"]),
     "faults: 5": ("faults:\n", "faults: 5\nfaultz:\n", ["faults", "valid list", "(got 5)"]),
     "target a list": ("target: market-hunter, tool: data_source, at_s: 1800, factor: 4.0",
@@ -82,6 +86,8 @@ PROFILE_CASES = {
     "tokens 1e30": ("prompt_tokens: 1800", "prompt_tokens: 1.0e+30",
                     ["prompt_tokens", "allowed: an integer >= 1 and <= 1,000,000"]),
     "tool keyspace": ("keyspace: 3000", "keyspace: 100000000", ["tools.0.keyspace", "1000000"]),
+    "review workers 0": ("review_ms_median: 1500", "review_ms_median: 1500\nreview: {workers: 0}",
+                         ["review.workers", "greater than or equal to 1"]),
 }
 
 

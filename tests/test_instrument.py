@@ -74,6 +74,7 @@ def test_sync_decorator_gives_the_simulations_window_row():
     assert row["success_rate"] == pytest.approx(1 / 3) and row["error_rate"] == pytest.approx(1 / 3)
     assert row["goal_progress"] == pytest.approx(0.0)  # 250 ms > the 200 ms SLO
     assert row["cache_hit_rate"] == pytest.approx(0.5) and row["tool_call_hit_rate"] == pytest.approx(0.5)
+    assert row["cache_hit_rate_price_feed"] == 0.0 and row["cache_hit_rate_news"] == 1.0
     assert (row["input_tokens"], row["output_tokens"]) == (3000, 300)
     assert row["cost_usd"] == pytest.approx(3 * price("standard", 1000, 100))
     assert row["cost_per_decision_usd"] == pytest.approx(price("standard", 1000, 100))
@@ -84,7 +85,10 @@ def test_sync_decorator_gives_the_simulations_window_row():
     assert list(smp.success) == [True, False, False] and list(smp.tier) == [1, 1, 1]
     with Simulation(MH_SCENARIO, seed=1, runtime="local", duration_s=60) as sim:
         sim.run()
-        assert set(row) == set(sim.metrics.columns)  # the same columns as the simulation's rows
+        per_tool = {c for c in set(row) | set(sim.metrics.columns)
+                    if c.startswith("cache_hit_rate_") or (c.startswith("tool_") and "." in c)}
+        assert set(row) - per_tool == set(sim.metrics.columns) - per_tool  # the simulation's columns, but the
+        # per-tool figures, one for each tool the agents call
     costs = tel.costs("session")
     assert list(costs["session"]) == ["s1"] and costs["cost_usd"].iloc[0] == pytest.approx(row["cost_usd"])
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from swarmopt import spool
 from swarmopt.cli import app
 from swarmopt.files import atomic_path, write_text_atomic
 from swarmopt.runtime.driver import Driver
@@ -53,8 +54,30 @@ def test_during_the_run_what_ran_is_kept_as_interrupted(tmp_path, monkeypatch):
     res, out = run_cli(tmp_path)
     assert res.exit_code == 130 and "status interrupted" in res.output
     s = summary(out)
-    assert s["status"] == "interrupted" and s["error"] == "interrupted at 600s" and s["windows"] == 9
-    assert len(pd.read_parquet(out / "metrics.parquet")) == 9 * 5
+    # between cycles a window closes one tick after its end, once its review answers are back (sim.review):
+    # the ticks up to 600 s (60 s each) closed the windows up to 480 s
+    assert s["status"] == "interrupted" and s["error"] == "interrupted at 600s" and s["windows"] == 8
+    assert len(pd.read_parquet(out / "metrics.parquet")) == 8 * 5
+
+
+def test_an_interrupted_streamed_run_keeps_what_it_wrote_out_and_what_it_held(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool, "CHUNK_ROWS", 20)  # a part every cycle or so
+    advance = Driver.advance
+
+    def interrupt_at_900s(self):
+        if self.now >= 900:
+            assert (tmp_path / "run" / "parts" / "metrics").is_dir()  # written out while it ran
+            raise KeyboardInterrupt
+        advance(self)
+
+    monkeypatch.setattr(Driver, "advance", interrupt_at_900s)
+    res, out = run_cli(tmp_path)
+    assert res.exit_code == 130 and "status interrupted" in res.output
+    s = summary(out)
+    # windows up to 780 s: between cycles a window closes one tick after its end (review answers, sim.review)
+    assert s["status"] == "interrupted" and s["windows"] == 13
+    assert len(pd.read_parquet(out / "metrics.parquet")) == 13 * 5  # the parts and the rows held, merged
+    assert not (out / "parts").exists()
 
 
 def test_during_shutdown_a_finished_run_is_kept(tmp_path, monkeypatch):

@@ -1,16 +1,24 @@
 """The scenario library (scenarios/library/): every scenario breaches the load test's SLO on its faulted agent
-when nothing acts, and the static knob configuration of that agent in scenarios/loadtests/library_cures.yaml cures it.
+when nothing acts, and the static knob configuration of that agent in scenarios/loadtests/library_cures.yaml cures it
+(static: the optimizer monitors and the Orchestrator keeps every agent's autonomy fixed).
 
 Attainment = share of the faulted agent's windows after the fault onset that meet the SLO (mean response time
 < 2000 ms, success rate >= 0.70, coordination score >= 0.60; for price_change also cost per decision within the
-optimizer's cost threshold). Seed 1, local runtime, about 1.5 s per run (about 25 s in all).
+optimizer's cost threshold; for cost_spike_budget also spend per hour within the agent's budget). Seed 1, local
+runtime, about 1.5-3 s per run (about 60 s in all).
 
-Bounds, from seeds 1-6 (scenarios/library/measure.py and its helpers): under monitor every scenario attains at
-most 0.31 (bound 0.5); with its cure at least 0.78 (bound 0.75) and at least 0.51 more than under monitor
-(bound 0.4). Each figure is a share of 120-150 windows, so its binomial standard error is at most 0.05 and the
-bounds sit at least four of them from the seed-1 values (cure 0.83-1.00, monitor 0.00-0.29, gain 0.54-0.99),
-except the memory leak's cure (0.83; 0.78-0.89 over the seeds): there the fast tier's success rate (about 0.80
-on 18 decisions a window) leaves about one window in eight under 0.70 by chance alone.
+Bounds, from seeds 1-6 of the first eight scenarios and of timeout_tail, breaker_trigger_happy, breaker_too_lax,
+cost_spike_budget, orchestrator_command and resource_grant (scenarios/library/measure.py and its helpers): under
+monitor each of them attains at most 0.41 (bound 0.5); with its cure at least 0.78 (bound 0.75) and at least 0.45
+more than under monitor (bound 0.4). Each figure is a share of 120-150 windows, so its binomial standard error is at
+most 0.05 and the bounds sit at least four of them from the seed-1 values (cure 0.83-1.00, monitor 0.00-0.34, gain
+0.54-1.00), except two. The memory leak's cure (0.83; 0.78-0.89 over the seeds): there the fast tier's success rate
+(about 0.80 on 18 decisions a window) leaves about one window in eight under 0.70 by chance alone. And
+orchestrator_command (monitor 0.39, gain 0.46 at seed 1; 0.32-0.41 and 0.45-0.58 over the seeds): its fault is meant
+to sit just past the SLO (about 2.1 s against 2.0 s), inside a cautious optimizer's band, so a share of its windows
+meets the SLO by chance under monitor. Under monitor the actor crash's breach comes mostly from the Orchestrator's
+source rule: it lowers the Market Hunter's autonomy after every unhealthy report (0.85 -> 0.50 on seed 1), and the
+extra reviews keep the review queue about 90% busy (attainment 0.69 with autonomy fixed, 0.00 with the rule).
 """
 
 from __future__ import annotations
@@ -37,18 +45,20 @@ BREACHED = 0.5
 CURED = 0.75
 GAIN = 0.4
 PROFILES = {"strategic-orchestrator", "market-hunter", "narrative-architect", "market-analyzer", "execution-agent"}
-FAMILIES = {"latency", "error_spike", "price_change", "memory_leak", "coordination_storm", "cache_bypass", "crash"}
+FAMILIES = {"latency", "error_spike", "price_change", "memory_leak", "coordination_storm", "cache_bypass", "crash",
+            "rate_limit", "cache_invalidation", "relay_delay", "latency_tail", "load_surge"}
 
 
-def test_library_has_eight_scenarios_of_one_shape_each_with_a_cure():
-    assert len(PATHS) >= 8 and set(PATHS) == set(CURES)
+def test_library_scenarios_have_one_shape_and_each_a_cure():
+    assert len(PATHS) >= 19 and set(PATHS) == set(CURES)
     kinds = set()
     for name, path in PATHS.items():
         sc = load_scenario(path)
         assert {a.id for a in sc.agents} == PROFILES, name
         assert sc.window_s == 60 and sc.optimizer.cycle_s == 300 and sc.tick_s in (60, 300), name
         assert 7200 <= sc.duration_s <= 14400 and lib.onset_s(sc) >= 1800, name
-        assert {f.target for f in sc.faults} == {CURES[name]["agent"]}, name
+        # a relay delay hits the hub that routes the faulted agent's messages
+        assert {f.target for f in sc.faults if f.kind != "relay_delay"} <= {CURES[name]["agent"]}, name
         assert sc.description.strip(), name
         kinds |= {f.kind for f in sc.faults}
     assert FAMILIES <= kinds
@@ -62,6 +72,12 @@ def test_price_change_cost_limit_is_the_optimizers_cost_threshold():
     profile = next(a for a in sc.agents if a.id == cure["agent"])
     limit = profile.cost_budget_usd_per_decision * sc.optimizer.thresholds.cost_budget_factor
     assert cure["cost_max_usd"] == pytest.approx(limit)
+
+
+def test_cost_spike_budget_limit_is_the_agents_budget():
+    sc = load_scenario(PATHS["cost_spike_budget"])
+    cure = CURES["cost_spike_budget"]
+    assert sc.budget.agents == {cure["agent"]: cure["cost_max_usd_per_hour"]}
 
 
 def test_with_knobs_sets_the_named_agents_knobs_only():
@@ -102,3 +118,15 @@ def test_cache_bypass_stops_the_ttl_cure_from_working():
     (mon_before, _), (ttl_before, ttl_after) = phases(sc), phases(ttl_only)
     assert ttl_before >= 0.9 and ttl_before - mon_before >= GAIN
     assert ttl_after <= 0.1
+
+
+@pytest.mark.parametrize("name,remedy", [("rate_limit_cut", "raise_token_limit"),
+                                         ("cache_too_small", "raise_cache_size")])
+def test_rules_try_the_mechanisms_remedy_and_the_judge_keeps_it(name, remedy):
+    """The rate-limit cut is answered by a larger token allocation, the small cache by a larger one; the canary
+    judge measures a significant improvement of the target and keeps it (seed 1: response time +51%; hit rate
+    +13%)."""
+    res = run_scenario(lib.with_policy(load_scenario(PATHS[name]), "rules"), seed=SEED, runtime="local")
+    ev = res.events
+    kept = ev[(ev["event"] == "optimization.kept") & (ev["kind"] == remedy)]
+    assert len(kept) >= 1 and (kept["verdict"] == "pass").all() and (kept["improvement_pct"] > 10).all()

@@ -44,6 +44,22 @@ def test_the_shipped_spec_resolves(monkeypatch, tmp_path):
     assert len(set(ids)) == len(ids) and ids == [t.task_id for t in make_plan(spec, base, label).tasks]
 
 
+def test_a_policy_entry_can_set_the_orchestrators_autonomy_rule():
+    """Autonomy rules are judged like optimizer policies: one entry per rule, same optimizer policy."""
+    plan = plan_of({"policies": [{"name": "rules"}, {"name": "rules-fixed", "policy": "rules",
+                                                      "orchestrator": {"policy": "fixed"}},
+                                 {"name": "rules-load-aware", "policy": "rules",
+                                  "orchestrator": {"policy": "load_aware", "max_review_utilization": 0.5}}],
+                    "scenarios": [MH], "seeds": [1], "baseline": "rules", "oracle": False})
+    cfg = {t.policy: t.config for t in plan.tasks}
+    assert {p: c.optimizer.policy for p, c in cfg.items()} == dict.fromkeys(cfg, "rules")
+    assert {p: c.orchestrator.policy for p, c in cfg.items()} == {"rules": "rules", "rules-fixed": "fixed",
+                                                                 "rules-load-aware": "load_aware"}
+    assert cfg["rules-load-aware"].orchestrator.max_review_utilization == 0.5
+    assert cfg["rules-fixed"].orchestrator.autonomy_step == cfg["rules"].orchestrator.autonomy_step  # merged
+    assert len({t.task_id for t in plan.tasks}) == 3
+
+
 def test_oracle_points_set_the_faulted_agents_knobs_only():
     plan = plan_of({"policies": [{"name": "monitor"}], "scenarios": [MH], "seeds": [1],
                     "oracle": {"grid": {"max_concurrency": ["x2", 5], "cache_ttl_s.data_source": [600]}}})
@@ -74,6 +90,10 @@ def test_oracle_points_set_the_faulted_agents_knobs_only():
     ({"policies": [{"name": "monitor"}, {"name": "fast", "policy": "rules", "optimizer": {"cycle_s": 90}}],
       "scenarios": [MH]},
      "policies.1 (fast) on " + MH + ": scenario: Value error, optimizer.cycle_s (90.0) must be a multiple of window_s"),
+    ({"policies": [{"name": "rules"}, {"name": "lax", "policy": "rules", "orchestrator": {"policy": "lax"}}],
+      "scenarios": [MH], "baseline": "rules"},
+     "policies.1 (lax) on " + MH + ": orchestrator.policy: Value error, unknown autonomy rule 'lax'; allowed: rules, "
+     "fixed, load_aware"),
     ({"policies": [{"name": "monitor"}], "scenarios": [MH], "oracle": {"grid": {"max_retries": [9]}}},
      "oracle.grid (max_retries=9) on " + MH + ": max_retries: Input should be less than or equal to 3"),
     ({"policies": [{"name": "monitor"}], "scenarios": [MH], "oracle": {"grid": {"turbo": [1]}}},

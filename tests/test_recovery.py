@@ -78,4 +78,6 @@ def test_giving_up_names_the_actor_and_keeps_what_ran(ray_session, scenario, tmp
         sim.write(tmp_path / "run", status="failed", error="ActorLostError: optimizer")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "optimizer" in summary["error"]
-    assert summary["windows"] == 9  # the windows closed before the optimizer died (at 600 s) are kept
+    # the windows closed before the optimizer died (at 600 s) are kept: up to 480 s, as between cycles a window
+    # closes one tick after its end, once its review answers are back (sim.review)
+    assert summary["windows"] == 8

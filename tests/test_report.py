@@ -22,7 +22,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def res():
-    # seed 5 under the source's rules: five changes, one reverted and then restored (undoing it made things worse)
+    # seed 5 under the source's rules: six changes; the first (workers 4 -> 8) reverted and then restored (undoing it
+    # made things worse), the last still measured at the end
     return run_scenario(MH_SCENARIO, seed=5, runtime="local", policy="rules")
 
 
@@ -39,8 +40,9 @@ def test_counts_add_up(res):
 
 
 def test_a_change_still_being_measured_at_the_end_is_counted(mh_scenario):
-    # seed 1 under the source's rules schedules a cache TTL raise at 3300 s, effective 3420 s, judged at 3900 s
-    cut = run_scenario(short(mh_scenario, 3600), seed=1, runtime="local", policy="rules")
+    # seed 1 under the source's rules schedules max_concurrency 4 -> 8 at 2100 s, effective 2220 s, first looked
+    # at at 2700 s
+    cut = run_scenario(short(mh_scenario, 2400), seed=1, runtime="local", policy="rules")
     o = cut.summary["optimizations"]
     assert o["measuring"] == 1 and o["attempted"] == o["kept"] + o["rolled_back"] + o["reverted"] + 1
     assert cut.changes.iloc[-1]["status"] == "measuring" and pd.isna(cut.changes.iloc[-1]["verdict"])
@@ -87,7 +89,8 @@ def test_html_report_embeds_its_plots(res, tmp_path):
     assert base64.b64decode(images[0][1]) == (tmp_path / "market-hunter.png").read_bytes()
     assert base64.b64decode(images[0][1]).startswith(PNG)
     assert "src=\"http" not in page and "<link" not in page and "<script" not in page
-    assert "restored" in page and (tmp_path / "report.md").read_text().count("| market-hunter |") == len(res.changes)
+    changes = (tmp_path / "report.md").read_text().split("## Changes")[1].split("\n## ")[0]
+    assert "restored" in page and changes.count("| market-hunter |") == len(res.changes)
 
 
 def test_a_reused_run_directory_loses_the_stale_files_only(res, mh_scenario, tmp_path):
@@ -108,7 +111,8 @@ def test_jupyter_views_are_short(res):
     assert len(repr(res)) < 300 and repr(res).startswith("RunResult('market_hunter_degradation', seed=5")
     page = res._repr_html_()
     assert len(page) < 5000 and page.count("<table>") == 2
-    assert "4 kept" in page and "in force at the end" in page and "max_concurrency 4 → 8" in page
+    o = res.summary["optimizations"]
+    assert f"{o['kept']} kept" in page and "in force at the end" in page and "max_concurrency 4 → 8" in page
 
 
 def test_one_measurement_per_change_everywhere(res, tmp_path, capsys):
@@ -124,7 +128,7 @@ def test_one_measurement_per_change_everywhere(res, tmp_path, capsys):
     changes = res.changes.set_index("strategy_id")
     assert list(changes["improvement_pct"]) == list(measured.loc[changes.index, "improvement_pct"])
     kept = changes.query("kind == 'scale_concurrency' and status == 'kept'").iloc[0]
-    assert kept.improvement_pct > 20 and kept.before > kept.after
+    assert kept.improvement_pct > 15 and kept.before > kept.after
     write_run(res, tmp_path)
     assert f"+{kept.improvement_pct:.1f}% [+{kept.ci_low_pct:.1f}, +{kept.ci_high_pct:.1f}]" in \
         (tmp_path / "report.md").read_text()

@@ -88,7 +88,9 @@ def sinusoid_samples(rows: list[dict]) -> list[TaskSample]:
 def forward_moves(window_s: float, hours: float = 10, period_s: float = 2400.0) -> list[tuple[float, str, int]]:
     """(effective time, knob, direction) of every change the optimizer decided (rollbacks excluded) when driven
     cycle by cycle through the sinusoid, every approval granted."""
-    cfg = SC.optimizer.model_copy(update={"stabilization_window_s": window_s, "proactive": False})
+    # window means judged unadjusted: the trend adjustment alone already damps this flapping, the rule under test
+    cfg = SC.optimizer.model_copy(update={"stabilization_window_s": window_s, "proactive": False,
+                                          "trend_adjust": False})
     opt = Optimizer(cfg, PROFILES, 60.0, RulePolicy(), np.random.default_rng(0))
     pending, moves = [], []
     for c in range(1, int(hours * 3600 / cfg.cycle_s) + 1):

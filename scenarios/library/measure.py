@@ -4,13 +4,16 @@ Each library scenario breaches the load test's SLO on one agent after its fault
 onset; ``scenarios/loadtests/library_cures.yaml`` names that agent, a static knob
 configuration of it that cures the breach and, where the SLO includes cost, the
 cost limit. This script runs every scenario on the local runtime under the
-``monitor``, ``rules`` and ``thompson`` policies and under ``cure`` (monitor, with
-the cure's knobs set on the faulted agent from the start) and prints the mean
-attainment over the seeds as a Markdown table.
+``monitor``, ``rules`` and ``thompson`` policies and under ``cure`` (a static
+configuration: monitor, the cure's knobs set on the faulted agent from the
+start and every agent's autonomy fixed, ``orchestrator.policy: fixed``) and
+prints the mean attainment over the seeds as a Markdown table.
 
 Attainment = share of the faulted agent's windows that start at or after the
 first fault and meet every SLO condition (:data:`SLO`, plus
-``cost_per_decision_usd`` at most the entry's ``cost_max_usd`` when given).
+``cost_per_decision_usd`` at most the entry's ``cost_max_usd`` and
+``cost_usd_per_hour`` at most its ``cost_max_usd_per_hour`` when given: a
+budget).
 
 usage, from the repository root::
 
@@ -39,7 +42,8 @@ SLO = (("response_time_ms_mean", "<", 2000.0), ("success_rate", ">=", 0.70), ("c
 
 
 def load_cures(path: Path = CURES) -> dict[str, dict[str, Any]]:
-    """``{scenario name: {agent, knobs: {dotted knob path: value}, [cost_max_usd]}}`` from ``library_cures.yaml``."""
+    """``{scenario name: {agent, knobs: {dotted knob path: value}, [cost_max_usd], [cost_max_usd_per_hour]}}``
+    from ``library_cures.yaml``."""
     return yaml.safe_load(path.read_text())
 
 
@@ -76,32 +80,43 @@ def onset_s(sc: Scenario) -> float:
     return min(f.at_s for f in sc.faults)
 
 
-def meets_slo(metrics: pd.DataFrame, cost_max_usd: float | None = None) -> pd.Series:
+def meets_slo(metrics: pd.DataFrame, cost_max_usd: float | None = None,
+              cost_max_usd_per_hour: float | None = None) -> pd.Series:
     """Per metrics row: whether the window meets every :data:`SLO` condition (a NaN metric fails),
-    and the cost limit when given."""
+    and the cost limits when given (per decision, and spend per hour: a budget)."""
     ok = pd.Series(True, index=metrics.index)
     for metric, op, bound in SLO:
         ok &= metrics[metric] < bound if op == "<" else metrics[metric] >= bound
     if cost_max_usd is not None:
         ok &= metrics["cost_per_decision_usd"] <= cost_max_usd
+    if cost_max_usd_per_hour is not None:
+        ok &= metrics["cost_usd_per_hour"] <= cost_max_usd_per_hour
     return ok
 
 
-def attainment(metrics: pd.DataFrame, agent: str, from_s: float, cost_max_usd: float | None = None) -> float:
+def attainment(metrics: pd.DataFrame, agent: str, from_s: float, cost_max_usd: float | None = None,
+               cost_max_usd_per_hour: float | None = None) -> float:
     """Share of ``agent``'s windows starting at or after ``from_s`` that meet the SLO (:func:`meets_slo`)."""
     rows = metrics[(metrics["agent"] == agent) & (metrics["t_start_s"] >= from_s)]
-    return float(meets_slo(rows, cost_max_usd).mean())
+    return float(meets_slo(rows, cost_max_usd, cost_max_usd_per_hour).mean())
+
+
+def static(sc: Scenario) -> Scenario:
+    """A copy of ``sc`` in which the Orchestrator never changes autonomy (``orchestrator.policy: fixed``)."""
+    orchestrator = sc.orchestrator.model_dump() | {"policy": "fixed"}
+    return Scenario.model_validate(sc.model_dump() | {"orchestrator": orchestrator})
 
 
 def run_case(sc: Scenario, cure: dict[str, Any], policy: str, seed: int) -> float:
     """Attainment of the faulted agent after onset in one run of ``sc`` under ``policy`` (or ``cure``:
-    monitor with the cure's knobs), local runtime."""
+    monitor with the cure's knobs and fixed autonomy), local runtime."""
     if policy == "cure":
-        run = with_knobs(with_policy(sc, "monitor"), cure["agent"], cure["knobs"])
+        run = with_knobs(static(with_policy(sc, "monitor")), cure["agent"], cure["knobs"])
     else:
         run = with_policy(sc, policy)
     res = run_scenario(run, seed=seed, runtime="local")
-    return attainment(res.metrics, cure["agent"], onset_s(sc), cure.get("cost_max_usd"))
+    return attainment(res.metrics, cure["agent"], onset_s(sc), cure.get("cost_max_usd"),
+                      cure.get("cost_max_usd_per_hour"))
 
 
 def table(names: list[str], policies: list[str], seeds: list[int]) -> pd.DataFrame:

@@ -196,6 +196,29 @@ def _queue_figures(t: _Table, size: str, r: dict[str, Any], failed: str) -> None
           f"max per-task |difference| {r.get('simpy_plain_max_abs_diff_s', nan):.2g} s" + failed, "<=", 4.0)
 
 
+def _span_name(seconds: float) -> str:
+    return {86_400: "a simulated day", 604_800: "a simulated week"}.get(seconds, f"{seconds:,.0f} simulated s")
+
+
+def _stream_figures(t: _Table, sizes: Sizes, short: dict[str, Any], long: dict[str, Any], failed: str) -> None:
+    """Peak memory of the five agents streamed to a run directory for a short
+    and a long run, each in its own process, and their ratio (flat memory)."""
+    nan = math.nan
+    cond = ("5 agents as shipped (tick 60 s), local runtime, run_scenario with out_dir: rows written to part files "
+            "as the run goes, then tables, report and plots; its own process; " + LOCAL_MEM)
+    peaks = {}
+    for label, seconds, r in (("short", sizes.stream_short_s, short), ("long", sizes.stream_long_s, long)):
+        peaks[label] = r.get("peak_rss_mib", nan)
+        t.add(f"stream_peak_mem_mib_{label}", f"{_span_name(seconds)} streamed: peak memory", peaks[label], "MiB",
+              f"{cond}; {r.get('rows', 0):,} metric rows; wall time {r.get('wall_s', nan):.3g} s" + failed)
+    t.add("stream_wall_s_long", f"{_span_name(sizes.stream_long_s)} streamed: wall time", long.get("wall_s", nan),
+          "s", "the long run above, start to run directory written" + failed)
+    t.add("stream_mem_ratio", f"peak memory, {_span_name(sizes.stream_long_s)} / {_span_name(sizes.stream_short_s)}",
+          peaks["long"] / peaks["short"], "x",
+          f"stream_peak_mem_mib_long / stream_peak_mem_mib_short: {sizes.stream_long_s / sizes.stream_short_s:g}x "
+          "the simulated time; flat memory if within 10%" + failed, "<=", 1.10)
+
+
 def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFrame:
     nan = math.nan
     t = _Table(judged)
@@ -309,6 +332,8 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
                   f"the largest of agent_window_us_N / agent_window_us_{first} over N = "
                   f"{', '.join(str(n) for n in sorted(costs) if n != first)}: flat within 20% (or cheaper) as agents "
                   "grow" + why("window-cost"), "<=", 1.2)
+    if "stream-short" in runs and "stream-long" in runs:
+        _stream_figures(t, sizes, res("stream-short"), res("stream-long"), why("stream-short") + why("stream-long"))
     for case, rt in (("scale-local", "local"), ("scale-ray", "Ray")):
         if case not in runs:
             continue

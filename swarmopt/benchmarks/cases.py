@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import resource
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,8 @@ class Sizes:
     window_cost_counts: tuple[int, ...] = (1, 20, 100)  # replicas of each profile: 5, 100 and 500 agents
     window_cost_s: float = 3_600.0
     window_cost_reps: tuple[int, ...] = (5, 1, 1)
+    stream_short_s: float = 86_400.0   # simulated seconds of the streamed runs whose peak memory is compared:
+    stream_long_s: float = 604_800.0   # a day and a week
 
 
 FULL = Sizes()
@@ -72,7 +75,7 @@ QUICK = Sizes(day_s=3_600.0, ray_ticks_duration_s=120.0, optimizer_agents=(5, 10
               optimizer_reps=(3, 3, 3), scale_count=5, scale_s=600.0, dense_factor=10.0, dense_s=120.0,
               queue_dense_s=600.0, queue_sparse_s=6_000.0, queue_reps=1, loadtest_seeds=2, loadtest_s=1_800.0,
               share_count=4, share_s=900.0, window_cost_counts=(1, 2, 4), window_cost_s=900.0,
-              window_cost_reps=(1, 1, 1))
+              window_cost_reps=(1, 1, 1), stream_short_s=7_200.0, stream_long_s=28_800.0)
 
 
 def scenario(count: int = 1, duration_s: float = 3_600.0, tick_s: float = 60.0,
@@ -339,6 +342,31 @@ def window_cost(sizes: Sizes) -> dict[str, Any]:
     return out
 
 
+def _streamed_run(duration_s: float) -> dict[str, Any]:
+    """``run_scenario`` of the five-agent scenario as shipped (tick 60 s) for
+    ``duration_s`` simulated seconds on the local runtime, to a run directory
+    in a temporary folder: rows streamed to part files, then the tables,
+    report and plots written, as ``swarmopt run`` does. Returns the wall time
+    (s), this process's peak RSS (MiB) and the metric rows."""
+    sc = scenario(duration_s=duration_s, tick_s=60.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        res = run_scenario(sc, runtime="local", out_dir=Path(tmp) / "run")
+        wall = time.perf_counter() - t
+        peak = peak_rss_mib()
+        return {"wall_s": wall, "peak_rss_mib": peak, "rows": res.count("metrics")}
+
+
+def stream_short(sizes: Sizes) -> dict[str, Any]:
+    """The shorter streamed run (a simulated day): see :func:`_streamed_run`."""
+    return _streamed_run(sizes.stream_short_s)
+
+
+def stream_long(sizes: Sizes) -> dict[str, Any]:
+    """The longer streamed run (a simulated week): see :func:`_streamed_run`."""
+    return _streamed_run(sizes.stream_long_s)
+
+
 DENSE_QUEUE = Queue(lam=50.0, c=8)
 SPARSE_QUEUE = Queue(lam=2.0, c=4)
 
@@ -400,6 +428,7 @@ def queue_sparse(sizes: Sizes) -> dict[str, Any]:
 
 CASES = {"local-day": local_day, "local-dense": local_dense, "queue-dense": queue_dense, "queue-sparse": queue_sparse,
          "ray-day": ray_day, "ray-ticks": ray_ticks, "optimizer": optimizer, "optimizer-share": optimizer_share,
-         "window-cost": window_cost, "scale-local": scale_local, "scale-ray": scale_ray, "loadtest": loadtest}
+         "window-cost": window_cost, "scale-local": scale_local, "scale-ray": scale_ray, "loadtest": loadtest,
+         "stream-short": stream_short, "stream-long": stream_long}
 LOCAL_CASES = ("local-day", "local-dense", "queue-dense", "queue-sparse", "optimizer", "optimizer-share", "window-cost",
-               "scale-local")
+               "scale-local", "stream-short", "stream-long")

@@ -27,11 +27,7 @@ class NotebookView:
         """A view of ``sim`` that starts from its tables so far and observes it
         from now on. Raises ImportError naming the package when IPython is missing."""
         state = LiveState(sim.scenario)
-        collector = sim._sink
-        if collector.metric_rows:
-            state.rows(collector.metric_rows)
-        if collector.event_rows:
-            state.events(collector.event_rows)
+        sim._sink.replay(state)
         sim.observe(state)
         return cls(state, lambda: sim.now)
 

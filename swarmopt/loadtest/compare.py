@@ -23,6 +23,7 @@ import pandas as pd
 METRICS = {
     "slo_attainment": "higher", "slo_attainment_faulted": "higher", "mttr_min": "lower",
     "p95_response_time_ms": "lower", "cost_usd": "lower", "cost_per_success_usd": "lower", "knob_reversals": "lower",
+    "review_wait_ms": "lower",
 }
 RESAMPLES = 9999
 

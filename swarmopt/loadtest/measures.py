@@ -20,6 +20,11 @@ All figures come from the run's metrics and events tables:
   faulted agents' windows after the onset;
 * cost: total ``cost_usd`` of every agent over the run, and per successful
   decision (decision count x success rate);
+* review wait: the mean wait of an escalated decision in the reviewer's
+  queue (``review_wait_ms_mean`` weighted by the window's escalated decisions)
+  over every agent's windows after the onset; NaN without a reviewer's queue
+  or an escalation; ``autonomy_changes``: the Orchestrator's changes of agent
+  autonomy (``autonomy.agent`` events);
 * changes attempted (``optimization.scheduled``), kept, rolled back, reverted,
   restored; knob reversals: a ``knob.applied`` that moves a knob of an agent
   in the direction opposite to that knob's previous move less than
@@ -150,6 +155,17 @@ def knob_reversals(events: pd.DataFrame, window_s: float) -> int:
     return count
 
 
+def _review_wait(metrics: pd.DataFrame, start: float) -> float:
+    """Escalation-weighted mean of ``review_wait_ms_mean`` over the windows starting at or after ``start``."""
+    if "review_wait_ms_mean" not in metrics or metrics["review_utilization"].isna().all():
+        return math.nan
+    after = metrics[metrics["t_start_s"] >= start - 1e-9]
+    wait = after["review_wait_ms_mean"].to_numpy(dtype=float)
+    esc = (after["decision_count"] * after["escalation_rate"]).to_numpy(dtype=float)
+    w = np.where(np.isnan(wait), 0.0, np.nan_to_num(esc))
+    return float((w * np.nan_to_num(wait)).sum() / w.sum()) if w.sum() > 0 else math.nan
+
+
 def run_measures(sc: Scenario, metrics: pd.DataFrame, events: pd.DataFrame, slo: Sequence,
                  reversal_window_s: float) -> dict:
     """The measures of one run (flat dict: a row of the ``runs`` table; see the
@@ -182,6 +198,8 @@ def run_measures(sc: Scenario, metrics: pd.DataFrame, events: pd.DataFrame, slo:
         "p95_response_time_ms": float((w * np.nan_to_num(p95)).sum() / w.sum()) if w.sum() > 0 else math.nan,
         "cost_usd": cost,
         "cost_per_success_usd": cost / successes if successes > 0 else math.nan,
+        "review_wait_ms": _review_wait(metrics, start),
+        "autonomy_changes": int((ev_names == "autonomy.agent").sum()),
         **{k: int((ev_names == e).sum()) for k, e in COUNTED.items()},
         "knob_reversals": knob_reversals(events, reversal_window_s),
     }

@@ -48,18 +48,22 @@ def _resolve(value: Any, current: Any, knob: str) -> Any:
     return value
 
 
+_PER_TOOL = ("cache_ttl_s.", "max_cache_size.", "max_tool_calls_per_minute.")
+
+
 def apply_point(sc: Scenario, point: dict[str, Any], agents: Sequence[str]) -> Scenario:
     """``sc`` with the knobs of ``point`` set on ``agents`` (a factor ``"xF"``
-    scales the agent's own value; ``cache_ttl_s.<tool>`` only on agents with
-    that tool) and the optimizer monitoring only. Raises KeyError for an
-    unknown knob and pydantic.ValidationError for a value out of bounds."""
+    scales the agent's own value; a per-tool knob, ``cache_ttl_s.<tool>``,
+    ``max_cache_size.<tool>`` or ``max_tool_calls_per_minute.<tool>``, only on
+    agents with that tool) and the optimizer monitoring only. Raises KeyError
+    for an unknown knob and pydantic.ValidationError for a value out of bounds."""
     profiles = []
     for a in sc.agents:
         knobs = a.knobs
         if a.id in agents:
             tools = {t.name for t in a.tools}
             for knob, value in point.items():
-                if knob.startswith("cache_ttl_s.") and knob.split(".", 1)[1] not in tools:
+                if knob.startswith(_PER_TOOL) and knob.split(".", 1)[1] not in tools:
                     continue
                 knobs = set_knob(knobs, knob, _resolve(value, get_knob(knobs, knob), knob))
         profiles.append(a.model_copy(update={"knobs": knobs}).model_dump())

@@ -124,6 +124,7 @@ def make_plan(spec: LoadTestSpec, base: Path, label: str, quick: bool = False) -
             data = sc.model_dump()
             data["duration_s"] = _duration(sc, spec, quick)
             data["optimizer"] = _merge(data["optimizer"], {"policy": p.policy} | p.optimizer)
+            data["orchestrator"] = _merge(data["orchestrator"], p.orchestrator)
             try:
                 configs[(p.name, name)] = Scenario.model_validate(data)
             except ValidationError as err:

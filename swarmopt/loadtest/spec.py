@@ -9,6 +9,7 @@ Example (``scenarios/loadtests/policies.yaml``)::
     policies:
       - {name: monitor, policy: monitor}
       - {name: rules-2min, policy: rules, optimizer: {cycle_s: 120}}
+      - {name: rules-fixed-autonomy, policy: rules, orchestrator: {policy: fixed}}
     scenarios: [scenarios/*.yaml]
     seeds: {count: 5}
     oracle: {grid: {max_concurrency: [x1, x2, x4]}}
@@ -36,13 +37,16 @@ class _Strict(BaseModel):
 class PolicySpec(_Strict):
     """One contestant: a ``name`` (used in tables and ``--fail-if``), a built-in
     policy name or an import path ``pkg.module:Class`` (passed to the scenario's
-    ``optimizer.policy`` as is; default: the name, when it is a built-in), and
+    ``optimizer.policy`` as is; default: the name, when it is a built-in),
     ``optimizer`` overrides merged into every scenario's ``optimizer`` section
-    (nested mappings merge key by key)."""
+    (nested mappings merge key by key), and ``orchestrator`` overrides merged
+    into its ``orchestrator`` section, e.g. ``{policy: fixed}`` to judge the
+    Orchestrator's autonomy rule (:mod:`swarmopt.autonomy`) like a policy."""
 
     name: str = Field(pattern=NAME)
     policy: str
     optimizer: dict[str, Any] = Field(default_factory=dict)
+    orchestrator: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -4,7 +4,8 @@ Per policy, over its policy runs with status ``ok`` (every scenario and seed):
 
 * ``runs``, ``failed``; the mean of each run measure (``slo_attainment``,
   ``slo_attainment_faulted``, ``mttr_min``, ``p95_response_time_ms``,
-  ``cost_usd``, ``cost_per_success_usd``, ``changes_*``, ``knob_reversals``);
+  ``cost_usd``, ``cost_per_success_usd``, ``changes_*``, ``knob_reversals``,
+  ``review_wait_ms``, ``autonomy_changes``);
 * ground truth (NaN when there is none): ``decisions_judged``,
   ``false_keep_rate`` = false keeps / keeps and ``false_rollback_rate`` =
   false rollbacks and reverts / rollbacks and reverts, each with its 95%
@@ -28,7 +29,7 @@ from swarmopt.loadtest.compare import METRICS
 
 MEAN_FIELDS = ("slo_attainment", "slo_attainment_faulted", "mttr_min", "p95_response_time_ms", "cost_usd",
                "cost_per_success_usd", "changes_attempted", "changes_kept", "changes_rolled_back",
-               "changes_reverted", "changes_restored", "knob_reversals")
+               "changes_reverted", "changes_restored", "knob_reversals", "review_wait_ms", "autonomy_changes")
 TRUTH_FIELDS = ("decisions_judged", "decision_accuracy", "false_keep_rate", "false_keep_rate_ci_low",
                 "false_keep_rate_ci_high", "false_rollback_rate", "false_rollback_rate_ci_low",
                 "false_rollback_rate_ci_high")

@@ -28,12 +28,14 @@ from a time on while judging and detection go on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
 from swarmopt.knobs import KnobChange, ScheduledChange, align, set_knob
 from swarmopt.metrics import TaskSample, health_score
+from swarmopt.optimizer.budget import burn_alerts, windows_needed
 from swarmopt.optimizer.detect import (
     Bottleneck,
     DetectionRule,
@@ -66,7 +68,8 @@ from swarmopt.optimizer.trial import (
     look_alpha,
 )
 from swarmopt.policies import MonitorPolicy, Policy
-from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
+from swarmopt.protocol import Mode, advise, grant_bottlenecks
+from swarmopt.schema import AgentProfile, Budget, Knobs, OptimizerConfig
 
 ANOMALY_HISTORY = 60  # windows of an agent's own history a level shift is judged against
 
@@ -77,7 +80,8 @@ class Optimizer:
     ``profiles`` and ``knobs`` describe every monitored agent; ``window_s`` is the
     metric window; ``policy`` picks remedies (drawing from ``rng``); ``rules``
     and ``remedies`` are plug-in detection rules and remedies
-    (:mod:`swarmopt.plugins`). Methods return event dicts (``event`` key,
+    (:mod:`swarmopt.plugins`); ``budget`` the spend budget whose burn-rate
+    alerts are bottlenecks too (:mod:`swarmopt.optimizer.budget`). Methods return event dicts (``event`` key,
     simulated time ``t_s``) for the events table.
 
     ``overrides`` maps a strategy id to the decision ("keep", "rollback" or
@@ -92,8 +96,11 @@ class Optimizer:
 
     def __init__(self, config: OptimizerConfig, profiles: dict[str, AgentProfile], window_s: float,
                  policy: Policy, rng: np.random.Generator, rules: Sequence[DetectionRule] = (),
-                 remedies: Sequence[Remedy] = ()) -> None:
+                 remedies: Sequence[Remedy] = (), budget: Budget | None = None) -> None:
         self.cfg = config
+        self.base_cfg = config
+        self.mode = Mode()
+        self.budget = budget or Budget()
         self.profiles = profiles
         self.knobs: dict[str, Knobs] = {a: p.knobs for a, p in profiles.items()}
         self.window_s = window_s
@@ -116,6 +123,7 @@ class Optimizer:
         self.decide: Callable[[DecisionContext], str | None] | None = None
         self.frozen_from_s: float | None = None
         self._frozen_reported = False
+        self._snaps: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ hooks
     def force(self, strategy_id: str, decision: str) -> None:
@@ -138,6 +146,24 @@ class Optimizer:
         self.frozen_from_s = t_s
         self._frozen_reported = False
 
+    def command(self, t: float, commands: Sequence) -> list[dict]:
+        """Take the Orchestrator's ``commands`` at ``t`` (schema commands and
+        :class:`~swarmopt.protocol.Grant`; :mod:`swarmopt.protocol`): each
+        changes the optimizer's :class:`~swarmopt.protocol.Mode` and so its
+        effective configuration. Returns ``optimizer.mode`` events."""
+        events = []
+        for cmd in commands:
+            self.mode, what = self.mode.apply(cmd, t)
+            events.append({"t_s": t, "event": "optimizer.mode", "agent": "performance-optimizer", "kind": cmd.kind,
+                           "detail": f"{what} ({self.mode.describe()})"})
+        self._set_mode(self.mode, t)
+        return events
+
+    def _set_mode(self, mode: Mode, t: float) -> None:
+        self.mode = mode
+        self.cfg = mode.config(self.base_cfg, t)
+        self.planner.cfg = self.cfg
+
     # ------------------------------------------------------------------ inputs
     def observe(self, rows: list[dict], applied: list[dict], samples: list[TaskSample] = ()) -> None:
         """Take new window rows, the knob/autonomy changes agents applied and the
@@ -146,10 +172,14 @@ class Optimizer:
 
     # ------------------------------------------------------------------ cycle
     def cycle_with(self, t: float, rows: list[dict], applied: list[dict], samples: list[TaskSample] = (),
-                   plan: bool = True):
-        """:meth:`observe` then :meth:`cycle` (one actor call)."""
+                   plan: bool = True, commands: Sequence = ()):
+        """:meth:`observe`, :meth:`command` (when there are ``commands``) then :meth:`cycle` (one actor call)."""
         self.observe(rows, applied, samples)
-        return self.cycle(t, plan)
+        if not commands:
+            return self.cycle(t, plan)
+        events = self.command(t, commands)
+        proposals, rollbacks, more = self.cycle(t, plan)
+        return proposals, rollbacks, more[:1] + events + more[1:]
 
     def cycle(self, t: float, plan: bool = True) -> tuple[list[Proposal], list[ScheduledChange], list[dict]]:
         """Run steps 2-5 at time ``t``: judge finished trials (returns their
@@ -157,6 +187,11 @@ class Optimizer:
         (proposals awaiting :meth:`commit`, rollback changes, events). With
         ``plan=False`` (end of run) it only judges and detects."""
         events: list[dict] = [{"t_s": t, "event": "cycle.started", "autonomy": self.autonomy}]
+        mode, ended = self.mode.expire(t)
+        if ended:
+            self._set_mode(mode, t)
+            events += [{"t_s": t, "event": "optimizer.mode", "agent": "performance-optimizer", "kind": "expired",
+                        "detail": f"{what} ({mode.describe()})"} for what in ended]
         rollbacks = self._judge(t, events)
         cycle_windows = int(round(self.cfg.cycle_s / self.window_s))
         th = setpoint(self.cfg.thresholds, self.cfg.margin)
@@ -167,6 +202,13 @@ class Optimizer:
         if self.rules:
             recent = {a: self.history.recent(a, self.cfg.long_windows) for a in mats}
             self.bottlenecks += rule_bottlenecks(self.rules, recent, th, self.profiles)
+        if self.budget.enabled:
+            self.bottlenecks += burn_alerts(self.history.matrices(windows_needed(self.budget, self.window_s)),
+                                            self.budget, self.window_s)
+        if self.mode.grants:
+            self.bottlenecks += grant_bottlenecks(self.mode, snaps)
+            self._set_mode(replace(self.mode, grants=()), t)  # a grant is answered (or dropped) once
+        self._snaps = snaps
         events += [bottleneck_event(t, b) for b in self.bottlenecks]
         found = anomalies(mats, snaps, cycle_windows, th.min_decisions, self.cfg.anomaly_z, self.cfg.tolerance,
                           ANOMALY_HISTORY)
@@ -181,7 +223,10 @@ class Optimizer:
         if isinstance(self.policy, MonitorPolicy) or not plan or frozen:
             return [], rollbacks, events
         strategies = self.planner.plan(t, self.bottlenecks, snaps, mats, self.knobs, self.tabu,
-                                       lambda agent: self.history.recent(agent, self.cfg.long_windows), events)
+                                       lambda agent: self.history.recent(agent, self.cfg.long_windows), events,
+                                       self.mode.barred(t))
+        # the Orchestrator's grant of resources is its decision: it goes before the optimizer's own choices
+        strategies.sort(key=lambda s: s.type != "resource_grant")
         events.append({"t_s": t, "event": "strategies.generated", "value": len(strategies),
                        "detail": f"{sum(not s.proactive for s in strategies)} reactive, "
                                  f"{sum(s.proactive for s in strategies)} proactive"})
@@ -189,9 +234,13 @@ class Optimizer:
         for s in strategies:
             agents = {c.agent for c in s.actions}
             ev = strategy_event(t, "strategy.planned", s)
+            focus = self.mode.deferral(agents, t)
             if self.cfg.recommend_only:
                 ev["event"] = "strategy.recommended"
                 self.recommended.append(s.description)
+            elif focus is not None:
+                ev["event"] = "strategy.deferred"
+                ev["detail"] = f"{s.description} (deferred: {focus})"
             elif busy & agents or not all(self._eligible(a, t + s.implementation_time_s) for a in agents):
                 ev["event"] = "strategy.deferred"
             else:
@@ -239,15 +288,26 @@ class Optimizer:
         ``forced``, and ``reason``),
         bottlenecks, per-agent health (last window), agents with a change in
         flight, recommendations (in recommend-only mode, every strategy it
-        would have applied), and the optimizer's autonomy with its changes
-        since the last report (``autonomy_changes``: t_s, old, new, reason)."""
+        would have applied), the optimizer's autonomy with its changes
+        since the last report (``autonomy_changes``: t_s, old, new, reason),
+        ``advice``, the structured recommendations of
+        :func:`swarmopt.protocol.advise` (kind, agents, text) on the last cycle,
+        each agent's last window row (``rows``) and the reviewers' mean
+        ``review_utilization`` over the windows of the last cycle (NaN without
+        a reviewer or a window)."""
         health = {a: health_score(rows[-1], self.cfg.thresholds.response_time_ms)
                   for a, rows in self.history.rows.items() if rows}
         recs = [f"Reduce autonomy for {a} (poor performance)" for a, h in health.items()
                 if h == h and h < self.cfg.thresholds.system_critical]
+        advice = advise(self._snaps, health, self.cfg.thresholds, self.cfg.margin)
+        util = [r["review_utilization"] for a, p in self.profiles.items() if p.review is not None
+                for r in self.history.window_rows(a, t - self.cfg.cycle_s, t)]
         rep = {"t_s": t, "results": self.results, "bottlenecks": [b.__dict__ for b in self.bottlenecks],
                "health": health, "in_flight": sorted(self.in_flight), "recommendations": recs + self.recommended,
-               "optimizer_autonomy": self.autonomy, "autonomy_changes": self.autonomy_changes}
+               "optimizer_autonomy": self.autonomy, "autonomy_changes": self.autonomy_changes,
+               "advice": [a.__dict__ for a in advice],
+               "rows": {a: dict(rows[-1]) for a, rows in self.history.rows.items() if rows},
+               "review_utilization": sum(util) / len(util) if util else float("nan")}
         self.results, self.autonomy_changes, self.recommended = [], [], []
         return rep
 
@@ -258,8 +318,9 @@ class Optimizer:
 
     def state(self) -> dict:
         """Autonomy, streak, learning (per strategy type and remedy: judged changes
-        and their mean measured improvement, %), changes in flight, tabu and the
-        frozen-planning time."""
+        and their mean measured improvement, %), changes in flight, tabu, the
+        frozen-planning time and the mode the Orchestrator's commands set
+        (:class:`~swarmopt.protocol.Mode`, in words)."""
         def learned(table: dict[str, list[float]]) -> dict:
             return {k: {"judged": len(v), "mean_improvement_pct": sum(v) / len(v)} for k, v in table.items()}
 
@@ -273,6 +334,7 @@ class Optimizer:
                           for a, tr in sorted(self.in_flight.items())},
             "tabu": {f"{a}:{kind}": until for (a, kind), until in sorted(self.tabu.items())},
             "planning_frozen_s": self.frozen_from_s,
+            "mode": self.mode.describe(),
         }
 
     # ------------------------------------------------------------------ internals
@@ -298,7 +360,8 @@ class Optimizer:
             j = judge_change(*(self.history.window_rows(agent, *sp) for sp in spans),
                              *(self.history.task_sample(agent, *sp) for sp in spans),
                              s.target_metric, alpha, cfg.min_improvement, cfg.min_samples,
-                             cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise)
+                             cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise,
+                             cfg.trend_adjust)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
             events.append(measure_event(t, j, trial, trial.effective_s - k, out, cfg.alpha))

@@ -27,6 +27,9 @@ SNAPSHOT_FIELDS = (
     "decision_count", "success_rate", "response_time_ms_mean", "response_time_ms_p95", "queue_wait_ms_mean",
     "service_time_ms_mean", "coordination_score", "error_rate", "cost_per_decision_usd", "cpu_percent",
     "memory_percent", "inbox_in_time_rate", "cache_hit_rate", "arrival_rate_per_s", "escalation_rate",
+    "timeout_rate", "timeout_busy_share", "attempt_ms_p99", "tool_error_rate", "degraded_rate", "cost_usd_per_hour",
+    "throttle_wait_ms_mean", "token_throttle_wait_ms_mean", "cache_eviction_rate", "urgent_wait_ms_mean",
+    "tool_hold_share", "tool_hold_index",
 )
 
 
@@ -146,8 +149,22 @@ AGENT_RULES = (
                   "{agent} workers are {value:.0f}% busy (limit: {threshold:.0f}%)", "Add workers"),
     ThresholdRule("resource_memory", "memory_percent", lambda th, p: th.memory_percent, "high",
                   "{agent} memory is {value:.0f}% (limit: {threshold:.0f}%)", "Shrink caches"),
+    ThresholdRule("rate_limited", "throttle_wait_ms_mean", lambda th, p: th.throttle_wait_ms, "high",
+                  "{agent} decisions wait {value:.0f}ms for rate limits (limit: {threshold:.0f}ms)",
+                  "Raise the rate limit within the quota, spread calls over providers or route to another tier"),
+    ThresholdRule("cache_capacity", "cache_eviction_rate", lambda th, p: th.cache_eviction_rate, "medium",
+                  "{agent} cache evicts {value:.0%} of its lookups (limit: {threshold:.0%})",
+                  "Grow the cache", "points"),
+    ThresholdRule("priority_starvation", "urgent_wait_ms_mean", lambda th, p: th.urgent_wait_ms, "high",
+                  "{agent} urgent decisions wait {value:.0f}ms for a worker (limit: {threshold:.0f}ms)",
+                  "Serve urgent decisions first (priority or weighted fair queuing)"),
+    ThresholdRule("tool_saturation", "tool_hold_share", lambda th, p: th.tool_hold_share, "high",
+                  "{agent} workers spend {value:.0%} of their time in one tool's calls (limit: {threshold:.0%})",
+                  "Isolate the tool in a bulkhead pool", "points"),
 )
-"""The source design's per-agent thresholds (and the design's error, cost and resource ones), in checking order."""
+"""The source design's per-agent thresholds (and the design's error, cost and resource ones, and the serving
+mechanisms' of reference/002: rate-limit waits and cache evictions; reference/000's load balancer: the urgent
+class's wait, one tool holding the workers), in checking order."""
 
 SYSTEM_RULE = ThresholdRule("system_performance", "system_score", lambda th, p: th.system_high, "high",
                             "Overall system performance is {value:.0%} (target: {threshold:.0%}+)",
@@ -175,7 +192,8 @@ def _breaches(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thr
         if s["decision_count"] < th.min_decisions:
             continue
         for rule, worse in rules:
-            value, thr = s[rule.metric], rule.threshold(th, profiles[agent])
+            # a snapshot built by hand may lack the newer fields: a missing metric breaches nothing
+            value, thr = s.get(rule.metric, np.nan), rule.threshold(th, profiles[agent])
             if worse(value, thr):
                 found.append((rule, agent, value, thr))
     rows = [dict(s, agent=a) for a, s in snaps.items() if s["decision_count"] >= th.min_decisions]

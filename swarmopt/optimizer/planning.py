@@ -37,6 +37,7 @@ from swarmopt.optimizer.strategies import (
     pre_scale,
     priority_key,
 )
+from swarmopt.optimizer.tuning import tool_view
 from swarmopt.policies import Policy, PolicyContext
 from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
 
@@ -77,7 +78,7 @@ class Planner:
 
     def plan(self, t: float, bottlenecks: list[Bottleneck], snaps: dict[str, dict], mats: dict[str, np.ndarray],
              knobs: dict[str, Knobs], tabu: dict[tuple[str, str], float], rows: Callable[[str], tuple[Mapping, ...]],
-             events: list[dict]) -> list[Strategy]:
+             events: list[dict], barred: frozenset[str] = frozenset()) -> list[Strategy]:
         """Strategies at time ``t`` for ``bottlenecks``, given each agent's
         snapshot of the last cycle (``snaps``), recent window matrix (``mats``),
         current ``knobs``, the remedies barred until a time (``tabu``, keyed by
@@ -85,11 +86,13 @@ class Planner:
         policy; appends ``bottleneck.within_tolerance`` and ``strategy.held``
         events to ``events``. Sorted by priority. Raises ValueError when the
         policy returns something other than one of its options or None, or a
-        remedy proposes something other than changes of the agent."""
+        remedy proposes something other than changes of the agent. Remedies
+        named in ``barred`` (by an Orchestrator command,
+        :meth:`swarmopt.protocol.Mode.barred`) are not tried."""
         taken: set[tuple[str, str]] = set()
-        out = self._reactive(t, bottlenecks, snaps, knobs, tabu, rows, taken, events)
+        out = self._reactive(t, bottlenecks, snaps, knobs, tabu, rows, taken, events, barred)
         if self.cfg.proactive:
-            out += self._proactive(t, bottlenecks, snaps, mats, knobs, tabu, taken, events)
+            out += self._proactive(t, bottlenecks, snaps, mats, knobs, tabu, taken, events, barred)
         for s in out:
             self.stabilizer.record(align(t + s.implementation_time_s, self.window_s), s.actions)
         out.sort(key=priority_key)
@@ -97,9 +100,10 @@ class Planner:
 
     def _reactive(self, t: float, bottlenecks: list[Bottleneck], snaps: dict[str, dict], knobs: dict[str, Knobs],
                   tabu: dict[tuple[str, str], float], rows: Callable[[str], tuple[Mapping, ...]],
-                  taken: set[tuple[str, str]], events: list[dict]) -> list[Strategy]:
+                  taken: set[tuple[str, str]], events: list[dict], barred: frozenset[str]) -> list[Strategy]:
         out: list[Strategy] = []
         stats = None  # what was learned, the same for every choice of this cycle: built at the first one
+        views: dict[str, dict] = {}  # snapshots with per-tool figures, built for the agents a remedy is asked about
         for b in bottlenecks:
             if not outside_dead_band(b, self.cfg.tolerance):
                 events.append(within_tolerance_event(t, b, self.cfg.tolerance))
@@ -113,11 +117,15 @@ class Planner:
                 worst = [x for x in bottlenecks if x.affected_component == agent]
                 answered = max(worst, key=lambda x: SEVERITY_RANK[x.severity]) if worst else None
             type_ = answered.type if answered is not None else "agent_success_rate"
+            if agent not in views:
+                k = int(snaps[agent]["windows"])
+                views[agent] = tool_view(snaps[agent], rows(agent)[-k:] if k else (),
+                                         [t.name for t in self.profiles[agent].tools])
             options = []
             for r in self.remedies.get(type_, ()):
-                if tabu.get((agent, r.name), -1.0) > t:
+                if tabu.get((agent, r.name), -1.0) > t or r.name in barred:
                     continue
-                actions = r.propose(snaps[agent], knobs[agent], self.profiles[agent])
+                actions = r.propose(views[agent], knobs[agent], self.profiles[agent])
                 if actions and not all(isinstance(c, KnobChange) and c.agent == agent for c in actions):
                     raise ValueError(f"remedy {r.name}: must return None or a list of KnobChange on {agent}, "
                                      f"got {actions!r}")
@@ -138,14 +146,14 @@ class Planner:
                                  f"None, got {choice!r}")
             r, actions = choice
             taken |= {(agent, c.knob) for c in actions}
-            target = TYPES[type_].target if type_ in TYPES else answered.metric
+            target = r.target or (TYPES[type_].target if type_ in TYPES else answered.metric)
             out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact, target,
                                   component=b.affected_component if b.affected_component == "system" else None))
         return out
 
     def _proactive(self, t: float, bottlenecks: list[Bottleneck], snaps: dict[str, dict],
                    mats: dict[str, np.ndarray], knobs: dict[str, Knobs], tabu: dict[tuple[str, str], float],
-                   taken: set[tuple[str, str]], events: list[dict]) -> list[Strategy]:
+                   taken: set[tuple[str, str]], events: list[dict], barred: frozenset[str]) -> list[Strategy]:
         """Predictive pre-scaling of agents with no bottleneck this cycle (an
         agent in trouble is the reactive remedies' job: a proactive change would
         occupy it and be judged on confounded windows) and coordination
@@ -155,7 +163,7 @@ class Planner:
         troubled = {b.affected_component for b in bottlenecks}
         for agent, m in sorted(mats.items()):
             if (len(m) < 12 or agent in troubled or (agent, "max_concurrency") in taken
-                    or tabu.get((agent, PRE_SCALE.name), -1) > t):
+                    or tabu.get((agent, PRE_SCALE.name), -1) > t or PRE_SCALE.name in barred):
                 continue
             peak = forecast_peak(m[-FORECAST_WINDOWS:, ARRIVAL_RATE], horizon)
             actions = pre_scale(snaps[agent], knobs[agent], self.profiles[agent], peak, tolerance=self.cfg.tolerance)
@@ -165,7 +173,7 @@ class Planner:
                 out.append(self._make(t, "predictive_optimization", "medium", agent, PRE_SCALE, actions, 0.0,
                                       TYPES["predictive_optimization"].target, proactive=True, component="system"))
         for agent, s in sorted(snaps.items()):
-            if (agent, "message_batch_size") in taken or tabu.get((agent, BATCH.name), -1) > t:
+            if (agent, "message_batch_size") in taken or tabu.get((agent, BATCH.name), -1) > t or BATCH.name in barred:
                 continue
             rate = s["inbox_in_time_rate"]
             if rate == rate and rate < 0.95:

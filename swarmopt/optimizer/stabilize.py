@@ -38,7 +38,7 @@ from collections import defaultdict
 from swarmopt.knobs import KnobChange
 from swarmopt.metrics import metric_spec
 from swarmopt.optimizer.detect import Bottleneck
-from swarmopt.schema import TIERS
+from swarmopt.schema import KNOB_LEVELS, TIERS
 
 
 def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
@@ -61,34 +61,44 @@ def outside_dead_band(b: Bottleneck, tolerance: float) -> bool:
 
 
 def _ordinal(knob: str, value) -> float:
-    if knob == "model_tier":
-        return float(TIERS.index(value))
-    return float(value)
+    levels = KNOB_LEVELS.get(knob)
+    return float(levels.index(value) if levels else value)
 
 
 def direction(c: KnobChange) -> int:
     """+1 when ``c`` raises its knob (model tiers ordered fast < standard <
-    strong, booleans False < True), -1 when it lowers it, 0 for no change."""
+    strong, scheduling fcfs < priority < wfq, topologies in
+    :data:`~swarmopt.schema.SHAPES` order: :data:`~swarmopt.schema.KNOB_LEVELS`; booleans False <
+    True), -1 when it lowers it, 0 for no change."""
     old, new = _ordinal(c.knob, c.old), _ordinal(c.knob, c.new)
     return (new > old) - (new < old)
+
+
+_LIMITS = ("max_tokens_per_minute", "token_burst_size", "max_tool_calls_per_minute.", "max_cache_size.")
 
 
 def bound_step(c: KnobChange, ratio: float = 4.0) -> KnobChange:
     """``c`` with its new value clamped to one bounded step from the old one:
     one model tier; concurrency and message batch within [old/ratio, ratio x
     old] (rounded away from old); cache TTLs within [old/ratio, max(60, ratio x
-    old)] seconds (``ratio`` >= 1: ``OptimizerConfig.max_step_ratio``; the
-    HPA's default scale-up policy allows +100% per period, its sizing rule
-    jumps straight to the desired count). Other knobs pass unchanged. Raises
-    ValueError for an unknown tier."""
+    old)] seconds; a timeout, a set rate limit, burst or cache size bound
+    within [old/ratio, ratio x old] (from 0, off, there is no step: it passes)
+    (``ratio`` >= 1: ``OptimizerConfig.max_step_ratio``; the HPA's default
+    scale-up policy allows +100% per period, its sizing rule jumps straight to
+    the desired count). Other knobs pass unchanged. Raises ValueError for an
+    unknown tier."""
     k, old, new = c.knob, c.old, c.new
     if k == "model_tier":
         i, j = TIERS.index(old), TIERS.index(new)
         new = TIERS[i + max(-1, min(1, j - i))]
     elif k in ("max_concurrency", "message_batch_size"):
         new = max(math.ceil(old / ratio), min(math.floor(ratio * old), new))
+    elif k == "timeout_s":
+        new = max(old / ratio, min(ratio * old, new))
     elif k.startswith("cache_ttl_s."):
         new = max(old / ratio, min(max(60.0, ratio * old), new))
+    elif k.startswith(_LIMITS) and old > 0 and new > 0:
+        new = max(math.ceil(old / ratio), min(math.floor(ratio * old), new))
     return c if new == c.new else KnobChange(c.agent, k, old, new)
 
 

@@ -18,9 +18,21 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
+
 from swarmopt.knobs import KnobChange, get_knob
+from swarmopt.optimizer.budget import cache_costly_tool
 from swarmopt.optimizer.detect import SEVERITY_RANK
-from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs
+from swarmopt.optimizer.tuning import (
+    lengthen_breaker_open,
+    relax_timeout,
+    shorten_breaker_open,
+    tighten_timeout,
+    tune_breaker_threshold,
+)
+from swarmopt.protocol import grant_workers
+from swarmopt.queueing import lru_capacity_for_hit_rate, zipf_probabilities
+from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs, ToolProfile
 
 MAX_TTL_S = 3600.0
 
@@ -39,7 +51,10 @@ class Remedy:
     ``description`` says what it does, ``wording`` how it reads for particular
     bottleneck types. ``answers``: the bottleneck types a plug-in remedy
     answers (built-in remedies are listed per type in :data:`TYPES` instead).
-    Raises ValueError for a risk outside [0, 1] or a non-positive implementation time.
+    ``target``: the metric its reactive changes are judged on when it is not
+    the bottleneck type's (a remedy whose direct effect the type's metric shows
+    only late). Raises ValueError for a risk outside [0, 1] or a non-positive
+    implementation time.
     """
 
     name: str
@@ -49,6 +64,7 @@ class Remedy:
     description: str
     wording: dict[str, str] = field(default_factory=dict, hash=False)
     answers: tuple[str, ...] = ()
+    target: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.risk <= 1.0:
@@ -73,7 +89,8 @@ def remedy(*, risk: float, implementation_time_s: float, answers: Sequence[str],
     [0, 1], a non-positive implementation time or no type.
 
     ``snapshot`` is the agent's mean metrics over the last cycle (a dict of
-    :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`), ``knobs`` its current
+    :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`, and under ``tools`` its
+    per-tool calls, failure rate and cost: :func:`~swarmopt.optimizer.tuning.tool_view`), ``knobs`` its current
     :class:`~swarmopt.schema.Knobs`, ``profile`` its
     :class:`~swarmopt.schema.AgentProfile`; each change is a
     :class:`~swarmopt.knobs.KnobChange` ``(agent, knob, old, new)``.
@@ -149,13 +166,16 @@ def _finite(x: float) -> bool:
 
 
 def scale_concurrency(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """Add workers when queueing is a real share of the response time (wait >=
-    15% of it) or workers are >= 70% busy: as many as the gap asks, the HPA's
+    """Add workers when queueing for a worker is a real share of the response
+    time (wait >= 15% of it; a wait for rate limits is not: workers do not
+    shorten it) or workers are >= 70% busy: as many as the gap asks, the HPA's
     desired = ceil(current x observed / target) on utilization, and at least
     the offered load by Little's law (arrival rate x service time / target
     utilization, which a saturated agent's capped utilization understates);
     never fewer than double (the planner bounds the step)."""
-    queueing = s["queue_wait_ms_mean"] >= 0.15 * s["response_time_ms_mean"] or s["cpu_percent"] >= 70
+    throttle = s.get("throttle_wait_ms_mean", 0.0)
+    worker_wait = s["queue_wait_ms_mean"] - (throttle if throttle == throttle else 0.0)
+    queueing = worker_wait >= 0.15 * s["response_time_ms_mean"] or s["cpu_percent"] >= 70
     if not queueing:
         return None
     need = 2 * k.max_concurrency
@@ -253,6 +273,96 @@ def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
     return _change(p.id, k, "message_batch_size", min(int(KNOB_BOUNDS["message_batch_size"][1]), need))
 
 
+def direct_routes(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Send the agent's messages directly (``topology: mesh``) when they are
+    routed through relays: every relay adds a hop's latency and loads the
+    relay's inbox (:mod:`swarmopt.sim.topology`), so the direct route is the
+    one that cannot be the coordination bottleneck."""
+    return _change(p.id, k, "topology", "mesh")
+
+
+THROTTLE_SHARE = 0.15
+
+
+def _throttled(s: dict, wait_ms: float) -> bool:
+    """Whether a wait for rate limits is a real share (>= ``THROTTLE_SHARE``) of the response time."""
+    return wait_ms == wait_ms and wait_ms > 0 and wait_ms >= THROTTLE_SHARE * s["response_time_ms_mean"]
+
+
+def raise_token_limit(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Double the model-token rate limit (and an explicit burst with it), up to
+    the profile's ``token_quota_per_minute``, when decisions wait for tokens
+    (>= 15% of the response time): a larger allocation from the providers."""
+    tokens = s.get("token_throttle_wait_ms_mean", float("nan"))
+    quota, limit = p.token_quota_per_minute, k.max_tokens_per_minute
+    if not limit or limit >= quota or not _throttled(s, tokens):
+        return None
+    new = min(quota, 2 * limit)
+    out = _change(p.id, k, "max_tokens_per_minute", new)
+    if out and k.token_burst_size:
+        out.append(KnobChange(p.id, "token_burst_size", k.token_burst_size,
+                              min(int(KNOB_BOUNDS["token_burst_size"][1]), round(k.token_burst_size * new / limit))))
+    return out
+
+
+def raise_call_limit(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Double the call limit of every rate-limited tool below its
+    ``call_quota_per_minute`` when decisions wait for tool calls (the
+    throttle wait not due to tokens, >= 15% of the response time)."""
+    tools = s.get("throttle_wait_ms_mean", float("nan")) - s.get("token_throttle_wait_ms_mean", 0.0)
+    if not _throttled(s, tools):
+        return None
+    out = []
+    for t in p.tools:
+        limit = k.max_tool_calls_per_minute.get(t.name, 0.0)
+        if limit and limit < t.call_quota_per_minute:
+            out.append(KnobChange(p.id, f"max_tool_calls_per_minute.{t.name}", limit,
+                                  min(t.call_quota_per_minute, 2 * limit)))
+    return out or None
+
+
+CACHE_MIN_EVICTIONS = 0.05
+CACHE_TARGET_EVICTIONS = 0.05
+CACHE_MAX_MEMORY_PERCENT = 80.0
+
+
+def raise_cache_size(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Grow the size bound of a tool cache when the caches evict at least 5%
+    of their lookups, unless memory is already at ``CACHE_MAX_MEMORY_PERCENT``
+    (every entry holds memory): evicted keys are fetched again. Sized from the
+    gap (:func:`cache_size_needed`), of the slowest, most error-prone tool whose
+    bound is below that size; at least double (the planner bounds the step)."""
+    evictions = s.get("cache_eviction_rate", float("nan"))
+    if not (evictions == evictions and evictions >= CACHE_MIN_EVICTIONS):
+        return None
+    if s["memory_percent"] >= CACHE_MAX_MEMORY_PERCENT:
+        return None
+    need = {t.name: cache_size_needed(t, k, len(p.tools), s["arrival_rate_per_s"]) for t in p.tools
+            if 0 < k.max_cache_size.get(t.name, 0) < t.keyspace}
+    grow = [t for t in p.tools if need.get(t.name, 0) > k.max_cache_size.get(t.name, 0)]
+    tool = max(grow, key=lambda t: t.latency_ms_median * (1 + t.error_rate * 10), default=None)
+    if tool is None:
+        return None
+    size = k.max_cache_size[tool.name]
+    return _change(p.id, k, f"max_cache_size.{tool.name}", min(tool.keyspace, max(2 * size, need[tool.name])))
+
+
+def cache_size_needed(tool: ToolProfile, k: Knobs, n_tools: int, rate_per_s: float) -> int:
+    """Entries ``tool``'s cache needs: the capacity at which Che's
+    approximation (:func:`swarmopt.queueing.lru_capacity_for_hit_rate`, from the
+    tool's Zipf law) leaves ``CACHE_TARGET_EVICTIONS`` x ``n_tools`` of its
+    lookups missing (a full cache evicts once per filled miss, and the agent
+    looks each of its ``n_tools`` tools up once per decision), at most the mean
+    number of keys its TTL keeps at ``rate_per_s`` lookups a second (beyond
+    them the TTL, not the bound, decides; Jung et al.'s TTL cache) and its keyspace."""
+    probs = zipf_probabilities(tool.keyspace, tool.zipf_s)
+    need = lru_capacity_for_hit_rate(probs, max(0.0, 1.0 - CACHE_TARGET_EVICTIONS * n_tools))
+    x = probs * rate_per_s * k.cache_ttl_s.get(tool.name, 0.0)
+    if _finite(float(x.sum())):
+        need = min(need, math.ceil(float(np.sum(x / (1.0 + x)))))
+    return need
+
+
 def lower_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
     """Halve the largest TTL to free memory."""
     if not k.cache_ttl_s:
@@ -278,6 +388,41 @@ def pre_scale(s: dict, k: Knobs, p: AgentProfile, peak_rate: float, target_util:
     return _change(p.id, k, "max_concurrency", need)
 
 
+def prioritize_urgent(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Serve waiting decisions by priority class (non-preemptive; reference/000's
+    load balancer) when the most urgent class waits for a worker (>= 15% of the
+    response time) under FCFS and the profile gives its actions more than one
+    priority class: the urgent decisions stop queueing behind the bulk."""
+    wait = s.get("urgent_wait_ms_mean", float("nan"))
+    if k.scheduling != "fcfs" or len(set(p.action_mix.priority_classes())) < 2:
+        return None
+    if not (wait == wait and wait >= 0.15 * s["response_time_ms_mean"]):
+        return None
+    return _change(p.id, k, "scheduling", "priority")
+
+
+BULKHEAD_SHARE = 0.25
+"""Share of the workers a bulkhead pool gets (at least one, and one left shared)."""
+
+
+def isolate_tool(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Give the tool whose calls hold most of the worker time (``tool_hold_index``,
+    the same tool in every window looked at) its own pool of a quarter of the
+    workers (a bulkhead, reference/000: resource pool separation), when workers
+    queue (wait >= 15% of the response time): a slow tool then fills its own
+    pool, and the decisions that do not call it keep the rest."""
+    index = s.get("tool_hold_index", float("nan"))
+    if not (index == index and index == int(index) and 0 <= index < len(p.tools)):
+        return None
+    throttle = s.get("throttle_wait_ms_mean", 0.0)
+    worker_wait = s["queue_wait_ms_mean"] - (throttle if throttle == throttle else 0.0)
+    tool = p.tools[int(index)].name
+    if worker_wait < 0.15 * s["response_time_ms_mean"] or k.bulkhead.get(tool, 0) or k.max_concurrency < 2:
+        return None
+    size = min(k.max_concurrency - 1 - sum(k.bulkhead.values()), max(1, int(k.max_concurrency * BULKHEAD_SHARE)))
+    return _change(p.id, k, f"bulkhead.{tool}", size) if size >= 1 else None
+
+
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing"),
     Remedy("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache",
@@ -290,10 +435,27 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool"),
     Remedy("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
     Remedy("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
-    Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead"),
+    # judged on inbox throughput: while a backlog drains, every message handled is late, so a faster inbox first
+    # lowers coordination_score (more late messages counted per window) and helps it only once the backlog is gone
+    Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead",
+           target="messages_handled"),
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
     Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
+    Remedy("tighten_timeout", 0.4, 120, tighten_timeout, "Set the timeout from the latency tail (2 x p99)"),
+    Remedy("relax_timeout", 0.4, 120, relax_timeout, "Stop the timeout cutting healthy attempts (2 x p99)"),
+    Remedy("tune_breaker_threshold", 0.5, 120, tune_breaker_threshold,
+           "Set the breaker's failure-rate threshold at the tools' break-even"),
+    Remedy("shorten_breaker_open", 0.4, 120, shorten_breaker_open, "Halve the breaker's open duration"),
+    Remedy("lengthen_breaker_open", 0.4, 120, lengthen_breaker_open, "Double the breaker's open duration"),
+    Remedy("cache_costly_tool", 0.3, 120, cache_costly_tool, "Cache the tool that burns most of the budget longer"),
+    Remedy("grant_workers", 0.4, 120, grant_workers, "Add the workers the Orchestrator granted"),
+    Remedy("raise_token_limit", 0.4, 120, raise_token_limit, "Raise the model-token rate limit within the quota"),
+    Remedy("raise_call_limit", 0.4, 120, raise_call_limit, "Raise the tool-call rate limits within the quotas"),
+    Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries"),
+    Remedy("direct_routes", 0.4, 120, direct_routes, "Route the agent's messages directly (mesh topology)"),
+    Remedy("prioritize_urgent", 0.3, 120, prioritize_urgent, "Serve urgent decisions first"),
+    Remedy("isolate_tool", 0.4, 120, isolate_tool, "Isolate the tool holding the workers in a bulkhead"),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
@@ -315,30 +477,52 @@ class BottleneckType:
 TYPES: dict[str, BottleneckType] = {
     "agent_response_time": BottleneckType(
         "response_time_ms_mean",
-        ("scale_concurrency", "raise_cache_ttl", "enable_parallel_tools", "route_by_complexity", "faster_model_tier"),
+        ("tighten_timeout", "scale_concurrency", "raise_cache_size", "raise_cache_ttl", "enable_parallel_tools",
+         "route_by_complexity", "faster_model_tier"),
         ("Response time < 2000ms", "Latency variance reduced", "Throughput increased")),
     "agent_success_rate": BottleneckType(
         "success_rate",
-        ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "raise_confidence_threshold",
-         "route_by_complexity", "stronger_model_tier"),
+        ("tune_breaker_threshold", "shorten_breaker_open", "relax_timeout", "raise_retries", "raise_cache_ttl",
+         "enable_circuit_breaker", "raise_confidence_threshold", "route_by_complexity", "stronger_model_tier"),
         ("Success rate >= 70%", "Fewer failed decisions")),
     "agent_error_rate": BottleneckType(
-        "error_rate", ("raise_retries", "raise_cache_ttl", "enable_circuit_breaker"), ("Error rate <= 10%",)),
+        "error_rate", ("tune_breaker_threshold", "relax_timeout", "raise_retries", "raise_cache_ttl",
+                       "enable_circuit_breaker", "lengthen_breaker_open"), ("Error rate <= 10%",)),
     "coordination_efficiency": BottleneckType(
         "coordination_score",
-        ("larger_message_batch", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker", "scale_concurrency",
-         "enable_parallel_tools"),
+        ("larger_message_batch", "direct_routes", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker",
+         "scale_concurrency", "enable_parallel_tools"),
         ("Coordination score >= 60%", "Faster conflict resolution")),
     "cost": BottleneckType(
-        "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_ttl"), ("Cost per decision within budget",)),
+        "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_size", "raise_cache_ttl"),
+        ("Cost per decision within budget",)),
+    "cost_burn": BottleneckType(
+        "cost_per_success_usd", ("cache_costly_tool", "cheaper_model_tier"), ("Spend within the budget",)),
     "resource_cpu": BottleneckType("cpu_percent", ("scale_concurrency",), ("Worker utilization <= 80%",)),
+    "resource_grant": BottleneckType(
+        "response_time_ms_mean", ("grant_workers",), ("Response time reduced", "Headroom for more load")),
     "resource_memory": BottleneckType("memory_percent", ("lower_cache_ttl",), ("Memory <= 85%",)),
     "predictive_optimization": BottleneckType(
         "cpu_percent", ("pre_scale",), ("Reduced latency spikes", "Improved resource utilization"), 15.0),
     "coordination_enhancement": BottleneckType(
         "inbox_in_time_rate", ("larger_message_batch",),
         ("Inbound messages handled in time", "Better resource sharing")),
+    "rate_limited": BottleneckType(
+        "response_time_ms_mean",
+        ("raise_token_limit", "raise_call_limit", "route_by_complexity", "faster_model_tier"),
+        ("Rate-limit wait < 200ms", "Throughput back at demand")),
+    "cache_capacity": BottleneckType(
+        "cache_hit_rate", ("raise_cache_size",), ("Evictions < 10% of lookups", "Hit ratio up")),
+    "priority_starvation": BottleneckType(
+        "urgent_wait_ms_mean", ("prioritize_urgent", "scale_concurrency"),
+        ("Urgent decisions' wait < 500ms", "Bulk served behind them")),
+    "tool_saturation": BottleneckType(
+        "response_time_ms_p50", ("isolate_tool", "scale_concurrency"),
+        ("Decisions that do not call the slow tool unaffected", "Median response time back")),
 }
 """Bottleneck type -> :class:`BottleneckType`. ``system_performance`` has no
 entry: the planner answers it with the worst type of the least healthy agent;
-the last two are the proactive strategies' types."""
+``predictive_optimization`` and ``coordination_enhancement`` are the proactive
+strategies' types. ``rate_limited`` routes to another tier in two ways: every
+tier's provider has its own token bucket, so routing by complexity spreads the
+tokens over three buckets and a faster tier moves them to another one."""

@@ -14,10 +14,12 @@ remedy is then barred on that agent for :data:`TABU_S` or the stabilization
 window, whichever is longer (a change that cannot be told from no change is
 not retried while a reversal would be held anyway). An inconclusive judgement
 (no data: NaN, zero variance, too few tasks), or a marginal one whose estimate
-is a gain, is no decision yet: the change is measured on over
+is a gain at the window level and whose interval there still reaches ``cfg.min_improvement``, is no decision
+yet: the change is measured on over
 ``measure_windows`` more windows, up to ``cfg.max_measure_windows`` after it
 took effect, each look at its share of alpha (:func:`look_alpha`), and only
-then reverted (a change that cannot be told from no change is reverted once). The undo is measured
+then reverted (a change that cannot be told from no change is reverted once), or with
+``cfg.at_horizon`` "keep_gain" kept when the deciding test's estimate is a gain. The undo is measured
 too; a change that was reverted for lack of evidence is restored when undoing it
 made its target significantly worse with no guardrail breach (the change and its
 undo are two experiments, and the second found the effect the first was too
@@ -145,7 +147,12 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         raise ValueError(f"forced decision must be one of {DECISIONS}, got {forced!r}")
     s = trial.strategy
     horizon_s = trial.measure_at_s - trial.effective_s
-    promising = j.verdict == "marginal" and j.window.improvement_pct > 0  # NaN is not promising
+    # the window level's estimate is a gain (NaN is none; for a mean target it sees what a median test misses, e.g.
+    # a shorter queue tail) that more windows could still show to be at least the minimum improvement; an interval
+    # wholly below it is futile to measure on (futility stopping of group-sequential designs)
+    w = j.window
+    promising = (j.verdict == "marginal" and w.improvement_pct > 0
+                 and not w.ci_high_pct < 100 * cfg.min_improvement)
     if (forced is None and (j.verdict == "inconclusive" or promising) and not j.breaches
             and horizon_s + cfg.measure_windows * window_s <= cfg.max_measure_windows * window_s + 1e-9):
         # no data (or too little to tell a gain from noise) is never a verdict: measure on, with no
@@ -154,6 +161,11 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         return TrialOutcome("", f"measuring on to {longer.measure_at_s:.0f}s: {j.reason}", undo=longer, state=state)
     decision = forced or j.decision
     reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
+    gain = j.effect(cfg.alpha).improvement_pct
+    if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain" and gain > 0:
+        # undecided at the horizon: keep on the sign of the estimate (the Bayes decision under a symmetric loss);
+        # guardrail breaches and measured harm are rollbacks before this
+        decision, reason = "keep", f"kept at the horizon, the estimate is a gain ({gain:+.1f}%): {j.reason}"
     common = {"decision": decision, "reason": reason, "forced": forced is not None, "learn": True}
     if decision == "keep":
         streak = state.streak + 1

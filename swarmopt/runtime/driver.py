@@ -1,9 +1,13 @@
 """The bulk-synchronous driver, written once for every runtime.
 
 Each tick every agent group steps over ``[t, t + tick_s)`` in parallel and
-returns its outbound messages, which are delivered at the next tick (sorted by
-arrival time, sender and sequence number), and the metric rows of the windows
-that closed with their per-task samples. At every optimizer cycle the driver
+returns its outbound messages (coordination messages, review requests and
+answers), which are delivered at the next tick (sorted by arrival time, sender
+and sequence number), and the metric rows of the windows that closed with their
+per-task samples. An agent closes a window once every review answer of it is
+back (:mod:`swarmopt.sim.review`); before a cycle the driver runs one more
+exchange at the same instant, so that the answers to the review requests that
+arrived before it are back and the optimizer sees every window that ended. At every optimizer cycle the driver
 passes the new rows and samples to the Performance Optimizer (the samples go
 nowhere else), routes its proposals through the Orchestrator, and
 delivers the scheduled knob and autonomy changes to the agents. A *backend*
@@ -68,10 +72,11 @@ class Sink(Protocol):
         """The per-task samples of the windows that just closed (beside their rows)."""
 
     def mark(self) -> Any:
-        """A position to :meth:`rewind` to."""
+        """A position to :meth:`rewind` to; what came before the latest mark is
+        final (the driver marks at every checkpoint and rewinds to the latest)."""
 
     def rewind(self, mark: Any) -> None:
-        """Forget everything received after ``mark``."""
+        """Forget everything received after ``mark`` (the latest one)."""
 
 
 @dataclass
@@ -119,8 +124,9 @@ class Driver:
     ``done``.
 
     Recovery: before every optimizer cycle (and at the start) the driver takes
-    a checkpoint of every component, of its loop state and of the sink's
-    position (only on backends whose components can die). When an actor dies,
+    a checkpoint of every component and of its loop state (only on backends
+    whose components can die) and marks the sink's position (on every backend:
+    the sink may write out what precedes the mark). When an actor dies,
     every component is rebuilt from the last checkpoint, the sink is rewound
     and the ticks since are replayed, so the tables are those of an
     undisturbed run plus one ``actor.restarted`` event; after
@@ -162,6 +168,11 @@ class Driver:
     def now(self) -> float:
         """Simulated time (s) the run has reached: every group has stepped up to it."""
         return min(self.k * self.scenario.tick_s, self.scenario.duration_s)
+
+    @property
+    def reviews(self) -> bool:
+        """Whether an agent of the scenario reviews the escalated decisions (:mod:`swarmopt.sim.review`)."""
+        return any(a.review is not None for a in self.scenario.agents)
 
     @property
     def cycle_ticks(self) -> int:
@@ -210,9 +221,12 @@ class Driver:
 
     def checkpoint(self) -> None:
         """Take the recovery checkpoint now, between ticks (also after a user's
-        change, so that a restart keeps it). Raises if an actor is dead."""
-        token = self.backend.checkpoint(self.components)
-        self._checkpoint = () if token is None else (token, self.loop_state(), self.sink.mark())
+        change, so that a restart keeps it), and the sink's mark on every
+        backend: a recovery never rewinds the sink past it, so the sink may
+        write out what came before. Raises if an actor is dead."""
+        token = self.backend.checkpoint(self.components)  # first: a dead actor raises before the sink moves on
+        mark = self.sink.mark()
+        self._checkpoint = () if token is None else (token, self.loop_state(), mark)
 
     def _checkpoint_and_advance(self) -> None:
         if self._checkpoint is None or self.cycle_due():
@@ -244,10 +258,15 @@ class Driver:
         last = self._last()
         if self.cycle_due():
             # close the windows that ended by t0 first, so that the cycle's
-            # changes reach the agents before they simulate past t0
+            # changes reach the agents before they simulate past t0; with a
+            # reviewer, a second exchange brings back the answers it gave in the first
             self._step(t0, t0)
+            if self.reviews:
+                self._step(t0, t0)
+            orch = self.scenario.orchestrator
             self.pending += _cycle(self.backend, self.components.opt, self.components.orch, t0, self.new_rows,
-                                   self.applied, self.new_samples, self.sink, plan=not last)
+                                   self.applied, self.new_samples, self.sink, plan=not last,
+                                   protocol=bool(orch.commands or orch.act_on_recommendations))
             self.new_rows, self.new_samples, self.applied = [], [], []
         if last:
             self.done = True
@@ -313,8 +332,17 @@ def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,
 
 
 def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: list[dict], samples: list[TaskSample],
-           sink: Sink, plan: bool) -> list[ScheduledChange]:
-    (proposals, rollbacks, ev), = backend.get([backend.call(opt, "cycle_with", t, rows, applied, samples, plan)])
+           sink: Sink, plan: bool, protocol: bool = False) -> list[ScheduledChange]:
+    """One optimizer cycle at ``t``; with ``protocol`` (the scenario's
+    Orchestrator sends commands or acts on recommendations,
+    :mod:`swarmopt.protocol`) the Orchestrator's due commands go to the
+    optimizer first and it acts on the report last."""
+    commands = ()
+    if protocol:
+        (commands, ev), = backend.get([backend.call(orch, "commands_due", t)])
+        sink.events(ev)
+    args = (t, rows, applied, samples, plan) + ((commands,) if commands else ())
+    (proposals, rollbacks, ev), = backend.get([backend.call(opt, "cycle_with", *args)])
     sink.events(ev)
     decisions: dict[str, bool] = {}
     if any(p.needs_approval for p in proposals):  # the Orchestrator only reviews what needs approval
@@ -324,4 +352,8 @@ def _cycle(backend: Backend, opt, orch, t: float, rows: list[dict], applied: lis
     sink.events(ev)
     (auto, ev), = backend.get([backend.call(orch, "receive_report", t, report)])
     sink.events(ev)
+    if protocol:
+        (more, ev), = backend.get([backend.call(orch, "act_on_report", t, report)])
+        sink.events(ev)
+        auto = auto + more
     return rollbacks + changes + auto

@@ -18,6 +18,7 @@ from swarmopt.sim.agent import AgentSim, share_layout, step_agents
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Message
 from swarmopt.sim.seeds import agent_seeds
+from swarmopt.sim.topology import Routes
 
 
 def _process() -> psutil.Process:
@@ -36,11 +37,13 @@ class AgentGroup:
         hosted = [scenario.agents[i] for i in members]
         pad = (max((len(p.tools) for p in hosted), default=0), max((len(p.downstream) for p in hosted), default=0))
         names = sorted({a.id for a in scenario.agents} | {STORM})
+        routes = Routes(scenario.topology, names, [a.id for a in scenario.agents], scenario.faults)
+        reviewers = sorted(a.id for a in scenario.agents if a.review is not None)
         self.sims: dict[str, AgentSim] = {}
         for i, p in zip(members, hosted, strict=False):
             env = Environment(scenario.load, [f for f in scenario.faults if f.target == p.id], scenario.duration_s)
             self.sims[p.id] = AgentSim(p, scenario.models, env, seeds[i], scenario.window_s, th.response_time_ms, pad,
-                                       names)
+                                       names, routes, reviewers)
         share_layout(list(self.sims.values()))
         self.cycle_s = scenario.optimizer.cycle_s
         self.sampled_cycle = -1

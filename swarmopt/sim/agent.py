@@ -17,16 +17,20 @@ Per decision (task), following the product's design (docs/architecture.md):
   action class (simple -> fast, complex -> strong);
 * outcome: a decision with a valid attempt is right with probability
   ``base_success x quality``, where the tier's quality gap to ``standard`` is
-  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x0.85
-  when an open circuit breaker skipped a tool; its confidence falls with its
-  latent error; it escalates to review with
+  weighted by the action class (:class:`~swarmopt.schema.ActionMix`), x the
+  tool's ``fallback_quality`` (default 0.85) when an open circuit breaker
+  skipped a tool (the lowest of them when it skipped several); its
+  confidence falls with its latent error; it escalates to review with
   probability ``1 - autonomy`` or when confidence < ``confidence_threshold``
-  (review takes time off the worker and succeeds with ``review_success``);
+  (review takes time off the worker, in the reviewer's queue,
+  :mod:`swarmopt.sim.review`, and succeeds with ``review_success``);
 * cost: tokens x the model price table plus the price of each tool miss;
 * coordination: a decision sends a message to each downstream agent with the
   link's probability; the request is met in time if the decision succeeded and
   its message arrives within ``coordination_deadline_s`` of the decision's
-  arrival. Inbound messages are served by the :class:`~swarmopt.sim.inbox.Inbox`.
+  arrival, routed through the relays of the ``topology`` knob's shape
+  (:mod:`swarmopt.sim.topology`). Inbound messages are served by the
+  :class:`~swarmopt.sim.inbox.Inbox`.
 
 Every random number a task needs is drawn when its window-long block of
 arrivals is generated, from the agent's own stream, in a fixed layout that does
@@ -56,12 +60,17 @@ import numpy as np
 
 from swarmopt.knobs import ScheduledChange, set_knob
 from swarmopt.metrics import COLUMN, WindowData, window_metrics
-from swarmopt.schema import MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
+from swarmopt.schema import ACTIONS, MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
 from swarmopt.sim.breaker import Breaker
+from swarmopt.sim.cache import LRUCache, invalidate, pattern_keys
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Inbox, Message
+from swarmopt.sim.ratelimit import Limiter
+from swarmopt.sim.review import Awaiting, Desk, ReviewReply, ReviewRequest, is_review
+from swarmopt.sim.sched import ordered, pools, serve_pools
 from swarmopt.sim.serve import Part, Sent, Span, serve
 from swarmopt.sim.service import breaker_calls, fcfs, first_success, ttl_cache
+from swarmopt.sim.topology import Routes
 
 _GRID = np.linspace(0.0, 1.0, 65)  # where a block's peak arrival rate is looked for
 CACHE_ENTRY_KB = 64.0
@@ -139,13 +148,17 @@ class AgentSim:
     layout (at least the agent's own; default exactly those); ``names`` the
     sorted names of every agent that may send it a message and
     :data:`~swarmopt.sim.inbox.STORM` (one list shared by a group; default
-    its own name and STORM). Drive it with :meth:`step`, or several agents at
-    once with :func:`step_agents`.
+    its own name and STORM); ``routes`` the scenario's message routes over
+    ``names`` (:mod:`swarmopt.sim.topology`; None: only ``mesh``); ``reviewers``
+    the sorted ids of the scenario's reviewers (:mod:`swarmopt.sim.review`;
+    none: a review is a fixed delay). Drive it with :meth:`step`, or several
+    agents at once with :func:`step_agents`.
     """
 
     def __init__(self, profile: AgentProfile, models: dict[str, ModelTier], env: Environment,
                  seed: np.random.SeedSequence, window_s: float, slo_ms: float = 2000.0,
-                 pad: tuple[int, int] | None = None, names: list[str] | None = None) -> None:
+                 pad: tuple[int, int] | None = None, names: list[str] | None = None,
+                 routes: Routes | None = None, reviewers: list[str] | None = None) -> None:
         self.profile = profile
         self.id = profile.id
         self.models = models
@@ -158,6 +171,7 @@ class AgentSim:
         self.knobs = profile.knobs
         self.autonomy = profile.autonomy
         self.workers: list[float] = [0.0] * self.knobs.max_concurrency
+        self.pools: dict[str, list[float]] = {}  # bulkhead pools by tool (sim/sched.py), out of the workers
         tools = profile.tools
         self.tool_names = [t.name for t in tools]
         own = (len(tools), len(profile.downstream))
@@ -165,16 +179,27 @@ class AgentSim:
         self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
         self.cache_capacity = sum(t.keyspace for t in tools)
+        self.lru: list[LRUCache | None] = [None] * len(tools)  # the size-bounded caches' recency
+        self.limiter = Limiter(len(tools))
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
         self.links = [(l.receivers, l.probability) for l in profile.downstream]
         self.names = names if names is not None else sorted(
             {profile.id, STORM}.union(*(receivers for receivers, _ in self.links)))
         self.rank = self.names.index(profile.id)
+        self.routes = routes
         self.link_table, self.slot = LinkTable.of([self], self.names, self.pad[1]), 0
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
                            profile.inbox_deadline_s, self.names)
+        # the inbox is served lazily, up to the next step's start: batch sizes (time, size) set since then
+        self.inbox_batch = self.knobs.message_batch_size
+        self.batch_changes: list[tuple[float, int]] = []
+        lat_s = profile.network_latency_ms / 1000.0
+        self.awaiting = Awaiting(self.id, reviewers, lat_s, profile.coordination_deadline_s,
+                                 env.horizon_s) if reviewers else None
+        self.desk = Desk(self.id, profile.review, lat_s, env.horizon_s) if profile.review is not None else None
+        self.review_out: list[ReviewReply] = []
         self.pending: list[tuple[float, int, ScheduledChange]] = []
         self._pending_seq = 0
         self.seq = 0
@@ -195,6 +220,8 @@ class AgentSim:
                                                                      for f in env.faults)
         self.storms = bool(env.storm_rate(-math.inf, math.inf))
         self.leaks = any(isinstance(f, MemoryLeakFault) for f in env.faults)
+        self.invalidations = env.invalidations()
+        self.next_invalidation = 0
 
     # ------------------------------------------------------------------ driving
     def step(self, t0: float, t1: float, inbound: list[Message],
@@ -212,16 +239,29 @@ class AgentSim:
 
     def begin(self, t0: float, inbound: list[Message], changes: list[ScheduledChange]) -> list[WindowData]:
         """The first half of :meth:`step`: take changes and messages, serve the
-        inbox up to ``t0`` and close (finish) the windows that ended by ``t0``."""
+        inbox up to ``t0``, take the review answers that came back, serve the
+        review requests that arrived before ``t0`` (a reviewer) and close
+        (finish) the windows that ended by ``t0`` (with a reviewer: by the
+        time up to which every answer is back, :mod:`swarmopt.sim.review`)."""
         for ch in changes:
             if ch.at_s < t0:
                 raise ValueError(f"change {ch.ref} at {ch.at_s}s arrives after the agent passed it ({t0}s)")
             heapq.heappush(self.pending, (ch.at_s, self._pending_seq, ch))
             self._pending_seq += 1
-        self.inbox.receive(inbound)
+        reviews = [m for m in inbound if is_review(m)]
+        self.inbox.receive([m for m in inbound if not is_review(m)] if reviews else inbound)
         self._serve_inbox(t0)
+        closed_by = t0
+        if self.awaiting is not None:
+            replies = self.awaiting.replies + [m for m in reviews if isinstance(m, ReviewReply)]
+            self.awaiting.replies = []
+            self.awaiting.absorb(replies, self._window, self.window_s)
+            closed_by, self.awaiting.settled_s = self.awaiting.settled_s, t0
+        if self.desk is not None:
+            self.desk.receive([m for m in reviews if isinstance(m, ReviewRequest)])
+            self.review_out += self.desk.process(t0, self._window, self.window_s)
         closed = []
-        while (self.next_window + 1) * self.window_s <= t0 + 1e-9:
+        while (self.next_window + 1) * self.window_s <= closed_by + 1e-9:
             closed.append(self._close_window(self.next_window))
             self.next_window += 1
         return closed
@@ -233,20 +273,65 @@ class AgentSim:
         out = []
         t = t0
         while t < t1:
+            ops = self._apply_due(t)  # first: a change due at t must not hide the next one from the cut
             cut = min(t1, self._next_point(t))
-            ops = self._apply_due(t)
             out.append(self._span(t, cut, ops))
             t = cut
         return out
 
-    def queue(self, span: Span, arrival: np.ndarray, service: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """FCFS (start, end) of a span's decisions, after the worker changes due at its start."""
+    def queue(self, span: Span, arrival: np.ndarray, service: np.ndarray, tier: np.ndarray, tokens: np.ndarray,
+              calls: np.ndarray, action: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """(start, end) of a span's decisions, after the worker changes due
+        at its start, and their admission through the rate limits
+        (:meth:`Limiter.admit <swarmopt.sim.ratelimit.Limiter.admit>`: admission
+        times and whether model tokens held each back; None when every decision
+        is admitted on arrival). ``tier``, ``tokens``, ``calls`` (n, tools) and
+        ``action`` are each decision's tier index, model tokens, calls per tool and
+        action class (0 simple, 1 standard, 2 complex). Served FCFS, or as the ``scheduling`` and ``bulkhead``
+        knobs say (:mod:`swarmopt.sim.sched`)."""
         for op in span.ops:
             if op[0] == "resize":
                 self._resize_workers(*op[1:])
             else:
                 self.workers = [max(w, op[1]) for w in self.workers]
-        return fcfs(arrival, service, self.workers)
+                self.pools = {t: [max(w, op[1]) for w in h] for t, h in self.pools.items()}
+        k = span.knobs
+        admitted = self.limiter.admit(span.t0, k, span.fx, self.tool_names, arrival, tier, tokens, calls)
+        ready = arrival if admitted is None else admitted[0]
+        if k.bulkhead or self.pools:
+            self._carve_pools(k.bulkhead)
+        cls = action
+        if k.scheduling == "priority":  # wfq weighs the action classes, priority ranks their priority classes
+            cls = np.asarray(self.profile.action_mix.priority_classes())[action]
+        if self.pools:
+            pooled = [self.tool_names.index(t) for t in self.pools]
+            start, end = serve_pools(ready, service, cls, pools(calls, pooled), [self.workers, *self.pools.values()],
+                                     k.scheduling, self.wfq_weights(k))
+        elif k.scheduling == "fcfs":
+            start, end = fcfs(ready, service, self.workers)
+        else:
+            start, end = ordered(ready, service, cls, self.workers, k.scheduling, self.wfq_weights(k))
+        return start, end, admitted
+
+    @staticmethod
+    def wfq_weights(knobs) -> tuple[float, ...]:
+        """The weighted-fair-queuing weight of each priority class: the
+        ``wfq_weights`` of the action classes (sim/sched.py serves by class)."""
+        return tuple(knobs.wfq_weights.get(a, 1.0) for a in ACTIONS)
+
+    def _carve_pools(self, sizes: dict[str, int]) -> None:
+        """Give each tool of the profile with a ``bulkhead`` size its own pool
+        of workers, taken from the shared ones that free up first; a change of
+        sizes returns every pool to the shared workers and carves anew."""
+        want = {t: sizes[t] for t in self.tool_names if sizes.get(t, 0) > 0}
+        if {t: len(h) for t, h in self.pools.items()} == want:
+            return
+        free = sorted(self.workers + [w for h in self.pools.values() for w in h])
+        self.pools = {}
+        for t, b in want.items():
+            self.pools[t], free = free[:b], free[b:]
+        self.workers = free  # a sorted list is a heap
 
     def _next_point(self, t: float) -> float:
         nxt = math.inf
@@ -275,6 +360,8 @@ class AgentSim:
                 self.knobs = set_knob(self.knobs, ch.knob, ch.new)
                 if ch.knob.startswith("circuit_breaker"):
                     self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in self.tool_names]
+                if ch.knob == "message_batch_size":
+                    self.batch_changes.append((at, self.knobs.message_batch_size))
                 ops.append(("resize", old_c, self.knobs.max_concurrency, at))
             self.applied.append({"t_s": at, "agent": self.id, "knob": ch.knob, "old": ch.old,
                                  "new": ch.new, "ref": sc.ref})
@@ -284,6 +371,9 @@ class AgentSim:
         return ops
 
     def _resize_workers(self, old: int, new: int, at: float) -> None:
+        if self.pools:  # resize over all workers; the next queue carves the pools again
+            self.workers = sorted(self.workers + [w for h in self.pools.values() for w in h])
+            self.pools = {}
         if new > old:
             for _ in range(new - old):
                 heapq.heappush(self.workers, at)
@@ -370,6 +460,12 @@ class AgentSim:
         ttls = [0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0) for tool in p.tools]
         breaker = k.circuit_breaker.enabled
         err_col = np.array(err_p)[:, None]
+        if self.invalidations:
+            self._invalidate(t0)
+        lru = self.lru
+        if k.max_cache_size or any(lru):
+            self._bound_caches(t0)
+        evicted = sum(c.evictions for c in lru if c is not None)
         parts = []
         t = t0
         while t < t1:
@@ -398,18 +494,56 @@ class AgentSim:
                     for j in range(nt):
                         err = block.u_err(j, nt)[lo:hi, :n_att] < err_p[j]
                         hit[j], stop[j], rejected[j] = breaker_calls(arr, block.keys[j, lo:hi], err, ttls[j],
-                                                                     self.cache_exp[j], self.breakers[j])
+                                                                     self.cache_exp[j], self.breakers[j], lru[j])
                 else:
                     # every tool's call errors at once, (decisions, tools, attempts)
                     u_err = block.u[lo:hi, nt:nt * (1 + MAX_ATTEMPTS)].reshape(m, nt, MAX_ATTEMPTS)
                     stop[:nt] = first_success(u_err[:, :, :n_att] < err_col).T
                     fills = stop[:nt] < n_att
                     for j in range(nt):
-                        hit[j] = ttl_cache(arr, block.keys[j, lo:hi], fills[j], ttls[j], self.cache_exp[j])
-            parts.append(Part(self._window(t), block, lo, hi, self._memory_factor(t) if self.leaks else 1.0,
-                              hit, stop, rejected))
+                        keys = block.keys[j, lo:hi]
+                        if lru[j] is None:
+                            hit[j] = ttl_cache(arr, keys, fills[j], ttls[j], self.cache_exp[j])
+                        else:
+                            hit[j] = lru[j].lookups(arr, keys, fills[j], ttls[j])
+            window = self._window(t)
+            if evicted or any(lru):
+                now = sum(c.evictions for c in lru if c is not None)
+                window.add_cache(evictions=now - evicted)
+                evicted = now
+            parts.append(Part(window, block, lo, hi, self._memory_factor(t) if self.leaks else 1.0, hit, stop,
+                              rejected))
             t = end
-        return Span(self, k, self.autonomy, fx, ops, parts)
+        return Span(self, k, self.autonomy, fx, ops, parts, t0)
+
+    def _invalidate(self, t0: float) -> None:
+        """Apply the cache invalidations due by ``t0`` (spans are cut at each
+        one, so each is applied at its instant)."""
+        todo = self.invalidations
+        while self.next_invalidation < len(todo) and todo[self.next_invalidation].t_s <= t0 + 1e-12:
+            inv = todo[self.next_invalidation]
+            self.next_invalidation += 1
+            k = round(inv.t_s / self.window_s)
+            if k and abs(inv.t_s - k * self.window_s) <= 1e-9:  # at a window's end: not part of that window
+                self._record_end_state(k - 1)
+            dropped = 0
+            for j, tool in enumerate(self.profile.tools):
+                if inv.tool is None or inv.tool == tool.name:
+                    dropped += invalidate(self.cache_exp[j], pattern_keys(tool.keyspace, inv.share), inv.t_s,
+                                          self.lru[j])
+            self._window(inv.t_s).add_cache(invalidations=dropped)
+
+    def _bound_caches(self, t0: float) -> None:
+        """Give each tool cache the size bound of the ``max_cache_size`` knob at ``t0`` (0: unbounded)."""
+        sizes = self.knobs.max_cache_size
+        for j, name in enumerate(self.tool_names):
+            cap, cache = int(sizes.get(name, 0)), self.lru[j]
+            if not cap:
+                self.lru[j] = None
+            elif cache is None:
+                self.lru[j] = LRUCache(self.cache_exp[j], cap, t0)
+            elif cache.capacity != cap:
+                cache.resize(cap, t0)
 
     # ------------------------------------------------------------------ windows
     def _window(self, t: float) -> WindowData:
@@ -420,9 +554,14 @@ class AgentSim:
         return w
 
     def _serve_inbox(self, until: float) -> None:
-        for k, (handled, in_time, conflicts) in self.inbox.process(until, self.knobs.message_batch_size,
-                                                                   self.window_s).items():
-            self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
+        """Handle the inbox up to ``until``, each batch with the batch size in
+        force when it starts (a change within the last step counts from its time)."""
+        cuts = [(at, size) for at, size in self.batch_changes if at < until]
+        self.batch_changes = self.batch_changes[len(cuts):]
+        for at, size in cuts + [(until, None)]:
+            for k, (handled, in_time, conflicts) in self.inbox.process(at, self.inbox_batch, self.window_s).items():
+                self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
+            self.inbox_batch = size or self.inbox_batch
 
     def _cached_keys(self, t: float) -> int:
         return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp) if self.cache_exp else 0
@@ -463,7 +602,8 @@ class AgentSim:
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
         w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
                  memory_capacity_mb=self.profile.memory_capacity_mb,
-                 cache_capacity=self.cache_capacity, **state)
+                 cache_capacity=self.cache_capacity, tools=self.tool_names,
+                 review_workers=len(self.desk.workers) if self.desk is not None else 0, **state)
         return w
 
     # ------------------------------------------------------------------ inspection and live changes
@@ -479,7 +619,9 @@ class AgentSim:
         stepped to): knobs, autonomy, ``queue_length`` (decisions arrived and
         waiting for a worker), ``busy_workers``, ``cached_keys`` (per tool),
         ``pending_changes`` (scheduled knob changes not yet in force) and the
-        windows still open."""
+        windows still open; with reviews, ``awaiting_review`` (decisions whose
+        review is not back) and on a reviewer ``review_queue`` (requests not
+        yet served)."""
         open_w = [w.tasks_so_far() for k, w in sorted(self.windows.items()) if k >= self.next_window]
         waiting = 0
         if open_w:
@@ -488,13 +630,23 @@ class AgentSim:
             waiting = int(np.count_nonzero((a <= t) & (s > t)))
         return {
             "agent": self.id, "t_s": t, "knobs": self.knobs.model_dump(), "autonomy": self.autonomy,
-            "queue_length": waiting, "busy_workers": sum(w > t for w in self.workers),
+            "queue_length": waiting,
+            "busy_workers": sum(w > t for h in (self.workers, *self.pools.values()) for w in h),
             "workers": self.knobs.max_concurrency,
             "cached_keys": {n: int(np.count_nonzero(c > t)) for n, c in zip(self.tool_names, self.cache_exp)},
             "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,
                                  "ref": sc.ref} for at, _, sc in sorted(self.pending)],
             "active_faults": [f.kind for f in self.env.active(t)],
-        }
+        } | ({"awaiting_review": len(self.awaiting.held)} if self.awaiting is not None else {}) | (
+            {"review_queue": len(self.desk.pending)} if self.desk is not None else {})
+
+    def take_reviews(self) -> list[ReviewRequest | ReviewReply]:
+        """The review requests and answers sent since the last call."""
+        out: list[ReviewRequest | ReviewReply] = self.review_out
+        self.review_out = []
+        if self.awaiting is not None:
+            out, self.awaiting.outbox = out + self.awaiting.outbox, []
+        return out
 
     def metrics_row(self, w: WindowData) -> dict:
         """The metrics-table row of a closed window."""
@@ -523,7 +675,8 @@ def step_agents(sims: list[AgentSim], t0: float, t1: float, inbound: dict[str, l
     for sim, cl in zip(sims, closed, strict=True):
         applied, sim.applied = sim.applied, []
         result.append((sim.id, cl, applied))
-    return _deliver(sent, {sim.id: sim for sim in sims}), result
+    hosted = {sim.id: sim for sim in sims}
+    return _deliver(sent, hosted) + _deliver_reviews([m for sim in sims for m in sim.take_reviews()], hosted), result
 
 
 def share_layout(sims: list[AgentSim]) -> None:
@@ -532,6 +685,22 @@ def share_layout(sims: list[AgentSim]) -> None:
     table = LinkTable.of(sims, sims[0].names, sims[0].pad[1])
     for i, sim in enumerate(sims):
         sim.link_table, sim.slot = table, i
+
+
+def _deliver_reviews(reviews: list[ReviewRequest | ReviewReply], hosted: dict[str, AgentSim]
+                     ) -> list[ReviewRequest | ReviewReply]:
+    """Hand review requests and answers to ``hosted`` receivers (taken at their
+    next step, as if delivered then); return the others."""
+    out = []
+    for m in reviews:
+        sim = hosted.get(m.receiver)
+        if sim is None:
+            out.append(m)
+        elif isinstance(m, ReviewRequest):
+            sim.desk.receive([m])
+        else:
+            sim.awaiting.replies.append(m)
+    return out
 
 
 def _deliver(sent: Sent | None, hosted: dict[str, AgentSim]) -> list[Message]:

@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from swarmopt.schema import (
+    TIERS,
     CacheBypassFault,
+    CacheInvalidationFault,
     CoordinationStormFault,
     CrashFault,
     ErrorSpikeFault,
     LatencyFault,
+    LatencyTailFault,
     LoadShape,
     LoadSurgeFault,
     MemoryLeakFault,
     PriceChangeFault,
+    RateLimitFault,
 )
 
 
@@ -44,13 +48,31 @@ def load_multiplier(shape: LoadShape, t: np.ndarray | float) -> np.ndarray | flo
 
 @dataclass(frozen=True)
 class Effects:
-    """Fault effects in force on one agent during a segment."""
+    """Fault effects in force on one agent during a segment: multipliers of the
+    model and tool latencies, added tool error rates, the price multiplier, the
+    tools that cannot be cached, the tools' price multipliers (``tool_price``),
+    the latency tails (``tail``) and the share of the rate limit left at each
+    model tier's provider (``tier_limit``) and tool's (``tool_limit``)."""
 
     model_latency: float = 1.0
     tool_latency: dict[str, float] = field(default_factory=dict)
     tool_error: dict[str, float] = field(default_factory=dict)
     price: float = 1.0
     uncacheable: frozenset[str] = frozenset()
+    tool_price: dict[str, float] = field(default_factory=dict)
+    tail: dict[str | None, tuple[float, float]] = field(default_factory=dict)  # tool (None: model) -> share, factor
+    tier_limit: dict[str, float] = field(default_factory=dict)
+    tool_limit: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Invalidation:
+    """An instant at which ``share`` of the keys of ``tool`` (every tool's when
+    None) are invalidated."""
+
+    t_s: float
+    tool: str | None
+    share: float
 
 
 class Environment:
@@ -72,8 +94,9 @@ class Environment:
         return [f for f in self.faults if f.at_s <= t < self._end(f)]
 
     def breakpoints(self) -> list[float]:
-        """Sorted instants where a fault starts or ends (within the horizon)."""
-        pts = set()
+        """Sorted instants where a fault starts or ends, or a cache invalidation
+        happens (within the horizon)."""
+        pts = {i.t_s for i in self.invalidations()}
         for f in self.faults:
             pts.add(f.at_s)
             end = self._end(f)
@@ -81,14 +104,32 @@ class Environment:
                 pts.add(end)
         return sorted(p for p in pts if p <= self.horizon_s)
 
+    def invalidations(self) -> list[Invalidation]:
+        """Every cache invalidation of the cache-invalidation faults within the
+        horizon, in time order (faults in scenario order at one instant): at
+        ``at_s``, then every ``every_s`` while the fault lasts."""
+        out = []
+        for f in self.faults:
+            if isinstance(f, CacheInvalidationFault):
+                end = min(self._end(f), self.horizon_s + 1e-9)
+                n = 1 if f.every_s is None else max(1, math.ceil((end - f.at_s) / f.every_s - 1e-9))
+                out += [Invalidation(f.at_s + k * (f.every_s or 0.0), f.tool, f.share) for k in range(n)]
+        return sorted(out, key=lambda i: i.t_s)
+
     def effects(self, t: float) -> Effects:
         """The combined service effects in force at ``t`` (multipliers multiply,
-        error spikes add, capped at 1). Load surges and coordination storms act
-        on arrivals instead (:meth:`rate_multiplier`, :meth:`storm_rate`)."""
+        error spikes add, capped at 1, rate-limit cuts too; of two latency tails
+        on one call the one with the larger share is kept, its factor the
+        product). Load surges and coordination storms act on arrivals instead
+        (:meth:`rate_multiplier`, :meth:`storm_rate`)."""
         model_lat, price = 1.0, 1.0
         uncacheable: set[str] = set()
         tool_lat: dict[str, float] = {}
         tool_err: dict[str, float] = {}
+        tool_price: dict[str, float] = {}
+        tail: dict[str | None, tuple[float, float]] = {}
+        tier_limit: dict[str, float] = {}
+        tool_limit: dict[str, float] = {}
         for f in self.active(t):
             if isinstance(f, LatencyFault):
                 if f.tool is None:
@@ -97,11 +138,24 @@ class Environment:
                     tool_lat[f.tool] = tool_lat.get(f.tool, 1.0) * f.factor
             elif isinstance(f, ErrorSpikeFault):
                 tool_err[f.tool] = min(1.0, tool_err.get(f.tool, 0.0) + f.error_rate)
+            elif isinstance(f, LatencyTailFault):
+                share, factor = tail.get(f.tool, (0.0, 1.0))
+                tail[f.tool] = (max(share, f.share), factor * f.factor)
             elif isinstance(f, PriceChangeFault):
-                price *= f.factor
+                if f.tool is None:
+                    price *= f.factor
+                else:
+                    tool_price[f.tool] = tool_price.get(f.tool, 1.0) * f.factor
             elif isinstance(f, CacheBypassFault):
                 uncacheable.add(f.tool)
-        return Effects(model_lat, tool_lat, tool_err, price, frozenset(uncacheable))
+            elif isinstance(f, RateLimitFault):
+                if f.tool is not None:
+                    tool_limit[f.tool] = tool_limit.get(f.tool, 1.0) * f.factor
+                else:
+                    for tier in (f.tier,) if f.tier else TIERS:
+                        tier_limit[tier] = tier_limit.get(tier, 1.0) * f.factor
+        return Effects(model_lat, tool_lat, tool_err, price, frozenset(uncacheable), tool_price=tool_price, tail=tail,
+                       tier_limit=tier_limit, tool_limit=tool_limit)
 
     def rate_multiplier(self, t: np.ndarray) -> np.ndarray:
         """Load shape x load-surge faults at times ``t`` (vectorized)."""

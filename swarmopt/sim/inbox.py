@@ -5,7 +5,8 @@ messages wait or the oldest has waited ``max_wait_s``, whichever is first, and
 takes up to ``batch_size`` messages that have arrived by then. A batch costs
 ``overhead_ms + n * per_message_ms`` plus ``conflict_ms`` for every message
 about the same resource as an earlier message of the batch from a different
-sender (a conflict to resolve). A message is handled in time if its batch
+sender (a conflict to resolve; a relayed copy, resource < 0, claims
+nothing). A message is handled in time if its batch
 finishes within ``deadline_s`` of its arrival.
 
 Processing only goes up to a horizon ``until``: every message that arrives
@@ -149,7 +150,7 @@ class Inbox:
             seen: dict[int, int] = {}
             conflicts = 0
             for i in range(h, j):
-                if seen.setdefault(resources[i], senders[i]) != senders[i]:
+                if resources[i] >= 0 and seen.setdefault(resources[i], senders[i]) != senders[i]:
                     conflicts += 1
             finish = start + self.overhead_s + (j - h) * self.per_message_s + conflicts * self.conflict_s
             in_time = sum(1 for i in range(h, j) if finish - times[i] <= self.deadline_s)

@@ -7,7 +7,8 @@ agents' sequential work is done by then (:meth:`AgentSim.spans
 :func:`serve` gathers every part's decisions into struct-of-arrays (one row
 per decision, the parameters of its agent and span repeated along), runs the
 attempt model, asks each agent to queue its spans (FCFS, sequential), then
-computes outcomes, costs, coordination messages and the per-task table of
+computes outcomes, costs, coordination messages (routed through the
+topology, :mod:`swarmopt.sim.topology`) and the per-task table of
 every part in one pass; the number of numpy calls does not grow with the
 number of decisions and grows with agents only through a few calls per agent
 and per part.
@@ -26,14 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
-from swarmopt.metrics import TASK_FIELDS, WindowData
-from swarmopt.schema import MAX_ATTEMPTS, TIERS, Knobs
+from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData
+from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
 from swarmopt.sim.environment import Effects
+from swarmopt.sim.review import held_mask
 from swarmopt.sim.service import attempts
+from swarmopt.sim.topology import RELAYED
 
-DEGRADED_QUALITY = 0.85
 _DIST = {"lognormal": 0, "exponential": 1, "deterministic": 2}
 _FAST, _STRONG = TIERS.index("fast"), TIERS.index("strong")
 # columns of the per-span parameter rows
@@ -49,6 +51,13 @@ _TOOL_VALUES = 4
 def _factors(n_tools: int) -> int:
     """Column of the model's latency factor (the tools' follow), after the tools' values."""
     return _TOOLS + _TOOL_VALUES * n_tools
+
+
+def _tails(n_tools: int, n_links: int) -> int:
+    """Column of the model's latency-tail threshold (a standard normal; the
+    tools' follow, then the model's and the tools' tail factors, then the
+    tools' fallback qualities), after the links."""
+    return _factors(n_tools) + 1 + n_tools + n_links
 
 
 @dataclass(slots=True)
@@ -86,9 +95,9 @@ class Sent:
 
 @dataclass(slots=True)
 class Span:
-    """An agent's decisions over a stretch in which knobs, autonomy and fault
-    effects do not change; ``ops`` are the worker changes due at its start
-    (applied by ``sim.queue`` before its decisions queue)."""
+    """An agent's decisions over a stretch from ``t0`` on in which knobs,
+    autonomy and fault effects do not change; ``ops`` are the worker changes
+    due at its start (applied by ``sim.queue`` before its decisions queue)."""
 
     sim: Any
     knobs: Knobs
@@ -96,6 +105,7 @@ class Span:
     fx: Effects
     ops: list[tuple]
     parts: list[Part]
+    t0: float = 0.0
 
 
 def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
@@ -117,11 +127,17 @@ def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
             for t in tiers]
     row += [t.latency_sigma for t in tiers]
     for t in p.tools:
-        row += [t.latency_ms_median / 1000.0, t.latency_sigma, t.hit_latency_ms / 1000.0, t.price_usd_per_call]
+        row += [t.latency_ms_median / 1000.0, t.latency_sigma, t.hit_latency_ms / 1000.0,
+                t.price_usd_per_call * fx.tool_price.get(t.name, 1.0)]
     row += [0.0] * (_TOOL_VALUES * (n_tools - len(p.tools)))
     row += [fx.model_latency] + [fx.tool_latency.get(t, 1.0) for t in sim.tool_names]
     row += [0.0] * (n_tools - len(p.tools))
     row += [prob for _, prob in sim.links] + [0.0] * (n_links - len(sim.links))
+    pad = [math.inf] * (n_tools - len(p.tools))
+    tails = [fx.tail.get(name, (0.0, 1.0)) for name in [None, *sim.tool_names]]
+    row += [float(ndtri(1.0 - share)) if share else math.inf for share, _ in tails] + pad
+    row += [factor for _, factor in tails] + [1.0] * len(pad)
+    row += [t.fallback_quality for t in p.tools] + [1.0] * len(pad)
     return row
 
 
@@ -162,7 +178,7 @@ def serve(spans: list[Span]) -> Sent | None:
     if n == 0:
         empty = np.zeros(0)
         for sp in spans:
-            sp.sim.queue(sp, empty, empty)
+            sp.sim.queue(sp, empty, empty, empty, empty, np.zeros((0, n_tools)))
         return None
     part_n = [p.hi - p.lo for _, p in parts]
     arr = _cat([p.block.arrival[p.lo:p.hi] for _, p in parts])
@@ -219,79 +235,146 @@ def serve(spans: list[Span]) -> Sent | None:
     for j in range(n_tools):
         c0, z0 = _TOOLS + _TOOL_VALUES * j, MAX_ATTEMPTS * (1 + j)
         tool_s.append(col(c0)[:, None] * np.exp(col(c0 + 1)[:, None] * z[:, z0:z0 + na]) * fac[:, 1 + j:2 + j])
+    t0 = _tails(n_tools, n_links)
+    if (prm[:, t0 + 1 + n_tools:t0 + 2 * (1 + n_tools)] != 1.0).any():
+        # latency tails: the calls whose own draw is in the tail take longer (no new random number)
+        for j, lat in enumerate([model_s, *tool_s]):
+            z0 = MAX_ATTEMPTS * j
+            lat *= np.where(z[:, z0:z0 + na] > col(t0 + j)[:, None], col(t0 + 1 + n_tools + j)[:, None], 1.0)
     res = attempts(model_s, tool_s, [col(_TOOLS + _TOOL_VALUES * j + 2) for j in range(n_tools)], hit, stop,
                    rejected, col(_PARALLEL) != 0, col(_TIMEOUT), col(_N_ATT).astype(np.int64))
     ok, made, degraded, calls = res["ok"], res["attempts"], res["degraded"], res["calls"]
     service = res["service"]
     hits = res["hits"] - (n_tools - col(_N_TOOLS).astype(np.int64))  # padded tools count as hits: not counted
     miss_cost = np.zeros(n)
+    per_tool = np.empty((len(PER_TOOL_FIELDS), n_tools, n))
+    per_tool[1], per_tool[2] = calls.T, res["call_errors"].T
     for j in range(n_tools):
-        miss_cost = miss_cost + calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)  # as calls @ prices, in order
+        per_tool[0, j] = calls[:, j] * col(_TOOLS + _TOOL_VALUES * j + 3)
+        miss_cost = miss_cost + per_tool[0, j]  # as calls @ prices, in order
 
-    # queueing, per agent and span in time order
+    tok = np.exp(0.25 * z[:, -1] - 0.03125)
+    tokens_in = np.rint(col(_PROMPT) * made * tok)
+    tokens_out = np.rint(col(_OUTPUT) * made * tok)
+    tokens = tokens_in + tokens_out
+
+    # rate limits and queueing, per agent and span in time order (sim/ratelimit.py, service.fcfs)
+    ready, token_held = arr, None
     if len(spans) == 1:
-        start, end = spans[0].sim.queue(spans[0], arr, service)
+        start, end, admitted = spans[0].sim.queue(spans[0], arr, service, tier, tokens, calls, action)
+        if admitted is not None:
+            ready, token_held = admitted
     else:
         start, end = np.empty(n), np.empty(n)
         lo = 0
         for sp, m in zip(spans, span_n.tolist(), strict=False):
-            start[lo:lo + m], end[lo:lo + m] = sp.sim.queue(sp, arr[lo:lo + m], service[lo:lo + m])
-            lo += m
+            hi = lo + m
+            start[lo:hi], end[lo:hi], admitted = sp.sim.queue(sp, arr[lo:hi], service[lo:hi], tier[lo:hi],
+                                                              tokens[lo:hi], calls[lo:hi], action[lo:hi])
+            if admitted is not None:
+                if token_held is None:
+                    ready, token_held = arr.copy(), np.zeros(n, dtype=bool)
+                ready[lo:hi], token_held[lo:hi] = admitted
+            lo = hi
 
     # outcome
-    p_ok = np.minimum(0.99, col(_BASE_SUCCESS) * (1.0 + (quality - 1.0) * weight)
-                      * np.where(degraded, DEGRADED_QUALITY, 1.0))
+    fallback = np.ones(n)
+    if degraded.any():  # a decision that went on without tools has the lowest fallback quality among them
+        q0 = t0 + 2 * (1 + n_tools)
+        for j in range(n_tools):
+            fallback = np.where(res["skipped"][:, j], np.minimum(fallback, col(q0 + j)), fallback)
+    p_ok = np.minimum(0.99, col(_BASE_SUCCESS) * (1.0 + (quality - 1.0) * weight) * fallback)
     u_s = u[:, 0]
     conf = np.clip(conf_mean - 0.3 * (u_s - p_ok) + 0.08 * z[:, -3], 0.01, 0.99)
     escalated = ok & ((u[:, 1] >= col(_AUTONOMY)) | (conf < col(_CONF_TH)))
     review_s = col(_REVIEW_S) * np.exp(0.5 * z[:, -2])
     finish = end + np.where(escalated, review_s, 0.0)
+    # decisions reviewed by the scenario's reviewer finish when its answer is back (sim.review); their
+    # coordination messages leave when the worker is done
+    reviewed = held_mask(spans, span_n, escalated)
+    done = finish if reviewed is None else np.where(reviewed, end, finish)
     success = ok & (u_s < np.where(escalated, np.maximum(p_ok, col(_REVIEW_SUCCESS)), p_ok))
-    tok = np.exp(0.25 * z[:, -1] - 0.03125)
-    tokens_in = np.rint(col(_PROMPT) * made * tok)
-    tokens_out = np.rint(col(_OUTPUT) * made * tok)
-    cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6 + miss_cost
+    model_cost = (tokens_in * in_price + tokens_out * out_price) * col(_PRICE) / 1e6
+    cost = model_cost + miss_cost
 
     # coordination
     coord_req = np.zeros(n)
     coord_ok = np.zeros(n)
     sent = np.zeros(n, dtype=np.int64)
-    msgs = None
+    msgs, delays = None, None
     if n_links:
         lat_s = col(_NET_S)
         in_time = success & (finish + lat_s - arr <= col(_DEADLINE))
         link0 = f0 + 1 + n_tools
         sends = []
+        routed = any(sp.knobs.topology != "mesh" for sp in spans)
         for d_ in range(n_links):
             wants = u[:, 3 + d_] < col(link0 + d_)
             coord_req += wants
-            coord_ok += wants & in_time
+            if not routed:
+                coord_ok += wants & in_time
             sent += wants & success
             sends.append(np.flatnonzero(wants & success))
-        msgs = _messages(spans, span_n, sends, arr, finish + lat_s, u, prm, link0, parts)
+        msgs, task = _messages(spans, span_n, sends, arr, done + lat_s, u, prm, link0, parts)
+        if routed and msgs is not None:
+            msgs = _route(spans, span_n, msgs, task)
+            # a request is met in time when its message reaches the receiver within the deadline
+            deadline = col(_DEADLINE)  # per decision, or one for all
+            coord_ok += np.bincount(task, weights=msgs.time[:task.size] - arr[task] <= deadline[
+                task if deadline.size > 1 else 0], minlength=n)
+        if reviewed is not None and msgs is not None:
+            # each message's delivery time after its sender's worker was done (a reviewed decision's requests
+            # are met in time or not once its answer is back)
+            delays = (task, msgs.time[:task.size] - done[task])
 
+    # priority class (0 most urgent) of each decision, from its agent's action mix
+    classes = [sp.sim.profile.action_mix.priority_classes() for sp in spans]
+    priority = 0.0
+    if any(any(c) for c in classes):
+        priority = (np.repeat(np.array(classes), span_n, axis=0) if len(spans) > 1 else np.array(classes))[
+            np.arange(n) if len(spans) > 1 else 0, action]
     table = np.empty((len(TASK_FIELDS), n))
+    timeouts = res["timeouts"]
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
-                           coord_ok, tier)):
+                           coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority, timeouts,
+                           timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0), model_cost, 0.0)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
+    # cache hits per (padded) tool and part, for the per-tool hit ratios
+    tool_hits = np.add.reduceat(hit, np.cumsum([0] + part_n[:-1]), axis=1, dtype=np.int64).T if n_tools else (
+        np.zeros((len(parts), 0), dtype=np.int64))
+    # seconds of worker time each tool's calls hold, per part (sim/sched.py's bulkheads answer a tool holding most)
+    if n_tools:
+        att = np.arange(na)
+        timeout = col(_TIMEOUT)[:, None]  # per decision, or one for all
+        held = np.stack([(np.minimum(tool_s[j], timeout) * (att < calls[:, j:j + 1])).sum(axis=1)
+                         for j in range(n_tools)])
+        tool_held = np.add.reduceat(held, np.cumsum([0] + part_n[:-1]), axis=1).T
+    else:
+        tool_held = np.zeros((len(parts), 0))
     lo = 0
-    for (i, p), m in zip(parts, part_n, strict=False):
-        p.window.add_table(table[:, lo:lo + m], spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo])
+    for (i, p), m, h, held_s in zip(parts, part_n, tool_hits, tool_held, strict=False):
+        chunk, tools = table[:, lo:lo + m], per_tool[:, :, lo:lo + m]
+        if reviewed is not None and spans[i].sim.awaiting is not None:
+            chunk, tools = spans[i].sim.awaiting.hold(chunk, tools, reviewed[lo:lo + m], z[lo:lo + m, -2], lo,
+                                                      delays)
+        p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s, tools, m)
         lo += m
     return msgs
 
 
 def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], arr: np.ndarray, at: np.ndarray,
-              u: np.ndarray, prm: np.ndarray, link0: int, parts: list[tuple[int, Part]]) -> Sent | None:
+              u: np.ndarray, prm: np.ndarray, link0: int, parts: list[tuple[int, Part]]
+              ) -> tuple[Sent | None, np.ndarray]:
     """The messages of the decisions ``sends[d]`` (indices) on link ``d``,
     arriving at ``at``. Each agent numbers its messages on, span by span, link
     by link, in decision order; a link to several replicas picks one by the
-    uniform that decided to send (given u < p, u / p is uniform on [0, 1))."""
+    uniform that decided to send (given u < p, u / p is uniform on [0, 1)).
+    Also returns the sending decision of each message."""
     task = np.concatenate(sends)
     if not task.size:
-        return None
+        return None, task
     link = np.repeat(np.arange(len(sends)), [s.size for s in sends])
     span_of = np.repeat(np.arange(len(spans)), span_n)[task]
     order = np.lexsort((task, link, span_of))
@@ -311,4 +394,21 @@ def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], ar
     resource = _cat([p.block.resource[p.lo:p.hi] for _, p in parts])[task, link]
     sender = np.array([sp.sim.rank for sp in spans], dtype=np.int64)[span_of]
     return Sent(spans[0].sim.names, at[task], sender, seq, table.ranks[table.offset[slot, link] + pick], resource,
-                arr[task])
+                arr[task]), task
+
+
+def _route(spans: list[Span], span_n: np.ndarray, sent: Sent, task: np.ndarray) -> Sent:
+    """``sent`` routed through the topology of each sender's span
+    (:meth:`Routes.route <swarmopt.sim.topology.Routes.route>`): the messages
+    (first, in order, at their arrival at the receiver), then each relayed
+    copy (to its relay, resource :data:`~swarmopt.sim.topology.RELAYED`)."""
+    routes = spans[0].sim.routes
+    if routes is None:
+        raise ValueError(f"agent {spans[0].sim.id}: a topology other than mesh needs the scenario's routes")
+    shape = np.array([SHAPES.index(sp.knobs.topology) for sp in spans], dtype=np.int64)
+    span_of = np.repeat(np.arange(len(spans)), span_n)[task]
+    final, idx, relay, t = routes.route(shape[span_of], sent.sender, sent.receiver, sent.time)
+    return Sent(sent.names, np.concatenate((final, t)), np.concatenate((sent.sender, sent.sender[idx])),
+                np.concatenate((sent.seq, sent.seq[idx])), np.concatenate((sent.receiver, relay)),
+                np.concatenate((sent.resource, np.full(idx.size, RELAYED, dtype=sent.resource.dtype))),
+                np.concatenate((sent.origin, sent.origin[idx])))

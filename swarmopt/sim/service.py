@@ -23,6 +23,7 @@ import heapq
 import numpy as np
 
 from swarmopt.sim.breaker import Breaker
+from swarmopt.sim.cache import LRUCache
 
 
 def ttl_cache(t: np.ndarray, keys: np.ndarray, fills: np.ndarray, ttl: float, expiry: np.ndarray) -> np.ndarray:
@@ -72,12 +73,13 @@ def first_success(err: np.ndarray) -> np.ndarray:
 
 
 def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, expiry: np.ndarray,
-                  breaker: Breaker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  breaker: Breaker, lru: LRUCache | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cache lookups and calls of one tool through a circuit breaker.
 
     ``t`` (n,) arrival times, ``keys`` (n,), ``err`` (n, A) per-attempt call
     errors. Calls are made at the decision's arrival time, in order; with
-    ``ttl <= 0`` the cache is off (as in :func:`ttl_cache`). Returns
+    ``ttl <= 0`` the cache is off (as in :func:`ttl_cache`); ``lru``, when
+    given, bounds the cache (its expiry array is ``expiry``). Returns
     (hit (n,) bool, stop (n,) int: the attempt whose call succeeded or was
     rejected, ``A`` if every call erred, rejected (n,) bool). The breaker's state
     and ``expiry`` are updated in place. A per-call loop: a breaker's state
@@ -92,6 +94,8 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
         ti, key = t_l[i], k_l[i]
         if ttl > 0.0 and ti < expiry[key]:
             hit[i] = True
+            if lru is not None:
+                lru.hit(ti, key)
             continue
         for a in range(a_max):
             if not breaker.allow(ti):
@@ -102,7 +106,10 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
             if not bad:
                 stop[i] = a
                 if ttl > 0.0:
-                    expiry[key] = ti + ttl
+                    if lru is None:
+                        expiry[key] = ti + ttl
+                    else:
+                        lru.fill(ti, key, ttl)
                 break
     return hit, stop, rejected
 
@@ -129,7 +136,11 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: li
     Returns arrays (n,): ``service`` (s, on the worker), ``ok`` (some attempt
     valid), ``attempts`` (made), ``degraded`` (a tool was skipped by an open
     breaker), ``hits`` (tools answered from cache), ``calls`` (n, tools) calls
-    made per tool.
+    made per tool, ``timeouts`` (attempts made that ran into the timeout),
+    ``attempt_s`` (duration of the valid attempt, s; NaN when none),
+    ``call_errors`` (n, tools) tool calls made that failed and ``skipped``
+    (n, tools): the decision went on without the tool, which an open breaker
+    rejected.
     """
     n, a_max = model_s.shape
     att = np.arange(a_max)
@@ -160,15 +171,22 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: li
     made = np.where(ok, (~failed).argmax(axis=1) + 1, n_att)
     service = (np.minimum(d, timeout) * (att < made[:, None])).sum(axis=1)
     calls = np.zeros((n, len(tool_s)), dtype=np.int64)
-    degraded = np.zeros(n, dtype=bool)
+    call_errors = np.zeros((n, len(tool_s)), dtype=np.int64)
+    skipped = np.zeros((n, len(tool_s)), dtype=bool)
     hits = np.zeros(n, dtype=np.int64)
     for j in range(len(tool_s)):
         s, r, done = stop[j], rejected[j], stop[j] < made
-        # attempts before the stop all call; the stop attempt calls unless the breaker rejected it
-        calls[:, j] = np.where(hit[j], 0, np.minimum(s, made) + (done & ~r))
-        degraded |= r & done
+        # attempts before the stop all call (and fail); the stop attempt calls unless the breaker rejected it
+        erred = np.where(hit[j], 0, np.minimum(s, made))
+        calls[:, j] = erred + (~hit[j] & done & ~r)
+        call_errors[:, j] = erred
+        skipped[:, j] = r & done & ok
         hits += hit[j]
-    return {"service": service, "ok": ok, "attempts": made, "degraded": degraded & ok, "hits": hits, "calls": calls}
+    timeouts = ((d > timeout) & (att < made[:, None])).sum(axis=1)
+    attempt_s = np.where(ok, d[np.arange(n), made - 1], np.nan)
+    return {"service": service, "ok": ok, "attempts": made, "degraded": skipped.any(axis=1), "hits": hits,
+            "calls": calls, "timeouts": timeouts, "attempt_s": attempt_s, "call_errors": call_errors,
+            "skipped": skipped}
 
 
 def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,78 @@
+"""The README's "Decision quality" tables from the output directory of the library load test.
+
+    swarmopt loadtest scenarios/loadtests/library.yaml --out lt-library --workers 2
+    python scenarios/library/decision_tables.py lt-library
+
+Prints two Markdown tables: per policy, the decisions confusion matrix against the ground truth (a keep is false
+when undoing the change would have helped, an undo when keeping it would have) with MTTR, cost, changes and knob
+reversals per run; per scenario, the faulted agent's SLO attainment (mean over seeds) of each policy and of the
+best oracle configuration, the share of the monitor -> oracle gap closed (n/a when the gap is under 2 points)
+and MTTR.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+
+POLICIES = ("monitor", "rules", "thompson")
+MIN_GAP = 0.02
+
+
+def _pct(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{x:.0%}"
+
+
+def scenario_table(runs: pd.DataFrame) -> list[str]:
+    """Per scenario: attainment of each policy and of the best oracle configuration, gap closed, MTTR."""
+    lines = ["| scenario | monitor | rules | thompson | oracle | gap closed rules | gap closed thompson "
+             "| MTTR min monitor / rules / thompson |", "|---|---|---|---|---|---|---|---|"]
+    means = []
+    for sc, g in runs.groupby("scenario"):
+        att = g.groupby("policy")["slo_attainment_faulted"].mean()
+        oracle = att.drop(list(POLICIES)).max()
+        mttr = g.groupby("policy")["mttr_min"].mean()
+        gap = oracle - att["monitor"]
+        closed = [(att[p] - att["monitor"]) / gap if gap > MIN_GAP else float("nan") for p in ("rules", "thompson")]
+        lines.append(f"| {sc} | {att['monitor']:.2f} | {att['rules']:.2f} | {att['thompson']:.2f} | {oracle:.2f} "
+                     f"| {_pct(closed[0])} | {_pct(closed[1])} "
+                     f"| {mttr['monitor']:.0f} / {mttr['rules']:.0f} / {mttr['thompson']:.0f} |")
+        means.append([att["monitor"], att["rules"], att["thompson"], oracle])
+    m = pd.DataFrame(means).mean()
+    lines.append(f"| mean | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | {m[3]:.2f} | | | |")
+    return lines
+
+
+def policy_table(runs: pd.DataFrame, decisions: pd.DataFrame) -> list[str]:
+    """Per policy: the confusion matrix of its judged changes and its run measures."""
+    lines = ["| policy | decisions | correct keep | false keep | correct undo | false undo | false keep rate "
+             "| false rollback rate | MTTR min | cost USD | changes / run | knob reversals / run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in POLICIES:
+        g, d = runs[runs["policy"] == p], decisions[decisions["policy"] == p]
+        right = d["correct"].astype(bool)
+        keep = d["decision"] == "keep"
+        ck, fk = int((keep & right).sum()), int((keep & ~right).sum())
+        cu, fu = int((~keep & right).sum()), int((~keep & ~right).sum())
+        fkr = f"{fk / (ck + fk):.2f}" if ck + fk else ""
+        fur = f"{fu / (cu + fu):.2f}" if cu + fu else ""
+        lines.append(f"| {p} | {len(d)} | {ck} | {fk} | {cu} | {fu} | {fkr} | {fur} | {g['mttr_min'].mean():.0f} "
+                     f"| {g['cost_usd'].mean():.0f} | {g['changes_attempted'].mean():.2f} "
+                     f"| {g['knob_reversals'].mean():.2f} |")
+    return lines
+
+
+def main(out: str) -> None:
+    runs = pd.read_parquet(f"{out}/runs.parquet")
+    runs = runs[runs["status"] == "ok"]
+    decisions = pd.read_parquet(f"{out}/decisions.parquet")
+    print("\n".join(policy_table(runs, decisions)))
+    print()
+    print("\n".join(scenario_table(runs)))
+    print()
+    print(decisions.groupby(["policy", "decision", "label"]).size().to_string())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

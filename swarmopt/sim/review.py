@@ -1,0 +1,206 @@
+"""Reviews: escalated decisions served as tasks in the reviewer's own queue (pure).
+
+A decision that escalates (:mod:`swarmopt.sim.serve`: with probability
+``1 - autonomy`` or when its confidence is below ``confidence_threshold``)
+does not finish when its agent's worker is done. Its agent sends a
+:class:`ReviewRequest` to the scenario's reviewer (the agent whose profile has
+a ``review`` section, :class:`~swarmopt.schema.ReviewDesk`: the Strategic
+Orchestrator), arriving one network hop after the worker is done. The
+reviewer's :class:`Desk` serves the requests FCFS over its ``workers``, a
+review taking ``service_ms_median`` x exp(``service_sigma`` z), z the
+decision's own standard normal (drawn with its block, so the same decision
+takes the same review time whatever the policy: common random numbers). The
+:class:`ReviewReply` goes back one hop (the reviewer's network latency); the
+decision's answer is final when it arrives, and its response time
+(``finish - arrival``) holds both hops, the wait in the reviewer's queue and
+the review. So every escalation loads the reviewer and slows every review.
+
+Time and windows. Every group steps in lockstep (BSP), so a request sent
+while its agent steps over ``[t, t')`` reaches the reviewer by its next step
+(directly when hosted together, else through the driver), and the reviewer
+serves, at the start of a step at ``t0``, every request that arrives before
+``t0``: all of them are known by then, as the inbox's messages are
+(:mod:`swarmopt.sim.inbox`). Its replies reach their agents one step later.
+An agent therefore knows, at the start of a step, the answer of every
+decision whose request arrived before the start of its *previous* step
+(:attr:`Awaiting.settled_s`). A reviewed decision belongs to the window in
+which its answer came back, so a window can close once ``settled_s`` has
+passed its end; the driver runs one extra exchange at every optimizer cycle
+(:mod:`swarmopt.runtime.driver`), so the optimizer sees the same windows
+whatever the tick. A decision whose answer comes back after the run's end is
+not counted. The coordination message a reviewed decision sends leaves when
+its worker is done (the receivers' inboxes must know their arrivals by the
+same horizon rule); each of its coordination requests is met in time only
+if the reviewed answer succeeded and, delivered as its message was (one hop,
+plus the relays of a routed topology), reaches the receiver within the
+deadline.
+
+Without a reviewer in the scenario, a review is a fixed lognormal delay of
+the agent's ``review_ms_median`` (:func:`swarmopt.sim.serve.serve`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from swarmopt.metrics import COLUMN, WindowData
+from swarmopt.schema import ReviewDesk
+
+_ARRIVAL, _END, _FINISH = COLUMN["arrival"], COLUMN["end"], COLUMN["finish"]
+_COORD_OK, _REVIEW_WAIT = COLUMN["coord_ok"], COLUMN["review_wait"]
+
+
+class ReviewRequest(NamedTuple):
+    """An escalated decision sent for review; ``time`` is its arrival at the reviewer (s)."""
+
+    time: float
+    sender: str
+    seq: int
+    receiver: str
+    z: float          # the decision's standard normal of its review time
+    origin_s: float   # the decision's arrival
+
+
+class ReviewReply(NamedTuple):
+    """A review's answer; ``time`` is its arrival back at the decision's agent (s)."""
+
+    time: float
+    sender: str
+    seq: int          # the request's
+    receiver: str
+    wait_s: float     # the request's wait in the reviewer's queue
+    origin_s: float
+
+
+def is_review(message: tuple) -> bool:
+    """Whether a delivered message is a review request or reply (not a coordination message)."""
+    return isinstance(message, (ReviewRequest, ReviewReply))
+
+
+def held_mask(spans: list, span_n: np.ndarray, escalated: np.ndarray) -> np.ndarray | None:
+    """Per decision of a serving pass (``span_n`` decisions per span, in
+    order), whether it waits for the reviewer: escalated, of an agent with
+    one; None when no span's agent has a reviewer."""
+    flags = [sp.sim.awaiting is not None for sp in spans]
+    if not any(flags):
+        return None
+    return escalated & (np.repeat(flags, span_n) if len(spans) > 1 else flags[0])
+
+
+class Awaiting:
+    """One agent's decisions waiting for their review.
+
+    ``reviewers``: the scenario's reviewers, sorted (a request goes to
+    ``reviewers[seq % len(reviewers)]``); ``latency_s`` and ``deadline_s``:
+    the agent's network latency (the request's hop) and coordination
+    deadline; ``horizon_s``: the run's end (a later answer is not counted).
+    """
+
+    def __init__(self, agent: str, reviewers: list[str], latency_s: float, deadline_s: float,
+                 horizon_s: float) -> None:
+        self.agent = agent
+        self.reviewers = reviewers
+        self.latency_s = latency_s
+        self.deadline_s = deadline_s
+        self.horizon_s = horizon_s
+        self.held: dict[int, tuple[np.ndarray, np.ndarray, list[float]]] = {}
+        self.seq = 0
+        self.outbox: list[ReviewRequest] = []
+        self.replies: list[ReviewReply] = []
+        self.settled_s = 0.0
+
+    def hold(self, chunk: np.ndarray, tools: np.ndarray, mask: np.ndarray, z: np.ndarray, first: int = 0,
+             delays: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Keep the decisions ``mask`` (n,) of the task table ``chunk``
+        (fields, n) and of their per-tool figures ``tools`` (figures, tools, n)
+        until their reviews come back, and send their requests (``z``: their
+        review-time normals). ``delays``: (sending decision, delivery time
+        after its worker was done) of each coordination message of the serving
+        pass, whose decision ``first`` is the chunk's first. Returns the other
+        decisions' table and per-tool figures."""
+        if not mask.any():
+            return chunk, tools
+        idx = np.flatnonzero(mask)
+        cols = chunk[:, idx]
+        seqs = range(self.seq, self.seq + idx.size)
+        self.seq += idx.size
+        times = (cols[_END] + self.latency_s).tolist()
+        sent: dict[int, list[float]] = {}
+        if delays is not None:
+            task, after = delays
+            mine = np.flatnonzero(np.isin(task, idx + first))
+            for i, d in zip(task[mine].tolist(), after[mine].tolist(), strict=True):
+                sent.setdefault(i - first, []).append(d)
+        for s, i, col, t, zz, a in zip(seqs, idx.tolist(), cols.T, times, z[idx].tolist(), cols[_ARRIVAL].tolist(),
+                                       strict=True):
+            self.held[s] = (col.copy(), tools[:, :, i].copy(), sent.get(i, []))
+            self.outbox.append(ReviewRequest(t, self.agent, s, self.reviewers[s % len(self.reviewers)], zz, a))
+        return chunk[:, ~mask], tools[:, :, ~mask]
+
+    def absorb(self, replies: list[ReviewReply], window_of: Callable[[float], WindowData], window_s: float) -> None:
+        """Complete the decisions of ``replies``: answer time, wait at the
+        reviewer, coordination met in time; add each to the window in which
+        its answer came back (dropped after the run's end)."""
+        late: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for rep in replies:
+            col, tools, sent = self.held.pop(rep.seq)
+            col[_FINISH] = rep.time
+            col[_REVIEW_WAIT] = rep.wait_s
+            # a failed decision sends no message and meets none of its requests
+            col[_COORD_OK] = sum(rep.time + d - col[_ARRIVAL] <= self.deadline_s for d in sent)
+            if rep.time < self.horizon_s:
+                late.setdefault(int(rep.time // window_s + 1e-9), []).append((col, tools))
+        for k, done in late.items():
+            window_of(k * window_s).add_late(np.stack([c for c, _ in done], axis=1),
+                                             np.stack([t for _, t in done], axis=2))
+
+
+class Desk:
+    """The reviewer's queue: FCFS over ``config.workers`` reviewers.
+
+    ``latency_s``: the reviewer's network latency (the reply's hop);
+    ``horizon_s``: the run's end (busy time is counted in windows before it).
+    """
+
+    def __init__(self, name: str, config: ReviewDesk, latency_s: float, horizon_s: float) -> None:
+        self.name = name
+        self.workers = [0.0] * config.workers
+        self.median_s = config.service_ms_median / 1000.0
+        self.sigma = config.service_sigma
+        self.latency_s = latency_s
+        self.horizon_s = horizon_s
+        self.pending: list[ReviewRequest] = []
+
+    def receive(self, requests: list[ReviewRequest]) -> None:
+        """Queue requests (any order)."""
+        self.pending += requests
+
+    def process(self, until: float, window_of: Callable[[float], WindowData], window_s: float) -> list[ReviewReply]:
+        """Serve, in order of arrival (then sender and sequence number), every
+        request that arrives before ``until``; count each review in the window
+        where it starts and its busy time in the windows it spans. Returns the replies."""
+        self.pending.sort()
+        k = 0
+        while k < len(self.pending) and self.pending[k].time < until:
+            k += 1
+        replies = []
+        workers, median, sigma = self.workers, self.median_s, self.sigma
+        for req in self.pending[:k]:
+            start = max(req.time, heapq.heappop(workers))
+            end = start + median * math.exp(sigma * req.z)
+            heapq.heappush(workers, end)
+            if start < self.horizon_s:
+                window_of(start).reviews += 1
+            w = int(start // window_s + 1e-9)
+            while w * window_s < min(end, self.horizon_s):
+                window_of(w * window_s).review_busy_s += min(end, (w + 1) * window_s) - max(start, w * window_s)
+                w += 1
+            replies.append(ReviewReply(end + self.latency_s, self.name, req.seq, req.sender, start - req.time,
+                                       req.origin_s))
+        del self.pending[:k]
+        return replies

@@ -1,0 +1,136 @@
+"""Task scheduling and bulkheads: who of the decisions waiting gets the next free worker (numpy + Python).
+
+Reference 000 (the load balancer: task priorities, weighted fair queuing;
+resource pool separation). The ``scheduling`` knob orders the decisions
+waiting for a worker of an agent:
+
+* ``fcfs``: by arrival (:func:`swarmopt.sim.service.fcfs`, vectorized);
+* ``priority``: non-preemptive priority by class (0 first), FCFS within a
+  class: a decision in service is never interrupted. Mean waits per class are
+  Cobham's (1954): ``W_k = W_0 / ((1 - s_{k-1}) (1 - s_k))``, ``s_k`` the
+  load of classes 0..k (tests/test_sched.py checks M/M/1 and M/M/c);
+* ``wfq``: weighted fair queuing over the classes, self-clocked (Golestani
+  1994): a decision of class ``k`` queued at virtual time ``V`` gets the finish
+  tag ``F = max(V, F_last[k]) + 1 / w_k`` and the waiting decision of smallest
+  tag starts next; ``V`` is the tag of the decision started last. Each
+  decision counts one unit (its service time is not known when it queues), so
+  a backlogged class ``k`` gets a share ``w_k / sum w`` of the decisions started.
+
+The ``bulkhead`` knob reserves pools of the agent's workers for the decisions
+that call a tool (a thread-pool bulkhead, as Resilience4j's): a decision that
+calls a pooled tool (a cache miss) is served by the pool of the first such
+tool of the profile, every other decision by the shared rest. A slow tool then
+fills its own pool's queue, not every worker.
+
+A span's decisions are ordered among themselves and the ones queued before
+them (the workers' free times carry over), so with ``priority`` or ``wfq`` a
+decision still waiting at the end of a span is not overtaken by the next
+span's: the ordering horizon is the span (a tick at most), and results depend
+on ``tick_s`` in that way. With ``fcfs`` and no bulkhead nothing here runs.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+import numpy as np
+
+from swarmopt.sim.service import _no_wait_prefix, fcfs
+
+ORDERED = ("priority", "wfq")
+
+
+def ordered(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, workers: list[float], mode: str,
+            weights: tuple[float, ...] = (1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) arrays (n,) of decisions served non-preemptively over the
+    workers ``workers`` (heap of free times, updated in place) in the order of
+    ``mode``: ``priority`` (smallest ``cls`` first, then arrival) or ``wfq``
+    (smallest self-clocked finish tag, ``weights[cls]`` per class).
+
+    ``arrival`` (n,) sorted, ``service`` (n,) seconds, ``cls`` (n,) int class
+    in ``0..len(weights)-1``. Decisions that find a free worker start on
+    arrival (found vectorized); from the first wait on, an event loop.
+    Raises ValueError for an unknown ``mode``.
+    """
+    if mode not in ORDERED:
+        raise ValueError(f"unknown scheduling '{mode}'; allowed: fcfs, {', '.join(ORDERED)}")
+    n = len(arrival)
+    if n == 0:
+        return arrival.copy(), arrival.copy()
+    end = arrival + service
+    m = _no_wait_prefix(arrival, end, workers)
+    if m:
+        c = len(workers)
+        workers[:] = np.sort(np.concatenate([np.asarray(workers), end[:m]]))[-c:].tolist()
+    start = np.empty(n)
+    start[:m] = arrival[:m]
+    if m < n:
+        _event_loop(arrival.tolist(), service.tolist(), cls.tolist(), workers, mode, weights, m, start)
+    return start, start + service
+
+
+def _event_loop(arr: list[float], svc: list[float], cls: list[int], workers: list[float], mode: str,
+                weights: tuple[float, ...], i: int, start: np.ndarray) -> None:
+    """Serve decisions ``i..`` (``start`` filled in place): at each worker's
+    free time, queue the arrivals by then and start the one ``mode`` picks."""
+    n, k = len(arr), len(weights)
+    queues: list[deque] = [deque() for _ in range(k)]
+    tag_last = [0.0] * k
+    inv_w = [1.0 / w for w in weights]
+    virtual = 0.0
+    waiting = 0
+    heappush, heappop = heapq.heappush, heapq.heappop
+    tags: list[list] = [[] for _ in range(k)] if mode == "wfq" else []
+    for _ in range(n - i):
+        free = workers[0]
+        if not waiting and arr[i] > free:
+            free = arr[i]
+        while i < n and arr[i] <= free:
+            c = cls[i]
+            queues[c].append(i)
+            if tags:
+                tag = (virtual if virtual > tag_last[c] else tag_last[c]) + inv_w[c]
+                tag_last[c] = tag
+                tags[c].append(tag)
+            waiting += 1
+            i += 1
+        if tags:
+            c = min((tags[q][0], q) for q in range(k) if queues[q])[1]
+            virtual = tags[c].pop(0)
+        else:
+            c = next(q for q in range(k) if queues[q])
+        j = queues[c].popleft()
+        waiting -= 1
+        start[j] = free
+        heappop(workers)
+        heappush(workers, free + svc[j])
+
+
+def pools(calls: np.ndarray, pooled: list[int]) -> np.ndarray:
+    """The pool of each decision (n,): ``1 + p`` for the first tool ``pooled[p]``
+    it calls (``calls`` (n, tools) calls per tool), else 0 (the shared pool)."""
+    pool = np.zeros(len(calls), dtype=np.int64)
+    for p in range(len(pooled) - 1, -1, -1):
+        pool[calls[:, pooled[p]] > 0] = 1 + p
+    return pool
+
+
+def serve_pools(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, pool: np.ndarray,
+                heaps: list[list[float]], mode: str, weights: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) (n,) when decision ``i`` is served by the workers
+    ``heaps[pool[i]]`` (each a heap of free times, updated in place), by
+    ``mode`` (``fcfs`` or one of :data:`ORDERED`) within each pool."""
+    start, end = np.empty(len(arrival)), np.empty(len(arrival))
+    for p, heap in enumerate(heaps):
+        idx = np.flatnonzero(pool == p)
+        if not idx.size:
+            continue
+        if mode == "fcfs":
+            start[idx], end[idx] = fcfs(arrival[idx], service[idx], heap)
+        else:
+            start[idx], end[idx] = ordered(arrival[idx], service[idx], cls[idx], heap, mode, weights)
+    return start, end
+
+
+__all__ = ["ORDERED", "ordered", "pools", "serve_pools"]
