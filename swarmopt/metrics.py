@@ -206,24 +206,26 @@ def _segment_quantiles(x: np.ndarray, sizes: np.ndarray, starts: np.ndarray, q: 
     segments."""
     if len(sizes) == 1:
         return quantiles(x, q)[None, :]
-    s = x[np.lexsort((x, np.repeat(np.arange(len(sizes)), sizes)))]
     pos = (np.maximum(sizes, 1) - 1)[:, None] * q
     lo = pos.astype(int)
     hi = np.minimum(lo + 1, np.maximum(sizes, 1)[:, None] - 1)
-    base = starts[:, None]
-    lo_v, hi_v = s[np.minimum(base + lo, max(x.size - 1, 0))], s[np.minimum(base + hi, max(x.size - 1, 0))]
+    width = int(sizes.max())
+    if len(sizes) * width <= 4 * x.size + 256:
+        # segments of similar sizes: one row each, sorted along rows; padded with NaN, which sorts last after any
+        # NaN of the segment's own (as in lexsort), so a segment's first ``size`` sorted values are lexsort's
+        seg = np.repeat(np.arange(len(sizes)), sizes)
+        rows = np.full((len(sizes), max(width, 1)), np.nan)
+        rows[seg, np.arange(x.size) - starts[seg]] = x
+        rows.sort(axis=1)
+        k = np.arange(len(sizes))[:, None]
+        lo_v, hi_v = rows[k, lo], rows[k, hi]
+    else:
+        s = x[np.lexsort((x, np.repeat(np.arange(len(sizes)), sizes)))]
+        base = starts[:, None]
+        lo_v, hi_v = s[np.minimum(base + lo, max(x.size - 1, 0))], s[np.minimum(base + hi, max(x.size - 1, 0))]
     out = lo_v + (hi_v - lo_v) * (pos - lo)
     out[sizes == 0] = np.nan
     return out
-
-
-def _sum(x: np.ndarray) -> float:
-    return float(np.add.reduce(x))
-
-
-def _per(total: float, n: int) -> float:
-    """``total / n``, NaN when ``n`` is 0."""
-    return total / n if n else float("nan")
 
 
 def window_rows(windows: list[WindowData]) -> list[dict]:
@@ -334,33 +336,35 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     derived = np.stack([trouble, success & trouble, success & (resp <= slo_ms), x[_TIER] == 0, x[_TIER] == 2,
                         x[_DEGRADED] != 0, urgent])
     counts = np.concatenate((x[_COUNTED], derived))
-    cum = np.concatenate((np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)), axis=1)
-    tot = (cum[:, bounds[1:]] - cum[:, starts]).T.tolist()
+    # per-window totals of whole numbers (one add.reduceat): exact in any order of summation
+    totals = _segment_sums(counts, sizes, starts)
+    tot = totals.tolist()
     busy_ok, conf_ok = busy[success], x[_CONF][ok]
-    ok_sizes = (cum[0, bounds[1:]] - cum[0, starts]).astype(np.int64)
+    ok_sizes = totals[:, 0].astype(np.int64)
     ok_bounds = np.concatenate(([0], np.cumsum(ok_sizes)))
-    succ_bounds = np.concatenate(([0], np.cumsum(cum[1, bounds[1:]] - cum[1, starts]))).astype(np.int64)
+    succ_bounds = np.concatenate(([0], np.cumsum(totals[:, 1]))).astype(np.int64).tolist()
     qs = _segment_quantiles(resp, sizes, starts).tolist()
     att_qs = _segment_quantiles(x[_ATTEMPT_S][ok] * 1000.0, ok_sizes, ok_bounds[:-1], _ATTEMPT_QUANTILES).tolist()
+    ok_bounds = ok_bounds.tolist()
     tier = x[_TIER]
     mc = x[_MODEL_COST]
     extra = _segment_sums(np.stack([x[_TIMED_OUT_S], mc] + [np.where(tier == i, mc, 0.0) for i in range(len(TIERS))]),
                           sizes, starts).tolist()
     nan = float("nan")
+    add = np.add.reduce
     review_wait_ms = x[_REVIEW_WAIT] * 1000.0
     rows = []
-    for k, w in enumerate(windows):
+    for k, (w, n, lo, hi) in enumerate(zip(windows, sizes.tolist(), bounds[:-1].tolist(), bounds[1:].tolist(),
+                                           strict=True)):
         info = w.info
-        n = int(sizes[k])
         desk = info.get("review_workers", 0)
-        lo, hi = int(bounds[k]), int(bounds[k + 1])
         (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok, n_timeouts,
          call_errors, n_attempts, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded,
          n_urgent) = tot[k]
         timed_out_s, model_cost, *tier_cost = extra[k]
         window_s = info["window_s"]
-        busy_total = _sum(busy[lo:hi])
-        cost_total = _sum(cost[lo:hi])
+        busy_total = float(add(busy[lo:hi]))
+        cost_total = float(add(cost[lo:hi]))
         coord_den = coord_req + w.inbox_handled
         q = qs[k]
         rows.append({
@@ -370,26 +374,26 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "t_end_s": info["t_end_s"],
             "decision_count": n,
             "arrival_rate_per_s": w.arrivals / window_s,
-            "success_rate": _per(n_success, n),
-            "average_confidence": (_sum(conf_ok[ok_bounds[k]:ok_bounds[k + 1]]) / n_ok if n_ok else nan),
-            "response_time_ms_mean": _per(_sum(resp[lo:hi]), n),
+            "success_rate": n_success / n if n else nan,
+            "average_confidence": float(add(conf_ok[ok_bounds[k]:ok_bounds[k + 1]])) / n_ok if n_ok else nan,
+            "response_time_ms_mean": float(add(resp[lo:hi])) / n if n else nan,
             "response_time_ms_p50": q[0],
             "response_time_ms_p90": q[1],
             "response_time_ms_p95": q[2],
             "response_time_ms_p99": q[3],
-            "queue_wait_ms_mean": _per(_sum(wait[lo:hi]), n),
-            "throttle_wait_ms_mean": _per(_sum(throttle[lo:hi]), n),
-            "token_throttle_wait_ms_mean": _per(_sum(token_throttle[lo:hi]), n),
-            "urgent_wait_ms_mean": (_per(_sum(wait[lo:hi][urgent[lo:hi]]), int(n_urgent)) if n_urgent < n
-                                    else nan),
-            "service_time_ms_mean": _per(_sum(busy_ms[lo:hi]), n),
+            "queue_wait_ms_mean": float(add(wait[lo:hi])) / n if n else nan,
+            "throttle_wait_ms_mean": float(add(throttle[lo:hi])) / n if n else nan,
+            "token_throttle_wait_ms_mean": float(add(token_throttle[lo:hi])) / n if n else nan,
+            "urgent_wait_ms_mean": (float(add(wait[lo:hi][urgent[lo:hi]])) / int(n_urgent)
+                                    if 0 < n_urgent < n else nan),
+            "service_time_ms_mean": float(add(busy_ms[lo:hi])) / n if n else nan,
             "adaptation_score": n_trouble_success / n_trouble if n_trouble else 1.0,
             "coordination_score": (coord_ok + w.inbox_in_time) / coord_den if coord_den else nan,
-            "resource_efficiency": (_sum(busy_ok[succ_bounds[k]:succ_bounds[k + 1]]) / busy_total
+            "resource_efficiency": (float(add(busy_ok[succ_bounds[k]:succ_bounds[k + 1]])) / busy_total
                                     if busy_total > 0 else nan),
-            "goal_progress": _per(n_goal, n),
+            "goal_progress": n_goal / n if n else nan,
             "cost_usd": cost_total,
-            "cost_per_decision_usd": _per(cost_total, n),
+            "cost_per_decision_usd": cost_total / n if n else nan,
             "input_tokens": int(tok_in),
             "output_tokens": int(tok_out),
             "cache_hit_rate": hits / lookups if lookups else nan,
@@ -397,9 +401,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "cache_evictions": w.cache_evictions,
             "cache_eviction_rate": w.cache_evictions / lookups if lookups else nan,
             "cache_invalidations": w.cache_invalidations,
-            "error_rate": _per(n - n_ok, n),
-            "escalation_rate": _per(n_esc, n),
-            "review_wait_ms_mean": _per(_sum(review_wait_ms[lo:hi]), int(n_esc)),
+            "error_rate": (n - n_ok) / n if n else nan,
+            "escalation_rate": n_esc / n if n else nan,
+            "review_wait_ms_mean": float(add(review_wait_ms[lo:hi])) / int(n_esc) if n_esc else nan,
             "reviews": w.reviews,
             "review_utilization": w.review_busy_s / (desk * window_s) if desk else nan,
             "coordination_requests": int(coord_req),
@@ -412,18 +416,18 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "network_kbps": (calls * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0
             / window_s,
             "storage_percent": 100.0 * info["cached_keys"] / info["cache_capacity"] if info["cache_capacity"] else 0.0,
-            "fast_tier_share": _per(n_fast, n),
-            "strong_tier_share": _per(n_strong, n),
+            "fast_tier_share": n_fast / n if n else nan,
+            "strong_tier_share": n_strong / n if n else nan,
             "max_concurrency": info["concurrency"],
             "autonomy": info["autonomy"],
             "tool_error_rate": call_errors / calls if calls else nan,
-            "degraded_rate": _per(n_degraded, n),
-            "timeout_rate": _per(n_timeouts, int(n_attempts)),
+            "degraded_rate": n_degraded / n if n else nan,
+            "timeout_rate": n_timeouts / int(n_attempts) if n_attempts else nan,
             "timeout_busy_share": timed_out_s / busy_total if busy_total > 0 else nan,
             "attempt_ms_p50": att_qs[k][0],
             "attempt_ms_p99": att_qs[k][1],
             "cost_usd_per_hour": cost_total * 3600.0 / window_s,
-            "cost_per_success_usd": _per(cost_total, int(n_success)),
+            "cost_per_success_usd": cost_total / int(n_success) if n_success else nan,
             "model_cost_usd": model_cost,
             **{f"model_cost_usd.{name}": c for name, c in zip(TIERS, tier_cost, strict=True)},
             **_per_tool(w),

@@ -116,10 +116,9 @@ class DiscountedThompson:
         if not isinstance(rng, np.random.Generator):
             raise ValueError("rng must be a numpy.random.Generator")
         stats = [self._arms.get(a, _EMPTY) for a in arms]
-        a = np.array([self._alpha0 + s.successes for s in stats])
-        b = np.array([self._beta0 + s.failures for s in stats])
-        draws = rng.beta(a, b)
-        return arms[int(np.argmax(draws))]
+        # one scalar draw per arm, in order: the draws of rng.beta on the arrays, without its array checks
+        draws = [rng.beta(self._alpha0 + s.successes, self._beta0 + s.failures) for s in stats]
+        return arms[max(range(len(draws)), key=draws.__getitem__)]  # the first maximal draw, as np.argmax
 
     def update(self, arm: str, success: bool) -> None:
         """Discount every arm by ``gamma``, then credit ``arm`` with the outcome.

@@ -29,6 +29,8 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import special, stats
 
+from swarmopt.optimizer.stat_tests import iqr, mannwhitneyu
+
 Outcome = Literal["pass", "marginal", "fail", "inconclusive"]
 
 # combine(): worst wins. "fail" outranks "inconclusive" because a measured
@@ -193,7 +195,7 @@ def _spread_reasons(x: np.ndarray, y: np.ndarray, ratio_max: float, alpha: float
     on deviations from the median) is significant at alpha with after the
     more dispersed: one extreme value alone can inflate the plain ratio.
     """
-    robust = _ratio(stats.iqr(y) ** 2, stats.iqr(x) ** 2)
+    robust = _ratio(iqr(y) ** 2, iqr(x) ** 2)
     plain = _ratio(float(np.var(y, ddof=1)), float(np.var(x, ddof=1)))
     if max(robust, plain) <= ratio_max:
         return []
@@ -233,7 +235,7 @@ def autocorrelation_time(values) -> float:
     """
     x, _ = _clean(values)
     n = x.size
-    if n < 3:
+    if n < 3 or x.min() == x.max():  # a constant series: its centred ranks are exactly 0
         return 1.0
     r = average_ranks(x)
     r -= r.mean()
@@ -320,12 +322,12 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
                              _NAN, _NAN, _NAN, _NAN, _NAN, tuple(reasons))
 
     shift, lo, hi = hodges_lehmann(x, y, alpha)
-    mw = stats.mannwhitneyu(y, x, alternative="two-sided")
-    p = float(mw.pvalue) if np.isfinite(mw.pvalue) else 1.0
+    u_stat, p_mw = mannwhitneyu(y, x)
+    p = float(p_mw) if np.isfinite(p_mw) else 1.0
     loc_alpha, guard_alpha = alpha * (1 - _GUARD_SHARE), alpha * _GUARD_SHARE / 3
     # Direction from U itself, P(after > before) - 1/2, so it always agrees
     # with the test, even where HL is 0 on heavily tied data.
-    direction = sign * (float(mw.statistic) / (x.size * y.size) - 0.5)
+    direction = sign * (float(u_stat) / (x.size * y.size) - 0.5)
     rel = _rel(shift, med_b)
     gain = -sign * rel  # the improvement, positive = better, as every reason states it
     significant = p < loc_alpha

@@ -66,6 +66,7 @@ from swarmopt.optimizer.canary import (
     judge_proportion,
     thin,
 )
+from swarmopt.optimizer.stat_tests import welch_ttest
 
 GUARD_SHARE = 0.2
 
@@ -253,7 +254,7 @@ def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better
     with warnings.catch_warnings():
         # near-constant windows (e.g. a saturated rate) trip scipy's precision warning; the test is still valid
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = stats.ttest_ind(a, b, equal_var=False)
+        res = welch_ttest(a, b)
         # the one-sided p-value of the same statistic, as ttest_ind computes it for alternative="less"/"greater"
         p_one = special.stdtr(res.df, res.statistic if better == "lower" else -res.statistic)
     if not np.isfinite(res.statistic):
@@ -262,8 +263,8 @@ def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better
         p_better = math.nan if diff == 0 else (0.0 if sign * diff > 0 else 1.0)
         lo = hi = diff
     else:
-        ci = res.confidence_interval(0.95)
-        lo, hi = float(ci.low), float(ci.high)
+        low, high = res.confidence_interval(0.95)
+        lo, hi = float(low), float(high)
         p_better = float(p_one)
     improvement = sign * (ma - mb) * scale
     ci_pct = sorted((sign * lo * scale, sign * hi * scale))
@@ -490,7 +491,7 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
             mb, ma = float(cb.mean()), float(ca.mean())
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                p = float(stats.ttest_ind(xa, xb, equal_var=False, alternative="greater").pvalue)
+                p = float(welch_ttest(xa, xb).pvalue("greater"))
             if not np.isfinite(p):
                 p = 0.0 if ma > mb else 1.0
             if mb > 0 and ma / mb - 1.0 > cost_rise and p < alpha:

@@ -178,6 +178,7 @@ class AgentSim:
         self.pad = own if pad is None else (max(own[0], pad[0]), max(own[1], pad[1]))
         self.zipf = [zipf_cdf(t.keyspace, t.zipf_s) for t in tools]
         self.cache_exp = [np.full(t.keyspace, -1.0) for t in tools]
+        self.cache_capacity = sum(t.keyspace for t in tools)
         self.lru: list[LRUCache | None] = [None] * len(tools)  # the size-bounded caches' recency
         self.limiter = Limiter(len(tools))
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
@@ -413,11 +414,12 @@ class AgentSim:
         # and tool latencies, confidence, review time, tokens (flat sizes: the
         # same draws, filled row by row, without numpy's shape handling)
         cu, cz = nt * (1 + na) + 3 + nl, na * (1 + nt) + 3
-        u = rng.uniform(size=n * cu).reshape(n, cu)
+        u = rng.random(n * cu).reshape(n, cu)  # rng.uniform(size=...)'s draws (0 + 1 x each), without its overhead
         z = rng.standard_normal(n * cz).reshape(n, cz)
         if nt:
-            keys = np.array([np.searchsorted(cdf, u[:, j], side="right") for j, cdf in enumerate(self.zipf)],
-                            dtype=np.int64).reshape(nt, n)
+            keys = np.empty((nt, n), dtype=np.int64)
+            for j, cdf in enumerate(self.zipf):
+                keys[j] = cdf.searchsorted(u[:, j], side="right")
         else:
             keys = _NO_KEYS
         # an empty draw takes nothing from the stream
@@ -457,6 +459,7 @@ class AgentSim:
         err_p = [min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0)) for tool in p.tools]
         ttls = [0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0) for tool in p.tools]
         breaker = k.circuit_breaker.enabled
+        err_col = np.array(err_p)[:, None]
         if self.invalidations:
             self._invalidate(t0)
         lru = self.lru
@@ -473,29 +476,36 @@ class AgentSim:
             if end == block.end and (not n_block or block.arrival[-1] < end):
                 hi = n_block
             else:
-                hi = int(np.searchsorted(block.arrival, end, side="left"))
+                hi = int(block.arrival.searchsorted(end, side="left"))
             self.block_pos = hi
             m = hi - lo
-            if pt:
-                hit = np.ones((pt, m), dtype=bool)
+            if not pt:
+                hit, stop, rejected = _NO_LOOKUPS
+            elif not (m and nt):
+                hit, stop, rejected = np.ones((pt, m), dtype=bool), np.zeros((pt, m), dtype=np.int64), np.zeros(
+                    (pt, m), dtype=bool)
+            else:
+                hit = np.empty((pt, m), dtype=bool)
+                hit[nt:] = True  # padded tools: a hit of zero latency, not counted
                 stop = np.zeros((pt, m), dtype=np.int64)
                 rejected = np.zeros((pt, m), dtype=bool)
-            else:
-                hit, stop, rejected = _NO_LOOKUPS
-            if m and nt:
                 arr = block.arrival[lo:hi]
-                for j in range(nt):
-                    err = block.u_err(j, nt)[lo:hi, :n_att] < err_p[j]
-                    keys = block.keys[j, lo:hi]
-                    if breaker:
-                        hit[j], stop[j], rejected[j] = breaker_calls(arr, keys, err, ttls[j], self.cache_exp[j],
-                                                                     self.breakers[j], lru[j])
-                    else:
-                        stop[j] = first_success(err)
+                if breaker:
+                    for j in range(nt):
+                        err = block.u_err(j, nt)[lo:hi, :n_att] < err_p[j]
+                        hit[j], stop[j], rejected[j] = breaker_calls(arr, block.keys[j, lo:hi], err, ttls[j],
+                                                                     self.cache_exp[j], self.breakers[j], lru[j])
+                else:
+                    # every tool's call errors at once, (decisions, tools, attempts)
+                    u_err = block.u[lo:hi, nt:nt * (1 + MAX_ATTEMPTS)].reshape(m, nt, MAX_ATTEMPTS)
+                    stop[:nt] = first_success(u_err[:, :, :n_att] < err_col).T
+                    fills = stop[:nt] < n_att
+                    for j in range(nt):
+                        keys = block.keys[j, lo:hi]
                         if lru[j] is None:
-                            hit[j] = ttl_cache(arr, keys, stop[j] < n_att, ttls[j], self.cache_exp[j])
+                            hit[j] = ttl_cache(arr, keys, fills[j], ttls[j], self.cache_exp[j])
                         else:
-                            hit[j] = lru[j].lookups(arr, keys, stop[j] < n_att, ttls[j])
+                            hit[j] = lru[j].lookups(arr, keys, fills[j], ttls[j])
             window = self._window(t)
             if evicted or any(lru):
                 now = sum(c.evictions for c in lru if c is not None)
@@ -554,7 +564,7 @@ class AgentSim:
             self.inbox_batch = size or self.inbox_batch
 
     def _cached_keys(self, t: float) -> int:
-        return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp)
+        return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp) if self.cache_exp else 0
 
     def _memory_mb(self, t: float) -> float:
         return self._end_state(t)["memory_mb"]
@@ -568,8 +578,9 @@ class AgentSim:
 
     def _end_state(self, t_end: float) -> dict:
         cached = self._cached_keys(t_end)
+        leaked = self.env.leaked_mb(t_end) if self.leaks else 0.0
         return {"concurrency": self.knobs.max_concurrency, "autonomy": self.autonomy, "cached_keys": cached,
-                "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + self.env.leaked_mb(t_end)}
+                "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + leaked}
 
     def _record_end_state(self, k: int) -> None:
         """Note the state at the end of window ``k`` the first time the
@@ -591,7 +602,7 @@ class AgentSim:
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
         w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
                  memory_capacity_mb=self.profile.memory_capacity_mb,
-                 cache_capacity=sum(t.keyspace for t in self.profile.tools), tools=self.tool_names,
+                 cache_capacity=self.cache_capacity, tools=self.tool_names,
                  review_workers=len(self.desk.workers) if self.desk is not None else 0, **state)
         return w
 

@@ -184,18 +184,30 @@ def serve(spans: list[Span]) -> Sent | None:
     arr = _cat([p.block.arrival[p.lo:p.hi] for _, p in parts])
     z = _cat([p.block.served_z[p.lo:p.hi] for _, p in parts])
     u = _cat([p.block.served_u[p.lo:p.hi] for _, p in parts])
-    rows = [_span_row(sp, n_tools, n_links) for sp in spans]
-    prm = np.repeat(np.array(rows, dtype=float), span_n, axis=0) if len(spans) > 1 else np.array(rows, dtype=float)
-    # latency factors (model, then each tool): the fault's factor x the memory factor of the decision's part
-    mem = [p.memory_factor for _, p in parts]
-    f0 = _factors(n_tools)
-    fac = prm[:, f0:f0 + 1 + n_tools]
-    if any(m != 1.0 for m in mem):
-        fac = fac * (np.repeat(mem, part_n) if len(parts) > 1 else mem[0])[:, None]
+    prm = np.array([_span_row(sp, n_tools, n_links) for sp in spans], dtype=float)  # (spans, parameters)
+    # each decision's span; a parameter equal in every span is one value for all (broadcast), the others are
+    # gathered per decision and column by column (a per-decision copy of every row would be mostly unread)
+    span_of = np.repeat(np.arange(len(spans)), span_n) if len(spans) > 1 else None
+    same = np.ones(prm.shape[1], dtype=bool) if span_of is None else (prm == prm[0]).all(axis=0)
+    cols: dict[int, np.ndarray] = {}
 
     def col(c: int) -> np.ndarray:
         """Parameter ``c`` per decision (or one for all)."""
-        return prm[:, c]
+        v = cols.get(c)
+        if v is None:
+            v = cols[c] = prm[:1, c] if same[c] else prm[span_of, c]
+        return v
+
+    def block(lo: int, hi: int) -> np.ndarray:
+        """Parameters ``lo:hi`` as (decisions or 1, hi - lo)."""
+        return prm[:1, lo:hi] if same[lo:hi].all() else prm[span_of, lo:hi]
+
+    # latency factors (model, then each tool): the fault's factor x the memory factor of the decision's part
+    mem = [p.memory_factor for _, p in parts]
+    f0 = _factors(n_tools)
+    fac = block(f0, f0 + 1 + n_tools)
+    if any(m != 1.0 for m in mem):
+        fac = fac * (np.repeat(mem, part_n) if len(parts) > 1 else np.asarray(mem))[:, None]
 
     # tier and action class
     ua = u[:, 2]
@@ -205,12 +217,12 @@ def serve(spans: list[Span]) -> Sent | None:
     if routing.any():
         routed = np.where(action == 0, _FAST, np.where(action == 2, _STRONG, tier))
         tier = np.where(routing, routed, tier)
-    if len(prm) == 1:
+    if same[_TIER_TABLE:_TOOLS].all():
         tv = prm[0, _TIER_TABLE:_TOOLS].reshape(_TIER_VALUES, len(TIERS))[:, tier]
-        weight = prm[0, _WEIGHT:_WEIGHT + 3][action]
     else:
-        tv = prm[np.arange(n)[:, None], _TIER_TABLE + len(TIERS) * np.arange(_TIER_VALUES) + tier[:, None]].T
-        weight = prm[np.arange(n), _WEIGHT + action]
+        tv = prm[span_of[:, None], _TIER_TABLE + len(TIERS) * np.arange(_TIER_VALUES) + tier[:, None]].T
+    weight = prm[0, _WEIGHT:_WEIGHT + 3][action] if same[_WEIGHT:_WEIGHT + 3].all() else (
+        prm[span_of, _WEIGHT + action])
     quality, conf_mean, in_price, out_price, scale, sigma = tv
 
     # attempts: the first ``na`` draws of each, na = the most any span makes
@@ -307,8 +319,9 @@ def serve(spans: list[Span]) -> Sent | None:
         if routed and msgs is not None:
             msgs = _route(spans, span_n, msgs, task)
             # a request is met in time when its message reaches the receiver within the deadline
-            coord_ok += np.bincount(task, weights=msgs.time[:task.size] - arr[task] <= col(_DEADLINE)[
-                task if len(prm) > 1 else 0], minlength=n)
+            deadline = col(_DEADLINE)  # per decision, or one for all
+            coord_ok += np.bincount(task, weights=msgs.time[:task.size] - arr[task] <= deadline[
+                task if deadline.size > 1 else 0], minlength=n)
         if reviewed is not None and msgs is not None:
             # each message's delivery time after its sender's worker was done (a reviewed decision's requests
             # are met in time or not once its answer is back)
@@ -334,7 +347,7 @@ def serve(spans: list[Span]) -> Sent | None:
     # seconds of worker time each tool's calls hold, per part (sim/sched.py's bulkheads answer a tool holding most)
     if n_tools:
         att = np.arange(na)
-        timeout = col(_TIMEOUT)[:, None] if len(prm) > 1 else col(_TIMEOUT)
+        timeout = col(_TIMEOUT)[:, None]  # per decision, or one for all
         held = np.stack([(np.minimum(tool_s[j], timeout) * (att < calls[:, j:j + 1])).sum(axis=1)
                          for j in range(n_tools)])
         tool_held = np.add.reduceat(held, np.cumsum([0] + part_n[:-1]), axis=1).T
@@ -376,7 +389,7 @@ def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], ar
     table = spans[0].sim.link_table
     slot = np.array([sp.sim.slot for sp in spans], dtype=np.int64)[span_of]
     reps = table.count[slot, link]
-    prob = prm[task, link0 + link] if len(prm) > 1 else prm[0, link0 + link]
+    prob = prm[span_of, link0 + link]  # ``prm``: one row per span
     pick = np.minimum((u[task, 3 + link] / prob * reps).astype(np.int64), reps - 1)
     resource = _cat([p.block.resource[p.lo:p.hi] for _, p in parts])[task, link]
     sender = np.array([sp.sim.rank for sp in spans], dtype=np.int64)[span_of]

@@ -64,11 +64,12 @@ def ttl_cache(t: np.ndarray, keys: np.ndarray, fills: np.ndarray, ttl: float, ex
 
 
 def first_success(err: np.ndarray) -> np.ndarray:
-    """Index of the first attempt whose call succeeds, per row of ``err`` (n, A)
-    bool; ``A`` when every call errs."""
-    a = err.shape[1]
+    """Index of the first attempt whose call succeeds, along the last axis of
+    ``err`` (..., A) bool (per decision, or per decision and tool); ``A`` when
+    every call errs."""
+    a = err.shape[-1]
     good = ~err
-    return np.where(good.any(axis=1), good.argmax(axis=1), a)
+    return np.where(good.any(axis=-1), good.argmax(axis=-1), a)
 
 
 def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, expiry: np.ndarray,
