@@ -183,7 +183,7 @@ class AgentSim:
         self.limiter = Limiter(len(tools))
         self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in tools]
         self.tiers = [models[name] for name in TIERS]
-        self.links = [(l.receivers, l.probability) for l in profile.downstream]
+        self.links = [(link.receivers, link.probability) for link in profile.downstream]
         self.names = names if names is not None else sorted(
             {profile.id, STORM}.union(*(receivers for receivers, _ in self.links)))
         self.rank = self.names.index(profile.id)
@@ -633,7 +633,8 @@ class AgentSim:
             "queue_length": waiting,
             "busy_workers": sum(w > t for h in (self.workers, *self.pools.values()) for w in h),
             "workers": self.knobs.max_concurrency,
-            "cached_keys": {n: int(np.count_nonzero(c > t)) for n, c in zip(self.tool_names, self.cache_exp)},
+            "cached_keys": {n: int(np.count_nonzero(c > t))
+                            for n, c in zip(self.tool_names, self.cache_exp, strict=True)},
             "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,
                                  "ref": sc.ref} for at, _, sc in sorted(self.pending)],
             "active_faults": [f.kind for f in self.env.active(t)],
