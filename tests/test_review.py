@@ -154,3 +154,21 @@ def test_the_desk_serves_fcfs_up_to_the_horizon_whatever_the_cut():
     assert {(r.receiver, r.seq): r.wait_s for r in once}[("a", 4)] == pytest.approx(1.5)  # both reviewers busy
     assert once[2].time == pytest.approx(2.5 + s + 0.02)
     assert figures[0][0] == 4 and figures[1][0] == 1
+
+
+def test_a_population_of_reviewers_shares_the_requests():
+    """Forty workers escalate to a population of twenty reviewers, each sender about 12 requests over the
+    run. Each sender runs its round robin over the reviewers from its own starting point, so every reviewer
+    serves a share of the reviews; started at the same reviewer, all senders would send their requests to the
+    first twelve reviewers only and the other eight would serve none."""
+    worker = {"id": "worker", "name": "W", "base_rate_per_s": 0.1, "autonomy": 0.8, "knobs": KNOBS}
+    reviewer = {"id": "reviewer", "name": "R", "base_rate_per_s": 0.001, "autonomy": 1.0, "knobs": KNOBS,
+                "review": {"workers": 1, "service_ms_median": 1000.0, "service_sigma": 0.5}}
+    sc = build_scenario({"name": "review-population", "duration_s": 600, "tick_s": 300, "window_s": 60,
+                         "agents": [{"profile": worker, "count": 40}, {"profile": reviewer, "count": 20}],
+                         "optimizer": {"policy": "monitor"}, "orchestrator": {"policy": "fixed"}})
+    m = run_scenario(sc, runtime="local").metrics
+    reviews = m[m["agent"].str.startswith("reviewer")].groupby("agent")["reviews"].sum()
+    assert len(reviews) == 20 and reviews.sum() > 300  # 40 x 0.1/s x 20% x 600 s = 480 expected
+    # about 24 each; a count below 40% of the mean is >3 standard deviations away even for Poisson counts
+    assert reviews.min() > 0.4 * reviews.mean()

@@ -197,7 +197,7 @@ class AgentSim:
         self.batch_changes: list[tuple[float, int]] = []
         lat_s = profile.network_latency_ms / 1000.0
         self.awaiting = Awaiting(self.id, reviewers, lat_s, profile.coordination_deadline_s,
-                                 env.horizon_s) if reviewers else None
+                                 env.horizon_s, self.names.index(self.id)) if reviewers else None
         self.desk = Desk(self.id, profile.review, lat_s, env.horizon_s) if profile.review is not None else None
         self.review_out: list[ReviewReply] = []
         self.pending: list[tuple[float, int, ScheduledChange]] = []

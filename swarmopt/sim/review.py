@@ -96,20 +96,23 @@ class Awaiting:
     """One agent's decisions waiting for their review.
 
     ``reviewers``: the scenario's reviewers, sorted (a request goes to
-    ``reviewers[seq % len(reviewers)]``); ``latency_s`` and ``deadline_s``:
+    ``reviewers[seq % len(reviewers)]``, its sequence numbers counted from
+    ``first_seq``: each sender starts its round robin at a different reviewer,
+    so a population's requests spread over a population of reviewers instead of
+    all starting at the first); ``latency_s`` and ``deadline_s``:
     the agent's network latency (the request's hop) and coordination
     deadline; ``horizon_s``: the run's end (a later answer is not counted).
     """
 
     def __init__(self, agent: str, reviewers: list[str], latency_s: float, deadline_s: float,
-                 horizon_s: float) -> None:
+                 horizon_s: float, first_seq: int = 0) -> None:
         self.agent = agent
         self.reviewers = reviewers
         self.latency_s = latency_s
         self.deadline_s = deadline_s
         self.horizon_s = horizon_s
         self.held: dict[int, tuple[np.ndarray, np.ndarray, list[float]]] = {}
-        self.seq = 0
+        self.seq = first_seq
         self.outbox: list[ReviewRequest] = []
         self.replies: list[ReviewReply] = []
         self.settled_s = 0.0
