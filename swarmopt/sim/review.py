@@ -129,20 +129,23 @@ class Awaiting:
         if not mask.any():
             return chunk, tools
         idx = np.flatnonzero(mask)
-        cols = chunk[:, idx]
+        cols, figs = chunk[:, idx], tools[:, :, idx]  # copies: each held decision keeps views of them
         seqs = range(self.seq, self.seq + idx.size)
         self.seq += idx.size
         times = (cols[_END] + self.latency_s).tolist()
         sent: dict[int, list[float]] = {}
         if delays is not None:
             task, after = delays
-            mine = np.flatnonzero(np.isin(task, idx + first))
-            for i, d in zip(task[mine].tolist(), after[mine].tolist(), strict=True):
-                sent.setdefault(i - first, []).append(d)
-        for s, i, col, t, zz, a in zip(seqs, idx.tolist(), cols.T, times, z[idx].tolist(), cols[_ARRIVAL].tolist(),
-                                       strict=True):
-            self.held[s] = (col.copy(), tools[:, :, i].copy(), sent.get(i, []))
-            self.outbox.append(ReviewRequest(t, self.agent, s, self.reviewers[s % len(self.reviewers)], zz, a))
+            rel = task - first
+            inside = np.flatnonzero((rel >= 0) & (rel < mask.size))
+            mine = inside[mask[rel[inside]]]
+            for i, d in zip(rel[mine].tolist(), after[mine].tolist(), strict=True):
+                sent.setdefault(i, []).append(d)
+        n_rev = len(self.reviewers)
+        for k, (s, i, t, zz, a) in enumerate(zip(seqs, idx.tolist(), times, z[idx].tolist(), cols[_ARRIVAL].tolist(),
+                                                  strict=True)):
+            self.held[s] = (cols[:, k], figs[:, :, k], sent.get(i, []))
+            self.outbox.append(ReviewRequest(t, self.agent, s, self.reviewers[s % n_rev], zz, a))
         return chunk[:, ~mask], tools[:, :, ~mask]
 
     def absorb(self, replies: list[ReviewReply], window_of: Callable[[float], WindowData], window_s: float) -> None:
