@@ -553,9 +553,6 @@ METRICS: dict[str, MetricSpec] = {
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "messages_handled": _WINDOW_HIGHER,  # inbox throughput, which a larger batch raises while a backlog waits
     "queue_wait_ms_mean": _WINDOW_LOWER,
-    # worker time per decision: free of the queue's autocorrelation and of the load (a remedy that shortens the
-    # work shows there at once); a cache hit makes it two-humped, so it is judged on window means
-    "service_time_ms_mean": _WINDOW_LOWER,
     "review_wait_ms_mean": _WINDOW_LOWER,
     "throttle_wait_ms_mean": _WINDOW_LOWER,
     "urgent_wait_ms_mean": _WINDOW_LOWER,

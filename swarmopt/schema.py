@@ -613,13 +613,7 @@ class OptimizerConfig(Strict):
     are compared by segmented regression, adjusted for a trend and for the
     arrival rate, so that a leak or a load ramp running through a change is not
     read as its effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
-    ``latency_judged_on``: a remedy that shortens the work of a decision (its
-    tool calls or model call: a longer cache TTL, parallel tools, a faster or
-    routed tier) answers a response-time bottleneck; ``response`` judges it on
-    the response time, ``service`` on the mean service time, which it moves
-    directly and which, unlike the response time, neither the queue's
-    autocorrelation nor a change of load blurs (in an FCFS queue shorter work
-    means shorter waits). ``at_horizon``: what happens to a change still undecided (marginal, no
+    ``at_horizon``: what happens to a change still undecided (marginal, no
     guardrail breach) at ``max_measure_windows``: ``revert`` (a change that
     cannot be told from no change is undone once) or ``keep_gain`` (kept when
     the deciding test's estimate is a gain, reverted otherwise: the decision
@@ -658,9 +652,6 @@ class OptimizerConfig(Strict):
     thresholds: Thresholds = Thresholds()
     trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
                                                           "trend and the arrival rate, not by Welch's test")
-    latency_judged_on: Literal["response", "service"] = Field(default="response", description="what a remedy that "
-                                                                "shortens the work is judged on for a latency "
-                                                                "bottleneck")
     at_horizon: Literal["revert", "keep_gain"] = Field(default="revert", description="an undecided change at "
                                                        "max_measure_windows: reverted, or kept if its estimate is "
                                                        "a gain")

@@ -22,7 +22,7 @@ from types import MappingProxyType
 import numpy as np
 
 from swarmopt.knobs import KnobChange, align
-from swarmopt.metrics import METRICS, health_score
+from swarmopt.metrics import health_score
 from swarmopt.optimizer.detect import SEVERITY_RANK, SNAPSHOT_FIELDS, Bottleneck
 from swarmopt.optimizer.events import held_event, within_tolerance_event
 from swarmopt.optimizer.forecast import forecast_peak
@@ -147,9 +147,6 @@ class Planner:
             r, actions = choice
             taken |= {(agent, c.knob) for c in actions}
             target = r.target or (TYPES[type_].target if type_ in TYPES else answered.metric)
-            spec = METRICS.get(target)
-            if r.service and self.cfg.latency_judged_on == "service" and spec and spec.per_task == "response_ms":
-                target = "service_time_ms_mean"
             out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact, target,
                                   component=b.affected_component if b.affected_component == "system" else None))
         return out

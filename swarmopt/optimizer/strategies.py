@@ -53,11 +53,8 @@ class Remedy:
     answers (built-in remedies are listed per type in :data:`TYPES` instead).
     ``target``: the metric its reactive changes are judged on when it is not
     the bottleneck type's (a remedy whose direct effect the type's metric shows
-    only late). ``service``: it changes how long a decision takes to serve (its
-    tool calls or model call), not how many workers serve it, so with
-    ``optimizer.latency_judged_on: service`` its answer to a response-time
-    bottleneck is judged on the service time. Raises ValueError for a risk
-    outside [0, 1] or a non-positive implementation time.
+    only late). Raises ValueError for a risk outside [0, 1] or a non-positive
+    implementation time.
     """
 
     name: str
@@ -68,7 +65,6 @@ class Remedy:
     wording: dict[str, str] = field(default_factory=dict, hash=False)
     answers: tuple[str, ...] = ()
     target: str | None = None
-    service: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.risk <= 1.0:
@@ -431,13 +427,11 @@ def isolate_tool(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing"),
     Remedy("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache",
-           wording={"agent_response_time": "Implement caching for frequent queries"}, service=True),
-    Remedy("enable_parallel_tools", 0.4, 120, enable_parallel_tools, "Parallelize independent operations",
-           service=True),
+           wording={"agent_response_time": "Implement caching for frequent queries"}),
+    Remedy("enable_parallel_tools", 0.4, 120, enable_parallel_tools, "Parallelize independent operations"),
     Remedy("route_by_complexity", 0.6, 180, route_by_complexity, "Route simple actions to the fast tier",
-           wording={"agent_success_rate": "Route complex actions to the strong tier"}, service=True),
-    Remedy("faster_model_tier", 0.9, 180, faster_model_tier, "Route decisions to a faster model tier",
-           service=True),
+           wording={"agent_success_rate": "Route complex actions to the strong tier"}),
+    Remedy("faster_model_tier", 0.9, 180, faster_model_tier, "Route decisions to a faster model tier"),
     Remedy("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)"),
     Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool"),
     Remedy("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
