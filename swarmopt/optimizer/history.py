@@ -14,7 +14,7 @@ from types import MappingProxyType
 import numpy as np
 
 from swarmopt.metrics import TaskSample, pool_samples
-from swarmopt.optimizer.detect import window_vectors
+from swarmopt.optimizer.detect import SNAPSHOT_FIELDS, window_vectors
 
 HISTORY_WINDOWS = 360  # window rows kept per agent: detection, anomalies and forecasts look back at most 65
 
@@ -30,7 +30,10 @@ class History:
         self.window_s = window_s
         self.measure_windows = measure_windows
         self.rows: dict[str, list[dict]] = {a: [] for a in agents}
-        self.vectors: dict[str, list[np.ndarray]] = {a: [] for a in agents}
+        # per agent, its window vectors as the first ``self.held[agent]`` rows of a matrix that grows by doubling:
+        # a cycle reads every agent's recent rows as a view, with no per-agent array built
+        self.vectors: dict[str, np.ndarray] = {a: np.empty((0, len(SNAPSHOT_FIELDS))) for a in agents}
+        self.held: dict[str, int] = dict.fromkeys(agents, 0)
         self.samples: dict[str, list[TaskSample]] = {a: [] for a in agents}
         self.last_change_s: dict[str, float] = {a: 0.0 for a in agents}
 
@@ -46,12 +49,16 @@ class History:
         thus about (2 x measure_windows + cycle windows) x decisions per window
         x 10 bytes per agent at most.
         """
-        for r, v in zip(rows, window_vectors(rows), strict=True):
-            hist, vec = self.rows[r["agent"]], self.vectors[r["agent"]]
-            hist.append(r)
-            vec.append(v)
+        by_agent: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_agent.setdefault(r["agent"], []).append(i)
+        vectors = window_vectors(rows)
+        for agent, idx in by_agent.items():
+            hist = self.rows[agent]
+            hist += [rows[i] for i in idx]
+            self._append(agent, vectors[idx])
             if len(hist) > 2 * HISTORY_WINDOWS:  # every consumer looks back far less
-                del hist[:-HISTORY_WINDOWS], vec[:-HISTORY_WINDOWS]
+                del hist[:-HISTORY_WINDOWS]
         for a in applied:
             self.last_change_s[a["agent"]] = max(self.last_change_s[a["agent"]], a["t_s"])
         for smp in samples:
@@ -67,10 +74,30 @@ class History:
             floor = min(floor, effective_s - k)
         self.samples[agent] = [smp for smp in kept if smp.t_end_s > floor + 1e-9]
 
+    def _append(self, agent: str, block: np.ndarray) -> None:
+        m, n = self.vectors[agent], self.held[agent]
+        if n + len(block) > len(m):
+            grown = np.empty((max(16, 2 * (n + len(block))), m.shape[1]))
+            grown[:n] = m[:n]
+            self.vectors[agent] = m = grown
+        m[n:n + len(block)] = block
+        n += len(block)
+        if n > 2 * HISTORY_WINDOWS:  # as the rows: keep the last HISTORY_WINDOWS
+            m[:HISTORY_WINDOWS] = m[n - HISTORY_WINDOWS:n].copy()
+            n = HISTORY_WINDOWS
+        self.held[agent] = n
+
     def matrices(self, depth: int) -> dict[str, np.ndarray]:
         """Each agent's last ``depth`` window vectors as one (rows, fields)
-        matrix, oldest first; agents with no row yet are left out."""
-        return {a: np.array(v[-depth:]) for a, v in self.vectors.items() if v}
+        matrix, oldest first (a read-only view: the next :meth:`add` may
+        overwrite it); agents with no row yet are left out."""
+        out = {}
+        for a, n in self.held.items():
+            if n:
+                view = self.vectors[a][max(0, n - depth):n]
+                view.flags.writeable = False
+                out[a] = view
+        return out
 
     def recent(self, agent: str, n: int) -> tuple[Mapping, ...]:
         """``agent``'s last ``n`` window rows, oldest first, as read-only mappings
