@@ -17,6 +17,12 @@ MH_SCENARIO = ROOT / "scenarios" / "market_hunter_degradation.yaml"
 EXAMPLES = ROOT / "examples"
 
 
+# a healthy agent's window summary: no detection rule breaches it (tests add the one figure they probe)
+HEALTHY_SNAPSHOT = {"decision_count": 100.0, "success_rate": 0.9, "response_time_ms_mean": 900.0,
+                    "coordination_score": 0.9, "error_rate": 0.0, "cost_per_decision_usd": 0.001, "cpu_percent": 10.0,
+                    "memory_percent": 10.0}
+
+
 def swarmopt_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m swarmopt ARGS`` (stderr is not a terminal: no progress bar, plain narrative)."""
     return subprocess.run([sys.executable, "-m", "swarmopt", *args], capture_output=True, text=True, cwd=cwd,

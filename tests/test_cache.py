@@ -38,6 +38,8 @@ from swarmopt.sim.cache import LRUCache, invalidate, pattern_keys
 from swarmopt.sim.service import ttl_cache
 from swarmopt.validation import cache_scenario, simulate_tasks
 
+from conftest import HEALTHY_SNAPSHOT
+
 N_KEYS, ZIPF, RATE = 10_000, 0.8, 500.0
 
 
@@ -246,9 +248,7 @@ def test_raise_cache_size_grows_a_bound_to_the_size_che_asks_within_the_ttl():
 
 def test_evictions_over_a_tenth_of_the_lookups_are_a_cache_capacity_bottleneck():
     p = profile()
-    s = {"decision_count": 100.0, "success_rate": 0.9, "response_time_ms_mean": 900.0, "coordination_score": 0.9,
-         "error_rate": 0.0, "cost_per_decision_usd": 0.001, "cpu_percent": 10.0, "memory_percent": 10.0,
-         "cache_eviction_rate": 0.25}
+    s = dict(HEALTHY_SNAPSHOT, cache_eviction_rate=0.25)
     (b,) = detect({"a": s}, {"a": p}, Thresholds())
     assert (b.type, b.severity, b.impact) == ("cache_capacity", "medium", 15.0)
     assert detect({"a": dict(s, cache_eviction_rate=0.05)}, {"a": p}, Thresholds()) == []

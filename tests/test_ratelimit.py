@@ -27,7 +27,7 @@ from swarmopt.sim.environment import Effects
 from swarmopt.sim.ratelimit import Limiter, bucket_limits, many_buckets, one_bucket
 from swarmopt.validation import rate_limit_scenario, simulate_tasks
 
-from conftest import ROOT
+from conftest import HEALTHY_SNAPSHOT, ROOT
 
 
 def bucket_reference(arrival, demand, rate, burst):
@@ -229,9 +229,7 @@ def test_raise_call_limit_and_scale_concurrency_read_the_tools_wait():
 
 def test_a_long_throttle_wait_is_a_rate_limited_bottleneck():
     p = profile()
-    s = {"decision_count": 100.0, "success_rate": 0.9, "response_time_ms_mean": 900.0, "coordination_score": 0.9,
-         "error_rate": 0.0, "cost_per_decision_usd": 0.001, "cpu_percent": 10.0, "memory_percent": 10.0,
-         "throttle_wait_ms_mean": 500.0}
+    s = dict(HEALTHY_SNAPSHOT, throttle_wait_ms_mean=500.0)
     (b,) = detect({"a": s}, {"a": p}, Thresholds())
     assert (b.type, b.severity, b.metric, b.impact) == ("rate_limited", "high", "throttle_wait_ms_mean", 150.0)
     assert detect({"a": dict(s, throttle_wait_ms_mean=150.0)}, {"a": p}, Thresholds()) == []

@@ -29,7 +29,7 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import special, stats
 
-from swarmopt.optimizer.stat_tests import iqr, mannwhitneyu
+from swarmopt.optimizer.stat_tests import iqr, mannwhitneyu, tied_ranks
 
 Outcome = Literal["pass", "marginal", "fail", "inconclusive"]
 
@@ -254,13 +254,7 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n of ``x`` (n,) float, ties sharing the mean of their ranks:
     ``scipy.stats.rankdata(x)`` without its per-call overhead (the values are
     whole or half numbers, so exactly the same)."""
-    order = np.argsort(x, kind="stable")
-    y = x[order]
-    first = np.flatnonzero(np.concatenate(([True], y[1:] != y[:-1])))
-    counts = np.diff(np.append(first, x.size))
-    ranks = np.empty(x.size)
-    ranks[order] = np.repeat(first + 1 + (counts - 1) / 2, counts)
-    return ranks
+    return tied_ranks(x)[0]
 
 
 def thin(values, tau: float) -> np.ndarray:

@@ -72,6 +72,20 @@ def _var1(x: np.ndarray) -> np.ndarray:
     return var
 
 
+def tied_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ranks, tie counts) of ``x`` (n,): ranks 1..n, ties sharing the mean of
+    their ranks, and the size of each group of equal values in sorted order, as
+    ``scipy.stats._stats_py._rankdata`` forms them (``rankdata`` without its
+    per-call overhead)."""
+    order = np.argsort(x, kind="stable")
+    srt = x[order]
+    first = np.flatnonzero(np.concatenate(([True], srt[1:] != srt[:-1])))
+    counts = np.diff(np.append(first, x.size))
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(first + 1 + (counts - 1) / 2, counts)
+    return ranks, counts
+
+
 def mannwhitneyu(x: np.ndarray, y: np.ndarray) -> tuple[np.float64, np.float64]:
     """(U of ``x``, two-sided p) of ``scipy.stats.mannwhitneyu(x, y)``
     (method "auto", continuity correction) for 1-D float64 samples without
@@ -84,13 +98,7 @@ def mannwhitneyu(x: np.ndarray, y: np.ndarray) -> tuple[np.float64, np.float64]:
         if min(n1, n2) == 0 or np.unique(xy).size == xy.size:
             res = stats.mannwhitneyu(x, y)
             return res.statistic, res.pvalue
-    # average ranks and tie counts, as scipy.stats._stats_py._rankdata forms them
-    order = np.argsort(xy, kind="stable")
-    srt = xy[order]
-    first = np.flatnonzero(np.concatenate(([True], srt[1:] != srt[:-1])))
-    counts = np.diff(np.append(first, xy.size))
-    ranks = np.empty(xy.size)
-    ranks[order] = np.repeat(first + 1 + (counts - 1) / 2, counts)
+    ranks, counts = tied_ranks(xy)
     t = counts.astype(np.float64)
     u1 = np.sum(ranks[:n1]) - n1 * (n1 + 1) / 2
     u2 = n1 * n2 - u1

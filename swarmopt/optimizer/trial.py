@@ -161,11 +161,12 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         return TrialOutcome("", f"measuring on to {longer.measure_at_s:.0f}s: {j.reason}", undo=longer, state=state)
     decision = forced or j.decision
     reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
-    gain = j.effect(cfg.alpha).improvement_pct
-    if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain" and gain > 0:
+    if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain":
         # undecided at the horizon: keep on the sign of the estimate (the Bayes decision under a symmetric loss);
         # guardrail breaches and measured harm are rollbacks before this
-        decision, reason = "keep", f"kept at the horizon, the estimate is a gain ({gain:+.1f}%): {j.reason}"
+        gain = j.effect(cfg.alpha).improvement_pct
+        if gain > 0:
+            decision, reason = "keep", f"kept at the horizon, the estimate is a gain ({gain:+.1f}%): {j.reason}"
     common = {"decision": decision, "reason": reason, "forced": forced is not None, "learn": True}
     if decision == "keep":
         streak = state.streak + 1
