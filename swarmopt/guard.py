@@ -41,6 +41,7 @@ import numpy as np
 
 from swarmopt.loader import InputError, flat
 from swarmopt.optimizer.history import HISTORY_WINDOWS
+from swarmopt.runtime.group import placement
 from swarmopt.schema import CoordinationStormFault, LoadSurgeFault, Scenario
 from swarmopt.sim.environment import Environment
 from swarmopt.spool import CHUNK_ROWS
@@ -175,7 +176,8 @@ def estimate(sc: Scenario, runtime: str = "local", streamed: bool = False) -> Es
             + messages * c.message + held * c.row + keys * c.cached_key + n_agents * c.agent)
     base = c.base_mib
     if runtime == "ray":
-        base += c.ray_base_mib + (min(n_agents, _RAY_GROUPS) + 2) * c.actor_mib  # + optimizer, orchestrator
+        actors = len(placement(sc.agents, _RAY_GROUPS)) + 2  # + optimizer, orchestrator
+        base += c.ray_base_mib + actors * c.actor_mib
     return Estimate(agents=n_agents, ticks=math.ceil(duration / sc.tick_s - 1e-9), tasks=round(tasks),
                     messages=round(messages), rows=rows, peak_rate_per_s=peak_rate, peak_mb=base + work / _MIB)
 

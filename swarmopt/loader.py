@@ -379,7 +379,7 @@ def _with_fields(profile: AgentProfile, fields: dict[str, Any], where: str) -> A
 
 
 def _expand(profiles: list[tuple[AgentProfile, int]]) -> tuple[list[AgentProfile], dict[str, list[str]]]:
-    """Turn populations into replicas ``<id>-<k>``; a link to a population sends
+    """Turn populations into replicas ``<id>-<k>`` (each naming its ``population``); a link to a population sends
     each message to one of its replicas, uniformly, so the message rate per
     decision is preserved."""
     members = {p.id: ([p.id] if n == 1 else [f"{p.id}-{k}" for k in range(n)]) for p, n in profiles}
@@ -389,8 +389,9 @@ def _expand(profiles: list[tuple[AgentProfile, int]]) -> tuple[list[AgentProfile
         for link in profile.downstream:
             targets = members.get(link.to, [link.to])
             links.append(link if targets == [link.to] else link.model_copy(update={"replicas": targets}))
+        population = profile.id if len(members[profile.id]) > 1 else None
         for member in members[profile.id]:
-            out.append(profile.model_copy(update={"id": member, "downstream": links}))
+            out.append(profile.model_copy(update={"id": member, "downstream": links, "population": population}))
     return out, members
 
 

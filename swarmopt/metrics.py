@@ -30,7 +30,7 @@ TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
     "tier", "ready", "token_held", "priority", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
-    "review_wait",
+    "review_wait", "stolen",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
 #: The per-tool rows of a window (:meth:`WindowData.add_table`): per decision and tool, USD paid, calls, failed calls.
@@ -41,14 +41,15 @@ _INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priori
 #: values): a decision no rate limit held back is admitted when it arrives; a real agent has no timeout or tier
 #: price model: no timeout, no failed call, attempt duration and model cost unknown (NaN).
 OPTIONAL_FIELDS = {"ready": "arrival", "token_held": 0.0, "priority": 0.0, "timeouts": 0.0, "timed_out_s": 0.0,
-                   "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan, "review_wait": 0.0}
+                   "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan, "review_wait": 0.0,
+                   "stolen": 0.0}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
  _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY, _TIMEOUTS,
- _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT) = range(len(TASK_FIELDS))
+ _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT, _STOLEN) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
 _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK,
-            _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS]
+            _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS, _STOLEN]
 
 
 class WindowData:
@@ -301,7 +302,9 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     the part of it of decisions a model-token bucket held back (the rest is the
     tools' call limits); ``urgent_wait_ms_mean`` the queueing wait of the
     decisions of priority class 0 (:class:`~swarmopt.schema.ActionMix`
-    ``priority``), NaN in a window with one class only. ``tool_hold_share``:
+    ``priority``), NaN in a window with one class only. ``stolen_share``: the
+    share of the decisions another replica's worker served (work stealing,
+    :func:`swarmopt.sim.sched.steal`). ``tool_hold_share``:
     the largest share of the worker busy time one tool's calls held (its
     index among the agent's tools in ``tool_hold_index``).
 
@@ -359,7 +362,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
         info = w.info
         desk = info.get("review_workers", 0)
         (n_ok, n_success, n_esc, hits, lookups, calls, tok_in, tok_out, coord_req, coord_ok, n_timeouts,
-         call_errors, n_attempts, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded,
+         call_errors, n_attempts, n_stolen, n_trouble, n_trouble_success, n_goal, n_fast, n_strong, n_degraded,
          n_urgent) = tot[k]
         timed_out_s, model_cost, *tier_cost = extra[k]
         window_s = info["window_s"]
@@ -386,6 +389,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "token_throttle_wait_ms_mean": float(add(token_throttle[lo:hi])) / n if n else nan,
             "urgent_wait_ms_mean": (float(add(wait[lo:hi][urgent[lo:hi]])) / int(n_urgent)
                                     if 0 < n_urgent < n else nan),
+            "stolen_share": n_stolen / n if n else nan,
             "service_time_ms_mean": float(add(busy_ms[lo:hi])) / n if n else nan,
             "adaptation_score": n_trouble_success / n_trouble if n_trouble else 1.0,
             "coordination_score": (coord_ok + w.inbox_in_time) / coord_den if coord_den else nan,

@@ -179,6 +179,9 @@ class Knobs(Strict):
     ``model_tier``. ``topology`` is the shape of the message graph this agent's
     outbound messages follow (reference/000's topology optimizer; one of
     :data:`SHAPES`; routes in :mod:`swarmopt.sim.topology`).
+    ``work_stealing`` lets the idle workers of the other replicas of this
+    agent's population take its waiting decisions (reference/000's load
+    balancer: work stealing; :func:`swarmopt.sim.sched.steal`).
     """
 
     model_tier: Tier = "standard"
@@ -201,6 +204,7 @@ class Knobs(Strict):
     wfq_weights: dict[Action, Annotated[float, Field(ge=1 / MAX_WFQ_WEIGHT, le=MAX_WFQ_WEIGHT)]] = Field(
         default_factory=dict)
     bulkhead: dict[str, Annotated[int, Field(ge=0, le=256)]] = Field(default_factory=dict)
+    work_stealing: bool = False
 
     @model_validator(mode="after")
     def _pools(self) -> "Knobs":
@@ -332,6 +336,9 @@ class AgentProfile(Strict):
     memory_base_mb: float = Field(default=400.0, ge=0, le=MAX_MB, description="at most 10 TB")
     memory_capacity_mb: float = Field(default=2048.0, gt=0, le=MAX_MB, description="at most 10 TB")
     action_mix: ActionMix = ActionMix()
+    population: str | None = Field(default=None, max_length=64,
+                                   description="the population this replica belongs to (set by the loader for "
+                                               "count > 1): its replicas may share work (knob work_stealing)")
     token_quota_per_minute: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN,
                                         description="at most 10,000,000,000 (0: no headroom known)")
     knobs: Knobs = Knobs()

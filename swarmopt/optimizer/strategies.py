@@ -424,6 +424,21 @@ def isolate_tool(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
     return _change(p.id, k, f"bulkhead.{tool}", size) if size >= 1 else None
 
 
+def enable_work_stealing(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Let the other replicas of the agent's population take its waiting
+    decisions (work stealing, reference/000's load balancer;
+    :func:`swarmopt.sim.sched.steal`) when its workers queue (wait >= 15% of the
+    response time) and it is served FCFS without bulkheads: load skewed onto one
+    replica then runs on its siblings' idle workers, which cost nothing new."""
+    if p.population is None or k.work_stealing or k.scheduling != "fcfs" or k.bulkhead:
+        return None
+    throttle = s.get("throttle_wait_ms_mean", 0.0)
+    worker_wait = s["queue_wait_ms_mean"] - (throttle if throttle == throttle else 0.0)
+    if not worker_wait >= 0.15 * s["response_time_ms_mean"]:
+        return None
+    return _change(p.id, k, "work_stealing", True)
+
+
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing"),
     Remedy("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache",
@@ -457,6 +472,8 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("direct_routes", 0.4, 120, direct_routes, "Route the agent's messages directly (mesh topology)"),
     Remedy("prioritize_urgent", 0.3, 120, prioritize_urgent, "Serve urgent decisions first"),
     Remedy("isolate_tool", 0.4, 120, isolate_tool, "Isolate the tool holding the workers in a bulkhead"),
+    Remedy("enable_work_stealing", 0.3, 120, enable_work_stealing,
+           "Let the population's idle replicas take the waiting decisions"),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
@@ -478,8 +495,8 @@ class BottleneckType:
 TYPES: dict[str, BottleneckType] = {
     "agent_response_time": BottleneckType(
         "response_time_ms_mean",
-        ("tighten_timeout", "scale_concurrency", "raise_cache_size", "raise_cache_ttl", "enable_parallel_tools",
-         "route_by_complexity", "faster_model_tier"),
+        ("tighten_timeout", "enable_work_stealing", "scale_concurrency", "raise_cache_size", "raise_cache_ttl",
+         "enable_parallel_tools", "route_by_complexity", "faster_model_tier"),
         ("Response time < 2000ms", "Latency variance reduced", "Throughput increased")),
     "agent_success_rate": BottleneckType(
         "success_rate",

@@ -13,12 +13,31 @@ import psutil
 
 from swarmopt.knobs import ScheduledChange
 from swarmopt.metrics import TaskSample, task_samples, window_rows
-from swarmopt.schema import Scenario
+from swarmopt.schema import AgentProfile, Scenario
 from swarmopt.sim.agent import AgentSim, share_layout, step_agents
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Message
 from swarmopt.sim.seeds import agent_seeds
 from swarmopt.sim.topology import Routes
+
+
+def placement(profiles: list[AgentProfile], max_groups: int) -> list[list[int]]:
+    """The agents (indices into ``profiles``) of each group, at most
+    ``max_groups`` groups: a population's replicas stay together (they may
+    steal each other's work, :func:`swarmopt.sim.sched.steal`, which happens
+    inside one group), each population or single agent going, largest first,
+    to the group with the fewest agents so far (the lowest on a tie). Five
+    single agents get a group each. Raises ValueError if ``max_groups < 1``."""
+    if max_groups < 1:
+        raise ValueError(f"max_groups must be >= 1, got {max_groups}")
+    units: dict[str, list[int]] = {}
+    for i, p in enumerate(profiles):
+        units.setdefault(p.population or p.id, []).append(i)
+    k = min(len(units), max_groups)
+    groups: list[list[int]] = [[] for _ in range(k)]
+    for unit in sorted(units.values(), key=len, reverse=True):
+        min(groups, key=len).extend(unit)
+    return [sorted(g) for g in groups]
 
 
 def _process() -> psutil.Process:

@@ -17,7 +17,7 @@ import ray
 from ray._private import ray_constants
 
 from swarmopt.runtime.driver import Components
-from swarmopt.runtime.group import AgentGroup
+from swarmopt.runtime.group import AgentGroup, placement
 from swarmopt.schema import Scenario
 
 if TYPE_CHECKING:  # a worker hosting agents unpickles this module: it must not import the optimizer
@@ -101,11 +101,8 @@ class RayBackend:
         self.actors: list[Any] = []
 
     def groups(self, scenario: Scenario, seed: int) -> list[tuple[Any, list[str]]]:
-        n = len(scenario.agents)
-        k = min(n, self.max_groups)
-        members = [list(range(i, n, k)) for i in range(k)]
         out = []
-        for i, idx in enumerate(members):
+        for i, idx in enumerate(placement(scenario.agents, self.max_groups)):
             name = scenario.agents[idx[0]].id if len(idx) == 1 else f"group-{i}"
             h = AgentGroupActor.remote(AgentGroup, name, scenario, idx, seed)
             self.actors.append(h)

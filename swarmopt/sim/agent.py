@@ -290,14 +290,9 @@ class AgentSim:
         ``action`` are each decision's tier index, model tokens, calls per tool and
         action class (0 simple, 1 standard, 2 complex). Served FCFS, or as the ``scheduling`` and ``bulkhead``
         knobs say (:mod:`swarmopt.sim.sched`)."""
-        for op in span.ops:
-            if op[0] == "resize":
-                self._resize_workers(*op[1:])
-            else:
-                self.workers = [max(w, op[1]) for w in self.workers]
-                self.pools = {t: [max(w, op[1]) for w in h] for t, h in self.pools.items()}
+        self.apply_ops(span.ops)
         k = span.knobs
-        admitted = self.limiter.admit(span.t0, k, span.fx, self.tool_names, arrival, tier, tokens, calls)
+        admitted = self.admit(span, arrival, tier, tokens, calls)
         ready = arrival if admitted is None else admitted[0]
         if k.bulkhead or self.pools:
             self._carve_pools(k.bulkhead)
@@ -313,6 +308,27 @@ class AgentSim:
         else:
             start, end = ordered(ready, service, cls, self.workers, k.scheduling, self.wfq_weights(k))
         return start, end, admitted
+
+    def admit(self, span: Span, arrival: np.ndarray, tier: np.ndarray, tokens: np.ndarray, calls: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+        """A span's admission through the rate limits (as :meth:`queue` takes it)."""
+        return self.limiter.admit(span.t0, span.knobs, span.fx, self.tool_names, arrival, tier, tokens, calls)
+
+    def apply_ops(self, ops: list[tuple]) -> None:
+        """Apply worker changes due at a span's start: resizes and a crash in force (workers busy until it ends)."""
+        for op in ops:
+            if op[0] == "resize":
+                self._resize_workers(*op[1:])
+            else:
+                self.workers = [max(w, op[1]) for w in self.workers]
+                self.pools = {t: [max(w, op[1]) for w in h] for t, h in self.pools.items()}
+
+    def steals(self, span: Span) -> bool:
+        """Whether the span's decisions queue with the other replicas of the
+        population (:func:`~swarmopt.sim.sched.steal`): a replica with plain FCFS
+        workers (no ordering, no bulkhead) takes part, as a thief at least."""
+        k = span.knobs
+        return self.profile.population is not None and k.scheduling == "fcfs" and not k.bulkhead and not self.pools
 
     @staticmethod
     def wfq_weights(knobs) -> tuple[float, ...]:

@@ -133,4 +133,58 @@ def serve_pools(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, pool:
     return start, end
 
 
-__all__ = ["ORDERED", "ordered", "pools", "serve_pools"]
+def steal(ready: np.ndarray, service: np.ndarray, owner: np.ndarray, share: np.ndarray, sims: list,
+          ops: list[tuple[float, int, list[tuple]]]) -> tuple[np.ndarray, np.ndarray]:
+    """FCFS over the replicas ``sims`` of one population with work stealing
+    (reference 000's load balancer): a decision that finds its own replica's
+    workers busy, when its replica shares work (``share``: the
+    ``work_stealing`` knob of its span), is served by the worker of the
+    population that frees up first, its own on a tie, as if that worker, once
+    idle, took the oldest decision waiting anywhere in the population. Every
+    other decision waits for its own replica's workers.
+
+    ``ready`` (m,) seconds, ``service`` (m,) seconds, ``owner`` (m,) index of
+    the decision's replica in ``sims`` (each with a heap of free times
+    ``workers``, updated in place, and ``apply_ops``), ``share`` (m,) bool.
+    ``ops`` are ``(t, replica, worker changes)`` due at ``t``, applied before
+    any decision ready at or after ``t``. Decisions are taken in order of
+    ``ready`` (ties in input order), so the plan is the same whatever the
+    ticks. Returns (start (m,), server (m,) the index of the replica whose
+    worker served the decision).
+
+    A thief serves the decision with the service time its own replica drew
+    (tools, cache and model are the owner's); with all replicas sharing, the
+    population is one M/G/(sum of workers) queue, which tests/test_sched.py
+    checks against Erlang C.
+    """
+    m = len(ready)
+    start, server = np.empty(m), owner.astype(np.int64).copy()
+    order = np.argsort(ready, kind="stable").tolist()
+    ops = sorted(ops, key=lambda o: o[0])
+    mins = np.array([sim.workers[0] for sim in sims])
+    k = 0
+    rdy, svc, own_of, shares = ready.tolist(), service.tolist(), owner.tolist(), share.tolist()
+    for i in order:
+        a = rdy[i]
+        while k < len(ops) and ops[k][0] <= a:
+            _, r, op = ops[k]
+            sims[r].apply_ops(op)
+            mins[r] = sims[r].workers[0]
+            k += 1
+        r = own_of[i]
+        if shares[i] and mins[r] > a:
+            j = int(mins.argmin())
+            if mins[j] < mins[r]:
+                r = j
+                server[i] = j
+        heap = sims[r].workers
+        s = a if heap[0] < a else heap[0]
+        start[i] = s
+        heapq.heapreplace(heap, s + svc[i])
+        mins[r] = heap[0]
+    for _, r, op in ops[k:]:
+        sims[r].apply_ops(op)
+    return start, server
+
+
+__all__ = ["ORDERED", "ordered", "pools", "serve_pools", "steal"]

@@ -33,6 +33,7 @@ from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
 from swarmopt.sim.environment import Effects
 from swarmopt.sim.review import held_mask
+from swarmopt.sim.sched import steal
 from swarmopt.sim.service import attempts
 from swarmopt.sim.topology import RELAYED
 
@@ -259,23 +260,31 @@ def serve(spans: list[Span]) -> Sent | None:
     tokens = tokens_in + tokens_out
 
     # rate limits and queueing, per agent and span in time order (sim/ratelimit.py, service.fcfs)
-    ready, token_held = arr, None
+    ready, token_held, stolen = arr, None, 0.0
     if len(spans) == 1:
         start, end, admitted = spans[0].sim.queue(spans[0], arr, service, tier, tokens, calls, action)
         if admitted is not None:
             ready, token_held = admitted
     else:
         start, end = np.empty(n), np.empty(n)
-        lo = 0
-        for sp, m in zip(spans, span_n.tolist(), strict=False):
-            hi = lo + m
-            start[lo:hi], end[lo:hi], admitted = sp.sim.queue(sp, arr[lo:hi], service[lo:hi], tier[lo:hi],
-                                                              tokens[lo:hi], calls[lo:hi], action[lo:hi])
+        bounds = np.concatenate(([0], np.cumsum(span_n))).tolist()
+        joint = _stealing(spans)
+        queued = set().union(*joint) if joint else set()
+        for i, sp in enumerate(spans):
+            lo, hi = bounds[i], bounds[i + 1]
+            if i in queued:
+                admitted = sp.sim.admit(sp, arr[lo:hi], tier[lo:hi], tokens[lo:hi], calls[lo:hi])
+            else:
+                start[lo:hi], end[lo:hi], admitted = sp.sim.queue(sp, arr[lo:hi], service[lo:hi], tier[lo:hi],
+                                                                  tokens[lo:hi], calls[lo:hi], action[lo:hi])
             if admitted is not None:
                 if token_held is None:
                     ready, token_held = arr.copy(), np.zeros(n, dtype=bool)
                 ready[lo:hi], token_held[lo:hi] = admitted
-            lo = hi
+        if joint:
+            stolen = np.zeros(n)
+            for group in joint:
+                _steal(spans, group, bounds, ready, service, start, end, stolen)
 
     # outcome
     fallback = np.ones(n)
@@ -338,7 +347,8 @@ def serve(spans: list[Span]) -> Sent | None:
     for i, c in enumerate((arr, start, end, finish, ok, success, np.where(ok, conf, np.nan), escalated, degraded,
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
                            coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority, timeouts,
-                           timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0), model_cost, 0.0)):
+                           timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0), model_cost, 0.0,
+                           stolen)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     # cache hits per (padded) tool and part, for the per-tool hit ratios
@@ -362,6 +372,47 @@ def serve(spans: list[Span]) -> Sent | None:
         p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s, tools, m)
         lo += m
     return msgs
+
+
+def _stealing(spans: list[Span]) -> list[list[int]]:
+    """The spans whose decisions queue with work stealing, one list per
+    population: the spans of every replica that takes part for the whole step
+    (:meth:`AgentSim.steals <swarmopt.sim.agent.AgentSim.steals>`), when two
+    or more do and one of their spans has ``work_stealing`` on."""
+    by_population: dict[str, list[int]] = {}
+    out: set[str] = set()
+    for i, sp in enumerate(spans):
+        population = sp.sim.profile.population
+        if population is not None:
+            by_population.setdefault(population, []).append(i)
+            if not sp.sim.steals(sp):
+                out.add(sp.sim.id)
+    groups = []
+    for idx in by_population.values():
+        idx = [i for i in idx if spans[i].sim.id not in out]
+        if len({spans[i].sim.id for i in idx}) > 1 and any(spans[i].knobs.work_stealing for i in idx):
+            groups.append(idx)
+    return groups
+
+
+def _steal(spans: list[Span], group: list[int], bounds: list[int], ready: np.ndarray, service: np.ndarray,
+           start: np.ndarray, end: np.ndarray, stolen: np.ndarray) -> None:
+    """Queue the decisions of the spans ``group`` (one population) with work
+    stealing (:func:`~swarmopt.sim.sched.steal`); fills ``start``, ``end`` and
+    ``stolen`` (1 where another replica's worker served) in place."""
+    sims: list = []
+    rank: dict[int, int] = {}
+    for i in group:
+        if id(spans[i].sim) not in rank:
+            rank[id(spans[i].sim)] = len(sims)
+            sims.append(spans[i].sim)
+    sizes = [bounds[i + 1] - bounds[i] for i in group]
+    idx = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in group])
+    owner = np.repeat([rank[id(spans[i].sim)] for i in group], sizes)
+    share = np.repeat([spans[i].knobs.work_stealing for i in group], sizes)
+    ops = [(spans[i].t0, rank[id(spans[i].sim)], spans[i].ops) for i in group if spans[i].ops]
+    s, server = steal(ready[idx], service[idx], owner, share, sims, ops)
+    start[idx], end[idx], stolen[idx] = s, s + service[idx], server != owner
 
 
 def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], arr: np.ndarray, at: np.ndarray,
