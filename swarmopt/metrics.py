@@ -64,7 +64,10 @@ class WindowData:
     the window: hits per tool (``tool_hits``, in the engine's padded tool
     order), entries evicted by a size bound and dropped by invalidations; and
     ``reviews`` and ``review_busy_s``, the review tasks of a reviewer's desk
-    that started in the window and its reviewers' busy time within it.
+    that started in the window and its reviewers' busy time within it;
+    ``lent_s``, the seconds its workers served other replicas' decisions less
+    those other replicas' workers served its own (work stealing, by the
+    decisions' arrival windows), so that ``cpu_percent`` is its own workers'.
     """
 
     def __init__(self) -> None:
@@ -80,6 +83,7 @@ class WindowData:
         self.arrivals = 0
         self.reviews = 0
         self.review_busy_s = 0.0
+        self.lent_s = 0.0
         self.slo_s = 2.0
         self.info: dict = {}
         self.tool_hits: np.ndarray | None = None
@@ -308,7 +312,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     the largest share of the worker busy time one tool's calls held (its
     index among the agent's tools in ``tool_hold_index``).
 
-    Resources (simulated): ``cpu_percent`` = worker busy time / (workers x
+    Resources (simulated): ``cpu_percent`` = worker busy time (``lent_s`` included) / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
     ``network_kbps`` from tool calls made and messages; ``storage_percent`` = cached
     keys / key capacity.
@@ -415,7 +419,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "messages_handled": w.inbox_handled,
             "inbox_in_time_rate": w.inbox_in_time / w.inbox_handled if w.inbox_handled else nan,
             "conflicts": w.conflicts,
-            "cpu_percent": min(100.0, 100.0 * busy_total / (info["concurrency"] * window_s)),
+            "cpu_percent": min(100.0, 100.0 * max(0.0, busy_total + w.lent_s) / (info["concurrency"] * window_s)),
             "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
             "network_kbps": (calls * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0
             / window_s,

@@ -233,9 +233,9 @@ class Collector:
             return pd.DataFrame(rows)
         if not rows:  # the key columns even before the first window closes
             return pd.DataFrame(columns=["agent", "window", "t_start_s", "t_end_s"])
-        # sorting each chunk sorts the table: every agent's windows that end by a cycle are closed before its mark
-        metrics = pd.DataFrame(rows)
-        return metrics.sort_values(["t_start_s", "agent"], kind="stable").reset_index(drop=True)
+        # sorting each chunk sorts the table: every agent's windows that end by a cycle are closed before its mark;
+        # sorted rows also give the per-tool columns one order, whichever agent group reported first
+        return pd.DataFrame(sorted(rows, key=lambda r: (r["t_start_s"], r["agent"])))
 
     def _write_part(self, name: str) -> None:
         rows = self._rows(name)

@@ -54,7 +54,7 @@ def test_library_scenarios_have_one_shape_and_each_a_cure():
     kinds = set()
     for name, path in PATHS.items():
         sc = load_scenario(path)
-        assert {a.id for a in sc.agents} == PROFILES, name
+        assert {a.population or a.id for a in sc.agents} == PROFILES, name  # a population's replicas: <id>-<k>
         assert sc.window_s == 60 and sc.optimizer.cycle_s == 300 and sc.tick_s in (60, 300), name
         assert 7200 <= sc.duration_s <= 14400 and lib.onset_s(sc) >= 1800, name
         # a relay delay hits the hub that routes the faulted agent's messages
@@ -121,11 +121,12 @@ def test_cache_bypass_stops_the_ttl_cure_from_working():
 
 
 @pytest.mark.parametrize("name,remedy", [("rate_limit_cut", "raise_token_limit"),
-                                         ("cache_too_small", "raise_cache_size")])
+                                         ("cache_too_small", "raise_cache_size"),
+                                         ("skewed_replicas", "enable_work_stealing")])
 def test_rules_try_the_mechanisms_remedy_and_the_judge_keeps_it(name, remedy):
-    """The rate-limit cut is answered by a larger token allocation, the small cache by a larger one; the canary
-    judge measures a significant improvement of the target and keeps it (seed 1: response time +51%; hit rate
-    +13%)."""
+    """The rate-limit cut is answered by a larger token allocation, the small cache by a larger one, the hot
+    replica by work stealing; the canary judge measures a significant improvement of the target and keeps it
+    (seed 1: response time +51%; hit rate +13%; response time +62%)."""
     res = run_scenario(lib.with_policy(load_scenario(PATHS[name]), "rules"), seed=SEED, runtime="local")
     ev = res.events
     kept = ev[(ev["event"] == "optimization.kept") & (ev["kind"] == remedy)]

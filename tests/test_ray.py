@@ -21,3 +21,16 @@ def test_ray_and_local_runtimes_agree(ray_session, mh_scenario):
     pd.testing.assert_frame_equal(on_ray.events, local.events)
     assert set(on_ray.process["actor"]) == {a.id for a in sc.agents}
     assert ray_session.is_initialized()
+
+
+def test_a_population_that_steals_work_gives_the_local_tables_on_ray(ray_session):
+    """Work stealing happens inside one agent group; Ray keeps the population in one (runtime.group.placement),
+    so its tables are the local runtime's."""
+    from test_steal import _static
+
+    sc = _static(True, duration_s=2400.0)
+    on_ray = run_scenario(sc, seed=3, runtime="ray")
+    local = run_scenario(sc, seed=3, runtime="local")
+    assert on_ray.metrics["stolen_share"].max() > 0
+    pd.testing.assert_frame_equal(on_ray.metrics, local.metrics)
+    pd.testing.assert_frame_equal(on_ray.events, local.events)

@@ -1,4 +1,5 @@
-"""Task scheduling and bulkheads (swarmopt/sim/sched.py): Cobham's formula, WFQ shares, pool isolation."""
+"""Task scheduling, bulkheads and work stealing (swarmopt/sim/sched.py): Cobham's formula, WFQ shares, pool
+isolation, a population that steals work as one Erlang C queue."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from swarmopt.loader import load_profile
 from swarmopt.optimizer.strategies import isolate_tool
 from swarmopt.queueing import erlang_c
 from swarmopt.schema import Knobs
-from swarmopt.sim.sched import ordered, pools, serve_pools
+from swarmopt.sim.sched import ordered, pools, serve_pools, steal
 from swarmopt.sim.service import fcfs
 
 from conftest import ROOT
@@ -118,3 +119,62 @@ def test_slow_tool_bulkhead_scenario_protects_the_decisions_that_do_not_call_it(
 def test_bulkhead_must_leave_a_shared_worker():
     with pytest.raises(ValueError, match="bulkhead pools"):
         Knobs(max_concurrency=4, bulkhead={"a": 2, "b": 2})
+
+
+class _Replica:
+    """The part of an agent sched.steal uses: a heap of worker free times and worker changes."""
+
+    def __init__(self, c: int) -> None:
+        self.workers = [0.0] * c
+
+    def apply_ops(self, ops: list[tuple]) -> None:
+        for op in ops:  # only crashes here: every worker busy until the replica is back
+            self.workers = [max(w, op[1]) for w in self.workers]
+
+
+def _population(rng, rates: list[float], n: int):
+    """Poisson arrivals of each replica (rates per s) merged, exponential service of mean 1 s."""
+    arrival = np.concatenate([np.cumsum(rng.exponential(1 / r, int(n * r / sum(rates)))) for r in rates])
+    owner = np.repeat(np.arange(len(rates)), [int(n * r / sum(rates)) for r in rates])
+    order = np.argsort(arrival, kind="stable")
+    return arrival[order], owner[order], rng.exponential(1.0, len(arrival))
+
+
+def test_work_stealing_makes_a_skewed_population_one_mmc_queue():
+    """Four replicas of 2 workers, load 2:1:1:1 (replica 0 at 96% of its own workers, the others at 48%). With
+    stealing, a decision that waits goes to the population's first free worker: the population is one M/M/8
+    FCFS queue at load 0.6, so every replica's mean wait is Erlang C's W = C(8, 4.8) / (8 - 4.8) (within 4
+    batch-means standard errors). Without it replica 0 is its own M/M/2 at 0.96, a wait about 100x larger."""
+    rates = [1.92, 0.96, 0.96, 0.96]
+    arrival, owner, service = _population(np.random.default_rng(11), rates, 200_000)
+    sims = [_Replica(2) for _ in rates]
+    start, server = steal(arrival, service, owner, np.ones(len(arrival), dtype=bool), sims, [])
+    assert np.all(start >= arrival)
+    cut = len(arrival) // 50
+    wait, own = (start - arrival)[cut:], owner[cut:]
+    theory = erlang_c(8, sum(rates), 1.0) / (8 - sum(rates))
+    for r in range(4):
+        mean, se = _batch_means(wait, own, r)
+        assert abs(mean - theory) < 4 * se, (r, mean, theory, se)
+    assert 0.05 < (server != owner)[owner == 0].mean() < 0.5  # the hot replica's waiting decisions moved
+    alone, _ = fcfs(arrival[owner == 0], service[owner == 0], [0.0, 0.0])
+    assert (alone - arrival[owner == 0]).mean() > 30 * theory
+
+
+def test_only_a_sharing_replicas_decisions_are_stolen_and_worker_changes_apply_in_time():
+    """A replica that does not share keeps every decision (even when it waits and a sibling idles); a shared
+    replica's decisions go to the sibling while its own workers are down (a crash op due at 10 s, up at 50 s),
+    and never before the crash."""
+    arrival = np.arange(0.0, 60.0, 1.0)
+    service = np.full(arrival.size, 0.5)
+    owner = np.zeros(arrival.size, dtype=np.int64)
+    ops = [(10.0, 0, [("crash", 50.0)])]
+    for share in (False, True):
+        sims = [_Replica(1), _Replica(1)]
+        start, server = steal(arrival, service, owner, np.full(arrival.size, share), sims, ops)
+        down = (arrival >= 10) & (arrival < 50)
+        if share:
+            assert np.all(server[down] == 1) and np.all(server[~down] == 0)
+            assert np.array_equal(start, arrival)
+        else:
+            assert np.all(server == 0) and start[down].min() == 50.0

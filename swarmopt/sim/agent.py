@@ -255,11 +255,11 @@ class AgentSim:
         if self.awaiting is not None:
             replies = self.awaiting.replies + [m for m in reviews if isinstance(m, ReviewReply)]
             self.awaiting.replies = []
-            self.awaiting.absorb(replies, self._window, self.window_s)
+            self.awaiting.absorb(replies, self.window_at, self.window_s)
             closed_by, self.awaiting.settled_s = self.awaiting.settled_s, t0
         if self.desk is not None:
             self.desk.receive([m for m in reviews if isinstance(m, ReviewRequest)])
-            self.review_out += self.desk.process(t0, self._window, self.window_s)
+            self.review_out += self.desk.process(t0, self.window_at, self.window_s)
         closed = []
         while (self.next_window + 1) * self.window_s <= closed_by + 1e-9:
             closed.append(self._close_window(self.next_window))
@@ -522,7 +522,7 @@ class AgentSim:
                             hit[j] = ttl_cache(arr, keys, fills[j], ttls[j], self.cache_exp[j])
                         else:
                             hit[j] = lru[j].lookups(arr, keys, fills[j], ttls[j])
-            window = self._window(t)
+            window = self.window_at(t)
             if evicted or any(lru):
                 now = sum(c.evictions for c in lru if c is not None)
                 window.add_cache(evictions=now - evicted)
@@ -547,7 +547,7 @@ class AgentSim:
                 if inv.tool is None or inv.tool == tool.name:
                     dropped += invalidate(self.cache_exp[j], pattern_keys(tool.keyspace, inv.share), inv.t_s,
                                           self.lru[j])
-            self._window(inv.t_s).add_cache(invalidations=dropped)
+            self.window_at(inv.t_s).add_cache(invalidations=dropped)
 
     def _bound_caches(self, t0: float) -> None:
         """Give each tool cache the size bound of the ``max_cache_size`` knob at ``t0`` (0: unbounded)."""
@@ -562,7 +562,8 @@ class AgentSim:
                 cache.resize(cap, t0)
 
     # ------------------------------------------------------------------ windows
-    def _window(self, t: float) -> WindowData:
+    def window_at(self, t: float) -> WindowData:
+        """The window data of the window that holds time ``t`` (s), made on first use."""
         k = int(t // self.window_s + 1e-9)
         w = self.windows.get(k)
         if w is None:
@@ -576,7 +577,7 @@ class AgentSim:
         self.batch_changes = self.batch_changes[len(cuts):]
         for at, size in cuts + [(until, None)]:
             for k, (handled, in_time, conflicts) in self.inbox.process(at, self.inbox_batch, self.window_s).items():
-                self._window(k * self.window_s).add_inbox(handled, in_time, conflicts)
+                self.window_at(k * self.window_s).add_inbox(handled, in_time, conflicts)
             self.inbox_batch = size or self.inbox_batch
 
     def _cached_keys(self, t: float) -> int:

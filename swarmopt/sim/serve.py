@@ -284,7 +284,7 @@ def serve(spans: list[Span]) -> Sent | None:
         if joint:
             stolen = np.zeros(n)
             for group in joint:
-                _steal(spans, group, bounds, ready, service, start, end, stolen)
+                _steal(spans, group, bounds, arr, ready, service, start, end, stolen)
 
     # outcome
     fallback = np.ones(n)
@@ -395,11 +395,12 @@ def _stealing(spans: list[Span]) -> list[list[int]]:
     return groups
 
 
-def _steal(spans: list[Span], group: list[int], bounds: list[int], ready: np.ndarray, service: np.ndarray,
-           start: np.ndarray, end: np.ndarray, stolen: np.ndarray) -> None:
+def _steal(spans: list[Span], group: list[int], bounds: list[int], arr: np.ndarray, ready: np.ndarray,
+           service: np.ndarray, start: np.ndarray, end: np.ndarray, stolen: np.ndarray) -> None:
     """Queue the decisions of the spans ``group`` (one population) with work
     stealing (:func:`~swarmopt.sim.sched.steal`); fills ``start``, ``end`` and
-    ``stolen`` (1 where another replica's worker served) in place."""
+    ``stolen`` (1 where another replica's worker served) in place, and moves
+    the worker time of a stolen decision to its thief's window (``lent_s``)."""
     sims: list = []
     rank: dict[int, int] = {}
     for i in group:
@@ -413,6 +414,12 @@ def _steal(spans: list[Span], group: list[int], bounds: list[int], ready: np.nda
     ops = [(spans[i].t0, rank[id(spans[i].sim)], spans[i].ops) for i in group if spans[i].ops]
     s, server = steal(ready[idx], service[idx], owner, share, sims, ops)
     start[idx], end[idx], stolen[idx] = s, s + service[idx], server != owner
+    moved = np.flatnonzero(server != owner)
+    # worker time moves with the decision: the thief's workers were busy, the owner's were not
+    for r_from, r_to, t, secs in zip(owner[moved].tolist(), server[moved].tolist(), arr[idx[moved]].tolist(),
+                                     service[idx[moved]].tolist(), strict=True):
+        sims[r_from].window_at(t).lent_s -= secs
+        sims[r_to].window_at(t).lent_s += secs
 
 
 def _messages(spans: list[Span], span_n: np.ndarray, sends: list[np.ndarray], arr: np.ndarray, at: np.ndarray,
