@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from swarmopt.loader import InputError, flat
-from swarmopt.optimizer.history import HISTORY_WINDOWS
+from swarmopt.optimizer.history import kept_windows
 from swarmopt.runtime.group import placement
 from swarmopt.schema import CoordinationStormFault, LoadSurgeFault, Scenario
 from swarmopt.sim.environment import Environment
@@ -139,7 +139,7 @@ def held_rows(sc: Scenario, rows: int) -> int:
     the optimizer's history of every agent, one chunk not yet written out and
     one optimizer cycle's rows (:mod:`swarmopt.spool`), or all ``rows`` if fewer."""
     per_cycle = math.ceil(sc.optimizer.cycle_s / sc.window_s) * len(sc.agents)
-    return min(rows, 2 * HISTORY_WINDOWS * len(sc.agents) + CHUNK_ROWS + per_cycle)
+    return min(rows, 2 * kept_windows(sc.optimizer.long_windows) * len(sc.agents) + CHUNK_ROWS + per_cycle)
 
 
 def estimate(sc: Scenario, runtime: str = "local", streamed: bool = False) -> Estimate:

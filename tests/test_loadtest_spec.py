@@ -163,3 +163,17 @@ def test_swarmopt_loadtest_is_callable_in_every_import_order():
     assert swarmopt.loadtest.LoadTestResult is swarmopt.loadtest.api.LoadTestResult
     with pytest.raises(InputError, match="baseline: 'monitor' is not a policy"):
         swarmopt.loadtest({"policies": [{"name": "rules"}], "scenarios": [MH]})
+
+
+def test_a_relay_delay_hits_the_agents_routed_through_the_relay():
+    """On a star through the Orchestrator, the agents that message other non-hub agents are hit, not the hub;
+    with every agent on mesh no route passes a relay and the relay itself is the incident's agent."""
+    from swarmopt.loader import load_scenario
+    from swarmopt.loadtest.measures import faulted_agents
+    from swarmopt.schema import Scenario
+
+    sc = load_scenario(ROOT / "scenarios" / "library" / "star_hub_delay.yaml")
+    assert faulted_agents(sc) == ["market-analyzer", "market-hunter"]
+    mesh = Scenario.model_validate(sc.model_dump() | {"agents": [
+        a.model_dump() | {"knobs": a.knobs.model_dump() | {"topology": "mesh"}} for a in sc.agents]})
+    assert faulted_agents(mesh) == ["strategic-orchestrator"]

@@ -444,3 +444,16 @@ def test_decide_hook_sees_every_judged_change_and_none_leaves_the_judge_in_charg
     assert decisions(third) == ["optimization.kept"] and len(seen) == 3
     with pytest.raises(ValueError):
         opt.force("s", "maybe")
+
+
+def test_history_keeps_the_long_alert_window():
+    """A multi-window alert longer than the default history (optimizer.long_windows up to 1,440) sees all of it:
+    the history keeps at least long_windows rows per agent."""
+    from swarmopt.optimizer.history import HISTORY_WINDOWS, History, kept_windows
+
+    assert kept_windows(12) == HISTORY_WINDOWS and kept_windows(1_000) == 1_000
+    hist = History(["a"], 60.0, 5, kept_windows(1_000))
+    for k in range(2_500):
+        hist.add([{"agent": "a", "t_start_s": 60.0 * k, "t_end_s": 60.0 * (k + 1)}], [], [], {})
+    assert 1_000 <= len(hist.rows["a"]) <= 2_000 and hist.rows["a"][-1]["t_start_s"] == 60.0 * 2_499
+    assert len(hist.matrices(1_000)["a"]) == 1_000

@@ -3,7 +3,8 @@
 All figures come from the run's metrics and events tables:
 
 * the *incidents* of a scenario: each fault target and onset (faults on one
-  agent starting together are one incident); a scenario with no fault but a
+  agent starting together are one incident; a ``relay_delay`` hits the
+  agents whose messages route through its relay, not the relay); a scenario with no fault but a
   ``surge`` or ``ramp`` load shape has one incident per agent at the load's
   ``start_s``. The *onset* is the first incident's; the *faulted agents* are
   the incidents' agents (all agents when there is no incident);
@@ -45,7 +46,9 @@ import pandas as pd
 
 from swarmopt.knobs import KnobChange
 from swarmopt.optimizer.stabilize import direction
-from swarmopt.schema import Scenario
+from swarmopt.schema import SHAPES, Scenario
+from swarmopt.sim.inbox import STORM
+from swarmopt.sim.topology import Routes
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 RECOVERY_WINDOWS = 3
@@ -64,10 +67,23 @@ class Incident:
 
 def incidents(sc: Scenario) -> list[Incident]:
     """The scenario's incidents, sorted by onset then agent (see the module doc)."""
-    found = {(f.target, float(f.at_s)) for f in sc.faults}
+    found = {(a, float(f.at_s)) for f in sc.faults for a in (_relayed(sc, f.target) if f.kind == "relay_delay"
+                                                             else [f.target])}
     if not found and sc.load.kind in ("surge", "ramp"):
         found = {(a.id, float(sc.load.start_s)) for a in sc.agents}
     return [Incident(a, t) for a, t in sorted(found, key=lambda x: (x[1], x[0]))]
+
+
+def _relayed(sc: Scenario, relay: str) -> list[str]:
+    """The agents with a link whose route, under the topology they start with,
+    passes through ``relay`` (``[relay]`` when none does)."""
+    names = sorted({a.id for a in sc.agents} | {STORM})
+    routes = Routes(sc.topology, names, [a.id for a in sc.agents], sc.faults)
+    hop = names.index(relay)
+    senders = [a.id for a in sc.agents
+               if any(hop in routes.relays(SHAPES.index(a.knobs.topology), names.index(a.id), names.index(to))
+                      for link in a.downstream for to in link.receivers)]
+    return senders or [relay]
 
 
 def onset_s(sc: Scenario) -> float:

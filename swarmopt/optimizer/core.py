@@ -53,7 +53,7 @@ from swarmopt.optimizer.events import (
     measure_event,
     strategy_event,
 )
-from swarmopt.optimizer.history import History
+from swarmopt.optimizer.history import History, kept_windows
 from swarmopt.optimizer.learning import Learning
 from swarmopt.optimizer.measure import Judgement, judge_change
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
@@ -108,7 +108,7 @@ class Optimizer:
         self.rules = tuple(rules)
         self.autonomy = config.initial_autonomy
         self.streak = 0
-        self.history = History(profiles, window_s, config.measure_windows)
+        self.history = History(profiles, window_s, config.measure_windows, kept_windows(config.long_windows))
         self.learning = Learning()
         self.planner = Planner(config, profiles, window_s, policy, rng, self.learning, remedies)
         self.autonomy_changes: list[dict] = []

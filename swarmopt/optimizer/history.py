@@ -16,18 +16,27 @@ import numpy as np
 from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.detect import SNAPSHOT_FIELDS, window_vectors
 
-HISTORY_WINDOWS = 360  # window rows kept per agent: detection, anomalies and forecasts look back at most 65
+HISTORY_WINDOWS = 360  # window rows kept per agent at least: anomalies and forecasts look back at most 65
+
+
+def kept_windows(long_windows: int) -> int:
+    """Window rows kept per agent (the history holds between this and twice
+    as many): :data:`HISTORY_WINDOWS`, or the multi-window alert's
+    ``long_windows`` (``optimizer.long_windows``, up to 1,440) if longer."""
+    return max(HISTORY_WINDOWS, long_windows)
 
 
 class History:
     """Window rows, vectors and per-task samples of ``agents``.
 
     ``window_s`` is the metric window and ``measure_windows`` the number of
-    windows a change is judged on each side (samples are kept for that long).
+    windows a change is judged on each side (samples are kept for that long);
+    ``keep``: window rows kept per agent (:func:`kept_windows`).
     """
 
-    def __init__(self, agents, window_s: float, measure_windows: int) -> None:
+    def __init__(self, agents, window_s: float, measure_windows: int, keep: int = HISTORY_WINDOWS) -> None:
         self.window_s = window_s
+        self.keep = keep
         self.measure_windows = measure_windows
         self.rows: dict[str, list[dict]] = {a: [] for a in agents}
         # per agent, its window vectors as the first ``self.held[agent]`` rows of a matrix that grows by doubling:
@@ -57,8 +66,8 @@ class History:
             hist = self.rows[agent]
             hist += [rows[i] for i in idx]
             self._append(agent, vectors[idx])
-            if len(hist) > 2 * HISTORY_WINDOWS:  # every consumer looks back far less
-                del hist[:-HISTORY_WINDOWS]
+            if len(hist) > 2 * self.keep:  # every consumer looks back at most ``keep``
+                del hist[:-self.keep]
         for a in applied:
             self.last_change_s[a["agent"]] = max(self.last_change_s[a["agent"]], a["t_s"])
         for smp in samples:
@@ -82,9 +91,9 @@ class History:
             self.vectors[agent] = m = grown
         m[n:n + len(block)] = block
         n += len(block)
-        if n > 2 * HISTORY_WINDOWS:  # as the rows: keep the last HISTORY_WINDOWS
-            m[:HISTORY_WINDOWS] = m[n - HISTORY_WINDOWS:n].copy()
-            n = HISTORY_WINDOWS
+        if n > 2 * self.keep:  # as the rows: keep the last ``keep``
+            m[:self.keep] = m[n - self.keep:n].copy()
+            n = self.keep
         self.held[agent] = n
 
     def matrices(self, depth: int) -> dict[str, np.ndarray]:
