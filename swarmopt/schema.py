@@ -849,7 +849,9 @@ class Scenario(Strict):
     ``optimizer.cycle_s``. ``tick_s`` divides ``window_s`` or is a multiple of
     it, and divides ``optimizer.cycle_s``. Results do not depend on ``tick_s``
     (it only sets how often actors synchronize; a long tick means fewer actor
-    round trips), see :mod:`swarmopt.sim.agent`.
+    round trips), see :mod:`swarmopt.sim.agent` — except that ``priority`` and
+    ``wfq`` scheduling order the decisions waiting within a window, or within
+    a tick when it is shorter (:mod:`swarmopt.sim.sched`).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,

@@ -302,11 +302,12 @@ class AgentSim:
         if self.pools:
             pooled = [self.tool_names.index(t) for t in self.pools]
             start, end = serve_pools(ready, service, cls, pools(calls, pooled), [self.workers, *self.pools.values()],
-                                     k.scheduling, self.wfq_weights(k))
+                                     k.scheduling, self.wfq_weights(k), self._windows_of(arrival))
         elif k.scheduling == "fcfs":
             start, end = fcfs(ready, service, self.workers)
         else:
-            start, end = ordered(ready, service, cls, self.workers, k.scheduling, self.wfq_weights(k))
+            start, end = ordered(ready, service, cls, self.workers, k.scheduling, self.wfq_weights(k),
+                                 self._windows_of(arrival))
         return start, end, admitted
 
     def admit(self, span: Span, arrival: np.ndarray, tier: np.ndarray, tokens: np.ndarray, calls: np.ndarray
@@ -329,6 +330,10 @@ class AgentSim:
         workers (no ordering, no bulkhead) takes part, as a thief at least."""
         k = span.knobs
         return self.profile.population is not None and k.scheduling == "fcfs" and not k.bulkhead and not self.pools
+
+    def _windows_of(self, arrival: np.ndarray) -> np.ndarray:
+        """The window index of each arrival (as :meth:`window_at` reckons it)."""
+        return (arrival // self.window_s + 1e-9).astype(np.int64)
 
     @staticmethod
     def wfq_weights(knobs) -> tuple[float, ...]:

@@ -22,11 +22,14 @@ calls a pooled tool (a cache miss) is served by the pool of the first such
 tool of the profile, every other decision by the shared rest. A slow tool then
 fills its own pool's queue, not every worker.
 
-A span's decisions are ordered among themselves and the ones queued before
-them (the workers' free times carry over), so with ``priority`` or ``wfq`` a
-decision still waiting at the end of a span is not overtaken by the next
-span's: the ordering horizon is the span (a tick at most), and results depend
-on ``tick_s`` in that way. With ``fcfs`` and no bulkhead nothing here runs.
+The decisions of one window (within a span) are ordered among themselves and
+after the ones queued before them (the workers' free times carry over), so
+with ``priority`` or ``wfq`` a decision still waiting at the end of a window
+is not overtaken by the next window's: the ordering horizon is the window,
+whatever the tick when ``tick_s`` is a multiple of ``window_s``; a tick shorter
+than the window cuts it at every tick (a span ends there), so with sub-window
+ticks results depend on ``tick_s`` in that way. With ``fcfs`` and no bulkhead
+nothing here runs.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ ORDERED = ("priority", "wfq")
 
 
 def ordered(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, workers: list[float], mode: str,
-            weights: tuple[float, ...] = (1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+            weights: tuple[float, ...] = (1.0, 1.0, 1.0), stretch: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) arrays (n,) of decisions served non-preemptively over the
     workers ``workers`` (heap of free times, updated in place) in the order of
     ``mode``: ``priority`` (smallest ``cls`` first, then arrival) or ``wfq``
@@ -51,10 +55,26 @@ def ordered(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, workers: 
     ``arrival`` (n,) sorted, ``service`` (n,) seconds, ``cls`` (n,) int class
     in ``0..len(weights)-1``. Decisions that find a free worker start on
     arrival (found vectorized); from the first wait on, an event loop.
+    ``stretch`` (n,) non-decreasing ints: the decisions of one stretch are
+    ordered among themselves, after the earlier stretches' (the engine passes
+    each decision's arrival window, so the order does not depend on the tick);
+    None: one stretch.
     Raises ValueError for an unknown ``mode``.
     """
     if mode not in ORDERED:
         raise ValueError(f"unknown scheduling '{mode}'; allowed: fcfs, {', '.join(ORDERED)}")
+    if stretch is not None:
+        cuts = np.flatnonzero(np.diff(stretch)) + 1
+        if cuts.size:
+            parts = [_ordered(arrival[lo:hi], service[lo:hi], cls[lo:hi], workers, weights, mode)
+                     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(arrival)], strict=True)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return _ordered(arrival, service, cls, workers, weights, mode)
+
+
+def _ordered(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, workers: list[float],
+             weights: tuple[float, ...], mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ordered` over one ordering stretch."""
     n = len(arrival)
     if n == 0:
         return arrival.copy(), arrival.copy()
@@ -117,10 +137,11 @@ def pools(calls: np.ndarray, pooled: list[int]) -> np.ndarray:
 
 
 def serve_pools(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, pool: np.ndarray,
-                heaps: list[list[float]], mode: str, weights: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+                heaps: list[list[float]], mode: str, weights: tuple[float, ...], stretch: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) (n,) when decision ``i`` is served by the workers
     ``heaps[pool[i]]`` (each a heap of free times, updated in place), by
-    ``mode`` (``fcfs`` or one of :data:`ORDERED`) within each pool."""
+    ``mode`` (``fcfs`` or one of :data:`ORDERED`, by ``stretch``) within each pool."""
     start, end = np.empty(len(arrival)), np.empty(len(arrival))
     for p, heap in enumerate(heaps):
         idx = np.flatnonzero(pool == p)
@@ -129,7 +150,8 @@ def serve_pools(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, pool:
         if mode == "fcfs":
             start[idx], end[idx] = fcfs(arrival[idx], service[idx], heap)
         else:
-            start[idx], end[idx] = ordered(arrival[idx], service[idx], cls[idx], heap, mode, weights)
+            start[idx], end[idx] = ordered(arrival[idx], service[idx], cls[idx], heap, mode, weights,
+                                           None if stretch is None else stretch[idx])
     return start, end
 
 
