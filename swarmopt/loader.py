@@ -389,7 +389,7 @@ def _expand(profiles: list[tuple[AgentProfile, int]]) -> tuple[list[AgentProfile
         for link in profile.downstream:
             targets = members.get(link.to, [link.to])
             links.append(link if targets == [link.to] else link.model_copy(update={"replicas": targets}))
-        population = profile.id if len(members[profile.id]) > 1 else None
+        population = profile.population or (profile.id if len(members[profile.id]) > 1 else None)
         for member in members[profile.id]:
             out.append(profile.model_copy(update={"id": member, "downstream": links, "population": population}))
     return out, members

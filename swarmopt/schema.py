@@ -337,8 +337,8 @@ class AgentProfile(Strict):
     memory_capacity_mb: float = Field(default=2048.0, gt=0, le=MAX_MB, description="at most 10 TB")
     action_mix: ActionMix = ActionMix()
     population: str | None = Field(default=None, max_length=64,
-                                   description="the population this replica belongs to (set by the loader for "
-                                               "count > 1): its replicas may share work (knob work_stealing)")
+                                   description="the population this agent belongs to (the profile's id for count "
+                                               "> 1, unless set): its members may share work (knob work_stealing)")
     token_quota_per_minute: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN,
                                         description="at most 10,000,000,000 (0: no headroom known)")
     knobs: Knobs = Knobs()

@@ -84,3 +84,19 @@ def test_placement_keeps_a_population_in_one_group():
 def test_stolen_share_is_a_share():
     m = run_scenario(_static(True, duration_s=2400.0), seed=1, runtime="local").metrics
     assert np.all((m["stolen_share"] >= 0) & (m["stolen_share"] <= 1))
+
+
+def test_the_loader_names_a_replicas_population_and_keeps_one_set_by_hand():
+    sc = load_scenario(SKEWED)
+    assert {a.id: a.population for a in sc.agents if a.id.startswith("market-analyzer")} == {
+        f"market-analyzer-{k}": "market-analyzer" for k in range(4)}
+    assert next(a for a in sc.agents if a.id == "market-hunter").population is None
+    from swarmopt.loader import build_scenario
+
+    data = {"name": "pool", "duration_s": 600, "window_s": 60, "tick_s": 60,
+            "agents": ["strategic_orchestrator.yaml", "narrative_architect.yaml", "execution_agent.yaml",
+                       {"profile": "market_hunter.yaml", "set": {"population": "pool"}},
+                       {"profile": "market_analyzer.yaml", "set": {"population": "pool"}}]}
+    pooled = build_scenario(data, base=ROOT / "agents")
+    assert [a.population for a in pooled.agents] == [None, None, None, "pool", "pool"]
+    assert sorted(len(g) for g in placement(pooled.agents, 16)) == [1, 1, 1, 2]  # the pool shares a group
