@@ -100,3 +100,15 @@ def test_the_loader_names_a_replicas_population_and_keeps_one_set_by_hand():
     pooled = build_scenario(data, base=ROOT / "agents")
     assert [a.population for a in pooled.agents] == [None, None, None, "pool", "pool"]
     assert sorted(len(g) for g in placement(pooled.agents, 16)) == [1, 1, 1, 2]  # the pool shares a group
+
+
+def test_a_fork_mid_run_continues_the_stealing_run_exactly(runs):
+    """Stealing state is the replicas' worker heaps: a fork at 2,100 s (the hot replica backlogged) and the
+    original both finish with the uninterrupted run's tables."""
+    from swarmopt import Simulation
+
+    sim = Simulation(_static(True), seed=2).run(2100)
+    fork = sim.fork()
+    for s in (sim, fork):
+        s.run()
+        pd.testing.assert_frame_equal(s.metrics, runs[True])
