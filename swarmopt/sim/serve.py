@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
@@ -136,10 +135,19 @@ def _span_row(sp: Span, n_tools: int, n_links: int) -> list[float]:
     row += [prob for _, prob in sim.links] + [0.0] * (n_links - len(sim.links))
     pad = [math.inf] * (n_tools - len(p.tools))
     tails = [fx.tail.get(name, (0.0, 1.0)) for name in [None, *sim.tool_names]]
-    row += [float(ndtri(1.0 - share)) if share else math.inf for share, _ in tails] + pad
+    row += [_tail_z(share) for share, _ in tails] + pad
     row += [factor for _, factor in tails] + [1.0] * len(pad)
     row += [t.fallback_quality for t in p.tools] + [1.0] * len(pad)
     return row
+
+
+def _tail_z(share: float) -> float:
+    """The standard normal quantile a share ``share`` of draws lies above (inf for none)."""
+    if not share:
+        return math.inf
+    from scipy.special import ndtri  # here: an agent-group worker imports scipy only for a latency tail
+
+    return float(ndtri(1.0 - share))
 
 
 def model_latency(z: np.ndarray, scale: np.ndarray, sigma: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -153,6 +161,8 @@ def model_latency(z: np.ndarray, scale: np.ndarray, sigma: np.ndarray, dist: np.
     if dist.any():
         expo, det = dist == 1, dist == 2
         if expo.any():
+            from scipy.special import ndtr  # here: an agent-group worker imports scipy only for this law
+
             out[expo] = -scale[expo, None] * np.log(ndtr(-z[expo]))
         if det.any():
             out[det] = np.broadcast_to(scale[det, None], (int(det.sum()), z.shape[1]))
