@@ -11,7 +11,7 @@ from conftest import MH_SCENARIO, short
 
 # the worked example's seed 1 under the source's fixed rules (policy="rules"), whose changes these tests name
 FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # in flight from 2220 s, reverted at 3300 s
-REVERTED = "opt_6000_market-hunter_raise_cache_ttl_33"  # TTL 240 -> 960 s, judged at 6600 s, reverted
+REVERTED = "opt_4500_market-hunter_raise_cache_ttl_21"  # TTL 240 -> 960 s, judged at 5100 s, reverted
 
 
 def same_tables(a, b) -> None:
@@ -133,7 +133,7 @@ def test_agent_snapshot(mh_scenario):
 
 
 def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1, policy="rules").run(6300)
+    sim = Simulation(mh_scenario, seed=1, policy="rules").run(4800)
     keep, roll = sim.fork(), sim.fork()
     keep.override(REVERTED, "keep")
     roll.override(REVERTED, "rollback")
@@ -150,7 +150,7 @@ def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario
     assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 240
     for s in (sim, keep, roll):
         ev = s.events
-        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 6300)).any()
+        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 4800)).any()
         assert (ev["event"] == "planning.frozen").sum() == 1
     with pytest.raises(ValueError, match="verdict"):
         sim.override(REVERTED, "maybe")

@@ -137,3 +137,17 @@ def test_on_the_coordination_storm_only_undos_reverse_a_knob_within_the_window()
     window = res.scenario.optimizer.stabilization_window_s
     assert knob_reversals(res.events, window) >= 1
     assert knob_reversals(res.events, window, planned_only=True) == 0
+
+
+def test_no_new_change_goes_against_a_rollback_within_the_window():
+    """An undo counts as a move: on the priority starvation scenario (seed 4, the default policy) scaling the
+    Market Analyzer to 8 workers is rolled back to 4 at 3,660 s, and no other remedy (predictive pre-scaling
+    wanted 5 at 6,300 s) raises them again within the hour."""
+    res = run_scenario(ROOT / "scenarios" / "library" / "priority_starvation.yaml", seed=4, runtime="local")
+    window = res.scenario.optimizer.stabilization_window_s
+    moves = res.events.query("event == 'knob.applied' and agent == 'market-analyzer' and knob == 'max_concurrency'")
+    undone = moves[moves["ref"].str.startswith("rollback:")]
+    assert len(undone) >= 1
+    later = moves[(moves["t_s"] > undone["t_s"].iloc[0]) & (moves["t_s"] < undone["t_s"].iloc[0] + window)]
+    assert (later["new_value"] <= later["old_value"]).all()
+    assert knob_reversals(res.events, window, planned_only=True) == 0

@@ -393,6 +393,8 @@ class Optimizer:
         changes in flight and the tabu; returns the changes to schedule."""
         for c in out.changes:
             self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
+        if out.changes:  # an undo is never held, but a new change against it within the window is
+            self.planner.stabilizer.record(out.effective_s, out.changes)
         if out.undo is not None:
             self.in_flight[agent] = out.undo
         kind = (trial.undone or trial.strategy).kind

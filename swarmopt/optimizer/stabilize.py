@@ -15,10 +15,12 @@ Autoscaling", kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
   *direction*: when a knob was recommended one way within the window, the most
   conservative answer to a recommendation the other way is to leave it where
   it is (:class:`Stabilizer`), while further steps the same way go ahead (as
-  the HPA scales up without a window by default). A rollback is not a recommendation (it restores
-  the state before a trial the canary judge failed; the HPA has no such step),
-  so it neither counts nor is held; retrying the same remedy after a rollback
-  is barred by the optimizer's tabu instead;
+  the HPA scales up without a window by default). A rollback (or a revert, or
+  the restore after one) is never held — it restores the state before a trial
+  the canary judge failed; the HPA has no such step — but it counts: a new
+  change against it within the window is held (after scaling 4 -> 8 workers
+  was rolled back to 4, no other remedy raises them again for a window);
+  retrying the same remedy after a rollback is barred by the optimizer's tabu;
 * **bounded steps sized from the gap** (HPA: desired = ceil(current x
   observed / target), within its scaling policies): the remedies size a step
   from the gap to the target (:mod:`swarmopt.optimizer.strategies`); one change
