@@ -66,14 +66,14 @@ def ordered(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, workers: 
     if stretch is not None:
         cuts = np.flatnonzero(np.diff(stretch)) + 1
         if cuts.size:
-            parts = [_ordered(arrival[lo:hi], service[lo:hi], cls[lo:hi], workers, weights, mode)
+            parts = [_ordered(arrival[lo:hi], service[lo:hi], cls[lo:hi], workers, mode, weights)
                      for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(arrival)], strict=True)]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    return _ordered(arrival, service, cls, workers, weights, mode)
+    return _ordered(arrival, service, cls, workers, mode, weights)
 
 
-def _ordered(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, workers: list[float],
-             weights: tuple[float, ...], mode: str) -> tuple[np.ndarray, np.ndarray]:
+def _ordered(arrival: np.ndarray, service: np.ndarray, cls: np.ndarray, workers: list[float], mode: str,
+             weights: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     """:func:`ordered` over one ordering stretch."""
     n = len(arrival)
     if n == 0:
@@ -180,7 +180,7 @@ def steal(ready: np.ndarray, service: np.ndarray, owner: np.ndarray, share: np.n
     checks against Erlang C.
     """
     m = len(ready)
-    start, server = np.empty(m), owner.astype(np.int64).copy()
+    start, server = np.empty(m), owner.astype(np.int64)
     order = np.argsort(ready, kind="stable").tolist()
     ops = sorted(ops, key=lambda o: o[0])
     mins = np.array([sim.workers[0] for sim in sims])

@@ -279,7 +279,7 @@ def serve(spans: list[Span]) -> Sent | None:
         start, end = np.empty(n), np.empty(n)
         bounds = np.concatenate(([0], np.cumsum(span_n))).tolist()
         joint = _stealing(spans)
-        queued = set().union(*joint) if joint else set()
+        queued = set().union(*joint)
         for i, sp in enumerate(spans):
             lo, hi = bounds[i], bounds[i + 1]
             if i in queued:
@@ -390,15 +390,14 @@ def _stealing(spans: list[Span]) -> list[list[int]]:
     (:meth:`AgentSim.steals <swarmopt.sim.agent.AgentSim.steals>`), when two
     or more do and one of their spans has ``work_stealing`` on."""
     by_population: dict[str, list[int]] = {}
-    out: set[str] = set()
     for i, sp in enumerate(spans):
-        population = sp.sim.profile.population
-        if population is not None:
-            by_population.setdefault(population, []).append(i)
-            if not sp.sim.steals(sp):
-                out.add(sp.sim.id)
+        if sp.sim.profile.population is not None:
+            by_population.setdefault(sp.sim.profile.population, []).append(i)
     groups = []
     for idx in by_population.values():
+        if not any(spans[i].knobs.work_stealing for i in idx):
+            continue  # the common case: nobody shares, so nobody's spans are looked at further
+        out = {spans[i].sim.id for i in idx if not spans[i].sim.steals(spans[i])}
         idx = [i for i in idx if spans[i].sim.id not in out]
         if len({spans[i].sim.id for i in idx}) > 1 and any(spans[i].knobs.work_stealing for i in idx):
             groups.append(idx)
@@ -411,17 +410,13 @@ def _steal(spans: list[Span], group: list[int], bounds: list[int], arr: np.ndarr
     stealing (:func:`~swarmopt.sim.sched.steal`); fills ``start``, ``end`` and
     ``stolen`` (1 where another replica's worker served) in place, and moves
     the worker time of a stolen decision to its thief's window (``lent_s``)."""
-    sims: list = []
-    rank: dict[int, int] = {}
-    for i in group:
-        if id(spans[i].sim) not in rank:
-            rank[id(spans[i].sim)] = len(sims)
-            sims.append(spans[i].sim)
+    sims = list(dict.fromkeys(spans[i].sim for i in group))  # each replica once, in span order
+    rank = {sim: r for r, sim in enumerate(sims)}
     sizes = [bounds[i + 1] - bounds[i] for i in group]
     idx = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in group])
-    owner = np.repeat([rank[id(spans[i].sim)] for i in group], sizes)
+    owner = np.repeat([rank[spans[i].sim] for i in group], sizes)
     share = np.repeat([spans[i].knobs.work_stealing for i in group], sizes)
-    ops = [(spans[i].t0, rank[id(spans[i].sim)], spans[i].ops) for i in group if spans[i].ops]
+    ops = [(spans[i].t0, rank[spans[i].sim], spans[i].ops) for i in group if spans[i].ops]
     s, server = steal(ready[idx], service[idx], owner, share, sims, ops)
     start[idx], end[idx], stolen[idx] = s, s + service[idx], server != owner
     moved = np.flatnonzero(server != owner)
