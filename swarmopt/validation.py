@@ -67,7 +67,6 @@ STEP_TASKS = 12_000
 TASK_FIELDS: tuple[str, ...] = ("arrival", "ready", "start", "end", "finish", "hits", "lookups", "calls", "tokens_in",
                                 "tokens_out")
 _TIMES = ("arrival", "ready", "start", "end", "finish")
-_ROWS = [COLUMN[f] for f in TASK_FIELDS]
 
 _MAX_TIMEOUT_S = float(KNOB_BOUNDS["timeout_s"][1])
 _MAX_CONCURRENCY = int(KNOB_BOUNDS["max_concurrency"][1])
@@ -308,7 +307,7 @@ def rate_limit_scenario(rate_per_s: float, limit_per_minute: float, kind: Litera
     return _single_agent_scenario(f"limit-{kind}-{limit:g}-rate{rate:g}", agent, tier, duration_s, window_s, seed)
 
 
-def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
+def simulate_tasks(scenario: Scenario, fields: tuple[str, ...] = TASK_FIELDS) -> dict[str, np.ndarray]:
     """Run the scenario's single agent to the end and return its per-task arrays.
 
     The agent runs in the pure engine (:class:`~swarmopt.sim.agent.AgentSim`:
@@ -328,11 +327,12 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
     Args:
         scenario: a scenario with exactly one agent and no downstream links
             (outbound messages would have nowhere to go).
+        fields: the fields to return (default all of :data:`TASK_FIELDS`).
 
     Returns:
-        ``{field: array of shape (n_tasks,)}`` for every field of
-        :data:`TASK_FIELDS`, tasks in arrival order: ``arrival``, ``ready``
-        (admitted through the rate limits), ``start`` (a worker takes it),
+        ``{field: array of shape (n_tasks,)}`` for every field asked for,
+        tasks in arrival order: ``arrival``, ``ready`` (admitted through the
+        rate limits), ``start`` (a worker takes it),
         ``end`` (the worker is free), ``finish`` (final answer, review
         included) in seconds of simulated time; ``hits`` and ``lookups`` are
         per-task counts of cache hits and of cache lookups (one per tool, at
@@ -342,9 +342,12 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
         service even when it ends after ``duration_s``.
 
     Raises:
-        ValueError: if the scenario does not have exactly one agent or the
-            agent has downstream links.
+        ValueError: if the scenario does not have exactly one agent, the
+            agent has downstream links, or a field is not in
+            :data:`TASK_FIELDS`.
     """
+    if unknown := sorted(set(fields) - set(TASK_FIELDS)):
+        raise ValueError(f"fields must be among {', '.join(TASK_FIELDS)}; got {', '.join(unknown)}")
     if len(scenario.agents) != 1:
         raise ValueError(f"scenario must have exactly one agent, got {len(scenario.agents)}")
     profile = scenario.agents[0]
@@ -358,14 +361,20 @@ def simulate_tasks(scenario: Scenario) -> dict[str, np.ndarray]:
     # steps of about STEP_TASKS decisions: the serving pass's fixed cost is spread thin, its arrays stay small
     per_window = profile.base_rate_per_s * scenario.load.multiplier * w
     step = w * max(1, round(STEP_TASKS / per_window)) if per_window > 0 else duration
-    closed, t = [], 0.0
+    rows: dict[str, list[np.ndarray]] = {f: [] for f in fields}
+
+    def keep(closed: list) -> None:
+        # the asked-for rows of the windows just closed, copied, so that their tables go as they do in a run
+        for f in fields:
+            rows[f].append(np.concatenate([wd.table[COLUMN[f]] for wd in closed]) if closed else np.zeros(0))
+
+    t = 0.0
     while t < duration:
-        closed += sim.step(t, min(duration, t + step), [], [])[1]
+        keep(sim.step(t, min(duration, t + step), [], [])[1])
         t = min(duration, t + step)
-    closed += sim.step(duration, duration, [], [])[1]
-    # the fields' rows of every window side by side, in one copy
-    table = np.concatenate([wd.table[_ROWS] for wd in closed], axis=1)
-    return {f: row if f in _TIMES else row.astype(np.int64) for f, row in zip(TASK_FIELDS, table, strict=True)}
+    keep(sim.step(duration, duration, [], [])[1])
+    out = {f: np.concatenate(r) for f, r in rows.items()}
+    return {f: row if f in _TIMES else row.astype(np.int64) for f, row in out.items()}
 
 
 def mean_number_in_system(arrival: np.ndarray, finish: np.ndarray, t0: float, t1: float) -> float:

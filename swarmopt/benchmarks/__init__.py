@@ -172,7 +172,8 @@ def _queue_figures(t: _Table, size: str, r: dict[str, Any], failed: str) -> None
             f"implementation, draws included" + failed)
     how = {"engine": "swarmopt's AgentSim with one agent that is this queue, stepped over spans of whole 60 s "
                      "windows holding about 12,000 tasks (validation.simulate_tasks: every per-task draw and column "
-                     "of the engine, drawn per window, no optimizer)",
+                     "of the engine, drawn per window, no optimizer; as in a run, each window's table "
+                     "goes once the window is closed, its arrival and start rows kept)",
            "plain": "numpy draws, then a heapq of the workers' free times in a Python loop",
            "simpy": "SimPy: a source process and one process per task on a Resource, same draws as plain"}
     for name, what in how.items():

@@ -414,20 +414,19 @@ class AgentSim:
 
     def _make_block(self, start: float, end: float) -> Block:
         rng, base = self.rng, self.profile.base_rate_per_s
-        if self.constant_rate:  # the thinning below with lambda(t) = lambda_max / 1.05 throughout
+        # thinning: n0 candidates uniform on [start, end), each kept with probability lambda(t) / lambda_max; the
+        # 2 n0 uniforms in one draw are rng.uniform(start, end, n0) then rng.uniform(0, lambda_max, n0), bit for bit
+        if self.constant_rate:  # lambda(t) = lambda_max / 1.05 throughout
             lam = base * self.env.load.multiplier
             lam_max = lam * 1.05
-            n0 = rng.poisson(lam_max * (end - start))
-            cand = rng.uniform(start, end, n0)
-            cand.sort()
-            arrival = cand[rng.uniform(0.0, lam_max, n0) < lam]
         else:
-            grid = start + (end - start) * _GRID
-            lam_max = float((base * self.env.rate_multiplier(grid)).max()) * 1.05
-            n0 = rng.poisson(lam_max * (end - start))
-            cand = rng.uniform(start, end, n0)
-            cand.sort()
-            arrival = cand[rng.uniform(0.0, lam_max, n0) < base * self.env.rate_multiplier(cand)]
+            lam_max = float((base * self.env.rate_multiplier(start + (end - start) * _GRID)).max()) * 1.05
+        n0 = rng.poisson(lam_max * (end - start))
+        r = rng.random(2 * n0)
+        cand = start + (end - start) * r[:n0]
+        keep = r[n0:] * lam_max
+        cand.sort()
+        arrival = cand[keep < (lam if self.constant_rate else base * self.env.rate_multiplier(cand))]
         n, nt, nl, na = len(arrival), len(self.tool_names), len(self.links), MAX_ATTEMPTS
         pt, pl = self.pad
         # one draw per distribution in a fixed layout: columns of U are tool keys,
