@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 from swarmopt.api import run_scenario
-from swarmopt.knobs import KnobChange, set_knob
+from swarmopt.knobs import KnobChange, ScheduledChange, set_knob
+from swarmopt.metrics import COLUMN
 from swarmopt.optimizer.detect import detect
 from swarmopt.optimizer.stabilize import bound_step
 from swarmopt.optimizer.strategies import raise_cache_size
@@ -34,7 +35,10 @@ from swarmopt.queueing import (
     zipf_probabilities,
 )
 from swarmopt.schema import AgentProfile, Scenario, Thresholds
+from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.cache import LRUCache, invalidate, pattern_keys
+from swarmopt.sim.environment import Environment
+from swarmopt.sim.seeds import agent_seeds
 from swarmopt.sim.service import ttl_cache
 from swarmopt.validation import cache_scenario, simulate_tasks
 
@@ -262,3 +266,41 @@ def test_invalidations_and_size_bounds_do_not_depend_on_the_tick():
             for tick in (60.0, 20.0, 5.0)]
     for other in runs[1:]:
         pd.testing.assert_frame_equal(runs[0].metrics, other.metrics)
+
+
+def test_after_a_ttl_raise_the_hit_ratio_keeps_its_old_level_for_one_old_ttl():
+    """A TTL cache (1,000 Zipf keys, 20 lookups/s) whose TTL goes 240 -> 960 s
+    at 1,800 s: over the first old TTL after the change the hit ratio is still
+    at its old level (an entry filled before the change keeps its expiry, and
+    one filled after it hits for at least that long either way), and from then
+    on it is at the new one, each within 4 standard errors (batch means over
+    60 s windows) of the renewal formula (Jung et al. 2003 via
+    ``ttl_cache_hit_rate``): a before/after judge whose after-span starts at
+    the change sees none of the effect in that first TTL."""
+    old, new, at, end = 240.0, 960.0, 1800.0, 7200.0
+    sc = cache_scenario(1000, 1.0, old, 20.0, end, 3, window_s=60.0)
+    p = sc.agents[0]
+    sim = AgentSim(p, sc.models, Environment(sc.load, [], sc.duration_s), agent_seeds(sc.seed, 1)[0][0], 60.0,
+                   sc.optimizer.thresholds.response_time_ms)
+    change = [ScheduledChange(at, KnobChange(p.id, "cache_ttl_s.lookup", old, new), "test")]
+    closed = []
+    for t in np.arange(0.0, end, 600.0):
+        closed += sim.step(float(t), float(t) + 600.0, [], change if t == at - 600.0 else [])[1]
+    closed += sim.step(end, end, [], [])[1]
+    start = np.array([wd.info["t_start_s"] for wd in closed])
+    ratio = np.array([wd.table[COLUMN["hits"]].sum() / wd.table[COLUMN["lookups"]].sum() for wd in closed])
+    probs = zipf_probabilities(1000, 1.0)
+    h_old, h_new = ttl_cache_hit_rate(probs, 20.0, old), ttl_cache_hit_rate(probs, 20.0, new)
+    before = ratio[(start >= 600.0) & (start < at)]
+    ramp = ratio[(start >= at) & (start < at + old)]
+    steady = ratio[start >= at + old]
+
+    def se(x: np.ndarray, batches: int) -> float:
+        means = np.array([b.mean() for b in np.array_split(x, batches)])
+        return float(means.std(ddof=1) / math.sqrt(batches))
+
+    se_old, se_new = se(before, 4), se(steady, 10)
+    assert abs(before.mean() - h_old) <= 4 * se_old, (before.mean(), h_old, se_old)
+    assert abs(ramp.mean() - h_old) <= 4 * se_old * math.sqrt(before.size / ramp.size), (ramp.mean(), h_old)
+    assert abs(steady.mean() - h_new) <= 4 * se_new, (steady.mean(), h_new, se_new)
+    assert h_new - h_old > 20 * max(se_old, se_new)  # the two levels are far apart at these sizes
