@@ -130,6 +130,8 @@ SCHEMA: tuple[Column, ...] = (
     Column("before_end_s", _F, "end of the before-span (s) = when the change took effect", _MEASURED),
     Column("after_start_s", _F, "start of the after-span (s)", _MEASURED),
     Column("after_end_s", _F, "end of the after-span (s)", _MEASURED),
+    Column("switchback", _B, "judged on the old and the new arm of switchback looks, alternating blocks over the "
+           "after-span, which the before-span equals (optimizer.judge_design)", _MEASURED),
     Column("detail", _S, "one line for a person: a description, a reason, a recommendation", "most"),
 )
 _UNDO = ("rollback:", "restore:")

@@ -626,6 +626,15 @@ class OptimizerConfig(Strict):
     the deciding test's estimate is a gain, reverted otherwise: the decision
     that minimizes the expected loss when a missed gain and a kept loss of the
     same size cost the same; :func:`swarmopt.optimizer.trial.decide_trial`).
+    ``judge_design``: a change is judged on the ``measure_windows`` windows
+    before it and after it; one the judge cannot decide yet is measured on
+    with more after-windows (``before_after``) or, with ``switchback``, by
+    running the old and the new configuration in alternating blocks of
+    ``switchback_block`` windows (``measure_windows`` of each per look, each
+    block judged on its last window) and comparing the two arms, so both see
+    the same fault, load and time; changes of cache knobs, whose effect
+    outlives a window, are measured on before/after
+    (:mod:`swarmopt.optimizer.switchback`).
     """
 
     policy: Annotated[str, AfterValidator(_policy_name)] = "thompson"
@@ -662,6 +671,10 @@ class OptimizerConfig(Strict):
     at_horizon: Literal["revert", "keep_gain"] = Field(default="revert", description="an undecided change at "
                                                        "max_measure_windows: reverted, or kept if its estimate is "
                                                        "a gain")
+    judge_design: Literal["before_after", "switchback"] = Field(
+        default="before_after", description="how an undecided change is measured on: more after-windows, or the old "
+                                          "and the new configuration in alternating blocks")
+    switchback_block: int = Field(default=1, ge=1, le=10, description="windows per switchback block, the last judged")
 
     @model_validator(mode="after")
     def _autonomy_order(self) -> "OptimizerConfig":

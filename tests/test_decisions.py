@@ -32,7 +32,9 @@ MH = "market-hunter"
 AA_TRIALS = 200
 
 
-END_S = 600.0 + SC.optimizer.max_measure_windows * 60.0
+# three looks of a change taking effect at 600 s: before/after at 900 s, then two switchback looks of 10 windows
+# (the default judge_design), each judged at the first 300 s cycle after it
+END_S = 2700.0
 
 
 def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
@@ -40,9 +42,10 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
     """One A/A trial: the healthy Market Hunter runs on its own stream under
     ``load``; at 600 s a change that changes nothing (max_concurrency 4 -> 4)
     takes effect; the optimizer judges it against windows 5-9 (0-4 warm the
-    caches) once per target (and per optimizer config of ``configs``), every 5
-    windows from 900 s while it measures on (inconclusive, or a marginal gain),
-    up to its horizon. Returns the decisions, per config then per target."""
+    caches) once per target (and per optimizer config of ``configs``) at 900 s
+    and, while it measures on (inconclusive, or a marginal gain), at each 300 s
+    cycle that ends a look, up to its horizon. Returns the decisions, per
+    config then per target."""
     seeds, _ = agent_seeds(seed, 1)
     sim = AgentSim(PROFILES[MH], SC.models, Environment(load, [], END_S), seeds[0], 60.0)
     noop = KnobChange(MH, "max_concurrency", 4, 4)
@@ -64,24 +67,29 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
             span = [i for i, r in enumerate(rows) if start <= r["t_start_s"] < t]
             opt.observe([rows[i] for i in span], applied if start == 0.0 else [], [smp[i] for i in span])
             _, _, events = opt.cycle(t, plan=False)
-            decision = next(e for e in events if e["event"] == "optimization.measured")["decision"]
+            decision = next((e["decision"] for e in events if e["event"] == "optimization.measured"), "")
+            assert decision or t < END_S, "undecided at the end of the simulated span"
             start, t = t, t + 300.0
         out.append(decision)
     return out
 
 
 AA_TARGETS = ["response_time_ms_mean", "success_rate"]
+SWITCHBACK = SC.optimizer.model_copy(update={"judge_design": "switchback"})
+DESIGNS = {"before_after": SC.optimizer, "switchback": SWITCHBACK}
 
 
 @pytest.fixture(scope="module")
-def aa() -> dict[str, list[str]]:
-    """Decisions of the A/A trials on seeds 0..199, per target."""
-    runs = [aa_decisions(seed, AA_TARGETS) for seed in range(AA_TRIALS)]
-    return {m: [r[i] for r in runs] for i, m in enumerate(AA_TARGETS)}
+def aa() -> dict[tuple[str, str], list[str]]:
+    """Decisions of the A/A trials on seeds 0..199, per judge design and target."""
+    runs = [aa_decisions(seed, AA_TARGETS, configs=tuple(DESIGNS.values())) for seed in range(AA_TRIALS)]
+    keys = list(itertools.product(DESIGNS, AA_TARGETS))
+    return {k: [r[i] for r in runs] for i, k in enumerate(keys)}
 
 
+@pytest.mark.parametrize("design", list(DESIGNS))
 @pytest.mark.parametrize("metric", AA_TARGETS)
-def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, metric):
+def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, design, metric):
     """A/A check. A false decision is keeping the no-op as an improvement or
     rolling it back for a degradation; the right decision is "revert" (verdict
     marginal or inconclusive: no measured benefit).
@@ -95,46 +103,55 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, metri
     the time whatever the seeds, while the judge it replaces fails it surely:
     rolling back every non-pass gives ~100%, and Welch's two one-sided tests at
     alpha each ~10% (count ~20). A change that is measured on (inconclusive, or
-    a marginal gain) is judged again every 5 windows up to the horizon, each
-    look at its share of alpha (:func:`swarmopt.optimizer.trial.look_alpha`),
-    so the rate counts every look. Measured on seeds 0-199: 6/200 = 3.0%
-    (latency: 4 keeps, 2 rollbacks), 3/200 = 1.5% (success rate); with a
-    single look at alpha it was 8/200 = 4.0% and 4/200 = 2.0%.
+    a marginal gain) is judged again on 5 more after-windows (before_after,
+    the default judge_design) or by a switchback look of 10 windows, up to the
+    horizon, each look at its share of alpha
+    (:func:`swarmopt.optimizer.trial.look_alpha`), so the rate counts every
+    look. Measured on seeds 0-199: before/after 6/200 = 3.0% (latency: 4
+    keeps, 2 rollbacks) and 3/200 = 1.5% (success rate), with a single look at
+    alpha it was 8/200 and 4/200; switchback 6/200 (3 keeps, 3 rollbacks) and
+    4/200.
     """
-    decisions = aa[metric]
+    decisions = aa[(design, metric)]
     false = sum(d in ("keep", "rollback") for d in decisions)
     assert set(decisions) <= {"keep", "rollback", "revert"} and len(decisions) == AA_TRIALS
     assert stats.binomtest(false, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, f"{false}/{AA_TRIALS}"
 
 
-RAMP = LoadShape(kind="ramp", multiplier=1.0, start_s=0.0, end_s=END_S, ramp_to=1.8)
+RAMP = LoadShape(kind="ramp", multiplier=1.0, start_s=0.0, end_s=1500.0, ramp_to=1.8)
 RAMP_TARGETS = ["cpu_percent", "response_time_ms_mean"]
 
 
+RAMP_CONFIGS = {"adjusted": SC.optimizer, "plain": SC.optimizer.model_copy(update={"trend_adjust": False}),
+                "switchback": SWITCHBACK}
+
+
 @pytest.fixture(scope="module")
-def aa_ramp() -> dict[tuple[bool, str], list[str]]:
-    """Decisions of the A/A trials on seeds 0..199 under a load ramp (1x to 1.8x over the run), per
-    (trend_adjust, target): the same runs judged with and without the adjusted window comparison."""
-    configs = tuple(SC.optimizer.model_copy(update={"trend_adjust": on}) for on in (True, False))
-    runs = [aa_decisions(seed, RAMP_TARGETS, RAMP, configs) for seed in range(AA_TRIALS)]
-    keys = list(itertools.product((True, False), RAMP_TARGETS))
+def aa_ramp() -> dict[tuple[str, str], list[str]]:
+    """Decisions of the A/A trials on seeds 0..199 under a load ramp (1x to 1.8x over the first 25 minutes),
+    per (config of RAMP_CONFIGS, target): the same runs judged with and without the adjusted window
+    comparison, and measured on by switchback."""
+    runs = [aa_decisions(seed, RAMP_TARGETS, RAMP, tuple(RAMP_CONFIGS.values())) for seed in range(AA_TRIALS)]
+    keys = list(itertools.product(RAMP_CONFIGS, RAMP_TARGETS))
     return {k: [r[i] for r in runs] for i, k in enumerate(keys)}
 
 
+@pytest.mark.parametrize("config", ["adjusted", "switchback"])
 @pytest.mark.parametrize("metric", RAMP_TARGETS)
-def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_load_ramp(aa_ramp, metric):
-    """A/A check under non-stationarity: the load rises 80% over the 25 minutes, so every after-window sees
-    more load than every before-window. CPU utilization follows the load: a before/after comparison of its
-    window means (Welch) rolls the no-op back for a degradation in 28 of 200 trials (14%), which the
-    binomial criterion of the test above rejects; adjusted for the trend and the arrival rate
-    (optimizer.trend_adjust, segmented regression) it decides 7 of 200 (6 keeps, 1 rollback). Response time
-    is judged per task (Mann-Whitney on thinned values), which this ramp does not bias measurably: 5 of 200
-    (1 keep, 4 rollbacks), with the adjustment or without."""
-    decisions = aa_ramp[(True, metric)]
+def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_load_ramp(aa_ramp, config, metric):
+    """A/A check under non-stationarity: the load rises 80% over the first 25 minutes (then stays), so every
+    after-window of the first look sees more load than every before-window. CPU utilization follows the load:
+    a before/after comparison of its window means (Welch) rolls the no-op back for a degradation in 28 of 200
+    trials (14%), which the binomial criterion of the test above rejects; adjusted for the trend and the
+    arrival rate (optimizer.trend_adjust, segmented regression, the default) it decides 7 of 200 (6 keeps, 1
+    rollback), measured on by switchback 5 of 200 (4 keeps, 1 rollback). Response time is judged per task
+    (Mann-Whitney on thinned values), which this ramp does not bias measurably: 5 of 200 (1 keep, 4
+    rollbacks) with the adjustment or without, 8 of 200 (3 keeps, 5 rollbacks) with switchback looks."""
+    decisions = aa_ramp[(config, metric)]
     false = sum(d in ("keep", "rollback") for d in decisions)
     assert stats.binomtest(false, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, f"{false}/{AA_TRIALS}"
     if metric == "cpu_percent":  # the check can fail: it does for the plain comparison
-        plain = sum(d in ("keep", "rollback") for d in aa_ramp[(False, metric)])
+        plain = sum(d in ("keep", "rollback") for d in aa_ramp[("plain", metric)])
         assert stats.binomtest(plain, AA_TRIALS, 0.05, alternative="greater").pvalue < 0.01, plain
 
 

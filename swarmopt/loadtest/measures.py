@@ -154,10 +154,14 @@ def knob_reversals(events: pd.DataFrame, window_s: float, planned_only: bool = F
     With ``planned_only``, only those that a new change makes (its ``ref`` a
     strategy id): not the rollbacks, reverts and restores that undo a judged
     change, which the stabilization window does not hold back (an undo of a
-    change that failed is not a flap)."""
+    change that failed is not a flap). The flips of a switchback trial
+    (``ref`` ``switchback:<id>``) are never counted nor moves: the trial ends
+    in the configuration its change set."""
     if events.empty or "knob" not in events:
         return 0
     applied = events[events["event"] == "knob.applied"].sort_values("t_s", kind="stable")
+    if "ref" in applied:  # a switchback trial's flips are its experiment, not moves: it ends where its change did
+        applied = applied[~applied["ref"].astype(str).str.startswith("switchback:")]
     last: dict[tuple[str, str], tuple[float, int]] = {}
     count = 0
     for r in applied.itertuples():

@@ -35,6 +35,7 @@ import numpy as np
 
 from swarmopt.knobs import KnobChange, ScheduledChange, align, set_knob
 from swarmopt.metrics import TaskSample, health_score
+from swarmopt.optimizer import switchback
 from swarmopt.optimizer.budget import burn_alerts, windows_needed
 from swarmopt.optimizer.detect import (
     Bottleneck,
@@ -355,16 +356,29 @@ class Optimizer:
                 continue
             del self.in_flight[agent]
             s = trial.strategy
-            spans = (trial.effective_s - k, trial.effective_s), (trial.effective_s, trial.measure_at_s)
-            alpha = look_alpha(cfg, round((trial.measure_at_s - trial.effective_s) / self.window_s))
-            j = judge_change(*(self.history.window_rows(agent, *sp) for sp in spans),
-                             *(self.history.task_sample(agent, *sp) for sp in spans),
-                             s.target_metric, alpha, cfg.min_improvement, cfg.min_samples,
-                             cfg.guardrail_success_drop, cfg.guardrail_error_rise, cfg.guardrail_cost_rise,
-                             cfg.trend_adjust)
+            if trial.arms:  # switchback: the old arm's windows against the new arm's
+                (before_rows, before), (after_rows, after) = (
+                    self.history.windows(agent, [w for w, new in trial.arms if new == arm]) for arm in (False, True))
+            else:
+                spans = (trial.effective_s - k, trial.effective_s), (trial.effective_s, trial.measure_at_s)
+                before_rows, after_rows = (self.history.window_rows(agent, *sp) for sp in spans)
+                before, after = (self.history.task_sample(agent, *sp) for sp in spans)
+            alpha = look_alpha(cfg, trial.after_windows(self.window_s))
+            j = judge_change(before_rows, after_rows, before, after, s.target_metric, alpha, cfg.min_improvement,
+                             cfg.min_samples, cfg.guardrail_success_drop, cfg.guardrail_error_rise,
+                             cfg.guardrail_cost_rise, cfg.trend_adjust)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
             events.append(measure_event(t, j, trial, trial.effective_s - k, out, cfg.alpha))
+            if (cfg.judge_design == "switchback" and switchback.switchable(s) and out.undo is not None
+                    and out.undo.undone is None):  # measuring on: by O N blocks
+                start = align(t + cfg.rollback_time_s, self.window_s)
+                arms, flips = switchback.plan(s.actions, start, cfg.measure_windows, self.window_s,
+                                              f"switchback:{s.id}", cfg.switchback_block)
+                scheduled += flips
+                lead = trial.lead_windows if trial.arms else trial.after_windows(self.window_s)
+                out = replace(out, undo=replace(trial, measure_at_s=arms[-1][0] + self.window_s,
+                                                arms=trial.arms + arms, lead_windows=lead))
             scheduled += self._apply(t, agent, trial, out)
             if out.learn:
                 self.policy.learn(s, out.decision == "keep")

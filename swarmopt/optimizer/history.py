@@ -117,6 +117,14 @@ class History:
         """``agent``'s window rows within [start, end] (s)."""
         return [r for r in self.rows[agent] if start - 1e-9 <= r["t_start_s"] and r["t_end_s"] <= end + 1e-9]
 
+    def windows(self, agent: str, starts: list[float]) -> tuple[list[dict], TaskSample]:
+        """``agent``'s window rows and pooled per-task samples of the windows
+        starting at ``starts`` (s): one arm of a switchback trial."""
+        keys = {round(t / self.window_s) for t in starts}
+        rows = [r for r in self.rows[agent] if round(r["t_start_s"] / self.window_s) in keys]
+        return rows, pool_samples([smp for smp in self.samples[agent]
+                                   if round(smp.t_start_s / self.window_s) in keys])
+
     def task_sample(self, agent: str, start: float, end: float) -> TaskSample:
         """``agent``'s per-task samples of the windows within [start, end] (s), pooled."""
         return pool_samples([smp for smp in self.samples[agent]

@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from swarmopt.knobs import KnobChange, align
 from swarmopt.optimizer.measure import Judgement
 from swarmopt.optimizer.strategies import Strategy
+from swarmopt.optimizer.switchback import Arms
 from swarmopt.schema import OptimizerConfig
 
 TABU_S = 1800.0
@@ -50,13 +51,25 @@ DECISIONS = ("keep", "rollback", "revert")
 class Trial:
     """A change in flight on one agent, waiting for its after-windows; the undo
     of a change (``undone``, reverted or rolled back by ``undo_decision``) is a
-    trial too, measured but not decided on."""
+    trial too, measured but not decided on. ``arms``: the windows of a
+    switchback trial (:mod:`swarmopt.optimizer.switchback`), empty for a
+    before/after one."""
 
     strategy: Strategy
     effective_s: float
     measure_at_s: float
     undone: Strategy | None = None
     undo_decision: str = ""
+    arms: Arms = ()
+    lead_windows: int = 0
+
+    def after_windows(self, window_s: float) -> int:
+        """The after-windows judged so far: of a switchback trial the new
+        arm's and the ``lead_windows`` judged before/after before its arms
+        began, else those from the change to ``measure_at_s``."""
+        if self.arms:
+            return self.lead_windows + sum(new for _, new in self.arms)
+        return round((self.measure_at_s - self.effective_s) / window_s)
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     if forced is not None and forced not in DECISIONS:
         raise ValueError(f"forced decision must be one of {DECISIONS}, got {forced!r}")
     s = trial.strategy
-    horizon_s = trial.measure_at_s - trial.effective_s
+    horizon_s = trial.after_windows(window_s) * window_s
     # the window level's estimate is a gain (NaN is none; for a mean target it sees what a median test misses, e.g.
     # a shorter queue tail) that more windows could still show to be at least the minimum improvement; an interval
     # wholly below it is futile to measure on (futility stopping of group-sequential designs)
