@@ -189,3 +189,14 @@ def test_ttl_cache_hit_rate_matches_renewal_formula():
     measured = tasks["hits"][keep].sum() / tasks["lookups"][keep].sum()
     expected = ttl_cache_hit_rate(zipf_probabilities(n_keys, s), rate, ttl)
     assert abs(measured - expected) < 0.03, f"hit rate {measured:.4f} vs {expected:.4f}"
+
+
+def test_simulate_tasks_returns_the_fields_asked_for_and_names_the_allowed_ones():
+    """A subset of the fields is the same arrays as the full table's (the benchmark asks for two), and an
+    unknown field is a ValueError naming the allowed ones."""
+    sc = queue_scenario(2, 0.7, "exponential", duration_s=600.0, seed=3, window_s=60.0)
+    full, two = simulate_tasks(sc), simulate_tasks(sc, ("arrival", "start"))
+    assert set(two) == {"arrival", "start"} and full["arrival"].size > 0
+    assert all(np.array_equal(two[f], full[f]) for f in two)
+    with pytest.raises(ValueError, match="fields must be among arrival, ready, start"):
+        simulate_tasks(sc, ("arrival", "wait"))
