@@ -21,12 +21,12 @@ UP = KnobChange(MH, "max_concurrency", 4, 8)
 
 
 def test_a_look_runs_old_new_blocks_judged_on_their_last_window_and_ends_in_the_new_configuration():
-    arms, flips = plan((UP,), 1260.0, 2, 60.0, "switchback:x", block=2)
+    arms, flips = plan((UP,), 1260.0, 2, 60.0, "x", block=2)
     # blocks O N O N of 2 windows from 1,260 s
     assert arms == ((1320.0, False), (1440.0, True), (1560.0, False), (1680.0, True))
     assert [(f.at_s, f.change.new) for f in flips] == [(1260.0, 4), (1380.0, 8), (1500.0, 4), (1620.0, 8)]
     assert {f.ref for f in flips} == {"switchback:x"}
-    arms, _ = plan((UP,), 1260.0, 2, 60.0, "switchback:x")
+    arms, _ = plan((UP,), 1260.0, 2, 60.0, "x")
     assert arms == ((1260.0, False), (1320.0, True), (1380.0, False), (1440.0, True))
     with pytest.raises(ValueError, match="block"):
         plan((UP,), 0.0, 2, 60.0, "r", block=0)

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from swarmopt.knobs import KnobChange
+from swarmopt.optimizer import switchback
 from swarmopt.optimizer.stabilize import direction
 from swarmopt.schema import SHAPES, Scenario
 from swarmopt.sim.inbox import STORM
@@ -161,7 +162,7 @@ def knob_reversals(events: pd.DataFrame, window_s: float, planned_only: bool = F
         return 0
     applied = events[events["event"] == "knob.applied"].sort_values("t_s", kind="stable")
     if "ref" in applied:  # a switchback trial's flips are its experiment, not moves: it ends where its change did
-        applied = applied[~applied["ref"].astype(str).str.startswith("switchback:")]
+        applied = applied[~applied["ref"].astype(str).str.startswith(switchback.REF)]
     last: dict[tuple[str, str], tuple[float, int]] = {}
     count = 0
     for r in applied.itertuples():

@@ -373,8 +373,8 @@ class Optimizer:
             if (cfg.judge_design == "switchback" and switchback.switchable(s) and out.undo is not None
                     and out.undo.undone is None):  # measuring on: by O N blocks
                 start = align(t + cfg.rollback_time_s, self.window_s)
-                arms, flips = switchback.plan(s.actions, start, cfg.measure_windows, self.window_s,
-                                              f"switchback:{s.id}", cfg.switchback_block)
+                arms, flips = switchback.plan(s.actions, start, cfg.measure_windows, self.window_s, s.id,
+                                              cfg.switchback_block)
                 scheduled += flips
                 lead = trial.lead_windows if trial.arms else trial.after_windows(self.window_s)
                 out = replace(out, undo=replace(trial, measure_at_s=arms[-1][0] + self.window_s,

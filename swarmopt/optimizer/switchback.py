@@ -30,6 +30,9 @@ from swarmopt.optimizer.strategies import Strategy
 #: with): a change of one is judged before/after, not by switchback.
 CARRIED = ("cache_ttl_s", "max_cache_size")
 
+#: The ``ref`` of a switchback flip is this prefix and the strategy's id.
+REF = "switchback:"
+
 #: Arms of a switchback trial: (window start (s), True for the new configuration), in time order.
 Arms = tuple[tuple[float, bool], ...]
 
@@ -39,7 +42,7 @@ def switchable(strategy: Strategy) -> bool:
     return all(c.knob.partition(".")[0] not in CARRIED for c in strategy.actions)
 
 
-def plan(actions: tuple[KnobChange, ...], start_s: float, new_blocks: int, window_s: float, ref: str,
+def plan(actions: tuple[KnobChange, ...], start_s: float, new_blocks: int, window_s: float, strategy_id: str,
          block: int = 1) -> tuple[Arms, list[ScheduledChange]]:
     """The judged windows and knob flips of a switchback look at ``actions``, in force at ``start_s``.
 
@@ -48,8 +51,8 @@ def plan(actions: tuple[KnobChange, ...], start_s: float, new_blocks: int, windo
     configuration (``actions`` undone), then the new one, and so on, ending in
     the new one ``2 n x block`` windows after ``start_s``. Returns the judged
     windows, each block's last (start s, new?), and the flips that make the
-    blocks, each with reference ``ref``. Raises ValueError for ``new_blocks``
-    or ``block`` < 1.
+    blocks, each with reference :data:`REF` + ``strategy_id``. Raises
+    ValueError for ``new_blocks`` or ``block`` < 1.
     """
     if new_blocks < 1 or block < 1:
         raise ValueError(f"new_blocks and block must be >= 1, got {new_blocks!r} and {block!r}")
@@ -57,6 +60,7 @@ def plan(actions: tuple[KnobChange, ...], start_s: float, new_blocks: int, windo
     arms, flips = [], []
     for b in range(2 * new_blocks):
         new = b % 2 == 1
-        flips += [ScheduledChange(start_s + b * block * window_s, c, ref) for c in (actions if new else undo)]
+        flips += [ScheduledChange(start_s + b * block * window_s, c, REF + strategy_id)
+                  for c in (actions if new else undo)]
         arms.append((start_s + ((b + 1) * block - 1) * window_s, new))
     return tuple(arms), flips

@@ -59,7 +59,7 @@ from itertools import repeat
 import numpy as np
 
 from swarmopt.knobs import ScheduledChange, set_knob
-from swarmopt.metrics import COLUMN, WindowData, window_metrics
+from swarmopt.metrics import COLUMN, WindowData, window_index, window_metrics
 from swarmopt.schema import ACTIONS, MAX_ATTEMPTS, TIERS, AgentProfile, LoadSurgeFault, MemoryLeakFault, ModelTier
 from swarmopt.sim.breaker import Breaker
 from swarmopt.sim.cache import LRUCache, invalidate, pattern_keys
@@ -302,12 +302,12 @@ class AgentSim:
         if self.pools:
             pooled = [self.tool_names.index(t) for t in self.pools]
             start, end = serve_pools(ready, service, cls, pools(calls, pooled), [self.workers, *self.pools.values()],
-                                     k.scheduling, self.wfq_weights(k), self._windows_of(arrival))
+                                     k.scheduling, self.wfq_weights(k), window_index(arrival, self.window_s))
         elif k.scheduling == "fcfs":
             start, end = fcfs(ready, service, self.workers)
         else:
             start, end = ordered(ready, service, cls, self.workers, k.scheduling, self.wfq_weights(k),
-                                 self._windows_of(arrival))
+                                 window_index(arrival, self.window_s))
         return start, end, admitted
 
     def admit(self, span: Span, arrival: np.ndarray, tier: np.ndarray, tokens: np.ndarray, calls: np.ndarray
@@ -330,10 +330,6 @@ class AgentSim:
         workers (no ordering, no bulkhead) takes part, as a thief at least."""
         k = span.knobs
         return self.profile.population is not None and k.scheduling == "fcfs" and not k.bulkhead and not self.pools
-
-    def _windows_of(self, arrival: np.ndarray) -> np.ndarray:
-        """The window index of each arrival (as :meth:`window_at` reckons it)."""
-        return (arrival // self.window_s + 1e-9).astype(np.int64)
 
     @staticmethod
     def wfq_weights(knobs) -> tuple[float, ...]:
@@ -404,7 +400,7 @@ class AgentSim:
 
     # ------------------------------------------------------------------ arrivals
     def _block_at(self, t: float) -> Block:
-        k = int(t // self.window_s + 1e-9)
+        k = window_index(t, self.window_s)
         if self.block is None or self.block.start != k * self.window_s:
             if k:
                 self._record_end_state(k - 1)
@@ -568,7 +564,7 @@ class AgentSim:
     # ------------------------------------------------------------------ windows
     def window_at(self, t: float) -> WindowData:
         """The window data of the window that holds time ``t`` (s), made on first use."""
-        k = int(t // self.window_s + 1e-9)
+        k = window_index(t, self.window_s)
         w = self.windows.get(k)
         if w is None:
             w = self.windows[k] = WindowData()

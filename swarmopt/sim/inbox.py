@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from swarmopt.metrics import window_index
+
 STORM = "~storm"  # the sender of a coordination storm's messages
 
 
@@ -114,7 +116,7 @@ class Inbox:
                 if start >= until:
                     break
                 finish = start + ov + per
-                key = int(start // window_s + 1e-9)
+                key = window_index(start, window_s)
                 tot = totals.get(key)
                 if tot is None:
                     tot = totals[key] = [0, 0, 0]
@@ -154,7 +156,7 @@ class Inbox:
                     conflicts += 1
             finish = start + self.overhead_s + (j - h) * self.per_message_s + conflicts * self.conflict_s
             in_time = sum(1 for i in range(h, j) if finish - times[i] <= self.deadline_s)
-            tot = totals.setdefault(int(start // window_s + 1e-9), [0, 0, 0])
+            tot = totals.setdefault(window_index(start, window_s), [0, 0, 0])
             tot[0] += j - h
             tot[1] += in_time
             tot[2] += conflicts

@@ -48,7 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from swarmopt.metrics import COLUMN, WindowData
+from swarmopt.metrics import COLUMN, WindowData, window_index
 from swarmopt.schema import ReviewDesk
 
 _ARRIVAL, _END, _FINISH = COLUMN["arrival"], COLUMN["end"], COLUMN["finish"]
@@ -160,7 +160,7 @@ class Awaiting:
             # a failed decision sends no message and meets none of its requests
             col[_COORD_OK] = sum(rep.time + d - col[_ARRIVAL] <= self.deadline_s for d in sent)
             if rep.time < self.horizon_s:
-                late.setdefault(int(rep.time // window_s + 1e-9), []).append((col, tools))
+                late.setdefault(window_index(rep.time, window_s), []).append((col, tools))
         for k, done in late.items():
             window_of(k * window_s).add_late(np.stack([c for c, _ in done], axis=1),
                                              np.stack([t for _, t in done], axis=2))
@@ -202,7 +202,7 @@ class Desk:
             heapq.heappush(workers, end)
             if start < self.horizon_s:
                 window_of(start).reviews += 1
-            w = int(start // window_s + 1e-9)
+            w = window_index(start, window_s)
             while w * window_s < min(end, self.horizon_s):
                 window_of(w * window_s).review_busy_s += min(end, (w + 1) * window_s) - max(start, w * window_s)
                 w += 1

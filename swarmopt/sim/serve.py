@@ -418,8 +418,9 @@ def _steal(spans: list[Span], group: list[int], bounds: list[int], arr: np.ndarr
     share = np.repeat([spans[i].knobs.work_stealing for i in group], sizes)
     ops = [(spans[i].t0, rank[spans[i].sim], spans[i].ops) for i in group if spans[i].ops]
     s, server = steal(ready[idx], service[idx], owner, share, sims, ops)
-    start[idx], end[idx], stolen[idx] = s, s + service[idx], server != owner
-    moved = np.flatnonzero(server != owner)
+    away = server != owner
+    start[idx], end[idx], stolen[idx] = s, s + service[idx], away
+    moved = np.flatnonzero(away)
     # worker time moves with the decision: the thief's workers were busy, the owner's were not
     for r_from, r_to, t, secs in zip(owner[moved].tolist(), server[moved].tolist(), arr[idx[moved]].tolist(),
                                      service[idx[moved]].tolist(), strict=True):
