@@ -132,6 +132,8 @@ SCHEMA: tuple[Column, ...] = (
     Column("after_end_s", _F, "end of the after-span (s)", _MEASURED),
     Column("switchback", _B, "judged on the old and the new arm of switchback looks, alternating blocks over the "
            "after-span, which the before-span equals (optimizer.judge_design)", _MEASURED),
+    Column("split", _B, "judged on the two arms of a concurrent split over the after-span, which the before-span "
+           "equals: the old configuration serving every second decision or a cache's odd keys", _MEASURED),
     Column("detail", _S, "one line for a person: a description, a reason, a recommendation", "most"),
 )
 _UNDO = ("rollback:", "restore:")

@@ -5,7 +5,8 @@ A knob is addressed by a dotted path into :class:`swarmopt.schema.Knobs`:
 ``timeout_s``, ``max_retries``, ``circuit_breaker.enabled`` (or any other
 breaker field), ``message_batch_size``, ``confidence_threshold``,
 ``tier_routing``, ``max_tokens_per_minute``, ``token_burst_size``,
-``max_tool_calls_per_minute.<tool>``, ``max_cache_size.<tool>``. A
+``max_tool_calls_per_minute.<tool>``, ``max_cache_size.<tool>``, and
+``split.<knob>`` (the other arm's value of a concurrent split; None ends it). A
 :class:`KnobChange` records the old value, so a rollback restores it exactly.
 """
 
@@ -72,7 +73,9 @@ def set_knob(knobs: Knobs, path: str, value: Any) -> Knobs:
     head, _, rest = path.partition(".")
     if head not in data:
         raise KeyError(f"unknown knob '{path}'; allowed: {sorted(data)}")
-    if rest:
+    if head == "split":  # a split's knob is absent, not 0, when None
+        data[head] = {k: v for k, v in dict(data[head], **{rest: value}).items() if v is not None}
+    elif rest:
         data[head] = dict(data[head], **{rest: value})
     else:
         data[head] = value

@@ -30,23 +30,23 @@ TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
     "tier", "ready", "token_held", "priority", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
-    "review_wait", "stolen",
+    "review_wait", "stolen", "arm",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
 #: The per-tool rows of a window (:meth:`WindowData.add_table`): per decision and tool, USD paid, calls, failed calls.
 PER_TOOL_FIELDS = ("cost", "calls", "errors")
-_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded", "token_held"))
+_BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded", "token_held", "arm"))
 _INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priority", "timeouts", "call_errors"))
 #: Fields a caller of :meth:`WindowData.add_tasks` may leave out, and their value then (another field's name: its
 #: values): a decision no rate limit held back is admitted when it arrives; a real agent has no timeout or tier
 #: price model: no timeout, no failed call, attempt duration and model cost unknown (NaN).
 OPTIONAL_FIELDS = {"ready": "arrival", "token_held": 0.0, "priority": 0.0, "timeouts": 0.0, "timed_out_s": 0.0,
                    "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan, "review_wait": 0.0,
-                   "stolen": 0.0}
+                   "stolen": 0.0, "arm": 0.0}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
  _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY, _TIMEOUTS,
- _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT, _STOLEN) = range(len(TASK_FIELDS))
+ _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT, _STOLEN, _ARM) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
 _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK,
             _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS, _STOLEN]
@@ -610,7 +610,9 @@ class TaskSample:
     (:mod:`swarmopt.live.prom`) also ``tokens_in`` and ``tokens_out`` float32
     (tokens of every attempt's model call) and ``tier`` int8 (index into
     :data:`swarmopt.schema.TIERS` of the model tier that served it), empty when
-    not recorded. About 19 bytes per decision.
+    not recorded; ``arm`` bool, true for a decision served by the other arm of
+    a split (:attr:`swarmopt.schema.Knobs.split`; empty: none was). About 20
+    bytes per decision.
     """
 
     agent: str
@@ -623,11 +625,19 @@ class TaskSample:
     tokens_in: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     tokens_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     tier: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    arm: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def n(self) -> int:
         """Number of decisions."""
         return int(self.response_ms.size)
+
+    def of_arm(self, other: bool) -> "TaskSample":
+        """The decisions of one arm of a split: the other arm's (``other``) or the rest."""
+        arm = self.arm if self.arm.size == self.n else np.zeros(self.n, dtype=bool)
+        keep = arm if other else ~arm
+        return TaskSample(self.agent, self.t_start_s, self.t_end_s,
+                          *(a[keep] if a.size == self.n else a for a in (getattr(self, f) for f in _SAMPLE_ARRAYS)))
 
     @property
     def error(self) -> np.ndarray:
@@ -645,13 +655,13 @@ def task_samples(windows: list[WindowData]) -> list[TaskSample]:
     resp = ((x[_FINISH] - x[_ARRIVAL]) * 1000.0).astype(np.float32)
     success, ok, cost = x[_SUCCESS] != 0, x[_OK] != 0, x[_COST].astype(np.float32)
     tok_in, tok_out = x[_TOKENS_IN].astype(np.float32), x[_TOKENS_OUT].astype(np.float32)
-    tier = x[_TIER].astype(np.int8)
+    tier, arm = x[_TIER].astype(np.int8), x[_ARM] != 0
     out, lo = [], 0
     for w, t in zip(windows, tables, strict=True):
         hi = lo + t.shape[1]
         info = w.info
         out.append(TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], resp[lo:hi], success[lo:hi],
-                              ok[lo:hi], cost[lo:hi], tok_in[lo:hi], tok_out[lo:hi], tier[lo:hi]))
+                              ok[lo:hi], cost[lo:hi], tok_in[lo:hi], tok_out[lo:hi], tier[lo:hi], arm[lo:hi]))
         lo = hi
     return out
 

@@ -182,6 +182,11 @@ class Knobs(Strict):
     ``work_stealing`` lets the idle workers of the other replicas of this
     agent's population take its waiting decisions (reference/000's load
     balancer: work stealing; :func:`swarmopt.sim.sched.steal`).
+    ``split`` runs a concurrent canary on the agent: knob path -> value (any
+    of :data:`SPLIT_KNOBS`) under which half the agent's work is served while
+    the rest keeps these knobs (:meth:`arm`), so the two configurations are
+    compared at the same time, under the same load and faults (Kayenta's and
+    Argo Rollouts' canary against baseline). Empty: no split.
     """
 
     model_tier: Tier = "standard"
@@ -205,6 +210,7 @@ class Knobs(Strict):
         default_factory=dict)
     bulkhead: dict[str, Annotated[int, Field(ge=0, le=256)]] = Field(default_factory=dict)
     work_stealing: bool = False
+    split: dict[str, Union[Tier, bool, float]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _pools(self) -> "Knobs":
@@ -213,7 +219,32 @@ class Knobs(Strict):
                              f"max_concurrency ({self.max_concurrency}) to the shared pool")
         return self
 
+    @model_validator(mode="after")
+    def _split(self) -> "Knobs":
+        if not self.split:
+            return self
+        families = {k.partition(".")[0] for k in self.split}
+        if not families <= set(SPLIT_KNOBS) or "cache_ttl_s" in families and len(self.split) > 1:
+            raise ValueError(f"split: knobs {sorted(self.split)} cannot be split; allowed: any of "
+                             f"{list(SPLIT_KNOBS[:-1])}, or one 'cache_ttl_s.<tool>' alone")
+        self.arm()  # its values must be valid knob values
+        return self
 
+    def arm(self) -> "Knobs":
+        """The knobs of the split's other arm: these knobs with ``split``'s values set and no split.
+        Raises pydantic.ValidationError when a value is out of its knob's bounds."""
+        data = self.model_dump()
+        for path, value in data.pop("split").items():
+            head, _, rest = path.partition(".")
+            data[head] = dict(data[head], **{rest: value}) if rest else value
+        return Knobs.model_validate(data)
+
+
+#: Knobs a concurrent split (:attr:`Knobs.split`) may serve two ways at once. The knobs of one decision's work
+#: (model call, tools, timeout, review) split by decision: every second decision of a window is served with the
+#: split's values; a tool's cache TTL splits by key: the odd keys of its keyspace live under the split's TTL, so
+#: the two arms never share an entry.
+SPLIT_KNOBS = ("model_tier", "tier_routing", "parallel_tools", "timeout_s", "confidence_threshold", "cache_ttl_s")
 KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "max_concurrency": (1, 256),
     "cache_ttl_s": (0, 86_400),
@@ -634,7 +665,11 @@ class OptimizerConfig(Strict):
     block judged on its last window) and comparing the two arms, so both see
     the same fault, load and time; changes of cache knobs, whose effect
     outlives a window, are measured on before/after
-    (:mod:`swarmopt.optimizer.switchback`).
+    (:mod:`swarmopt.optimizer.switchback`); with ``split``, by a concurrent
+    canary: the old values serve every second decision (a cache TTL: the odd
+    keys) for ``2 x measure_windows`` windows and the two arms' per-task
+    samples are compared (:mod:`swarmopt.optimizer.split`; changes it cannot
+    split are measured on before/after).
     """
 
     policy: Annotated[str, AfterValidator(_policy_name)] = "thompson"
@@ -671,9 +706,9 @@ class OptimizerConfig(Strict):
     at_horizon: Literal["revert", "keep_gain"] = Field(default="revert", description="an undecided change at "
                                                        "max_measure_windows: reverted, or kept if its estimate is "
                                                        "a gain")
-    judge_design: Literal["before_after", "switchback"] = Field(
-        default="before_after", description="how an undecided change is measured on: more after-windows, or the old "
-                                          "and the new configuration in alternating blocks")
+    judge_design: Literal["before_after", "switchback", "split"] = Field(
+        default="before_after", description="how an undecided change is measured on: more after-windows, the old "
+                                          "and the new configuration in alternating blocks, or both at once")
     switchback_block: int = Field(default=1, ge=1, le=10, description="windows per switchback block, the last judged")
 
     @model_validator(mode="after")

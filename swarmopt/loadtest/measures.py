@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from swarmopt.knobs import KnobChange
-from swarmopt.optimizer import switchback
+from swarmopt.optimizer import split, switchback
 from swarmopt.optimizer.stabilize import direction
 from swarmopt.schema import SHAPES, Scenario
 from swarmopt.sim.inbox import STORM
@@ -161,8 +161,8 @@ def knob_reversals(events: pd.DataFrame, window_s: float, planned_only: bool = F
     if events.empty or "knob" not in events:
         return 0
     applied = events[events["event"] == "knob.applied"].sort_values("t_s", kind="stable")
-    if "ref" in applied:  # a switchback trial's flips are its experiment, not moves: it ends where its change did
-        applied = applied[~applied["ref"].astype(str).str.startswith(switchback.REF)]
+    if "ref" in applied:  # a switchback's flips and a split are experiments, not moves: they end where the change did
+        applied = applied[~applied["ref"].astype(str).str.startswith((switchback.REF, split.REF))]
     last: dict[tuple[str, str], tuple[float, int]] = {}
     count = 0
     for r in applied.itertuples():

@@ -35,7 +35,7 @@ import numpy as np
 
 from swarmopt.knobs import KnobChange, ScheduledChange, align, set_knob
 from swarmopt.metrics import TaskSample, health_score
-from swarmopt.optimizer import switchback
+from swarmopt.optimizer import split, switchback
 from swarmopt.optimizer.budget import burn_alerts, windows_needed
 from swarmopt.optimizer.detect import (
     Bottleneck,
@@ -359,6 +359,9 @@ class Optimizer:
             if trial.arms:  # switchback: the old arm's windows against the new arm's
                 (before_rows, before), (after_rows, after) = (
                     self.history.windows(agent, [w for w, new in trial.arms if new == arm]) for arm in (False, True))
+            elif trial.split:  # split: the old arm's decisions against the new arm's, in the same windows
+                pooled = self.history.task_sample(agent, trial.split_s, trial.measure_at_s)
+                before_rows, after_rows, before, after = [], [], pooled.of_arm(True), pooled.of_arm(False)
             else:
                 spans = (trial.effective_s - k, trial.effective_s), (trial.effective_s, trial.measure_at_s)
                 before_rows, after_rows = (self.history.window_rows(agent, *sp) for sp in spans)
@@ -379,6 +382,16 @@ class Optimizer:
                 lead = trial.lead_windows if trial.arms else trial.after_windows(self.window_s)
                 out = replace(out, undo=replace(trial, measure_at_s=arms[-1][0] + self.window_s,
                                                 arms=trial.arms + arms, lead_windows=lead))
+            elif (cfg.judge_design == "split" and not trial.split and out.undo is not None and out.undo.undone is None
+                  and split.splittable(s, self.knobs[agent])):  # measuring on: the two arms at once
+                begin = align(t + cfg.rollback_time_s, self.window_s)
+                judged_s = begin + split.burn_in(s.actions, self.window_s) * self.window_s
+                scheduled += split.start(s.actions, begin, s.id)
+                lead = trial.after_windows(self.window_s)
+                out = replace(out, undo=replace(trial, split_s=judged_s, lead_windows=lead,
+                                                measure_at_s=judged_s + 2 * cfg.measure_windows * self.window_s))
+            elif trial.split and out.decision:  # decided: the split ends with the decision
+                scheduled += split.end(s.actions, align(t + cfg.rollback_time_s, self.window_s), s.id)
             scheduled += self._apply(t, agent, trial, out)
             if out.learn:
                 self.policy.learn(s, out.decision == "keep")

@@ -80,7 +80,8 @@ def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome
     the window-level measurement as ``window_*`` (secondary), the per-task
     sample sizes and the spans compared (before: ``before_s`` up to the
     effective time; a switchback look's arms: both spans are the span they
-    alternate over, ``switchback`` true). ``alpha``: the optimizer's, which
+    alternate over, ``switchback`` true; a split look's: both are the split's
+    judged span, ``split`` true). ``alpha``: the optimizer's, which
     sets the level of the per-task interval."""
     s = trial.strategy
     m = j.window
@@ -97,9 +98,10 @@ def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome
         "n_eff_after": j.canary.n_after if j.canary else j.tasks_after,
         "before_start_s": before_s, "before_end_s": trial.effective_s,
         "after_start_s": trial.effective_s, "after_end_s": trial.measure_at_s, "switchback": bool(trial.arms),
+        "split": trial.split,
     }
-    if trial.arms:  # both arms alternate over the switchback looks
-        ev["before_start_s"] = ev["after_start_s"] = trial.arms[0][0]
+    if trial.arms or trial.split:  # both arms alternate over the switchback looks, or run at once in a split
+        ev["before_start_s"] = ev["after_start_s"] = trial.arms[0][0] if trial.arms else trial.split_s
         ev["before_end_s"] = trial.measure_at_s
     if trial.undone is not None:
         del ev["decision"]  # an undo is measured, not decided on

@@ -53,7 +53,8 @@ class Trial:
     of a change (``undone``, reverted or rolled back by ``undo_decision``) is a
     trial too, measured but not decided on. ``arms``: the windows of a
     switchback trial (:mod:`swarmopt.optimizer.switchback`), empty for a
-    before/after one."""
+    before/after one; ``split_s``: where the judged span of a split look
+    (:mod:`swarmopt.optimizer.split`) begins, NaN for none."""
 
     strategy: Strategy
     effective_s: float
@@ -62,13 +63,22 @@ class Trial:
     undo_decision: str = ""
     arms: Arms = ()
     lead_windows: int = 0
+    split_s: float = math.nan
+
+    @property
+    def split(self) -> bool:
+        """Whether the trial is judged on the two arms of a split."""
+        return not math.isnan(self.split_s)
 
     def after_windows(self, window_s: float) -> int:
         """The after-windows judged so far: of a switchback trial the new
         arm's and the ``lead_windows`` judged before/after before its arms
-        began, else those from the change to ``measure_at_s``."""
+        began, of a split trial the lead and half the split's (each arm serves
+        half the decisions), else those from the change to ``measure_at_s``."""
         if self.arms:
             return self.lead_windows + sum(new for _, new in self.arms)
+        if self.split:
+            return self.lead_windows + round((self.measure_at_s - self.split_s) / window_s / 2)
         return round((self.measure_at_s - self.effective_s) / window_s)
 
 

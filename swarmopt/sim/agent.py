@@ -310,6 +310,29 @@ class AgentSim:
                                  window_index(arrival, self.window_s))
         return start, end, admitted
 
+    def split_arm(self, knobs, part: Part) -> np.ndarray:
+        """Per decision of ``part`` (bool), whether the other arm of ``knobs.split`` serves it: every second
+        decision of the window (odd position in its block), or for a cache TTL the decisions whose key of that
+        tool is odd (:data:`~swarmopt.schema.SPLIT_KNOBS`); none without a split."""
+        tool = self._split_tool(knobs)
+        if tool is not None:
+            return part.block.keys[tool, part.lo:part.hi] % 2 == 1
+        return np.arange(part.lo, part.hi) % 2 == 1 if knobs.split else np.zeros(part.hi - part.lo, dtype=bool)
+
+    def _split_tool(self, knobs) -> int | None:
+        """Index of the tool whose cache TTL ``knobs.split`` splits by key (None: no such split). Raises
+        ValueError for a tool the agent lacks or a cache the split cannot share (LRU-bounded, or behind a
+        breaker: their state is one sequence over both arms)."""
+        path = next(iter(knobs.split), "")
+        if not path.startswith("cache_ttl_s."):
+            return None
+        name = path.partition(".")[2]
+        if name not in self.tool_names:
+            raise ValueError(f"split: agent {self.id} has no tool {name!r}; allowed: {self.tool_names}")
+        if knobs.circuit_breaker.enabled or knobs.max_cache_size.get(name, 0):
+            raise ValueError(f"split: {path} needs an unbounded cache and no circuit breaker on agent {self.id}")
+        return self.tool_names.index(name)
+
     def admit(self, span: Span, arrival: np.ndarray, tier: np.ndarray, tokens: np.ndarray, calls: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray] | None:
         """A span's admission through the rate limits (as :meth:`queue` takes it)."""
@@ -474,6 +497,9 @@ class AgentSim:
         nt, pt = len(p.tools), self.pad[0]
         err_p = [min(1.0, tool.error_rate + fx.tool_error.get(tool.name, 0.0)) for tool in p.tools]
         ttls = [0.0 if tool.name in fx.uncacheable else k.cache_ttl_s.get(tool.name, 0.0) for tool in p.tools]
+        split = self._split_tool(k)  # the odd keys of this tool live under the split's TTL
+        split_ttl = 0.0 if split is None or p.tools[split].name in fx.uncacheable else float(
+            next(iter(k.split.values())))
         breaker = k.circuit_breaker.enabled
         err_col = np.array(err_p)[:, None]
         if self.invalidations:
@@ -518,7 +544,11 @@ class AgentSim:
                     fills = stop[:nt] < n_att
                     for j in range(nt):
                         keys = block.keys[j, lo:hi]
-                        if lru[j] is None:
+                        if j == split:  # the two arms' keys are disjoint: each arm is a cache of its own
+                            odd = keys % 2 == 1
+                            for sel, ttl in ((~odd, ttls[j]), (odd, split_ttl)):
+                                hit[j, sel] = ttl_cache(arr[sel], keys[sel], fills[j][sel], ttl, self.cache_exp[j])
+                        elif lru[j] is None:
                             hit[j] = ttl_cache(arr, keys, fills[j], ttls[j], self.cache_exp[j])
                         else:
                             hit[j] = lru[j].lookups(arr, keys, fills[j], ttls[j])

@@ -169,6 +169,23 @@ def model_latency(z: np.ndarray, scale: np.ndarray, sigma: np.ndarray, dist: np.
     return out
 
 
+def _split(spans: list[Span], parts: list[tuple[int, Part]], span_n: np.ndarray, rows: list[list[float]],
+           n_tools: int, n_links: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per decision, whether its span's split arm serves it (:attr:`Knobs.split
+    <swarmopt.schema.Knobs.split>`), and its parameter row; (None, None) when
+    no span has a split. Appends a row to ``rows`` per span with one."""
+    if not any(sp.knobs.split for sp in spans):
+        return None, None
+    row_of = np.repeat(np.arange(len(spans)), span_n)
+    arm = _cat([spans[i].sim.split_arm(spans[i].knobs, p) for i, p in parts])
+    for i, sp in enumerate(spans):
+        if sp.knobs.split:
+            rows.append(_span_row(Span(sp.sim, sp.knobs.arm(), sp.autonomy, sp.fx, sp.ops, sp.parts, sp.t0),
+                                  n_tools, n_links))
+            row_of[(row_of == i) & arm] = len(rows) - 1
+    return arm, row_of
+
+
 def _cat(arrays: list[np.ndarray], axis: int = 0) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=axis)
 
@@ -195,10 +212,14 @@ def serve(spans: list[Span]) -> Sent | None:
     arr = _cat([p.block.arrival[p.lo:p.hi] for _, p in parts])
     z = _cat([p.block.served_z[p.lo:p.hi] for _, p in parts])
     u = _cat([p.block.served_u[p.lo:p.hi] for _, p in parts])
-    prm = np.array([_span_row(sp, n_tools, n_links) for sp in spans], dtype=float)  # (spans, parameters)
-    # each decision's span; a parameter equal in every span is one value for all (broadcast), the others are
-    # gathered per decision and column by column (a per-decision copy of every row would be mostly unread)
-    span_of = np.repeat(np.arange(len(spans)), span_n) if len(spans) > 1 else None
+    rows = [_span_row(sp, n_tools, n_links) for sp in spans]
+    # each decision's parameter row (its span's, or its span's split arm's, appended after the spans'); a
+    # parameter equal in every row is one value for all (broadcast), the others are gathered per decision and
+    # column by column (a per-decision copy of every row would be mostly unread)
+    arm, span_of = _split(spans, parts, span_n, rows, n_tools, n_links)
+    prm = np.array(rows, dtype=float)  # (rows, parameters)
+    if span_of is None and len(spans) > 1:
+        span_of = np.repeat(np.arange(len(spans)), span_n)
     same = np.ones(prm.shape[1], dtype=bool) if span_of is None else (prm == prm[0]).all(axis=0)
     cols: dict[int, np.ndarray] = {}
 
@@ -358,7 +379,7 @@ def serve(spans: list[Span]) -> Sent | None:
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
                            coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority, timeouts,
                            timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0), model_cost, 0.0,
-                           stolen)):
+                           stolen, 0.0 if arm is None else arm)):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     # cache hits per (padded) tool and part, for the per-tool hit ratios
