@@ -40,19 +40,22 @@ END_S = 2700.0
 def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
                  configs: tuple[OptimizerConfig, ...] = (SC.optimizer,)) -> list[str]:
     """One A/A trial: the healthy Market Hunter runs on its own stream under
-    ``load``; at 600 s a change that changes nothing (max_concurrency 4 -> 4)
-    takes effect; the optimizer judges it against windows 5-9 (0-4 warm the
-    caches) once per target (and per optimizer config of ``configs``) at 900 s
-    and, while it measures on (inconclusive, or a marginal gain), at each 300 s
-    cycle that ends a look, up to its horizon. Returns the decisions, per
-    config then per target."""
+    ``load``; at 600 s a change that changes nothing (model_tier standard ->
+    standard) takes effect, and at 960 s the split a split look at 900 s starts
+    (the tier's old value for every second decision: the same value); the
+    optimizer judges the change against windows 5-9 (0-4 warm the caches) once
+    per target (and per optimizer config of ``configs``) at 900 s and, while it
+    measures on (inconclusive, or a marginal gain), at each 300 s cycle that
+    ends a look, up to its horizon. Returns the decisions, per config then per
+    target."""
     seeds, _ = agent_seeds(seed, 1)
     sim = AgentSim(PROFILES[MH], SC.models, Environment(load, [], END_S), seeds[0], 60.0)
-    noop = KnobChange(MH, "max_concurrency", 4, 4)
+    noop = KnobChange(MH, "model_tier", "standard", "standard")
+    split_start = ScheduledChange(960.0, KnobChange(MH, "split.model_tier", None, "standard"), "split:a/a")
     closed, applied = [], []
     for k in range(int(END_S / 60.0) + 1):
         _, c, ap = sim.step(60.0 * k, min(60.0 * (k + 1), END_S), [],
-                            [ScheduledChange(600.0, noop, "a/a")] if k == 0 else [])
+                            [ScheduledChange(600.0, noop, "a/a"), split_start] if k == 0 else [])
         closed += c
         applied += ap
     rows, smp = [sim.metrics_row(w) for w in closed], [task_sample(w) for w in closed]
@@ -66,7 +69,9 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
         while not decision:
             span = [i for i, r in enumerate(rows) if start <= r["t_start_s"] < t]
             opt.observe([rows[i] for i in span], applied if start == 0.0 else [], [smp[i] for i in span])
-            _, _, events = opt.cycle(t, plan=False)
+            _, scheduled, events = opt.cycle(t, plan=False)
+            # the split the optimizer starts is the one the run has
+            assert all(c == split_start for c in scheduled if c.ref.startswith("split:") and c.change.new is not None)
             decision = next((e["decision"] for e in events if e["event"] == "optimization.measured"), "")
             assert decision or t < END_S, "undecided at the end of the simulated span"
             start, t = t, t + 300.0
@@ -76,7 +81,8 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
 
 AA_TARGETS = ["response_time_ms_mean", "success_rate"]
 SWITCHBACK = SC.optimizer.model_copy(update={"judge_design": "switchback"})
-DESIGNS = {"before_after": SC.optimizer, "switchback": SWITCHBACK}
+SPLIT = SC.optimizer.model_copy(update={"judge_design": "split"})
+DESIGNS = {"before_after": SC.optimizer, "switchback": SWITCHBACK, "split": SPLIT}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +129,7 @@ RAMP_TARGETS = ["cpu_percent", "response_time_ms_mean"]
 
 
 RAMP_CONFIGS = {"adjusted": SC.optimizer, "plain": SC.optimizer.model_copy(update={"trend_adjust": False}),
-                "switchback": SWITCHBACK}
+                "switchback": SWITCHBACK, "split": SPLIT}
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +142,7 @@ def aa_ramp() -> dict[tuple[str, str], list[str]]:
     return {k: [r[i] for r in runs] for i, k in enumerate(keys)}
 
 
-@pytest.mark.parametrize("config", ["adjusted", "switchback"])
+@pytest.mark.parametrize("config", ["adjusted", "switchback", "split"])
 @pytest.mark.parametrize("metric", RAMP_TARGETS)
 def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_load_ramp(aa_ramp, config, metric):
     """A/A check under non-stationarity: the load rises 80% over the first 25 minutes (then stays), so every
