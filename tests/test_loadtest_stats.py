@@ -55,6 +55,9 @@ def test_comparisons_pair_by_scenario_and_seed():
     r = table[table["scenario"] == "all"].iloc[0]
     assert r["n_pairs"] == 4 and r["mean_diff"] == pytest.approx(0.1)
     assert r["ci_low"] == pytest.approx(0.1) and r["ci_high"] == pytest.approx(0.1)
+    # a load test of the baseline alone compares nothing, and says so with the table's columns
+    alone = comparisons(pd.DataFrame(rows[::2]), "monitor", {"slo_attainment": "higher"})
+    assert alone.empty and list(alone.columns) == list(table.columns)
 
 
 def _windows(agent: str, met: list[bool], window_s: float = 60.0) -> pd.DataFrame:

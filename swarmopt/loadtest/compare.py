@@ -86,11 +86,11 @@ def comparisons(runs: pd.DataFrame, baseline: str, metrics: dict[str, str] = MET
     status ``ok``): one row per policy other than ``baseline``, metric
     (``better``: which direction is good) and scenario, plus ``all`` pooling
     every (scenario, seed) pair."""
-    cols = ["policy", "baseline", "metric", "better", "scenario"]
+    cols = ["policy", "baseline", "metric", "better", "scenario", *paired_difference([], []).keys()]
     ok = runs[(runs["kind"] == "policy") & (runs["status"] == "ok")] if len(runs) else runs
-    out = []
+    out: list[dict] = []
     if ok.empty or baseline not in set(ok["policy"]):
-        return pd.DataFrame(columns=cols + list(paired_difference([], []).keys()))
+        return pd.DataFrame(columns=cols)
     base = ok[ok["policy"] == baseline].set_index(["scenario", "seed"])
     for policy in sorted(set(ok["policy"]) - {baseline}):
         mine = ok[ok["policy"] == policy].set_index(["scenario", "seed"])
@@ -103,4 +103,4 @@ def comparisons(runs: pd.DataFrame, baseline: str, metrics: dict[str, str] = MET
                                            base.loc[keys, metric].to_numpy(float) if keys else [])
                 out.append({"policy": policy, "baseline": baseline, "metric": metric, "better": better,
                             "scenario": scope} | stats_)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=cols)  # the columns also when the baseline is the only policy
