@@ -156,8 +156,9 @@ def knob_reversals(events: pd.DataFrame, window_s: float, planned_only: bool = F
     strategy id): not the rollbacks, reverts and restores that undo a judged
     change, which the stabilization window does not hold back (an undo of a
     change that failed is not a flap). The flips of a switchback trial
-    (``ref`` ``switchback:<id>``) are never counted nor moves: the trial ends
-    in the configuration its change set."""
+    (``ref`` ``switchback:<id>``) and the start and end of a split (``ref``
+    ``split:<id>``) are never counted nor moves: the trial ends in the
+    configuration its change set."""
     if events.empty or "knob" not in events:
         return 0
     applied = events[events["event"] == "knob.applied"].sort_values("t_s", kind="stable")
