@@ -24,6 +24,19 @@ def plan_of(data: dict, quick: bool = False):
     return make_plan(spec, base, label, quick)
 
 
+SHIPPED_SPECS = sorted(p for p in (ROOT / "scenarios" / "loadtests").glob("*.yaml") if p.stem != "library_cures")
+
+
+@pytest.mark.parametrize("path", SHIPPED_SPECS, ids=lambda p: p.stem)
+def test_every_shipped_spec_resolves_into_runs_of_its_policies_scenarios_and_seeds(path):
+    spec, base, label = read_spec(path)
+    plan = make_plan(spec, base, label)
+    policy_runs = [t for t in plan.tasks if t.kind == "policy"]
+    seeds = {t.seed for t in policy_runs}
+    assert len(policy_runs) == len(spec.policies) * len(plan.scenarios) * len(seeds) > 0
+    assert {t.policy for t in policy_runs} == {p.name for p in spec.policies}
+
+
 def test_the_shipped_spec_resolves(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # the scenario glob is found from anywhere (repository root fallback)
     spec, base, label = read_spec(SPEC)
