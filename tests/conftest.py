@@ -39,6 +39,16 @@ def short(sc: Scenario, duration_s: float, **update) -> Scenario:
     return Scenario.model_validate(sc.model_dump() | {"duration_s": duration_s} | update)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``pytest -n 2``; pyproject sets ``--dist loadgroup``) every test of the session Ray
+    goes to one worker, so one Ray serves them all as without xdist, and the other tests go out module by module,
+    so a module's fixtures (the A/A trials) are built once."""
+    for item in items:
+        ray = "ray_session" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group("ray" if ray else item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole test session (2 CPUs, dashboard off). Its
