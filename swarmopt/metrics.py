@@ -545,12 +545,15 @@ class MetricSpec:
     with no independent per-task unit (coordination counts messages handled in
     batches; resources are window figures of the simulated host). ``per_task``:
     the :class:`TaskSample` field whose per-task values the metric is the mean
-    of, None for a per-window metric.
+    of, None for a per-window metric. ``covariates``: what a comparison of its
+    window values adjusts for (:func:`swarmopt.optimizer.measure.adjusted_measure`):
+    the window's time ("trend": a leak, a backlog) and arrival rate ("load").
     """
 
     better: str
     test: str
     per_task: str | None = None
+    covariates: tuple[str, ...] = ("trend", "load")
 
     def worse(self, value: float, threshold: float) -> bool:
         """Whether ``value`` is past ``threshold`` on the bad side (False for NaN)."""
@@ -559,6 +562,10 @@ class MetricSpec:
 
 _LATENCY = MetricSpec("lower", "mann-whitney", "response_ms")
 _WINDOW_LOWER, _WINDOW_HIGHER = MetricSpec("lower", "welch-windows"), MetricSpec("higher", "welch-windows")
+# A cache's hit and eviction rates have no trend of their own, only the lookup rate's (load); after a change of
+# the cache they move gradually while it fills (up to one TTL), which a fitted trend would take from the change.
+_CACHE_LOWER = MetricSpec("lower", "welch-windows", covariates=("load",))
+_CACHE_HIGHER = MetricSpec("higher", "welch-windows", covariates=("load",))
 METRICS: dict[str, MetricSpec] = {
     "response_time_ms_mean": _LATENCY, "response_time_ms_p50": _LATENCY, "response_time_ms_p90": _LATENCY,
     "response_time_ms_p95": _LATENCY, "response_time_ms_p99": _LATENCY,
@@ -573,8 +580,8 @@ METRICS: dict[str, MetricSpec] = {
     "throttle_wait_ms_mean": _WINDOW_LOWER,
     "urgent_wait_ms_mean": _WINDOW_LOWER,
     "tool_hold_share": _WINDOW_LOWER,
-    "cache_eviction_rate": _WINDOW_LOWER,
-    "cache_hit_rate": _WINDOW_HIGHER,
+    "cache_eviction_rate": _CACHE_LOWER,
+    "cache_hit_rate": _CACHE_HIGHER,
     "cpu_percent": _WINDOW_LOWER,
     "memory_percent": _WINDOW_LOWER,
     "system_score": _WINDOW_HIGHER,  # of the whole system (:func:`system_score`), not of one row

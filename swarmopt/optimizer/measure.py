@@ -410,8 +410,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     rate change for two-proportion, mean change for Welch). The guardrails
     (:func:`guardrails`) skip the target itself. ``trend_adjust``: where the
     window values decide (a window target, batch means), compare them by
-    :func:`adjusted_measure`; elsewhere, and without it, ``window`` is
-    :func:`measure`'s. Raises ValueError for a metric with no spec in
+    :func:`adjusted_measure`, adjusted for the metric's ``covariates``;
+    elsewhere, and without it, ``window`` is :func:`measure`'s. Raises ValueError for a metric with no spec in
     :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
@@ -441,7 +441,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         if trend_adjust:
             # the window values decide: adjusted for trend and load (a per-task test compares the same
             # five windows a side, but on its own, more precise scale: its secondary figure stays Welch's)
-            window = adjusted_measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
+            window = adjusted_measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement,
+                                      covariates=spec.covariates)
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
     breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 3,
                           min_samples)
