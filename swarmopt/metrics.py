@@ -570,6 +570,7 @@ METRICS: dict[str, MetricSpec] = {
     "response_time_ms_mean": _LATENCY, "response_time_ms_p50": _LATENCY, "response_time_ms_p90": _LATENCY,
     "response_time_ms_p95": _LATENCY, "response_time_ms_p99": _LATENCY,
     "cost_per_decision_usd": MetricSpec("lower", "mann-whitney", "cost_usd"),
+    "service_time_ms_mean": MetricSpec("lower", "mann-whitney", "service_ms"),
     "success_rate": MetricSpec("higher", "two-proportion", "success"),
     "error_rate": MetricSpec("lower", "two-proportion", "error"),
     "coordination_score": _WINDOW_HIGHER,
@@ -618,7 +619,9 @@ class TaskSample:
     (tokens of every attempt's model call) and ``tier`` int8 (index into
     :data:`swarmopt.schema.TIERS` of the model tier that served it), empty when
     not recorded; ``arm`` bool, true for a decision served by the other arm of
-    a split (:attr:`swarmopt.schema.Knobs.split`; empty: none was). About 20
+    a split (:attr:`swarmopt.schema.Knobs.split`; empty: none was);
+    ``service_ms`` float32, the decision's service time (ms a worker was busy
+    with it, every attempt included; no queue or throttle wait). About 24
     bytes per decision.
     """
 
@@ -633,6 +636,7 @@ class TaskSample:
     tokens_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     tier: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     arm: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    service_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
     def n(self) -> int:
@@ -663,12 +667,14 @@ def task_samples(windows: list[WindowData]) -> list[TaskSample]:
     success, ok, cost = x[_SUCCESS] != 0, x[_OK] != 0, x[_COST].astype(np.float32)
     tok_in, tok_out = x[_TOKENS_IN].astype(np.float32), x[_TOKENS_OUT].astype(np.float32)
     tier, arm = x[_TIER].astype(np.int8), x[_ARM] != 0
+    service = ((x[_END] - x[_START]) * 1000.0).astype(np.float32)
     out, lo = [], 0
     for w, t in zip(windows, tables, strict=True):
         hi = lo + t.shape[1]
         info = w.info
         out.append(TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], resp[lo:hi], success[lo:hi],
-                              ok[lo:hi], cost[lo:hi], tok_in[lo:hi], tok_out[lo:hi], tier[lo:hi], arm[lo:hi]))
+                              ok[lo:hi], cost[lo:hi], tok_in[lo:hi], tok_out[lo:hi], tier[lo:hi], arm[lo:hi],
+                              service[lo:hi]))
         lo = hi
     return out
 

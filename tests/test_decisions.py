@@ -79,7 +79,7 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
     return out
 
 
-AA_TARGETS = ["response_time_ms_mean", "success_rate"]
+AA_TARGETS = ["response_time_ms_mean", "success_rate", "service_time_ms_mean"]
 SWITCHBACK = SC.optimizer.model_copy(update={"judge_design": "switchback"})
 SPLIT = SC.optimizer.model_copy(update={"judge_design": "split"})
 DESIGNS = {"before_after": SC.optimizer, "switchback": SWITCHBACK, "split": SPLIT}
@@ -116,7 +116,11 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, desig
     look. Measured on seeds 0-199: before/after 6/200 = 3.0% (latency: 4
     keeps, 2 rollbacks) and 3/200 = 1.5% (success rate), with a single look at
     alpha it was 8/200 and 4/200; switchback 6/200 (3 keeps, 3 rollbacks) and
-    4/200; split looks 7/200 (5 keeps, 2 rollbacks) and 3/200.
+    4/200; split looks 7/200 (5 keeps, 2 rollbacks) and 3/200. Service time
+    (per task, Mann-Whitney; its values are about independent, so a span holds
+    ten times the response times' effective values, and a significant shift of
+    a no-op is mostly under min_improvement: marginal): 0/200 under
+    before/after and switchback, 1/200 (a keep) with split looks.
     """
     decisions = aa[(design, metric)]
     false = sum(d in ("keep", "rollback") for d in decisions)
@@ -125,7 +129,7 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, desig
 
 
 RAMP = LoadShape(kind="ramp", multiplier=1.0, start_s=0.0, end_s=1500.0, ramp_to=1.8)
-RAMP_TARGETS = ["cpu_percent", "response_time_ms_mean"]
+RAMP_TARGETS = ["cpu_percent", "response_time_ms_mean", "service_time_ms_mean"]
 
 
 RAMP_CONFIGS = {"adjusted": SC.optimizer, "plain": SC.optimizer.model_copy(update={"trend_adjust": False}),
@@ -154,7 +158,8 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_l
     (Mann-Whitney on thinned values), which this ramp does not bias measurably: 5 of 200 (1 keep, 4
     rollbacks) with the adjustment or without, 8 of 200 (3 keeps, 5 rollbacks) with switchback looks, 4 of 200
     with split looks (CPU is a window metric, which a split cannot divide between its arms: 7 of 200, as
-    adjusted)."""
+    adjusted). Service time: 5 of 200 (3 keeps, 2 rollbacks) adjusted or plain, 6 with switchback looks, 4 with
+    split looks."""
     decisions = aa_ramp[(config, metric)]
     false = sum(d in ("keep", "rollback") for d in decisions)
     assert stats.binomtest(false, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, f"{false}/{AA_TRIALS}"
@@ -200,4 +205,6 @@ def test_groups_ship_per_task_samples_beside_unchanged_metric_rows():
         assert s.success.mean() == pytest.approx(r["success_rate"]) and (~s.ok).mean() == pytest.approx(r["error_rate"])
         assert float(s.cost_usd.astype(float).mean()) == pytest.approx(r["cost_per_decision_usd"], rel=1e-5)
         assert float(s.response_ms.astype(float).mean()) == pytest.approx(r["response_time_ms_mean"], rel=1e-5)
+        assert float(s.service_ms.astype(float).mean()) == pytest.approx(r["service_time_ms_mean"], rel=1e-5)
+        assert (s.service_ms <= s.response_ms * (1 + 1e-6)).all()  # no wait is service
         assert not any(isinstance(v, np.ndarray) for v in r.values())  # the metrics table stays scalar

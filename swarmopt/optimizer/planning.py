@@ -146,7 +146,7 @@ class Planner:
                                  f"None, got {choice!r}")
             r, actions = choice
             taken |= {(agent, c.knob) for c in actions}
-            target = r.target or (TYPES[type_].target if type_ in TYPES else answered.metric)
+            target = r.target or (TYPES[type_].metric_of(r.name) if type_ in TYPES else answered.metric)
             out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact, target,
                                   component=b.affected_component if b.affected_component == "system" else None))
         return out

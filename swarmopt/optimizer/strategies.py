@@ -483,13 +483,26 @@ class BottleneckType:
     """What answers one bottleneck type: the metric a strategy for it is judged
     on (a key of :data:`swarmopt.metrics.METRICS`), the remedies by name in the
     order the source design's rules try them, the source design's success
-    metrics, and the improvement (%) expected before any is measured when the
-    bottleneck's impact does not say."""
+    metrics, the improvement (%) expected before any is measured when the
+    bottleneck's impact does not say, and ``judged_on``: remedies judged on
+    another metric than ``target``, by name."""
 
     target: str
     remedies: tuple[str, ...]
     success_metrics: tuple[str, ...]
     expected_pct: float = 10.0
+    judged_on: dict[str, str] = field(default_factory=dict, hash=False)
+
+    def metric_of(self, remedy: str) -> str:
+        """The metric a change by ``remedy`` answering this type is judged on."""
+        return self.judged_on.get(remedy, self.target)
+
+
+# A remedy that shortens each decision's work (fewer or faster calls, a faster tier) lowers the response time by
+# its service time and the shorter queue that follows; its service time shows the gain without the queue's
+# autocorrelation, which thins a span's response times to a few dozen independent values.
+_SHORTER_WORK = {r: "service_time_ms_mean" for r in (
+    "raise_cache_size", "raise_cache_ttl", "enable_parallel_tools", "route_by_complexity", "faster_model_tier")}
 
 
 TYPES: dict[str, BottleneckType] = {
@@ -497,7 +510,7 @@ TYPES: dict[str, BottleneckType] = {
         "response_time_ms_mean",
         ("tighten_timeout", "enable_work_stealing", "scale_concurrency", "raise_cache_size", "raise_cache_ttl",
          "enable_parallel_tools", "route_by_complexity", "faster_model_tier"),
-        ("Response time < 2000ms", "Latency variance reduced", "Throughput increased")),
+        ("Response time < 2000ms", "Latency variance reduced", "Throughput increased"), judged_on=_SHORTER_WORK),
     "agent_success_rate": BottleneckType(
         "success_rate",
         ("tune_breaker_threshold", "shorten_breaker_open", "relax_timeout", "raise_retries", "raise_cache_ttl",
