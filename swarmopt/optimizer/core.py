@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from swarmopt.knobs import KnobChange, ScheduledChange, align, set_knob
-from swarmopt.metrics import TaskSample, health_score
+from swarmopt.metrics import TaskSample, health_score, metric_spec
 from swarmopt.optimizer import split, switchback
 from swarmopt.optimizer.budget import burn_alerts, windows_needed
 from swarmopt.optimizer.detect import (
@@ -56,9 +56,9 @@ from swarmopt.optimizer.events import (
 )
 from swarmopt.optimizer.history import History, kept_windows
 from swarmopt.optimizer.learning import Learning
-from swarmopt.optimizer.measure import Judgement, judge_change
+from swarmopt.optimizer.measure import Judgement, judge_change, measure
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
-from swarmopt.optimizer.strategies import Proposal, Remedy, Strategy
+from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy
 from swarmopt.optimizer.trial import (
     DECISIONS,
     DecisionContext,
@@ -74,6 +74,16 @@ from swarmopt.schema import AgentProfile, Budget, Knobs, OptimizerConfig
 
 ANOMALY_HISTORY = 60  # windows of an agent's own history a level shift is judged against
 
+
+def learned_improvement(s: Strategy, j: Judgement, before_rows: list[dict], after_rows: list[dict]) -> float:
+    """The improvement (%) learned from judged change ``s``: its target's window-level change, or for a remedy its
+    type judges on another metric (:attr:`~swarmopt.optimizer.strategies.BottleneckType.judged_on`) the window-level
+    change of the type's own metric, so the expected improvements of a type's remedies share one unit (a shorter
+    service time is a smaller share than the response time it shortens)."""
+    bt = TYPES.get(s.type)
+    if bt is None or s.kind not in bt.judged_on:
+        return j.window.improvement_pct
+    return measure(before_rows, after_rows, bt.target, metric_spec(bt.target).better).improvement_pct
 
 class Optimizer:
     """State and decisions of the Performance Optimizer.
@@ -395,7 +405,8 @@ class Optimizer:
             scheduled += self._apply(t, agent, trial, out)
             if out.learn:
                 self.policy.learn(s, out.decision == "keep")
-                self.learning.record(s.type, s.kind, out.decision == "keep", j.window.improvement_pct)
+                self.learning.record(s.type, s.kind, out.decision == "keep", learned_improvement(s, j, before_rows,
+                                                                                                  after_rows))
                 self.results.append({"strategy_id": s.id, "agent": agent, "type": s.type, "kind": s.kind,
                                      "kept": out.decision == "keep", "decision": out.decision, "forced": out.forced,
                                      "improvement_pct": j.effect(cfg.alpha).improvement_pct, "verdict": j.verdict,
