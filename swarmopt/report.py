@@ -34,6 +34,7 @@ from swarmopt.spool import StoredTable
 
 LABELS = {
     "response_time_ms_mean": "response time, mean (ms)", "response_time_ms_p95": "response time, p95 (ms)",
+    "service_time_ms_mean": "service time, mean (ms)",
     "success_rate": "success rate", "error_rate": "error rate", "coordination_score": "coordination score",
     "cost_per_decision_usd": "cost per decision (USD)", "cpu_percent": "CPU (%)", "memory_percent": "memory (%)",
     "inbox_in_time_rate": "inbound messages in time", "decision_count": "decisions",

@@ -59,8 +59,8 @@ def test_stabilizer_holds_a_reversal_within_the_window_only():
 
 def sinusoid_rows(t0: float, t1: float, period_s: float) -> list[dict]:
     """Open-loop windows of the market hunter under a sinusoidal load L = 1 + 0.5 sin(2 pi t / period): at the
-    peaks its response time (1200 L^2 ms, up to 2700) and memory (65 + 35 sin %, up to 100) both breach their
-    thresholds by more than 10%; the knobs change nothing (the worst case for flapping)."""
+    peaks its response time (1200 L^2 ms, up to 2700; service time 1000 L ms) and memory (65 + 35 sin %, up to
+    100) both breach their thresholds by more than 10%; the knobs change nothing (the worst case for flapping)."""
     out = []
     for i in range(int(t0 // 60), int(t1 // 60)):
         s = math.sin(2 * math.pi * (i * 60 + 30) / period_s)
@@ -68,22 +68,24 @@ def sinusoid_rows(t0: float, t1: float, period_s: float) -> list[dict]:
         out.append({"agent": AGENT, "t_start_s": i * 60.0, "t_end_s": i * 60.0 + 60, "decision_count": int(72 * load),
                     "success_rate": 0.85, "error_rate": 0.02, "cost_per_decision_usd": 0.01,
                     "response_time_ms_mean": 1200 * load ** 2, "response_time_ms_p95": 2400 * load ** 2,
-                    "coordination_score": 0.85, "arrival_rate_per_s": 1.2 * load, "service_time_ms_mean": 1000.0,
+                    "coordination_score": 0.85, "arrival_rate_per_s": 1.2 * load, "service_time_ms_mean": 1000.0 * load,
                     "queue_wait_ms_mean": 0.0, "cpu_percent": 40.0, "memory_percent": 65 + 35 * s,
                     "inbox_in_time_rate": 1.0, "cache_hit_rate": 0.5, "escalation_rate": 0.1})
     return out
 
 
 def sinusoid_samples(rows: list[dict]) -> list[TaskSample]:
-    """Per-task samples of those windows for the canary judge: lognormal response times around the window mean,
-    success 0.85, no errors, seeded by window index."""
+    """Per-task samples of those windows for the canary judge: lognormal response times around the window mean
+    and service times around theirs, success 0.85, no errors, seeded by window index."""
     out = []
     for r in rows:
         rng = np.random.default_rng(int(r["t_start_s"] // 60))
         n = r["decision_count"]
         response_ms = r["response_time_ms_mean"] * np.exp(0.3 * rng.standard_normal(n) - 0.045)
-        out.append(TaskSample(AGENT, r["t_start_s"], r["t_end_s"], response_ms.astype(np.float32),
-                              rng.uniform(size=n) < 0.85, np.ones(n, bool), np.full(n, 0.01, np.float32)))
+        success = rng.uniform(size=n) < 0.85
+        service_ms = (r["service_time_ms_mean"] * np.exp(0.3 * rng.standard_normal(n) - 0.045)).astype(np.float32)
+        out.append(TaskSample(AGENT, r["t_start_s"], r["t_end_s"], response_ms.astype(np.float32), success,
+                              np.ones(n, bool), np.full(n, 0.01, np.float32), service_ms=service_ms))
     return out
 
 
