@@ -294,6 +294,7 @@ def test_the_real_agent_example_finds_and_keeps_a_measured_fix():
     out = done.stdout
     assert "bottleneck: market-hunter response time is" in out
     assert "scheduled: cache_ttl_s.price_feed 0.5 -> 60.0" in out
-    measured = re.search(r"measured response_time_ms_mean: (\d+) -> (\d+) ms \(\+(\d+)%", out)
+    # a longer TTL shortens each decision's work: judged on its service time (here its response time: no queue)
+    measured = re.search(r"measured service_time_ms_mean: (\d+) -> (\d+) ms \(\+(\d+)%", out)
     assert measured and int(measured[3]) > 20, out
     assert "result: raise_cache_ttl keep (pass); cache TTL now 60 s" in out
