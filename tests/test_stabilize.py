@@ -74,6 +74,11 @@ def sinusoid_rows(t0: float, t1: float, period_s: float) -> list[dict]:
     return out
 
 
+def lognormal_around(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
+    """``n`` lognormal values (float32) with log-sd 0.3 and mean ``mean``."""
+    return (mean * np.exp(0.3 * rng.standard_normal(n) - 0.045)).astype(np.float32)
+
+
 def sinusoid_samples(rows: list[dict]) -> list[TaskSample]:
     """Per-task samples of those windows for the canary judge: lognormal response times around the window mean
     and service times around theirs, success 0.85, no errors, seeded by window index."""
@@ -81,11 +86,11 @@ def sinusoid_samples(rows: list[dict]) -> list[TaskSample]:
     for r in rows:
         rng = np.random.default_rng(int(r["t_start_s"] // 60))
         n = r["decision_count"]
-        response_ms = r["response_time_ms_mean"] * np.exp(0.3 * rng.standard_normal(n) - 0.045)
+        response_ms = lognormal_around(rng, r["response_time_ms_mean"], n)
         success = rng.uniform(size=n) < 0.85
-        service_ms = (r["service_time_ms_mean"] * np.exp(0.3 * rng.standard_normal(n) - 0.045)).astype(np.float32)
-        out.append(TaskSample(AGENT, r["t_start_s"], r["t_end_s"], response_ms.astype(np.float32), success,
-                              np.ones(n, bool), np.full(n, 0.01, np.float32), service_ms=service_ms))
+        service_ms = lognormal_around(rng, r["service_time_ms_mean"], n)
+        out.append(TaskSample(AGENT, r["t_start_s"], r["t_end_s"], response_ms, success, np.ones(n, bool),
+                              np.full(n, 0.01, np.float32), service_ms=service_ms))
     return out
 
 

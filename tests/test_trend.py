@@ -157,10 +157,9 @@ def test_a_gain_that_builds_up_while_a_cache_fills_is_found_when_only_the_load_i
     rate under a load effect stays at alpha: with no gain, 12, 18 and 7 of 200 (binomial criterion above)."""
     load_only = dict(covariates=metric_spec("cache_hit_rate").covariates)
     assert load_only["covariates"] == ("load",)
-    found = sum(adjusted_measure(*filling(s, n_after, 0.15), "m", "higher", ALPHA, **load_only).verdict == "pass"
-                for s in range(AA_TRIALS))
-    trend = sum(adjusted_measure(*filling(s, n_after, 0.15), "m", "higher", ALPHA).verdict == "pass"
-                for s in range(AA_TRIALS))
+    gains = [filling(s, n_after, 0.15) for s in range(AA_TRIALS)]
+    found = sum(adjusted_measure(*g, "m", "higher", ALPHA, **load_only).verdict == "pass" for g in gains)
+    trend = sum(adjusted_measure(*g, "m", "higher", ALPHA).verdict == "pass" for g in gains)
     false = sum(adjusted_measure(*filling(s, n_after, 0.0), "m", "higher", ALPHA, **load_only).verdict
                 in ("pass", "fail") for s in range(AA_TRIALS))
     assert found > {5: 0.55, 10: 0.9, 15: 0.9}[n_after] * AA_TRIALS and found > trend + 40

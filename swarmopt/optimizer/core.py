@@ -85,6 +85,7 @@ def learned_improvement(s: Strategy, j: Judgement, before_rows: list[dict], afte
         return j.window.improvement_pct
     return measure(before_rows, after_rows, bt.target, metric_spec(bt.target).better).improvement_pct
 
+
 class Optimizer:
     """State and decisions of the Performance Optimizer.
 

@@ -411,8 +411,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     (:func:`guardrails`) skip the target itself. ``trend_adjust``: where the
     window values decide (a window target, batch means), compare them by
     :func:`adjusted_measure`, adjusted for the metric's ``covariates``;
-    elsewhere, and without it, ``window`` is :func:`measure`'s. Raises ValueError for a metric with no spec in
-    :data:`swarmopt.metrics.METRICS`.
+    elsewhere, and without it, ``window`` is :func:`measure`'s. Raises
+    ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
     window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
