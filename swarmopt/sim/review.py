@@ -124,8 +124,8 @@ class Awaiting:
         until their reviews come back, and send their requests (``z``: their
         review-time normals). ``delays``: (sending decision, delivery time
         after its worker was done) of each coordination message of the serving
-        pass, whose decision ``first`` is the chunk's first. Returns the other
-        decisions' table and per-tool figures."""
+        pass, sorted by decision, whose decision ``first`` is the chunk's first.
+        Returns the other decisions' table and per-tool figures."""
         if not mask.any():
             return chunk, tools
         idx = np.flatnonzero(mask)
@@ -136,10 +136,10 @@ class Awaiting:
         sent: dict[int, list[float]] = {}
         if delays is not None:
             task, after = delays
-            rel = task - first
-            inside = np.flatnonzero((rel >= 0) & (rel < mask.size))
-            mine = inside[mask[rel[inside]]]
-            for i, d in zip(rel[mine].tolist(), after[mine].tolist(), strict=True):
+            a, b = task.searchsorted((first, first + mask.size)).tolist()
+            rel = task[a:b] - first
+            mine = np.flatnonzero(mask[rel])
+            for i, d in zip(rel[mine].tolist(), after[a:b][mine].tolist(), strict=True):
                 sent.setdefault(i, []).append(d)
         n_rev = len(self.reviewers)
         for k, (s, i, t, zz, a) in enumerate(zip(seqs, idx.tolist(), times, z[idx].tolist(), cols[_ARRIVAL].tolist(),

@@ -365,7 +365,8 @@ def serve(spans: list[Span]) -> Sent | None:
         if reviewed is not None and msgs is not None:
             # each message's delivery time after its sender's worker was done (a reviewed decision's requests
             # are met in time or not once its answer is back)
-            delays = (task, msgs.time[:task.size] - done[task])
+            order = np.argsort(task, kind="stable")  # by decision: each agent's hold finds its slice by bisection
+            delays = (task[order], (msgs.time[:task.size] - done[task])[order])
 
     # priority class (0 most urgent) of each decision, from its agent's action mix
     classes = [sp.sim.profile.action_mix.priority_classes() for sp in spans]
