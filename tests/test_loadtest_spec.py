@@ -111,6 +111,13 @@ def test_oracle_points_set_the_faulted_agents_knobs_only():
      "oracle.grid (max_retries=9) on " + MH + ": max_retries: Input should be less than or equal to 3"),
     ({"policies": [{"name": "monitor"}], "scenarios": [MH], "oracle": {"grid": {"turbo": [1]}}},
      "oracle.grid (turbo=1) on " + MH + ": unknown knob 'turbo'"),
+    ({"policies": [{"name": "monitor"}], "scenarios": [MH],
+      "slo": [{"metric": "cost_per_decision_usd", "op": "<=", "value": 0.06, "scenario": "price_change"}]},
+     "slo.0.scenario: 'price_change' is not a scenario of the spec; allowed: ['market_hunter_degradation']"),
+    ({"policies": [{"name": "monitor"}], "scenarios": [MH],
+      "slo": [{"metric": "cost_per_decision_usd", "op": "<=", "value": 0.06, "agent": "market-hunters"}]},
+     "slo.0.agent: 'market-hunters' is not an agent of any scenario of the spec; allowed: ['execution-agent', "
+     "'market-analyzer', 'market-hunter', 'narrative-architect', 'strategic-orchestrator']"),
 ])
 def test_bad_specs_name_the_field_and_the_allowed_values(data, message):
     with pytest.raises(InputError) as err:

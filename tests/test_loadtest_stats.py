@@ -10,7 +10,7 @@ import pytest
 
 from swarmopt.loadtest.compare import comparisons, paired_difference
 from swarmopt.loadtest.measures import attainment, knob_reversals, mttr, slo_met
-from swarmopt.loadtest.spec import DEFAULT_SLO
+from swarmopt.loadtest.spec import DEFAULT_SLO, Objective, slo_of
 from swarmopt.loadtest.summary import rate
 
 
@@ -78,6 +78,16 @@ def test_slo_met_and_attainment():
     assert math.isnan(attainment(df, met, 0.0, ["b"]))
     with pytest.raises(KeyError, match="unknown SLO metric 'latency'"):
         slo_met(df, [DEFAULT_SLO[0].model_copy(update={"metric": "latency"})])
+
+
+def test_an_objective_scoped_to_an_agent_and_a_scenario_judges_only_its_windows_in_its_runs():
+    df = pd.concat([_windows("a", [True, True]), _windows("b", [True, True])], ignore_index=True)
+    df["cost_per_decision_usd"] = [0.05, 0.08, 0.08, 0.08]
+    cap = Objective(metric="cost_per_decision_usd", op="<=", value=0.06, agent="a", scenario="price_change")
+    assert slo_of([*DEFAULT_SLO, cap], "surge") == list(DEFAULT_SLO)
+    assert slo_of([*DEFAULT_SLO, cap], "price_change") == [*DEFAULT_SLO, cap]
+    # agent a's second window is over the cap; agent b's windows are over it too but not held to it
+    assert slo_met(df, slo_of([*DEFAULT_SLO, cap], "price_change")).tolist() == [True, False, True, True]
 
 
 def test_mttr_counts_from_onset_to_three_good_windows_after_the_first_violation():

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from swarmopt.loadtest import truth as gt
 from swarmopt.loadtest.measures import run_measures
 from swarmopt.loadtest.plan import RunTask
-from swarmopt.loadtest.spec import GroundTruth
+from swarmopt.loadtest.spec import GroundTruth, slo_of
 
 
 def _base(task: RunTask) -> dict:
@@ -36,6 +36,7 @@ def run_one(task: RunTask, slo: Sequence, truth: GroundTruth, reversal_window_s:
     from swarmopt.api import run_scenario
 
     base = _base(task)
+    slo = slo_of(slo, task.scenario)
     t0, c0 = time.perf_counter(), time.process_time()
     status = "off"
     try:

@@ -100,11 +100,26 @@ def _task_id(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _check_scopes(spec: LoadTestSpec, scenarios: dict[str, tuple[str, Scenario]], label: str) -> None:
+    """Raise :class:`InputError` for an SLO objective scoped to a scenario the
+    spec does not run or to an agent its scenarios (or that one) do not have."""
+    for i, o in enumerate(spec.slo):
+        if o.scenario is not None and o.scenario not in scenarios:
+            raise InputError(f"{label}: slo.{i}.scenario: '{o.scenario}' is not a scenario of the spec; "
+                             f"allowed: {sorted(scenarios)}")
+        pool = [scenarios[o.scenario]] if o.scenario is not None else list(scenarios.values())
+        agents = sorted({a.id for _, sc in pool for a in sc.agents})
+        if o.agent is not None and o.agent not in agents:
+            raise InputError(f"{label}: slo.{i}.agent: '{o.agent}' is not an agent of "
+                             f"{o.scenario or 'any scenario of the spec'}; allowed: {agents}")
+
+
 def make_plan(spec: LoadTestSpec, base: Path, label: str, quick: bool = False) -> Plan:
     """Resolve ``spec`` into runs (policy runs first, by seed, scenario and
     policy, so an interrupted load test has whole pairs; then oracle runs).
     Raises :class:`InputError` naming the spec file and field for a scenario
-    that does not load, an override or an oracle point that does not validate."""
+    that does not load, an override or an oracle point that does not validate,
+    or an SLO objective scoped to a scenario or agent the spec does not run."""
     scenarios: dict[str, tuple[str, Scenario]] = {}
     for path in resolve_scenarios(spec.scenarios, base, label):
         try:
@@ -115,6 +130,7 @@ def make_plan(spec: LoadTestSpec, base: Path, label: str, quick: bool = False) -
             raise InputError(f"{label}: scenarios: two files name their scenario '{sc.name}': "
                              f"{scenarios[sc.name][0]} and {path}")
         scenarios[sc.name] = (str(path), sc)
+    _check_scopes(spec, scenarios, label)
     seeds = spec.seed_list(quick)
     settings = ([o.model_dump() for o in spec.slo], spec.ground_truth.model_dump(),
                 spec.reversal_window_s)

@@ -18,6 +18,7 @@ Example (``scenarios/loadtests/policies.yaml``)::
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -68,11 +69,22 @@ class PolicySpec(_Strict):
 
 class Objective(_Strict):
     """One per-window objective of the SLO: ``metric op value`` (a column of
-    the metrics table, e.g. ``response_time_ms_mean < 2000``)."""
+    the metrics table, e.g. ``response_time_ms_mean < 2000``), for every
+    agent of every scenario, or only for the windows of ``agent`` and only in
+    the runs of the scenario named ``scenario`` (its ``name``: e.g. the cost
+    cap a scenario's cure is measured against, which other scenarios and
+    agents do not have)."""
 
     metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     op: Literal["<", "<=", ">", ">="]
     value: float
+    agent: str | None = None
+    scenario: str | None = None
+
+
+def slo_of(slo: Sequence[Objective], scenario: str) -> list[Objective]:
+    """The objectives of ``slo`` that apply to the runs of the scenario named ``scenario``."""
+    return [o for o in slo if o.scenario in (None, scenario)]
 
 
 DEFAULT_SLO = (Objective(metric="response_time_ms_mean", op="<", value=2000.0),
@@ -150,7 +162,8 @@ class LoadTestSpec(_Strict):
     ``duration_s`` overrides every scenario's duration. ``slo``: per-window
     objectives an agent-window must all meet (defaults: mean response time <
     2000 ms, success rate >= 0.70, coordination score >= 0.60; the source
-    design's thresholds). ``baseline``: the policy every other is compared
+    design's thresholds), each for every agent or scoped to one agent and one
+    scenario (:class:`Objective`). ``baseline``: the policy every other is compared
     with (default ``monitor``). ``reversal_window_s``: a knob moved back
     within this many seconds of its previous move counts as a reversal.
     """
