@@ -651,6 +651,11 @@ class OptimizerConfig(Strict):
     are compared by segmented regression, adjusted for a trend and for the
     arrival rate, so that a leak or a load ramp running through a change is not
     read as its effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
+    ``measure_reverts``: the undo of a reverted change (no measured effect)
+    is measured like a change, and the change restored when undoing it made its
+    target significantly worse; the agent takes no new change meanwhile. False:
+    the undo is not measured and the windows under the reverted change count
+    as the configuration before it, so the next change may follow at once.
     ``at_horizon``: what happens to a change still undecided (marginal, no
     guardrail breach) at ``max_measure_windows``: ``revert`` (a change that
     cannot be told from no change is undone once) or ``keep_gain`` (kept when
@@ -703,6 +708,9 @@ class OptimizerConfig(Strict):
     thresholds: Thresholds = Thresholds()
     trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
                                                           "trend and the arrival rate, not by Welch's test")
+    measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change (and "
+                                  "restore the change if undoing it made its target worse) before the agent's next "
+                                  "change; false: the next change may follow at once")
     at_horizon: Literal["revert", "keep_gain"] = Field(default="revert", description="an undecided change at "
                                                        "max_measure_windows: reverted, or kept if its estimate is "
                                                        "a gain")

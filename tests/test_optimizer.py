@@ -248,6 +248,26 @@ def test_an_undo_without_effect_or_a_rollback_for_harm_is_not_restored():
     assert changes == [] and "optimization.restored" not in [e["event"] for e in events]
 
 
+def test_without_measuring_reverts_the_next_change_may_follow_a_revert_at_once():
+    """measure_reverts false: the undo of a reverted change is not measured (nothing in flight, so no restore) and
+    the windows under the change count as the configuration before it, so the agent may take its next change at
+    once; the undo of a rollback is still measured. With the default, the agent waits for the undo's judgement."""
+    mh = "market-hunter"
+    applied = [{"t_s": 10_000.0, "agent": mh, "ref": "earlier"}, {"t_s": 12_000.0, "agent": mh, "ref": "s12000"}]
+    for measure_reverts in (True, False):
+        opt = make_optimizer(measure_reverts=measure_reverts)
+        opt.observe([], applied)
+        _, undo, events = run_trial(opt, 12_000, SAME)
+        assert decisions(events) == ["optimization.reverted"] and undo[0].ref == "rollback:s12000"
+        opt.observe([], [{"t_s": undo[0].at_s, "agent": mh, "ref": undo[0].ref}])
+        assert (mh in opt.in_flight) is measure_reverts
+        assert opt.history.last_change_s[mh] == (undo[0].at_s if measure_reverts else 10_000.0)
+        assert opt._eligible(mh, 12_600.0) is not measure_reverts
+    opt = make_optimizer(measure_reverts=False)
+    _, _, events = run_trial(opt, 12_000, SLOWER)
+    assert decisions(events) == ["optimization.rolled_back"] and mh in opt.in_flight
+
+
 def test_no_data_is_never_a_pass():
     # the window means alone pass (as in test_improvement_is_the_relative_change_of_window_means)
     opt = make_optimizer(max_measure_windows=5)  # no longer horizon: reverted without blame at once

@@ -436,6 +436,8 @@ class Optimizer:
             self.planner.stabilizer.record(out.effective_s, out.changes)
         if out.undo is not None:
             self.in_flight[agent] = out.undo
+        elif out.decision == "revert":  # not measured on (measure_reverts false): as if never made
+            self.history.forget(agent, {trial.strategy.id, out.ref})
         kind = (trial.undone or trial.strategy).kind
         if out.tabu_until_s is not None:
             self.tabu[(agent, kind)] = out.tabu_until_s

@@ -3,7 +3,9 @@
 Per agent: its window rows (and the same rows as float vectors of
 :data:`~swarmopt.optimizer.detect.SNAPSHOT_FIELDS`, which detection, level
 shifts and the forecast read as one matrix), the per-task samples the canary
-judge needs, and when a knob or autonomy change last took effect on it.
+judge needs, and when a knob or autonomy change last took effect on it (a
+reverted change and its undo excepted once the optimizer calls them
+transparent: :meth:`History.forget`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.detect import SNAPSHOT_FIELDS, window_vectors
 
+_CHANGES_KEPT = 64  # applied records kept per agent: a trial's own, its undo's and the autonomy moves between
 HISTORY_WINDOWS = 360  # window rows kept per agent at least: anomalies and forecasts look back at most 65
 
 
@@ -45,6 +48,19 @@ class History:
         self.held: dict[str, int] = dict.fromkeys(agents, 0)
         self.samples: dict[str, list[TaskSample]] = {a: [] for a in agents}
         self.last_change_s: dict[str, float] = {a: 0.0 for a in agents}
+        # per agent, the latest changes as (time, ref), newest last: enough to step back over a reverted change
+        self._changes: dict[str, list[tuple[float, str]]] = {a: [] for a in agents}
+        self._forgotten: set[str] = set()
+
+    def forget(self, agent: str, refs: set[str]) -> None:
+        """Treat the changes applied under ``refs`` (a reverted change and its
+        undo) as no change: :attr:`last_change_s` steps back to the agent's
+        latest other change, so the windows under the reverted change may serve
+        as the next change's before-span (the judge found it indistinguishable
+        from no change)."""
+        self._forgotten |= refs
+        kept = [t for t, ref in self._changes[agent] if ref not in self._forgotten]
+        self.last_change_s[agent] = max(kept, default=0.0)
 
     def add(self, rows: list[dict], applied: list[dict], samples: list[TaskSample],
             in_flight_since: Mapping[str, float]) -> None:
@@ -69,7 +85,10 @@ class History:
             if len(hist) > 2 * self.keep:  # every consumer looks back at most ``keep``
                 del hist[:-self.keep]
         for a in applied:
-            self.last_change_s[a["agent"]] = max(self.last_change_s[a["agent"]], a["t_s"])
+            agent, ref = a["agent"], a.get("ref", "")
+            self._changes[agent] = self._changes[agent][-(_CHANGES_KEPT - 1):] + [(a["t_s"], ref)]
+            if ref not in self._forgotten:
+                self.last_change_s[agent] = max(self.last_change_s[agent], a["t_s"])
         for smp in samples:
             self.samples[smp.agent].append(smp)
         for agent in {smp.agent for smp in samples}:

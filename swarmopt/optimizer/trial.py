@@ -20,7 +20,8 @@ yet: the change is measured on over
 took effect, each look at its share of alpha (:func:`look_alpha`), and only
 then reverted (a change that cannot be told from no change is reverted once), or with
 ``cfg.at_horizon`` "keep_gain" kept when the deciding test's estimate is a gain. The undo is measured
-too; a change that was reverted for lack of evidence is restored when undoing it
+too (a revert's only with ``cfg.measure_reverts``); a change that was reverted for lack of evidence is restored
+when undoing it
 made its target significantly worse with no guardrail breach (the change and its
 undo are two experiments, and the second found the effect the first was too
 noisy to show). Autonomy rises after ``autonomy_raise_after`` consecutive kept
@@ -203,6 +204,7 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     new = _move(state, -cfg.autonomy_step_down, cfg) if decision == "rollback" else state.autonomy
     why = f"rollback of {s.id} on {agent}: {reason}" if new != state.autonomy else ""
     return TrialOutcome(**common, changes=undo.actions, effective_s=eff, ref=undo.id,
-                        undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision),
+                        undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision)
+                        if decision == "rollback" or cfg.measure_reverts else None,
                         tabu_until_s=t + max(TABU_S, cfg.stabilization_window_s), state=TrialState(new, 0),
                         autonomy_reason=why)
