@@ -255,8 +255,8 @@ def _figures(runs: dict[str, CaseRun], sizes: Sizes, judged: bool) -> pd.DataFra
         if case in runs:
             _queue_figures(t, case.split("-")[1], res(case), why(case))
     if "local-day" in runs and "queue-sparse" in runs:
-        day, simpy = res("local-day"), res("queue-sparse").get("simpy", {})
-        ratio = day.get("tasks", nan) / day.get("wall_s", nan) / simpy.get("tasks_per_s", nan)
+        day_run, simpy = res("local-day"), res("queue-sparse").get("simpy", {})
+        ratio = day_run.get("tasks", nan) / day_run.get("wall_s", nan) / simpy.get("tasks_per_s", nan)
         t.add("engine_day_over_simpy", "simulated tasks per second, one day / SimPy's sparse queue", ratio, "x",
               "engine_tasks_per_s (5 agents, full model, optimizer included) over queue_sparse_simpy_tasks_per_s "
               "(one bare FCFS queue in SimPy; the day's agents are sparse too, a few arrivals/s on 4 workers), "
