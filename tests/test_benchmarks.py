@@ -64,3 +64,18 @@ def test_quick_local_benchmarks_report_every_figure(tmp_path, capsys):
             assert 0.5 < r[name]["wait_ms"]["exponential"][0] / r["erlang_c_wait_ms"] < 2.0, (size, name)
             assert r[name]["tasks"] > 5000
         assert 1 / 1.5 < r["engine"]["wait_ms"]["lognormal"][0] / r["plain"]["wait_ms"]["lognormal"][0] < 1.5
+
+
+def test_every_figure_is_labelled_in_words():
+    """The table's labels come from the sizes, never from a case's result: the Ray day's rows beside the local
+    day's and the queues' (a name once reused for a result dict put that dict in the Ray day's labels)."""
+    day = {"wall_s": 4.0, "tasks": 300_000, "driver_peak_rss_mib": 200.0, "run_s": 4.0}
+    queue = {"simpy": {"tasks_per_s": 80_000.0}}
+    runs = {"local-day": benchmarks.CaseRun(day, 200.0, 200.0),
+            "ray-day": benchmarks.CaseRun(day | {"ray_init_s": 1.0, "ray_shutdown_s": 0.5}, 900.0, 800.0),
+            "queue-sparse": benchmarks.CaseRun(queue, 100.0, 100.0)}
+    table = benchmarks._figures(runs, benchmarks.FULL, judged=True).reset_index()
+    labels = dict(zip(table["id"], table["figure"], strict=True))
+    assert labels["day_wall_s_ray"] == "one simulated day, Ray: wall time"
+    assert labels["day_peak_mem_mib_ray"] == "one simulated day, Ray: peak memory"
+    assert not any("{" in label for label in labels.values())
