@@ -99,9 +99,9 @@ def faulted_agents(sc: Scenario) -> list[str]:
 
 def slo_met(metrics: pd.DataFrame, slo: Sequence) -> np.ndarray:
     """Boolean per row of ``metrics``: the agent-window meets every objective
-    of ``slo`` (objects with ``metric``, ``op``, ``value`` and, optionally,
-    ``agent``: an objective with an agent applies to that agent's windows
-    only). Raises KeyError naming the allowed columns for an unknown metric."""
+    of ``slo`` (:class:`~swarmopt.loadtest.spec.Objective`: one with an
+    ``agent`` applies to that agent's windows only). Raises KeyError naming
+    the allowed columns for an unknown metric."""
     ok = metrics["decision_count"].to_numpy() > 0
     for o in slo:
         if o.metric not in metrics:
@@ -109,7 +109,7 @@ def slo_met(metrics: pd.DataFrame, slo: Sequence) -> np.ndarray:
         v = metrics[o.metric].to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
             met = OPERATORS[o.op](v, o.value) | np.isnan(v)
-        if getattr(o, "agent", None) is not None:
+        if o.agent is not None:
             met |= (metrics["agent"] != o.agent).to_numpy()
         ok &= met
     return ok

@@ -10,6 +10,7 @@ transparent: :meth:`History.forget`).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -49,7 +50,7 @@ class History:
         self.samples: dict[str, list[TaskSample]] = {a: [] for a in agents}
         self.last_change_s: dict[str, float] = {a: 0.0 for a in agents}
         # per agent, the latest changes as (time, ref), newest last: enough to step back over a reverted change
-        self._changes: dict[str, list[tuple[float, str]]] = {a: [] for a in agents}
+        self._changes: dict[str, deque[tuple[float, str]]] = {a: deque(maxlen=_CHANGES_KEPT) for a in agents}
         self._forgotten: set[str] = set()
 
     def forget(self, agent: str, refs: set[str]) -> None:
@@ -86,7 +87,7 @@ class History:
                 del hist[:-self.keep]
         for a in applied:
             agent, ref = a["agent"], a.get("ref", "")
-            self._changes[agent] = self._changes[agent][-(_CHANGES_KEPT - 1):] + [(a["t_s"], ref)]
+            self._changes[agent].append((a["t_s"], ref))
             if ref not in self._forgotten:
                 self.last_change_s[agent] = max(self.last_change_s[agent], a["t_s"])
         for smp in samples:
