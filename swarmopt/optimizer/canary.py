@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
-from scipy import special, stats
+from scipy import fft, special, stats
 
 from swarmopt.optimizer.stat_tests import iqr, mannwhitneyu, tied_ranks
 
@@ -239,7 +239,9 @@ def autocorrelation_time(values) -> float:
         return 1.0
     r = average_ranks(x)
     r -= r.mean()
-    f = np.fft.rfft(r, 2 * n)
+    # zero-padded to at least 2n - 1, so the circular correlation is the linear one; a length with small prime
+    # factors, as a prime one takes the FFT several times longer
+    f = np.fft.rfft(r, fft.next_fast_len(2 * n - 1, real=True))
     acf = np.fft.irfft(f * np.conj(f))[:n]
     if acf[0] <= 0:
         return 1.0

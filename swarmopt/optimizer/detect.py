@@ -14,6 +14,7 @@ import operator
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Callable
 
 import numpy as np
@@ -60,11 +61,12 @@ _SNAPSHOT_VALUES = operator.itemgetter(*SNAPSHOT_FIELDS)
 def window_vectors(rows: list[dict]) -> np.ndarray:
     """The :data:`SNAPSHOT_FIELDS` of window rows as a float matrix (rows,
     fields); a field a row lacks is NaN."""
-    try:
-        values = [_SNAPSHOT_VALUES(r) for r in rows]
+    count = len(rows) * len(SNAPSHOT_FIELDS)
+    try:  # one flat stream of floats: twice as fast as np.array on a list of tuples
+        flat = np.fromiter(chain.from_iterable(map(_SNAPSHOT_VALUES, rows)), float, count)
     except KeyError:
-        values = [[r.get(f, np.nan) for f in SNAPSHOT_FIELDS] for r in rows]
-    return np.array(values, dtype=float).reshape(len(rows), len(SNAPSHOT_FIELDS))
+        flat = np.fromiter((r.get(f, np.nan) for r in rows for f in SNAPSHOT_FIELDS), float, count)
+    return flat.reshape(len(rows), len(SNAPSHOT_FIELDS))
 
 
 def snapshots(vectors: dict[str, np.ndarray], last: dict[str, int]) -> dict[str, dict]:
@@ -183,21 +185,28 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
     return [rule.bottleneck(agent, value, thr, th) for rule, agent, value, thr in _breaches(snaps, profiles, th)]
 
 
+_RULE_VALUES = operator.itemgetter(*(rule.metric for rule in AGENT_RULES))
+_RULE_LOWER = np.array([metric_spec(rule.metric).better == "lower" for rule in AGENT_RULES])
+
+
 def _breaches(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresholds
               ) -> list[tuple[ThresholdRule, str, float, float]]:
-    """(rule, agent or "system", value, threshold) of every breach :func:`detect` reports, in its order."""
+    """(rule, agent or "system", value, threshold) of every breach :func:`detect` reports, in its order (agent by
+    agent, each in :data:`AGENT_RULES` order), compared for all agents and rules at once."""
+    kept = {a: s for a, s in snaps.items() if s["decision_count"] >= th.min_decisions}
     found = []
-    rules = [(rule, metric_spec(rule.metric).worse) for rule in AGENT_RULES]
-    for agent, s in snaps.items():
-        if s["decision_count"] < th.min_decisions:
-            continue
-        for rule, worse in rules:
-            # a snapshot built by hand may lack the newer fields: a missing metric breaches nothing
-            value, thr = s.get(rule.metric, np.nan), rule.threshold(th, profiles[agent])
-            if worse(value, thr):
-                found.append((rule, agent, value, thr))
-    rows = [dict(s, agent=a) for a, s in snaps.items() if s["decision_count"] >= th.min_decisions]
-    score, thr = system_score(rows, th.response_time_ms), SYSTEM_RULE.threshold(th, None)
+    if kept:
+        try:
+            values = np.array([_RULE_VALUES(s) for s in kept.values()], dtype=float)
+        except KeyError:  # a snapshot built by hand may lack the newer fields: a missing metric breaches nothing
+            values = np.array([[s.get(rule.metric, np.nan) for rule in AGENT_RULES] for s in kept.values()], float)
+        limits = np.array([[rule.threshold(th, profiles[a]) for rule in AGENT_RULES] for a in kept], dtype=float)
+        # NaN compares False both ways: no data breaches nothing
+        past = np.where(_RULE_LOWER, values > limits, values < limits)
+        agents = list(kept)
+        for i, j in zip(*np.nonzero(past), strict=True):
+            found.append((AGENT_RULES[j], agents[i], float(values[i, j]), float(limits[i, j])))
+    score, thr = system_score(list(kept.values()), th.response_time_ms), SYSTEM_RULE.threshold(th, None)
     if metric_spec(SYSTEM_RULE.metric).worse(score, thr):
         found.append((SYSTEM_RULE, "system", score, thr))
     return found
