@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import signal, stats
 
+from swarmopt.optimizer import canary
 from swarmopt.optimizer.canary import (
     MetricVerdict,
     autocorrelation_time,
@@ -247,6 +248,24 @@ def test_hodges_lehmann_ci_coverage():
     # Pure shift model, nominal 95%: misses ~ Binomial(300, <=0.05); allow the
     # 99.9th percentile so only a real coverage defect trips it.
     assert trials - covered <= stats.binom.ppf(0.999, trials, 0.05)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pair_selection_matches_numpy_on_every_pair(seed):
+    # The selection never builds the m*n differences; it must return exactly numpy's median and
+    # linear quantiles of them, ties, coarse values and extreme quantiles included.
+    rng = np.random.default_rng(seed)
+    cases = [(rng.lognormal(5, 1, 300), rng.lognormal(5.2, 1, 280)),
+             (rng.integers(0, 4, 260).astype(float), rng.integers(0, 4, 240).astype(float)),
+             (1e6 + 1e-3 * rng.normal(size=250), 1e6 + 1e-3 * rng.normal(size=230)),
+             (rng.exponential(1.0, 400), np.full(150, 2.0))]
+    for x, y in cases:
+        assert x.size * y.size >= canary._SELECT_FROM
+        for q in ([0.0, 1.0], [0.025, 0.975], rng.uniform(size=2)):
+            d = np.subtract.outer(y, x).ravel()
+            median, quantiles = canary._median_and_quantiles(x, y, np.array(q, dtype=float))
+            assert median == np.median(d)
+            assert np.array_equal(quantiles, np.quantile(d, q))
 
 
 def test_hodges_lehmann_thinning_matches_exact():

@@ -38,7 +38,8 @@ Outcome = Literal["pass", "marginal", "fail", "inconclusive"]
 # data outranks "marginal" because an uncertified metric must send the
 # optimizer back for more samples rather than be read as "no change".
 _SEVERITY = {"pass": 0, "marginal": 1, "inconclusive": 2, "fail": 3}
-_MAX_PAIRS = 250_000  # beyond this hodges_lehmann thins (~2 MB, a few ms)
+_MAX_PAIRS = 250_000  # beyond this hodges_lehmann thins
+_SELECT_FROM = 40_000  # from this many pairs on, order statistics are selected without building them all
 # Share of judge_latency's alpha for its three guard tests (Bonferroni): each
 # guard adds false alarms to the location test's, and A/A must stay <= alpha.
 _GUARD_SHARE = 0.2
@@ -122,35 +123,90 @@ def hodges_lehmann(before, after, alpha: float = 0.05) -> tuple[float, float, fl
         ky = min(n, _MAX_PAIRS // kx)
         x = np.quantile(x, (np.arange(kx) + 0.5) / kx)
         y = np.quantile(y, (np.arange(ky) + 0.5) / ky)
-    d = np.subtract.outer(y, x).ravel()
     z = special.ndtri(1.0 - alpha / 2.0)
     c = max(1, math.floor(mn / 2.0 - z * math.sqrt(mn * (m + n + 1) / 12.0)))
     span = max(mn - 1, 1)  # 0-based ranks c-1 and mn-c, as fractions of full D
-    med, (lo, hi) = _median_and_quantiles(d, np.array([(c - 1) / span, max(c - 1, mn - c) / span]))
+    med, (lo, hi) = _median_and_quantiles(x, y, np.array([(c - 1) / span, max(c - 1, mn - c) / span]))
     return med, float(lo), float(hi)
 
 
-def _median_and_quantiles(d: np.ndarray, q: np.ndarray) -> tuple[float, np.ndarray]:
-    """``np.median(d)`` and ``np.quantile(d, q)`` (linear) of a NaN-free 1-D
-    array from one partial sort: the same order statistics combined with the
-    same floating-point operations as numpy's, at half the cost on the
-    hundreds of thousands of pairwise differences of :func:`hodges_lehmann`."""
-    n = d.size
+def _median_and_quantiles(x: np.ndarray, y: np.ndarray, q: np.ndarray) -> tuple[float, np.ndarray]:
+    """``np.median(d)`` and ``np.quantile(d, q)`` (linear) of the differences
+    ``d = np.subtract.outer(y, x).ravel()`` of two NaN-free 1-D arrays: the same
+    order statistics (:func:`_pair_order_statistics`) combined with the same
+    floating-point operations as numpy's, without building d."""
+    n = x.size * y.size
     virtual = (n - 1) * q
     prev = np.floor(virtual)
     nxt = prev + 1
     prev[virtual >= n - 1] = nxt[virtual >= n - 1] = -1
     prev[virtual < 0] = nxt[virtual < 0] = 0
-    prev, nxt = prev.astype(np.intp), nxt.astype(np.intp)
-    mid = [n // 2 - 1, n // 2] if n % 2 == 0 else [(n - 1) // 2]
-    part = np.partition(d, np.unique(np.concatenate(([0, n - 1], mid, prev % n, nxt % n))))
-    median = float(np.mean(part[mid[0]:mid[-1] + 1]))
+    prev, nxt = prev.astype(np.intp) % n, nxt.astype(np.intp) % n
+    mid = np.array([n // 2 - 1, n // 2] if n % 2 == 0 else [(n - 1) // 2])
+    ranks = np.unique(np.concatenate((mid, prev, nxt)))
+    if n >= _SELECT_FROM:
+        values = _pair_order_statistics(np.sort(x), np.sort(y), ranks)
+    else:
+        values = np.partition(np.subtract.outer(y, x).ravel(), ranks)[ranks]
+    median = float(np.mean(values[np.searchsorted(ranks, mid)]))
     gamma = virtual - prev
-    a, b = part[prev], part[nxt]
+    a, b = values[np.searchsorted(ranks, prev)], values[np.searchsorted(ranks, nxt)]
     diff = b - a
     out = a + diff * gamma
     np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
     return median, out
+
+
+def _first_below(xs: np.ndarray, ys: np.ndarray, v: float) -> np.ndarray:
+    """Per j, the first index i of sorted ``xs`` with ``ys[j] - xs[i] < v`` as
+    floating point computes the difference (it falls as i grows, rounding being
+    monotone): a binary search, then a fix-up of the few boundaries where the
+    rounded difference and the rounded ``ys[j] - v`` disagree. Shape (n,), int."""
+    m = xs.size
+    b = np.searchsorted(xs, ys - v, side="right")
+    while True:
+        left = (b > 0) & (ys - xs[np.maximum(b - 1, 0)] < v)
+        right = (b < m) & (ys - xs[np.minimum(b, m - 1)] >= v)
+        if not (left.any() or right.any()):
+            return b
+        b = b - left + right
+
+
+def _pair_order_statistics(xs: np.ndarray, ys: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """The order statistics at 0-based ``ranks`` (sorted int array) of the m*n
+    differences ``ys[j] - xs[i]`` of two sorted 1-D float arrays, exactly the
+    values of ``np.partition(np.subtract.outer(ys, xs).ravel(), ranks)[ranks]``,
+    in about O((m + n) log m) time instead of O(mn).
+
+    Ranks within 1% of the pairs of each other form one group (the two ranks
+    a linear quantile interpolates between, the median's pair). A group is
+    bracketed between two quantiles of the differences of evenly spaced
+    subsamples; counting the pairs below each bracket end (:func:`_first_below`)
+    places its ranks in the bracket, whose few pairs are enumerated and
+    partitioned. Should the bracket miss, it widens until it spans every pair."""
+    m, n = xs.size, ys.size
+    mn = m * n
+    sub = np.subtract.outer(ys[np.linspace(0, n - 1, min(n, 64)).astype(np.intp)],
+                            xs[np.linspace(0, m - 1, min(m, 64)).astype(np.intp)]).ravel()
+    sub.sort()
+    top = sub.size - 1
+    out = np.empty(ranks.size)
+    groups = np.split(np.arange(ranks.size), np.flatnonzero(np.diff(ranks) > mn // 100) + 1)
+    for g in groups:
+        first, last = ranks[g[0]] / max(mn - 1, 1), ranks[g[-1]] / max(mn - 1, 1)
+        for margin in (0.01, 0.05, 1.0):
+            lo = sub[int(top * (first - margin))] if first - margin > 0 else -np.inf
+            hi = np.nextafter(sub[math.ceil(top * (last + margin))], np.inf) if last + margin < 1 else np.inf
+            b_lo, b_hi = _first_below(xs, ys, lo), _first_below(xs, ys, hi)
+            below = mn - int(b_lo.sum())
+            if below <= ranks[g[0]] and ranks[g[-1]] < mn - int(b_hi.sum()):
+                break
+        length = b_lo - b_hi
+        j = np.repeat(np.arange(n), length)
+        i = np.arange(j.size) - np.repeat(np.cumsum(length) - length - b_hi, length)
+        kth = ranks[g] - below
+        out[g] = np.partition(ys[j] - xs[i], kth)[kth]
+    return out
 
 
 def _tail_reasons(x: np.ndarray, y: np.ndarray, sign: int, tol: float, alpha: float) -> list[str]:
