@@ -271,7 +271,7 @@ def autocorrelation_time(values) -> float:
     """Integrated autocorrelation time tau of a series (>= 1; 1 = independent).
 
     ``values``: 1-D float array-like in time order (e.g. per-task latencies in
-    arrival order, ms), or a bool array (0/1 outcomes); NaNs dropped. tau = 1 + 2 sum_k rho_k
+    arrival order, ms, or 0/1 outcomes); NaNs dropped. tau = 1 + 2 sum_k rho_k
     of the ranks' autocorrelation (ranks so that a few huge latencies do not
     dominate), summed with Geyer's initial monotone sequence estimator: the
     pair sums rho_2m + rho_2m+1 are added while positive, each capped at the
@@ -291,16 +291,11 @@ def autocorrelation_time(values) -> float:
 
     Returns 1.0 for fewer than 3 values or a constant series.
     """
-    binary = getattr(values, "dtype", None) == np.bool_
     x, _ = _clean(values)
     n = x.size
     if n < 3 or x.min() == x.max():  # a constant series: its centred ranks are exactly 0
         return 1.0
-    if binary:  # two tie groups: the same mean ranks as average_ranks gives, with no sort
-        n0 = n - int(np.count_nonzero(values))
-        r = np.where(x > 0, n0 + 1 + (n - n0 - 1) / 2, 1 + (n0 - 1) / 2)
-    else:
-        r = average_ranks(x)
+    r = average_ranks(x)
     r -= r.mean()
     # zero-padded to at least 2n - 1, so the circular correlation is the linear one; a length with small prime
     # factors, as a prime one takes the FFT several times longer
