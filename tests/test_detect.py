@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from swarmopt.loader import load_scenario
+from swarmopt.metrics import system_score
 from swarmopt.optimizer.detect import detect, snapshot
 from swarmopt.schema import Thresholds
 
@@ -72,6 +74,22 @@ def test_system_score(success, coord, severity):
     # health = mean(min(1, 2000/rt), success, coordination): (1 + 0.55 + 0.55)/3 = 0.70 < 0.75 -> high;
     # (1 + 0.3 + 0.3)/3 = 0.53 < 0.60 -> critical
     assert ("system_performance", severity) in found(success_rate=success, coordination_score=coord)
+
+
+def test_system_score_of_many_agents_is_metrics_system_score_to_the_bit():
+    # detection computes the score for all agents at once; it must be the same float as the per-row definition,
+    # NaN parts (no response time, no coordination data) and agents under the traffic guard included
+    rng = np.random.default_rng(5)
+    snaps = {}
+    for i in range(60):
+        s = healthy(decision_count=float(rng.integers(0, 400)), success_rate=float(rng.uniform(0.0, 0.6)),
+                    response_time_ms_mean=float(rng.choice([np.nan, 0.0, rng.uniform(100, 5000)])),
+                    coordination_score=float(rng.choice([np.nan, rng.uniform(0, 1)])))
+        snaps[f"agent-{i}"] = s
+    profiles = dict.fromkeys(snaps, PROFILES["market-hunter"])
+    (b,) = [b for b in detect(snaps, profiles, TH) if b.type == "system_performance"]
+    kept = [s for s in snaps.values() if s["decision_count"] >= TH.min_decisions]
+    assert b.value == system_score(kept, TH.response_time_ms)
 
 
 def test_minimum_traffic_guard():

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from swarmopt.metrics import metric_spec, system_score
+from swarmopt.metrics import metric_spec
 from swarmopt.schema import AgentProfile, Thresholds
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
@@ -69,10 +69,10 @@ def window_vectors(rows: list[dict]) -> np.ndarray:
     return flat.reshape(len(rows), len(SNAPSHOT_FIELDS))
 
 
-def snapshots(vectors: dict[str, np.ndarray], last: dict[str, int]) -> dict[str, dict]:
-    """:func:`snapshot` of the last ``last[agent]`` rows of every agent's
-    :func:`window_vectors`, computed for all agents in one numpy pass (the
-    optimizer cycle's hot spot at a thousand agents)."""
+def _means(vectors: dict[str, np.ndarray], last: dict[str, int]) -> tuple[list[str], np.ndarray, list[int]]:
+    """(agents, the (agents, fields) matrix of their :func:`snapshot` values,
+    the rows taken per agent) of the last ``last[agent]`` rows of every agent's
+    :func:`window_vectors`, computed for all agents in one numpy pass."""
     agents = list(vectors)
     depth = max([last[a] for a in agents] or [0])
     stack = np.full((len(agents), max(depth, 1), len(SNAPSHOT_FIELDS)), np.nan)
@@ -88,6 +88,14 @@ def snapshots(vectors: dict[str, np.ndarray], last: dict[str, int]) -> dict[str,
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / ok.sum(axis=1)
     mean[:, 0] = total[:, 0]  # decision_count is summed
+    return agents, mean, taken
+
+
+def snapshots(vectors: dict[str, np.ndarray], last: dict[str, int]) -> dict[str, dict]:
+    """:func:`snapshot` of the last ``last[agent]`` rows of every agent's
+    :func:`window_vectors`, computed for all agents in one numpy pass (the
+    optimizer cycle's hot spot at a thousand agents)."""
+    agents, mean, taken = _means(vectors, last)
     return {a: dict(zip(SNAPSHOT_FIELDS, row, strict=True), windows=k)
             for a, row, k in zip(agents, mean.tolist(), taken, strict=True)}
 
@@ -178,35 +186,69 @@ def detect(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresh
     """Bottlenecks of every agent snapshot (:data:`AGENT_RULES`) plus the
     system-wide score (:data:`SYSTEM_RULE`).
 
-    ``snaps`` maps agent id to :func:`snapshot`; agents with fewer than
-    ``th.min_decisions`` decisions are skipped (minimum-traffic guard), also in
-    the system score, so a handful of requests cannot raise a system bottleneck.
+    ``snaps`` maps agent id to :func:`snapshot` (a metric it lacks is NaN:
+    no data breaches nothing); agents with fewer than ``th.min_decisions``
+    decisions are skipped (minimum-traffic guard), also in the system score, so
+    a handful of requests cannot raise a system bottleneck.
     """
-    return [rule.bottleneck(agent, value, thr, th) for rule, agent, value, thr in _breaches(snaps, profiles, th)]
+    agents = list(snaps)
+    values = np.array([[s.get(f, np.nan) for f in SNAPSHOT_FIELDS] for s in snaps.values()], float)
+    return [rule.bottleneck(agent, value, thr, th)
+            for rule, agent, value, thr in _breaches(agents, values.reshape(len(agents), -1), profiles, th)]
 
 
-_RULE_VALUES = operator.itemgetter(*(rule.metric for rule in AGENT_RULES))
+_RULE_COLUMNS = [SNAPSHOT_FIELDS.index(rule.metric) for rule in AGENT_RULES]
 _RULE_LOWER = np.array([metric_spec(rule.metric).better == "lower" for rule in AGENT_RULES])
+_COUNT, _RESPONSE, _SUCCESS, _COORDINATION = (SNAPSHOT_FIELDS.index(f) for f in (
+    "decision_count", "response_time_ms_mean", "success_rate", "coordination_score"))
 
 
-def _breaches(snaps: dict[str, dict], profiles: dict[str, AgentProfile], th: Thresholds
+def _limits(agents: list[str], profiles: dict[str, AgentProfile], th: Thresholds) -> np.ndarray:
+    """(agents, rules) thresholds of :data:`AGENT_RULES`, computed once per distinct profile."""
+    per_profile: dict[int, list[float]] = {}
+    out = []
+    for a in agents:
+        p = profiles[a]
+        row = per_profile.get(id(p))
+        if row is None:
+            row = per_profile[id(p)] = [rule.threshold(th, p) for rule in AGENT_RULES]
+        out.append(row)
+    return np.array(out, dtype=float).reshape(len(agents), len(AGENT_RULES))
+
+
+def _system_score(values: np.ndarray, slo_ms: float) -> float:
+    """:func:`swarmopt.metrics.system_score` of snapshot rows given as a
+    (agents, :data:`SNAPSHOT_FIELDS`) matrix, with the same arithmetic (so the
+    same bits): each health is the sum of its non-NaN parts over their count."""
+    rt = values[:, _RESPONSE]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        parts = np.stack((np.where(rt > 0, np.minimum(1.0, slo_ms / rt), np.nan), values[:, _SUCCESS],
+                          values[:, _COORDINATION]))
+        ok = ~np.isnan(parts)
+        zeroed = np.where(ok, parts, 0.0)
+        health = (zeroed[0] + zeroed[1] + zeroed[2]) / ok.sum(axis=0)
+    n = values[:, _COUNT]
+    use = ~np.isnan(health) & (n > 0)
+    return float(np.average(health[use], weights=n[use])) if use.any() else float("nan")
+
+
+def _breaches(agents: list[str], values: np.ndarray, profiles: dict[str, AgentProfile], th: Thresholds
               ) -> list[tuple[ThresholdRule, str, float, float]]:
     """(rule, agent or "system", value, threshold) of every breach :func:`detect` reports, in its order (agent by
-    agent, each in :data:`AGENT_RULES` order), compared for all agents and rules at once."""
-    kept = {a: s for a, s in snaps.items() if s["decision_count"] >= th.min_decisions}
+    agent, each in :data:`AGENT_RULES` order), compared for all agents and rules at once; ``values`` (agents,
+    :data:`SNAPSHOT_FIELDS`) are the agents' snapshots."""
+    kept = np.flatnonzero(values[:, _COUNT] >= th.min_decisions)
+    values = values[kept]
+    names = [agents[i] for i in kept.tolist()]
     found = []
-    if kept:
-        try:
-            values = np.array([_RULE_VALUES(s) for s in kept.values()], dtype=float)
-        except KeyError:  # a snapshot built by hand may lack the newer fields: a missing metric breaches nothing
-            values = np.array([[s.get(rule.metric, np.nan) for rule in AGENT_RULES] for s in kept.values()], float)
-        limits = np.array([[rule.threshold(th, profiles[a]) for rule in AGENT_RULES] for a in kept], dtype=float)
+    if names:
+        rules = values[:, _RULE_COLUMNS]
+        limits = _limits(names, profiles, th)
         # NaN compares False both ways: no data breaches nothing
-        past = np.where(_RULE_LOWER, values > limits, values < limits)
-        agents = list(kept)
+        past = np.where(_RULE_LOWER, rules > limits, rules < limits)
         for i, j in zip(*np.nonzero(past), strict=True):
-            found.append((AGENT_RULES[j], agents[i], float(values[i, j]), float(limits[i, j])))
-    score, thr = system_score(list(kept.values()), th.response_time_ms), SYSTEM_RULE.threshold(th, None)
+            found.append((AGENT_RULES[j], names[i], float(rules[i, j]), float(limits[i, j])))
+    score, thr = _system_score(values, th.response_time_ms), SYSTEM_RULE.threshold(th, None)
     if metric_spec(SYSTEM_RULE.metric).worse(score, thr):
         found.append((SYSTEM_RULE, "system", score, thr))
     return found
@@ -248,18 +290,19 @@ def short_span(decisions: np.ndarray, min_decisions: float) -> int:
     return n + int(enough[0]) if enough.size else len(decisions)
 
 
-def detect_multiwindow(long_snaps: dict[str, dict], short_snaps: dict[str, dict], profiles: dict[str, AgentProfile],
-                       th: Thresholds) -> list[Bottleneck]:
+def detect_multiwindow(long_span: tuple[list[str], np.ndarray], short_span: tuple[list[str], np.ndarray],
+                       profiles: dict[str, AgentProfile], th: Thresholds) -> list[Bottleneck]:
     """Bottlenecks that breach in both the long and the short span
-    (:func:`short_span`, :func:`snapshots` of each). Values and impact are the
-    long span's; severity is the lower of the two, so a critical bottleneck must
-    be critical in both. A long-span breach that has already recovered in the
-    short span, or a short blip the long span does not confirm, raises nothing.
+    (:func:`short_span`), each given as (agents, their snapshot matrix: rows of
+    :data:`SNAPSHOT_FIELDS` values). Values and impact are the long span's;
+    severity is the lower of the two, so a critical bottleneck must be critical
+    in both. A long-span breach that has already recovered in the short span,
+    or a short blip the long span does not confirm, raises nothing.
     """
     short = {(rule.type, agent): rule.severity_of(value, th) for rule, agent, value, _ in
-             _breaches(short_snaps, profiles, th)}
+             _breaches(*short_span, profiles, th)}
     out = []
-    for rule, agent, value, thr in _breaches(long_snaps, profiles, th):
+    for rule, agent, value, thr in _breaches(*long_span, profiles, th):
         s = short.get((rule.type, agent))
         if s is not None:  # a Bottleneck (its description formatted) only for a confirmed breach
             b = rule.bottleneck(agent, value, thr, th)
@@ -273,7 +316,8 @@ def multiwindow_alerts(mats: dict[str, np.ndarray], long_windows: int, profiles:
     ``mats`` (oldest first): the long span is the last ``long_windows`` rows,
     the short one its :func:`short_span`."""
     short = {a: short_span(m[-long_windows:, 0], th.min_decisions) for a, m in mats.items()}
-    return detect_multiwindow(snapshots(mats, dict.fromkeys(mats, long_windows)), snapshots(mats, short), profiles, th)
+    return detect_multiwindow(_means(mats, dict.fromkeys(mats, long_windows))[:2], _means(mats, short)[:2],
+                              profiles, th)
 
 
 ANOMALY_METRICS = ("response_time_ms_mean", "cost_per_decision_usd", "error_rate", "success_rate")

@@ -43,6 +43,7 @@ class History:
         self.keep = keep
         self.measure_windows = measure_windows
         self.rows: dict[str, list[dict]] = {a: [] for a in agents}
+        self._index = {a: i for i, a in enumerate(self.rows)}
         # per agent, its window vectors as the first ``self.held[agent]`` rows of a matrix that grows by doubling:
         # a cycle reads every agent's recent rows as a view, with no per-agent array built
         self.vectors: dict[str, np.ndarray] = {a: np.empty((0, len(SNAPSHOT_FIELDS))) for a in agents}
@@ -75,16 +76,20 @@ class History:
         thus about (2 x measure_windows + cycle windows) x decisions per window
         x 10 bytes per agent at most.
         """
-        by_agent: dict[str, list[int]] = {}
-        for i, r in enumerate(rows):
-            by_agent.setdefault(r["agent"], []).append(i)
-        vectors = window_vectors(rows)
-        for agent, idx in by_agent.items():
-            hist = self.rows[agent]
-            hist += [rows[i] for i in idx]
-            self._append(agent, vectors[idx])
-            if len(hist) > 2 * self.keep:  # every consumer looks back at most ``keep``
-                del hist[:-self.keep]
+        if rows:
+            # rows come window by window: a stable sort by agent makes each agent's rows one slice, in time order
+            index = self._index
+            order = np.argsort(np.fromiter((index[r["agent"]] for r in rows), np.int64, len(rows)), kind="stable")
+            vectors = window_vectors(rows)[order]
+            ordered = [rows[i] for i in order.tolist()]
+            starts = [0] + [i for i in range(1, len(ordered)) if ordered[i]["agent"] != ordered[i - 1]["agent"]]
+            for a, b in zip(starts, starts[1:] + [len(ordered)], strict=True):
+                agent = ordered[a]["agent"]
+                hist = self.rows[agent]
+                hist += ordered[a:b]
+                self._append(agent, vectors[a:b])
+                if len(hist) > 2 * self.keep:  # every consumer looks back at most ``keep``
+                    del hist[:-self.keep]
         for a in applied:
             agent, ref = a["agent"], a.get("ref", "")
             self._changes[agent].append((a["t_s"], ref))
