@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -236,3 +237,25 @@ def test_cache_hit_rate_is_per_lookup_and_tool_call_hit_rate_counts_retries(mh_s
         h = n - 1 if r["window"] == 0 else n
         assert r["cache_hit_rate"] == h / (2 * n)
         assert r["tool_call_hit_rate"] == h / (4 * n)
+
+
+def test_steady_multiplier_is_the_rate_everywhere_in_its_interval_or_none():
+    # a block whose rate is steady is drawn without sampling the rate: it must be the rate at every time of
+    # the closed interval, and None whenever a surge starts or ends inside it (window boundaries included)
+    from swarmopt.schema import LoadShape, LoadSurgeFault
+
+    faults = [LoadSurgeFault(kind="load_surge", target="a", at_s=120.0, duration_s=300.0, factor=1.4),
+              LoadSurgeFault(kind="load_surge", target="a", at_s=400.0, factor=0.5)]
+    env = Environment(LoadShape(multiplier=1.3), faults, 3600.0)
+    seen = set()
+    for t0 in np.arange(0.0, 900.0, 30.0):
+        for length in (10.0, 60.0, 120.0):
+            steady = env.steady_multiplier(t0, t0 + length)
+            grid = env.rate_multiplier(np.linspace(t0, t0 + length, 241))
+            seen.add(steady is None)
+            if steady is None:
+                assert any(t0 < b <= t0 + length for b in (120.0, 420.0, 400.0))
+            else:
+                assert (grid == steady).all()
+    assert seen == {True, False}
+    assert Environment(LoadShape(kind="diurnal"), [], 3600.0).steady_multiplier(0.0, 60.0) is None

@@ -437,6 +437,10 @@ class AgentSim:
         # 2 n0 uniforms in one draw are rng.uniform(start, end, n0) then rng.uniform(0, lambda_max, n0), bit for bit
         if self.constant_rate:  # lambda(t) = lambda_max / 1.05 throughout
             lam = base * self.env.load.multiplier
+        else:  # the same within a block no surge starts or ends in (most blocks of a surge): the same draws, faster
+            steady = self.env.steady_multiplier(start, end)
+            lam = None if steady is None else base * steady
+        if lam is not None:
             lam_max = lam * 1.05
         else:
             lam_max = float((base * self.env.rate_multiplier(start + (end - start) * _GRID)).max()) * 1.05
@@ -445,7 +449,7 @@ class AgentSim:
         cand = start + (end - start) * r[:n0]
         keep = r[n0:] * lam_max
         cand.sort()
-        arrival = cand[keep < (lam if self.constant_rate else base * self.env.rate_multiplier(cand))]
+        arrival = cand[keep < (lam if lam is not None else base * self.env.rate_multiplier(cand))]
         n, nt, nl, na = len(arrival), len(self.tool_names), len(self.links), MAX_ATTEMPTS
         pt, pl = self.pad
         # one draw per distribution in a fixed layout: columns of U are tool keys,

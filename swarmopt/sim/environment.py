@@ -165,6 +165,17 @@ class Environment:
                 out[(t >= f.at_s) & (t < self._end(f))] *= f.factor
         return out
 
+    def steady_multiplier(self, t0: float, t1: float) -> float | None:
+        """:meth:`rate_multiplier` on all of ``[t0, t1]`` when it is the same
+        there (a constant load shape, no load surge starting or ending in
+        ``(t0, t1]``), else None."""
+        if self.load.kind != "constant":
+            return None
+        for f in self.faults:
+            if isinstance(f, LoadSurgeFault) and (t0 < f.at_s <= t1 or t0 < self._end(f) <= t1):
+                return None
+        return float(self.rate_multiplier(np.array([t0]))[0])
+
     def storm_rate(self, t0: float, t1: float) -> list[tuple[float, float, float]]:
         """(start, end, messages_per_s) pieces of coordination storms within [t0, t1)."""
         out = []
