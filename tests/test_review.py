@@ -156,6 +156,37 @@ def test_the_desk_serves_fcfs_up_to_the_horizon_whatever_the_cut():
     assert figures[0][0] == 4 and figures[1][0] == 1
 
 
+def test_one_reviewer_serves_by_lindleys_recursion_to_the_bit_whatever_the_cut():
+    """With one reviewer each review starts at max(its arrival, the previous review's end), and the answers
+    and busy times are the same floats however the horizon is cut (no closed form whose rounding depends on
+    the batch)."""
+    from swarmopt.metrics import WindowData
+    from swarmopt.schema import ReviewDesk
+    from swarmopt.sim.review import Desk, ReviewRequest
+
+    rng = np.random.default_rng(3)
+    times = np.sort(rng.uniform(0.0, 600.0, 200)).tolist()
+    zs = rng.standard_normal(200).tolist()
+    reqs = [ReviewRequest(t, "a", q, "r", z, t) for q, (t, z) in enumerate(zip(times, zs, strict=True))]
+
+    def serve(cuts):
+        desk = Desk("r", ReviewDesk(workers=1, service_ms_median=2500.0, service_sigma=0.7), 0.0, 3600.0)
+        windows: dict[int, WindowData] = {}
+        desk.receive(list(reqs))
+        out = [r for until in cuts for r in desk.process(until, lambda t: windows.setdefault(int(t // 60.0),
+                                                                                             WindowData()), 60.0)]
+        return out, {k: (w.reviews, w.review_busy_s) for k, w in sorted(windows.items())}
+
+    once = serve([3600.0])
+    assert serve(np.arange(7.0, 3600.0, 13.0).tolist() + [3600.0]) == once
+    free, expected = 0.0, []
+    for t, z in zip(times, zs, strict=True):
+        start = max(t, free)
+        free = start + 2.5 * math.exp(0.7 * z)
+        expected.append((free, start - t))
+    assert [(r.time, r.wait_s) for r in once[0]] == expected
+
+
 def test_a_population_of_reviewers_shares_the_requests():
     """Forty workers escalate to a population of twenty reviewers, each sender about 12 requests over the
     run. Each sender runs its round robin over the reviewers from its own starting point, so every reviewer

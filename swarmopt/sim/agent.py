@@ -689,7 +689,7 @@ class AgentSim:
             "pending_changes": [{"at_s": at, "knob": sc.change.knob, "old": sc.change.old, "new": sc.change.new,
                                  "ref": sc.ref} for at, _, sc in sorted(self.pending)],
             "active_faults": [f.kind for f in self.env.active(t)],
-        } | ({"awaiting_review": len(self.awaiting.held)} if self.awaiting is not None else {}) | (
+        } | ({"awaiting_review": self.awaiting.waiting} if self.awaiting is not None else {}) | (
             {"review_queue": len(self.desk.pending)} if self.desk is not None else {})
 
     def take_reviews(self) -> list[ReviewRequest | ReviewReply]:

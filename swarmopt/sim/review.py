@@ -41,18 +41,24 @@ the agent's ``review_ms_median`` (:func:`swarmopt.sim.serve.serve`).
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
+import operator
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
 
 from swarmopt.metrics import COLUMN, WindowData, window_index
 from swarmopt.schema import ReviewDesk
+from swarmopt.sim.service import fcfs
 
 _ARRIVAL, _END, _FINISH = COLUMN["arrival"], COLUMN["end"], COLUMN["finish"]
 _COORD_OK, _REVIEW_WAIT = COLUMN["coord_ok"], COLUMN["review_wait"]
+_TIME = operator.attrgetter("time")
 
 
 class ReviewRequest(NamedTuple):
@@ -92,6 +98,20 @@ def held_mask(spans: list, span_n: np.ndarray, escalated: np.ndarray) -> np.ndar
     return escalated & (np.repeat(flags, span_n) if len(spans) > 1 else flags[0])
 
 
+@dataclass
+class _Batch:
+    """The decisions one serving pass sent for review, sequence numbers ``seq0``
+    on: their task table ``cols`` (fields, m), per-tool figures ``figs``
+    (figures, tools, m), the delivery delays of each one's coordination
+    messages (by position; none: no entry) and how many are still ``waiting``."""
+
+    seq0: int
+    cols: np.ndarray
+    figs: np.ndarray
+    sent: dict[int, list[float]]
+    waiting: int
+
+
 class Awaiting:
     """One agent's decisions waiting for their review.
 
@@ -102,6 +122,7 @@ class Awaiting:
     all starting at the first); ``latency_s`` and ``deadline_s``:
     the agent's network latency (the request's hop) and coordination
     deadline; ``horizon_s``: the run's end (a later answer is not counted).
+    ``waiting``: decisions sent and not answered yet.
     """
 
     def __init__(self, agent: str, reviewers: list[str], latency_s: float, deadline_s: float,
@@ -111,7 +132,8 @@ class Awaiting:
         self.latency_s = latency_s
         self.deadline_s = deadline_s
         self.horizon_s = horizon_s
-        self.held: dict[int, tuple[np.ndarray, np.ndarray, list[float]]] = {}
+        self.batches: dict[int, _Batch] = {}  # by first sequence number, ascending
+        self.waiting = 0
         self.seq = first_seq
         self.outbox: list[ReviewRequest] = []
         self.replies: list[ReviewReply] = []
@@ -129,41 +151,60 @@ class Awaiting:
         if not mask.any():
             return chunk, tools
         idx = np.flatnonzero(mask)
-        cols, figs = chunk[:, idx], tools[:, :, idx]  # copies: each held decision keeps views of them
-        seqs = range(self.seq, self.seq + idx.size)
-        self.seq += idx.size
-        times = (cols[_END] + self.latency_s).tolist()
+        m, seq0 = idx.size, self.seq
+        cols = chunk[:, idx]
         sent: dict[int, list[float]] = {}
         if delays is not None:
             task, after = delays
             a, b = task.searchsorted((first, first + mask.size)).tolist()
             rel = task[a:b] - first
             mine = np.flatnonzero(mask[rel])
-            for i, d in zip(rel[mine].tolist(), after[a:b][mine].tolist(), strict=True):
-                sent.setdefault(i, []).append(d)
-        n_rev = len(self.reviewers)
-        for k, (s, i, t, zz, a) in enumerate(zip(seqs, idx.tolist(), times, z[idx].tolist(), cols[_ARRIVAL].tolist(),
-                                                  strict=True)):
-            self.held[s] = (cols[:, k], figs[:, :, k], sent.get(i, []))
-            self.outbox.append(ReviewRequest(t, self.agent, s, self.reviewers[s % n_rev], zz, a))
+            for k, d in zip(idx.searchsorted(rel[mine]).tolist(), after[a:b][mine].tolist(), strict=True):
+                sent.setdefault(k, []).append(d)
+        self.batches[seq0] = _Batch(seq0, cols, tools[:, :, idx], sent, m)
+        self.seq += m
+        self.waiting += m
+        seqs, n_rev = range(seq0, seq0 + m), len(self.reviewers)
+        self.outbox += map(tuple.__new__, repeat(ReviewRequest), zip(
+            (cols[_END] + self.latency_s).tolist(), [self.agent] * m, seqs, [self.reviewers[s % n_rev] for s in seqs],
+            z[idx].tolist(), cols[_ARRIVAL].tolist(), strict=True))
         return chunk[:, ~mask], tools[:, :, ~mask]
 
     def absorb(self, replies: list[ReviewReply], window_of: Callable[[float], WindowData], window_s: float) -> None:
         """Complete the decisions of ``replies``: answer time, wait at the
         reviewer, coordination met in time; add each to the window in which
         its answer came back (dropped after the run's end)."""
-        late: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for rep in replies:
-            col, tools, sent = self.held.pop(rep.seq)
-            col[_FINISH] = rep.time
-            col[_REVIEW_WAIT] = rep.wait_s
-            # a failed decision sends no message and meets none of its requests
-            col[_COORD_OK] = sum(rep.time + d - col[_ARRIVAL] <= self.deadline_s for d in sent)
+        if not replies:
+            return
+        firsts = list(self.batches)
+        which = (np.searchsorted(firsts, [r.seq for r in replies], side="right") - 1).tolist()
+        # every batch with an answer, as one table: column offset[b] + k is decision k of batch b
+        used = sorted(set(which))
+        batches = [self.batches[firsts[b]] for b in used]
+        offset = dict(zip(used, np.cumsum([0] + [bt.cols.shape[1] for bt in batches[:-1]]).tolist(), strict=True))
+        ks = [r.seq - firsts[b] for r, b in zip(replies, which, strict=True)]
+        pos = [offset[b] + k for b, k in zip(which, ks, strict=True)]
+        table = batches[0].cols if len(batches) == 1 else np.concatenate([bt.cols for bt in batches], axis=1)
+        figs = batches[0].figs if len(batches) == 1 else np.concatenate([bt.figs for bt in batches], axis=2)
+        times = [r.time for r in replies]
+        table[_FINISH, pos] = times
+        table[_REVIEW_WAIT, pos] = [r.wait_s for r in replies]
+        # a failed decision sends no message and meets none of its requests
+        deadline, sent = self.deadline_s, [self.batches[firsts[b]].sent for b in which]
+        table[_COORD_OK, pos] = [sum(t + d - a <= deadline for d in s.get(k, ())) for t, a, s, k in
+                                 zip(times, table[_ARRIVAL, pos].tolist(), sent, ks, strict=True)]
+        for b, n in Counter(which).items():
+            bt = self.batches[firsts[b]]
+            bt.waiting -= n
+            if not bt.waiting:
+                del self.batches[bt.seq0]
+        self.waiting -= len(replies)
+        late: dict[int, list[int]] = {}
+        for rep, p in zip(replies, pos, strict=True):
             if rep.time < self.horizon_s:
-                late.setdefault(window_index(rep.time, window_s), []).append((col, tools))
-        for k, done in late.items():
-            window_of(k * window_s).add_late(np.stack([c for c, _ in done], axis=1),
-                                             np.stack([t for _, t in done], axis=2))
+                late.setdefault(window_index(rep.time, window_s), []).append(p)
+        for k, cols in late.items():
+            window_of(k * window_s).add_late(table[:, cols], figs[:, :, cols])
 
 
 class Desk:
@@ -191,22 +232,43 @@ class Desk:
         request that arrives before ``until``; count each review in the window
         where it starts and its busy time in the windows it spans. Returns the replies."""
         self.pending.sort()
-        k = 0
-        while k < len(self.pending) and self.pending[k].time < until:
-            k += 1
-        replies = []
-        workers, median, sigma = self.workers, self.median_s, self.sigma
-        for req in self.pending[:k]:
-            start = max(req.time, heapq.heappop(workers))
-            end = start + median * math.exp(sigma * req.z)
-            heapq.heappush(workers, end)
-            if start < self.horizon_s:
-                window_of(start).reviews += 1
-            w = window_index(start, window_s)
-            while w * window_s < min(end, self.horizon_s):
-                window_of(w * window_s).review_busy_s += min(end, (w + 1) * window_s) - max(start, w * window_s)
-                w += 1
-            replies.append(ReviewReply(end + self.latency_s, self.name, req.seq, req.sender, start - req.time,
-                                       req.origin_s))
+        k = bisect.bisect_left(self.pending, until, key=_TIME)
+        served = self.pending[:k]
         del self.pending[:k]
-        return replies
+        if not served:
+            return []
+        median, sigma = self.median_s, self.sigma
+        arrival = np.fromiter(map(_TIME, served), float, k)
+        service = np.array([median * math.exp(sigma * r.z) for r in served])
+        start, end = fcfs(arrival, service, self.workers) if len(self.workers) > 1 else self._one(arrival, service)
+        horizon, windows = self.horizon_s, {}
+
+        def window(w: int) -> WindowData:
+            wd = windows.get(w)
+            if wd is None:
+                wd = windows[w] = window_of(w * window_s)
+            return wd
+
+        starts, ends = start.tolist(), end.tolist()
+        for s, e, w in zip(starts, ends, window_index(start, window_s).tolist(), strict=True):
+            if s < horizon:
+                window(w).reviews += 1
+            stop = min(e, horizon)
+            while w * window_s < stop:
+                window(w).review_busy_s += min(e, (w + 1) * window_s) - max(s, w * window_s)
+                w += 1
+        lat = self.latency_s
+        return [ReviewReply(e + lat, self.name, r.seq, r.sender, s - r.time, r.origin_s)
+                for r, s, e in zip(served, starts, ends, strict=True)]
+
+    def _one(self, arrival: np.ndarray, service: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) with one reviewer, step by step: :func:`fcfs`'s closed form for one worker rounds its
+        cumulative sums differently with the batch, and a review's times must not depend on the tick."""
+        free, start = self.workers[0], []
+        for a, s in zip(arrival.tolist(), service.tolist(), strict=True):
+            free = max(a, free)
+            start.append(free)
+            free += s
+        self.workers[0] = free
+        start = np.array(start)
+        return start, start + service
