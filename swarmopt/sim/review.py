@@ -112,6 +112,47 @@ class _Batch:
     waiting: int
 
 
+@dataclass
+class HeldPass:
+    """The decisions of one serving pass held for review, taken out of its
+    task table at once: their columns ``cols`` (fields, h), per-tool figures
+    ``figs`` (figures, tools, h) and review-time normals ``z`` (h,);
+    ``at[i]``: how many of the pass's decisions before decision ``i`` are held
+    (so the held decisions of a part ``[lo, hi)`` are ``at[lo]:at[hi]``); the
+    held position of the sender of each coordination message (ascending) and
+    its delivery time after the sender's worker was done."""
+
+    cols: np.ndarray
+    figs: np.ndarray
+    z: np.ndarray
+    at: list[int]
+    sender: list[int]
+    delay: list[float]
+
+    @classmethod
+    def split(cls, table: np.ndarray, per_tool: np.ndarray, reviewed: np.ndarray, z: np.ndarray,
+              delays: tuple[np.ndarray, np.ndarray] | None) -> HeldPass:
+        """The ``reviewed`` (n,) decisions of a pass's ``table`` (fields, n), ``per_tool`` (figures, tools, n)
+        and normals ``z`` (n,); ``delays``: (sending decision, delay) of its messages, sorted by decision."""
+        idx = np.flatnonzero(reviewed)
+        at = np.concatenate(([0], np.cumsum(reviewed)))
+        sender, delay = [], []
+        if delays is not None:
+            task, after = delays
+            mine = reviewed[task]
+            sender, delay = at[task[mine]].tolist(), after[mine].tolist()
+        return cls(table[:, idx], per_tool[:, :, idx], z[idx], at.tolist(), sender, delay)
+
+    def hand_over(self, awaiting: Awaiting | None, lo: int, hi: int) -> None:
+        """Give ``awaiting`` (the agent of decisions ``[lo, hi)`` of the pass) its held decisions."""
+        a, b = self.at[lo], self.at[hi]
+        if a == b:
+            return
+        r0, r1 = bisect.bisect_left(self.sender, a), bisect.bisect_left(self.sender, b)
+        awaiting.hold(self.cols[:, a:b], self.figs[:, :, a:b], self.z[a:b], [k - a for k in self.sender[r0:r1]],
+                      self.delay[r0:r1])
+
+
 class Awaiting:
     """One agent's decisions waiting for their review.
 
@@ -139,36 +180,24 @@ class Awaiting:
         self.replies: list[ReviewReply] = []
         self.settled_s = 0.0
 
-    def hold(self, chunk: np.ndarray, tools: np.ndarray, mask: np.ndarray, z: np.ndarray, first: int = 0,
-             delays: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Keep the decisions ``mask`` (n,) of the task table ``chunk``
-        (fields, n) and of their per-tool figures ``tools`` (figures, tools, n)
-        until their reviews come back, and send their requests (``z``: their
-        review-time normals). ``delays``: (sending decision, delivery time
-        after its worker was done) of each coordination message of the serving
-        pass, sorted by decision, whose decision ``first`` is the chunk's first.
-        Returns the other decisions' table and per-tool figures."""
-        if not mask.any():
-            return chunk, tools
-        idx = np.flatnonzero(mask)
-        m, seq0 = idx.size, self.seq
-        cols = chunk[:, idx]
+    def hold(self, cols: np.ndarray, figs: np.ndarray, z: np.ndarray, sent_k: list[int], sent_d: list[float]
+             ) -> None:
+        """Keep decisions (task table ``cols`` (fields, m), per-tool figures
+        ``figs`` (figures, tools, m)) until their reviews come back, and send
+        their requests (``z``: their review-time normals). Decision
+        ``sent_k[j]`` sent a coordination message delivered ``sent_d[j]``
+        seconds after its worker was done."""
+        m, seq0 = cols.shape[1], self.seq
         sent: dict[int, list[float]] = {}
-        if delays is not None:
-            task, after = delays
-            a, b = task.searchsorted((first, first + mask.size)).tolist()
-            rel = task[a:b] - first
-            mine = np.flatnonzero(mask[rel])
-            for k, d in zip(idx.searchsorted(rel[mine]).tolist(), after[a:b][mine].tolist(), strict=True):
-                sent.setdefault(k, []).append(d)
-        self.batches[seq0] = _Batch(seq0, cols, tools[:, :, idx], sent, m)
+        for k, d in zip(sent_k, sent_d, strict=True):
+            sent.setdefault(k, []).append(d)
+        self.batches[seq0] = _Batch(seq0, cols, figs, sent, m)
         self.seq += m
         self.waiting += m
         seqs, n_rev = range(seq0, seq0 + m), len(self.reviewers)
         self.outbox += map(tuple.__new__, repeat(ReviewRequest), zip(
             (cols[_END] + self.latency_s).tolist(), [self.agent] * m, seqs, [self.reviewers[s % n_rev] for s in seqs],
-            z[idx].tolist(), cols[_ARRIVAL].tolist(), strict=True))
-        return chunk[:, ~mask], tools[:, :, ~mask]
+            z.tolist(), cols[_ARRIVAL].tolist(), strict=True))
 
     def absorb(self, replies: list[ReviewReply], window_of: Callable[[float], WindowData], window_s: float) -> None:
         """Complete the decisions of ``replies``: answer time, wait at the

@@ -31,7 +31,7 @@ import numpy as np
 from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData
 from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
 from swarmopt.sim.environment import Effects
-from swarmopt.sim.review import held_mask
+from swarmopt.sim.review import HeldPass, held_mask
 from swarmopt.sim.sched import steal
 from swarmopt.sim.service import attempts
 from swarmopt.sim.topology import RELAYED
@@ -395,14 +395,19 @@ def serve(spans: list[Span]) -> Sent | None:
         tool_held = np.add.reduceat(held, np.cumsum([0] + part_n[:-1]), axis=1).T
     else:
         tool_held = np.zeros((len(parts), 0))
-    lo = 0
-    for (i, p), m, h, held_s in zip(parts, part_n, tool_hits, tool_held, strict=False):
-        chunk, tools = table[:, lo:lo + m], per_tool[:, :, lo:lo + m]
-        if reviewed is not None and spans[i].sim.awaiting is not None:
-            chunk, tools = spans[i].sim.awaiting.hold(chunk, tools, reviewed[lo:lo + m], z[lo:lo + m, -2], lo,
-                                                      delays)
-        p.window.add_table(chunk, spans[i].sim.slo_s, sent_cum[lo + m] - sent_cum[lo], h, held_s, tools, m)
-        lo += m
+    bounds = np.cumsum([0] + part_n).tolist()
+    kept_at, held = bounds, None
+    if reviewed is not None and reviewed.any():
+        # split every part into its decisions that finish now and those held for review, in one pass
+        kept_at = np.concatenate(([0], np.cumsum(~reviewed)))[bounds].tolist()
+        held = HeldPass.split(table, per_tool, reviewed, z[:, -2], delays)
+        table, per_tool = table[:, ~reviewed], per_tool[:, :, ~reviewed]
+    for k, ((i, p), m, h, held_s) in enumerate(zip(parts, part_n, tool_hits, tool_held, strict=False)):
+        if held is not None:
+            held.hand_over(spans[i].sim.awaiting, bounds[k], bounds[k + 1])
+        a, b = kept_at[k], kept_at[k + 1]
+        p.window.add_table(table[:, a:b], spans[i].sim.slo_s, sent_cum[bounds[k + 1]] - sent_cum[bounds[k]], h,
+                           held_s, per_tool[:, :, a:b], m)
     return msgs
 
 
