@@ -10,6 +10,7 @@ transparent: :meth:`History.forget`).
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -79,11 +80,12 @@ class History:
         if rows:
             # rows come window by window: a stable sort by agent makes each agent's rows one slice, in time order
             index = self._index
-            order = np.argsort(np.fromiter((index[r["agent"]] for r in rows), np.int64, len(rows)), kind="stable")
+            ids = np.fromiter((index[r["agent"]] for r in rows), np.int64, len(rows))
+            order = np.argsort(ids, kind="stable")
             vectors = window_vectors(rows)[order]
             ordered = [rows[i] for i in order.tolist()]
-            starts = [0] + [i for i in range(1, len(ordered)) if ordered[i]["agent"] != ordered[i - 1]["agent"]]
-            for a, b in zip(starts, starts[1:] + [len(ordered)], strict=True):
+            cuts = np.concatenate(([0], np.flatnonzero(np.diff(ids[order])) + 1, [len(rows)])).tolist()
+            for a, b in itertools.pairwise(cuts):
                 agent = ordered[a]["agent"]
                 hist = self.rows[agent]
                 hist += ordered[a:b]
