@@ -17,6 +17,7 @@ says how a call reaches a component: directly (local) or as a Ray actor call.
 from __future__ import annotations
 
 import copy
+import pickle
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -193,8 +194,9 @@ class Driver:
         raise KeyError(f"unknown agent '{agent}'; allowed: {sorted(a for _, m in self.groups for a in m)}")
 
     def loop_state(self) -> dict:
-        """A deep copy of the loop state (for a fork or a checkpoint)."""
-        return copy.deepcopy({f: getattr(self, f) for f in LOOP_STATE})
+        """A deep copy of the loop state (for a fork or a checkpoint); a pickle
+        round trip, several times faster than ``copy.deepcopy`` on its rows."""
+        return pickle.loads(pickle.dumps({f: getattr(self, f) for f in LOOP_STATE}, pickle.HIGHEST_PROTOCOL))
 
     def fork(self, sink: Sink) -> "Driver":
         """An independent driver at the same point, feeding ``sink``."""

@@ -9,11 +9,11 @@ groups so that actor count follows cores, not agents.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import ray
+from ray import cloudpickle
 from ray._private import ray_constants
 
 from swarmopt.runtime.driver import Components
@@ -33,14 +33,15 @@ class Host:
     def call(self, method: str, *args: Any) -> Any:
         return getattr(self.obj, method)(*args)
 
-    def state(self) -> Any:
-        """The component itself (Ray pickles it): a fork or a checkpoint of it."""
-        return self.obj
+    def state(self) -> bytes:
+        """The component, pickled here (cloudpickle, as Ray would): a fork or a
+        checkpoint of it. As bytes, the driver that keeps it never rebuilds it."""
+        return cloudpickle.dumps(self.obj)
 
 
-def _restored(obj: Any) -> Any:
-    # arrays from the object store are read-only views of shared memory; the engine writes to its own
-    return copy.deepcopy(obj)
+def _restored(state: bytes) -> Any:
+    # unpickled in the new actor's process: its arrays are its own and writable (not views of the object store)
+    return cloudpickle.loads(state)
 
 
 AgentGroupActor = ray.remote(num_cpus=0)(type("AgentGroupActor", (Host,), {}))
@@ -130,9 +131,10 @@ class RayBackend:
         return ray.get(futures)
 
     def checkpoint(self, components: Components) -> list[Any]:
-        """Every component's state, fetched into this driver (hundreds of KiB
-        for five agents): the fetch proves each actor was alive, and the copy
-        outlives the actors. Raises RayActorError if one is dead."""
+        """Every component's state, pickled by its actor and fetched into this
+        driver as bytes (hundreds of KiB for five agents): the fetch proves each
+        actor was alive, and the copy outlives the actors. Raises RayActorError
+        if one is dead."""
         c = components
         return ray.get([h.state.remote() for h, _ in c.groups] + [c.opt.state.remote(), c.orch.state.remote()])
 
