@@ -477,3 +477,35 @@ def test_history_keeps_the_long_alert_window():
         hist.add([{"agent": "a", "t_start_s": 60.0 * k, "t_end_s": 60.0 * (k + 1)}], [], [], {})
     assert 1_000 <= len(hist.rows["a"]) <= 2_000 and hist.rows["a"][-1]["t_start_s"] == 60.0 * 2_499
     assert len(hist.matrices(1_000)["a"]) == 1_000
+
+
+def test_a_copied_history_reads_the_same_as_its_original_ever_after():
+    """A checkpoint or fork copies the history without the rows waiting to be trimmed: from then on every read
+    (recent rows, window rows, matrices at the deepest look-back) is the same as the original's."""
+    import copy
+    import pickle
+
+    from swarmopt.optimizer.detect import SNAPSHOT_FIELDS
+    from swarmopt.optimizer.history import History
+
+    rng = np.random.default_rng(2)
+
+    def rows(k):
+        return [{"agent": a, "t_start_s": 60.0 * k, "t_end_s": 60.0 * (k + 1),
+                 **{f: float(rng.normal()) for f in SNAPSHOT_FIELDS}} for a in ("a", "b")]
+
+    hist = History(["a", "b"], 60.0, 5, 40)
+    for k in range(95):  # 95 windows: the original holds between 40 and 80 rows per agent
+        hist.add(rows(k), [], [], {})
+    copies = [copy.deepcopy(hist), pickle.loads(pickle.dumps(hist))]
+    assert len(hist.rows["a"]) > 40 and all(len(c.rows["a"]) == 40 for c in copies)
+    for k in range(95, 190):
+        new = rows(k)
+        for h in [hist, *copies]:
+            h.add([dict(r) for r in new], [], [], {})
+        for c in copies:
+            assert c.recent("a", 40) == hist.recent("a", 40)
+            assert c.window_rows("b", 60.0 * (k - 39), 60.0 * (k + 1)) == hist.window_rows("b", 60.0 * (k - 39),
+                                                                                              60.0 * (k + 1))
+            for agent, m in hist.matrices(40).items():
+                np.testing.assert_array_equal(c.matrices(40)[agent], m)

@@ -55,6 +55,16 @@ class History:
         self._changes: dict[str, deque[tuple[float, str]]] = {a: deque(maxlen=_CHANGES_KEPT) for a in agents}
         self._forgotten: set[str] = set()
 
+    def __getstate__(self) -> dict:
+        # a copy (a checkpoint, a fork) holds what a consumer can still read: each agent's last ``keep`` rows and
+        # vectors, not the up to ``keep`` more that wait to be trimmed nor the matrix's spare capacity
+        state = dict(self.__dict__)
+        state["rows"] = {a: r[-self.keep:] for a, r in self.rows.items()}
+        state["held"] = {a: min(n, self.keep) for a, n in self.held.items()}
+        state["vectors"] = {a: m[n - state["held"][a]:n].copy() for (a, m), n in
+                            zip(self.vectors.items(), self.held.values(), strict=True)}
+        return state
+
     def forget(self, agent: str, refs: set[str]) -> None:
         """Treat the changes applied under ``refs`` (a reverted change and its
         undo) as no change: :attr:`last_change_s` steps back to the agent's
