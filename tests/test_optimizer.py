@@ -481,7 +481,8 @@ def test_history_keeps_the_long_alert_window():
 
 def test_a_copied_history_reads_the_same_as_its_original_ever_after():
     """A checkpoint or fork copies the history without the rows waiting to be trimmed: from then on every read
-    (recent rows, window rows, matrices at the deepest look-back) is the same as the original's."""
+    (recent rows, window rows, matrices at the deepest look-back) is the same as the original's; and a span's
+    window rows are those wholly within it."""
     import copy
     import pickle
 
@@ -509,3 +510,8 @@ def test_a_copied_history_reads_the_same_as_its_original_ever_after():
                                                                                               60.0 * (k + 1))
             for agent, m in hist.matrices(40).items():
                 np.testing.assert_array_equal(c.matrices(40)[agent], m)
+    # window rows are the rows wholly within the span, found by bisection: the same as filtering every row
+    for start, end in [(0.0, 60.0 * 190), (60.0 * 150 + 1e-10, 60.0 * 160), (60.0 * 150 + 30.0, 60.0 * 161 - 1e-10),
+                       (60.0 * 189, 60.0 * 189), (-5.0, 3.0), (60.0 * 300, 60.0 * 400)]:
+        assert hist.window_rows("a", start, end) == [r for r in hist.rows["a"] if start - 1e-9 <= r["t_start_s"]
+                                                     and r["t_end_s"] <= end + 1e-9]

@@ -10,7 +10,9 @@ transparent: :meth:`History.forget`).
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import operator
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -21,6 +23,7 @@ from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.detect import SNAPSHOT_FIELDS, window_vectors
 
 _CHANGES_KEPT = 64  # applied records kept per agent: a trial's own, its undo's and the autonomy moves between
+_T_START, _T_END = operator.itemgetter("t_start_s"), operator.itemgetter("t_end_s")
 HISTORY_WINDOWS = 360  # window rows kept per agent at least: anomalies and forecasts look back at most 65
 
 
@@ -151,8 +154,10 @@ class History:
         return tuple(MappingProxyType(r) for r in self.rows[agent][-n:])
 
     def window_rows(self, agent: str, start: float, end: float) -> list[dict]:
-        """``agent``'s window rows within [start, end] (s)."""
-        return [r for r in self.rows[agent] if start - 1e-9 <= r["t_start_s"] and r["t_end_s"] <= end + 1e-9]
+        """``agent``'s window rows within [start, end] (s): a slice, the rows being in time order."""
+        rows = self.rows[agent]
+        lo = bisect.bisect_left(rows, start - 1e-9, key=_T_START)
+        return rows[lo:bisect.bisect_right(rows, end + 1e-9, lo=lo, key=_T_END)]
 
     def windows(self, agent: str, starts: list[float]) -> tuple[list[dict], TaskSample]:
         """``agent``'s window rows and pooled per-task samples of the windows
