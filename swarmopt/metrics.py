@@ -526,12 +526,22 @@ def health_score(row: dict, slo_ms: float = 2000.0) -> float:
 
 def system_score(rows: list[dict], slo_ms: float = 2000.0) -> float:
     """Overall system score: decision-weighted mean of :func:`health_score` over agents."""
-    pairs = [(health_score(r, slo_ms), r["decision_count"]) for r in rows]
-    pairs = [(h, n) for h, n in pairs if h == h and n > 0]
-    if not pairs:
-        return float("nan")
-    h, n = zip(*pairs, strict=True)
-    return float(np.average(h, weights=n))
+    return system_score_of(*(np.array([r[f] for r in rows], dtype=float) for f in (
+        "response_time_ms_mean", "success_rate", "coordination_score", "decision_count")), slo_ms)
+
+
+def system_score_of(response_ms: np.ndarray, success: np.ndarray, coordination: np.ndarray, decisions: np.ndarray,
+                    slo_ms: float = 2000.0) -> float:
+    """:func:`system_score` of agents given as arrays (agents,), with :func:`health_score`'s arithmetic per agent
+    (the sum of its non-NaN parts over their count), so the same bits as row by row."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        parts = np.stack((np.where(response_ms > 0, np.minimum(1.0, slo_ms / response_ms), np.nan), success,
+                          coordination))
+        ok = ~np.isnan(parts)
+        zeroed = np.where(ok, parts, 0.0)
+        health = (zeroed[0] + zeroed[1] + zeroed[2]) / ok.sum(axis=0)
+    use = ~np.isnan(health) & (decisions > 0)
+    return float(np.average(health[use], weights=decisions[use])) if use.any() else float("nan")
 
 
 @dataclass(frozen=True)

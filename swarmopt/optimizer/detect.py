@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from swarmopt.metrics import metric_spec
+from swarmopt.metrics import metric_spec, system_score_of
 from swarmopt.schema import AgentProfile, Thresholds
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
@@ -216,22 +216,6 @@ def _limits(agents: list[str], profiles: dict[str, AgentProfile], th: Thresholds
     return np.array(out, dtype=float).reshape(len(agents), len(AGENT_RULES))
 
 
-def _system_score(values: np.ndarray, slo_ms: float) -> float:
-    """:func:`swarmopt.metrics.system_score` of snapshot rows given as a
-    (agents, :data:`SNAPSHOT_FIELDS`) matrix, with the same arithmetic (so the
-    same bits): each health is the sum of its non-NaN parts over their count."""
-    rt = values[:, _RESPONSE]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        parts = np.stack((np.where(rt > 0, np.minimum(1.0, slo_ms / rt), np.nan), values[:, _SUCCESS],
-                          values[:, _COORDINATION]))
-        ok = ~np.isnan(parts)
-        zeroed = np.where(ok, parts, 0.0)
-        health = (zeroed[0] + zeroed[1] + zeroed[2]) / ok.sum(axis=0)
-    n = values[:, _COUNT]
-    use = ~np.isnan(health) & (n > 0)
-    return float(np.average(health[use], weights=n[use])) if use.any() else float("nan")
-
-
 def _breaches(agents: list[str], values: np.ndarray, profiles: dict[str, AgentProfile], th: Thresholds
               ) -> list[tuple[ThresholdRule, str, float, float]]:
     """(rule, agent or "system", value, threshold) of every breach :func:`detect` reports, in its order (agent by
@@ -248,7 +232,9 @@ def _breaches(agents: list[str], values: np.ndarray, profiles: dict[str, AgentPr
         past = np.where(_RULE_LOWER, rules > limits, rules < limits)
         for i, j in zip(*np.nonzero(past), strict=True):
             found.append((AGENT_RULES[j], names[i], float(rules[i, j]), float(limits[i, j])))
-    score, thr = _system_score(values, th.response_time_ms), SYSTEM_RULE.threshold(th, None)
+    score = system_score_of(values[:, _RESPONSE], values[:, _SUCCESS], values[:, _COORDINATION],
+                            values[:, _COUNT], th.response_time_ms)
+    thr = SYSTEM_RULE.threshold(th, None)
     if metric_spec(SYSTEM_RULE.metric).worse(score, thr):
         found.append((SYSTEM_RULE, "system", score, thr))
     return found

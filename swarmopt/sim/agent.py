@@ -435,11 +435,10 @@ class AgentSim:
         rng, base = self.rng, self.profile.base_rate_per_s
         # thinning: n0 candidates uniform on [start, end), each kept with probability lambda(t) / lambda_max; the
         # 2 n0 uniforms in one draw are rng.uniform(start, end, n0) then rng.uniform(0, lambda_max, n0), bit for bit
-        if self.constant_rate:  # lambda(t) = lambda_max / 1.05 throughout
-            lam = base * self.env.load.multiplier
-        else:  # the same within a block no surge starts or ends in (most blocks of a surge): the same draws, faster
-            steady = self.env.steady_multiplier(start, end)
-            lam = None if steady is None else base * steady
+        # lambda(t) = lambda_max / 1.05 throughout a steady block: the whole run with a constant rate, else a block
+        # no surge starts or ends in (most blocks of a surge): the same draws as sampling the rate, faster
+        steady = self.env.load.multiplier if self.constant_rate else self.env.steady_multiplier(start, end)
+        lam = None if steady is None else base * steady
         if lam is not None:
             lam_max = lam * 1.05
         else:

@@ -211,7 +211,8 @@ class Awaiting:
         used = sorted(set(which))
         batches = [self.batches[firsts[b]] for b in used]
         offset = dict(zip(used, np.cumsum([0] + [bt.cols.shape[1] for bt in batches[:-1]]).tolist(), strict=True))
-        ks = [r.seq - firsts[b] for r, b in zip(replies, which, strict=True)]
+        held = [self.batches[firsts[b]] for b in which]  # each answer's batch
+        ks = [r.seq - bt.seq0 for r, bt in zip(replies, held, strict=True)]
         pos = [offset[b] + k for b, k in zip(which, ks, strict=True)]
         table = batches[0].cols if len(batches) == 1 else np.concatenate([bt.cols for bt in batches], axis=1)
         figs = batches[0].figs if len(batches) == 1 else np.concatenate([bt.figs for bt in batches], axis=2)
@@ -219,12 +220,12 @@ class Awaiting:
         table[_FINISH, pos] = times
         table[_REVIEW_WAIT, pos] = [r.wait_s for r in replies]
         # a failed decision sends no message and meets none of its requests
-        deadline, sent = self.deadline_s, [self.batches[firsts[b]].sent for b in which]
-        table[_COORD_OK, pos] = [sum(t + d - a <= deadline for d in s.get(k, ())) for t, a, s, k in
-                                 zip(times, table[_ARRIVAL, pos].tolist(), sent, ks, strict=True)]
-        for b, n in Counter(which).items():
-            bt = self.batches[firsts[b]]
-            bt.waiting -= n
+        deadline = self.deadline_s
+        table[_COORD_OK, pos] = [sum(t + d - a <= deadline for d in bt.sent.get(k, ())) for t, a, bt, k in
+                                 zip(times, table[_ARRIVAL, pos].tolist(), held, ks, strict=True)]
+        counts = Counter(which)
+        for b, bt in zip(used, batches, strict=True):
+            bt.waiting -= counts[b]
             if not bt.waiting:
                 del self.batches[bt.seq0]
         self.waiting -= len(replies)
@@ -269,7 +270,8 @@ class Desk:
         median, sigma = self.median_s, self.sigma
         arrival = np.fromiter(map(_TIME, served), float, k)
         service = np.array([median * math.exp(sigma * r.z) for r in served])
-        start, end = fcfs(arrival, service, self.workers) if len(self.workers) > 1 else self._one(arrival, service)
+        # step by step for one reviewer too: a review's times must not depend on how the horizon is cut
+        start, end = fcfs(arrival, service, self.workers, closed_form=False)
         horizon, windows = self.horizon_s, {}
 
         def window(w: int) -> WindowData:
@@ -289,15 +291,3 @@ class Desk:
         lat = self.latency_s
         return [ReviewReply(e + lat, self.name, r.seq, r.sender, s - r.time, r.origin_s)
                 for r, s, e in zip(served, starts, ends, strict=True)]
-
-    def _one(self, arrival: np.ndarray, service: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(start, end) with one reviewer, step by step: :func:`fcfs`'s closed form for one worker rounds its
-        cumulative sums differently with the batch, and a review's times must not depend on the tick."""
-        free, start = self.workers[0], []
-        for a, s in zip(arrival.tolist(), service.tolist(), strict=True):
-            free = max(a, free)
-            start.append(free)
-            free += s
-        self.workers[0] = free
-        start = np.array(start)
-        return start, start + service

@@ -189,13 +189,16 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: li
             "skipped": skipped}
 
 
-def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float]) -> tuple[np.ndarray, np.ndarray]:
+def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float], closed_form: bool = True
+         ) -> tuple[np.ndarray, np.ndarray]:
     """FCFS over ``c = len(workers)`` workers: (start, end) arrays (n,).
 
     ``workers`` is a heap of the times each worker is next free; it is updated
     in place. One worker: Lindley's recursion in closed form,
     ``end_i = S_i + max(w, max_{k<=i} (a_k - S_{k-1}))`` with ``S`` the cumulative
-    service. Several: the prefix in which no decision waits is found vectorized
+    service, whose rounding (about 1e-12 s) depends on the batch; with
+    ``closed_form=False`` it takes the step-by-step path below, exact whatever
+    the batch. Several: the prefix in which no decision waits is found vectorized
     (a decision waits iff ``c`` earlier decisions or busy workers are still in
     service at its arrival); from the first wait on, a heap assigns each
     decision to the first free worker.
@@ -203,7 +206,7 @@ def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float]) -> tupl
     n = len(arrival)
     if n == 0:
         return arrival.copy(), arrival.copy()
-    if len(workers) == 1:
+    if len(workers) == 1 and closed_form:
         cum = np.cumsum(service)
         end = cum + np.maximum(workers[0], np.maximum.accumulate(arrival - (cum - service)))
         start = np.maximum(arrival, end - service)  # no negative wait from cumsum rounding
