@@ -108,7 +108,9 @@ class Simulation:
     ``max_restarts``: how often a dead actor is rebuilt from its last
     checkpoint before the run fails with
     :class:`~swarmopt.runtime.driver.ActorLostError` (see
-    :class:`~swarmopt.runtime.driver.Driver`). ``observers``
+    :class:`~swarmopt.runtime.driver.Driver`); ``checkpoint_every_s``: the
+    simulated seconds between those checkpoints (taken before an optimizer
+    cycle; a recovery replays at most about this much plus one cycle). ``observers``
     (:class:`~swarmopt.observe.Observer`) receive the rows, events and per-task
     samples as the run produces them (see also :meth:`observe`).
 
@@ -123,7 +125,8 @@ class Simulation:
     runs; give one for long runs.
 
     Raises :class:`~swarmopt.loader.InputError` for invalid input or a refused
-    ``out_dir``, ValueError for an unknown runtime.
+    ``out_dir``, ValueError for an unknown runtime or a ``checkpoint_every_s``
+    that is not positive.
 
     Time: ``now`` is the simulated time (s) every agent has been stepped to.
     An optimizer cycle due at time t runs at the start of the step that leaves
@@ -136,7 +139,8 @@ class Simulation:
 
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
-                 max_restarts: int = 3, overrides: Mapping[str, Any] | None = None, policy: Any = None,
+                 max_restarts: int = 3, checkpoint_every_s: float = 3600.0,
+                 overrides: Mapping[str, Any] | None = None, policy: Any = None,
                  rules: Sequence[Callable] = (), remedies: Sequence[Callable] = (),
                  decide: Callable[[Any], str | None] | None = None, observers: Sequence[Observer] = (),
                  out_dir: str | Path | None = None, overwrite: bool = False) -> None:
@@ -160,7 +164,8 @@ class Simulation:
         self._out = Fanout(self._sink, observers)
         self._live = None
         try:
-            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._out, max_restarts)
+            self._driver = Driver.start(self.scenario, self.seed, self._backend, self._out, max_restarts,
+                                        checkpoint_every_s)
             if decide is not None:
                 self._get(self._opt, "set_decide", decide)
         except BaseException:

@@ -38,19 +38,20 @@ KILL_TICKS = dict(zip(ACTORS, np.random.default_rng(2026).integers(1, 30, size=l
 @pytest.mark.parametrize("actor", ACTORS)
 def test_a_killed_actor_is_rebuilt_and_the_tables_are_identical(ray_session, scenario, undisturbed, actor):
     kill_at = KILL_TICKS[actor]
-    with Simulation(scenario, seed=6, runtime="ray") as sim:
+    every_s = 600.0  # checkpoints at 0, 600 and 1200 s: a kill after 600 s replays from one taken mid-run
+    with Simulation(scenario, seed=6, runtime="ray", checkpoint_every_s=every_s) as sim:
         for _ in range(kill_at):
             sim.step()
         next_cycle = sim.next_cycle_s
         ray_session.kill(sim.actors()[actor])
         sim.run()
         ev = sim.events
-        cycle_ticks = sim._driver.cycle_ticks
     restarted = ev[ev["event"] == "actor.restarted"]
     assert list(restarted["agent"]) == [actor]
     # found dead at its next call: agents are called every tick, optimizer and orchestrator every cycle
     assert kill_at * scenario.tick_s <= restarted["t_s"].iloc[0] <= next_cycle
-    assert 0 <= restarted["value"].iloc[0] <= cycle_ticks  # replayed at most one cycle
+    replayed = restarted["value"].iloc[0]
+    assert kill_at % (every_s / scenario.tick_s) <= replayed <= every_s / scenario.tick_s
     pd.testing.assert_frame_equal(undisturbed.metrics, sim.metrics)
     pd.testing.assert_frame_equal(undisturbed.events, without_restarts(ev), check_like=True)
 
@@ -78,6 +79,6 @@ def test_giving_up_names_the_actor_and_keeps_what_ran(ray_session, scenario, tmp
         sim.write(tmp_path / "run", status="failed", error="ActorLostError: optimizer")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "optimizer" in summary["error"]
-    # the windows closed before the optimizer died (at 600 s) are kept: up to 480 s, as between cycles a window
-    # closes one tick after its end, once its review answers are back (sim.review)
-    assert summary["windows"] == 8
+    # the windows closed before the optimizer was found dead, at its cycle at 600 s, are kept: all ten, as the
+    # cycle first closes the windows that ended by then (no checkpoint at 600 s: every 3,600 s by default)
+    assert summary["windows"] == 10

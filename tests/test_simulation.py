@@ -201,3 +201,8 @@ def test_a_decide_hook_forces_every_verdict(mh_scenario):
     assert len(judged) == len(seen) >= 3
     assert set(judged["event"]) == {"optimization.kept"} and judged["forced"].eq(True).all()
     assert FIRST_CHANGE in {sid for sid, _ in seen}
+
+
+def test_a_checkpoint_interval_must_be_positive(mh_scenario):
+    with pytest.raises(ValueError, match="checkpoint_every_s must be > 0 simulated seconds, got 0"):
+        Simulation(mh_scenario, runtime="local", checkpoint_every_s=0)

@@ -124,10 +124,16 @@ class Driver:
     The last call runs the final cycle (judge and detect only) and sets
     ``done``.
 
-    Recovery: before every optimizer cycle (and at the start) the driver takes
-    a checkpoint of every component and of its loop state (only on backends
-    whose components can die) and marks the sink's position (on every backend:
-    the sink may write out what precedes the mark). When an actor dies,
+    Recovery: on backends whose components can die, at the start and then
+    before the first optimizer cycle at least ``checkpoint_every_s`` simulated
+    seconds after the last checkpoint, the driver takes a checkpoint of every
+    component and of its loop state, and marks the sink's position (the sink
+    may write out what precedes the mark). A checkpoint of every component
+    costs about as much as a tick on Ray, so by default it is taken once per
+    simulated hour, as Flink checkpoints per interval and Ray Tune per
+    ``checkpoint_frequency`` iterations: a recovery replays up to that much, and
+    a streamed run holds the rows since. On other backends only the mark is
+    taken, at the start and before every cycle. When an actor dies,
     every component is rebuilt from the last checkpoint, the sink is rewound
     and the ticks since are replayed, so the tables are those of an
     undisturbed run plus one ``actor.restarted`` event; after
@@ -139,6 +145,7 @@ class Driver:
     sink: Sink
     components: Components
     max_restarts: int = 3
+    checkpoint_every_s: float = 3600.0
     k: int = 0
     done: bool = False
     inbound: list[Message] = field(default_factory=list)
@@ -149,13 +156,18 @@ class Driver:
     restarts: int = 0
     killed: set[int] = field(default_factory=set)  # process-crash faults already executed (never replayed)
     _checkpoint: tuple | None = None
+    _checkpoint_k: int = 0  # the tick of the last checkpoint
 
     @classmethod
-    def start(cls, scenario: Scenario, seed: int, backend: Backend, sink: Sink, max_restarts: int = 3) -> "Driver":
-        """Create the run's components on ``backend``."""
+    def start(cls, scenario: Scenario, seed: int, backend: Backend, sink: Sink, max_restarts: int = 3,
+              checkpoint_every_s: float = 3600.0) -> "Driver":
+        """Create the run's components on ``backend``; ValueError if
+        ``checkpoint_every_s`` is not positive."""
+        if not checkpoint_every_s > 0:
+            raise ValueError(f"checkpoint_every_s must be > 0 simulated seconds, got {checkpoint_every_s!r}")
         comps = Components(backend.groups(scenario, seed), backend.optimizer(scenario, seed),
                            backend.orchestrator(scenario))
-        return cls(scenario, backend, sink, comps, max_restarts)
+        return cls(scenario, backend, sink, comps, max_restarts, checkpoint_every_s)
 
     @property
     def groups(self) -> list[tuple[Any, list[str]]]:
@@ -201,8 +213,8 @@ class Driver:
     def fork(self, sink: Sink) -> "Driver":
         """An independent driver at the same point, feeding ``sink``."""
         backend, comps = self.backend.fork(self.components)
-        return Driver(self.scenario, backend, sink, comps, self.max_restarts, **self.loop_state(),
-                      killed=set(self.killed))
+        return Driver(self.scenario, backend, sink, comps, self.max_restarts, self.checkpoint_every_s,
+                      **self.loop_state(), killed=set(self.killed))
 
     def advance(self) -> None:
         """One tick (see the class docstring); no-op once ``done``."""
@@ -229,9 +241,17 @@ class Driver:
         token = self.backend.checkpoint(self.components)  # first: a dead actor raises before the sink moves on
         mark = self.sink.mark()
         self._checkpoint = () if token is None else (token, self.loop_state(), mark)
+        self._checkpoint_k = self.k
+
+    def _checkpoint_due(self) -> bool:
+        # without component checkpoints (a backend whose components cannot die) only the sink's mark is taken:
+        # every cycle, so that a streamed run holds few rows
+        elapsed_s = (self.k - self._checkpoint_k) * self.scenario.tick_s
+        return self._checkpoint is None or self.cycle_due() and (
+            self._checkpoint == () or elapsed_s >= self.checkpoint_every_s - 1e-9)
 
     def _checkpoint_and_advance(self) -> None:
-        if self._checkpoint is None or self.cycle_due():
+        if self._checkpoint_due():
             self.checkpoint()
         self._advance()
 
