@@ -656,6 +656,12 @@ class OptimizerConfig(Strict):
     target significantly worse; the agent takes no new change meanwhile. False:
     the undo is not measured and the windows under the reverted change count
     as the configuration before it, so the next change may follow at once.
+    ``cache_settle``: a change of cache TTLs is judged on the windows from one
+    TTL (the longer of old and new) after it took effect: before that the
+    cache still serves entries filled under the old TTL and the hit rate has
+    not reached its new level, so the first windows understate the change
+    (:func:`swarmopt.optimizer.trial.settle_windows`); the horizon counts the
+    judged windows.
     ``at_horizon``: what happens to a change still undecided (marginal, no
     guardrail breach) at ``max_measure_windows``: ``revert`` (a change that
     cannot be told from no change is undone once) or ``keep_gain`` (kept when
@@ -711,6 +717,8 @@ class OptimizerConfig(Strict):
     measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change (and "
                                   "restore the change if undoing it made its target worse) before the agent's next "
                                   "change; false: the next change may follow at once")
+    cache_settle: bool = Field(default=False, description="judge a change of cache TTLs from one TTL after it took "
+                                                          "effect, once the hit rate has settled")
     at_horizon: Literal["revert", "keep_gain"] = Field(default="revert", description="an undecided change at "
                                                        "max_measure_windows: reverted, or kept if its estimate is "
                                                        "a gain")

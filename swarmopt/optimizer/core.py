@@ -67,6 +67,7 @@ from swarmopt.optimizer.trial import (
     TrialState,
     decide_trial,
     look_alpha,
+    new_trial,
 )
 from swarmopt.policies import MonitorPolicy, Policy
 from swarmopt.protocol import Mode, advise, grant_bottlenecks
@@ -282,7 +283,7 @@ class Optimizer:
                 changes.append(ScheduledChange(eff, c, s.id))
                 self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
             for agent in {c.agent for c in s.actions}:
-                self.in_flight[agent] = Trial(s, eff, eff + self.cfg.measure_windows * self.window_s)
+                self.in_flight[agent] = new_trial(s, eff, self.cfg, self.window_s)
             ev = strategy_event(t, "optimization.scheduled", s)
             ev["effective_s"] = eff
             events.append(ev)
@@ -374,7 +375,7 @@ class Optimizer:
                 pooled = self.history.task_sample(agent, trial.split_s, trial.measure_at_s)
                 before_rows, after_rows, before, after = [], [], pooled.of_arm(True), pooled.of_arm(False)
             else:
-                spans = (trial.effective_s - k, trial.effective_s), (trial.effective_s, trial.measure_at_s)
+                spans = (trial.effective_s - k, trial.effective_s), (trial.after_start_s, trial.measure_at_s)
                 before_rows, after_rows = (self.history.window_rows(agent, *sp) for sp in spans)
                 before, after = (self.history.task_sample(agent, *sp) for sp in spans)
             alpha = look_alpha(cfg, trial.after_windows(self.window_s))

@@ -97,7 +97,7 @@ def measure_event(t: float, j: Judgement, trial: Trial, before_s: float, outcome
         "n_eff_before": j.canary.n_before if j.canary else j.tasks_before,
         "n_eff_after": j.canary.n_after if j.canary else j.tasks_after,
         "before_start_s": before_s, "before_end_s": trial.effective_s,
-        "after_start_s": trial.effective_s, "after_end_s": trial.measure_at_s, "switchback": bool(trial.arms),
+        "after_start_s": trial.after_start_s, "after_end_s": trial.measure_at_s, "switchback": bool(trial.arms),
         "split": trial.split,
     }
     if trial.arms or trial.split:  # both arms alternate over the switchback looks, or run at once in a split

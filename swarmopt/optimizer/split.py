@@ -22,11 +22,10 @@ both arms wait in, and the split measures its direct effect only.
 
 from __future__ import annotations
 
-import math
-
 from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.metrics import metric_spec
 from swarmopt.optimizer.strategies import Strategy
+from swarmopt.optimizer.trial import settle_windows
 from swarmopt.schema import SPLIT_KNOBS, Knobs
 
 #: The ``ref`` of a split's start and end is this prefix and the strategy's id.
@@ -52,9 +51,8 @@ def splittable(strategy: Strategy, knobs: Knobs) -> bool:
 
 def burn_in(actions: tuple[KnobChange, ...], window_s: float) -> int:
     """Windows at a split's start not judged: 1, or as many as the longest TTL
-    involved lasts (an entry filled under it is still served after the switch)."""
-    ttls = [float(v) for c in actions if c.knob.startswith(_TTL) for v in (c.old, c.new)]
-    return max(1, math.ceil(max(ttls, default=0.0) / window_s - 1e-9))
+    involved lasts (:func:`~swarmopt.optimizer.trial.settle_windows`)."""
+    return max(1, settle_windows(actions, window_s))
 
 
 def start(actions: tuple[KnobChange, ...], at_s: float, strategy_id: str) -> list[ScheduledChange]:

@@ -65,6 +65,7 @@ class Trial:
     arms: Arms = ()
     lead_windows: int = 0
     split_s: float = math.nan
+    settle_s: float = 0.0
 
     @property
     def split(self) -> bool:
@@ -80,7 +81,32 @@ class Trial:
             return self.lead_windows + sum(new for _, new in self.arms)
         if self.split:
             return self.lead_windows + round((self.measure_at_s - self.split_s) / window_s / 2)
-        return round((self.measure_at_s - self.effective_s) / window_s)
+        return round((self.measure_at_s - self.after_start_s) / window_s)
+
+    @property
+    def after_start_s(self) -> float:
+        """Start of the before/after judge's after-span: ``settle_s`` after the change took effect."""
+        return self.effective_s + self.settle_s
+
+
+def settle_windows(actions: tuple[KnobChange, ...], window_s: float) -> int:
+    """Windows a change of cache TTLs takes to show its effect: as many as the
+    longest TTL it sets or replaces lasts (an entry filled under the old TTL is
+    served until it expires, and the hit rate under the new one builds up over
+    one new TTL); 0 for a change of no TTL."""
+    ttls = [float(v) for c in actions if c.knob.startswith("cache_ttl_s.") for v in (c.old, c.new) if v is not None]
+    return math.ceil(max(ttls) / window_s - 1e-9) if ttls else 0
+
+
+def new_trial(s: Strategy, effective_s: float, cfg: OptimizerConfig, window_s: float, undone: Strategy | None = None,
+              undo_decision: str = "") -> Trial:
+    """The trial of ``s`` taking effect at ``effective_s``: its first look after
+    ``measure_windows`` windows, which with ``cfg.cache_settle`` begin once a
+    TTL change has settled (:func:`settle_windows`; the Spinnaker/Kayenta canary's
+    warm-up, a transient deleted as in simulation output analysis)."""
+    settle_s = settle_windows(s.actions, window_s) * window_s if cfg.cache_settle else 0.0
+    return Trial(s, effective_s, effective_s + settle_s + cfg.measure_windows * window_s, undone, undo_decision,
+                 settle_s=settle_s)
 
 
 @dataclass(frozen=True)
@@ -204,7 +230,7 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     new = _move(state, -cfg.autonomy_step_down, cfg) if decision == "rollback" else state.autonomy
     why = f"rollback of {s.id} on {agent}: {reason}" if new != state.autonomy else ""
     return TrialOutcome(**common, changes=undo.actions, effective_s=eff, ref=undo.id,
-                        undo=Trial(undo, eff, eff + cfg.measure_windows * window_s, s, decision)
+                        undo=new_trial(undo, eff, cfg, window_s, s, decision)
                         if decision == "rollback" or cfg.measure_reverts else None,
                         tabu_until_s=t + max(TABU_S, cfg.stabilization_window_s), state=TrialState(new, 0),
                         autonomy_reason=why)
