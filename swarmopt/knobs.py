@@ -3,7 +3,7 @@
 A knob is addressed by a dotted path into :class:`swarmopt.schema.Knobs`:
 ``model_tier``, ``max_concurrency``, ``cache_ttl_s.<tool>``, ``parallel_tools``,
 ``timeout_s``, ``max_retries``, ``circuit_breaker.enabled`` (or any other
-breaker field), ``message_batch_size``, ``confidence_threshold``,
+breaker field), ``message_batch_size``, ``shed_expired``, ``confidence_threshold``,
 ``tier_routing``, ``max_tokens_per_minute``, ``token_burst_size``,
 ``max_tool_calls_per_minute.<tool>``, ``max_cache_size.<tool>``, and
 ``split.<knob>`` (the other arm's value of a concurrent split; None ends it). A

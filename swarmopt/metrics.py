@@ -86,6 +86,7 @@ class WindowData:
         self.per_tool = np.zeros((len(PER_TOOL_FIELDS), 0, 0))
         self.inbox_handled = 0
         self.inbox_in_time = 0
+        self.inbox_shed = 0
         self.conflicts = 0
         self.messages_sent = 0
         self.arrivals = 0
@@ -149,11 +150,12 @@ class WindowData:
             self._tool_chunks.append(per_tool)
         self._late = True
 
-    def add_inbox(self, handled: int, in_time: int, conflicts: int) -> None:
-        """Count handled inbox messages."""
+    def add_inbox(self, handled: int, in_time: int, conflicts: int, shed: int = 0) -> None:
+        """Count handled and shed inbox messages."""
         self.inbox_handled += handled
         self.inbox_in_time += in_time
         self.conflicts += conflicts
+        self.inbox_shed += shed
 
     def tasks_so_far(self) -> np.ndarray:
         """The table of the tasks added so far (before :meth:`finish`)."""
@@ -258,7 +260,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
       skipped by an open breaker), the share that still succeeded; 1 if none did.
     * ``coordination_score``: (coordination requests met in time + inbound
       messages handled in time) / (coordination requests + inbound messages
-      handled). A request is one downstream message a decision needs to send; it
+      handled or shed). A request is one downstream message a decision needs to send; it
       is met in time if the decision succeeded and the message arrived within
       the agent's ``coordination_deadline_s`` of the decision's arrival.
     * ``resource_efficiency``: worker busy time spent on decisions that
@@ -380,7 +382,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
         window_s = info["window_s"]
         busy_total = float(add(busy[lo:hi]))
         cost_total = float(add(cost[lo:hi]))
-        coord_den = coord_req + w.inbox_handled
+        inbound = w.inbox_handled + w.inbox_shed
+        coord_den = coord_req + inbound
         q = qs[k]
         rows.append({
             "agent": info["agent"],
@@ -425,7 +428,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "coordination_requests": int(coord_req),
             "messages_sent": w.messages_sent,
             "messages_handled": w.inbox_handled,
-            "inbox_in_time_rate": w.inbox_in_time / w.inbox_handled if w.inbox_handled else nan,
+            "messages_shed": w.inbox_shed,
+            "inbox_in_time_rate": w.inbox_in_time / inbound if inbound else nan,
             "conflicts": w.conflicts,
             "cpu_percent": min(100.0, 100.0 * max(0.0, busy_total + w.lent_s) / (info["concurrency"] * window_s)),
             "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
@@ -586,6 +590,7 @@ METRICS: dict[str, MetricSpec] = {
     "coordination_score": _WINDOW_HIGHER,
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "messages_handled": _WINDOW_HIGHER,  # inbox throughput, which a larger batch raises while a backlog waits
+    "messages_shed": _WINDOW_LOWER,
     "queue_wait_ms_mean": _WINDOW_LOWER,
     "review_wait_ms_mean": _WINDOW_LOWER,
     "throttle_wait_ms_mean": _WINDOW_LOWER,

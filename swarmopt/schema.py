@@ -182,6 +182,11 @@ class Knobs(Strict):
     ``work_stealing`` lets the idle workers of the other replicas of this
     agent's population take its waiting decisions (reference/000's load
     balancer: work stealing; :func:`swarmopt.sim.sched.steal`).
+    ``shed_expired`` drops, when the inbox handler picks up its next batch,
+    every waiting message that could no longer be handled within the inbox
+    deadline even alone (load shedding of expired work, as a server drops a
+    request whose deadline has passed: Google SRE book, "Handling Overload"),
+    so that a backlog of late messages does not make every later one late too.
     ``split`` runs a concurrent canary on the agent: knob path -> value (any
     of :data:`SPLIT_KNOBS`) under which half the agent's work is served while
     the rest keeps these knobs (:meth:`arm`), so the two configurations are
@@ -197,6 +202,7 @@ class Knobs(Strict):
     max_retries: int = Field(default=1, ge=0, le=3)
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     message_batch_size: int = Field(default=1, ge=1, le=64)
+    shed_expired: bool = False
     confidence_threshold: float = Field(default=0.3, ge=0, le=0.95)
     tier_routing: bool = False
     max_tokens_per_minute: int = Field(default=0, ge=0, le=MAX_TOKENS_PER_MIN)

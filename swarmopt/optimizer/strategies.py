@@ -273,6 +273,16 @@ def larger_message_batch(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
     return _change(p.id, k, "message_batch_size", min(int(KNOB_BOUNDS["message_batch_size"][1]), need))
 
 
+def shed_expired_messages(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
+    """Drop the inbox messages that can no longer be handled in time when fewer
+    than 90% are: a backlog of expired messages otherwise makes every message
+    behind it late too, however fast the inbox (load shedding)."""
+    rate = s["inbox_in_time_rate"]
+    if not (rate == rate and rate < TARGET_IN_TIME):
+        return None
+    return _change(p.id, k, "shed_expired", True)
+
+
 def direct_routes(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
     """Send the agent's messages directly (``topology: mesh``) when they are
     routed through relays: every relay adds a hop's latency and loads the
@@ -455,6 +465,8 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     # lowers coordination_score (more late messages counted per window) and helps it only once the backlog is gone
     Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead",
            target="messages_handled"),
+    Remedy("shed_expired_messages", 0.3, 60, shed_expired_messages, "Drop inbound messages already past their "
+           "deadline", target="inbox_in_time_rate"),
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
     Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
@@ -521,8 +533,8 @@ TYPES: dict[str, BottleneckType] = {
                        "enable_circuit_breaker", "lengthen_breaker_open"), ("Error rate <= 10%",)),
     "coordination_efficiency": BottleneckType(
         "coordination_score",
-        ("larger_message_batch", "direct_routes", "raise_retries", "raise_cache_ttl", "enable_circuit_breaker",
-         "scale_concurrency", "enable_parallel_tools"),
+        ("larger_message_batch", "shed_expired_messages", "direct_routes", "raise_retries", "raise_cache_ttl",
+         "enable_circuit_breaker", "scale_concurrency", "enable_parallel_tools"),
         ("Coordination score >= 60%", "Faster conflict resolution")),
     "cost": BottleneckType(
         "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_size", "raise_cache_ttl"),

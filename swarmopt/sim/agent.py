@@ -194,7 +194,8 @@ class AgentSim:
                            profile.inbox_deadline_s, self.names)
         # the inbox is served lazily, up to the next step's start: batch sizes (time, size) set since then
         self.inbox_batch = self.knobs.message_batch_size
-        self.batch_changes: list[tuple[float, int]] = []
+        self.inbox_shed = self.knobs.shed_expired
+        self.inbox_changes: list[tuple[float, int, bool]] = []  # (time, batch size, shed) from then on
         lat_s = profile.network_latency_ms / 1000.0
         self.awaiting = Awaiting(self.id, reviewers, lat_s, profile.coordination_deadline_s,
                                  env.horizon_s, self.names.index(self.id)) if reviewers else None
@@ -400,8 +401,8 @@ class AgentSim:
                 self.knobs = set_knob(self.knobs, ch.knob, ch.new)
                 if ch.knob.startswith("circuit_breaker"):
                     self.breakers = [Breaker(self.knobs.circuit_breaker) for _ in self.tool_names]
-                if ch.knob == "message_batch_size":
-                    self.batch_changes.append((at, self.knobs.message_batch_size))
+                if ch.knob in ("message_batch_size", "shed_expired"):
+                    self.inbox_changes.append((at, self.knobs.message_batch_size, self.knobs.shed_expired))
                 ops.append(("resize", old_c, self.knobs.max_concurrency, at))
             self.applied.append({"t_s": at, "agent": self.id, "knob": ch.knob, "old": ch.old,
                                  "new": ch.new, "ref": sc.ref})
@@ -604,14 +605,16 @@ class AgentSim:
         return w
 
     def _serve_inbox(self, until: float) -> None:
-        """Handle the inbox up to ``until``, each batch with the batch size in
-        force when it starts (a change within the last step counts from its time)."""
-        cuts = [(at, size) for at, size in self.batch_changes if at < until]
-        self.batch_changes = self.batch_changes[len(cuts):]
-        for at, size in cuts + [(until, None)]:
-            for k, (handled, in_time, conflicts) in self.inbox.process(at, self.inbox_batch, self.window_s).items():
-                self.window_at(k * self.window_s).add_inbox(handled, in_time, conflicts)
-            self.inbox_batch = size or self.inbox_batch
+        """Handle the inbox up to ``until``, each batch with the batch size and
+        shedding in force when it starts (a change within the last step counts
+        from its time)."""
+        cuts = [c for c in self.inbox_changes if c[0] < until]
+        self.inbox_changes = self.inbox_changes[len(cuts):]
+        for at, *setting in cuts + [(until,)]:
+            for k, counts in self.inbox.process(at, self.inbox_batch, self.window_s, self.inbox_shed).items():
+                self.window_at(k * self.window_s).add_inbox(*counts)
+            if setting:
+                self.inbox_batch, self.inbox_shed = setting
 
     def _cached_keys(self, t: float) -> int:
         return sum(int(np.count_nonzero(c > t)) for c in self.cache_exp) if self.cache_exp else 0

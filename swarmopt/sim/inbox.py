@@ -7,7 +7,11 @@ takes up to ``batch_size`` messages that have arrived by then. A batch costs
 about the same resource as an earlier message of the batch from a different
 sender (a conflict to resolve; a relayed copy, resource < 0, claims
 nothing). A message is handled in time if its batch
-finishes within ``deadline_s`` of its arrival.
+finishes within ``deadline_s`` of its arrival. With shedding on (the
+``shed_expired`` knob), when the handler is about to start a batch it first
+drops every waiting message that could not be handled in time even alone
+(its arrival + ``deadline_s`` before the start + ``overhead_ms`` +
+``per_message_ms``): shed, never handled.
 
 Processing only goes up to a horizon ``until``: every message that arrives
 before the horizon is already known (all senders have simulated that far), so
@@ -96,11 +100,13 @@ class Inbox:
         self.time, self.sender, self.seq = t[order], snd[order], sq[order]
         self.resource = np.concatenate((self.resource, resource))[order]
 
-    def process(self, until: float, batch_size: int, window_s: float) -> dict[int, list[int]]:
-        """Handle every batch that starts before ``until``.
+    def process(self, until: float, batch_size: int, window_s: float, shed: bool = False) -> dict[int, list[int]]:
+        """Handle every batch that starts before ``until``, shedding expired
+        messages first if ``shed``.
 
         Returns, per window (index = batch start // ``window_s``) in which a
-        batch started, [messages handled, handled in time, conflicts].
+        batch started or a message was shed, [messages handled, handled in
+        time, conflicts, shed].
         """
         # a batch starts no earlier than its first message: later messages are not needed
         k = int(np.searchsorted(self.time, until, side="left"))
@@ -119,13 +125,16 @@ class Inbox:
                 key = window_index(start, window_s)
                 tot = totals.get(key)
                 if tot is None:
-                    tot = totals[key] = [0, 0, 0]
+                    tot = totals[key] = [0, 0, 0, 0]
+                h += 1
+                if shed and finish - t > deadline:
+                    tot[3] += 1
+                    continue
                 tot[0] += 1
                 tot[1] += finish - t <= deadline
                 free_at = finish
-                h += 1
         else:
-            h, free_at = self._batches(times, until, batch_size, window_s, totals)
+            h, free_at = self._batches(times, until, batch_size, window_s, totals, shed)
         self.free_at = free_at
         if h:
             self.time, self.sender, self.seq, self.resource = (
@@ -133,12 +142,13 @@ class Inbox:
         return totals
 
     def _batches(self, times: list[float], until: float, batch_size: int, window_s: float,
-                 totals: dict[int, list[int]]) -> tuple[int, float]:
+                 totals: dict[int, list[int]], shed: bool) -> tuple[int, float]:
         """:meth:`process` for batches of up to ``batch_size`` messages; returns
-        (messages handled, the time the handler is free)."""
+        (messages handled or shed, the time the handler is free)."""
         n = len(times)
         senders, resources = self.sender[:n].tolist(), self.resource[:n].tolist()
         h, free_at = 0, self.free_at
+        alone = self.overhead_s + self.per_message_s
         while h < n:
             ready = times[h] + self.max_wait_s
             if n - h >= batch_size:
@@ -146,6 +156,12 @@ class Inbox:
             start = max(free_at, ready)
             if start >= until:
                 break
+            if shed and start + alone - times[h] > self.deadline_s:
+                dropped = h
+                while h < n and times[h] <= start and start + alone - times[h] > self.deadline_s:
+                    h += 1
+                totals.setdefault(window_index(start, window_s), [0, 0, 0, 0])[3] += h - dropped
+                continue  # the batch forms again from the first message left
             j, stop = h, min(n, h + batch_size)
             while j < stop and times[j] <= start:
                 j += 1
@@ -156,7 +172,7 @@ class Inbox:
                     conflicts += 1
             finish = start + self.overhead_s + (j - h) * self.per_message_s + conflicts * self.conflict_s
             in_time = sum(1 for i in range(h, j) if finish - times[i] <= self.deadline_s)
-            tot = totals.setdefault(window_index(start, window_s), [0, 0, 0])
+            tot = totals.setdefault(window_index(start, window_s), [0, 0, 0, 0])
             tot[0] += j - h
             tot[1] += in_time
             tot[2] += conflicts
