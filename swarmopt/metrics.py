@@ -150,7 +150,7 @@ class WindowData:
             self._tool_chunks.append(per_tool)
         self._late = True
 
-    def add_inbox(self, handled: int, in_time: int, conflicts: int, shed: int = 0) -> None:
+    def add_inbox(self, handled: int, in_time: int, conflicts: int, shed: int) -> None:
         """Count handled and shed inbox messages."""
         self.inbox_handled += handled
         self.inbox_in_time += in_time

@@ -192,7 +192,7 @@ class AgentSim:
         self.inbox = Inbox(profile.message_overhead_ms, profile.message_cost_ms,
                            profile.conflict_resolution_ms, profile.batch_max_wait_s,
                            profile.inbox_deadline_s, self.names)
-        # the inbox is served lazily, up to the next step's start: batch sizes (time, size) set since then
+        # the inbox is served lazily, up to the next step's start, under the batch size and shedding in force
         self.inbox_batch = self.knobs.message_batch_size
         self.inbox_shed = self.knobs.shed_expired
         self.inbox_changes: list[tuple[float, int, bool]] = []  # (time, batch size, shed) from then on
