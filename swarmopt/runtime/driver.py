@@ -16,7 +16,6 @@ says how a call reaches a component: directly (local) or as a Ray actor call.
 
 from __future__ import annotations
 
-import copy
 import pickle
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -118,9 +117,9 @@ class Driver:
 
     ``components`` are the backend handles; the rest is the loop's own state
     (:data:`LOOP_STATE`: tick counter, messages and changes in transit, what
-    the next optimizer cycle gets), plain data that ``copy.deepcopy``
-    captures. :meth:`advance` runs one tick: the optimizer cycle if one is due
-    at the current time ``now``, then every group over ``[now, now + tick_s)``.
+    the next optimizer cycle gets), plain data that pickles. :meth:`advance`
+    runs one tick: the optimizer cycle if one is due at the current time
+    ``now``, then every group over ``[now, now + tick_s)``.
     The last call runs the final cycle (judge and detect only) and sets
     ``done``.
 
@@ -205,10 +204,13 @@ class Driver:
                 return i
         raise KeyError(f"unknown agent '{agent}'; allowed: {sorted(a for _, m in self.groups for a in m)}")
 
+    def _pickled_loop_state(self) -> bytes:
+        # a pickle round trip copies the loop state several times faster than copy.deepcopy on its rows
+        return pickle.dumps({f: getattr(self, f) for f in LOOP_STATE}, pickle.HIGHEST_PROTOCOL)
+
     def loop_state(self) -> dict:
-        """A deep copy of the loop state (for a fork or a checkpoint); a pickle
-        round trip, several times faster than ``copy.deepcopy`` on its rows."""
-        return pickle.loads(pickle.dumps({f: getattr(self, f) for f in LOOP_STATE}, pickle.HIGHEST_PROTOCOL))
+        """A deep copy of the loop state (for a fork)."""
+        return pickle.loads(self._pickled_loop_state())
 
     def fork(self, sink: Sink) -> "Driver":
         """An independent driver at the same point, feeding ``sink``."""
@@ -240,7 +242,7 @@ class Driver:
         write out what came before. Raises if an actor is dead."""
         token = self.backend.checkpoint(self.components)  # first: a dead actor raises before the sink moves on
         mark = self.sink.mark()
-        self._checkpoint = () if token is None else (token, self.loop_state(), mark)
+        self._checkpoint = () if token is None else (token, self._pickled_loop_state(), mark)
         self._checkpoint_k = self.k
 
     def _checkpoint_due(self) -> bool:
@@ -264,7 +266,8 @@ class Driver:
         token, state, mark = self._checkpoint
         failed_at, target = self.now, self.k
         self.components = self.backend.restore(token, self.components)
-        for f, v in copy.deepcopy(state).items():
+        state = pickle.loads(state)
+        for f, v in state.items():
             setattr(self, f, v)
         self.sink.rewind(mark)
         replayed = target - self.k

@@ -47,7 +47,6 @@ import operator
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -195,7 +194,7 @@ class Awaiting:
         self.seq += m
         self.waiting += m
         seqs, n_rev = range(seq0, seq0 + m), len(self.reviewers)
-        self.outbox += map(tuple.__new__, repeat(ReviewRequest), zip(
+        self.outbox += map(ReviewRequest._make, zip(
             (cols[_END] + self.latency_s).tolist(), [self.agent] * m, seqs, [self.reviewers[s % n_rev] for s in seqs],
             z.tolist(), cols[_ARRIVAL].tolist(), strict=True))
 
