@@ -149,13 +149,15 @@ def filling(seed: int, n_after: int, gain: float) -> tuple[list[dict], list[dict
     return rows(y[:5], load[:5]), rows(y[5:], load[5:], 5)
 
 
+@pytest.mark.parametrize("metric", ["cache_hit_rate", "cost_per_success_usd"])
 @pytest.mark.parametrize("n_after", [5, 10, 15])
-def test_a_gain_that_builds_up_while_a_cache_fills_is_found_when_only_the_load_is_adjusted_for(n_after):
-    """A cache metric (metrics.METRICS: covariates ("load",)): a gain of 0.15 (+50%) that builds up over the
-    first 5 after-windows. Fitting a trend takes the rise for one and leaves the change little: measured 1, 15
-    and 109 passes of 200 at 5, 10 and 15 after-windows; adjusted for the load alone, 138, 199 and 200. Its A/A
-    rate under a load effect stays at alpha: with no gain, 12, 18 and 7 of 200 (binomial criterion above)."""
-    load_only = dict(covariates=metric_spec("cache_hit_rate").covariates)
+def test_a_gain_that_builds_up_while_a_cache_fills_is_found_when_only_the_load_is_adjusted_for(n_after, metric):
+    """A cache metric or a spend figure, which a cache's hits cut (metrics.METRICS: covariates ("load",)): a gain of
+    0.15 (+50% of a hit rate) that builds up over the first 5 after-windows. Fitting a trend takes the rise for one
+    and leaves the change little: measured 1, 15 and 109 passes of 200 at 5, 10 and 15 after-windows; adjusted for
+    the load alone, 138, 199 and 200. Its A/A rate under a load effect stays at alpha: with no gain, 12, 18 and 7 of
+    200 (binomial criterion above)."""
+    load_only = dict(covariates=metric_spec(metric).covariates)
     assert load_only["covariates"] == ("load",)
     gains = [filling(s, n_after, 0.15) for s in range(AA_TRIALS)]
     found = sum(adjusted_measure(*g, "m", "higher", ALPHA, **load_only).verdict == "pass" for g in gains)
