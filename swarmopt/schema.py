@@ -624,7 +624,10 @@ class OptimizerConfig(Strict):
     import paths of plug-in detection rules and remedies. ``recommend_only``
     plans and reports but changes nothing.
     A change is judged on ``measure_windows`` windows before and after it takes
-    effect by the canary judge (:func:`swarmopt.optimizer.measure.judge_change`):
+    effect by the canary judge (:func:`swarmopt.optimizer.measure.judge_change`),
+    at later looks against as many windows before it as after it while the
+    agent's configuration stood, its bottleneck was detected and the load was
+    steady (:meth:`swarmopt.optimizer.trial.Trial.before_start_s`):
     the keep-or-rollback decision has a false-alarm budget ``alpha`` (a change
     that changes nothing is kept or rolled back with probability <= alpha),
     needs a minimum relative improvement ``min_improvement`` to keep a change,

@@ -98,14 +98,15 @@ def test_cache_costly_tool_caches_the_tool_that_burns_most():
 
 def test_the_judge_keeps_a_cost_remedy_on_the_budget_alert(spike):
     """Seed 1, rules: the first change on the analyzer answers the burn-rate alert by caching the price feed; the
-    judge measures spend per success on window means adjusted for trend and load. That first cache raise shows no
-    significant gain (reverted); a cheaper tier is kept (+24%, p = 0.003); the cache raise tried again is +9%
-    (p = 0.16), not enough to keep; the spend still falls by more than a fifth."""
+    judge measures spend per success on window means adjusted for the load. The TTL raises 30 -> 120 s and
+    120 -> 480 s are kept (+17% each, p = 0.002 and 0.0002 at their last looks), 480 -> 1,920 s is reverted (+7%,
+    p = 0.07); the spend falls by more than a fifth. (With a fitted trend the first raise read no gain and was
+    reverted; a cheaper tier was kept instead.)"""
     ev = spike.events
     first = ev[(ev["event"] == "optimization.scheduled") & (ev["agent"] == MA)].iloc[0]
     assert (first["type"], first["kind"]) == ("cost_burn", "cache_costly_tool")
     kept = ev[(ev["event"] == "optimization.kept") & (ev["agent"] == MA)]
-    assert set(kept["kind"]) == {"cheaper_model_tier"}
+    assert len(kept) >= 1 and set(kept["kind"]) <= {"cache_costly_tool", "cheaper_model_tier"}
     assert (kept["metric"] == "cost_per_success_usd").all() and (kept["improvement_pct"] > 15).all()
     m = spike.metrics[spike.metrics["agent"] == MA]
     assert m[m["t_start_s"] >= 8400]["cost_usd_per_hour"].mean() < 0.8 * m[

@@ -4,6 +4,7 @@ rate, recommend-only mode, and the per-task samples the agent groups ship."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -38,7 +39,8 @@ END_S = 2700.0
 
 
 def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
-                 configs: tuple[OptimizerConfig, ...] = (SC.optimizer,)) -> list[str]:
+                 configs: tuple[OptimizerConfig, ...] = (SC.optimizer,), change_s: float = 600.0,
+                 before_from_s: float = math.inf) -> list[str]:
     """One A/A trial: the healthy Market Hunter runs on its own stream under
     ``load``; at 600 s a change that changes nothing (model_tier standard ->
     standard) takes effect, and at 960 s the split a split look at 900 s starts
@@ -46,8 +48,11 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
     optimizer judges the change against windows 5-9 (0-4 warm the caches) once
     per target (and per optimizer config of ``configs``) at 900 s and, while it
     measures on (inconclusive, or a marginal gain), at each 300 s cycle that
-    ends a look, up to its horizon. Returns the decisions, per config then per
-    target."""
+    ends a look, up to its horizon. With ``change_s`` the no-op takes effect
+    then instead, and with ``before_from_s`` the before/after judge's
+    before-span may reach back to it (:meth:`Trial.before_start_s`: as many
+    windows as the look's after-span). Returns the decisions, per config then
+    per target."""
     seeds, _ = agent_seeds(seed, 1)
     sim = AgentSim(PROFILES[MH], SC.models, Environment(load, [], END_S), seeds[0], 60.0)
     noop = KnobChange(MH, "model_tier", "standard", "standard")
@@ -55,7 +60,7 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
     closed, applied = [], []
     for k in range(int(END_S / 60.0) + 1):
         _, c, ap = sim.step(60.0 * k, min(60.0 * (k + 1), END_S), [],
-                            [ScheduledChange(600.0, noop, "a/a"), split_start] if k == 0 else [])
+                            [ScheduledChange(change_s, noop, "a/a"), split_start] if k == 0 else [])
         closed += c
         applied += ap
     rows, smp = [sim.metrics_row(w) for w in closed], [task_sample(w) for w in closed]
@@ -64,8 +69,8 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
         opt = Optimizer(cfg, PROFILES, 60.0, RulePolicy(), np.random.default_rng(seed))
         s = Strategy("a/a", "agent_response_time", "noop", "high", MH, "no-op", 0.0, 120.0, (noop,), (), "",
                      0.3, metric)
-        opt.in_flight[MH] = Trial(s, 600.0, 900.0)
-        decision, t, start = "", 900.0, 0.0
+        opt.in_flight[MH] = Trial(s, change_s, change_s + 300.0, before_from_s=before_from_s)
+        decision, t, start = "", change_s + 300.0, 0.0
         while not decision:
             span = [i for i, r in enumerate(rows) if start <= r["t_start_s"] < t]
             opt.observe([rows[i] for i in span], applied if start == 0.0 else [], [smp[i] for i in span])
@@ -166,6 +171,36 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_l
     if metric == "cpu_percent":  # the check can fail: it does for the plain comparison
         plain = sum(d in ("keep", "rollback") for d in aa_ramp[("plain", metric)])
         assert stats.binomtest(plain, AA_TRIALS, 0.05, alternative="greater").pvalue < 0.01, plain
+
+
+LONG = {"change_s": 1200.0, "before_from_s": 300.0}
+
+
+@pytest.fixture(scope="module")
+def aa_long() -> dict[tuple[str, str], list[str]]:
+    """Decisions of A/A trials on seeds 0..199 whose no-op takes effect at 1,200 s with a before-span that may
+    reach back to 300 s (as long as each look's after-span: 5, 10, then 15 windows), under a steady load and
+    under the load ramp above, per (load, target)."""
+    out = {}
+    for load, shape, targets in (("steady", SC.load, AA_TARGETS), ("ramp", RAMP, RAMP_TARGETS)):
+        runs = [aa_decisions(seed, targets, shape, **LONG) for seed in range(AA_TRIALS)]
+        out |= {(load, m): [r[i] for r in runs] for i, m in enumerate(targets)}
+    return out
+
+
+@pytest.mark.parametrize("case", [("steady", m) for m in AA_TARGETS]
+                         + [("ramp", m) for m in ("cpu_percent", "service_time_ms_mean")])
+def test_a_longer_before_span_keeps_the_aa_rate(aa_long, case):
+    """A/A check of the longer before-span (:meth:`Trial.before_start_s`), binomial criterion as above. Steady
+    load: 5, 4 and 3 of 200 on response time, success rate and service time (3, 4 and 2 with the 5 windows
+    before the change only). Under the ramp the span reaches back only over windows whose arrivals are
+    consistent with one rate with the last 5 (:func:`swarmopt.optimizer.measure.steady_load`): CPU 7 of 200 (7
+    with 5 windows), service time 10 (7; 15 with no check of the load). Response time is not asserted under the
+    ramp: 17 of 200 with the longer span or without, since this ramp runs through the first look of a change at
+    1,200 s and a per-task comparison cannot adjust for the load (the test above changes at 600 s: 5 of 200)."""
+    decisions = aa_long[case]
+    false = sum(d in ("keep", "rollback") for d in decisions)
+    assert stats.binomtest(false, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, f"{false}/{AA_TRIALS}"
 
 
 class KeepGroups(LocalBackend):

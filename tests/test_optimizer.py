@@ -340,7 +340,7 @@ def test_each_target_gets_its_test():
 
 def test_samples_are_kept_only_as_long_as_a_judgement_needs_them():
     opt = make_optimizer()
-    k = opt.cfg.measure_windows
+    k = opt.cfg.max_measure_windows  # the longest before-span
     opt.observe([], [], samples([1000.0] * 100, 0.0))
     assert [s.t_start_s for s in opt.history.samples["market-hunter"]] == [60.0 * i for i in range(100 - k, 100)]
     ch = KnobChange("market-hunter", "max_concurrency", 4, 8)

@@ -27,6 +27,7 @@ from a time on while judging and detection go on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Callable
@@ -56,7 +57,7 @@ from swarmopt.optimizer.events import (
 )
 from swarmopt.optimizer.history import History, kept_windows
 from swarmopt.optimizer.learning import Learning
-from swarmopt.optimizer.measure import Judgement, judge_change, measure
+from swarmopt.optimizer.measure import Judgement, judge_change, measure, steady_load
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
 from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy
 from swarmopt.optimizer.trial import (
@@ -121,13 +122,15 @@ class Optimizer:
         self.rules = tuple(rules)
         self.autonomy = config.initial_autonomy
         self.streak = 0
-        self.history = History(profiles, window_s, config.measure_windows, kept_windows(config.long_windows))
+        self.history = History(profiles, window_s, config.max_measure_windows, kept_windows(config.long_windows))
         self.learning = Learning()
         self.planner = Planner(config, profiles, window_s, policy, rng, self.learning, remedies)
         self.autonomy_changes: list[dict] = []
         self.recommended: list[str] = []
         self.in_flight: dict[str, Trial] = {}
         self.tabu: dict[tuple[str, str], float] = {}
+        # per agent with a bottleneck at every cycle since, the first of those cycles (s)
+        self.troubled_since: dict[str, float] = {}
         self.proposals: list[Proposal] = []
         self.results: list[dict] = []
         self.bottlenecks: list[Bottleneck] = []
@@ -222,6 +225,8 @@ class Optimizer:
             self.bottlenecks += grant_bottlenecks(self.mode, snaps)
             self._set_mode(replace(self.mode, grants=()), t)  # a grant is answered (or dropped) once
         self._snaps = snaps
+        troubled = dict.fromkeys(b.affected_component for b in self.bottlenecks)
+        self.troubled_since = {a: self.troubled_since.get(a, t) for a in troubled}
         events += [bottleneck_event(t, b) for b in self.bottlenecks]
         found = anomalies(mats, snaps, cycle_windows, th.min_decisions, self.cfg.anomaly_z, self.cfg.tolerance,
                           ANOMALY_HISTORY)
@@ -283,7 +288,8 @@ class Optimizer:
                 changes.append(ScheduledChange(eff, c, s.id))
                 self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
             for agent in {c.agent for c in s.actions}:
-                self.in_flight[agent] = new_trial(s, eff, self.cfg, self.window_s)
+                since = max(self.history.last_change_s[agent], self.troubled_since.get(agent, math.inf))
+                self.in_flight[agent] = new_trial(s, eff, self.cfg, self.window_s, before_from_s=since)
             ev = strategy_event(t, "optimization.scheduled", s)
             ev["effective_s"] = eff
             events.append(ev)
@@ -361,13 +367,17 @@ class Optimizer:
         """Judge every trial whose after-windows are complete and apply the
         outcome; returns the undo and restore changes it schedules."""
         scheduled: list[ScheduledChange] = []
-        k = self.cfg.measure_windows * self.window_s
         cfg = self.cfg
         for agent, trial in sorted(self.in_flight.items()):
             if trial.measure_at_s > t + 1e-9:
                 continue
             del self.in_flight[agent]
             s = trial.strategy
+            before_s = trial.before_start_s(self.window_s, cfg.measure_windows, cfg.max_measure_windows)
+            base_s = trial.effective_s - cfg.measure_windows * self.window_s
+            if before_s < base_s and not steady_load(self.history.window_rows(agent, before_s, trial.effective_s),
+                                                     base_s):
+                before_s = base_s  # a load that changed over the longer span would bias a before/after comparison
             if trial.arms:  # switchback: the old arm's windows against the new arm's
                 (before_rows, before), (after_rows, after) = (
                     self.history.windows(agent, [w for w, new in trial.arms if new == arm]) for arm in (False, True))
@@ -375,7 +385,7 @@ class Optimizer:
                 pooled = self.history.task_sample(agent, trial.split_s, trial.measure_at_s)
                 before_rows, after_rows, before, after = [], [], pooled.of_arm(True), pooled.of_arm(False)
             else:
-                spans = (trial.effective_s - k, trial.effective_s), (trial.after_start_s, trial.measure_at_s)
+                spans = (before_s, trial.effective_s), (trial.after_start_s, trial.measure_at_s)
                 before_rows, after_rows = (self.history.window_rows(agent, *sp) for sp in spans)
                 before, after = (self.history.task_sample(agent, *sp) for sp in spans)
             alpha = look_alpha(cfg, trial.after_windows(self.window_s))
@@ -384,7 +394,7 @@ class Optimizer:
                              cfg.guardrail_cost_rise, cfg.trend_adjust)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
-            events.append(measure_event(t, j, trial, trial.effective_s - k, out, cfg.alpha))
+            events.append(measure_event(t, j, trial, before_s, out, cfg.alpha))
             if (cfg.judge_design == "switchback" and switchback.switchable(s) and out.undo is not None
                     and out.undo.undone is None):  # measuring on: by O N blocks
                 start = align(t + cfg.rollback_time_s, self.window_s)

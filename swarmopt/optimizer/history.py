@@ -37,15 +37,15 @@ def kept_windows(long_windows: int) -> int:
 class History:
     """Window rows, vectors and per-task samples of ``agents``.
 
-    ``window_s`` is the metric window and ``measure_windows`` the number of
-    windows a change is judged on each side (samples are kept for that long);
+    ``window_s`` is the metric window and ``before_windows`` the longest
+    before-span a change is judged against (samples are kept for that long);
     ``keep``: window rows kept per agent (:func:`kept_windows`).
     """
 
-    def __init__(self, agents, window_s: float, measure_windows: int, keep: int = HISTORY_WINDOWS) -> None:
+    def __init__(self, agents, window_s: float, before_windows: int, keep: int = HISTORY_WINDOWS) -> None:
         self.window_s = window_s
         self.keep = keep
-        self.measure_windows = measure_windows
+        self.before_windows = before_windows
         self.rows: dict[str, list[dict]] = {a: [] for a in agents}
         self._index = {a: i for i, a in enumerate(self.rows)}
         # per agent, its window vectors as the first ``self.held[agent]`` rows of a matrix that grows by doubling:
@@ -84,11 +84,11 @@ class History:
         per-task samples of the new windows (in time order per agent).
 
         Samples are kept only while a judgement may need them: per agent, the
-        last ``measure_windows`` windows (the before-span of a change scheduled
-        now) and, while a change is in flight (``in_flight_since``: agent -> the
-        time it took effect), everything since its before-span began. Memory is
-        thus about (2 x measure_windows + cycle windows) x decisions per window
-        x 10 bytes per agent at most.
+        last ``before_windows`` windows (the longest before-span of a change
+        scheduled now) and, while a change is in flight (``in_flight_since``:
+        agent -> the time it took effect), everything since its longest
+        before-span began. Memory is thus about (2 x before_windows + cycle
+        windows) x decisions per window x 10 bytes per agent at most.
         """
         if rows:
             # rows come window by window: a stable sort by agent makes each agent's rows one slice, in time order
@@ -117,7 +117,7 @@ class History:
 
     def _prune(self, agent: str, effective_s: float | None) -> None:
         kept = self.samples[agent]
-        k = self.measure_windows * self.window_s
+        k = self.before_windows * self.window_s
         floor = kept[-1].t_end_s - k
         if effective_s is not None:
             floor = min(floor, effective_s - k)

@@ -168,6 +168,25 @@ def level_shift(y: np.ndarray, after: np.ndarray, covariates: dict[str, np.ndarr
     return LevelShift(float(beta[1]), math.sqrt(max(float(cov[1, 1]), 0.0)), df, counterfactual, tuple(names))
 
 
+def steady_load(rows: list[dict], split_s: float, alpha: float = 0.05) -> bool:
+    """Whether the window ``rows`` (``t_start_s``, ``t_end_s`` and
+    ``arrival_rate_per_s``) that start before ``split_s`` (s) and those from
+    it on had one arrival rate: their arrival counts are consistent with one
+    Poisson rate by the conditional test (given all arrivals, the first
+    part's count is Binomial with the first part's share of the time;
+    two-sided at ``alpha``). True when a part is empty or nothing arrived.
+    """
+    if not rows:
+        return True
+    length = np.array([r["t_end_s"] - r["t_start_s"] for r in rows])
+    count = np.rint(np.array([r["arrival_rate_per_s"] for r in rows]) * length)
+    early = np.array([r["t_start_s"] < split_s - 1e-9 for r in rows])
+    n1, n, t1, t = int(count[early].sum()), int(count.sum()), float(length[early].sum()), float(length.sum())
+    if not (0 < t1 < t and n > 0):
+        return True
+    return bool(stats.binomtest(n1, n, t1 / t).pvalue >= alpha)
+
+
 def adjusted_measure(before_rows: list[dict], after_rows: list[dict], metric: str, better: str,
                      alpha: float = 0.05, min_improvement: float = 0.02, min_decisions: int = 1,
                      covariates: tuple[str, ...] = ("trend", "load"), window_s: float = 60.0) -> Measurement:

@@ -55,7 +55,9 @@ class Trial:
     trial too, measured but not decided on. ``arms``: the windows of a
     switchback trial (:mod:`swarmopt.optimizer.switchback`), empty for a
     before/after one; ``split_s``: where the judged span of a split look
-    (:mod:`swarmopt.optimizer.split`) begins, NaN for none."""
+    (:mod:`swarmopt.optimizer.split`) begins, NaN for none; ``before_from_s``:
+    the earliest start of the before-span (:meth:`before_start_s`), inf for
+    none before the ``measure_windows`` windows before the change."""
 
     strategy: Strategy
     effective_s: float
@@ -66,6 +68,7 @@ class Trial:
     lead_windows: int = 0
     split_s: float = math.nan
     settle_s: float = 0.0
+    before_from_s: float = math.inf
 
     @property
     def split(self) -> bool:
@@ -83,6 +86,18 @@ class Trial:
             return self.lead_windows + round((self.measure_at_s - self.split_s) / window_s / 2)
         return round((self.measure_at_s - self.after_start_s) / window_s)
 
+    def before_start_s(self, window_s: float, measure_windows: int, max_windows: int) -> float:
+        """Start of the before/after judge's before-span: the ``measure_windows``
+        windows before the change, reaching back as many windows as the
+        after-span has so far (at most ``max_windows``) but not before
+        ``before_from_s``, since when the agent's configuration was the one
+        the change replaced and its bottleneck was already detected (the
+        windows compared are then of the same system, and a balanced design
+        halves the variance the short before-span adds at later looks)."""
+        n = min(max(self.after_windows(window_s), measure_windows), max_windows)
+        return min(self.effective_s - measure_windows * window_s,
+                   max(self.before_from_s, self.effective_s - n * window_s))
+
     @property
     def after_start_s(self) -> float:
         """Start of the before/after judge's after-span: ``settle_s`` after the change took effect."""
@@ -99,14 +114,14 @@ def settle_windows(actions: tuple[KnobChange, ...], window_s: float) -> int:
 
 
 def new_trial(s: Strategy, effective_s: float, cfg: OptimizerConfig, window_s: float, undone: Strategy | None = None,
-              undo_decision: str = "") -> Trial:
+              undo_decision: str = "", before_from_s: float = math.inf) -> Trial:
     """The trial of ``s`` taking effect at ``effective_s``: its first look after
     ``measure_windows`` windows, which with ``cfg.cache_settle`` begin once a
     TTL change has settled (:func:`settle_windows`; the Spinnaker/Kayenta canary's
     warm-up, a transient deleted as in simulation output analysis)."""
     settle_s = settle_windows(s.actions, window_s) * window_s if cfg.cache_settle else 0.0
     return Trial(s, effective_s, effective_s + settle_s + cfg.measure_windows * window_s, undone, undo_decision,
-                 settle_s=settle_s)
+                 settle_s=settle_s, before_from_s=before_from_s)
 
 
 @dataclass(frozen=True)
