@@ -848,13 +848,16 @@ class Budget(Strict):
     default) is what ``burn_rate`` x ``long_s`` / ``period_s`` of it is
     consumed in an alert's long window, the share the SRE workbook sizes its
     alerts by. A system alert is charged to the agent whose spend rose most
-    above its own earlier level (:mod:`swarmopt.optimizer.budget`)."""
+    above its own earlier level (:mod:`swarmopt.optimizer.budget`). The slow
+    alert fires at the budget itself, as the SRE workbook's ticket does at
+    burn rate 1: a budget is a limit, and an alert above it (1.25x before
+    2026-12-04) left a band of overspending the optimizer never acted on."""
 
     usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD * 100, description="at most 1,000,000")
     agents: dict[str, Annotated[float, Field(gt=0, le=MAX_USD * 100)]] = Field(default_factory=dict)
     period_s: float = Field(default=86_400.0, gt=0, le=MAX_DURATION_S, description="at most one year")
     fast: BurnAlert = BurnAlert(long_s=3600.0, burn_rate=2.0, severity="high")
-    slow: BurnAlert = BurnAlert(long_s=21_600.0, burn_rate=1.25, severity="medium")
+    slow: BurnAlert = BurnAlert(long_s=21_600.0, burn_rate=1.0, severity="medium")
 
     @property
     def enabled(self) -> bool:
