@@ -101,16 +101,15 @@ def test_cache_costly_tool_caches_the_tool_that_burns_most():
 
 def test_the_judge_keeps_a_cost_remedy_on_the_budget_alert(spike):
     """Seed 1, rules: the first change on the analyzer answers the burn-rate alert by caching the price feed; the
-    judge measures spend per success on window means adjusted for the load. The TTL raise 30 -> 120 s is kept
-    (+21%, p = 0.003), 120 -> 480 s reverted (+14%, p = 0.007, short of its look's level), a cheaper tier kept
-    (+29%); the spend falls by more than a fifth. (With a fitted trend the first raise read no gain and was
-    reverted.)"""
+    judge measures spend per success on window means adjusted for the load. The TTL raises 30 -> 120 s and
+    120 -> 480 s are kept (+21%, p = 0.003; +14%, p = 0.007), then a cheaper tier (+60%); the spend falls by more
+    than a fifth. (With a fitted trend the first raise read no gain and was reverted.)"""
     ev = spike.events
     first = ev[(ev["event"] == "optimization.scheduled") & (ev["agent"] == MA)].iloc[0]
     assert (first["type"], first["kind"]) == ("cost_burn", "cache_costly_tool")
     kept = ev[(ev["event"] == "optimization.kept") & (ev["agent"] == MA)]
     assert len(kept) >= 1 and set(kept["kind"]) <= {"cache_costly_tool", "cheaper_model_tier"}
-    assert (kept["metric"] == "cost_per_success_usd").all() and (kept["improvement_pct"] > 15).all()
+    assert (kept["metric"] == "cost_per_success_usd").all() and (kept["improvement_pct"] > 10).all()
     m = spike.metrics[spike.metrics["agent"] == MA]
     assert m[m["t_start_s"] >= 8400]["cost_usd_per_hour"].mean() < 0.8 * m[
         (m["t_start_s"] >= 1800) & (m["t_start_s"] < 3600)]["cost_usd_per_hour"].mean()

@@ -117,15 +117,16 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, desig
     a marginal gain) is judged again on 5 more after-windows (before_after,
     the default judge_design) or by a switchback look of 10 windows, up to the
     horizon, each look at its share of alpha
-    (:func:`swarmopt.optimizer.trial.look_alpha`), so the rate counts every
-    look. Measured on seeds 0-199: before/after 6/200 = 3.0% (latency: 4
-    keeps, 2 rollbacks) and 3/200 = 1.5% (success rate), with a single look at
-    alpha it was 8/200 and 4/200; switchback 6/200 (3 keeps, 3 rollbacks) and
-    4/200; split looks 7/200 (5 keeps, 2 rollbacks) and 3/200. Service time
+    (:func:`swarmopt.optimizer.trial.look_alpha`: exact group-sequential
+    levels), so the rate counts every look. Measured on seeds 0-199:
+    before/after 7/200 = 3.5% (latency: 5 keeps, 2 rollbacks) and 4/200 = 2%
+    (success rate), with Bonferroni's levels 6/200 and 3/200, with a single
+    look at alpha 8/200 and 4/200; switchback 6/200 (3 keeps, 3 rollbacks) and
+    5/200; split looks 8/200 (6 keeps, 2 rollbacks) and 2/200. Service time
     (per task, Mann-Whitney; its values are about independent, so a span holds
     ten times the response times' effective values, and a significant shift of
     a no-op is mostly under min_improvement: marginal): 0/200 under
-    before/after and switchback, 1/200 (a keep) with split looks.
+    before/after, 1/200 under switchback, 3/200 (keeps) with split looks.
     """
     decisions = aa[(design, metric)]
     false = sum(d in ("keep", "rollback") for d in decisions)
@@ -159,9 +160,9 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_l
     a before/after comparison of its window means (Welch) rolls the no-op back for a degradation in 28 of 200
     trials (14%), which the binomial criterion of the test above rejects; adjusted for the trend and the
     arrival rate (optimizer.trend_adjust, segmented regression, the default) it decides 7 of 200 (6 keeps, 1
-    rollback), measured on by switchback 5 of 200 (4 keeps, 1 rollback). Response time is judged per task
+    rollback), measured on by switchback 6 of 200 (5 keeps, 1 rollback). Response time is judged per task
     (Mann-Whitney on thinned values), which this ramp does not bias measurably: 5 of 200 (1 keep, 4
-    rollbacks) with the adjustment or without, 8 of 200 (3 keeps, 5 rollbacks) with switchback looks, 4 of 200
+    rollbacks) with the adjustment or without, 8 of 200 (3 keeps, 5 rollbacks) with switchback looks, 6 of 200
     with split looks (CPU is a window metric, which a split cannot divide between its arms: 7 of 200, as
     adjusted). Service time: 5 of 200 (3 keeps, 2 rollbacks) adjusted or plain, 6 with switchback looks, 4 with
     split looks."""
@@ -192,10 +193,11 @@ def aa_long() -> dict[tuple[str, str], list[str]]:
                          + [("ramp", m) for m in ("cpu_percent", "service_time_ms_mean")])
 def test_a_longer_before_span_keeps_the_aa_rate(aa_long, case):
     """A/A check of the longer before-span (:meth:`Trial.before_start_s`), binomial criterion as above. Steady
-    load: 5, 4 and 3 of 200 on response time, success rate and service time (3, 4 and 2 with the 5 windows
-    before the change only). Under the ramp the span reaches back only over windows whose arrivals are
-    consistent with one rate with the last 5 (:func:`swarmopt.optimizer.measure.steady_load`): CPU 7 of 200 (7
-    with 5 windows), service time 10 (7; 15 with no check of the load). Response time is not asserted under the
+    load: 6, 4 and 4 of 200 on response time, success rate and service time (5, 4 and 3 with Bonferroni's
+    levels; 3, 4 and 2 with those and the 5 windows before the change only). Under the ramp the span reaches
+    back only over windows whose arrivals are consistent with one rate with the last 5
+    (:func:`swarmopt.optimizer.measure.steady_load`): CPU 8 of 200 (7 with 5 windows), service time 11 (7; 15
+    with no check of the load). Response time is not asserted under the
     ramp: 17 of 200 with the longer span or without, since this ramp runs through the first look of a change at
     1,200 s and a per-task comparison cannot adjust for the load (the test above changes at 600 s: 5 of 200)."""
     decisions = aa_long[case]

@@ -147,14 +147,18 @@ def test_on_the_coordination_storm_only_undos_reverse_a_knob_within_the_window()
 
 
 def test_no_new_change_goes_against_a_rollback_within_the_window():
-    """An undo counts as a move: on the priority starvation scenario (seed 4, the default policy) scaling the
-    Market Analyzer to 8 workers is rolled back to 4 at 3,660 s, and no other remedy (predictive pre-scaling
-    wanted 5 at 6,300 s) raises them again within the hour."""
-    res = run_scenario(ROOT / "scenarios" / "library" / "priority_starvation.yaml", seed=4, runtime="local")
+    """An undo counts as a move: on the actor crash scenario (seed 2, the default policy) the Market Hunter's
+    workers, raised to 10, are rolled back to 5 at 4,560 s, and no other remedy raises them again within the hour:
+    predictive pre-scaling wanted 6 at 6,000 s and was held."""
+    res = run_scenario(ROOT / "scenarios" / "library" / "actor_crash.yaml", seed=2, runtime="local")
     window = res.scenario.optimizer.stabilization_window_s
-    moves = res.events.query("event == 'knob.applied' and agent == 'market-analyzer' and knob == 'max_concurrency'")
+    ev = res.events
+    moves = ev.query("event == 'knob.applied' and agent == 'market-hunter' and knob == 'max_concurrency'")
     undone = moves[moves["ref"].str.startswith("rollback:")]
     assert len(undone) >= 1
-    later = moves[(moves["t_s"] > undone["t_s"].iloc[0]) & (moves["t_s"] < undone["t_s"].iloc[0] + window)]
+    t0 = undone["t_s"].iloc[0]
+    later = moves[(moves["t_s"] > t0) & (moves["t_s"] < t0 + window)]
     assert (later["new_value"] <= later["old_value"]).all()
+    held = ev.query("event == 'strategy.held' and agent == 'market-hunter' and knob == 'max_concurrency'")
+    assert ((held["t_s"] > t0) & (held["t_s"] < t0 + window) & (held["new_value"] > undone["new_value"].iloc[0])).any()
     assert knob_reversals(res.events, window, planned_only=True) == 0

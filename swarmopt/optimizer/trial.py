@@ -35,8 +35,12 @@ counterfactual run that continues a judged change the other way
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import optimize, stats
 
 from swarmopt.knobs import KnobChange, align
 from swarmopt.optimizer.measure import Judgement
@@ -173,18 +177,57 @@ class TrialOutcome:
     autonomy_reason: str = ""
 
 
+@functools.lru_cache(maxsize=32)
+def look_levels(alpha: float, looks: int, grid: int = 401) -> tuple[float, ...]:
+    """One-sided nominal levels of looks 1..``looks`` of a group-sequential
+    test whose one-sided false-decision budget ``alpha`` is spent half at the
+    first look and the rest evenly over the later ones (Lan & DeMets 1983),
+    with equal information at each look (the z statistics of looks i < j
+    correlated sqrt(i / j), as a before-span as long as the after-span gives,
+    :meth:`Trial.before_start_s`; a before-span that stays shorter correlates
+    the looks more, which only lowers the total). Each level is the one whose
+    boundary is crossed at that look and at no earlier one with exactly its
+    share of ``alpha``: the recursive integration of Armitage, McPherson &
+    Rowe (1969) over the score's continuation region on ``grid`` points
+    (Jennison & Turnbull 2000, ch. 19). By Bonferroni the later looks would
+    each get their share alone; with 3 looks at 0.02 the levels are 0.01,
+    0.0072 and 0.0085 against 0.01, 0.005 and 0.005. Raises ValueError for
+    ``looks`` < 1 or ``alpha`` not in (0, 1)."""
+    if looks < 1 or not 0.0 < alpha < 1.0:
+        raise ValueError(f"need looks >= 1 and 0 < alpha < 1, got looks={looks}, alpha={alpha}")
+    if looks == 1:
+        return (alpha,)
+    share = alpha / (2 * (looks - 1))
+    out = [alpha / 2]
+    b = float(stats.norm.isf(alpha / 2))  # the score S_k = Z_k sqrt(k) has independent N(0, 1) increments
+    s = np.linspace(-8.0, b, grid)
+    density = stats.norm.pdf(s)
+    for k in range(2, looks + 1):
+        mass = density * (s[1] - s[0])
+        mass[[0, -1]] /= 2  # trapezoid weights
+        b = optimize.brentq(_excess_crossing, s[0], s[-1] + 12.0, args=(mass, s, share))
+        out.append(float(stats.norm.sf(b / math.sqrt(k))))
+        nxt = np.linspace(-8.0 * math.sqrt(k), b, grid)
+        density = stats.norm.pdf(nxt[:, None] - s[None, :]) @ mass
+        s = nxt
+    return tuple(out)
+
+
+def _excess_crossing(c: float, mass: np.ndarray, s: np.ndarray, share: float) -> float:
+    """Probability of crossing ``c`` from the continuation ``mass`` at scores ``s`` in one step, less ``share``."""
+    return float(mass @ stats.norm.sf(c - s)) - share
+
+
 def look_alpha(cfg: OptimizerConfig, horizon_windows: int) -> float:
-    """The false-decision budget of one look at a change judged on
-    ``horizon_windows`` after-windows: with more than one possible look
-    (``max_measure_windows // measure_windows``), half of ``cfg.alpha`` at the
-    first and the other half split evenly over the later ones, so that by
-    Bonferroni a change that changes nothing is kept or rolled back at some
-    look with probability <= alpha (a simple alpha-spending rule for repeated
-    looks, cf. group-sequential designs); with one look, all of it."""
-    looks = cfg.max_measure_windows // cfg.measure_windows
-    if looks <= 1:
-        return cfg.alpha
-    return cfg.alpha / 2 if horizon_windows <= cfg.measure_windows else cfg.alpha / (2 * (looks - 1))
+    """The two-sided false-decision level of one look at a change judged on
+    ``horizon_windows`` after-windows, look k = ceil(horizon_windows /
+    ``measure_windows``) of ``max_measure_windows // measure_windows``: each
+    side's half of ``cfg.alpha`` spent over the looks by :func:`look_levels`,
+    so that a change that changes nothing is kept or rolled back at some look
+    with probability <= ``cfg.alpha``; with one look, all of it."""
+    looks = max(1, cfg.max_measure_windows // cfg.measure_windows)
+    k = min(looks, max(1, math.ceil(horizon_windows / cfg.measure_windows - 1e-9)))
+    return 2.0 * look_levels(cfg.alpha / 2, looks)[k - 1]
 
 
 def _move(state: TrialState, step: float, cfg: OptimizerConfig) -> float:
