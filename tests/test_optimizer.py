@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.loader import load_scenario
@@ -96,12 +97,40 @@ def test_guardrails_need_significance_not_just_a_drop_beyond_tolerance():
     # Same success probability (0.8) on both sides, 40 tasks each; this seeded pair
     # happens to show a 20-point drop, far beyond the 3-point tolerance a comparison
     # of means would apply. Its z is ~2.2 (SE ~0.09): one-sided p ~0.014, not
-    # significant at the guardrail's alpha / 15 = 0.0033. Noise does not trip it.
+    # significant at the guardrail's alpha / 20 = 0.0025. Noise does not trip it.
     b, a = pooled([1.0], n=40, success=0.8, seed=8), pooled([1.0], n=40, success=0.8, seed=12)
     assert b.success.mean() - a.success.mean() == pytest.approx(0.20)
     assert guardrails(b, a, "response_time_ms_mean", 0.03, 0.03, 0.5) == []
     # and with no data at all there is nothing to breach (the target's verdict is inconclusive)
     assert guardrails(pooled([]), pooled([]), "response_time_ms_mean", 0.03, 0.03, 0.5) == []
+
+
+def test_a_change_judged_on_another_target_may_not_take_the_response_time_past_its_limit():
+    """A change judged on success (a retry raise) may not take the mean response time from within the SLO's
+    limit past it: lognormal latencies (sigma 0.5, 5 windows of 100) with median 1,600 ms (mean about 1,800)
+    before and 2,200 ms (about 2,500) after breach it; the same rise under the limit or above it on both sides
+    does not (the limit is the SLO's, not a tolerance), nor does it for a change judged on the response time
+    itself, or with no limit."""
+    limit = {"latency_limit_ms": 2000.0}
+    b, a = pooled([1600.0] * 5, seed=1), pooled([2200.0] * 5, seed=2)
+    (br,) = guardrails(b, a, "success_rate", 0.03, 0.03, 0.5, **limit)
+    assert br.startswith("mean response time rose past its limit")
+    for lo, hi in ((1000.0, 1400.0), (2200.0, 2600.0)):
+        assert guardrails(pooled([lo] * 5, seed=1), pooled([hi] * 5, seed=2), "success_rate", 0.03, 0.03, 0.5,
+                          **limit) == []
+    assert guardrails(b, a, "response_time_ms_mean", 0.03, 0.03, 0.5, **limit) == []
+    assert guardrails(b, a, "success_rate", 0.03, 0.03, 0.5) == []
+
+
+def test_noise_around_the_latency_limit_rarely_breaches_it():
+    """A/A at the limit: latencies whose mean is the limit itself (median 2000 / exp(0.125)) on both sides,
+    200 seeded pairs; 66 go from under it to over it by noise alone, but the rise must be significant at the
+    guardrail's level (one-sided, alpha x 0.2 / 4 = 0.0025): 2 of 200 breach here (binomial criterion as the A/A
+    tests)."""
+    median = 2000.0 / np.exp(0.125)
+    breaches = sum(bool(guardrails(pooled([median] * 5, seed=2 * i), pooled([median] * 5, seed=2 * i + 1),
+                                   "success_rate", 0.03, 0.03, 0.5, latency_limit_ms=2000.0)) for i in range(200))
+    assert stats.binomtest(breaches, 200, 0.0025, alternative="greater").pvalue >= 0.01, breaches
 
 
 def make_optimizer(**cfg) -> Optimizer:

@@ -413,7 +413,7 @@ class Judgement:
 def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSample, after: TaskSample,
                  metric: str, alpha: float = 0.05, min_improvement: float = 0.02,
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
-                 cost_rise: float = 0.5, trend_adjust: bool = False) -> Judgement:
+                 cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf) -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -427,8 +427,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     tasks or 2 windows a side is "inconclusive", never a pass. ``min_improvement`` is the
     minimum relative effect for a pass (median shift for Mann-Whitney, absolute
     rate change for two-proportion, mean change for Welch). The guardrails
-    (:func:`guardrails`) skip the target itself. ``trend_adjust``: where the
-    window values decide (a window target, batch means), compare them by
+    (:func:`guardrails`; ``latency_limit_ms``: the response-time limit) skip
+    the target itself. ``trend_adjust``: where the window values decide (a window target, batch means), compare them by
     :func:`adjusted_measure`, adjusted for the metric's ``covariates``;
     elsewhere, and without it, ``window`` is :func:`measure`'s. Raises
     ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
@@ -463,13 +463,14 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
             window = adjusted_measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement,
                                       covariates=spec.covariates)
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
-    breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 3,
-                          min_samples)
+    breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 4,
+                          min_samples, latency_limit_ms)
     return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))
 
 
 def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: float, error_rise: float,
-               cost_rise: float, alpha: float = 0.05 * GUARD_SHARE / 3, min_samples: int = 20) -> list[str]:
+               cost_rise: float, alpha: float = 0.05 * GUARD_SHARE / 4, min_samples: int = 20,
+               latency_limit_ms: float = math.inf) -> list[str]:
     """Guardrail breaches of a change (empty list when none), from per-task samples.
 
     A guardrail is breached when the metric got worse by more than its
@@ -483,7 +484,11 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
       ``error_rise`` (absolute), same test;
     * cost per decision (USD, the mean of per-task cost) up by more than
       ``cost_rise`` (relative), one-sided Welch t-test on per-task costs thinned
-      to their effective size.
+      to their effective size;
+    * the mean response time (ms) from at most ``latency_limit_ms`` (the SLO's
+      limit; inf: no check) before to above it after, the same test on the
+      per-task response times: a change that buys success with latency must not
+      break the latency objective that held (the ground truth counts both).
 
     The change's own target metric ``skip`` is not a guardrail. A side with
     fewer than ``min_samples`` effective tasks cannot breach. Resilience4j's
@@ -517,4 +522,16 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
                     p = 0.0 if ma > mb else 1.0
                 if p < alpha:
                     out.append(f"cost per decision rose ${mb:.4f} -> ${ma:.4f} (limit +{cost_rise:.0%}, p={p:.2g})")
+    if not skip.startswith("response_time_ms"):
+        rb, ra = before.response_ms.astype(np.float64), after.response_ms.astype(np.float64)
+        mb, ma = (float(r.mean()) if r.size else math.nan for r in (rb, ra))
+        if mb <= latency_limit_ms < ma:  # only a change that took the mean past the SLO's limit can breach
+            xb, xa = thin(rb, autocorrelation_time(rb)), thin(ra, autocorrelation_time(ra))
+            if min(xb.size, xa.size) >= max(min_samples, 2):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    p = float(welch_ttest(xa, xb).pvalue("greater"))
+                if p < alpha:
+                    out.append(f"mean response time rose past its limit {mb:.0f} -> {ma:.0f} ms "
+                               f"(limit {latency_limit_ms:.0f} ms, p={p:.2g})")
     return out
