@@ -428,8 +428,9 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     minimum relative effect for a pass (median shift for Mann-Whitney, absolute
     rate change for two-proportion, mean change for Welch). The guardrails
     (:func:`guardrails`; ``latency_limit_ms``: the response-time limit) skip
-    the target itself. ``trend_adjust``: where the window values decide (a window target, batch means), compare them by
-    :func:`adjusted_measure`, adjusted for the metric's ``covariates``;
+    the target itself. ``trend_adjust``: where the window values decide (a
+    window target, batch means), compare them by :func:`adjusted_measure`,
+    adjusted for the metric's ``covariates``;
     elsewhere, and without it, ``window`` is :func:`measure`'s. Raises
     ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
     """
@@ -513,25 +514,29 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
         cb, ca = before.cost_usd.astype(np.float64), after.cost_usd.astype(np.float64)
         mb, ma = (float(c.mean()) if c.size else math.nan for c in (cb, ca))
         if mb > 0 and ma / mb - 1.0 > cost_rise:  # only a rise beyond the tolerance can breach: test it alone
-            xb, xa = thin(cb, autocorrelation_time(cb)), thin(ca, autocorrelation_time(ca))
-            if min(xb.size, xa.size) >= max(min_samples, 2):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    p = float(welch_ttest(xa, xb).pvalue("greater"))
-                if not np.isfinite(p):
-                    p = 0.0 if ma > mb else 1.0
-                if p < alpha:
-                    out.append(f"cost per decision rose ${mb:.4f} -> ${ma:.4f} (limit +{cost_rise:.0%}, p={p:.2g})")
+            p = _rise_p(cb, ca, min_samples)
+            if p < alpha:
+                out.append(f"cost per decision rose ${mb:.4f} -> ${ma:.4f} (limit +{cost_rise:.0%}, p={p:.2g})")
     if not skip.startswith("response_time_ms"):
         rb, ra = before.response_ms.astype(np.float64), after.response_ms.astype(np.float64)
         mb, ma = (float(r.mean()) if r.size else math.nan for r in (rb, ra))
         if mb <= latency_limit_ms < ma:  # only a change that took the mean past the SLO's limit can breach
-            xb, xa = thin(rb, autocorrelation_time(rb)), thin(ra, autocorrelation_time(ra))
-            if min(xb.size, xa.size) >= max(min_samples, 2):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    p = float(welch_ttest(xa, xb).pvalue("greater"))
-                if p < alpha:
-                    out.append(f"mean response time rose past its limit {mb:.0f} -> {ma:.0f} ms "
-                               f"(limit {latency_limit_ms:.0f} ms, p={p:.2g})")
+            p = _rise_p(rb, ra, min_samples)
+            if p < alpha:
+                out.append(f"mean response time rose past its limit {mb:.0f} -> {ma:.0f} ms "
+                           f"(limit {latency_limit_ms:.0f} ms, p={p:.2g})")
     return out
+
+
+def _rise_p(before: np.ndarray, after: np.ndarray, min_samples: int) -> float:
+    """One-sided Welch p-value for a higher mean ``after`` than ``before``
+    (per-task values, thinned to their effective size); NaN when a side has
+    fewer than ``min_samples`` (at least 2) effective values; for constant
+    sides 0 when the mean rose, else 1."""
+    xb, xa = thin(before, autocorrelation_time(before)), thin(after, autocorrelation_time(after))
+    if min(xb.size, xa.size) < max(min_samples, 2):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(welch_ttest(xa, xb).pvalue("greater"))
+    return p if np.isfinite(p) else (0.0 if after.mean() > before.mean() else 1.0)
