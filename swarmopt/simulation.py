@@ -33,7 +33,7 @@ from swarmopt.plugins import Plugins, check
 from swarmopt.progress import progress as show_progress
 from swarmopt.report import PARTS, begin_run_dir, write_run
 from swarmopt.results import Collector, RunResult
-from swarmopt.runtime.driver import Driver
+from swarmopt.runtime.driver import CHECKPOINT_EVERY_S, Driver
 from swarmopt.schema import Fault, Knobs, Scenario
 from swarmopt.spool import PartFiles
 
@@ -139,7 +139,7 @@ class Simulation:
 
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None, *, runtime: str = "local",
                  address: str | None = None, duration_s: float | None = None, narrate: bool = False,
-                 max_restarts: int = 3, checkpoint_every_s: float = 3600.0,
+                 max_restarts: int = 3, checkpoint_every_s: float = CHECKPOINT_EVERY_S,
                  overrides: Mapping[str, Any] | None = None, policy: Any = None,
                  rules: Sequence[Callable] = (), remedies: Sequence[Callable] = (),
                  decide: Callable[[Any], str | None] | None = None, observers: Sequence[Observer] = (),

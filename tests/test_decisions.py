@@ -106,7 +106,7 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, desig
     marginal or inconclusive: no measured benefit).
 
     Expected rate: <= alpha = 0.05 by construction (Bonferroni over the target's
-    test at 0.8 alpha and three guardrails at alpha / 15; values thinned to
+    test at 0.8 alpha and four guardrails at alpha / 20; values thinned to
     their effective size so the tests' independence assumption holds). With
     200 trials, the count of false decisions is Binomial(200, p); the test
     fails if a one-sided binomial test rejects p <= 0.05 at the 1% level

@@ -43,8 +43,8 @@ clustered binary data), before any test.
 
 False-decision budget: a change that changes nothing should be neither kept
 nor rolled back. The whole decision gets ``alpha``: the target's test
-``(1 - GUARD_SHARE) alpha`` (two-sided), each of the three guardrails
-``GUARD_SHARE alpha / 3`` (one-sided, the bad direction); by Bonferroni an A/A
+``(1 - GUARD_SHARE) alpha`` (two-sided), each of the ``GUARDRAILS`` guardrails
+``GUARD_SHARE alpha / GUARDRAILS`` (one-sided, the bad direction); by Bonferroni an A/A
 change is kept or rolled back with probability <= alpha.
 """
 
@@ -69,6 +69,8 @@ from swarmopt.optimizer.canary import (
 from swarmopt.optimizer.stat_tests import welch_ttest
 
 GUARD_SHARE = 0.2
+GUARDRAILS = 4
+""":func:`guardrails`' checks (success, errors, cost, the response time's limit), which share ``GUARD_SHARE``."""
 
 
 @dataclass(frozen=True)
@@ -464,13 +466,13 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
             window = adjusted_measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement,
                                       covariates=spec.covariates)
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
-    breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / 4,
+    breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / GUARDRAILS,
                           min_samples, latency_limit_ms)
     return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))
 
 
 def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: float, error_rise: float,
-               cost_rise: float, alpha: float = 0.05 * GUARD_SHARE / 4, min_samples: int = 20,
+               cost_rise: float, alpha: float = 0.05 * GUARD_SHARE / GUARDRAILS, min_samples: int = 20,
                latency_limit_ms: float = math.inf) -> list[str]:
     """Guardrail breaches of a change (empty list when none), from per-task samples.
 

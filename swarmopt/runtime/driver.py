@@ -101,6 +101,8 @@ class ActorLostError(RuntimeError):
         self.actor = actor
 
 
+CHECKPOINT_EVERY_S = 3600.0
+"""Default simulated seconds between recovery checkpoints (:class:`Driver`)."""
 LOOP_STATE = ("k", "done", "inbound", "pending", "new_rows", "new_samples", "applied")
 
 
@@ -144,7 +146,7 @@ class Driver:
     sink: Sink
     components: Components
     max_restarts: int = 3
-    checkpoint_every_s: float = 3600.0
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
     k: int = 0
     done: bool = False
     inbound: list[Message] = field(default_factory=list)
@@ -159,7 +161,7 @@ class Driver:
 
     @classmethod
     def start(cls, scenario: Scenario, seed: int, backend: Backend, sink: Sink, max_restarts: int = 3,
-              checkpoint_every_s: float = 3600.0) -> "Driver":
+              checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> "Driver":
         """Create the run's components on ``backend``; ValueError if
         ``checkpoint_every_s`` is not positive."""
         if not checkpoint_every_s > 0:
