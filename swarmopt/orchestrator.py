@@ -60,6 +60,18 @@ class Orchestrator:
         self.issued = 0  # commands of the configuration issued so far (they are sorted by time)
         self.grants: list[Grant] = []
         self.granted: dict[str, float] = {}  # agent -> when resources were last granted
+        self.frozen_from_s: float | None = None
+
+    def freeze(self, t_s: float) -> None:
+        """Change no agent's autonomy and grant nothing from ``t_s`` (s) on: the
+        ground truth's two arms (:mod:`swarmopt.loadtest.truth`) must differ
+        only by the change they judge, not by how the Orchestrator reacts to
+        its verdict (a kept change raises its agent's autonomy). Approvals and
+        the configuration's commands go on."""
+        self.frozen_from_s = t_s
+
+    def _frozen(self, t: float) -> bool:
+        return self.frozen_from_s is not None and t >= self.frozen_from_s - 1e-9
 
     def _price(self, tier: str, agent: str) -> float:
         m, p = self.models[tier], self.profiles[agent]
@@ -115,7 +127,7 @@ class Orchestrator:
         review = ReviewLoad(report.get("review_utilization", float("nan")), *self.desk) if self.desk else None
         ctx = AutonomyContext(t, self.cfg, dict(self.autonomy), report["health"], frozenset(kept),
                               frozenset(report["in_flight"]), report.get("rows", {}), review)
-        decided, self.rule_state = self.rule(ctx, self.rule_state)
+        decided, self.rule_state = ([], self.rule_state) if self._frozen(t) else self.rule(ctx, self.rule_state)
         for ch in decided:
             old, new = self.autonomy[ch.agent], round(float(ch.new), 4)
             if new == old:
@@ -162,8 +174,8 @@ class Orchestrator:
         rules move (a kept change, or health below 60% in two reports, as the
         rule's state ``low_streak`` counts them), so that no agent moves twice
         on one report. Call it after :meth:`receive_report`.
-        Returns (autonomy changes, events)."""
-        if not self.cfg.act_on_recommendations:
+        Nothing after :meth:`freeze`. Returns (autonomy changes, events)."""
+        if not self.cfg.act_on_recommendations or self._frozen(t):
             return [], []
         changes, events = [], []
         moved = set()

@@ -399,6 +399,14 @@ class Simulation:
         self._get(self._opt, "freeze_planning", self.now if at_s is None else at_s)
         self._driver.guard(self._driver.checkpoint)
 
+    def freeze_autonomy(self, at_s: float | None = None) -> None:
+        """The Orchestrator changes no agent's autonomy and grants nothing from
+        ``at_s`` (default now) on (:meth:`Orchestrator.freeze
+        <swarmopt.orchestrator.Orchestrator.freeze>`); approvals and the
+        scenario's commands go on."""
+        self._get(lambda: self._driver.components.orch, "freeze", self.now if at_s is None else at_s)
+        self._driver.guard(self._driver.checkpoint)
+
     # ------------------------------------------------------------------ fork and lifetime
     def fork(self) -> "Simulation":
         """An independent simulation at the same point that continues exactly

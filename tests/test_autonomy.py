@@ -95,3 +95,17 @@ def test_a_plug_in_rule_by_import_path(mh_scenario):
         Orchestrator(OrchestratorConfig(policy="swarmopt.autonomy:ReviewLoad"), profiles, dict(mh_scenario.models),
                      60.0)
     assert set(AUTONOMY_POLICIES) == {"rules", "fixed", "load_aware"}
+
+
+def test_a_frozen_orchestrator_changes_no_autonomy(mh_scenario):
+    """The ground truth's arms freeze the Orchestrator (swarmopt.loadtest.truth): the same reports that lower
+    the Market Hunter's autonomy under the rules lower nothing from the freeze on."""
+    profiles = {a.id: a for a in mh_scenario.agents}
+    report = {"results": [], "recommendations": [], "autonomy_changes": [], "in_flight": [],
+              "health": {"market-hunter": 0.4}, "rows": {}}
+    orch = Orchestrator(OrchestratorConfig(policy="rules"), profiles, dict(mh_scenario.models), 60.0)
+    orch.freeze(600.0)
+    orch.receive_report(300.0, report)
+    changes, events = orch.receive_report(600.0, report)
+    assert changes == [] and not [e for e in events if e["event"].startswith("autonomy.")]
+    assert orch.autonomy["market-hunter"] == 0.85

@@ -143,3 +143,17 @@ def test_ground_truth_leaves_the_run_as_run_scenario_makes_it(mh_scenario):
     judged = plain.events["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"])
     late = plain.events["t_s"] + sc.optimizer.rollback_time_s >= sc.duration_s
     assert len(rows) == int((judged & ~late).sum())
+
+
+@needs_simulation
+def test_a_fork_with_frozen_autonomy_changes_no_agent_autonomy(mh_scenario):
+    """What the ground truth's arms rely on: from the freeze on the Orchestrator moves no agent's autonomy,
+    where the run it was forked from does."""
+    sim = simulation_class()(mh_scenario, 2, runtime="local")  # the rules raise the Hunter's autonomy at 6,000 s
+    sim.run(until=5400.0)
+    frozen = sim.fork()
+    frozen.freeze_autonomy()
+    for s in (sim, frozen):
+        s.run()
+    moved = [(s.events["event"] == "autonomy.agent") & (s.events["t_s"] >= 5400.0) for s in (sim, frozen)]
+    assert moved[0].sum() > 0 and moved[1].sum() == 0

@@ -5,8 +5,10 @@ Before a cycle that may judge a change (one is in flight) the simulation is
 forked (``pre``). For every change that cycle keeps, rolls back or reverts,
 two arms are forked from ``pre``: one with the decision as made and one with
 it flipped (keep -> rollback; rollback or revert -> keep), each forced with
-``Simulation.override`` and with planning frozen (no new strategy in either
-arm), and both run to the end. Then, comparing the arm that kept the change
+``Simulation.override``, with planning frozen (no new strategy in either arm)
+and the Orchestrator's autonomy frozen (else a kept change would be credited
+with the autonomy raise the Orchestrator gives its agent for the verdict, and
+an undone one with the reviews it keeps), and both run to the end. Then, comparing the arm that kept the change
 with the arm that undid it:
 
 * the target metric: mean of the change's agent's window values over the
@@ -185,6 +187,7 @@ def decide_both_ways(pre, j: Judged, end_s: float, slo: Sequence, helped_slo_poi
         arm = pre.fork()
         arm.override(j.strategy_id, decision)
         arm.freeze_planning()
+        arm.freeze_autonomy()
         _finish(arm)
         arms[decision] = arm
     kept = arms["keep"]
