@@ -112,7 +112,7 @@ def test_ground_truth_of_a_judged_harmful_change(degraded):
     res, rows = run_with_truth(sc, 3, DEFAULT_SLO, policy=one, remedies=[one.remedy])
     assert len(rows) == 1
     row = rows[0]
-    assert row["kind"] == "halve_workers" and row["agent"] == HUNTER
+    assert row["kind"] == "halve_workers" and row["agent"] == HUNTER and row["type"] == "agent_response_time"
     assert row["metric"] == "response_time_ms_mean" and row["target_effect_pct"] < -100
     assert row["truth"] == "hurt"
     assert row["label"] == ("false keep" if row["decision"] == "keep" else f"correct {row['decision']}")
