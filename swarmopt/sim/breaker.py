@@ -83,7 +83,8 @@ class Breaker:
         if len(self.window) > self.cfg.window_calls and not self.window.popleft()[1]:
             self.failures -= 1
         n = len(self.window)
-        if n >= self.minimum_calls() and self.failures >= self.cfg.failure_rate_threshold * n:
+        # the failure count first: it is cheap and, in a healthy window, already false
+        if self.failures >= self.cfg.failure_rate_threshold * n and n >= self.minimum_calls():
             self._open(t)
 
     def _open(self, t: float) -> None:

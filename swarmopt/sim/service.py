@@ -98,7 +98,7 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
                 lru.hit(ti, key)
             continue
         for a in range(a_max):
-            if not breaker.allow(ti):
+            if breaker.state != "closed" and not breaker.allow(ti):  # a closed breaker allows every call
                 stop[i], rejected[i] = a, True
                 break
             bad = err_l[i][a]
