@@ -33,9 +33,11 @@ MH = "market-hunter"
 AA_TRIALS = 200
 
 
-# three looks of a change taking effect at 600 s: before/after at 900 s, then two switchback looks of 10 windows
-# (the default judge_design), each judged at the first 300 s cycle after it
-END_S = 2700.0
+# the looks of a change taking effect at 600 s (max_measure_windows // measure_windows of them): before/after at
+# 900 s, then, in the longest design, switchback looks 900 s apart (blocks of 2 x measure_windows windows, each
+# judged at the first 300 s cycle after them)
+LOOKS = SC.optimizer.max_measure_windows // SC.optimizer.measure_windows
+END_S = 900.0 + (LOOKS - 1) * 900.0
 
 
 def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
