@@ -404,7 +404,7 @@ class Simulation:
         ``at_s`` (default now) on (:meth:`Orchestrator.freeze
         <swarmopt.orchestrator.Orchestrator.freeze>`); approvals and the
         scenario's commands go on."""
-        self._get(lambda: self._driver.components.orch, "freeze", self.now if at_s is None else at_s)
+        self._get(self._orch, "freeze", self.now if at_s is None else at_s)
         self._driver.guard(self._driver.checkpoint)
 
     # ------------------------------------------------------------------ fork and lifetime
@@ -445,6 +445,9 @@ class Simulation:
 
     def _opt(self) -> Any:
         return self._driver.opt
+
+    def _orch(self) -> Any:
+        return self._driver.components.orch
 
     def __repr__(self) -> str:
         return (f"Simulation({self.scenario.name!r}, seed={self.seed}, runtime={self.runtime!r}, "

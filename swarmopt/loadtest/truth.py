@@ -6,10 +6,10 @@ forked (``pre``). For every change that cycle keeps, rolls back or reverts,
 two arms are forked from ``pre``: one with the decision as made and one with
 it flipped (keep -> rollback; rollback or revert -> keep), each forced with
 ``Simulation.override``, with planning frozen (no new strategy in either arm)
-and the Orchestrator's autonomy frozen (else a kept change would be credited
-with the autonomy raise the Orchestrator gives its agent for the verdict, and
-an undone one with the reviews it keeps), and both run to the end. Then, comparing the arm that kept the change
-with the arm that undid it:
+and the Orchestrator's autonomy changes frozen (else a kept change would be
+credited with the autonomy raise its verdict earns its agent), and both run to
+the end. Then, comparing the arm that kept the change with the arm that undid
+it:
 
 * the target metric: mean of the change's agent's window values over the
   measurement horizon, which starts when the undo takes effect (in the arm
@@ -200,8 +200,7 @@ def decide_both_ways(pre, j: Judged, end_s: float, slo: Sequence, helped_slo_poi
                       (start, min(end_s, start + j.horizon_s)), j.t_s, slo)
     truth = classify(eff["slo_effect_points"], eff["target_effect_pct"], helped_slo_points, helped_target_pct)
     return {"strategy_id": j.strategy_id, "agent": ",".join(j.agents), "kind": j.kind, "type": j.type,
-            "decision": j.decision,
-            "t_s": j.t_s, "metric": j.metric, "better": j.better,
+            "decision": j.decision, "t_s": j.t_s, "metric": j.metric, "better": j.better,
             "measured_improvement_pct": j.measured_improvement_pct, **eff, "truth": truth,
             "label": label(j.decision, truth), "correct": label(j.decision, truth).startswith("correct")}
 
