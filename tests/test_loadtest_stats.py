@@ -150,3 +150,21 @@ def test_summary_rates_and_confusion_from_labelled_decisions():
     conf = confusion(decisions).set_index("decision")
     assert conf.loc["keep", ["helped", "no effect", "hurt"]].tolist() == [8, 1, 1]
     assert conf.loc["revert", ["helped", "no effect", "hurt"]].tolist() == [1, 1, 0]
+
+
+def test_decisions_by_remedy_count_each_remedys_right_and_wrong_calls():
+    from swarmopt.loadtest.summary import by_remedy
+    from swarmopt.loadtest.truth import label
+
+    cases = [("ttl", "keep", "helped"), ("ttl", "revert", "helped"), ("ttl", "revert", "no effect"),
+             ("ttl", "rollback", "helped"), ("tier", "keep", "helped"), ("tier", "keep", "no effect")]
+    decisions = pd.DataFrame([{"policy": "rules", "kind": k, "decision": d, "truth": t, "label": label(d, t)}
+                              for k, d, t in cases])
+    t = by_remedy(decisions)
+    assert t["kind"].tolist() == ["ttl", "tier"]  # two false calls before one
+    ttl, tier = (t.set_index("kind").loc[k] for k in ("ttl", "tier"))
+    counts = ("decisions", "correct keep", "false keep", "correct undo", "false undo")
+    assert [ttl[c] for c in counts] == [4, 1, 0, 1, 2]
+    assert ttl["false_undo_share"] == pytest.approx(2 / 3)
+    assert tier["false keep"] == 1 and math.isnan(tier["false_undo_share"])  # no undo: no share
+    assert by_remedy(decisions.iloc[:0]).empty

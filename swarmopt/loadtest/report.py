@@ -3,7 +3,8 @@
 Plots (matplotlib, Agg): SLO attainment per policy per scenario with every seed
 shown (and the oracle's level); a forest plot of the paired differences from
 the baseline with their 95% intervals; the ground-truth confusion matrix of
-each policy; MTTR per policy per scenario (censored incidents marked).
+each policy, and its decisions by remedy; MTTR per policy per scenario
+(censored incidents marked).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from swarmopt.loadtest.summary import by_remedy
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -165,7 +168,8 @@ def render(runs: pd.DataFrame, comparisons: pd.DataFrame, decisions: pd.DataFram
         parts += ["<h2>Paired differences from the baseline</h2>", _png(plot_forest(comparisons)),
                   _table(comparisons)]
     if len(conf):
-        parts += ["<h2>Ground truth of the decisions</h2>", _png(plot_confusion(conf)), _table(conf)]
+        parts += ["<h2>Ground truth of the decisions</h2>", _png(plot_confusion(conf)), _table(conf),
+                  "<h3>By remedy</h3>", _table(by_remedy(decisions), "{:.2f}")]
     elif summary["ground_truth"] != "on":
         parts += ["<h2>Ground truth of the decisions</h2>",
                   f"<p class='note'>No ground truth: {e(summary['ground_truth'])}.</p>"]

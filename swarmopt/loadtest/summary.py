@@ -59,6 +59,26 @@ def confusion(decisions: pd.DataFrame) -> pd.DataFrame:
     return t.reindex(columns=cols[2:], fill_value=0).reset_index()[cols]
 
 
+def by_remedy(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Per policy and remedy (``kind``), where its judged changes went right
+    and wrong: columns policy, kind, decisions, correct keep, false keep,
+    correct undo, false undo (rollbacks and reverts together) and
+    ``false_undo_share`` (false undos / undos; NaN without undos), the remedies
+    with the most false decisions first within each policy."""
+    cols = ["policy", "kind", "decisions", "correct keep", "false keep", "correct undo", "false undo"]
+    if decisions.empty:
+        return pd.DataFrame(columns=cols + ["false_undo_share"])
+    d = decisions.assign(outcome=decisions["label"].str.replace(r"(rollback|revert)$", "undo", regex=True))
+    t = pd.crosstab([d["policy"], d["kind"]], d["outcome"]).reindex(columns=cols[3:], fill_value=0)
+    t.columns.name = None
+    t.insert(0, "decisions", t.sum(axis=1))
+    undos = t["correct undo"] + t["false undo"]
+    t["false_undo_share"] = (t["false undo"] / undos).where(undos > 0)
+    t = t.reset_index().assign(_false=t["false keep"].to_numpy() + t["false undo"].to_numpy())
+    return t.sort_values(["policy", "_false", "kind"], ascending=[True, False, True]).drop(columns="_false")[
+        cols + ["false_undo_share"]].reset_index(drop=True)
+
+
 def _truth(d: pd.DataFrame, judged: bool) -> dict:
     if not judged:
         return dict.fromkeys(TRUTH_FIELDS, math.nan)
