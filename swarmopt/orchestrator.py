@@ -127,7 +127,9 @@ class Orchestrator:
         review = ReviewLoad(report.get("review_utilization", float("nan")), *self.desk) if self.desk else None
         ctx = AutonomyContext(t, self.cfg, dict(self.autonomy), report["health"], frozenset(kept),
                               frozenset(report["in_flight"]), report.get("rows", {}), review)
-        decided, self.rule_state = ([], self.rule_state) if self._frozen(t) else self.rule(ctx, self.rule_state)
+        decided = []
+        if not self._frozen(t):
+            decided, self.rule_state = self.rule(ctx, self.rule_state)
         for ch in decided:
             old, new = self.autonomy[ch.agent], round(float(ch.new), 4)
             if new == old:

@@ -74,9 +74,9 @@ def by_remedy(decisions: pd.DataFrame) -> pd.DataFrame:
     t.insert(0, "decisions", t.sum(axis=1))
     undos = t["correct undo"] + t["false undo"]
     t["false_undo_share"] = (t["false undo"] / undos).where(undos > 0)
-    t = t.reset_index().assign(_false=t["false keep"].to_numpy() + t["false undo"].to_numpy())
-    return t.sort_values(["policy", "_false", "kind"], ascending=[True, False, True]).drop(columns="_false")[
-        cols + ["false_undo_share"]].reset_index(drop=True)
+    t = t.reset_index().assign(_false=lambda x: x["false keep"] + x["false undo"])
+    t = t.sort_values(["policy", "_false", "kind"], ascending=[True, False, True])
+    return t[cols + ["false_undo_share"]].reset_index(drop=True)
 
 
 def _truth(d: pd.DataFrame, judged: bool) -> dict:
