@@ -1,4 +1,5 @@
-"""A cache TTL change judged once the cache has settled (``optimizer.cache_settle``)."""
+"""A cache change judged once the cache has settled: a TTL change with ``optimizer.cache_settle``, a raised size
+bound always, once the added entries have filled."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import pytest
 
 from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange
+from swarmopt.loader import load_scenario
 from swarmopt.optimizer import split
-from swarmopt.optimizer.trial import settle_windows
+from swarmopt.optimizer.trial import fill_windows, settle_windows
 
-from conftest import MH_SCENARIO
+from conftest import MH_SCENARIO, ROOT
 
 MH = "market-hunter"
 
@@ -60,3 +62,41 @@ def test_the_after_span_starts_one_ttl_after_the_change_and_the_hit_rate_settles
     # 0.49 then 0.54 here; the first TTL's windows are 0.02-0.05 below the next five on each of the five seeds
     # of 1-8 that raise this TTL (a window's hit rate has a standard error of about 0.05: direction, not size)
     assert judged > settling
+
+
+def test_a_cache_size_raise_settles_until_the_added_entries_fill():
+    """Every miss fills an entry: 480 added entries at 75 decisions a window, 49% of them hits, fill in 13 windows."""
+    raise_ = KnobChange(MH, "max_cache_size.data_source", 160, 640)
+    rows = [{"decision_count": 75, "cache_hit_rate_data_source": 0.49}] * 5
+    assert fill_windows((raise_,), rows) == 13  # ceil(480 / 38.25)
+    assert fill_windows((raise_,), rows + [{"decision_count": 0, "cache_hit_rate_data_source": float("nan")}]) == 13
+    assert fill_windows((raise_.inverse(),), rows) == 0  # a cut evicts at once
+    assert fill_windows((KnobChange(MH, "max_cache_size.data_source", 0, 640),), rows) == 0  # 0 is unbounded
+    assert fill_windows((raise_,), []) == 0 and fill_windows((raise_,), [{"decision_count": 75}]) == 0
+    assert fill_windows((KnobChange(MH, "max_concurrency", 4, 8),), rows) == 0
+
+
+def test_a_raised_cache_bound_is_judged_once_filled_and_the_hit_rate_rises_over_the_fill():
+    """cache_too_small, the default policy, seed 1: both raises of the data source's bound (40 -> 160, then 160 ->
+    640) are judged from their fill on, at most ``max_measure_windows`` after the change (the second's fill, 480
+    entries at about 22 misses a window, is capped), and the cache's hit rate in the windows judged is above
+    that of the windows it filled in (0.49 then 0.53 for the second; so for the second raise on each of seeds
+    1-10, where the first five windows after it used to read no gain and 5 of those 10 raises were reverted)."""
+    res = run_scenario(load_scenario(ROOT / "scenarios" / "library" / "cache_too_small.yaml"), seed=1,
+                       runtime="local")
+    ev, cfg, window_s = res.events, res.scenario.optimizer, res.scenario.window_s
+    m = res.metrics[res.metrics["agent"] == MH]
+    raises = ev[(ev["event"] == "optimization.scheduled") & (ev["kind"] == "raise_cache_size")]
+    assert list(zip(raises["old_value"], raises["new_value"], strict=True)) == [(40, 160), (160, 640)]
+    for _, r in raises.iterrows():
+        seen = m[m["t_end_s"] <= r["t_s"] + 1e-9].tail(cfg.measure_windows).to_dict("records")
+        fill = min(cfg.max_measure_windows, fill_windows((KnobChange(MH, r["knob"], r["old_value"], r["new_value"]),),
+                                                          seen))
+        looks = ev[(ev["event"] == "optimization.measured") & (ev["strategy_id"] == r["strategy_id"])]
+        assert fill >= 3 and len(looks) >= 1
+        assert (looks["after_start_s"] == r["effective_s"] + fill * window_s).all()
+    assert fill == cfg.max_measure_windows
+    hits = m.set_index("t_start_s")["cache_hit_rate"]
+    start = looks["after_start_s"].iloc[0]
+    assert hits.loc[start:looks["after_end_s"].iloc[0] - window_s].mean() > hits.loc[
+        r["effective_s"]:start - window_s].mean()

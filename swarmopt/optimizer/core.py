@@ -289,7 +289,8 @@ class Optimizer:
                 self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
             for agent in {c.agent for c in s.actions}:
                 since = max(self.history.last_change_s[agent], self.troubled_since.get(agent, math.inf))
-                self.in_flight[agent] = new_trial(s, eff, self.cfg, self.window_s, before_from_s=since)
+                self.in_flight[agent] = new_trial(s, eff, self.cfg, self.window_s, before_from_s=since,
+                                                  rows=self.history.recent(agent, self.cfg.measure_windows))
             ev = strategy_event(t, "optimization.scheduled", s)
             ev["effective_s"] = eff
             events.append(ev)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -117,13 +118,37 @@ def settle_windows(actions: tuple[KnobChange, ...], window_s: float) -> int:
     return math.ceil(max(ttls) / window_s - 1e-9) if ttls else 0
 
 
+def fill_windows(actions: tuple[KnobChange, ...], rows: Sequence[Mapping]) -> int:
+    """Windows a raise of a tool cache's size bound takes to fill: the entries
+    it adds over the tool's misses per window in ``rows`` (the agent's recent
+    window rows; every decision looks each tool up once, so a tool misses
+    ``decision_count x (1 - cache_hit_rate_<tool>)`` times a window, and every
+    miss fills an entry, none evicted until the bound is reached). Until then
+    the hit rate has not reached its new level: on cache_too_small a 160 -> 640
+    raise fills over about 13 windows, and its first five read no gain. 0 for
+    no raise, or a tool with no misses (or none measured) in ``rows``."""
+    out = 0
+    for c in actions:
+        if not (c.knob.startswith("max_cache_size.") and c.old and c.new and c.new > c.old):
+            continue
+        col = "cache_hit_rate_" + c.knob.split(".", 1)[1]
+        misses = [r["decision_count"] * (1.0 - hit) for r in rows if not math.isnan(hit := r.get(col, math.nan))]
+        per_window = sum(misses) / len(misses) if misses else 0.0
+        if per_window > 0:
+            out = max(out, math.ceil((c.new - c.old) / per_window - 1e-9))
+    return out
+
+
 def new_trial(s: Strategy, effective_s: float, cfg: OptimizerConfig, window_s: float, undone: Strategy | None = None,
-              undo_decision: str = "", before_from_s: float = math.inf) -> Trial:
+              undo_decision: str = "", before_from_s: float = math.inf, rows: Sequence[Mapping] = ()) -> Trial:
     """The trial of ``s`` taking effect at ``effective_s``: its first look after
-    ``measure_windows`` windows, which with ``cfg.cache_settle`` begin once a
-    TTL change has settled (:func:`settle_windows`; the Spinnaker/Kayenta canary's
-    warm-up, a transient deleted as in simulation output analysis)."""
-    settle_s = settle_windows(s.actions, window_s) * window_s if cfg.cache_settle else 0.0
+    ``measure_windows`` windows, which begin once a raised cache size bound
+    has filled (:func:`fill_windows` of the agent's recent window ``rows``, at
+    most ``cfg.max_measure_windows``) and, with ``cfg.cache_settle``, once a
+    TTL change has settled (:func:`settle_windows`): the Spinnaker/Kayenta
+    canary's warm-up, a transient deleted as in simulation output analysis."""
+    fill = min(cfg.max_measure_windows, fill_windows(s.actions, rows))
+    settle_s = max(settle_windows(s.actions, window_s) if cfg.cache_settle else 0, fill) * window_s
     return Trial(s, effective_s, effective_s + settle_s + cfg.measure_windows * window_s, undone, undo_decision,
                  settle_s=settle_s, before_from_s=before_from_s)
 
