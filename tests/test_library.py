@@ -140,13 +140,14 @@ def test_rules_try_the_mechanisms_remedy_and_the_judge_keeps_it(name, remedy):
     assert (undo["verdict"] == "fail").all() and (undo["improvement_pct"] < -10).all() and len(undo) == len(restored)
 
 
-def test_a_change_that_shortens_the_work_is_judged_on_the_service_time_and_a_tail_cut_on_the_response_time():
+def test_a_change_that_shortens_the_work_is_judged_on_the_service_time_and_a_timeout_cut_on_the_time_hung():
     """Under a response-time bottleneck a remedy that shortens each decision's work (a faster tier, routing by
     complexity, a longer TTL, parallel tools, a larger cache) is judged on the per-task service time, whose values
     are about independent (tau about 1, so no thinning), where the response times of the same span thin to a
-    tenth; the timeout cut, whose gain is the tail the queue amplifies, stays on the response time. Seed 1 of
-    the diurnal latency: routing +35% and the faster tier +23% on service time, both kept; of timeout_tail: the
-    timeout cut +38% on response time (tau about 12 before it)."""
+    tenth; the timeout cut, whose gain is in the tail (the decisions whose hung call it cuts) that a median test
+    does not see, on the share of worker time timed-out attempts hold, by window, adjusted for the load. Seed 1
+    of the diurnal latency: routing +35% and the faster tier +23% on service time, both kept; of timeout_tail:
+    the timeout cut 30 -> 7.5 s +80% (0.43 of the worker time, then 0.09), p = 0.0007, kept at its first look."""
     runs = {name: run_scenario(load_scenario(PATHS[name]), seed=SEED, runtime="local").events
             for name in ("diurnal_model_latency", "timeout_tail")}
     measured = {name: ev[ev["event"] == "optimization.measured"] for name, ev in runs.items()}
@@ -157,5 +158,5 @@ def test_a_change_that_shortens_the_work_is_judged_on_the_service_time_and_a_tai
     assert set(work.loc[work["decision"].notna(), "decision"]) == {"keep"}
     tail = measured["timeout_tail"]
     tail = tail[tail["kind"] == "tighten_timeout"]
-    assert len(tail) >= 1 and (tail["metric"] == "response_time_ms_mean").all()
-    assert (tail["n_eff_before"] < 0.2 * tail["tasks_before"]).all()
+    assert len(tail) == 1 and tail.iloc[0]["metric"] == "timeout_busy_share" and tail.iloc[0]["decision"] == "keep"
+    assert tail.iloc[0]["method"] == "segmented-windows" and tail.iloc[0]["improvement_pct"] > 50

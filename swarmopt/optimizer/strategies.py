@@ -470,7 +470,10 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
     Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
-    Remedy("tighten_timeout", 0.4, 120, tighten_timeout, "Set the timeout from the latency tail (2 x p99)"),
+    # judged on the worker time hung calls hold: the cut frees it in the tail of the response times, which a
+    # median test does not see (+1% to +15% measured on response time where the replayed effect was +33% to +39%)
+    Remedy("tighten_timeout", 0.4, 120, tighten_timeout, "Set the timeout from the latency tail (2 x p99)",
+           target="timeout_busy_share"),
     Remedy("relax_timeout", 0.4, 120, relax_timeout, "Stop the timeout cutting healthy attempts (2 x p99)"),
     Remedy("tune_breaker_threshold", 0.5, 120, tune_breaker_threshold,
            "Set the breaker's failure-rate threshold at the tools' break-even"),
