@@ -20,12 +20,12 @@ from swarmopt.results import Collector
 from swarmopt.runtime.driver import drive
 from swarmopt.runtime.group import AgentGroup
 from swarmopt.runtime.local import LocalBackend
-from swarmopt.schema import LoadShape, OptimizerConfig
+from swarmopt.schema import AgentProfile, LatencyTailFault, LoadShape, OptimizerConfig
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.seeds import agent_seeds
 
-from conftest import MH_SCENARIO, short
+from conftest import MH_SCENARIO, ROOT, short
 
 SC = load_scenario(MH_SCENARIO)
 PROFILES = {a.id: a for a in SC.agents}
@@ -42,7 +42,8 @@ END_S = 900.0 + (LOOKS - 1) * 900.0
 
 def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
                  configs: tuple[OptimizerConfig, ...] = (SC.optimizer,), change_s: float = 600.0,
-                 before_from_s: float = math.inf) -> list[str]:
+                 before_from_s: float = math.inf, profile: AgentProfile = PROFILES[MH],
+                 faults: tuple = ()) -> list[str]:
     """One A/A trial: the healthy Market Hunter runs on its own stream under
     ``load``; at 600 s a change that changes nothing (model_tier standard ->
     standard) takes effect, and at 960 s the split a split look at 900 s starts
@@ -53,10 +54,11 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
     ends a look, up to its horizon. With ``change_s`` the no-op takes effect
     then instead, and with ``before_from_s`` the before/after judge's
     before-span may reach back to it (:meth:`Trial.before_start_s`: as many
-    windows as the look's after-span). Returns the decisions, per config then
+    windows as the look's after-span). ``profile`` and ``faults`` replace the
+    Hunter's profile and its (no) faults. Returns the decisions, per config then
     per target."""
     seeds, _ = agent_seeds(seed, 1)
-    sim = AgentSim(PROFILES[MH], SC.models, Environment(load, [], END_S), seeds[0], 60.0)
+    sim = AgentSim(profile, SC.models, Environment(load, list(faults), END_S), seeds[0], 60.0)
     noop = KnobChange(MH, "model_tier", "standard", "standard")
     split_start = ScheduledChange(960.0, KnobChange(MH, "split.model_tier", None, "standard"), "split:a/a")
     closed, applied = [], []
@@ -174,6 +176,20 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_l
     if metric == "cpu_percent":  # the check can fail: it does for the plain comparison
         plain = sum(d in ("keep", "rollback") for d in aa_ramp[("plain", metric)])
         assert stats.binomtest(plain, AA_TRIALS, 0.05, alternative="greater").pvalue < 0.01, plain
+
+
+def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_on_the_time_hung_calls_hold():
+    """A/A check of the target a timeout cut is judged on (``timeout_busy_share``, window values adjusted for the
+    load), under timeout_tail's fault from the start: 5% of the data source's calls hang 200x as long and each
+    holds its worker for the whole 30 s timeout (0 to 0.67 of the workers' time a window, about 0.4 on average).
+    Binomial criterion as above; measured on seeds 0-199: 6 of 200 (2 keeps, 4 rollbacks)."""
+    tail = load_scenario(ROOT / "scenarios" / "library" / "timeout_tail.yaml")
+    profile = next(a for a in tail.agents if a.id == MH)
+    fault = next(f for f in tail.faults if isinstance(f, LatencyTailFault)).model_copy(update={"at_s": 0.0})
+    decisions = [aa_decisions(seed, ["timeout_busy_share"], profile=profile, faults=(fault,))[0]
+                 for seed in range(AA_TRIALS)]
+    false = sum(d in ("keep", "rollback") for d in decisions)
+    assert stats.binomtest(false, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, f"{false}/{AA_TRIALS}"
 
 
 LONG = {"change_s": 1200.0, "before_from_s": 300.0}
