@@ -633,7 +633,9 @@ class OptimizerConfig(Strict):
     needs a minimum relative improvement ``min_improvement`` to keep a change,
     and at least ``min_samples`` effective tasks on each side (fewer is
     inconclusive). Guardrails: success rate may drop by at most
-    ``guardrail_success_drop`` and error rate rise by at most
+    ``guardrail_success_drop`` where it ends below the SLO's limit
+    (``thresholds.success_rate_medium``; above it the change spends room the
+    SLO leaves), error rate rise by at most
     ``guardrail_error_rise`` (absolute), cost per decision rise by at most
     ``guardrail_cost_rise`` (relative), and a change judged on another metric
     may not take the mean response time from within the SLO's limit

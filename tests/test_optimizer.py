@@ -122,6 +122,20 @@ def test_a_change_judged_on_another_target_may_not_take_the_response_time_past_i
     assert guardrails(b, a, "success_rate", 0.03, 0.03, 0.5) == []
 
 
+def test_a_success_drop_breaches_only_when_the_rate_ends_below_the_slo():
+    """A change judged on latency (a faster, less accurate tier) may spend success the SLO has room for: 0.92 ->
+    0.82 (5 windows of 100 decisions a side) under a 0.70 limit is no breach, while any significant drop beyond
+    the 3-point tolerance is with no limit given; 0.80 -> 0.62 ends below the limit and breaches."""
+    limit = {"success_limit": 0.70}
+    b, a = pooled([1.0] * 5, success=0.92, seed=1), pooled([1.0] * 5, success=0.82, seed=2)
+    assert guardrails(b, a, "response_time_ms_mean", 0.03, 0.03, 0.5, **limit) == []
+    (br,) = guardrails(b, a, "response_time_ms_mean", 0.03, 0.03, 0.5)
+    assert br.startswith("success rate fell")
+    b, a = pooled([1.0] * 5, success=0.80, seed=1), pooled([1.0] * 5, success=0.62, seed=2)
+    (br,) = guardrails(b, a, "response_time_ms_mean", 0.03, 0.03, 0.5, **limit)
+    assert br.startswith("success rate fell")
+
+
 def test_noise_around_the_latency_limit_rarely_breaches_it():
     """A/A at the limit: latencies whose mean is the limit itself (median 2000 / exp(0.125)) on both sides,
     200 seeded pairs; 66 go from under it to over it by noise alone, but the rise must be significant at the

@@ -392,7 +392,8 @@ class Optimizer:
             alpha = look_alpha(cfg, trial.after_windows(self.window_s))
             j = judge_change(before_rows, after_rows, before, after, s.target_metric, alpha, cfg.min_improvement,
                              cfg.min_samples, cfg.guardrail_success_drop, cfg.guardrail_error_rise,
-                             cfg.guardrail_cost_rise, cfg.trend_adjust, cfg.thresholds.response_time_ms)
+                             cfg.guardrail_cost_rise, cfg.trend_adjust, cfg.thresholds.response_time_ms,
+                             cfg.thresholds.success_rate_medium)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
             events.append(measure_event(t, j, trial, before_s, out, cfg.alpha))

@@ -415,7 +415,8 @@ class Judgement:
 def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSample, after: TaskSample,
                  metric: str, alpha: float = 0.05, min_improvement: float = 0.02,
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
-                 cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf) -> Judgement:
+                 cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
+                 success_limit: float = 1.0) -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -429,8 +430,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     tasks or 2 windows a side is "inconclusive", never a pass. ``min_improvement`` is the
     minimum relative effect for a pass (median shift for Mann-Whitney, absolute
     rate change for two-proportion, mean change for Welch). The guardrails
-    (:func:`guardrails`; ``latency_limit_ms``: the response-time limit) skip
-    the target itself. ``trend_adjust``: where the window values decide (a
+    (:func:`guardrails`; ``latency_limit_ms`` and ``success_limit``: the SLO's
+    response-time and success limits) skip the target itself. ``trend_adjust``: where the window values decide (a
     window target, batch means), compare them by :func:`adjusted_measure`,
     adjusted for the metric's ``covariates``;
     elsewhere, and without it, ``window`` is :func:`measure`'s. Raises
@@ -467,22 +468,25 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                                       covariates=spec.covariates)
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
     breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / GUARDRAILS,
-                          min_samples, latency_limit_ms)
+                          min_samples, latency_limit_ms, success_limit)
     return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))
 
 
 def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: float, error_rise: float,
                cost_rise: float, alpha: float = 0.05 * GUARD_SHARE / GUARDRAILS, min_samples: int = 20,
-               latency_limit_ms: float = math.inf) -> list[str]:
+               latency_limit_ms: float = math.inf, success_limit: float = 1.0) -> list[str]:
     """Guardrail breaches of a change (empty list when none), from per-task samples.
 
     A guardrail is breached when the metric got worse by more than its
     tolerance AND the worsening is significant at one-sided ``alpha``, so noise
     alone trips each with probability <= alpha:
 
-    * success rate down by more than ``success_drop`` (absolute), two-proportion
-      test (:func:`~swarmopt.optimizer.canary.judge_proportion`) on the
-      design-effect-corrected counts (:func:`effective_counts`);
+    * success rate down by more than ``success_drop`` (absolute) to below
+      ``success_limit`` (the SLO's; 1.0: any rate), two-proportion test
+      (:func:`~swarmopt.optimizer.canary.judge_proportion`) on the
+      design-effect-corrected counts (:func:`effective_counts`): a change may
+      spend success the SLO has room for (a faster tier that takes a 0.92
+      success rate to 0.82 under a 0.70 SLO), as an error budget is spent;
     * error rate (decisions with no valid attempt) up by more than
       ``error_rise`` (absolute), same test;
     * cost per decision (USD, the mean of per-task cost) up by more than
@@ -510,6 +514,8 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
         v = judge_proportion(hb, nb, ha, na, better=spec.better, alpha=2 * alpha, min_samples=min_samples,
                              metric=metric)
         worse = v.shift if spec.better == "lower" else -v.shift
+        if metric == "success_rate" and not v.after < success_limit:
+            continue
         if v.outcome == "fail" and worse > tol:
             out.append(f"{text} {v.before:.1%} -> {v.after:.1%} (limit {tol:.0%}, p={v.p_value:.2g})")
     if skip != "cost_per_decision_usd":
