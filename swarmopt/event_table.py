@@ -106,8 +106,8 @@ SCHEMA: tuple[Column, ...] = (
     Column("p_value", _F, "p-value of the deciding test (two-sided per-task tests; one-sided for an improvement "
            "for the window values)", f"{_MEASURED}, {_DECIDED}"),
     Column("reasons", _S, "the judge's reasons, improvements positive = better", _MEASURED),
-    Column("guardrails", _S, "guardrail breaches (cost, success, errors, the response time past its limit); "
-           "missing when none", _MEASURED),
+    Column("guardrails", _S, "guardrail breaches (cost, errors, success below its limit, the response time past "
+           "its limit); missing when none", _MEASURED),
     Column("window_before", _F, "secondary: the target's window level before the change: the mean before, or "
            "where the window values decided (window_method segmented:...) what the after-span would have shown "
            "without the change (trend and load extrapolated)", _MEASURED),
