@@ -584,7 +584,7 @@ _CACHE_HIGHER = MetricSpec("higher", "welch-windows", covariates=("load",))
 # 5 windows a side cannot tell that from a trend (a fitted one turned a 22% saving into a 50% loss).
 _SPEND = MetricSpec("lower", "welch-windows", covariates=("load",))
 # Nor the share of worker time hung calls hold: it moves in a step with the timeout, and a trend fitted on 5 windows
-# a side cost the 30 -> 7.5 s cut of timeout_tail its significance (-54%, p = 0.23)
+# a side cost the 30 -> 7.5 s cut of timeout_tail its significance (a 54% drop judged at p = 0.23)
 _HUNG = MetricSpec("lower", "welch-windows", covariates=("load",))
 METRICS: dict[str, MetricSpec] = {
     "response_time_ms_mean": _LATENCY, "response_time_ms_p50": _LATENCY, "response_time_ms_p90": _LATENCY,
