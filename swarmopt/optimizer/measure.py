@@ -504,8 +504,8 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
     statistical.
     """
     out = []
-    for metric, tol, text in (("success_rate", success_drop, "success rate fell"),
-                              ("error_rate", error_rise, "error rate rose")):
+    for metric, tol, limit, text in (("success_rate", success_drop, success_limit, "success rate fell"),
+                                     ("error_rate", error_rise, -math.inf, "error rate rose")):
         if metric == skip:
             continue
         spec = metric_spec(metric)
@@ -514,8 +514,7 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
         v = judge_proportion(hb, nb, ha, na, better=spec.better, alpha=2 * alpha, min_samples=min_samples,
                              metric=metric)
         worse = v.shift if spec.better == "lower" else -v.shift
-        past_limit = metric != "success_rate" or v.after < success_limit
-        if v.outcome == "fail" and worse > tol and past_limit:
+        if v.outcome == "fail" and worse > tol and spec.worse(v.after, limit):
             out.append(f"{text} {v.before:.1%} -> {v.after:.1%} (limit {tol:.0%}, p={v.p_value:.2g})")
     if skip != "cost_per_decision_usd":
         cb, ca = before.cost_usd.astype(np.float64), after.cost_usd.astype(np.float64)
