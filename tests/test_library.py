@@ -160,3 +160,27 @@ def test_a_change_that_shortens_the_work_is_judged_on_the_service_time_and_a_tim
     tail = tail[tail["kind"] == "tighten_timeout"]
     assert len(tail) == 1 and tail.iloc[0]["metric"] == "timeout_busy_share" and tail.iloc[0]["decision"] == "keep"
     assert tail.iloc[0]["method"] == "segmented-windows" and tail.iloc[0]["improvement_pct"] > 50
+
+
+def test_a_longer_ttl_answers_cost_only_on_the_tool_that_costs_and_no_coordination_bottleneck():
+    """A longer TTL answers a cost bottleneck on the tool the spend goes to (``cache_costly_tool``) and no
+    coordination bottleneck (``strategies.TYPES``). Under thompson, on price_change the spend is the model's (its
+    price x6), so no cache change applies and the first cost change is the cheaper tier, kept at its first look
+    (seeds 1-3; before, a TTL raise of the slowest tool came first on seeds 1-3 and 5 and was reverted, no effect
+    replayed on any); on coordination_storm, where a TTL raise came first on seeds 2-4 (no effect replayed on any
+    of the 11 such trials of seeds 1-5), every change answering the storm is a message remedy, and by 3,900 s a
+    larger batch is kept (seeds 2-3)."""
+    for name, seeds, duration_s in (("price_change", (1, 2, 3), 3600.0), ("coordination_storm", (2, 3), 4800.0)):
+        for seed in seeds:
+            ev = run_scenario(lib.with_policy(load_scenario(PATHS[name]), "thompson"), seed=seed, runtime="local",
+                              duration_s=duration_s).events
+            scheduled = ev[(ev["event"] == "optimization.scheduled") & ~ev["kind"].isin(["pre_scale"])]
+            kept = ev[ev["event"] == "optimization.kept"]
+            if name == "price_change":
+                assert list(scheduled["kind"]) == ["cheaper_model_tier"]
+                assert list(kept["kind"]) == ["cheaper_model_tier"]
+            else:
+                storm = scheduled[scheduled["type"] == "coordination_efficiency"]
+                assert len(storm) >= 2
+                assert set(storm["kind"]) <= {"shed_expired_messages", "larger_message_batch", "direct_routes"}
+                assert (kept.loc[kept["kind"] == "larger_message_batch", "t_s"] <= 3900).any()

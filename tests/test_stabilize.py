@@ -137,10 +137,10 @@ def test_no_knob_reverses_within_the_stabilization_window_under_sinusoidal_load(
 
 
 def test_on_the_coordination_storm_only_undos_reverse_a_knob_within_the_window():
-    """End to end on the library's coordination storm (seed 1, the default policy): the judged changes that are
-    rolled back or reverted move their knob back within the window (3 such undos measured), but no new change
-    reverses a knob within it (the load test's ``planned_reversals``)."""
-    res = run_scenario(ROOT / "scenarios" / "library" / "coordination_storm.yaml", seed=1, runtime="local")
+    """End to end on the library's coordination storm (seed 4, the default policy): a judged change that is
+    rolled back or reverted moves its knob back within the window (here the third batch raise, reverted), but no
+    new change reverses a knob within it (the load test's ``planned_reversals``)."""
+    res = run_scenario(ROOT / "scenarios" / "library" / "coordination_storm.yaml", seed=4, runtime="local")
     window = res.scenario.optimizer.stabilization_window_s
     assert knob_reversals(res.events, window) >= 1
     assert knob_reversals(res.events, window, planned_only=True) == 0

@@ -536,11 +536,11 @@ TYPES: dict[str, BottleneckType] = {
                        "enable_circuit_breaker", "lengthen_breaker_open"), ("Error rate <= 10%",)),
     "coordination_efficiency": BottleneckType(
         "coordination_score",
-        ("larger_message_batch", "shed_expired_messages", "direct_routes", "raise_retries", "raise_cache_ttl",
+        ("larger_message_batch", "shed_expired_messages", "direct_routes", "raise_retries",
          "enable_circuit_breaker", "scale_concurrency", "enable_parallel_tools"),
         ("Coordination score >= 60%", "Faster conflict resolution")),
     "cost": BottleneckType(
-        "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_size", "raise_cache_ttl"),
+        "cost_per_decision_usd", ("cheaper_model_tier", "raise_cache_size", "cache_costly_tool"),
         ("Cost per decision within budget",)),
     "cost_burn": BottleneckType(
         "cost_per_success_usd", ("cache_costly_tool", "cheaper_model_tier"), ("Spend within the budget",)),
@@ -571,4 +571,10 @@ entry: the planner answers it with the worst type of the least healthy agent;
 ``predictive_optimization`` and ``coordination_enhancement`` are the proactive
 strategies' types. ``rate_limited`` routes to another tier in two ways: every
 tier's provider has its own token bucket, so routing by complexity spreads the
-tokens over three buckets and a faster tier moves them to another one."""
+tokens over three buckets and a faster tier moves them to another one. A
+longer TTL answers ``cost`` on the tool the spend goes to
+(``cache_costly_tool``; the slowest tool's TTL saves time, not money, and a
+model's spend no cache) and does not answer ``coordination_efficiency``: a
+coordination request misses its deadline through the messages (storms, relays,
+batches), and a decision too slow for its deadline is a response-time
+bottleneck, whose remedies include the TTL."""
