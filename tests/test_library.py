@@ -168,7 +168,7 @@ def test_a_longer_ttl_answers_cost_only_on_the_tool_that_costs_and_no_coordinati
     price x6), so no cache change applies and the first cost change is the cheaper tier, kept at its first look
     (seeds 1-3; before, a TTL raise of the slowest tool came first on seeds 1-3 and 5 and was reverted, no effect
     replayed on any); on coordination_storm, where a TTL raise came first on seeds 2-4 (no effect replayed on any
-    of the 11 such trials of seeds 1-5), every change answering the storm is a message remedy, and by 3,900 s a
+    of the 6 such trials of seeds 1-5), every change answering the storm is a message remedy, and by 3,900 s a
     larger batch is kept (seeds 2-3)."""
     for name, seeds, duration_s in (("price_change", (1, 2, 3), 3600.0), ("coordination_storm", (2, 3), 4800.0)):
         for seed in seeds:
