@@ -12,6 +12,7 @@ scenario and seed; a plug-in policy needs nothing but these two methods
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -99,13 +100,22 @@ class ThompsonPolicy:
     0 when it was rolled back, and discounts every arm by ``gamma``, so after
     about ``1 / (1 - gamma)`` outcomes old evidence has faded and a cure that
     stopped working loses to the alternatives (Raj & Kalyani 2017,
-    arXiv:1707.09727, Algorithm 1). Raises ValueError for ``gamma`` outside
-    (0, 1].
+    arXiv:1707.09727, Algorithm 1). A remedy whose precondition observed its
+    mechanism at work (:attr:`~swarmopt.optimizer.strategies.Remedy.evidence`)
+    starts with ``evidence_prior`` pseudo-successes, never discounted: with
+    the default 1 it is drawn from Beta(2, 1) against a generic remedy's
+    Beta(1, 1) before either is tried, so the diagnosis is tried first more
+    often (2 in 3 against one generic remedy) and learning still overrules it.
+    Raises ValueError for ``gamma`` outside (0, 1] or a negative or non-finite
+    ``evidence_prior``.
     """
 
-    def __init__(self, gamma: float = 0.9) -> None:
+    def __init__(self, gamma: float = 0.9, evidence_prior: float = 1.0) -> None:
         DiscountedThompson(gamma)  # fail on a bad gamma now, not at the first choice
+        if not (isinstance(evidence_prior, (int, float)) and math.isfinite(evidence_prior) and evidence_prior >= 0):
+            raise ValueError(f"evidence_prior must be a finite number >= 0, got {evidence_prior!r}")
         self.gamma = gamma
+        self.evidence_prior = float(evidence_prior)
         self.bandits: dict[tuple[str, str], DiscountedThompson] = {}
 
     def choose(self, ctx: PolicyContext, rng: np.random.Generator) -> Option | None:
@@ -117,7 +127,8 @@ class ThompsonPolicy:
         for opt in ctx.options:
             by_name.setdefault(opt[0].name, opt)
         bandit = self.bandits.setdefault((ctx.agent, ctx.bottleneck_type), DiscountedThompson(self.gamma))
-        return by_name[bandit.select(list(by_name), rng)]
+        bonus = [self.evidence_prior if opt[0].evidence else 0.0 for opt in by_name.values()]
+        return by_name[bandit.select(list(by_name), rng, bonus)]
 
     def learn(self, strategy: Strategy, kept: bool) -> None:
         """Reward 1 (kept) or 0 (rolled back) for ``strategy.kind`` in the

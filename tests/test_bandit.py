@@ -176,6 +176,9 @@ def test_invalid_select_and_update_arguments() -> None:
         b.select(["A", 3], rng)
     with pytest.raises(ValueError, match="rng"):
         b.select(["A"], np.random.RandomState(0))
+    for bonus in ([1.0], [-1.0, 0.0], [float("nan"), 0.0]):
+        with pytest.raises(ValueError, match="bonus"):
+            b.select(["A", "B"], rng, bonus)
     with pytest.raises(ValueError, match="success"):
         b.update("A", 1)
     with pytest.raises(ValueError, match="arm"):

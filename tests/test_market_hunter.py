@@ -32,7 +32,7 @@ def rules_result():
 
 
 def test_optimizer_recovers_the_market_hunter_by_knobs(rules_result):
-    # the source design's optimizer, its fixed rules (the default thompson policy ends seed 1 at ~910 ms, 70%
+    # the source design's optimizer, its fixed rules (the default thompson policy ends seed 1 at ~990 ms, 70%
     # success, 75% coordination: README "Reading the output")
     result = rules_result
     mh = result.summary["agents"]["market-hunter"]

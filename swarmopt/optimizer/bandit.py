@@ -88,7 +88,7 @@ class DiscountedThompson:
         """The discount factor."""
         return self._gamma
 
-    def select(self, arms: Sequence[str], rng: np.random.Generator) -> str:
+    def select(self, arms: Sequence[str], rng: np.random.Generator, bonus: Sequence[float] = ()) -> str:
         """Draw one posterior sample per arm and return the arm with the largest.
 
         Arms never updated are scored from the prior alone, so new strategies
@@ -99,13 +99,18 @@ class DiscountedThompson:
                 (the first maximal draw wins).
             rng: source of randomness; exactly ``len(arms)`` Beta draws are
                 consumed, so runs are reproducible for a seeded generator.
+            bonus: per arm, pseudo-successes added to its prior's ``alpha0``
+                (an informative prior, never discounted); empty = none. With
+                ``bonus`` 1 against 0 and no evidence yet, the arm draws from
+                Beta(2, 1) against Beta(1, 1) and wins with probability 2/3.
 
         Returns:
             The selected arm name (an element of ``arms``).
 
         Raises:
             ValueError: if ``arms`` is empty, contains a non-string or
-                duplicates, or ``rng`` is not a ``numpy.random.Generator``.
+                duplicates, ``rng`` is not a ``numpy.random.Generator``, or
+                ``bonus`` is not empty or one finite number >= 0 per arm.
         """
         if isinstance(arms, str) or len(arms) == 0:
             raise ValueError("arms must be a non-empty sequence of strings")
@@ -115,9 +120,13 @@ class DiscountedThompson:
             raise ValueError("arms must not contain duplicates")
         if not isinstance(rng, np.random.Generator):
             raise ValueError("rng must be a numpy.random.Generator")
+        bonus = list(bonus) or [0.0] * len(arms)
+        if len(bonus) != len(arms) or not all(math.isfinite(b) and b >= 0 for b in bonus):
+            raise ValueError(f"bonus must be one finite number >= 0 per arm, got {bonus!r}")
         stats = [self._arms.get(a, _EMPTY) for a in arms]
         # one scalar draw per arm, in order: the draws of rng.beta on the arrays, without its array checks
-        draws = [rng.beta(self._alpha0 + s.successes, self._beta0 + s.failures) for s in stats]
+        a0, b0 = self._alpha0, self._beta0
+        draws = [rng.beta(a0 + b + s.successes, b0 + s.failures) for s, b in zip(stats, bonus, strict=True)]
         return arms[max(range(len(draws)), key=draws.__getitem__)]  # the first maximal draw, as np.argmax
 
     def update(self, arm: str, success: bool) -> None:

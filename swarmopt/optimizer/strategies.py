@@ -53,8 +53,12 @@ class Remedy:
     answers (built-in remedies are listed per type in :data:`TYPES` instead).
     ``target``: the metric its reactive changes are judged on when it is not
     the bottleneck type's (a remedy whose direct effect the type's metric shows
-    only late). Raises ValueError for a risk outside [0, 1] or a non-positive
-    implementation time.
+    only late). ``evidence``: its precondition observes the mechanism it acts
+    on (a worker queue for workers, late messages for a larger batch, hung calls
+    for a shorter timeout, a breaker open on a tool below its break-even), not
+    only that its knob can still move; a learning policy may try such a remedy
+    first (:class:`swarmopt.policies.ThompsonPolicy`). Raises ValueError for a
+    risk outside [0, 1] or a non-positive implementation time.
     """
 
     name: str
@@ -65,6 +69,7 @@ class Remedy:
     wording: dict[str, str] = field(default_factory=dict, hash=False)
     answers: tuple[str, ...] = ()
     target: str | None = None
+    evidence: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.risk <= 1.0:
@@ -450,45 +455,50 @@ def enable_work_stealing(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
 
 
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
-    Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing"),
+    Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing", evidence=True),
     Remedy("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache",
            wording={"agent_response_time": "Implement caching for frequent queries"}),
     Remedy("enable_parallel_tools", 0.4, 120, enable_parallel_tools, "Parallelize independent operations"),
     Remedy("route_by_complexity", 0.6, 180, route_by_complexity, "Route simple actions to the fast tier",
            wording={"agent_success_rate": "Route complex actions to the strong tier"}),
     Remedy("faster_model_tier", 0.9, 180, faster_model_tier, "Route decisions to a faster model tier"),
-    Remedy("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)"),
-    Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool"),
+    Remedy("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)", evidence=True),
+    Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool", evidence=True),
     Remedy("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
     Remedy("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
     # judged on inbox throughput: while a backlog drains, every message handled is late, so a faster inbox first
     # lowers coordination_score (more late messages counted per window) and helps it only once the backlog is gone
     Remedy("larger_message_batch", 0.3, 180, larger_message_batch, "Reduce message passing overhead",
-           target="messages_handled"),
+           target="messages_handled", evidence=True),
     Remedy("shed_expired_messages", 0.3, 60, shed_expired_messages, "Drop inbound messages already past their "
-           "deadline", target="inbox_in_time_rate"),
+           "deadline", target="inbox_in_time_rate", evidence=True),
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
     Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
     # judged on the worker time hung calls hold: the cut frees it in the tail of the response times, which a
     # median test does not see (+1% to +15% measured on response time where the replayed effect was +33% to +39%)
     Remedy("tighten_timeout", 0.4, 120, tighten_timeout, "Set the timeout from the latency tail (2 x p99)",
-           target="timeout_busy_share"),
-    Remedy("relax_timeout", 0.4, 120, relax_timeout, "Stop the timeout cutting healthy attempts (2 x p99)"),
+           target="timeout_busy_share", evidence=True),
+    Remedy("relax_timeout", 0.4, 120, relax_timeout,
+           "Stop the timeout cutting healthy attempts (2 x p99)", evidence=True),
     Remedy("tune_breaker_threshold", 0.5, 120, tune_breaker_threshold,
-           "Set the breaker's failure-rate threshold at the tools' break-even"),
-    Remedy("shorten_breaker_open", 0.4, 120, shorten_breaker_open, "Halve the breaker's open duration"),
-    Remedy("lengthen_breaker_open", 0.4, 120, lengthen_breaker_open, "Double the breaker's open duration"),
-    Remedy("cache_costly_tool", 0.3, 120, cache_costly_tool, "Cache the tool that burns most of the budget longer"),
-    Remedy("grant_workers", 0.4, 120, grant_workers, "Add the workers the Orchestrator granted"),
-    Remedy("raise_token_limit", 0.4, 120, raise_token_limit, "Raise the model-token rate limit within the quota"),
-    Remedy("raise_call_limit", 0.4, 120, raise_call_limit, "Raise the tool-call rate limits within the quotas"),
-    Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries"),
+           "Set the breaker's failure-rate threshold at the tools' break-even", evidence=True),
+    Remedy("shorten_breaker_open", 0.4, 120, shorten_breaker_open, "Halve the breaker's open duration", evidence=True),
+    Remedy("lengthen_breaker_open", 0.4, 120, lengthen_breaker_open,
+           "Double the breaker's open duration", evidence=True),
+    Remedy("cache_costly_tool", 0.3, 120, cache_costly_tool,
+           "Cache the tool that burns most of the budget longer", evidence=True),
+    Remedy("grant_workers", 0.4, 120, grant_workers, "Add the workers the Orchestrator granted", evidence=True),
+    Remedy("raise_token_limit", 0.4, 120, raise_token_limit,
+           "Raise the model-token rate limit within the quota", evidence=True),
+    Remedy("raise_call_limit", 0.4, 120, raise_call_limit,
+           "Raise the tool-call rate limits within the quotas", evidence=True),
+    Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries", evidence=True),
     Remedy("direct_routes", 0.4, 120, direct_routes, "Route the agent's messages directly (mesh topology)"),
-    Remedy("prioritize_urgent", 0.3, 120, prioritize_urgent, "Serve urgent decisions first"),
-    Remedy("isolate_tool", 0.4, 120, isolate_tool, "Isolate the tool holding the workers in a bulkhead"),
+    Remedy("prioritize_urgent", 0.3, 120, prioritize_urgent, "Serve urgent decisions first", evidence=True),
+    Remedy("isolate_tool", 0.4, 120, isolate_tool, "Isolate the tool holding the workers in a bulkhead", evidence=True),
     Remedy("enable_work_stealing", 0.3, 120, enable_work_stealing,
-           "Let the population's idle replicas take the waiting decisions"),
+           "Let the population's idle replicas take the waiting decisions", evidence=True),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 
