@@ -9,7 +9,7 @@ import pytest
 
 from swarmopt.knobs import KnobChange
 from swarmopt.optimizer.detect import Bottleneck
-from swarmopt.optimizer.strategies import REMEDIES
+from swarmopt.optimizer.strategies import REMEDIES, remedy
 from swarmopt.plugins import resolve
 from swarmopt.policies import PolicyContext, RulePolicy, ThompsonPolicy
 from swarmopt.results import Collector
@@ -104,6 +104,12 @@ def test_a_remedy_that_observed_its_mechanism_is_tried_first_two_times_in_three(
     assert abs(share(taught) - p) < 4 * np.sqrt(p * (1 - p) / 3000)
     with pytest.raises(ValueError, match="evidence_prior"):
         ThompsonPolicy(evidence_prior=-1.0)
+
+    @remedy(risk=0.2, implementation_time_s=60, answers=["agent_response_time"], evidence=True)
+    def drain_backlog(snapshot, knobs, profile):
+        return None
+
+    assert drain_backlog.remedy.evidence  # a plug-in remedy says so itself
 
 
 def test_thompson_learns_from_the_judged_outcomes_end_to_end(mh_scenario):
