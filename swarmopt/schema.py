@@ -639,7 +639,10 @@ class OptimizerConfig(Strict):
     ``guardrail_error_rise`` (absolute), cost per decision rise by at most
     ``guardrail_cost_rise`` (relative), and a change judged on another metric
     may not take the mean response time from within the SLO's limit
-    (``thresholds.response_time_ms``) past it. The optimizer's autonomy rises by
+    (``thresholds.response_time_ms``) past it. A change by a remedy with a known
+    price (a retry raise: response time) is rolled back when its mean response
+    time rose by more than ``tolerance`` and ended past the setpoint, on the
+    estimate alone (:func:`swarmopt.optimizer.measure.price_paid`). The optimizer's autonomy rises by
     ``autonomy_step_up`` after ``autonomy_raise_after`` consecutive kept
     changes with no rollback and falls by ``autonomy_step_down`` at once on a
     rollback, within [``min_autonomy``, ``max_autonomy``].

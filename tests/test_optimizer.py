@@ -12,8 +12,8 @@ from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.loader import load_scenario
 from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.core import Optimizer, Trial
-from swarmopt.optimizer.measure import guardrails, measure
-from swarmopt.optimizer.strategies import REMEDIES, Proposal, Strategy, priority_key
+from swarmopt.optimizer.measure import Price, guardrails, measure, price_paid
+from swarmopt.optimizer.strategies import REMEDIES, Proposal, Remedy, Strategy, priority_key
 from swarmopt.orchestrator import Orchestrator
 from swarmopt.policies import RulePolicy
 from swarmopt.sim.agent import AgentSim
@@ -27,10 +27,10 @@ PROFILES = {a.id: a for a in SC.agents}
 
 
 def strategy(sid="s", priority="high", expected=10.0, impl=120.0, actions=(), risk=0.3, kind="raise_cache_ttl",
-             metric="response_time_ms_mean") -> Strategy:
+             metric="response_time_ms_mean", price=None) -> Strategy:
     return Strategy(id=sid, type="agent_response_time", kind=kind, priority=priority, target_component="market-hunter",
                     description="", expected_improvement=expected, implementation_time_s=impl, actions=tuple(actions),
-                    success_metrics=(), rollback_plan="", risk=risk, target_metric=metric)
+                    success_metrics=(), rollback_plan="", risk=risk, target_metric=metric, price=price)
 
 
 def test_priority_order_severity_then_improvement_then_time():
@@ -145,6 +145,50 @@ def test_noise_around_the_latency_limit_rarely_breaches_it():
     breaches = sum(bool(guardrails(pooled([median] * 5, seed=2 * i), pooled([median] * 5, seed=2 * i + 1),
                                    "success_rate", 0.03, 0.03, 0.5, latency_limit_ms=2000.0)) for i in range(200))
     assert stats.binomtest(breaches, 200, 0.0025, alternative="greater").pvalue >= 0.01, breaches
+
+
+def test_a_change_that_pays_its_known_price_past_the_setpoint_breaches_without_a_test():
+    """A retry raise's known price is response time: a mean from about 1,590 to 1,900 ms (medians 1,400 ->
+    1,700, +21%, 5 windows of 100 a side) ends past the 1,800 ms setpoint (a 2,000 ms limit less a 10% margin)
+    and breaches, though it stays under the limit, so the significance-tested guardrail does not see it. The same
+    rise under the setpoint does not, nor a rise within the tolerance past it, nor a side with too few tasks."""
+    latency = Price("response_time_ms_mean", 1800.0, 0.1)
+    b, a = pooled([1400.0] * 5, seed=3), pooled([1700.0] * 5, seed=4)
+    assert 1.15 < a.response_ms.mean() / b.response_ms.mean() < 1.25 and a.response_ms.mean() > 1800.0
+    (br,) = price_paid(b, a, latency)
+    assert br.startswith("paid its price: mean response time")
+    assert guardrails(b, a, "error_rate", 0.03, 0.03, 0.5, latency_limit_ms=2000.0) == []
+    assert price_paid(pooled([1000.0] * 5, seed=1), pooled([1200.0] * 5, seed=2), latency) == []
+    assert price_paid(pooled([1600.0] * 5, seed=1), pooled([1680.0] * 5, seed=2), latency) == []
+    assert price_paid(pooled([1400.0], n=10, seed=1), pooled([1650.0], n=10, seed=2), latency) == []
+    with pytest.raises(ValueError, match="price metric"):
+        price_paid(b, a, Price("success_rate", 0.73, 0.03))
+
+
+def test_remedies_name_their_price_once():
+    assert [r.name for r in REMEDIES.values() if r.price] == ["raise_retries"]
+    assert REMEDIES["raise_retries"].price == "response_time_ms_mean"
+    with pytest.raises(ValueError, match="price must be one of"):
+        Remedy("x", 0.5, 60, None, "x", price="cost_usd")
+
+
+def test_a_retry_raise_that_pays_more_latency_than_the_setpoint_leaves_room_for_is_rolled_back():
+    """Through the optimizer: a retry raise judged on the error rate (5% -> 1% of decisions, a pass) whose
+    response time rose from about 2,800 to 3,400 ms past the 1,800 ms setpoint is rolled back for its price; the
+    same change with no price named is kept."""
+    for price, expected in (("response_time_ms_mean", "optimization.rolled_back"), (None, "optimization.kept")):
+        opt = make_optimizer()
+        ch = KnobChange("market-hunter", "max_retries", 0, 1)
+        s = strategy("r", actions=[ch], kind="raise_retries", metric="error_rate", price=price)
+        opt.in_flight["market-hunter"] = Trial(s, 12_000, 12_300)
+        smp = (samples(BEFORE, 11_700, seed=1, ok=0.95, success=0.9)
+               + samples([v * 1.2 for v in BEFORE], 12_000, seed=2, ok=0.99, success=0.9))
+        opt.observe(rows(BEFORE, start=11_700, error_rate=0.05) + rows([0.01] * 5, "error_rate", start=12_000), [],
+                    smp)
+        _, _, events = opt.cycle(12_300)
+        assert decisions(events) == [expected], price
+        if price:
+            assert "paid its price" in measured(events)["guardrails"]
 
 
 def make_optimizer(**cfg) -> Optimizer:

@@ -57,7 +57,7 @@ from swarmopt.optimizer.events import (
 )
 from swarmopt.optimizer.history import History, kept_windows
 from swarmopt.optimizer.learning import Learning
-from swarmopt.optimizer.measure import Judgement, judge_change, measure, steady_load
+from swarmopt.optimizer.measure import Judgement, Price, judge_change, measure, steady_load
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
 from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy
 from swarmopt.optimizer.trial import (
@@ -86,6 +86,15 @@ def learned_improvement(s: Strategy, j: Judgement, before_rows: list[dict], afte
     if bt is None or s.kind not in bt.judged_on:
         return j.window.improvement_pct
     return measure(before_rows, after_rows, bt.target, metric_spec(bt.target).better).improvement_pct
+
+
+def price_of(metric: str | None, cfg: OptimizerConfig) -> Price | None:
+    """The :class:`~swarmopt.optimizer.measure.Price` a change pays on
+    ``metric`` (a remedy's :attr:`~swarmopt.optimizer.strategies.Remedy.price`;
+    None: none): the response time may rise by ``cfg.tolerance`` while it ends
+    past its setpoint (:func:`~swarmopt.optimizer.detect.setpoint`)."""
+    return None if metric is None else Price(metric, setpoint(cfg.thresholds, cfg.margin).response_time_ms,
+                                             cfg.tolerance)
 
 
 class Optimizer:
@@ -393,7 +402,7 @@ class Optimizer:
             j = judge_change(before_rows, after_rows, before, after, s.target_metric, alpha, cfg.min_improvement,
                              cfg.min_samples, cfg.guardrail_success_drop, cfg.guardrail_error_rise,
                              cfg.guardrail_cost_rise, cfg.trend_adjust, cfg.thresholds.response_time_ms,
-                             cfg.thresholds.success_rate_medium)
+                             cfg.thresholds.success_rate_medium, None if trial.undone else price_of(s.price, cfg))
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
             events.append(measure_event(t, j, trial, before_s, out, cfg.alpha))

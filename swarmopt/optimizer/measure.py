@@ -416,7 +416,7 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  metric: str, alpha: float = 0.05, min_improvement: float = 0.02,
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
-                 success_limit: float = 1.0) -> Judgement:
+                 success_limit: float = 1.0, price: Price | None = None) -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -431,7 +431,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     minimum relative effect for a pass (median shift for Mann-Whitney, absolute
     rate change for two-proportion, mean change for Welch). The guardrails
     (:func:`guardrails`; ``latency_limit_ms`` and ``success_limit``: the SLO's
-    response-time and success limits) skip the target itself. ``trend_adjust``: where the window values decide (a
+    response-time and success limits) skip the target itself; ``price``: the
+    price the change's remedy is known to pay (:func:`price_paid`). ``trend_adjust``: where the window values decide (a
     window target, batch means), compare them by :func:`adjusted_measure`,
     adjusted for the metric's ``covariates``;
     elsewhere, and without it, ``window`` is :func:`measure`'s. Raises
@@ -469,6 +470,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         verdict = welch_verdict(window.p_value, window.improvement_pct, a_target, min_improvement)
     breaches = guardrails(before, after, metric, success_drop, error_rise, cost_rise, alpha * GUARD_SHARE / GUARDRAILS,
                           min_samples, latency_limit_ms, success_limit)
+    if price is not None:
+        breaches += price_paid(before, after, price, min_samples)
     return Judgement(verdict, method, window, canary, tau_b, tau_a, before.n, after.n, tuple(breaches))
 
 
@@ -532,6 +535,45 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
                 out.append(f"mean response time rose past its limit {mb:.0f} -> {ma:.0f} ms "
                            f"(limit {latency_limit_ms:.0f} ms, p={p:.2g})")
     return out
+
+
+@dataclass(frozen=True)
+class Price:
+    """The price a change's remedy is known to pay
+    (:attr:`swarmopt.optimizer.strategies.Remedy.price`): ``metric`` (one of
+    :data:`swarmopt.optimizer.strategies.PRICES`), the SLO's setpoint for it
+    (``target``, ms; :func:`swarmopt.optimizer.detect.setpoint`) and how much
+    worse it may get (``tolerance``, relative)."""
+
+    metric: str
+    target: float
+    tolerance: float
+
+
+def price_paid(before: TaskSample, after: TaskSample, price: Price, min_samples: int = 20) -> list[str]:
+    """The breach (a one-item list, else empty) of a change that paid more of
+    its known price than the SLO has room for: the mean per-task response time
+    (ms) rose by more than ``price.tolerance`` and ended past its setpoint
+    ``price.target``.
+
+    Unlike :func:`guardrails` the estimate decides without a significance test:
+    the remedy's mechanism makes the price real (one more retry adds an attempt
+    to every failing decision), only its size is in question, and a window SLO
+    is lost by a shift no test on ten windows can tell from noise (the worked
+    example's mean response time from 1,550 to 1,830 ms under a 2,000 ms limit:
+    24 SLO points lost over the rest of the run in the paired replay, p = 0.055
+    one-sided). A side with fewer than ``min_samples`` tasks cannot breach.
+    Raises ValueError for another metric.
+    """
+    if price.metric != "response_time_ms_mean":
+        raise ValueError(f"price metric must be response_time_ms_mean, got {price.metric!r}")
+    if min(before.n, after.n) < max(min_samples, 1):
+        return []
+    mb, ma = float(before.response_ms.mean()), float(after.response_ms.mean())
+    if ma > price.target and ma > mb * (1.0 + price.tolerance):
+        return [f"paid its price: mean response time {mb:.0f} -> {ma:.0f} ms "
+                f"(setpoint {price.target:.0f} ms, tolerance {price.tolerance:.0%})"]
+    return []
 
 
 def _rise_p(before: np.ndarray, after: np.ndarray, min_samples: int) -> float:

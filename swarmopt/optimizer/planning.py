@@ -210,5 +210,5 @@ class Planner:
             implementation_time_s=remedy.implementation_time_s, actions=tuple(actions),
             success_metrics=bt.success_metrics,
             rollback_plan="Restore " + ", ".join(f"{c.knob}={c.old!r}" for c in actions) + " if performance degrades",
-            risk=remedy.risk, target_metric=target, proactive=proactive,
+            risk=remedy.risk, target_metric=target, proactive=proactive, price=remedy.price,
         )

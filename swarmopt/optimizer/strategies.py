@@ -38,6 +38,9 @@ MAX_TTL_S = 3600.0
 
 Propose = Callable[[dict, Knobs, AgentProfile], "list[KnobChange] | None"]
 
+PRICES = ("response_time_ms_mean",)
+"""The SLO metrics a remedy may name as its price (:attr:`Remedy.price`)."""
+
 
 @dataclass(frozen=True)
 class Remedy:
@@ -57,7 +60,12 @@ class Remedy:
     on (a worker queue for workers, late messages for a larger batch, hung calls
     for a shorter timeout, a breaker open on a tool below its break-even), not
     only that its knob can still move; a learning policy may try such a remedy
-    first (:class:`swarmopt.policies.ThompsonPolicy`). Raises ValueError for a
+    first (:class:`swarmopt.policies.ThompsonPolicy`). ``price``: the SLO
+    metric (a key of :data:`PRICES`) its changes are known to make worse, as
+    the price of their gain (one more retry is another attempt for every
+    failing decision); the judge rolls a change back when it paid more than
+    the SLO has room for
+    (:func:`swarmopt.optimizer.measure.price_paid`). Raises ValueError for a
     risk outside [0, 1] or a non-positive implementation time.
     """
 
@@ -70,8 +78,11 @@ class Remedy:
     answers: tuple[str, ...] = ()
     target: str | None = None
     evidence: bool = False
+    price: str | None = None
 
     def __post_init__(self) -> None:
+        if self.price is not None and self.price not in PRICES:
+            raise ValueError(f"remedy {self.name}: price must be one of {sorted(PRICES)}, got {self.price!r}")
         if not 0.0 <= self.risk <= 1.0:
             raise ValueError(f"remedy {self.name}: risk must be in [0, 1], got {self.risk!r}")
         if not self.implementation_time_s > 0:
@@ -120,7 +131,8 @@ class Strategy:
     """An optimization strategy with the source design's fields; ``actions``
     are concrete knob changes so that ``rollback`` restores the old values.
     ``kind`` is the remedy's name; ``target_metric`` the metric the change is
-    judged on (its direction is in :data:`swarmopt.metrics.METRICS`)."""
+    judged on (its direction is in :data:`swarmopt.metrics.METRICS`);
+    ``price`` the remedy's (:attr:`Remedy.price`)."""
 
     id: str
     type: str
@@ -136,6 +148,7 @@ class Strategy:
     risk: float
     target_metric: str
     proactive: bool = False
+    price: str | None = None
 
     def rollback(self) -> tuple[KnobChange, ...]:
         """The changes that restore every knob this strategy touched."""
@@ -464,7 +477,8 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
     Remedy("route_by_complexity", 0.6, 180, route_by_complexity, "Route simple actions to the fast tier",
            wording={"agent_success_rate": "Route complex actions to the strong tier"}),
     Remedy("faster_model_tier", 0.9, 180, faster_model_tier, "Route decisions to a faster model tier"),
-    Remedy("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)", evidence=True),
+    Remedy("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)", evidence=True,
+           price="response_time_ms_mean"),
     Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool", evidence=True),
     Remedy("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
     Remedy("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
