@@ -107,7 +107,7 @@ SCHEMA: tuple[Column, ...] = (
            "for the window values)", f"{_MEASURED}, {_DECIDED}"),
     Column("reasons", _S, "the judge's reasons, improvements positive = better", _MEASURED),
     Column("guardrails", _S, "guardrail breaches (cost, errors, success below its limit, the response time past "
-           "its limit); missing when none", _MEASURED),
+           "its limit, a retry's response-time price past the setpoint); missing when none", _MEASURED),
     Column("window_before", _F, "secondary: the target's window level before the change: the mean before, or "
            "where the window values decided (window_method segmented:...) what the after-span would have shown "
            "without the change (trend and load extrapolated)", _MEASURED),

@@ -12,7 +12,7 @@ from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.loader import load_scenario
 from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.core import Optimizer, Trial
-from swarmopt.optimizer.measure import Price, guardrails, measure, price_paid
+from swarmopt.optimizer.measure import Price, guardrails, last_shift_s, measure, price_paid
 from swarmopt.optimizer.strategies import REMEDIES, Proposal, Remedy, Strategy, priority_key
 from swarmopt.orchestrator import Orchestrator
 from swarmopt.policies import RulePolicy
@@ -189,6 +189,39 @@ def test_a_retry_raise_that_pays_more_latency_than_the_setpoint_leaves_room_for_
         assert decisions(events) == [expected], price
         if price:
             assert "paid its price" in measured(events)["guardrails"]
+
+
+def test_the_last_level_shift_of_a_window_series_is_found_and_noise_is_not_one():
+    """A step of the error rate from 0.02 to 0.20 at window 30 of 42 (window sd 0.01 and 0.03) is found there;
+    with a second, smaller step at window 38 the last one is; windows with no value are skipped; a series too
+    short for 3 windows a side has none. A/A: 200 seeded series of 40 i.i.d. windows, the search's family-wise
+    level 0.01: a shift is found in a share consistent with it (binomial, as the A/A tests)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(48) * 60.0
+    one = np.r_[rng.normal(0.02, 0.01, 30), rng.normal(0.20, 0.03, 12)]
+    assert last_shift_s(t[:42], one) == 30 * 60.0
+    two = np.r_[one, rng.normal(0.30, 0.03, 6)]
+    assert last_shift_s(t, two) == 42 * 60.0
+    holes = one.copy()
+    holes[[5, 33]] = np.nan
+    assert last_shift_s(t[:42], holes) == 30 * 60.0
+    assert last_shift_s(t[:5], one[28:33]) == -np.inf
+    found = sum(last_shift_s(t[:40], rng.normal(0.1, 0.02, 40)) > -np.inf for _ in range(200))
+    assert stats.binomtest(found, 200, 0.01, alternative="greater").pvalue >= 0.01, found
+
+
+def test_a_change_is_judged_against_the_windows_since_the_fault_began_not_since_it_was_seen():
+    """The before-span of a change may reach back to the level shift of its target (a fault's onset 10 windows
+    before the change), not only to the cycle that first saw the bottleneck; with no shift, to that cycle."""
+    for step, expected in ((0.25, 11_400.0), (0.05, 11_700.0)):
+        opt = make_optimizer()
+        values = [0.05] * 20 + [step] * 10
+        opt.observe(rows(values, "error_rate", start=10_200.0), [])
+        opt.troubled_since["market-hunter"] = 11_700.0
+        ch = KnobChange("market-hunter", "max_retries", 0, 1)
+        opt.proposals = [Proposal(strategy("r", actions=[ch], kind="raise_retries", metric="error_rate"), False)]
+        opt.commit(12_000.0, {})
+        assert opt.in_flight["market-hunter"].before_from_s == expected, step
 
 
 def make_optimizer(**cfg) -> Optimizer:

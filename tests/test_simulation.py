@@ -10,8 +10,8 @@ from swarmopt import InputError, Simulation, run_scenario
 from conftest import MH_SCENARIO, short
 
 # the worked example's seed 1 under the source's fixed rules (policy="rules"), whose changes these tests name
-FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # in flight from 2220 s, kept at 3300 s
-REVERTED = "opt_4200_market-hunter_raise_cache_ttl_19"  # TTL 240 -> 960 s, judged at 5100 s, reverted
+FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # in flight from 2220 s, kept at 3000 s
+REVERTED = "opt_5700_market-hunter_raise_cache_ttl_18"  # TTL 960 -> 3600 s, judged at 6300 s, reverted
 
 
 def same_tables(a, b) -> None:
@@ -133,7 +133,7 @@ def test_agent_snapshot(mh_scenario):
 
 
 def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1, policy="rules").run(4800)
+    sim = Simulation(mh_scenario, seed=1, policy="rules").run(6000)
     keep, roll = sim.fork(), sim.fork()
     keep.override(REVERTED, "keep")
     roll.override(REVERTED, "rollback")
@@ -146,11 +146,11 @@ def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario
     kept = decided["keep"].query("event == 'optimization.kept'")
     assert len(kept) == 1 and kept["forced"].iloc[0] == True  # noqa: E712 (a table cell, not a flag)
     assert "optimization.rolled_back" in set(decided["roll"]["event"])
-    assert keep.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 960
-    assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 240
+    assert keep.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 3600
+    assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 960
     for s in (sim, keep, roll):
         ev = s.events
-        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 4800)).any()
+        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 6000)).any()
         assert (ev["event"] == "planning.frozen").sum() == 1
     with pytest.raises(ValueError, match="verdict"):
         sim.override(REVERTED, "maybe")

@@ -57,7 +57,7 @@ from swarmopt.optimizer.events import (
 )
 from swarmopt.optimizer.history import History, kept_windows
 from swarmopt.optimizer.learning import Learning
-from swarmopt.optimizer.measure import Judgement, Price, judge_change, measure, steady_load
+from swarmopt.optimizer.measure import Judgement, Price, judge_change, last_shift_s, measure, steady_load
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
 from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy
 from swarmopt.optimizer.trial import (
@@ -297,7 +297,7 @@ class Optimizer:
                 changes.append(ScheduledChange(eff, c, s.id))
                 self.knobs[c.agent] = set_knob(self.knobs[c.agent], c.knob, c.new)
             for agent in {c.agent for c in s.actions}:
-                since = max(self.history.last_change_s[agent], self.troubled_since.get(agent, math.inf))
+                since = self._regime_start(agent, s.target_metric, t)
                 self.in_flight[agent] = new_trial(s, eff, self.cfg, self.window_s, before_from_s=since,
                                                   rows=self.history.recent(agent, self.cfg.measure_windows))
             ev = strategy_event(t, "optimization.scheduled", s)
@@ -367,6 +367,16 @@ class Optimizer:
         }
 
     # ------------------------------------------------------------------ internals
+    def _regime_start(self, agent: str, metric: str, t: float) -> float:
+        """Since when (s) ``agent`` has been in the state a change at ``t``
+        answers: its configuration unchanged and its ``metric`` at one level
+        (from the last level shift, :func:`~swarmopt.optimizer.measure.last_shift_s`),
+        or, with no shift in the metric, since its bottleneck was first detected."""
+        stable = self.history.last_change_s[agent]
+        rows = self.history.window_rows(agent, stable, t)
+        onset = last_shift_s([r["t_start_s"] for r in rows], [r.get(metric, math.nan) for r in rows])
+        return max(stable, onset if onset > -math.inf else self.troubled_since.get(agent, math.inf))
+
     def _eligible(self, agent: str, effective_s: float) -> bool:
         """No change in flight and a stable configuration over the windows the
         change will be compared against."""

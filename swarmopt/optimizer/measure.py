@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -535,6 +536,47 @@ def guardrails(before: TaskSample, after: TaskSample, skip: str, success_drop: f
                 out.append(f"mean response time rose past its limit {mb:.0f} -> {ma:.0f} ms "
                            f"(limit {latency_limit_ms:.0f} ms, p={p:.2g})")
     return out
+
+
+SHIFT_ALPHA = 0.01
+"""Family-wise level of :func:`last_shift_s`'s search for a level shift over all its splits."""
+
+
+def last_shift_s(t_start: Sequence[float], values: Sequence[float], alpha: float = SHIFT_ALPHA,
+                 min_side: int = 3) -> float:
+    """Start (s) of the first window after the last level shift of a window
+    series, or -inf when the series is one level.
+
+    ``values`` are a metric's window values in time order and ``t_start`` the
+    windows' starts (s); NaN values (windows with no decision) are left out.
+    Binary segmentation: the split with the largest pooled two-sample t
+    statistic, at least ``min_side`` windows a side, is a shift when
+    significant at ``alpha`` shared over the splits (Bonferroni); the search
+    repeats on the windows after it. It is what a fault's onset looks like in
+    the windows before a change (a step in the error rate), so that the
+    before-span can reach back to it rather than to when the optimizer first
+    saw the bottleneck (:meth:`swarmopt.optimizer.trial.Trial.before_start_s`).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ok = ~np.isnan(v)
+    v, t = v[ok], np.asarray(t_start, dtype=np.float64)[ok]
+    onset = -math.inf
+    while v.size >= 2 * min_side:
+        n = v.size
+        k = np.arange(min_side, n - min_side + 1)
+        c1, c2 = np.cumsum(v)[k - 1], np.cumsum(v * v)[k - 1]
+        s1, s2 = v.sum(), float(v @ v)
+        ml, mr = c1 / k, (s1 - c1) / (n - k)
+        ss = (c2 - k * ml * ml) + ((s2 - c2) - (n - k) * mr * mr)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tt = np.abs(ml - mr) / np.sqrt(ss / (n - 2) * (1.0 / k + 1.0 / (n - k)))
+        tt = np.where(np.isfinite(tt), tt, np.where(ml != mr, np.inf, 0.0))
+        best = int(np.argmax(tt))
+        if not 2.0 * stats.t.sf(tt[best], n - 2) < alpha / k.size:
+            break
+        onset = float(t[k[best]])
+        v, t = v[k[best]:], t[k[best]:]
+    return onset
 
 
 @dataclass(frozen=True)
