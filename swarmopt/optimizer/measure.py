@@ -5,9 +5,10 @@ Two levels, both in the ``optimization.measured`` event:
 * task level (:func:`judge_change`): the keep/rollback verdict, from the
   per-task samples (:class:`swarmopt.metrics.TaskSample`) of the spans before
   and after, by the Kayenta-style canary judge of
-  :mod:`swarmopt.optimizer.canary`, and the guardrails (:func:`guardrails`).
-  Its figures (:meth:`Judgement.effect`: the relative median or rate change,
-  positive = better, with its interval and p-value) are the ones reported as
+  :mod:`swarmopt.optimizer.canary`, the guardrails (:func:`guardrails`) and
+  the known price of the change's remedy (:func:`price_paid`). Its figures
+  (:meth:`Judgement.effect`: the relative median or rate change, positive =
+  better, with its interval and p-value) are the ones reported as
   ``improvement_pct``, ``ci_low_pct``, ``ci_high_pct`` and ``p_value``;
 * window level, secondary: the relative change of the target metric's window
   values over the ``k`` windows before and after the change, so it can be
@@ -40,6 +41,9 @@ period share its wait. Each series is therefore thinned to its effective size
 n / tau (:func:`~swarmopt.optimizer.canary.autocorrelation_time`), and counts
 are divided by tau (Rao & Scott 1992, the design-effect correction for
 clustered binary data), before any test.
+
+The before-span reaches back to the last level shift of the target
+(:func:`last_shift_s`, a fault's onset), within the configuration in force.
 
 False-decision budget: a change that changes nothing should be neither kept
 nor rolled back. The whole decision gets ``alpha``: the target's test

@@ -61,7 +61,7 @@ class Remedy:
     for a shorter timeout, a breaker open on a tool below its break-even), not
     only that its knob can still move; a learning policy may try such a remedy
     first (:class:`swarmopt.policies.ThompsonPolicy`). ``price``: the SLO
-    metric (a key of :data:`PRICES`) its changes are known to make worse, as
+    metric (one of :data:`PRICES`) its changes are known to make worse, as
     the price of their gain (one more retry is another attempt for every
     failing decision); the judge rolls a change back when it paid more than
     the SLO has room for

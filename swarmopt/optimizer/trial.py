@@ -96,9 +96,11 @@ class Trial:
         windows before the change, reaching back as many windows as the
         after-span has so far (at most ``max_windows``) but not before
         ``before_from_s``, since when the agent's configuration was the one
-        the change replaced and its bottleneck was already detected (the
-        windows compared are then of the same system, and a balanced design
-        halves the variance the short before-span adds at later looks)."""
+        the change replaced and its target at the level the change answers
+        (from the target's last level shift, else since its bottleneck was
+        first detected: :meth:`swarmopt.optimizer.core.Optimizer._regime_start`;
+        the windows compared are then of the same system, and a balanced
+        design halves the variance the short before-span adds at later looks)."""
         n = min(max(self.after_windows(window_s), measure_windows), max_windows)
         return min(self.effective_s - measure_windows * window_s,
                    max(self.before_from_s, self.effective_s - n * window_s))
