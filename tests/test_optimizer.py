@@ -13,7 +13,7 @@ from swarmopt.loader import load_scenario
 from swarmopt.metrics import TaskSample, pool_samples
 from swarmopt.optimizer.core import Optimizer, Trial
 from swarmopt.optimizer.measure import Price, guardrails, last_shift_s, measure, price_paid
-from swarmopt.optimizer.strategies import REMEDIES, Proposal, Remedy, Strategy, priority_key
+from swarmopt.optimizer.strategies import REMEDIES, Proposal, Remedy, Strategy, priority_key, remedy
 from swarmopt.orchestrator import Orchestrator
 from swarmopt.policies import RulePolicy
 from swarmopt.sim.agent import AgentSim
@@ -170,6 +170,12 @@ def test_remedies_name_their_price_once():
     assert REMEDIES["raise_retries"].price == "response_time_ms_mean"
     with pytest.raises(ValueError, match="price must be one of"):
         Remedy("x", 0.5, 60, None, "x", price="cost_usd")
+
+    @remedy(risk=0.3, implementation_time_s=60, answers=["agent_error_rate"], price="response_time_ms_mean")
+    def hedge_requests(snapshot, knobs, profile):
+        """Send a second request after the p95 (more load, for a shorter tail)."""
+
+    assert hedge_requests.remedy.price == "response_time_ms_mean"  # a plug-in remedy names its price itself
 
 
 def test_a_retry_raise_that_pays_more_latency_than_the_setpoint_leaves_room_for_is_rolled_back():

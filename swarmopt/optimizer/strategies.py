@@ -95,16 +95,18 @@ class Remedy:
 
 
 def remedy(*, risk: float, implementation_time_s: float, answers: Sequence[str], name: str | None = None,
-           description: str | None = None, evidence: bool = False) -> Callable[[Propose], Propose]:
+           description: str | None = None, evidence: bool = False,
+           price: str | None = None) -> Callable[[Propose], Propose]:
     """Decorator that makes a function ``(snapshot, knobs, profile) ->
     list[KnobChange] | None`` a plug-in remedy for the bottleneck types in
     ``answers``: it returns the function unchanged (still callable, and
     picklable by reference) with its :class:`Remedy` in the attribute
     ``remedy``. ``name`` defaults to the function's name and ``description`` to
     the first line of its docstring; ``evidence``: it proposes only when the
-    snapshot shows its mechanism at work (:attr:`Remedy.evidence`). Raises
-    ValueError for a risk outside [0, 1], a non-positive implementation time or
-    no type.
+    snapshot shows its mechanism at work (:attr:`Remedy.evidence`); ``price``:
+    the SLO metric its changes are known to make worse (:attr:`Remedy.price`).
+    Raises ValueError for a risk outside [0, 1], a non-positive implementation
+    time, a price not in :data:`PRICES` or no type.
 
     ``snapshot`` is the agent's mean metrics over the last cycle (a dict of
     :data:`swarmopt.optimizer.detect.SNAPSHOT_FIELDS`, and under ``tools`` its
@@ -120,7 +122,7 @@ def remedy(*, risk: float, implementation_time_s: float, answers: Sequence[str],
         doc = (fn.__doc__ or "").strip().splitlines()
         label = name or fn.__name__
         fn.remedy = Remedy(label, risk, implementation_time_s, fn, description or (doc[0] if doc else label),
-                           answers=tuple(answers), evidence=evidence)
+                           answers=tuple(answers), evidence=evidence, price=price)
         return fn
 
     return wrap
