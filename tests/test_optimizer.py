@@ -199,7 +199,7 @@ def test_a_retry_raise_that_pays_more_latency_than_the_setpoint_leaves_room_for_
 
 def test_the_last_level_shift_of_a_window_series_is_found_and_noise_is_not_one():
     """A step of the error rate from 0.02 to 0.20 at window 30 of 42 (window sd 0.01 and 0.03) is found there;
-    with a second, smaller step at window 38 the last one is; windows with no value are skipped; a series too
+    with a second, smaller step at window 42 of 48 the last one is; windows with no value are skipped; a series too
     short for 3 windows a side has none. A/A: 200 seeded series of 40 i.i.d. windows, the search's family-wise
     level 0.01: a shift is found in a share consistent with it (binomial, as the A/A tests)."""
     rng = np.random.default_rng(1)
