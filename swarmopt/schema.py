@@ -663,10 +663,17 @@ class OptimizerConfig(Strict):
     most ``max_step_ratio`` (sized from the gap to the target, as the HPA sizes
     replicas). A change whose judge finds no data (inconclusive) is measured on
     for more windows, up to ``max_measure_windows`` after it took effect, then
-    reverted without blame. With ``trend_adjust`` the window values of a target
-    are compared by segmented regression, adjusted for a trend and for the
-    arrival rate, so that a leak or a load ramp running through a change is not
-    read as its effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
+    reverted without blame; so is a marginal one whose estimate is a gain,
+    and past ``max_measure_windows`` it is measured on, up to ``extend_windows``
+    more, only while its deciding test's p-value is below
+    ``promising_p`` (the promising zone of an adaptive design: measuring on
+    the rest would hold the agent's next remedy back for little). The alpha
+    is spent over all ``(max_measure_windows + extend_windows) //
+    measure_windows`` looks (:func:`swarmopt.optimizer.trial.look_alpha`).
+    With ``trend_adjust`` the window values of a target are compared by
+    segmented regression, adjusted for a trend and for the arrival rate, so
+    that a leak or a load ramp running through a change is not read as its
+    effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
     ``measure_reverts``: the undo of a reverted change (no measured effect)
     is measured like a change, and the change restored when undoing it made its
     target significantly worse; the agent takes no new change meanwhile. False:
@@ -679,7 +686,7 @@ class OptimizerConfig(Strict):
     (:func:`swarmopt.optimizer.trial.settle_windows`); the horizon counts the
     judged windows.
     ``at_horizon``: what happens to a change still undecided (marginal, no
-    guardrail breach) at ``max_measure_windows``: ``revert`` (a change that
+    guardrail breach) once it is no longer measured on: ``revert`` (a change that
     cannot be told from no change is undone once) or ``keep_gain`` (kept when
     the deciding test's estimate is a gain, reverted otherwise: the decision
     that minimizes the expected loss when a missed gain and a kept loss of the
@@ -709,6 +716,10 @@ class OptimizerConfig(Strict):
     max_step_ratio: float = Field(default=4.0, ge=1, description="largest factor one change moves a knob by")
     max_measure_windows: int = Field(default=15, ge=2, le=240, description="horizon an inconclusive change is "
                                                                            "measured up to")
+    extend_windows: int = Field(default=10, ge=0, le=240, description="windows past max_measure_windows a "
+                                "promising change is measured on (promising_p)")
+    promising_p: float = Field(default=0.05, gt=0, lt=1, description="a marginal gain is promising while its "
+                               "deciding test's p-value is below this")
     stabilization_window_s: float = Field(default=3600.0, ge=0)
     anomaly_z: float = Field(default=5.0, gt=0)
     recommend_only: bool = False

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from swarmopt.optimizer.trial import look_alpha, look_levels
+from swarmopt.knobs import KnobChange
+from swarmopt.optimizer.measure import Judgement, Measurement
+from swarmopt.optimizer.strategies import Strategy
+from swarmopt.optimizer.trial import Trial, TrialState, decide_trial, look_alpha, look_levels
 from swarmopt.schema import OptimizerConfig
 
 
@@ -26,10 +29,39 @@ def test_the_levels_spend_exactly_the_budget_over_correlated_looks(looks):
 
 
 def test_look_alpha_is_two_sided_per_look_and_the_last_look_holds_after_the_horizon():
-    cfg = OptimizerConfig()  # alpha 0.05, looks of 5 windows up to 15: 0.025, 0.0184, 0.0218
-    levels = [look_alpha(cfg, h) for h in (5, 10, 15, 20)]
-    assert levels[:3] == pytest.approx([0.025, 0.01844, 0.02185], abs=1e-4) and levels[3] == levels[2]
-    assert look_alpha(cfg.model_copy(update={"max_measure_windows": 5}), 5) == cfg.alpha
+    cfg = OptimizerConfig()  # alpha 0.05, looks of 5 windows up to 15 and, for a promising change, 10 more
+    levels = [look_alpha(cfg, h) for h in (5, 10, 15, 20, 25, 30)]
+    assert levels[:5] == pytest.approx([0.025, 0.01024, 0.0111, 0.01273, 0.0146], abs=1e-4)
+    assert levels[5] == levels[4]
+    no_extension = cfg.model_copy(update={"extend_windows": 0})  # three looks: 0.025, 0.0184, 0.0218
+    assert [look_alpha(no_extension, h) for h in (5, 10, 15)] == pytest.approx([0.025, 0.01844, 0.02185], abs=1e-4)
+    assert look_alpha(no_extension.model_copy(update={"max_measure_windows": 5}), 5) == cfg.alpha
     assert look_levels(0.05, 1) == (0.05,)
     with pytest.raises(ValueError, match="looks >= 1"):
         look_levels(0.05, 0)
+
+
+def _marginal_gain(p_value: float) -> Judgement:
+    """A window-judged marginal verdict: a 6% gain whose interval still reaches the minimum improvement."""
+    m = Measurement("coordination_score", "higher", 0.50, 0.53, 6.0, -1.0, 13.0, p_value, "marginal", 15, 15)
+    return Judgement("marginal", "welch-windows", m, None, 1.0, 1.0, 900, 900, ())
+
+
+@pytest.mark.parametrize(("windows", "p_value", "measured_on"), [
+    (5, 0.30, True), (10, 0.30, True),   # within the horizon any marginal gain is measured on
+    (15, 0.30, False), (15, 0.03, True),  # past it only a promising one (p < promising_p, 0.05)
+    (20, 0.03, True), (25, 0.03, False),  # up to extend_windows (10) more
+])
+def test_past_the_horizon_only_a_promising_change_is_measured_on(windows, p_value, measured_on):
+    cfg = OptimizerConfig()
+    assert (cfg.max_measure_windows, cfg.extend_windows, cfg.promising_p) == (15, 10, 0.05)
+    change = KnobChange("market-hunter", "message_batch_size", 1, 4)
+    s = Strategy("s", "coordination_efficiency", "larger_message_batch", "high", "market-hunter", "", 0.0, 60.0,
+                 (change,), (), "", 0.3, "coordination_score")
+    trial = Trial(s, 0.0, 60.0 * windows)
+    out = decide_trial("market-hunter", trial, _marginal_gain(p_value), TrialState(0.8), cfg, 60.0, 60.0 * windows)
+    assert (out.decision == "") is measured_on
+    if measured_on:
+        assert out.undo.measure_at_s == 60.0 * (windows + cfg.measure_windows) and not out.changes
+    else:
+        assert out.decision == "revert" and out.changes == s.rollback()

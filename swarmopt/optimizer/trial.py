@@ -17,8 +17,10 @@ not retried while a reversal would be held anyway). An inconclusive judgement
 is a gain at the window level and whose interval there still reaches ``cfg.min_improvement``, is no decision
 yet: the change is measured on over
 ``measure_windows`` more windows, up to ``cfg.max_measure_windows`` after it
-took effect, each look at its share of alpha (:func:`look_alpha`), and only
-then reverted (a change that cannot be told from no change is reverted once), or with
+took effect, and past that, up to ``cfg.extend_windows`` more, only while it is in the promising zone (its
+deciding test's estimate a gain at p < ``cfg.promising_p``, :meth:`~swarmopt.optimizer.measure.Judgement.effect`:
+close enough to a pass that measuring on is likely to decide it), each look at its share of alpha
+(:func:`look_alpha`), and only then reverted (a change that cannot be told from no change is reverted once), or with
 ``cfg.at_horizon`` "keep_gain" kept when the deciding test's estimate is a gain. The undo is measured
 too (a revert's only with ``cfg.measure_reverts``); a change that was reverted for lack of evidence is restored
 when undoing it
@@ -248,11 +250,11 @@ def _excess_crossing(c: float, mass: np.ndarray, s: np.ndarray, share: float) ->
 def look_alpha(cfg: OptimizerConfig, horizon_windows: int) -> float:
     """The two-sided false-decision level of one look at a change judged on
     ``horizon_windows`` after-windows, look k = ceil(horizon_windows /
-    ``measure_windows``) of ``max_measure_windows // measure_windows``: each
+    ``measure_windows``) of ``(max_measure_windows + extend_windows) // measure_windows``: each
     side's half of ``cfg.alpha`` spent over the looks by :func:`look_levels`,
     so that a change that changes nothing is kept or rolled back at some look
     with probability <= ``cfg.alpha``; with one look, all of it."""
-    looks = max(1, cfg.max_measure_windows // cfg.measure_windows)
+    looks = max(1, (cfg.max_measure_windows + cfg.extend_windows) // cfg.measure_windows)
     k = min(looks, max(1, math.ceil(horizon_windows / cfg.measure_windows - 1e-9)))
     return 2.0 * look_levels(cfg.alpha / 2, looks)[k - 1]
 
@@ -288,8 +290,16 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     w = j.window
     promising = (j.verdict == "marginal" and w.improvement_pct > 0
                  and not w.ci_high_pct < 100 * cfg.min_improvement)
-    if (forced is None and (j.verdict == "inconclusive" or promising) and not j.breaches
-            and horizon_s + cfg.measure_windows * window_s <= cfg.max_measure_windows * window_s + 1e-9):
+    windows = horizon_s / window_s + cfg.measure_windows  # the after-span of the next look
+    if windows > cfg.max_measure_windows + 1e-9:
+        # past the horizon only a change whose deciding test is close to a pass: the promising zone of an
+        # adaptive design (Mehta & Pocock 2011), where measuring on is likely to decide; elsewhere it holds the
+        # agent's next remedy back for little (a 3-5% gain on the Market Hunter stays undecided at 25 windows)
+        e = j.effect(cfg.alpha)
+        promising = (j.verdict == "marginal" and e.improvement_pct > 0 and e.p_value < cfg.promising_p
+                     and windows <= cfg.max_measure_windows + cfg.extend_windows + 1e-9)
+    if (forced is None and not j.breaches
+            and (promising or j.verdict == "inconclusive" and windows <= cfg.max_measure_windows + 1e-9)):
         # no data (or too little to tell a gain from noise) is never a verdict: measure on, with no
         # rollback, no blame and no autonomy change; the judge spends its alpha over the looks (look_alpha)
         longer = replace(trial, measure_at_s=trial.measure_at_s + cfg.measure_windows * window_s)
