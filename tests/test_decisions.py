@@ -217,13 +217,14 @@ def aa_long() -> dict[tuple[str, str], list[str]]:
                          + [("ramp", m) for m in ("cpu_percent", "service_time_ms_mean")])
 def test_a_longer_before_span_keeps_the_aa_rate(aa_long, case):
     """A/A check of the longer before-span (:meth:`Trial.before_start_s`), binomial criterion as above. Steady
-    load: 6, 4 and 4 of 200 on response time, success rate and service time (5, 4 and 3 with Bonferroni's
-    levels; 3, 4 and 2 with those and the 5 windows before the change only). Under the ramp the span reaches
-    back only over windows whose arrivals are consistent with one rate with the last 5
-    (:func:`swarmopt.optimizer.measure.steady_load`): CPU 8 of 200 (7 with 5 windows), service time 11 (7; 15
-    with no check of the load). Response time is not asserted under the
-    ramp: 17 of 200 with the longer span or without, since this ramp runs through the first look of a change at
-    1,200 s and a per-task comparison cannot adjust for the load (the test above changes at 600 s: 5 of 200)."""
+    load: 4, 4 and 3 of 200 on response time, success rate and service time (6, 4 and 4 with three looks and no
+    promising zone; 5, 4 and 3 with Bonferroni's levels; 3, 4 and 2 with those and the 5 windows before the
+    change only). Under the ramp the span reaches back only over windows whose arrivals are consistent with one
+    rate with the last 5 (:func:`swarmopt.optimizer.measure.steady_load`): CPU 9 of 200 (8 with three looks, 7
+    with 5 windows), service time 9 (11; 7; 15 with no check of the load). Response time is not asserted under
+    the ramp: 16 of 200 (17 with three looks, with the longer span or without), since this ramp runs through
+    the first look of a change at 1,200 s and a per-task comparison cannot adjust for the load (the test above
+    changes at 600 s: 4 of 200)."""
     decisions = aa_long[case]
     false = sum(d in ("keep", "rollback") for d in decisions)
     assert stats.binomtest(false, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, f"{false}/{AA_TRIALS}"
