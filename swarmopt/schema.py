@@ -687,10 +687,14 @@ class OptimizerConfig(Strict):
     judged windows.
     ``at_horizon``: what happens to a change still undecided (marginal, no
     guardrail breach) once it is no longer measured on: ``revert`` (a change that
-    cannot be told from no change is undone once) or ``keep_gain`` (kept when
+    cannot be told from no change is undone once), ``keep_gain`` (kept when
     the deciding test's estimate is a gain, reverted otherwise: the decision
     that minimizes the expected loss when a missed gain and a kept loss of the
-    same size cost the same; :func:`swarmopt.optimizer.trial.decide_trial`).
+    same size cost the same; :func:`swarmopt.optimizer.trial.decide_trial`) or
+    ``keep_promising`` (kept when it is still in the promising zone at the last
+    look of its extension, p < ``promising_p``: a keep at that level after
+    ``max_measure_windows + extend_windows`` windows; opt-in, README "Decision
+    quality").
     ``judge_design``: a change is judged on the ``measure_windows`` windows
     before it and after it; one the judge cannot decide yet is measured on
     with more after-windows (``before_after``) or, with ``switchback``, by
@@ -746,9 +750,9 @@ class OptimizerConfig(Strict):
                                   "change; false: the next change may follow at once")
     cache_settle: bool = Field(default=False, description="judge a change of cache TTLs from one TTL after it took "
                                                           "effect, once the hit rate has settled")
-    at_horizon: Literal["revert", "keep_gain"] = Field(default="revert", description="an undecided change at "
-                                                       "max_measure_windows: reverted, or kept if its estimate is "
-                                                       "a gain")
+    at_horizon: Literal["revert", "keep_gain", "keep_promising"] = Field(
+        default="revert", description="an undecided change no longer measured on: reverted, kept if its estimate "
+                                      "is a gain, or kept if it is still promising after extend_windows")
     judge_design: Literal["before_after", "switchback", "split"] = Field(
         default="before_after", description="how an undecided change is measured on: more after-windows, the old "
                                           "and the new configuration in alternating blocks, or both at once")

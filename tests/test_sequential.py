@@ -65,3 +65,19 @@ def test_past_the_horizon_only_a_promising_change_is_measured_on(windows, p_valu
         assert out.undo.measure_at_s == 60.0 * (windows + cfg.measure_windows) and not out.changes
     else:
         assert out.decision == "revert" and out.changes == s.rollback()
+
+
+@pytest.mark.parametrize(("at_horizon", "windows", "p_value", "decision"), [
+    ("keep_promising", 25, 0.03, "keep"), ("keep_promising", 25, 0.20, "revert"),
+    ("keep_promising", 15, 0.20, "revert"),  # not promising at the horizon: no extension to keep it after
+    ("revert", 25, 0.03, "revert"),
+])
+def test_keep_promising_keeps_a_change_still_promising_at_the_end_of_its_extension(at_horizon, windows, p_value,
+                                                                                   decision):
+    cfg = OptimizerConfig(at_horizon=at_horizon)
+    change = KnobChange("market-hunter", "message_batch_size", 1, 4)
+    s = Strategy("s", "coordination_efficiency", "larger_message_batch", "high", "market-hunter", "", 0.0, 60.0,
+                 (change,), (), "", 0.3, "coordination_score")
+    out = decide_trial("market-hunter", Trial(s, 0.0, 60.0 * windows), _marginal_gain(p_value), TrialState(0.8), cfg,
+                       60.0, 60.0 * windows)
+    assert out.decision == decision and (out.changes == ()) is (decision == "keep")

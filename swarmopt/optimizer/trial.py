@@ -21,7 +21,8 @@ took effect, and past that, up to ``cfg.extend_windows`` more, only while it is 
 deciding test's estimate a gain at p < ``cfg.promising_p``, :meth:`~swarmopt.optimizer.measure.Judgement.effect`:
 close enough to a pass that measuring on is likely to decide it), each look at its share of alpha
 (:func:`look_alpha`), and only then reverted (a change that cannot be told from no change is reverted once), or with
-``cfg.at_horizon`` "keep_gain" kept when the deciding test's estimate is a gain. The undo is measured
+``cfg.at_horizon`` "keep_gain" kept when the deciding test's estimate is a gain, or "keep_promising" when it is
+still promising at the last look of its extension. The undo is measured
 too (a revert's only with ``cfg.measure_reverts``); a change that was reverted for lack of evidence is restored
 when undoing it
 made its target significantly worse with no guardrail breach (the change and its
@@ -306,6 +307,12 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         return TrialOutcome("", f"measuring on to {longer.measure_at_s:.0f}s: {j.reason}", undo=longer, state=state)
     decision = forced or j.decision
     reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
+    if (forced is None and decision == "revert" and cfg.at_horizon == "keep_promising" and j.verdict == "marginal"
+            and windows > cfg.max_measure_windows + cfg.extend_windows + 1e-9):
+        # a keep at promising_p for the few changes that stayed in the zone over the last two looks
+        e = j.effect(cfg.alpha)
+        if e.improvement_pct > 0 and e.p_value < cfg.promising_p:
+            decision, reason = "keep", f"kept at the horizon, still promising (p = {e.p_value:.3g}): {j.reason}"
     if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain":
         # undecided at the horizon: keep on the sign of the estimate (the Bayes decision under a symmetric loss);
         # guardrail breaches and measured harm are rollbacks before this
