@@ -47,6 +47,16 @@ def _marginal_gain(p_value: float) -> Judgement:
     return Judgement("marginal", "welch-windows", m, None, 1.0, 1.0, 900, 900, ())
 
 
+BATCH = Strategy("s", "coordination_efficiency", "larger_message_batch", "high", "market-hunter", "", 0.0, 60.0,
+                 (KnobChange("market-hunter", "message_batch_size", 1, 4),), (), "", 0.3, "coordination_score")
+
+
+def _decide(cfg: OptimizerConfig, windows: int, p_value: float):
+    """The outcome of judging BATCH after ``windows`` after-windows (60 s) as a marginal gain at ``p_value``."""
+    return decide_trial("market-hunter", Trial(BATCH, 0.0, 60.0 * windows), _marginal_gain(p_value), TrialState(0.8),
+                        cfg, 60.0, 60.0 * windows)
+
+
 @pytest.mark.parametrize(("windows", "p_value", "measured_on"), [
     (5, 0.30, True), (10, 0.30, True),   # within the horizon any marginal gain is measured on
     (15, 0.30, False), (15, 0.03, True),  # past it only a promising one (p < promising_p, 0.05)
@@ -55,16 +65,12 @@ def _marginal_gain(p_value: float) -> Judgement:
 def test_past_the_horizon_only_a_promising_change_is_measured_on(windows, p_value, measured_on):
     cfg = OptimizerConfig()
     assert (cfg.max_measure_windows, cfg.extend_windows, cfg.promising_p) == (15, 10, 0.05)
-    change = KnobChange("market-hunter", "message_batch_size", 1, 4)
-    s = Strategy("s", "coordination_efficiency", "larger_message_batch", "high", "market-hunter", "", 0.0, 60.0,
-                 (change,), (), "", 0.3, "coordination_score")
-    trial = Trial(s, 0.0, 60.0 * windows)
-    out = decide_trial("market-hunter", trial, _marginal_gain(p_value), TrialState(0.8), cfg, 60.0, 60.0 * windows)
+    out = _decide(cfg, windows, p_value)
     assert (out.decision == "") is measured_on
     if measured_on:
         assert out.undo.measure_at_s == 60.0 * (windows + cfg.measure_windows) and not out.changes
     else:
-        assert out.decision == "revert" and out.changes == s.rollback()
+        assert out.decision == "revert" and out.changes == BATCH.rollback()
 
 
 @pytest.mark.parametrize(("at_horizon", "windows", "p_value", "decision"), [
@@ -74,10 +80,5 @@ def test_past_the_horizon_only_a_promising_change_is_measured_on(windows, p_valu
 ])
 def test_keep_promising_keeps_a_change_still_promising_at_the_end_of_its_extension(at_horizon, windows, p_value,
                                                                                    decision):
-    cfg = OptimizerConfig(at_horizon=at_horizon)
-    change = KnobChange("market-hunter", "message_batch_size", 1, 4)
-    s = Strategy("s", "coordination_efficiency", "larger_message_batch", "high", "market-hunter", "", 0.0, 60.0,
-                 (change,), (), "", 0.3, "coordination_score")
-    out = decide_trial("market-hunter", Trial(s, 0.0, 60.0 * windows), _marginal_gain(p_value), TrialState(0.8), cfg,
-                       60.0, 60.0 * windows)
+    out = _decide(OptimizerConfig(at_horizon=at_horizon), windows, p_value)
     assert out.decision == decision and (out.changes == ()) is (decision == "keep")
