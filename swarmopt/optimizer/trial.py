@@ -291,14 +291,15 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     w = j.window
     promising = (j.verdict == "marginal" and w.improvement_pct > 0
                  and not w.ci_high_pct < 100 * cfg.min_improvement)
+    # the deciding test close to a pass: the promising zone of an adaptive design (Mehta & Pocock 2011)
+    e = j.effect(cfg.alpha)
+    in_zone = j.verdict == "marginal" and e.improvement_pct > 0 and e.p_value < cfg.promising_p
     windows = horizon_s / window_s + cfg.measure_windows  # the after-span of the next look
+    no_look_left = windows > cfg.max_measure_windows + cfg.extend_windows + 1e-9
     if windows > cfg.max_measure_windows + 1e-9:
-        # past the horizon only a change whose deciding test is close to a pass: the promising zone of an
-        # adaptive design (Mehta & Pocock 2011), where measuring on is likely to decide; elsewhere it holds the
-        # agent's next remedy back for little (a 3-5% gain on the Market Hunter stays undecided at 25 windows)
-        e = j.effect(cfg.alpha)
-        promising = (j.verdict == "marginal" and e.improvement_pct > 0 and e.p_value < cfg.promising_p
-                     and windows <= cfg.max_measure_windows + cfg.extend_windows + 1e-9)
+        # past the horizon only a change in the zone, where measuring on is likely to decide; elsewhere it holds
+        # the agent's next remedy back for little (a 3-5% gain on the Market Hunter stays undecided at 25 windows)
+        promising = in_zone and not no_look_left
     if (forced is None and not j.breaches
             and (promising or j.verdict == "inconclusive" and windows <= cfg.max_measure_windows + 1e-9)):
         # no data (or too little to tell a gain from noise) is never a verdict: measure on, with no
@@ -307,18 +308,14 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         return TrialOutcome("", f"measuring on to {longer.measure_at_s:.0f}s: {j.reason}", undo=longer, state=state)
     decision = forced or j.decision
     reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
-    if (forced is None and decision == "revert" and cfg.at_horizon == "keep_promising" and j.verdict == "marginal"
-            and windows > cfg.max_measure_windows + cfg.extend_windows + 1e-9):
+    if forced is None and decision == "revert" and cfg.at_horizon == "keep_promising" and in_zone and no_look_left:
         # a keep at promising_p for the few changes that stayed in the zone over the last two looks
-        e = j.effect(cfg.alpha)
-        if e.improvement_pct > 0 and e.p_value < cfg.promising_p:
-            decision, reason = "keep", f"kept at the horizon, still promising (p = {e.p_value:.3g}): {j.reason}"
-    if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain":
+        decision, reason = "keep", f"kept at the horizon, still promising (p = {e.p_value:.3g}): {j.reason}"
+    if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain" and e.improvement_pct > 0:
         # undecided at the horizon: keep on the sign of the estimate (the Bayes decision under a symmetric loss);
         # guardrail breaches and measured harm are rollbacks before this
-        gain = j.effect(cfg.alpha).improvement_pct
-        if gain > 0:
-            decision, reason = "keep", f"kept at the horizon, the estimate is a gain ({gain:+.1f}%): {j.reason}"
+        decision = "keep"
+        reason = f"kept at the horizon, the estimate is a gain ({e.improvement_pct:+.1f}%): {j.reason}"
     common = {"decision": decision, "reason": reason, "forced": forced is not None, "learn": True}
     if decision == "keep":
         streak = state.streak + 1
