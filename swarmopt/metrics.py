@@ -56,7 +56,7 @@ def window_index(t, window_s: float):
     """Index of the window that holds time ``t`` (s; a float or an array):
     ``floor(t / window_s)``, a time a rounding error short of a boundary
     counting in the next window. An int for a float, int64 for an array."""
-    k = t // window_s + 1e-9
+    k = (t / window_s + 1e-9) // 1.0
     return k.astype(np.int64) if isinstance(k, np.ndarray) else int(k)
 
 

@@ -11,11 +11,21 @@ import pytest
 from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.loader import load_scenario
+from swarmopt.metrics import window_index
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.seeds import agent_seeds
 
 from conftest import short
+
+
+def test_a_time_a_rounding_error_short_of_a_window_end_counts_in_the_next_window():
+    # 0.1 x 3 x 600 is 180.00000000000003 and 3 x (0.1 x 600) may land a hair short of 180: both are window 3
+    assert window_index(180.0 - 1e-12, 60.0) == 3
+    assert window_index(180.0 + 1e-12, 60.0) == 3
+    assert window_index(180.0 - 1e-6, 60.0) == 2  # a real time before the boundary stays in its window
+    assert window_index(np.array([59.99999999999, 60.0, 119.9999]), 60.0).tolist() == [1, 1, 1]
+    assert window_index(0.0, 60.0) == 0
 
 
 def test_same_seed_same_tables_other_seed_differs(mh_scenario):
