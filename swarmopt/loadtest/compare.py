@@ -37,7 +37,10 @@ def _diff_means(a, b, axis=-1):
     return np.mean(a, axis=axis) - np.mean(b, axis=axis)
 
 
-def _interval(x: np.ndarray, y: np.ndarray, statistic, paired: bool, seed: int) -> tuple[float, float]:
+def bootstrap_interval(x: np.ndarray, y: np.ndarray, statistic, paired: bool, seed: int) -> tuple[float, float]:
+    """95% bootstrap interval of ``statistic(x, y, axis)`` (vectorized over resamples) from
+    ``scipy.stats.bootstrap``: BCa, percentile where BCa is degenerate, the statistic itself where every
+    resample gives it; NaN with fewer than 2 values a side. Seeded by ``seed``: reproducible."""
     from scipy import stats  # here, not at import: the CLI checks a spec in a fraction of scipy.stats' import time
 
     if len(x) < 2 or len(y) < 2:
@@ -65,8 +68,8 @@ def paired_difference(x, y, seed: int = 0) -> dict:
     keep = ~(np.isnan(x) | np.isnan(y))
     x, y = x[keep], y[keep]
     n = len(x)
-    lo, hi = _interval(x, y, _mean_diff, True, seed)
-    ulo, uhi = _interval(x, y, _diff_means, False, seed)
+    lo, hi = bootstrap_interval(x, y, _mean_diff, True, seed)
+    ulo, uhi = bootstrap_interval(x, y, _diff_means, False, seed)
     if n < 2:
         p = math.nan
     elif np.all(x == y):

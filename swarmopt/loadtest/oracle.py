@@ -10,7 +10,10 @@ its seeds; it is the oracle each policy is measured against:
 * ``pct_of_oracle`` = 100 x policy attainment / oracle attainment;
 * ``gap_closed`` = (policy - baseline) / (oracle - baseline), the share of the
   baseline-to-oracle gap the policy closes (NaN when the oracle is no better
-  than the baseline: there is no gap).
+  than the baseline: there is no gap), with its 95% bootstrap interval
+  ``gap_closed_low`` and ``gap_closed_high`` over the seeds the policy and the
+  baseline both ran (pairs: common random numbers), the oracle's level held
+  fixed (:func:`gap_interval`).
 
 Attainments are means over seeds per scenario; over all scenarios, the mean of
 the per-scenario means.
@@ -22,9 +25,11 @@ import itertools
 import math
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from swarmopt.knobs import get_knob, set_knob
+from swarmopt.loadtest.compare import bootstrap_interval
 from swarmopt.schema import Scenario
 
 
@@ -94,11 +99,41 @@ def _share(policy: float, baseline: float, oracle: float) -> tuple[float, float]
     return pct, gap
 
 
+def gap_interval(policy: np.ndarray, baseline: np.ndarray, oracle: float, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of ``gap_closed`` from the paired per-seed values of a policy and the
+    baseline, arrays (seeds,) of one scenario (or (scenario, seed) pairs), the oracle's mean ``oracle``
+    held fixed: ``scipy.stats.bootstrap(paired=True)`` through
+    :func:`~swarmopt.loadtest.compare.bootstrap_interval`. NaN with fewer than 2 pairs or no gap."""
+    p, b = np.asarray(policy, float), np.asarray(baseline, float)
+    if len(p) < 2 or not oracle - b.mean() > 1e-12:
+        return math.nan, math.nan
+
+    def gap(x, y, axis=-1):
+        mean_b = np.mean(y, axis=axis)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample whose baseline reaches the oracle
+            return (np.mean(x, axis=axis) - mean_b) / (oracle - mean_b)
+
+    return bootstrap_interval(p, b, gap, True, seed)
+
+
+def _paired(ok: pd.DataFrame, policy: str, baseline: str, scenarios: Sequence[str], objective: str
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(policy values, baseline values) of ``objective`` on the (scenario, seed) pairs both ran."""
+    sel = ok[ok["scenario"].isin(list(scenarios)) & ok["policy"].isin([policy, baseline])]
+    wide = sel.pivot_table(index=["scenario", "seed"], columns="policy", values=objective, aggfunc="mean")
+    if policy not in wide or baseline not in wide:
+        return np.empty(0), np.empty(0)
+    pairs = wide[list(dict.fromkeys((policy, baseline)))].dropna()  # the baseline against itself: one column
+    return pairs[policy].to_numpy(), pairs[baseline].to_numpy()
+
+
 def oracle_table(runs: pd.DataFrame, best: pd.DataFrame, baseline: str, objective: str) -> pd.DataFrame:
     """Per policy and scenario (and ``all``): the policy's, the baseline's and
-    the oracle's mean ``objective``, ``pct_of_oracle`` and ``gap_closed``."""
+    the oracle's mean ``objective``, ``pct_of_oracle``, ``gap_closed`` and its
+    95% interval (:func:`gap_interval`; for ``all`` over the (scenario, seed)
+    pairs, the oracle's level the mean of the scenarios')."""
     cols = ["policy", "scenario", "objective", "policy_value", "baseline_value", "oracle_value", "oracle_config",
-            "pct_of_oracle", "gap_closed"]
+            "pct_of_oracle", "gap_closed", "gap_closed_low", "gap_closed_high"]
     ok = runs[(runs["kind"] == "policy") & (runs["status"] == "ok")] if len(runs) else runs
     if ok.empty or best.empty:
         return pd.DataFrame(columns=cols)
@@ -110,14 +145,18 @@ def oracle_table(runs: pd.DataFrame, best: pd.DataFrame, baseline: str, objectiv
         mine = [s for s in scenarios if (policy, s) in means.index]
         for s in mine:
             p, b, o = means[(policy, s)], means[(baseline, s)], oracle.loc[s, "oracle"]
+            xp, xb = _paired(ok, policy, baseline, [s], objective)
             out.append({"policy": policy, "scenario": s, "objective": objective, "policy_value": p,
                         "baseline_value": b, "oracle_value": o, "oracle_config": oracle.loc[s, "config"]}
-                       | dict(zip(("pct_of_oracle", "gap_closed"), _share(p, b, o), strict=False)))
+                       | dict(zip(("pct_of_oracle", "gap_closed"), _share(p, b, o), strict=False))
+                       | dict(zip(("gap_closed_low", "gap_closed_high"), gap_interval(xp, xb, o), strict=False)))
         if mine:
             p = float(means[[(policy, s) for s in mine]].mean())
             b = float(means[[(baseline, s) for s in mine]].mean())
             o = float(oracle.loc[mine, "oracle"].mean())
+            xp, xb = _paired(ok, policy, baseline, mine, objective)
             out.append({"policy": policy, "scenario": "all", "objective": objective, "policy_value": p,
                         "baseline_value": b, "oracle_value": o, "oracle_config": ""}
-                       | dict(zip(("pct_of_oracle", "gap_closed"), _share(p, b, o), strict=False)))
+                       | dict(zip(("pct_of_oracle", "gap_closed"), _share(p, b, o), strict=False))
+                       | dict(zip(("gap_closed_low", "gap_closed_high"), gap_interval(xp, xb, o), strict=False)))
     return pd.DataFrame(out, columns=cols)
