@@ -102,6 +102,15 @@ def test_scenario_breaches_under_monitor_and_its_cure_cures_it(name):
     assert cure >= CURED and cure - monitor >= GAIN, (monitor, cure)
 
 
+def test_a_cure_applied_later_after_the_onset_attains_less():
+    # orchestrator_command, seed 1: monitor 0.43; the cure from the start or at the onset 0.85 (before the onset
+    # nothing breaches), 20 minutes after it 0.79, an hour after it 0.67 (windows of 120 after the onset)
+    sc, cure = load_scenario(PATHS["orchestrator_command"]), CURES["orchestrator_command"]
+    at = {after: lib.run_case(sc, cure, "cure", SEED, after) for after in (0.0, 1200.0, 3600.0)}
+    assert at[0.0] == pytest.approx(lib.run_case(sc, cure, "cure", SEED), abs=0.02)
+    assert lib.run_case(sc, cure, "monitor", SEED) < at[3600.0] < at[1200.0] < at[0.0]
+
+
 def test_cache_bypass_stops_the_ttl_cure_from_working():
     """The TTL raise cures the slow data source until the cache bypass; then only the full cure holds.
     Seed 1: before the bypass 0.43 of the windows meet the SLO under monitor, 1.00 with the TTL alone; after it,
