@@ -63,6 +63,8 @@ def test_a_load_test_writes_its_tables_and_report(finished):
     assert row["n_pairs"] == 2 and row["mean_diff"] == pytest.approx(diffs.mean())
     assert res.summary["policies"]["rules"]["slo_attainment_diff"] == pytest.approx(diffs.mean())
     assert res.best.iloc[0]["config"] == "max_concurrency=x2"
+    rules = res.summary["policies"]["rules"]  # two seeds: the gap closed and its paired bootstrap interval
+    assert rules["gap_closed_low"] <= rules["gap_closed"] <= rules["gap_closed_high"]
     assert res.summary["ground_truth"] == "off"
     for name in ("runs.parquet", "runs.csv", "comparisons.csv", "decisions.parquet", "summary.json", "report.html"):
         assert (out / name).exists(), name

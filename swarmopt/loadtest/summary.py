@@ -14,7 +14,8 @@ Per policy, over its policy runs with status ``ok`` (every scenario and seed):
 * against the baseline, for each compared metric M: ``M_diff`` (mean paired
   difference over all scenarios), ``M_diff_ci_low``, ``M_diff_ci_high``,
   ``M_wilcoxon_p``;
-* against the oracle: ``pct_of_oracle`` and ``gap_closed`` (over all scenarios).
+* against the oracle: ``pct_of_oracle`` and ``gap_closed`` (over all scenarios), with ``gap_closed_low`` and
+  ``gap_closed_high``, its 95% bootstrap interval (:func:`swarmopt.loadtest.oracle.gap_interval`).
 
 These are the names ``--fail-if`` expressions use (``<policy>.<field>``).
 """
@@ -35,7 +36,7 @@ TRUTH_FIELDS = ("decisions_judged", "decision_accuracy", "false_keep_rate", "fal
                 "false_keep_rate_ci_high", "false_rollback_rate", "false_rollback_rate_ci_low",
                 "false_rollback_rate_ci_high")
 DIFF_FIELDS = tuple(f"{m}_{s}" for m in METRICS for s in ("diff", "diff_ci_low", "diff_ci_high", "wilcoxon_p"))
-ORACLE_FIELDS = ("pct_of_oracle", "gap_closed")
+ORACLE_FIELDS = ("pct_of_oracle", "gap_closed", "gap_closed_low", "gap_closed_high")
 FIELDS = ("runs", "failed") + MEAN_FIELDS + TRUTH_FIELDS + DIFF_FIELDS + ORACLE_FIELDS
 
 
