@@ -125,13 +125,14 @@ class Mode:
     def config(self, base: OptimizerConfig, t: float) -> OptimizerConfig:
         """The optimizer's effective configuration at ``t``: ``base`` with the
         aggressiveness applied (tolerance / level, margin x level at most 0.5,
-        max step ratio x level at least 1) and, while resources are reduced,
+        max step ratios x level at least 1) and, while resources are reduced,
         the tighter cost and memory thresholds and no proactive pre-scaling."""
         a = self.aggressiveness
         update = {}
         if a != 1.0:
             update |= {"tolerance": min(0.95, base.tolerance / a), "margin": min(0.5, base.margin * a),
-                       "max_step_ratio": max(1.0, base.max_step_ratio * a)}
+                       "max_step_ratio": max(1.0, base.max_step_ratio * a),
+                       "max_ttl_step_ratio": max(1.0, base.max_ttl_step_ratio * a)}
         if self.reducing(t):
             th = base.thresholds
             update["thresholds"] = th.model_copy(update={

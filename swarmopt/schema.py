@@ -661,7 +661,12 @@ class OptimizerConfig(Strict):
     rate likewise), and ``tolerance`` is a band around that target, so it acts
     before the SLO breaks, not 10% after. One change moves a numeric knob by at
     most ``max_step_ratio`` (sized from the gap to the target, as the HPA sizes
-    replicas). A change whose judge finds no data (inconclusive) is measured on
+    replicas), a cache TTL by at most ``max_ttl_step_ratio``: a TTL cache's hit
+    rate on a Zipf keyspace grows about as the TTL's logarithm, each doubling
+    adding some 8 points on the profiles' tools
+    (:func:`swarmopt.queueing.ttl_cache_hit_rate`), so steps of 4 took three
+    trials from 30 s to the 1,920 s a cache scenario's cure needs. A change
+    whose judge finds no data (inconclusive) is measured on
     for more windows, up to ``max_measure_windows`` after it took effect, then
     reverted without blame; so is a marginal one whose estimate is a gain,
     and past ``max_measure_windows`` it is measured on, up to ``extend_windows``
@@ -718,6 +723,7 @@ class OptimizerConfig(Strict):
     tolerance: float = Field(default=0.1, ge=0, lt=1)
     margin: float = Field(default=0.1, ge=0, lt=1, description="setpoint = threshold x (1 - margin)")
     max_step_ratio: float = Field(default=4.0, ge=1, description="largest factor one change moves a knob by")
+    max_ttl_step_ratio: float = Field(default=16.0, ge=1, description="largest factor one change moves a cache TTL by")
     max_measure_windows: int = Field(default=15, ge=2, le=240, description="horizon an inconclusive change is "
                                                                            "measured up to")
     extend_windows: int = Field(default=10, ge=0, le=240, description="windows past max_measure_windows a "

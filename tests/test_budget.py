@@ -10,6 +10,7 @@ from swarmopt import run_scenario
 from swarmopt.loader import build_scenario, load_scenario
 from swarmopt.optimizer.budget import SPEND, burn_alerts, cache_costly_tool
 from swarmopt.optimizer.detect import SNAPSHOT_FIELDS
+from swarmopt.optimizer.stabilize import bound_step
 from swarmopt.schema import TIERS, Budget
 
 from conftest import ROOT, short
@@ -46,7 +47,9 @@ def test_summary_breaks_the_spend_down_and_follows_the_budget(spike):
     assert sum(v["cost_usd"] for v in c["agents"].values()) == pytest.approx(c["total_usd"])
     assert c["tools"]["price_feed"]["cost_usd"] > c["tools"]["web_search"]["cost_usd"]  # the spiked tool leads
     b = c["budget"]
-    assert b["agents"] == {MA: 60.0} and b["agent_burn_rates"][MA] > 1.0
+    # about 1x over the run (0.95 at seed 1): twice the budget from the spike until the cache and the cheaper tier
+    # bring it under, then under it
+    assert b["agents"] == {MA: 60.0} and 0.8 < b["agent_burn_rates"][MA] < 1.2
     assert b["alerts"]["slow"] > 0 and 1800 < b["first_alert_s"] <= 3600  # within half an hour of the spike
 
 
@@ -94,7 +97,9 @@ def test_cache_costly_tool_caches_the_tool_that_burns_most():
                       "sentiment_api": {"cost_usd": 0.6, "calls": 300, "error_rate": 0.0}},
             "model_cost_usd_sum": 3.0}
     (c,) = cache_costly_tool(snap, p.knobs, p)
-    assert (c.knob, c.old, c.new) == ("cache_ttl_s.price_feed", 30.0, 120.0)
+    # toward an hour: the planner bounds the step (30 -> 480 s, bound_step's TTL ratio of 16)
+    assert (c.knob, c.old, c.new) == ("cache_ttl_s.price_feed", 30.0, 3600.0)
+    assert bound_step(c).new == 480.0
     snap["tools"]["price_feed"]["cost_usd"] = 0.5  # tools are a small share: the model burns the budget
     assert cache_costly_tool(snap, p.knobs, p) is None
 

@@ -32,14 +32,15 @@ def rules_result():
 
 
 def test_optimizer_recovers_the_market_hunter_by_knobs(rules_result):
-    # the source design's optimizer, its fixed rules (the default thompson policy ends seed 1 at ~990 ms, 70%
-    # success, 75% coordination: README "Reading the output")
+    # the source design's optimizer, its fixed rules (the default thompson policy ends seed 1 at ~1,320 ms, 77%
+    # success, 76% coordination: README "Reading the output")
     result = rules_result
     mh = result.summary["agents"]["market-hunter"]
     # the optimizer acts until the metric is within the tolerance band around its setpoint (10% under the 2000 ms
-    # threshold: it acts above 1,980 ms); on seed 1 its changes (workers 4 -> 8 and two cache TTL raises kept, a
-    # retry rolled back for its price in response time: 1,681 -> 1,949 ms, past the 1,800 ms setpoint, a third
-    # raise reverted) leave the last cycle near the threshold, so this checks the last cycle within 10% of it
+    # threshold: it acts above 1,980 ms); on seed 1 its changes (workers 4 -> 8 and two cache TTL raises kept,
+    # 60 -> 960 -> 3,600 s, a retry rolled back for its price in response time: 1,705 -> 2,019 ms, past the
+    # 1,800 ms setpoint and the 2,000 ms limit) may leave the last cycle near the threshold, so this checks the
+    # last cycle within 10% of it
     cfg = result.scenario.optimizer
     assert mh["after"]["response_time_ms_mean"] < cfg.thresholds.response_time_ms * (1 + cfg.tolerance)
     assert mh["after"]["response_time_ms_mean"] < 0.85 * mh["before"]["response_time_ms_mean"]
@@ -47,7 +48,7 @@ def test_optimizer_recovers_the_market_hunter_by_knobs(rules_result):
     assert mh["after"]["success_rate"] > mh["before"]["success_rate"]
     ev = result.events
     guarded = ev[(ev["event"] == "optimization.measured") & (ev["decision"] == "rollback")]["guardrails"]
-    assert guarded.str.startswith("paid its price: mean response time").any()
+    assert guarded.str.contains("paid its price: mean response time").any()
     applied = result.events[result.events["event"] == "knob.applied"]
     assert set(applied["agent"]) == {"market-hunter"} and len(applied) >= 2
     assert result.summary["optimizations"]["kept"] >= 2

@@ -11,7 +11,7 @@ from conftest import MH_SCENARIO, short
 
 # the worked example's seed 1 under the source's fixed rules (policy="rules"), whose changes these tests name
 FIRST_CHANGE = "opt_2100_market-hunter_scale_concurrency_1"  # in flight from 2220 s, kept at 3000 s
-REVERTED = "opt_5700_market-hunter_raise_cache_ttl_18"  # TTL 960 -> 3600 s, judged at 6300 s, reverted
+DECIDED = "opt_3600_market-hunter_raise_cache_ttl_14"  # TTL 960 -> 3600 s, judged at 4200 s, kept
 
 
 def same_tables(a, b) -> None:
@@ -133,27 +133,28 @@ def test_agent_snapshot(mh_scenario):
 
 
 def test_override_forces_a_verdict_and_frozen_planning_plans_nothing(mh_scenario):
-    sim = Simulation(mh_scenario, seed=1, policy="rules").run(6000)
-    keep, roll = sim.fork(), sim.fork()
-    keep.override(REVERTED, "keep")
-    roll.override(REVERTED, "rollback")
-    for s in (sim, keep, roll):
+    sim = Simulation(mh_scenario, seed=1, policy="rules").run(3900)
+    revert, roll = sim.fork(), sim.fork()
+    revert.override(DECIDED, "revert")
+    roll.override(DECIDED, "rollback")
+    for s in (sim, revert, roll):
         s.freeze_planning()
         s.run()
-    decided = {name: s.events.query("strategy_id == @REVERTED and event.str.startswith('optimization.')")
-               for name, s in (("judge", sim), ("keep", keep), ("roll", roll))}
-    assert "optimization.reverted" in set(decided["judge"]["event"])
-    kept = decided["keep"].query("event == 'optimization.kept'")
-    assert len(kept) == 1 and kept["forced"].iloc[0] == True  # noqa: E712 (a table cell, not a flag)
+    decided = {name: s.events.query("strategy_id == @DECIDED and event.str.startswith('optimization.')")
+               for name, s in (("judge", sim), ("revert", revert), ("roll", roll))}
+    assert "optimization.kept" in set(decided["judge"]["event"])
+    reverted = decided["revert"].query("event == 'optimization.reverted'")
+    assert len(reverted) == 1 and reverted["forced"].iloc[0] == True  # noqa: E712 (a table cell, not a flag)
     assert "optimization.rolled_back" in set(decided["roll"]["event"])
-    assert keep.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 3600
-    assert roll.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 960
-    for s in (sim, keep, roll):
+    assert sim.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 3600
+    for s in (revert, roll):
+        assert s.agent("market-hunter")["knobs"]["cache_ttl_s"]["data_source"] == 960
+    for s in (sim, revert, roll):
         ev = s.events
-        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 6000)).any()
+        assert not ((ev["event"] == "optimization.scheduled") & (ev["t_s"] >= 3900)).any()
         assert (ev["event"] == "planning.frozen").sum() == 1
     with pytest.raises(ValueError, match="verdict"):
-        sim.override(REVERTED, "maybe")
+        sim.override(DECIDED, "maybe")
 
 
 def test_write_partial_then_complete(mh_scenario, tmp_path):

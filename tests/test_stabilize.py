@@ -41,11 +41,19 @@ def test_dead_band_is_ten_percent_of_the_threshold_or_of_the_error_budget():
 @pytest.mark.parametrize("knob,old,new,bounded", [
     ("model_tier", "fast", "strong", "standard"), ("model_tier", "strong", "fast", "standard"),
     ("max_concurrency", 4, 20, 16), ("max_concurrency", 16, 2, 4), ("max_concurrency", 4, 6, 6),
-    ("cache_ttl_s.data_source", 0.0, 3600.0, 60.0), ("cache_ttl_s.data_source", 100.0, 3600.0, 400.0),
+    ("cache_ttl_s.data_source", 0.0, 3600.0, 60.0), ("cache_ttl_s.data_source", 100.0, 3600.0, 1600.0),
+    ("cache_ttl_s.data_source", 30.0, 3600.0, 480.0), ("cache_ttl_s.data_source", 3600.0, 10.0, 225.0),
     ("message_batch_size", 2, 64, 8), ("message_batch_size", 1, 10, 4), ("parallel_tools", False, True, True),
 ])
 def test_steps_are_bounded(knob, old, new, bounded):
     assert bound_step(KnobChange(AGENT, knob, old, new)).new == bounded
+
+
+def test_a_ttl_moves_by_its_own_step_ratio_and_the_others_by_theirs():
+    ttl = KnobChange(AGENT, "cache_ttl_s.data_source", 30.0, 3600.0)
+    workers = KnobChange(AGENT, "max_concurrency", 4, 64)
+    assert [bound_step(c, 4.0, 4.0).new for c in (ttl, workers)] == [120.0, 16]
+    assert [bound_step(c, 2.0, 32.0).new for c in (ttl, workers)] == [960.0, 8]
 
 
 def test_stabilizer_holds_a_reversal_within_the_window_only():

@@ -108,11 +108,12 @@ def _bottleneck(scope: str, agent: str, alert: BurnAlert, long_rate: float, shor
 
 
 def cache_costly_tool(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """Quadruple the cache TTL (at least 60 s, at most 1 h) of the tool that
+    """Raise toward an hour the cache TTL of the tool that
     took the largest share of the agent's spend over the last cycle (the
     snapshot's per-tool breakdown, :func:`~swarmopt.optimizer.tuning.tool_view`),
     when that share is at least :data:`COSTLY_TOOL_SHARE`: every cache hit is
-    a paid call not made."""
+    a paid call not made. The planner bounds the step, as for
+    :func:`~swarmopt.optimizer.strategies.raise_cache_ttl`."""
     tools = s.get("tools", {})
     total = sum(v["cost_usd"] for v in tools.values()) + s.get("model_cost_usd_sum", 0.0)
     costs = {name: v["cost_usd"] for name, v in tools.items() if k.cache_ttl_s.get(name, 0.0) < MAX_TTL_S}
@@ -121,5 +122,4 @@ def cache_costly_tool(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | 
     name = max(sorted(costs), key=lambda t: costs[t])
     if costs[name] < COSTLY_TOOL_SHARE * total:
         return None
-    old = k.cache_ttl_s.get(name, 0.0)
-    return [KnobChange(p.id, f"cache_ttl_s.{name}", old, min(MAX_TTL_S, max(60.0, old * 4)))]
+    return [KnobChange(p.id, f"cache_ttl_s.{name}", k.cache_ttl_s.get(name, 0.0), MAX_TTL_S)]

@@ -192,7 +192,7 @@ class Planner:
                 events: list[dict]) -> list[KnobChange] | None:
         """``actions`` as bounded steps, or None (with a ``strategy.held``
         event) when they would reverse a knob within the stabilization window."""
-        actions = [bound_step(c, self.cfg.max_step_ratio) for c in actions]
+        actions = [bound_step(c, self.cfg.max_step_ratio, self.cfg.max_ttl_step_ratio) for c in actions]
         if self.stabilizer.allows(align(t + remedy.implementation_time_s, self.window_s), actions):
             return actions
         events.append(held_event(t, remedy.name, actions, self.cfg.stabilization_window_s))

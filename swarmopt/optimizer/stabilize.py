@@ -24,8 +24,9 @@ Autoscaling", kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
 * **bounded steps sized from the gap** (HPA: desired = ceil(current x
   observed / target), within its scaling policies): the remedies size a step
   from the gap to the target (:mod:`swarmopt.optimizer.strategies`); one change
-  moves a knob by at most one model tier and a worker count, message batch or
-  cache TTL by at most ``max_step_ratio`` (default 4) either way (:func:`bound_step`).
+  moves a knob by at most one model tier, a worker count or message batch by at
+  most ``max_step_ratio`` (default 4) and a cache TTL by at most
+  ``max_ttl_step_ratio`` (default 16) either way (:func:`bound_step`).
 
 The HPA's 300 s window spans 20 of its 15 s sync periods; the optimizer cycles
 every 300 s and a change takes 7-10 minutes to roll out and be judged, so its
@@ -79,13 +80,14 @@ def direction(c: KnobChange) -> int:
 _LIMITS = ("max_tokens_per_minute", "token_burst_size", "max_tool_calls_per_minute.", "max_cache_size.")
 
 
-def bound_step(c: KnobChange, ratio: float = 4.0) -> KnobChange:
+def bound_step(c: KnobChange, ratio: float = 4.0, ttl_ratio: float = 16.0) -> KnobChange:
     """``c`` with its new value clamped to one bounded step from the old one:
     one model tier; concurrency and message batch within [old/ratio, ratio x
-    old] (rounded away from old); cache TTLs within [old/ratio, max(60, ratio x
-    old)] seconds; a timeout, a set rate limit, burst or cache size bound
+    old] (rounded away from old); cache TTLs within [old/ttl_ratio, max(60,
+    ttl_ratio x old)] seconds; a timeout, a set rate limit, burst or cache size bound
     within [old/ratio, ratio x old] (from 0, off, there is no step: it passes)
-    (``ratio`` >= 1: ``OptimizerConfig.max_step_ratio``; the HPA's default
+    (``ratio`` >= 1: ``OptimizerConfig.max_step_ratio``, ``ttl_ratio``:
+    ``OptimizerConfig.max_ttl_step_ratio``; the HPA's default
     scale-up policy allows +100% per period, its sizing rule jumps straight to
     the desired count). Other knobs pass unchanged. Raises ValueError for an
     unknown tier."""
@@ -98,7 +100,7 @@ def bound_step(c: KnobChange, ratio: float = 4.0) -> KnobChange:
     elif k == "timeout_s":
         new = max(old / ratio, min(ratio * old, new))
     elif k.startswith("cache_ttl_s."):
-        new = max(old / ratio, min(max(60.0, ratio * old), new))
+        new = max(old / ttl_ratio, min(max(60.0, ttl_ratio * old), new))
     elif k.startswith(_LIMITS) and old > 0 and new > 0:
         new = max(math.ceil(old / ratio), min(math.floor(ratio * old), new))
     return c if new == c.new else KnobChange(c.agent, k, old, new)

@@ -215,13 +215,13 @@ def _slowest_uncached_tool(k: Knobs, p: AgentProfile):
 
 
 def raise_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
-    """Quadruple the TTL (at least 60 s, at most 1 h) of the slowest, most
-    error-prone tool: more hits mean fewer slow and failing calls."""
+    """Raise the TTL of the slowest, most error-prone tool toward an hour (``MAX_TTL_S``), one step at a time:
+    more hits mean fewer slow and failing calls. The planner bounds the step (at least 60 s, at most
+    ``max_ttl_step_ratio`` x the old TTL: :func:`swarmopt.optimizer.stabilize.bound_step`)."""
     tool = _slowest_uncached_tool(k, p)
     if tool is None:
         return None
-    old = k.cache_ttl_s.get(tool.name, 0.0)
-    return _change(p.id, k, f"cache_ttl_s.{tool.name}", min(MAX_TTL_S, max(60.0, old * 4)))
+    return _change(p.id, k, f"cache_ttl_s.{tool.name}", MAX_TTL_S)
 
 
 def enable_parallel_tools(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
