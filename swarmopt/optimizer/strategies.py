@@ -2,9 +2,11 @@
 
 Each *remedy* has a function ``(snapshot, knobs, profile) -> list[KnobChange] |
 None`` that proposes bounded changes to one agent, or None when it does not
-apply (its precondition fails or the knob is already at its bound). Bounded
-steps follow the Kubernetes HPA habit of limited scale steps: concurrency at
-most doubles, TTLs at most quadruple, one model tier at a time.
+apply (its precondition fails or the knob is already at its bound). The planner
+bounds each step, the Kubernetes HPA habit of limited scale steps
+(:func:`swarmopt.optimizer.stabilize.bound_step`): a worker count or batch by
+at most ``max_step_ratio``, a TTL by at most ``max_ttl_step_ratio``, one model
+tier at a time.
 
 :data:`REMEDIES` names every built-in remedy once; :data:`TYPES` lists, per
 bottleneck type, the metric a strategy for it is judged on and the remedies by
