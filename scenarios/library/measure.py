@@ -119,16 +119,16 @@ def run_case(sc: Scenario, cure: dict[str, Any], policy: str, seed: int, cure_af
     """Attainment of the faulted agent after onset in one run of ``sc`` under ``policy`` (or ``cure``:
     monitor with the cure's knobs and fixed autonomy, from the start or ``cure_after_s`` seconds after
     the onset), local runtime."""
+    monitored = static(with_policy(sc, "monitor"))
     if policy == "cure" and cure_after_s is not None:
-        sim = Simulation(static(with_policy(sc, "monitor")), seed=seed, runtime="local")
+        sim = Simulation(monitored, seed=seed, runtime="local")
         sim.run(until=onset_s(sc) + cure_after_s)
         for path, value in cure["knobs"].items():
             sim.set_knob(cure["agent"], path, value)
         sim.run()
         res = sim.result()
     else:
-        run = (with_knobs(static(with_policy(sc, "monitor")), cure["agent"], cure["knobs"]) if policy == "cure"
-               else with_policy(sc, policy))
+        run = with_knobs(monitored, cure["agent"], cure["knobs"]) if policy == "cure" else with_policy(sc, policy)
         res = run_scenario(run, seed=seed, runtime="local")
     return attainment(res.metrics, cure["agent"], onset_s(sc), cure.get("cost_max_usd"),
                       cure.get("cost_max_usd_per_hour"))

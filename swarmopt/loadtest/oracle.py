@@ -93,10 +93,14 @@ def best_points(runs: pd.DataFrame, objective: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=cols)
 
 
+def _gap(policy, baseline, oracle):
+    """(policy - baseline) / (oracle - baseline), of floats or arrays of means."""
+    return (policy - baseline) / (oracle - baseline)
+
+
 def _share(policy: float, baseline: float, oracle: float) -> tuple[float, float]:
     pct = 100.0 * policy / oracle if oracle and not math.isnan(oracle) else math.nan
-    gap = (policy - baseline) / (oracle - baseline) if oracle - baseline > 1e-12 else math.nan
-    return pct, gap
+    return pct, _gap(policy, baseline, oracle) if oracle - baseline > 1e-12 else math.nan
 
 
 def gap_interval(policy: np.ndarray, baseline: np.ndarray, oracle: float, seed: int = 0) -> tuple[float, float]:
@@ -109,21 +113,18 @@ def gap_interval(policy: np.ndarray, baseline: np.ndarray, oracle: float, seed: 
         return math.nan, math.nan
 
     def gap(x, y, axis=-1):
-        mean_b = np.mean(y, axis=axis)
         with np.errstate(divide="ignore", invalid="ignore"):  # a resample whose baseline reaches the oracle
-            return (np.mean(x, axis=axis) - mean_b) / (oracle - mean_b)
+            return _gap(np.mean(x, axis=axis), np.mean(y, axis=axis), oracle)
 
     return bootstrap_interval(p, b, gap, True, seed)
 
 
-def _paired(ok: pd.DataFrame, policy: str, baseline: str, scenarios: Sequence[str], objective: str
+def _paired(wide: pd.DataFrame, policy: str, baseline: str, scenarios: Sequence[str]
             ) -> tuple[np.ndarray, np.ndarray]:
-    """(policy values, baseline values) of ``objective`` on the (scenario, seed) pairs both ran."""
-    sel = ok[ok["scenario"].isin(list(scenarios)) & ok["policy"].isin([policy, baseline])]
-    wide = sel.pivot_table(index=["scenario", "seed"], columns="policy", values=objective, aggfunc="mean")
-    if policy not in wide or baseline not in wide:
-        return np.empty(0), np.empty(0)
-    pairs = wide[list(dict.fromkeys((policy, baseline)))].dropna()  # the baseline against itself: one column
+    """(policy values, baseline values) on the (scenario, seed) pairs of ``scenarios`` both ran, from ``wide``
+    (index (scenario, seed), a column per policy)."""
+    rows = wide[wide.index.get_level_values("scenario").isin(list(scenarios))]
+    pairs = rows[list(dict.fromkeys((policy, baseline)))].dropna()  # the baseline against itself: one column
     return pairs[policy].to_numpy(), pairs[baseline].to_numpy()
 
 
@@ -138,6 +139,7 @@ def oracle_table(runs: pd.DataFrame, best: pd.DataFrame, baseline: str, objectiv
     if ok.empty or best.empty:
         return pd.DataFrame(columns=cols)
     means = ok.groupby(["policy", "scenario"])[objective].mean()
+    wide = ok.pivot_table(index=["scenario", "seed"], columns="policy", values=objective, aggfunc="mean")
     oracle = best.set_index("scenario")
     scenarios = [s for s in oracle.index if (baseline, s) in means.index]
     out = []
@@ -145,7 +147,7 @@ def oracle_table(runs: pd.DataFrame, best: pd.DataFrame, baseline: str, objectiv
         mine = [s for s in scenarios if (policy, s) in means.index]
         for s in mine:
             p, b, o = means[(policy, s)], means[(baseline, s)], oracle.loc[s, "oracle"]
-            xp, xb = _paired(ok, policy, baseline, [s], objective)
+            xp, xb = _paired(wide, policy, baseline, [s])
             out.append({"policy": policy, "scenario": s, "objective": objective, "policy_value": p,
                         "baseline_value": b, "oracle_value": o, "oracle_config": oracle.loc[s, "config"]}
                        | dict(zip(("pct_of_oracle", "gap_closed"), _share(p, b, o), strict=False))
@@ -154,7 +156,7 @@ def oracle_table(runs: pd.DataFrame, best: pd.DataFrame, baseline: str, objectiv
             p = float(means[[(policy, s) for s in mine]].mean())
             b = float(means[[(baseline, s) for s in mine]].mean())
             o = float(oracle.loc[mine, "oracle"].mean())
-            xp, xb = _paired(ok, policy, baseline, mine, objective)
+            xp, xb = _paired(wide, policy, baseline, mine)
             out.append({"policy": policy, "scenario": "all", "objective": objective, "policy_value": p,
                         "baseline_value": b, "oracle_value": o, "oracle_config": ""}
                        | dict(zip(("pct_of_oracle", "gap_closed"), _share(p, b, o), strict=False))

@@ -296,12 +296,13 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     in_zone = j.verdict == "marginal" and e.improvement_pct > 0 and e.p_value < cfg.promising_p
     windows = horizon_s / window_s + cfg.measure_windows  # the after-span of the next look
     no_look_left = windows > cfg.max_measure_windows + cfg.extend_windows + 1e-9
-    if windows > cfg.max_measure_windows + 1e-9:
+    past_horizon = windows > cfg.max_measure_windows + 1e-9
+    if past_horizon:
         # past the horizon only a change in the zone, where measuring on is likely to decide; elsewhere it holds
         # the agent's next remedy back for little (a 3-5% gain on the Market Hunter stays undecided at 25 windows)
         promising = in_zone and not no_look_left
     if (forced is None and not j.breaches
-            and (promising or j.verdict == "inconclusive" and windows <= cfg.max_measure_windows + 1e-9)):
+            and (promising or j.verdict == "inconclusive" and not past_horizon)):
         # no data (or too little to tell a gain from noise) is never a verdict: measure on, with no
         # rollback, no blame and no autonomy change; the judge spends its alpha over the looks (look_alpha)
         longer = replace(trial, measure_at_s=trial.measure_at_s + cfg.measure_windows * window_s)
