@@ -108,8 +108,15 @@ def compact(logger: Any, method: str, event: dict) -> dict:
     ``improvement`` field (positive = better), and without the ids and types
     that the events table keeps."""
     if "knob" in event and ("old" in event or "new" in event):
-        old = f"{_num(event.pop('old'))} -> " if "old" in event else "-> "
-        event["change"] = f"{event.pop('knob')} {old}{_num(event.pop('new', '?'))}"
+        knobs, olds, news = str(event["knob"]).split(";"), event.get("old"), event.get("new")
+        if len(knobs) > 1 and isinstance(olds, list) and isinstance(news, list) and len(olds) == len(news) == len(
+                knobs):  # a bundle: each knob with its own values
+            event["change"] = "; ".join(f"{k} {_num(o)} -> {_num(n)}" for k, o, n in zip(knobs, olds, news,
+                                                                                           strict=True))
+            del event["knob"], event["old"], event["new"]
+        else:
+            old = f"{_num(event.pop('old'))} -> " if "old" in event else "-> "
+            event["change"] = f"{event.pop('knob')} {old}{_num(event.pop('new', '?'))}"
     if "improvement_pct" in event:
         lo, hi = event.pop("ci_low_pct", None), event.pop("ci_high_pct", None)
         ci = f" [{lo:+.1f}, {hi:+.1f}]" if isinstance(lo, float) and isinstance(hi, float) else ""

@@ -59,7 +59,13 @@ def _value(num, text) -> str:
 
 
 def change_label(c) -> str:
-    """``knob old → new`` of a row of :func:`~swarmopt.results.change_outcomes`."""
+    """``knob old → new`` of a row of :func:`~swarmopt.results.change_outcomes`; a change of several knobs (a
+    bundle, README "Decision quality") as ``knob old → new; knob old → new``."""
+    knobs = str(c.knob).split(";")
+    if len(knobs) > 1 and pd.notna(c.old_text) and pd.notna(c.new_text):
+        olds, news = str(c.old_text).split(";"), str(c.new_text).split(";")
+        if len(olds) == len(news) == len(knobs):
+            return "; ".join(f"{k} {o} → {n}" for k, o, n in zip(knobs, olds, news, strict=True))
     return f"{c.knob} {_value(c.old_value, c.old_text)} → {_value(c.new_value, c.new_text)}"
 
 

@@ -656,6 +656,13 @@ class OptimizerConfig(Strict):
     history beyond robust z ``anomaly_z`` raise ``anomaly.detected``.
     ``proactive`` False plans reactive strategies only (no predictive
     pre-scaling, no coordination enhancement).
+    ``bundle``: an agent with several bottlenecks in one cycle (latency,
+    success and coordination under a load ramp) gets one change that answers
+    them all, the remedy of the most urgent bottleneck with those of the others
+    that touch other knobs (:func:`swarmopt.optimizer.strategies.bundle`),
+    judged on the first remedy's target with the guardrails on the rest; False:
+    one remedy per change, the others deferred to later cycles, so a cure that
+    needs several knobs is found one trial (5 to 25 windows) at a time.
     Setpoint: the optimizer acts to bring a metric under its threshold with a
     ``margin`` (target = threshold x (1 - margin), the shortfall budget of a
     rate likewise), and ``tolerance`` is a band around that target, so it acts
@@ -724,6 +731,7 @@ class OptimizerConfig(Strict):
     margin: float = Field(default=0.1, ge=0, lt=1, description="setpoint = threshold x (1 - margin)")
     max_step_ratio: float = Field(default=4.0, ge=1, description="largest factor one change moves a knob by")
     max_ttl_step_ratio: float = Field(default=16.0, ge=1, description="largest factor one change moves a cache TTL by")
+    bundle: bool = Field(default=True, description="one change per agent answers all of its bottlenecks")
     max_measure_windows: int = Field(default=15, ge=2, le=240, description="horizon an inconclusive change is "
                                                                            "measured up to")
     extend_windows: int = Field(default=10, ge=0, le=240, description="windows past max_measure_windows a "

@@ -12,17 +12,19 @@ from swarmopt.runtime.local import LocalBackend
 
 from conftest import short
 
+SEED = 2  # the judge keeps two changes and undoes one on this seed
+
 
 def run(sc, opt):
-    """Events of ``sc`` (seed 1, local) driven with the optimizer ``opt``."""
+    """Events of ``sc`` (seed ``SEED``, local) driven with the optimizer ``opt``."""
 
     class Backend(LocalBackend):
         def optimizer(self, scenario, seed):
             return opt
 
     sink = Collector(sc, narrate_events=False)
-    drive(sc, 1, Backend(), sink)
-    return sink.result(1, "local").events
+    drive(sc, SEED, Backend(), sink)
+    return sink.result(SEED, "local").events
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +34,14 @@ def sc(mh_scenario):
 
 @pytest.fixture(scope="module")
 def judged(sc):
-    """The seed-1 run as the judge decides it."""
-    return run(sc, make_optimizer(sc, 1))
+    """The run as the judge decides it."""
+    return run(sc, make_optimizer(sc, SEED))
 
 
 def test_forcing_keep_keeps_every_change_the_judge_would_undo(sc, judged):
     undone = judged[judged["event"].isin(["optimization.reverted", "optimization.rolled_back"])]
     assert len(undone) >= 1  # the judge undoes at least one change on this seed
-    opt = make_optimizer(sc, 1)
+    opt = make_optimizer(sc, SEED)
     opt.decide = lambda ctx: "keep"
     ev = run(sc, opt)
     measured = ev[ev["event"] == "optimization.measured"]
@@ -57,7 +59,7 @@ def test_forcing_keep_keeps_every_change_the_judge_would_undo(sc, judged):
 def test_frozen_planning_schedules_nothing_after_its_time_but_judging_and_detection_go_on(sc, judged):
     scheduled = judged[judged["event"] == "optimization.scheduled"]
     freeze = float(scheduled["t_s"].min())  # the first change is scheduled, later ones are not
-    opt = make_optimizer(sc, 1)
+    opt = make_optimizer(sc, SEED)
     opt.freeze_planning(freeze + 1.0)
     ev = run(sc, opt)
     late = ev[ev["t_s"] > freeze]

@@ -149,11 +149,11 @@ def test_ground_truth_leaves_the_run_as_run_scenario_makes_it(mh_scenario):
 def test_a_fork_with_frozen_autonomy_changes_no_agent_autonomy(mh_scenario):
     """What the ground truth's arms rely on: from the freeze on the Orchestrator moves no agent's autonomy,
     where the run it was forked from does."""
-    sim = simulation_class()(mh_scenario, 1, runtime="local")  # the rules raise the Hunter's autonomy at 6,900 s
-    sim.run(until=5400.0)
+    sim = simulation_class()(mh_scenario, 1, runtime="local")  # the rules raise the Hunter's autonomy at 3,300 s
+    sim.run(until=3000.0)
     frozen = sim.fork()
     frozen.freeze_autonomy()
     for s in (sim, frozen):
         s.run()
-    moved = [(s.events["event"] == "autonomy.agent") & (s.events["t_s"] >= 5400.0) for s in (sim, frozen)]
+    moved = [(s.events["event"] == "autonomy.agent") & (s.events["t_s"] >= 3000.0) for s in (sim, frozen)]
     assert moved[0].sum() > 0 and moved[1].sum() == 0

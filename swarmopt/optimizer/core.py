@@ -15,7 +15,8 @@ Each cycle (every ``cycle_s``, docs/architecture.md "One optimizer cycle"):
 4. plan reactive and proactive strategies (:class:`~swarmopt.optimizer.planning.Planner`);
 5. select at most one change per agent, and only on agents whose configuration
    has been stable for the ``measure_windows`` windows the change will be
-   compared against; strategies riskier than the optimizer's autonomy go to the
+   compared against; with ``bundle`` the agent's other reactive strategies
+   join that change when they touch other knobs; strategies riskier than the optimizer's autonomy go to the
    Orchestrator (:meth:`Optimizer.commit` takes its decisions);
 6. schedule the approved changes after their implementation time and report.
 
@@ -59,7 +60,7 @@ from swarmopt.optimizer.history import History, kept_windows
 from swarmopt.optimizer.learning import Learning
 from swarmopt.optimizer.measure import Judgement, Price, judge_change, last_shift_s, measure, steady_load
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
-from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy
+from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy, bundle
 from swarmopt.optimizer.trial import (
     DECISIONS,
     DecisionContext,
@@ -268,6 +269,11 @@ class Optimizer:
             elif focus is not None:
                 ev["event"] = "strategy.deferred"
                 ev["detail"] = f"{s.description} (deferred: {focus})"
+            elif (i := self._bundle_with(s)) is not None:
+                primary = self.proposals[i]
+                self.proposals[i] = Proposal(bundle(primary.strategy, s), primary.needs_approval)
+                ev["event"] = "strategy.bundled"
+                ev["detail"] = f"{s.description} (bundled into {primary.strategy.id})"
             elif busy & agents or not all(self._eligible(a, t + s.implementation_time_s) for a in agents):
                 ev["event"] = "strategy.deferred"
             else:
@@ -376,6 +382,21 @@ class Optimizer:
         rows = self.history.window_rows(agent, stable, t)
         onset = last_shift_s([r["t_start_s"] for r in rows], [r.get(metric, math.nan) for r in rows])
         return max(stable, onset if onset > -math.inf else self.troubled_since.get(agent, math.inf))
+
+    def _bundle_with(self, s: Strategy) -> int | None:
+        """The index of the proposal ``s`` joins (``bundle``): the reactive
+        one on the same single agent that touches none of its knobs and, when
+        ``s`` is riskier than the optimizer's autonomy, goes to the
+        Orchestrator anyway. None: ``s`` is planned on its own."""
+        agents, knobs = {c.agent for c in s.actions}, {c.knob for c in s.actions}
+        if not self.cfg.bundle or s.proactive or len(agents) != 1:
+            return None
+        for i, p in enumerate(self.proposals):
+            q = p.strategy
+            if (not q.proactive and {c.agent for c in q.actions} == agents and not knobs & {c.knob for c in q.actions}
+                    and (p.needs_approval or s.risk <= self.autonomy)):
+                return i
+        return None
 
     def _eligible(self, agent: str, effective_s: float) -> bool:
         """No change in flight and a stable configuration over the windows the

@@ -36,6 +36,7 @@ from swarmopt.optimizer.strategies import (
     Strategy,
     pre_scale,
     priority_key,
+    rollback_plan,
 )
 from swarmopt.optimizer.tuning import tool_view
 from swarmopt.policies import Policy, PolicyContext
@@ -209,6 +210,6 @@ class Planner:
             expected_improvement=self.learning.expected_improvement(type_, remedy.name, impact, bt.expected_pct),
             implementation_time_s=remedy.implementation_time_s, actions=tuple(actions),
             success_metrics=bt.success_metrics,
-            rollback_plan="Restore " + ", ".join(f"{c.knob}={c.old!r}" for c in actions) + " if performance degrades",
+            rollback_plan=rollback_plan(actions),
             risk=remedy.risk, target_metric=target, proactive=proactive, price=remedy.price,
         )

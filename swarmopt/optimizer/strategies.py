@@ -17,7 +17,7 @@ name, in the order the source design's rules try them. A plug-in remedy
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -165,6 +165,25 @@ class Proposal:
 
     strategy: Strategy
     needs_approval: bool
+
+
+def bundle(primary: Strategy, other: Strategy) -> Strategy:
+    """``primary`` with ``other``'s knob changes added: one change that answers
+    both bottlenecks, under ``primary``'s id, type, remedy and target metric,
+    at the larger of the two risks. Raises ValueError when the two touch the
+    same knob or different agents (a bundle is one agent's change)."""
+    if {c.knob for c in primary.actions} & {c.knob for c in other.actions}:
+        raise ValueError(f"bundle: {primary.id} and {other.id} touch the same knob")
+    if {c.agent for c in primary.actions} != {c.agent for c in other.actions}:
+        raise ValueError(f"bundle: {primary.id} and {other.id} change different agents")
+    actions = primary.actions + other.actions
+    return replace(primary, actions=actions, risk=max(primary.risk, other.risk),
+                   description=f"{primary.description}; with {other.kind}", rollback_plan=rollback_plan(actions))
+
+
+def rollback_plan(actions: Sequence[KnobChange]) -> str:
+    """The source design's rollback plan of a strategy that makes ``actions``."""
+    return "Restore " + ", ".join(f"{c.knob}={c.old!r}" for c in actions) + " if performance degrades"
 
 
 def priority_key(s: Strategy) -> tuple:
