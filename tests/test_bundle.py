@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -27,9 +29,11 @@ def strategy(sid: str, kind: str, *changes: KnobChange, risk: float = 0.3) -> St
 def test_a_bundle_is_the_first_strategy_with_the_other_s_changes_and_the_larger_risk():
     workers = KnobChange(MH, "max_concurrency", 4, 8)
     retries = KnobChange(MH, "max_retries", 0, 1)
-    b = bundle(strategy("a", "scale_concurrency", workers), strategy("b", "raise_retries", retries, risk=0.5))
-    assert (b.id, b.kind, b.target_metric, b.actions, b.risk) == (
-        "a", "scale_concurrency", "response_time_ms_mean", (workers, retries), 0.5)
+    retry = replace(strategy("b", "raise_retries", retries, risk=0.5), price="response_time_ms_mean")
+    b = bundle(strategy("a", "scale_concurrency", workers), retry)
+    assert (b.id, b.kind, b.target_metric, b.actions, b.risk, b.price) == (
+        "a", "scale_concurrency", "response_time_ms_mean", (workers, retries), 0.5, "response_time_ms_mean")
+    assert bundle(retry, strategy("a", "scale_concurrency", workers)).price == "response_time_ms_mean"
     assert b.rollback() == (retries.inverse(), workers.inverse())
     assert "max_concurrency=4" in b.rollback_plan and "max_retries=0" in b.rollback_plan
 

@@ -170,14 +170,17 @@ class Proposal:
 def bundle(primary: Strategy, other: Strategy) -> Strategy:
     """``primary`` with ``other``'s knob changes added: one change that answers
     both bottlenecks, under ``primary``'s id, type, remedy and target metric,
-    at the larger of the two risks. Raises ValueError when the two touch the
-    same knob or different agents (a bundle is one agent's change)."""
+    at the larger of the two risks and paying the price either names (a retry
+    bundled with another remedy still pays its known price in response time;
+    :data:`PRICES` has one metric, so the two cannot name different ones).
+    Raises ValueError when the two touch the same knob or change different
+    agents (a bundle is one agent's change)."""
     if {c.knob for c in primary.actions} & {c.knob for c in other.actions}:
         raise ValueError(f"bundle: {primary.id} and {other.id} touch the same knob")
     if {c.agent for c in primary.actions} != {c.agent for c in other.actions}:
         raise ValueError(f"bundle: {primary.id} and {other.id} change different agents")
     actions = primary.actions + other.actions
-    return replace(primary, actions=actions, risk=max(primary.risk, other.risk),
+    return replace(primary, actions=actions, risk=max(primary.risk, other.risk), price=primary.price or other.price,
                    description=f"{primary.description}; with {other.kind}", rollback_plan=rollback_plan(actions))
 
 
