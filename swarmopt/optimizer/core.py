@@ -16,8 +16,9 @@ Each cycle (every ``cycle_s``, docs/architecture.md "One optimizer cycle"):
 5. select at most one change per agent, and only on agents whose configuration
    has been stable for the ``measure_windows`` windows the change will be
    compared against; with ``bundle`` the agent's other reactive strategies
-   join that change when they touch other knobs; strategies riskier than the optimizer's autonomy go to the
-   Orchestrator (:meth:`Optimizer.commit` takes its decisions);
+   join that change when they touch other knobs; strategies riskier than the
+   optimizer's autonomy go to the Orchestrator (:meth:`Optimizer.commit` takes
+   its decisions);
 6. schedule the approved changes after their implementation time and report.
 
 Decision hooks, for counterfactual runs (fork at a decision, continue it both
