@@ -85,6 +85,7 @@ def test_a_strategy_riskier_than_the_autonomy_does_not_ride_along_without_approv
     safe = strategy("a", "scale_concurrency", KnobChange(MH, "max_concurrency", 4, 8))
     risky = strategy("b", "faster_model_tier", KnobChange(MH, "model_tier", "standard", "fast"), risk=0.99)
     opt.proposals = [Proposal(safe, False)]
-    assert opt._bundle_with(risky) is None
+    assert opt._bundle_with(risky, {MH: 0}) is None
     opt.proposals = [Proposal(safe, True)]
-    assert opt._bundle_with(risky) == 0
+    assert opt._bundle_with(risky, {MH: 0}) == 0
+    assert opt._bundle_with(risky, {}) is None  # no change of the agent's to join

@@ -259,7 +259,7 @@ class Optimizer:
         events.append({"t_s": t, "event": "strategies.generated", "value": len(strategies),
                        "detail": f"{sum(not s.proactive for s in strategies)} reactive, "
                                  f"{sum(s.proactive for s in strategies)} proactive"})
-        busy: set[str] = set()
+        placed: dict[str, int] = {}  # agent -> the index of its proposal of this cycle
         for s in strategies:
             agents = {c.agent for c in s.actions}
             ev = strategy_event(t, "strategy.planned", s)
@@ -270,15 +270,15 @@ class Optimizer:
             elif focus is not None:
                 ev["event"] = "strategy.deferred"
                 ev["detail"] = f"{s.description} (deferred: {focus})"
-            elif (i := self._bundle_with(s)) is not None:
+            elif (i := self._bundle_with(s, placed)) is not None:
                 primary = self.proposals[i]
                 self.proposals[i] = Proposal(bundle(primary.strategy, s), primary.needs_approval)
                 ev["event"] = "strategy.bundled"
                 ev["detail"] = f"{s.description} (bundled into {primary.strategy.id})"
-            elif busy & agents or not all(self._eligible(a, t + s.implementation_time_s) for a in agents):
+            elif placed.keys() & agents or not all(self._eligible(a, t + s.implementation_time_s) for a in agents):
                 ev["event"] = "strategy.deferred"
             else:
-                busy |= agents
+                placed |= dict.fromkeys(agents, len(self.proposals))
                 needs = s.risk > self.autonomy
                 self.proposals.append(Proposal(s, needs))
                 if needs:
@@ -384,20 +384,24 @@ class Optimizer:
         onset = last_shift_s([r["t_start_s"] for r in rows], [r.get(metric, math.nan) for r in rows])
         return max(stable, onset if onset > -math.inf else self.troubled_since.get(agent, math.inf))
 
-    def _bundle_with(self, s: Strategy) -> int | None:
-        """The index of the proposal ``s`` joins (``bundle``): the reactive
-        one on the same single agent that touches none of its knobs and, when
-        ``s`` is riskier than the optimizer's autonomy, goes to the
-        Orchestrator anyway. None: ``s`` is planned on its own."""
-        agents, knobs = {c.agent for c in s.actions}, {c.knob for c in s.actions}
+    def _bundle_with(self, s: Strategy, placed: dict[str, int]) -> int | None:
+        """The index of the proposal ``s`` joins (``bundle``), given the index
+        of each agent's proposal of this cycle (``placed``): its agent's, when
+        both are reactive changes of that one agent, touch different knobs and,
+        if ``s`` is riskier than the optimizer's autonomy, the proposal goes to
+        the Orchestrator anyway. None: ``s`` is planned on its own."""
+        agents = {c.agent for c in s.actions}
         if not self.cfg.bundle or s.proactive or len(agents) != 1:
             return None
-        for i, p in enumerate(self.proposals):
-            q = p.strategy
-            if (not q.proactive and {c.agent for c in q.actions} == agents and not knobs & {c.knob for c in q.actions}
-                    and (p.needs_approval or s.risk <= self.autonomy)):
-                return i
-        return None
+        i = placed.get(next(iter(agents)))
+        if i is None:
+            return None
+        p = self.proposals[i]
+        q = p.strategy
+        if (q.proactive or {c.agent for c in q.actions} != agents or {c.knob for c in s.actions} & {
+                c.knob for c in q.actions} or not (p.needs_approval or s.risk <= self.autonomy)):
+            return None
+        return i
 
     def _eligible(self, agent: str, effective_s: float) -> bool:
         """No change in flight and a stable configuration over the windows the
