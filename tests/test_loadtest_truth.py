@@ -113,6 +113,7 @@ def test_ground_truth_of_a_judged_harmful_change(degraded):
     assert len(rows) == 1
     row = rows[0]
     assert row["kind"] == "halve_workers" and row["agent"] == HUNTER and row["type"] == "agent_response_time"
+    assert row["knob"] == "max_concurrency"
     assert row["metric"] == "response_time_ms_mean" and row["target_effect_pct"] < -100
     assert row["truth"] == "hurt"
     assert row["label"] == ("false keep" if row["decision"] == "keep" else f"correct {row['decision']}")
@@ -132,6 +133,16 @@ def test_ground_truth_of_a_judged_no_op_change(degraded):
     # the end; the arms share their streams but not every later draw, so the no-op's target effect is noise
     # (measured -1.1%), inside the no-effect band of helped_target_pct (2%)
     assert rows[0]["slo_effect_points"] == 0.0 and abs(rows[0]["target_effect_pct"]) < 2.0
+
+
+@needs_simulation
+def test_a_bundle_is_one_decision_that_names_every_knob_it_changed(mh_scenario):
+    """Seed 1 of the worked example: parallel tool calls bundled with a circuit breaker, judged and kept as one
+    change, and its ground truth replays both knobs together."""
+    _, rows = run_with_truth(short(mh_scenario, 3000), 1, DEFAULT_SLO)
+    first = rows[0]
+    assert first["kind"] == "enable_parallel_tools" and first["knob"] == "parallel_tools;circuit_breaker.enabled"
+    assert first["label"] == "correct keep"
 
 
 @needs_simulation

@@ -66,14 +66,16 @@ def simulation_class():
 @dataclass(frozen=True)
 class Judged:
     """A change judged at ``t_s``: its strategy, agents, remedy ``kind``, the
-    bottleneck ``type`` it answered, ``decision`` (keep/rollback/revert), target
-    ``metric`` (``better`` lower/higher), the length of the judge's after-span
-    and the improvement the judge measured."""
+    bottleneck ``type`` it answered, the ``knob`` it changed (several joined
+    by ``;``: a bundle, README "Decision quality"), ``decision``
+    (keep/rollback/revert), target ``metric`` (``better`` lower/higher), the
+    length of the judge's after-span and the improvement the judge measured."""
 
     strategy_id: str
     agents: tuple[str, ...]
     kind: str
     type: str
+    knob: str
     decision: str
     t_s: float
     metric: str
@@ -91,9 +93,9 @@ def judged_changes(events: pd.DataFrame) -> list[Judged]:
     out = []
     for r in events[events["event"].isin(list(JUDGED))].itertuples():
         m = measured[r.strategy_id]
-        out.append(Judged(r.strategy_id, tuple(str(r.agent).split(",")), str(r.kind), str(r.type), JUDGED[r.event],
-                          float(r.t_s), str(m.metric), str(m.better), float(m.after_end_s - m.after_start_s),
-                          float(m.improvement_pct)))
+        out.append(Judged(r.strategy_id, tuple(str(r.agent).split(",")), str(r.kind), str(r.type), str(r.knob),
+                          JUDGED[r.event], float(r.t_s), str(m.metric), str(m.better),
+                          float(m.after_end_s - m.after_start_s), float(m.improvement_pct)))
     return out
 
 
@@ -200,7 +202,7 @@ def decide_both_ways(pre, j: Judged, end_s: float, slo: Sequence, helped_slo_poi
                       (start, min(end_s, start + j.horizon_s)), j.t_s, slo)
     truth = classify(eff["slo_effect_points"], eff["target_effect_pct"], helped_slo_points, helped_target_pct)
     return {"strategy_id": j.strategy_id, "agent": ",".join(j.agents), "kind": j.kind, "type": j.type,
-            "decision": j.decision, "t_s": j.t_s, "metric": j.metric, "better": j.better,
+            "knob": j.knob, "decision": j.decision, "t_s": j.t_s, "metric": j.metric, "better": j.better,
             "measured_improvement_pct": j.measured_improvement_pct, **eff, "truth": truth,
             "label": label(j.decision, truth), "correct": label(j.decision, truth).startswith("correct")}
 
