@@ -149,6 +149,17 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def per_knob(knob: Any, old: Any, new: Any) -> list[tuple[str, Any, Any]] | None:
+    """A change of several knobs (``knob`` joined by ``;``, a bundle) as (knob, old, new) per knob, from
+    lists of values (an event's) or their ``;``-joined text (the table's); None for one knob, or values that
+    do not split into one per knob."""
+    knobs = str(knob).split(";")
+    olds, news = (v.split(";") if isinstance(v, str) else v for v in (old, new))
+    if len(knobs) > 1 and isinstance(olds, list) and isinstance(news, list) and len(olds) == len(news) == len(knobs):
+        return list(zip(knobs, olds, news, strict=True))
+    return None
+
+
 def split_value(v: Any) -> tuple[float, str | None]:
     """(number, text) of a knob or autonomy value: a number gives (v, None), a
     boolean (1/0, ``true``/``false``), a list or tuple (NaN, values joined by

@@ -30,6 +30,8 @@ from typing import Any
 
 import structlog
 
+from swarmopt.event_table import per_knob
+
 VERBOSITIES = ("quiet", "normal", "verbose")
 ROUTINE = frozenset({
     "cycle.started", "strategies.generated", "report.received", "strategy.planned", "strategy.deferred",
@@ -108,11 +110,9 @@ def compact(logger: Any, method: str, event: dict) -> dict:
     ``improvement`` field (positive = better), and without the ids and types
     that the events table keeps."""
     if "knob" in event and ("old" in event or "new" in event):
-        knobs, olds, news = str(event["knob"]).split(";"), event.get("old"), event.get("new")
-        if len(knobs) > 1 and isinstance(olds, list) and isinstance(news, list) and len(olds) == len(news) == len(
-                knobs):  # a bundle: each knob with its own values
-            event["change"] = "; ".join(f"{k} {_num(o)} -> {_num(n)}" for k, o, n in zip(knobs, olds, news,
-                                                                                           strict=True))
+        parts = per_knob(event["knob"], event.get("old"), event.get("new"))
+        if parts:  # a bundle: each knob with its own values
+            event["change"] = "; ".join(f"{k} {_num(o)} -> {_num(n)}" for k, o, n in parts)
             del event["knob"], event["old"], event["new"]
         else:
             old = f"{_num(event.pop('old'))} -> " if "old" in event else "-> "

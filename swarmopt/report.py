@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from swarmopt.event_table import per_knob
 from swarmopt.files import atomic_path, write_text_atomic
 from swarmopt.results import KEY_METRICS, SPANS, STREAMED, TABLES, RunResult
 from swarmopt.spool import StoredTable
@@ -61,11 +62,9 @@ def _value(num, text) -> str:
 def change_label(c) -> str:
     """``knob old → new`` of a row of :func:`~swarmopt.results.change_outcomes`; a change of several knobs (a
     bundle, README "Decision quality") as ``knob old → new; knob old → new``."""
-    knobs = str(c.knob).split(";")
-    if len(knobs) > 1 and pd.notna(c.old_text) and pd.notna(c.new_text):
-        olds, news = str(c.old_text).split(";"), str(c.new_text).split(";")
-        if len(olds) == len(news) == len(knobs):
-            return "; ".join(f"{k} {o} → {n}" for k, o, n in zip(knobs, olds, news, strict=True))
+    parts = per_knob(c.knob, c.old_text, c.new_text)
+    if parts:
+        return "; ".join(f"{k} {o} → {n}" for k, o, n in parts)
     return f"{c.knob} {_value(c.old_value, c.old_text)} → {_value(c.new_value, c.new_text)}"
 
 

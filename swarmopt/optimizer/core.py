@@ -61,7 +61,7 @@ from swarmopt.optimizer.history import History, kept_windows
 from swarmopt.optimizer.learning import Learning
 from swarmopt.optimizer.measure import Judgement, Price, judge_change, last_shift_s, measure, steady_load
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
-from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy, bundle
+from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy, bundle, bundle_conflict
 from swarmopt.optimizer.trial import (
     DECISIONS,
     DecisionContext,
@@ -391,17 +391,12 @@ class Optimizer:
         if ``s`` is riskier than the optimizer's autonomy, the proposal goes to
         the Orchestrator anyway. None: ``s`` is planned on its own."""
         agents = {c.agent for c in s.actions}
-        if not self.cfg.bundle or s.proactive or len(agents) != 1:
-            return None
-        i = placed.get(next(iter(agents)))
+        i = placed.get(next(iter(agents))) if self.cfg.bundle and len(agents) == 1 else None
         if i is None:
             return None
         p = self.proposals[i]
-        q = p.strategy
-        if (q.proactive or {c.agent for c in q.actions} != agents or {c.knob for c in s.actions} & {
-                c.knob for c in q.actions} or not (p.needs_approval or s.risk <= self.autonomy)):
-            return None
-        return i
+        joins = bundle_conflict(p.strategy, s) is None and (p.needs_approval or s.risk <= self.autonomy)
+        return i if joins else None
 
     def _eligible(self, agent: str, effective_s: float) -> bool:
         """No change in flight and a stable configuration over the windows the

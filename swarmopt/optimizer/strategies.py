@@ -173,15 +173,26 @@ def bundle(primary: Strategy, other: Strategy) -> Strategy:
     at the larger of the two risks and paying the price either names (a retry
     bundled with another remedy still pays its known price in response time;
     :data:`PRICES` has one metric, so the two cannot name different ones).
-    Raises ValueError when the two touch the same knob or change different
-    agents (a bundle is one agent's change)."""
-    if {c.knob for c in primary.actions} & {c.knob for c in other.actions}:
-        raise ValueError(f"bundle: {primary.id} and {other.id} touch the same knob")
-    if {c.agent for c in primary.actions} != {c.agent for c in other.actions}:
-        raise ValueError(f"bundle: {primary.id} and {other.id} change different agents")
+    Raises ValueError when they may not be bundled (:func:`bundle_conflict`)."""
+    if (why := bundle_conflict(primary, other)) is not None:
+        raise ValueError(f"bundle: {primary.id} and {other.id} {why}")
     actions = primary.actions + other.actions
     return replace(primary, actions=actions, risk=max(primary.risk, other.risk), price=primary.price or other.price,
                    description=f"{primary.description}; with {other.kind}", rollback_plan=rollback_plan(actions))
+
+
+def bundle_conflict(primary: Strategy, other: Strategy) -> str | None:
+    """Why ``other`` may not join ``primary`` in a :func:`bundle`, or None when
+    it may: both reactive changes of the same one agent (a bundle is one agent's
+    change) that touch different knobs."""
+    if primary.proactive or other.proactive:
+        return "include a proactive change"
+    agents = {c.agent for c in primary.actions}
+    if len(agents) != 1 or {c.agent for c in other.actions} != agents:
+        return "change different agents"
+    if {c.knob for c in primary.actions} & {c.knob for c in other.actions}:
+        return "touch the same knob"
+    return None
 
 
 def rollback_plan(actions: Sequence[KnobChange]) -> str:
