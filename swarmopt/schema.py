@@ -665,7 +665,7 @@ class OptimizerConfig(Strict):
     needs several knobs is found one trial (5 to 25 windows) at a time.
     Setpoint: the optimizer acts to bring a metric under its threshold with a
     ``margin`` (target = threshold x (1 - margin), the shortfall budget of a
-    rate likewise), and ``tolerance`` is a band around that target, so it acts
+    rate and a spend budget's burn-rate alerts likewise), and ``tolerance`` is a band around that target, so it acts
     before the SLO breaks, not 10% after. One change moves a numeric knob by at
     most ``max_step_ratio`` (sized from the gap to the target, as the HPA sizes
     replicas), a cache TTL by at most ``max_ttl_step_ratio``: a TTL cache's hit

@@ -10,7 +10,7 @@ from swarmopt import run_scenario
 from swarmopt.loader import build_scenario, load_scenario
 from swarmopt.optimizer.budget import SPEND, burn_alerts, cache_costly_tool
 from swarmopt.optimizer.detect import SNAPSHOT_FIELDS
-from swarmopt.optimizer.stabilize import bound_step
+from swarmopt.optimizer.stabilize import bound_step, outside_dead_band
 from swarmopt.schema import TIERS, Budget
 
 from conftest import ROOT, short
@@ -80,6 +80,19 @@ def test_a_sustained_burn_pages_and_a_spike_that_is_over_does_not():
     # 1.8x for the last two hours: under the page's 2x, but the 6 h span burned 1.27x: a ticket
     (slow,) = burn_alerts(_mats([100.0] * 240 + [180.0] * 120), budget, 60.0)
     assert slow.severity == "medium" and slow.value == pytest.approx((240 * 100 + 120 * 180) / 360 / 100)
+
+
+def test_the_optimizer_acts_on_a_burn_around_a_setpoint_inside_the_budget():
+    """With the setpoint margin an alert fires at 0.9x the budget and the 10% tolerance band sits around that, so a
+    spend at the budget is acted on; without it the band sat above the budget and 1.06x was "within tolerance"."""
+    budget = Budget(agents={"agent-0": 100.0})
+    assert burn_alerts(_mats([89.0] * 360), budget, 60.0, margin=0.1) == []
+    (near,) = burn_alerts(_mats([95.0] * 360), budget, 60.0, margin=0.1)
+    assert near.threshold == pytest.approx(0.9) and not outside_dead_band(near, 0.1)  # fires, inside the band
+    (at,) = burn_alerts(_mats([100.0] * 360), budget, 60.0, margin=0.1)
+    assert outside_dead_band(at, 0.1)
+    (over,) = burn_alerts(_mats([106.0] * 360), budget, 60.0)
+    assert over.threshold == 1.0 and not outside_dead_band(over, 0.1)  # no margin: 6% over budget and no action
 
 
 def test_a_system_budget_charges_the_agent_whose_spend_rose():

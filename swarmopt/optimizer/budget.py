@@ -4,7 +4,8 @@ A :class:`~swarmopt.schema.Budget` sets a spend budget in USD per hour for the
 whole system and/or per agent. The *burn rate* over a span is the mean spend
 rate (``cost_usd_per_hour`` of the window rows) over it divided by the budget.
 An alert (the budget's ``fast`` and ``slow``) fires when the burn rate over its
-long span *and* over its short span are both at least its ``burn_rate``: the
+long span *and* over its short span are both at least its ``burn_rate`` (moved
+inside the budget by the optimizer's setpoint margin, :func:`burn_alerts`): the
 same multiwindow rule, short span included, as the optimizer's threshold
 alerts (:func:`swarmopt.optimizer.detect.short_span`: the last twelfth of the
 long span; Google SRE workbook, ch. 5), so a spike that is already over or a
@@ -67,13 +68,22 @@ def _culprit(mats: dict[str, np.ndarray], n: int) -> str:
     return best if excess[best] > 0 else max(sorted(spend), key=lambda a: spend[a])
 
 
-def burn_alerts(mats: dict[str, np.ndarray], budget: Budget, window_s: float) -> list[Bottleneck]:
+def burn_alerts(mats: dict[str, np.ndarray], budget: Budget, window_s: float, margin: float = 0.0
+                ) -> list[Bottleneck]:
     """``cost_burn`` bottlenecks of every budget of ``budget`` whose alert fires
     (see the module doc). ``mats``: each agent's window vectors
     (:func:`~swarmopt.optimizer.detect.window_vectors`, oldest first), at
     least :func:`windows_needed` of them where the run is that long (all
     agents close windows together, so their rows line up). Per budget the
-    first of ``fast``, ``slow`` that fires."""
+    first of ``fast``, ``slow`` that fires.
+
+    ``margin`` (0 <= margin < 1, the optimizer's ``margin``) moves each
+    alert's burn rate inside the budget, as
+    :func:`~swarmopt.optimizer.detect.setpoint` moves the SLO thresholds: an
+    alert fires at ``burn_rate x (1 - margin)``, the bottleneck's threshold,
+    so the optimizer's tolerance band sits around a setpoint under the budget
+    (issue 10: a budget burned at 1.06x its rate sat inside a band above it,
+    and the cost scenario's spend stayed over budget for the rest of the run)."""
     if not budget.enabled or not mats:
         return []
     scopes: list[tuple[str, float, list[str]]] = []
@@ -86,24 +96,26 @@ def burn_alerts(mats: dict[str, np.ndarray], budget: Budget, window_s: float) ->
             n = max(1, round(alert.long_s / window_s))
             rates = [_rates(mats[a], n) for a in agents]
             long_rate, short_rate = (sum(r[i] for r in rates) for i in (0, 1))
-            if long_rate / usd >= alert.burn_rate and short_rate / usd >= alert.burn_rate:
+            fire = alert.burn_rate * (1.0 - margin)
+            if long_rate / usd >= fire and short_rate / usd >= fire:
                 agent = scope if scope != "system" else _culprit({a: mats[a] for a in agents}, n)
                 span = min(n, len(mats[agents[0]]))
-                out.append(_bottleneck(scope, agent, alert, long_rate, short_rate, usd, span, window_s))
+                out.append(_bottleneck(scope, agent, alert, fire, (long_rate, short_rate), usd, span, window_s))
                 break
     return out
 
 
-def _bottleneck(scope: str, agent: str, alert: BurnAlert, long_rate: float, short_rate: float, usd: float,
+def _bottleneck(scope: str, agent: str, alert: BurnAlert, fire: float, rates: tuple[float, float], usd: float,
                 n: int, window_s: float) -> Bottleneck:
+    long_rate, short_rate = rates
     burn = long_rate / usd
     which = "fast" if alert.severity in ("high", "critical") else "slow"
     who = "system" if scope == "system" else agent
     charged = f"; charged to {agent}, whose spend rose most" if scope == "system" else ""
     text = (f"{which} burn: {who} spends ${long_rate:,.2f}/h, {burn:.2f}x its ${usd:,.2f}/h budget over "
             f"{n * window_s / 60:.0f} min ({short_rate / usd:.2f}x over the short span){charged}")
-    return Bottleneck("cost_burn", alert.severity, agent, "cost_burn_rate", burn, alert.burn_rate,
-                      round((burn / alert.burn_rate - 1.0) * 100.0, 1), text,
+    return Bottleneck("cost_burn", alert.severity, agent, "cost_burn_rate", burn, fire,
+                      round((burn / fire - 1.0) * 100.0, 1), text,
                       "Cache the costliest tool longer or use a cheaper model tier")
 
 

@@ -231,7 +231,7 @@ class Optimizer:
             self.bottlenecks += rule_bottlenecks(self.rules, recent, th, self.profiles)
         if self.budget.enabled:
             self.bottlenecks += burn_alerts(self.history.matrices(windows_needed(self.budget, self.window_s)),
-                                            self.budget, self.window_s)
+                                            self.budget, self.window_s, self.cfg.margin)
         if self.mode.grants:
             self.bottlenecks += grant_bottlenecks(self.mode, snaps)
             self._set_mode(replace(self.mode, grants=()), t)  # a grant is answered (or dropped) once
