@@ -686,11 +686,13 @@ class OptimizerConfig(Strict):
     segmented regression, adjusted for a trend and for the arrival rate, so
     that a leak or a load ramp running through a change is not read as its
     effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
-    ``measure_reverts``: the undo of a reverted change (no measured effect)
-    is measured like a change, and the change restored when undoing it made its
-    target significantly worse; the agent takes no new change meanwhile. False:
-    the undo is not measured and the windows under the reverted change count
-    as the configuration before it, so the next change may follow at once.
+    ``measure_reverts``: the undo of a reverted change whose estimate was a
+    gain (too noisy to pass) is measured like a change, and the change restored
+    when undoing it made its target significantly worse; the agent takes no new
+    change meanwhile. The undo of a revert that showed no gain, and a
+    rollback's, are not measured (neither is ever restored). False: no undo is
+    measured. Unmeasured, the windows under a reverted change count as the
+    configuration before it, so the next change may follow at once.
     ``cache_settle``: a change of cache TTLs is judged on the windows from one
     TTL (the longer of old and new) after it took effect: before that the
     cache still serves entries filled under the old TTL and the hit rate has
@@ -759,9 +761,9 @@ class OptimizerConfig(Strict):
     thresholds: Thresholds = Thresholds()
     trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
                                                           "trend and the arrival rate, not by Welch's test")
-    measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change (and "
-                                  "restore the change if undoing it made its target worse) before the agent's next "
-                                  "change; false: the next change may follow at once")
+    measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change whose estimate "
+                                  "was a gain (and restore the change if undoing it made its target worse) before "
+                                  "the agent's next change; false: the next change may follow at once")
     cache_settle: bool = Field(default=False, description="judge a change of cache TTLs from one TTL after it took "
                                                           "effect, once the hit rate has settled")
     at_horizon: Literal["revert", "keep_gain", "keep_promising"] = Field(
