@@ -354,7 +354,9 @@ def change_outcomes(events: pd.DataFrame) -> pd.DataFrame:
     because undoing it made its metric significantly worse) or ``measuring``
     (no verdict by the end). ``undone_s``/``restored_s``: when the undo and
     the restore took effect; ``undo_verdict``: the verdict on the undo
-    (``rollback.measured``; ``fail`` means undoing it made things worse)."""
+    (``rollback.measured``; ``fail`` means undoing it made things worse),
+    missing where the undo was not measured (a rollback's, or a revert's whose
+    estimate was no gain: :mod:`swarmopt.optimizer.trial`)."""
     cols = ["strategy_id", "agent", "kind", "type", "knob", "old_value", "new_value", "old_text", "new_text",
             "scheduled_s", "effective_s", "metric", "before", "after", "improvement_pct", "ci_low_pct",
             "ci_high_pct", "p_value", "verdict", "decision", "status", "undone_s", "undo_verdict", "restored_s"]

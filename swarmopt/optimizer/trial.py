@@ -22,16 +22,12 @@ deciding test's estimate a gain at p < ``cfg.promising_p``, :meth:`~swarmopt.opt
 close enough to a pass that measuring on is likely to decide it), each look at its share of alpha
 (:func:`look_alpha`), and only then reverted (a change that cannot be told from no change is reverted once), or with
 ``cfg.at_horizon`` "keep_gain" kept when the deciding test's estimate is a gain, or "keep_promising" when it is
-still promising at the last look of its extension. The undo of a revert whose
-estimate was a gain is measured too (with ``cfg.measure_reverts``), and the change restored
-when undoing it
-made its target significantly worse with no guardrail breach (the change and its
-undo are two experiments, and the second found the effect the first was too
-noisy to show). Other undos are not measured, as nothing could follow from it: a
-rollback is never restored, nor a change whose own estimate was no gain, and
-measuring them held the agent's next remedy back two cycles (library, ground truth:
-docs/decision-quality.md). Autonomy rises after ``autonomy_raise_after`` consecutive kept
-changes.
+still promising at the last look of its extension. The undo of a revert whose estimate was a gain is measured
+too (with ``cfg.measure_reverts``), and the change restored when undoing it made its target significantly worse
+with no guardrail breach (the change and its undo are two experiments, and the second found the effect the first
+was too noisy to show). Other undos are not measured, as nothing could follow from them: a rollback is never
+restored, nor a change whose own estimate was no gain, and measuring them held the agent's next remedy back two
+cycles (docs/decision-quality.md). Autonomy rises after ``autonomy_raise_after`` consecutive kept changes.
 
 A decision can be forced ("keep", "rollback" or "revert"), e.g. by a
 counterfactual run that continues a judged change the other way
