@@ -63,6 +63,19 @@ def test_a_change_nothing_reads_is_labelled_no_effect(degraded):
     assert label("keep", truth) == "false keep" and label("revert", truth) == "correct revert"
 
 
+def test_the_replayed_cost_per_decision_stands_beside_the_label(degraded):
+    """A stronger model tier on every decision: the replay reports keeping it as dearer per decision (the strong
+    tier's tokens cost more), which is what a cost guardrail's rollback is about; the label counts the SLO and the
+    target only."""
+    kept = run_scenario(_with_knob(degraded, HUNTER, "model_tier", "strong"), seed=3, runtime="local").metrics
+    undone = run_scenario(degraded, seed=3, runtime="local").metrics
+    eff = true_effect(kept, undone, [HUNTER], "response_time_ms_mean", "lower", (2400.0, 2700.0), 2100.0,
+                      DEFAULT_SLO)
+    assert eff["cost_kept"] > eff["cost_undone"] > 0
+    assert eff["cost_effect_pct"] == pytest.approx(-100.0 * (eff["cost_kept"] / eff["cost_undone"] - 1.0))
+    assert eff["cost_effect_pct"] < -20
+
+
 def test_classify_thresholds_are_options():
     assert classify(2.5, 0.0) == "helped" and classify(-2.5, 50.0) == "hurt"
     assert classify(1.0, 3.0) == "helped" and classify(1.0, -3.0) == "hurt" and classify(1.0, 1.0) == "no effect"

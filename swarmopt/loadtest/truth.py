@@ -156,11 +156,16 @@ def true_effect(kept: pd.DataFrame, undone: pd.DataFrame, agents: Sequence[str],
     and of the arm that undid it: the target ``metric`` over ``horizon``
     (start, end s) and the ``agents``' SLO attainment from ``from_s`` to the
     end (see the module doc), which decide the label; beside them the target
-    from the horizon's start to the end (``target_effect_pct_to_end``) and the
-    attainment over the horizon (``slo_effect_points_horizon``)."""
+    from the horizon's start to the end (``target_effect_pct_to_end``), the
+    attainment over the horizon (``slo_effect_points_horizon``) and the
+    ``agents``' cost per decision (USD) over the horizon (``cost_kept``,
+    ``cost_undone``, ``cost_effect_pct``, positive when keeping the change made
+    decisions cheaper), which a cost guardrail's rollback is about and the label
+    does not count."""
     end = math.inf
     tk, tu = (_window_mean(m, agents, metric, *horizon) for m in (kept, undone))
     tk_end, tu_end = (_window_mean(m, agents, metric, horizon[0], end) for m in (kept, undone))
+    ck, cu = (_window_mean(m, agents, "cost_per_decision_usd", *horizon) for m in (kept, undone))
     met_k, met_u = slo_met(kept, slo), slo_met(undone, slo)
     sk, su = attainment(kept, met_k, from_s, agents), attainment(undone, met_u, from_s, agents)
     hk, hu = (attainment(m, met, horizon[0], agents, horizon[1]) for m, met in ((kept, met_k), (undone, met_u)))
@@ -168,7 +173,8 @@ def true_effect(kept: pd.DataFrame, undone: pd.DataFrame, agents: Sequence[str],
             "target_effect_pct": relative_gain(tk, tu, better),
             "target_effect_pct_to_end": relative_gain(tk_end, tu_end, better),
             "slo_kept": sk, "slo_undone": su, "slo_effect_points": 100.0 * (sk - su),
-            "slo_effect_points_horizon": 100.0 * (hk - hu)}
+            "slo_effect_points_horizon": 100.0 * (hk - hu), "cost_kept": ck, "cost_undone": cu,
+            "cost_effect_pct": relative_gain(ck, cu, "lower")}
 
 
 def _finish(sim) -> None:
