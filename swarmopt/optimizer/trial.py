@@ -58,8 +58,8 @@ DECISIONS = ("keep", "rollback", "revert")
 @dataclass(frozen=True)
 class Trial:
     """A change in flight on one agent, waiting for its after-windows; the undo
-    of a change (``undone``, reverted or rolled back by ``undo_decision``) is a
-    trial too, measured but not decided on. ``arms``: the windows of a
+    of a reverted change (``undone``) is a trial too, measured but not decided
+    on. ``arms``: the windows of a
     switchback trial (:mod:`swarmopt.optimizer.switchback`), empty for a
     before/after one; ``split_s``: where the judged span of a split look
     (:mod:`swarmopt.optimizer.split`) begins, NaN for none; ``before_from_s``:
@@ -70,7 +70,6 @@ class Trial:
     effective_s: float
     measure_at_s: float
     undone: Strategy | None = None
-    undo_decision: str = ""
     arms: Arms = ()
     lead_windows: int = 0
     split_s: float = math.nan
@@ -144,7 +143,7 @@ def fill_windows(actions: tuple[KnobChange, ...], rows: Sequence[Mapping]) -> in
 
 
 def new_trial(s: Strategy, effective_s: float, cfg: OptimizerConfig, window_s: float, undone: Strategy | None = None,
-              undo_decision: str = "", before_from_s: float = math.inf, rows: Sequence[Mapping] = ()) -> Trial:
+              before_from_s: float = math.inf, rows: Sequence[Mapping] = ()) -> Trial:
     """The trial of ``s`` taking effect at ``effective_s``: its first look after
     ``measure_windows`` windows, which begin once a raised cache size bound
     has filled (:func:`fill_windows` of the agent's recent window ``rows``, at
@@ -153,7 +152,7 @@ def new_trial(s: Strategy, effective_s: float, cfg: OptimizerConfig, window_s: f
     canary's warm-up, a transient deleted as in simulation output analysis."""
     fill = min(cfg.max_measure_windows, fill_windows(s.actions, rows))
     settle_s = max(settle_windows(s.actions, window_s) if cfg.cache_settle else 0, fill) * window_s
-    return Trial(s, effective_s, effective_s + settle_s + cfg.measure_windows * window_s, undone, undo_decision,
+    return Trial(s, effective_s, effective_s + settle_s + cfg.measure_windows * window_s, undone,
                  settle_s=settle_s, before_from_s=before_from_s)
 
 
@@ -275,7 +274,7 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     j = judgement
     if trial.undone is not None:
         s = trial.undone
-        if trial.undo_decision != "revert" or j.verdict != "fail" or j.breaches:
+        if j.verdict != "fail" or j.breaches:
             return TrialOutcome("", j.reason, state=state)
         return TrialOutcome("restore", f"undoing it made {s.target_metric} worse: {j.reason}", changes=s.actions,
                             effective_s=align(t + cfg.rollback_time_s, window_s), ref=f"restore:{s.id}",
@@ -292,7 +291,8 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
                  and not w.ci_high_pct < 100 * cfg.min_improvement)
     # the deciding test close to a pass: the promising zone of an adaptive design (Mehta & Pocock 2011)
     e = j.effect(cfg.alpha)
-    in_zone = j.verdict == "marginal" and e.improvement_pct > 0 and e.p_value < cfg.promising_p
+    gain = e.improvement_pct > 0  # the deciding test's estimate (NaN is none)
+    in_zone = j.verdict == "marginal" and gain and e.p_value < cfg.promising_p
     windows = horizon_s / window_s + cfg.measure_windows  # the after-span of the next look
     no_look_left = windows > cfg.max_measure_windows + cfg.extend_windows + 1e-9
     past_horizon = windows > cfg.max_measure_windows + 1e-9
@@ -311,7 +311,7 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     if forced is None and decision == "revert" and cfg.at_horizon == "keep_promising" and in_zone and no_look_left:
         # a keep at promising_p for the few changes that stayed in the zone over the last two looks
         decision, reason = "keep", f"kept at the horizon, still promising (p = {e.p_value:.3g}): {j.reason}"
-    if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain" and e.improvement_pct > 0:
+    if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain" and gain:
         # undecided at the horizon: keep on the sign of the estimate (the Bayes decision under a symmetric loss);
         # guardrail breaches and measured harm are rollbacks before this
         decision = "keep"
@@ -329,7 +329,7 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     new = _move(state, -cfg.autonomy_step_down, cfg) if decision == "rollback" else state.autonomy
     why = f"rollback of {s.id} on {agent}: {reason}" if new != state.autonomy else ""
     return TrialOutcome(**common, changes=undo.actions, effective_s=eff, ref=undo.id,
-                        undo=new_trial(undo, eff, cfg, window_s, s, decision)
-                        if decision == "revert" and cfg.measure_reverts and e.improvement_pct > 0 else None,
+                        undo=new_trial(undo, eff, cfg, window_s, s)
+                        if decision == "revert" and cfg.measure_reverts and gain else None,
                         tabu_until_s=t + max(TABU_S, cfg.stabilization_window_s), state=TrialState(new, 0),
                         autonomy_reason=why)
