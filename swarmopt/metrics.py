@@ -320,7 +320,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     share of the decisions another replica's worker served (work stealing,
     :func:`swarmopt.sim.sched.steal`). ``tool_hold_share``:
     the largest share of the worker busy time one tool's calls held (its
-    index among the agent's tools in ``tool_hold_index``).
+    index among the agent's tools in ``tool_hold_index``), and per tool
+    ``tool_hold_share.<tool>``, that tool's share.
 
     Resources (simulated): ``cpu_percent`` = worker busy time (``lent_s`` included) / (workers x
     window), capped at 100; ``memory_percent`` = modelled memory / capacity;
@@ -501,14 +502,17 @@ def _tool_hit_rates(w: WindowData, n: int) -> dict[str, float]:
 
 def _tool_hold(w: WindowData, busy_s: float) -> dict[str, float]:
     """``tool_hold_share``: the largest share of the window's worker busy time
-    that one tool's calls held (timeouts cap a call), and ``tool_hold_index``
-    that tool's index in the window's tools; NaN without tools or busy time."""
+    that one tool's calls held (timeouts cap a call), ``tool_hold_index``
+    that tool's index in the window's tools, and ``tool_hold_share.<tool>``
+    each tool's share; NaN without tools or busy time."""
     tools = w.info.get("tools", ())
     if not tools or w.tool_held_s is None or busy_s <= 0:
-        return {"tool_hold_share": float("nan"), "tool_hold_index": float("nan")}
+        return {"tool_hold_share": float("nan"), "tool_hold_index": float("nan")} | {
+            f"tool_hold_share.{t}": float("nan") for t in tools}
     held = w.tool_held_s[:len(tools)]
     j = int(np.argmax(held))
-    return {"tool_hold_share": float(held[j]) / busy_s, "tool_hold_index": float(j)}
+    return {"tool_hold_share": float(held[j]) / busy_s, "tool_hold_index": float(j)} | {
+        f"tool_hold_share.{t}": float(h) / busy_s for t, h in zip(tools, held.tolist(), strict=True)}
 
 
 def window_metrics(w: WindowData) -> dict:

@@ -33,8 +33,8 @@ from swarmopt.optimizer.tuning import (
     tune_breaker_threshold,
 )
 from swarmopt.protocol import grant_workers
-from swarmopt.queueing import lru_capacity_for_hit_rate, zipf_probabilities
-from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs, ToolProfile
+from swarmopt.queueing import lru_capacity_for_hit_rate, ttl_cache_hit_rate, zipf_probabilities
+from swarmopt.schema import KNOB_BOUNDS, TIERS, AgentProfile, Knobs, OptimizerConfig, ToolProfile
 
 MAX_TTL_S = 3600.0
 
@@ -249,12 +249,53 @@ def _slowest_uncached_tool(k: Knobs, p: AgentProfile):
     return max(tools, key=lambda t: t.latency_ms_median * (1 + t.error_rate * 10), default=None)
 
 
+MIN_VISIBLE_GAIN = OptimizerConfig.model_fields["min_improvement"].default
+"""The least predicted effect worth a trial: the judge's default minimum improvement (relative for a latency,
+absolute for a rate), below which a real effect is reverted as marginal."""
+
+
+def ttl_raise_gain(view: dict, tool: ToolProfile, k: Knobs, new_ttl_s: float) -> tuple[float, float]:
+    """Predicted effect of raising ``tool``'s TTL to ``new_ttl_s`` (s): the
+    relative cut of the service time and the absolute drop of the error rate.
+
+    The hit rate moves as the TTL cache model says (:func:`swarmopt.queueing.
+    ttl_cache_hit_rate`, the tool's Zipf law at one lookup per decision,
+    ``arrival_rate_per_s``), scaled by the observed hit rate over the model's
+    at the current TTL (``view["tools"][tool]["hit_rate"]``): a cache that hits
+    less than modelled (invalidations, a bypass) gains as much less. The tool's
+    calls hold ``hold_share`` of the worker time (:func:`swarmopt.optimizer.
+    tuning.tool_view`) in proportion to its misses, so the service time falls
+    by ``hold_share x dh / (1 - h)``; each call fails at its observed
+    ``error_rate``, so the error rate falls by at most ``error_rate x dh``.
+    NaN figures give NaN (nothing to predict from)."""
+    seen = view.get("tools", {}).get(tool.name, {})
+    rate = view.get("arrival_rate_per_s", math.nan)
+    if not _finite(rate):
+        return math.nan, math.nan
+    probs = zipf_probabilities(tool.keyspace, tool.zipf_s)
+    old_m = ttl_cache_hit_rate(probs, rate, k.cache_ttl_s.get(tool.name, 0.0))
+    new_m = ttl_cache_hit_rate(probs, rate, new_ttl_s)
+    h = seen.get("hit_rate", math.nan)
+    if not _finite(h):
+        h = old_m
+    gain = min(1.0, h * new_m / old_m) - h if old_m > 0 else new_m - h
+    dh = max(0.0, gain)
+    share, err = seen.get("hold_share", math.nan), seen.get("error_rate", math.nan)
+    return (share * dh / (1.0 - h) if h < 1.0 else 0.0), err * dh
+
+
 def raise_cache_ttl(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange] | None:
     """Raise the TTL of the slowest, most error-prone tool toward an hour (``MAX_TTL_S``), one step at a time:
     more hits mean fewer slow and failing calls. The planner bounds the step (at least 60 s, at most
-    ``max_ttl_step_ratio`` x the old TTL: :func:`swarmopt.optimizer.stabilize.bound_step`)."""
+    ``max_ttl_step_ratio`` x the old TTL: :func:`swarmopt.optimizer.stabilize.bound_step`). Not proposed when
+    even an hour is predicted to cut neither the service time nor the error rate by ``MIN_VISIBLE_GAIN``
+    (:func:`ttl_raise_gain`): on a model-bound agent (the Narrative Architect's style guide holds about 5% of its
+    busy time) or a bypassed cache, the trial would cost two cycles for an effect the judge cannot see."""
     tool = _slowest_uncached_tool(k, p)
     if tool is None:
+        return None
+    latency, errors = ttl_raise_gain(s, tool, k, MAX_TTL_S)
+    if not (latency >= MIN_VISIBLE_GAIN or errors >= MIN_VISIBLE_GAIN) and (_finite(latency) or _finite(errors)):
         return None
     return _change(p.id, k, f"cache_ttl_s.{tool.name}", MAX_TTL_S)
 

@@ -79,19 +79,28 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
+def _mean(values) -> float:
+    finite = [v for v in values if _finite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
 def tool_view(snapshot: dict, rows: Sequence[Mapping], tools: Sequence[str]) -> dict:
     """``snapshot`` with ``tools``: per tool name, its ``calls`` (sum), ``error_rate``
-    (failed / made calls) and ``cost_usd`` (sum) over ``rows`` (the window rows the
-    snapshot averages, per-tool columns of :func:`swarmopt.metrics.window_rows`;
-    ``error_rate`` is NaN without calls), and ``model_cost_usd_sum``, the model
-    cost summed over them. Returns a new dict."""
+    (failed / made calls), ``cost_usd`` (sum), ``hold_share`` (mean of its share
+    of the worker busy time) and ``hit_rate`` (mean cache hit rate) over ``rows``
+    (the window rows the snapshot averages, per-tool columns of
+    :func:`swarmopt.metrics.window_rows`; ``error_rate`` is NaN without calls, the
+    means NaN without a value), and ``model_cost_usd_sum``, the model cost summed
+    over them. Returns a new dict."""
     view = {}
     for name in tools:
         calls = sum(r.get(f"tool_calls.{name}", 0) for r in rows)
         failed = sum(r.get(f"tool_calls.{name}", 0) * r.get(f"tool_error_rate.{name}", 0.0)
                      for r in rows if r.get(f"tool_calls.{name}", 0))
         view[name] = {"calls": calls, "error_rate": failed / calls if calls else math.nan,
-                      "cost_usd": sum(r.get(f"tool_cost_usd.{name}", 0.0) for r in rows)}
+                      "cost_usd": sum(r.get(f"tool_cost_usd.{name}", 0.0) for r in rows),
+                      "hold_share": _mean(r.get(f"tool_hold_share.{name}", math.nan) for r in rows),
+                      "hit_rate": _mean(r.get(f"cache_hit_rate_{name}", math.nan) for r in rows)}
     model = sum(x for x in (r.get("model_cost_usd", math.nan) for r in rows) if _finite(x))
     return dict(snapshot, tools=view, model_cost_usd_sum=model)
 
