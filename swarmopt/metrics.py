@@ -324,7 +324,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
     ``tool_hold_share.<tool>``, that tool's share.
 
     Resources (simulated): ``cpu_percent`` = worker busy time (``lent_s`` included) / (workers x
-    window), capped at 100; ``memory_percent`` = modelled memory / capacity;
+    window), capped at 100; ``memory_percent`` = modelled memory / capacity, of which the
+    caches' live entries hold ``cache_memory_percent`` (NaN where not modelled);
     ``network_kbps`` from tool calls made and messages; ``storage_percent`` = cached
     keys / key capacity.
 
@@ -434,6 +435,7 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "conflicts": w.conflicts,
             "cpu_percent": min(100.0, 100.0 * max(0.0, busy_total + w.lent_s) / (info["concurrency"] * window_s)),
             "memory_percent": 100.0 * info["memory_mb"] / info["memory_capacity_mb"],
+            "cache_memory_percent": 100.0 * info.get("cache_mb", nan) / info["memory_capacity_mb"],
             "network_kbps": (calls * TOOL_RESPONSE_KB + (w.messages_sent + w.inbox_handled) * MESSAGE_KB) * 8.0
             / window_s,
             "storage_percent": 100.0 * info["cached_keys"] / info["cache_capacity"] if info["cache_capacity"] else 0.0,

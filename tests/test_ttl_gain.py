@@ -9,7 +9,7 @@ import pytest
 
 from swarmopt import run_scenario
 from swarmopt.loader import load_scenario
-from swarmopt.optimizer.strategies import MIN_VISIBLE_GAIN, raise_cache_ttl, ttl_raise_gain
+from swarmopt.optimizer.strategies import MIN_VISIBLE_GAIN, lower_cache_ttl, raise_cache_ttl, ttl_raise_gain
 
 from conftest import ROOT, short
 
@@ -79,3 +79,22 @@ def test_each_tools_share_of_the_busy_time_is_a_metric():
     cols = ["tool_hold_share.data_source", "tool_hold_share.web_search"]
     assert len(m) > 10 and ((m[cols] >= 0) & (m[cols] <= 1)).all().all()
     assert (m[cols].max(axis=1) - m["tool_hold_share"]).abs().max() < 1e-12
+
+
+def test_a_ttl_cut_frees_memory_only_where_the_caches_hold_it():
+    """Halving a TTL frees at most half the caches' entries. Under memory_leak the Narrative Architect's memory
+    is some 130% of its capacity and its style guide cache holds 0.1% of it (at most 200 keys of 64 KB): no cut is
+    proposed. Caches holding 40% of a 90% use are worth one; with no figure to go by it is proposed as before."""
+    na = PROFILES["narrative-architect"]
+    assert lower_cache_ttl({"memory_percent": 129.5, "cache_memory_percent": 0.13}, na.knobs, na) is None
+    assert lower_cache_ttl({"memory_percent": 90.0, "cache_memory_percent": 40.0}, na.knobs, na) is not None
+    assert lower_cache_ttl({"memory_percent": 90.0}, na.knobs, na) is not None
+
+
+def test_the_caches_share_of_memory_is_a_metric():
+    """``cache_memory_percent``: the live entries' memory (64 KB each) over the capacity, within ``memory_percent``."""
+    sc = load_scenario(ROOT / "scenarios" / "library" / "memory_leak.yaml")
+    m = run_scenario(short(sc, 1200), seed=1, policy="monitor").metrics
+    na = m[m["agent"] == "narrative-architect"]
+    assert (na["cache_memory_percent"] > 0).all() and (na["cache_memory_percent"] < na["memory_percent"]).all()
+    assert na["cache_memory_percent"].max() <= 100.0 * 200 * 64 / 1024 / 2048 + 1e-9  # the style guide's 200 keys

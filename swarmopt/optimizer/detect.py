@@ -30,7 +30,7 @@ SNAPSHOT_FIELDS = (
     "memory_percent", "inbox_in_time_rate", "cache_hit_rate", "arrival_rate_per_s", "escalation_rate",
     "timeout_rate", "timeout_busy_share", "attempt_ms_p99", "tool_error_rate", "degraded_rate", "cost_usd_per_hour",
     "throttle_wait_ms_mean", "token_throttle_wait_ms_mean", "cache_eviction_rate", "urgent_wait_ms_mean",
-    "tool_hold_share", "tool_hold_index",
+    "tool_hold_share", "tool_hold_index", "cache_memory_percent",
 )
 
 

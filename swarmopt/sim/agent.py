@@ -633,7 +633,8 @@ class AgentSim:
         cached = self._cached_keys(t_end)
         leaked = self.env.leaked_mb(t_end) if self.leaks else 0.0
         return {"concurrency": self.knobs.max_concurrency, "autonomy": self.autonomy, "cached_keys": cached,
-                "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + leaked}
+                "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + leaked,
+                "cache_mb": cached * CACHE_ENTRY_KB / 1024.0}
 
     def _record_end_state(self, k: int) -> None:
         """Note the state at the end of window ``k`` the first time the
