@@ -1,5 +1,6 @@
-"""A TTL raise is tried only where it can show: its predicted effect on the service time or the error rate
-(:func:`swarmopt.optimizer.strategies.ttl_raise_gain`) reaches the judge's minimum improvement."""
+"""A TTL change is tried only where it can show: a raise where its predicted effect on the service time or the
+error rate (:func:`swarmopt.optimizer.strategies.ttl_raise_gain`) reaches the judge's minimum improvement, a cut
+where the caches hold enough of the memory to free that much of it."""
 
 from __future__ import annotations
 
