@@ -632,9 +632,9 @@ class AgentSim:
     def _end_state(self, t_end: float) -> dict:
         cached = self._cached_keys(t_end)
         leaked = self.env.leaked_mb(t_end) if self.leaks else 0.0
+        cache_mb = cached * CACHE_ENTRY_KB / 1024.0
         return {"concurrency": self.knobs.max_concurrency, "autonomy": self.autonomy, "cached_keys": cached,
-                "memory_mb": self.profile.memory_base_mb + cached * CACHE_ENTRY_KB / 1024.0 + leaked,
-                "cache_mb": cached * CACHE_ENTRY_KB / 1024.0}
+                "memory_mb": self.profile.memory_base_mb + cache_mb + leaked, "cache_mb": cache_mb}
 
     def _record_end_state(self, k: int) -> None:
         """Note the state at the end of window ``k`` the first time the
