@@ -730,7 +730,7 @@ class OptimizerConfig(Strict):
     proactive: bool = True
     long_windows: int = Field(default=12, ge=1, le=1440)
     tolerance: float = Field(default=0.1, ge=0, lt=1)
-    margin: float = Field(default=0.1, ge=0, lt=1, description="setpoint = threshold x (1 - margin)")
+    margin: float = Field(default=0.15, ge=0, lt=1, description="setpoint = threshold x (1 - margin)")
     max_step_ratio: float = Field(default=4.0, ge=1, description="largest factor one change moves a knob by")
     max_ttl_step_ratio: float = Field(default=16.0, ge=1, description="largest factor one change moves a cache TTL by")
     bundle: bool = Field(default=True, description="one change per agent answers all of its bottlenecks")

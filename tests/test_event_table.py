@@ -16,7 +16,7 @@ from conftest import ROOT, short
 
 @pytest.fixture(scope="module")
 def sim(mh_scenario):
-    s = Simulation(short(mh_scenario, 5400), seed=2)
+    s = Simulation(short(mh_scenario, 5400), seed=1)
     s.run()
     return s
 
@@ -51,7 +51,7 @@ def test_knob_values_are_numbers_and_every_applied_change_names_its_strategy(sim
     for r in applied.itertuples():
         assert r.kind == scheduled[r.strategy_id]
         assert r.ref in (r.strategy_id, f"rollback:{r.strategy_id}", f"restore:{r.strategy_id}")
-    hunter = applied[applied["knob"] == "cache_ttl_s.data_source"].iloc[0]  # seed 2's second change
+    hunter = applied[applied["knob"] == "cache_ttl_s.data_source"].iloc[0]  # seed 1's second change
     assert (hunter.old_value, hunter.new_value) == (60, 960) and pd.isna(hunter.old_text)  # a TTL step of 16x
     auto = ev[ev["event"].str.startswith("autonomy.")]
     assert auto["new_value"].between(0, 1).all()

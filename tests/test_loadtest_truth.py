@@ -173,7 +173,7 @@ def test_ground_truth_leaves_the_run_as_run_scenario_makes_it(mh_scenario):
 def test_a_fork_with_frozen_autonomy_changes_no_agent_autonomy(mh_scenario):
     """What the ground truth's arms rely on: from the freeze on the Orchestrator moves no agent's autonomy,
     where the run it was forked from does."""
-    sim = simulation_class()(mh_scenario, 1, runtime="local")  # the rules raise the Hunter's autonomy at 3,300 s
+    sim = simulation_class()(mh_scenario, 3, runtime="local")  # the rules raise the Hunter's autonomy at 3,900 s
     sim.run(until=3000.0)
     frozen = sim.fork()
     frozen.freeze_autonomy()

@@ -204,7 +204,7 @@ def test_a_decide_hook_forces_every_verdict(mh_scenario):
     judged = ev[ev["event"].isin(["optimization.kept", "optimization.rolled_back", "optimization.reverted"])]
     assert len(judged) == len(seen) >= 3
     assert set(judged["event"]) == {"optimization.kept"} and judged["forced"].eq(True).all()
-    assert "opt_2100_market-hunter_raise_cache_ttl_1" in {sid for sid, _ in seen}  # seed 2's first change
+    assert "opt_2100_market-hunter_scale_concurrency_1" in {sid for sid, _ in seen}  # seed 2's first change
 
 
 def test_a_checkpoint_interval_must_be_positive(mh_scenario):
