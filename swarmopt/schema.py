@@ -660,7 +660,9 @@ class OptimizerConfig(Strict):
     success and coordination under a load ramp) gets one change that answers
     them all, the remedy of the most urgent bottleneck with those of the others
     that touch other knobs (:func:`swarmopt.optimizer.strategies.bundle`),
-    judged on the first remedy's target with the guardrails on the rest; False:
+    judged on the first remedy's target with the guardrails on the rest (a
+    bundle that would be reverted on it is kept when another remedy's target
+    passes, each tested at alpha / their number); False:
     one remedy per change, the others deferred to later cycles, so a cure that
     needs several knobs is found one trial (5 to 25 windows) at a time.
     Setpoint: the optimizer acts to bring a metric under its threshold with a

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange
 from swarmopt.loader import load_scenario
 from swarmopt.optimizer.core import Optimizer
@@ -36,6 +37,19 @@ def test_a_bundle_is_the_first_strategy_with_the_other_s_changes_and_the_larger_
     assert bundle(retry, strategy("a", "scale_concurrency", workers)).price == "response_time_ms_mean"
     assert b.rollback() == (retries.inverse(), workers.inverse())
     assert "max_concurrency=4" in b.rollback_plan and "max_retries=0" in b.rollback_plan
+
+
+def test_a_bundle_names_the_other_targets_it_may_pass_on():
+    """A bundle is judged on its first remedy's target and, when it would be reverted on it, on the other
+    remedies' targets, each named once."""
+    ttl = strategy("a", "raise_cache_ttl", KnobChange(MH, "cache_ttl_s.data_source", 60, 960))
+    breaker = replace(strategy("b", "tune_breaker_threshold", KnobChange(MH, "circuit_breaker.failure_rate_threshold",
+                                                                         0.5, 0.2)), target_metric="error_rate")
+    workers = strategy("c", "scale_concurrency", KnobChange(MH, "max_concurrency", 4, 8))
+    assert ttl.co_targets == () and bundle(ttl, breaker).co_targets == ("error_rate",)
+    assert bundle(ttl, workers).co_targets == ()  # the same target is judged once
+    assert bundle(bundle(ttl, breaker), workers).co_targets == ("error_rate",)
+    assert bundle(breaker, bundle(ttl, workers)).co_targets == ("response_time_ms_mean",)
 
 
 def test_a_bundle_may_not_touch_a_knob_twice_or_change_two_agents():
@@ -89,3 +103,17 @@ def test_a_strategy_riskier_than_the_autonomy_does_not_ride_along_without_approv
     opt.proposals = [Proposal(safe, True)]
     assert opt._bundle_with(risky, {MH: 0}) == 0
     assert opt._bundle_with(risky, {}) is None  # no change of the agent's to join
+
+
+def test_a_bundle_undecided_on_its_first_target_is_kept_on_another_that_passes():
+    """The worked example, seed 1: the second change raises the data source's TTL (for the response time) with the
+    breaker threshold cut (for the error rate). On the service time it would be reverted at its horizon (+9.9%,
+    p = 0.014, over the look's alpha), the threshold with it; the error rate's fall passes, so the bundle is kept
+    on it, with the evidence of that test in its event."""
+    ev = run_scenario(SC, seed=1, runtime="local").events
+    decided = ev[ev["event"].isin(["optimization.kept", "optimization.reverted", "optimization.rolled_back"])]
+    second = decided[decided["kind"] == "raise_cache_ttl"].iloc[0]
+    assert second["event"] == "optimization.kept" and second["metric"] == "error_rate"
+    assert second["verdict"] == "pass" and second["ci_low_pct"] > 0
+    measured = ev[(ev["event"] == "optimization.measured") & (ev["strategy_id"] == second["strategy_id"])]
+    assert set(measured["metric"].iloc[:-1]) == {"service_time_ms_mean"} and measured["metric"].iloc[-1] == "error_rate"

@@ -436,6 +436,19 @@ class Optimizer:
                              cfg.thresholds.success_rate_medium, None if trial.undone else price_of(s.price, cfg))
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
+            # a bundle's other remedies may work where the first one's gain cannot be seen: undoing it would undo them
+            if out.decision == "revert" and forced is None and trial.undone is None and s.co_targets:
+                for m in s.co_targets:
+                    jc = judge_change(before_rows, after_rows, before, after, m, alpha / len(s.co_targets),
+                                      cfg.min_improvement, cfg.min_samples, cfg.guardrail_success_drop,
+                                      cfg.guardrail_error_rise, cfg.guardrail_cost_rise, cfg.trend_adjust,
+                                      cfg.thresholds.response_time_ms, cfg.thresholds.success_rate_medium,
+                                      price_of(s.price, cfg))
+                    if jc.verdict == "pass":
+                        j = jc
+                        out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg,
+                                           self.window_s, t)
+                        break
             events.append(measure_event(t, j, trial, before_s, out, cfg.alpha))
             if (cfg.judge_design == "switchback" and switchback.switchable(s) and out.undo is not None
                     and out.undo.undone is None):  # measuring on: by O N blocks

@@ -136,7 +136,9 @@ class Strategy:
     are concrete knob changes so that ``rollback`` restores the old values.
     ``kind`` is the remedy's name; ``target_metric`` the metric the change is
     judged on (its direction is in :data:`swarmopt.metrics.METRICS`);
-    ``price`` the remedy's (:attr:`Remedy.price`)."""
+    ``price`` the remedy's (:attr:`Remedy.price`); ``co_targets`` a
+    bundle's other remedies' targets (:func:`bundle`), on which a bundle the
+    judge would revert may still pass."""
 
     id: str
     type: str
@@ -153,6 +155,7 @@ class Strategy:
     target_metric: str
     proactive: bool = False
     price: str | None = None
+    co_targets: tuple[str, ...] = ()
 
     def rollback(self) -> tuple[KnobChange, ...]:
         """The changes that restore every knob this strategy touched."""
@@ -172,12 +175,16 @@ def bundle(primary: Strategy, other: Strategy) -> Strategy:
     both bottlenecks, under ``primary``'s id, type, remedy and target metric,
     at the larger of the two risks and paying the price either names (a retry
     bundled with another remedy still pays its known price in response time;
-    :data:`PRICES` has one metric, so the two cannot name different ones).
+    :data:`PRICES` has one metric, so the two cannot name different ones),
+    with ``other``'s targets other than ``primary``'s as ``co_targets``.
     Raises ValueError when they may not be bundled (:func:`bundle_conflict`)."""
     if (why := bundle_conflict(primary, other)) is not None:
         raise ValueError(f"bundle: {primary.id} and {other.id} {why}")
     actions = primary.actions + other.actions
+    co = tuple(dict.fromkeys(m for m in (*primary.co_targets, other.target_metric, *other.co_targets)
+                             if m != primary.target_metric))
     return replace(primary, actions=actions, risk=max(primary.risk, other.risk), price=primary.price or other.price,
+                   co_targets=co,
                    description=f"{primary.description}; with {other.kind}", rollback_plan=rollback_plan(actions))
 
 
