@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -430,25 +431,21 @@ class Optimizer:
                 before_rows, after_rows = (self.history.window_rows(agent, *sp) for sp in spans)
                 before, after = (self.history.task_sample(agent, *sp) for sp in spans)
             alpha = look_alpha(cfg, trial.after_windows(self.window_s))
-            j = judge_change(before_rows, after_rows, before, after, s.target_metric, alpha, cfg.min_improvement,
-                             cfg.min_samples, cfg.guardrail_success_drop, cfg.guardrail_error_rise,
-                             cfg.guardrail_cost_rise, cfg.trend_adjust, cfg.thresholds.response_time_ms,
-                             cfg.thresholds.success_rate_medium, None if trial.undone else price_of(s.price, cfg))
+            judge = partial(judge_change, before_rows, after_rows, before, after, min_improvement=cfg.min_improvement,
+                            min_samples=cfg.min_samples, success_drop=cfg.guardrail_success_drop,
+                            error_rise=cfg.guardrail_error_rise, cost_rise=cfg.guardrail_cost_rise,
+                            trend_adjust=cfg.trend_adjust, latency_limit_ms=cfg.thresholds.response_time_ms,
+                            success_limit=cfg.thresholds.success_rate_medium,
+                            price=None if trial.undone else price_of(s.price, cfg))
+            j = judge(s.target_metric, alpha)
             forced = self._forced(s, j, t) if trial.undone is None else None
             out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
             # a bundle's other remedies may work where the first one's gain cannot be seen: undoing it would undo them
             if out.decision == "revert" and forced is None and trial.undone is None and s.co_targets:
-                for m in s.co_targets:
-                    jc = judge_change(before_rows, after_rows, before, after, m, alpha / len(s.co_targets),
-                                      cfg.min_improvement, cfg.min_samples, cfg.guardrail_success_drop,
-                                      cfg.guardrail_error_rise, cfg.guardrail_cost_rise, cfg.trend_adjust,
-                                      cfg.thresholds.response_time_ms, cfg.thresholds.success_rate_medium,
-                                      price_of(s.price, cfg))
-                    if jc.verdict == "pass":
-                        j = jc
-                        out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg,
-                                           self.window_s, t)
-                        break
+                others = (judge(m, alpha / len(s.co_targets)) for m in s.co_targets)
+                if (passed := next((jc for jc in others if jc.verdict == "pass"), None)) is not None:
+                    j = passed
+                    out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t)
             events.append(measure_event(t, j, trial, before_s, out, cfg.alpha))
             if (cfg.judge_design == "switchback" and switchback.switchable(s) and out.undo is not None
                     and out.undo.undone is None):  # measuring on: by O N blocks
