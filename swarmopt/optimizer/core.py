@@ -439,13 +439,14 @@ class Optimizer:
                             price=None if trial.undone else price_of(s.price, cfg))
             j = judge(s.target_metric, alpha)
             forced = self._forced(s, j, t) if trial.undone is None else None
-            out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t, forced)
+            state = TrialState(self.autonomy, self.streak)
+            out = decide_trial(agent, trial, j, state, cfg, self.window_s, t, forced)
             # a bundle's other remedies may work where the first one's gain cannot be seen: undoing it would undo them
             if out.decision == "revert" and forced is None and trial.undone is None and s.co_targets:
                 others = (judge(m, alpha / len(s.co_targets)) for m in s.co_targets)
                 if (passed := next((jc for jc in others if jc.verdict == "pass"), None)) is not None:
                     j = passed
-                    out = decide_trial(agent, trial, j, TrialState(self.autonomy, self.streak), cfg, self.window_s, t)
+                    out = decide_trial(agent, trial, j, state, cfg, self.window_s, t)
             events.append(measure_event(t, j, trial, before_s, out, cfg.alpha))
             if (cfg.judge_design == "switchback" and switchback.switchable(s) and out.undo is not None
                     and out.undo.undone is None):  # measuring on: by O N blocks
