@@ -93,7 +93,7 @@ SCHEMA: tuple[Column, ...] = (
     Column("method", _S, "test that decided: mann-whitney (per-task latency or cost), two-proportion (per-task "
            "rates), segmented-windows (window values adjusted for trend and load; welch-windows, window means, "
            "with optimizer.trend_adjust off); `/batch-means` when too few tasks were effectively independent "
-           "and the window values decided", f"{_MEASURED}, {_DECIDED}"),
+           "and the window means decided (by their increments, optimizer.batch_means)", f"{_MEASURED}, {_DECIDED}"),
     Column("better", _S, "direction in which the metric is better: lower / higher", _MEASURED),
     Column("before", _F, "the deciding test's figure before the change: per-task median (latency, cost) or "
            "proportion (rates), or the window level (window_before)", f"{_MEASURED}, {_DECIDED}"),
@@ -109,8 +109,9 @@ SCHEMA: tuple[Column, ...] = (
     Column("guardrails", _S, "guardrail breaches (cost, errors, success below its limit, the response time past "
            "its limit, a retry's response-time price past the setpoint); missing when none", _MEASURED),
     Column("window_before", _F, "secondary: the target's window level before the change: the mean before, or "
-           "where the window values decided (window_method segmented:...) what the after-span would have shown "
-           "without the change (trend and load extrapolated)", _MEASURED),
+           "where the window values decided (window_method segmented:... or increments) what the after-span would "
+           "have shown without the change (trend and load extrapolated; the before-span's mean increment carried "
+           "on)", _MEASURED),
     Column("window_after", _F, "secondary: mean of the target's window values after the change", _MEASURED),
     Column("window_improvement_pct", _F, "secondary: relative change of the window level, positive = better (%); "
            "what the optimizer learns expected improvements from", _MEASURED),
@@ -120,7 +121,8 @@ SCHEMA: tuple[Column, ...] = (
     Column("window_verdict", _S, "secondary: verdict of the window-level comparison", _MEASURED),
     Column("window_method", _S, "secondary: the window-level comparison: segmented:<covariates> (segmented "
            "regression on trend and/or load, measure.adjusted_measure, where the window values decided with "
-           "optimizer.trend_adjust) or welch (window means)", _MEASURED),
+           "optimizer.trend_adjust), increments (batch means by their increments, measure.drift_measure) or welch "
+           "(window means)", _MEASURED),
     Column("tasks_before", _I, "decisions in the before-span", _MEASURED),
     Column("tasks_after", _I, "decisions in the after-span", _MEASURED),
     Column("tau_before", _F, "autocorrelation time of the per-task series before (>= 1)", _MEASURED),

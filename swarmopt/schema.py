@@ -687,7 +687,12 @@ class OptimizerConfig(Strict):
     With ``trend_adjust`` the window values of a target are compared by
     segmented regression, adjusted for a trend and for the arrival rate, so
     that a leak or a load ramp running through a change is not read as its
-    effect (:func:`swarmopt.optimizer.measure.adjusted_measure`).
+    effect (:func:`swarmopt.optimizer.measure.adjusted_measure`). Where the
+    per-task values are too autocorrelated to judge (a backlog) the window
+    means decide, so compared; with ``batch_means: increments`` by their
+    increments instead (:func:`swarmopt.optimizer.measure.drift_measure`:
+    valid where a backlog grows all along, where the levels are not, but
+    measured worse on the fault library, docs/decision-quality.md).
     ``measure_reverts``: the undo of a reverted change whose estimate was a
     gain (too noisy to pass) is measured like a change, and the change restored
     when undoing it made its target significantly worse; the agent takes no new
@@ -763,6 +768,9 @@ class OptimizerConfig(Strict):
     thresholds: Thresholds = Thresholds()
     trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
                                                           "trend and the arrival rate, not by Welch's test")
+    batch_means: Literal["levels", "increments"] = Field(
+        default="levels", description="window means that judge a target whose per-task values are too "
+        "autocorrelated (a backlog): by their levels as window values are, or by their increments")
     measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change whose estimate "
                                   "was a gain (and restore the change if undoing it made its target worse) before "
                                   "the agent's next change; false: the next change may follow at once")

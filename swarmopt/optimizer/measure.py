@@ -259,6 +259,53 @@ def adjusted_measure(before_rows: list[dict], after_rows: list[dict], metric: st
                        method)
 
 
+def drift_measure(before_rows: list[dict], after_rows: list[dict], metric: str, better: str,
+                  alpha: float = 0.05, min_improvement: float = 0.02, min_decisions: int = 1) -> Measurement:
+    """Compare ``metric``'s window values before and after a change by their
+    increments: Welch's t-test of the after-span's increments (the first taken
+    from the last window before) against the before-span's.
+
+    For the window means of a backlog: a queue whose decisions wait behind a
+    long busy period adds each window's excess of work to the next, so its
+    window means are a random walk with drift. Compared as levels, with or
+    without a fitted line, their autocorrelated residuals make any t-test's
+    standard error too small, the spurious regression of Granger & Newbold
+    (*J. Econometrics* 2, 1974); their increments are about independent, and a
+    change that drains the backlog (or slows its growth) lowers their mean.
+    ``before`` is the after-span's counterfactual mean level (the last window
+    before carried on by the before-span's mean increment), ``after`` its mean;
+    ``improvement_pct`` = 100 x the difference of mean increments x (n_after +
+    1) / 2 / counterfactual, in the better direction, with the Welch interval
+    scaled the same way; ``p_value`` one-sided for an improvement. Verdict as
+    :func:`welch_verdict`; fewer than 3 usable windows before or 2 after, or a
+    non-positive counterfactual, is inconclusive. Raises ValueError for
+    ``better`` not in {"lower", "higher"}.
+    """
+    if better not in ("lower", "higher"):
+        raise ValueError(f"better must be 'lower' or 'higher', got {better!r}")
+    b, a = _values(before_rows, metric, min_decisions), _values(after_rows, metric, min_decisions)
+    nb, na = len(b), len(a)
+    cf = float(b[-1] + np.diff(b).mean() * (na + 1) / 2.0) if nb >= 3 and na else math.nan
+    if nb < 3 or na < 2 or not cf > 0:
+        return Measurement(metric, better, cf, float(a.mean()) if na else math.nan, math.nan, math.nan, math.nan,
+                           math.nan, "inconclusive", nb, na, "increments")
+    db, da = np.diff(b), np.diff(np.concatenate(([b[-1]], a)))
+    sign = -1.0 if better == "lower" else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant increments: scipy's precision warning
+        res = welch_ttest(da, db)
+    if not np.isfinite(res.statistic):
+        return Measurement(metric, better, cf, float(a.mean()), math.nan, math.nan, math.nan, math.nan,
+                           "inconclusive", nb, na, "increments")
+    p_better = float(special.stdtr(res.df, res.statistic if better == "lower" else -res.statistic))
+    low, high = res.confidence_interval(0.95)
+    scale = 100.0 * (na + 1) / 2.0 / cf
+    improvement = sign * float(da.mean() - db.mean()) * scale
+    lo, hi = sorted((sign * float(low) * scale, sign * float(high) * scale))
+    return Measurement(metric, better, cf, float(a.mean()), improvement, lo, hi, p_better,
+                       welch_verdict(p_better, improvement, alpha, min_improvement), nb, na, "increments")
+
+
 def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better: str,
             alpha: float = 0.05, min_improvement: float = 0.02, min_decisions: int = 1) -> Measurement:
     """Compare ``metric`` over window rows before and after a change.
@@ -421,7 +468,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  metric: str, alpha: float = 0.05, min_improvement: float = 0.02,
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
-                 success_limit: float = 1.0, price: Price | None = None) -> Judgement:
+                 success_limit: float = 1.0, price: Price | None = None,
+                 batch_means: str = "levels") -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -440,8 +488,9 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     price the change's remedy is known to pay (:func:`price_paid`). ``trend_adjust``: where the window values decide (a
     window target, batch means), compare them by :func:`adjusted_measure`,
     adjusted for the metric's ``covariates``;
-    elsewhere, and without it, ``window`` is :func:`measure`'s. Raises
-    ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
+    elsewhere, and without it, ``window`` is :func:`measure`'s. ``batch_means``: "levels" judges batch means as
+    the window values above, "increments" by :func:`drift_measure` (a growing backlog's window means are a random
+    walk with drift). Raises ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
     window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
@@ -467,7 +516,9 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
             # min_samples are effectively independent: the batch-means method for
             # correlated simulation output judges the window means instead
             method += "/batch-means"
-        if trend_adjust:
+        if canary is not None and batch_means == "increments":
+            window = drift_measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
+        elif trend_adjust:
             # the window values decide: adjusted for trend and load (a per-task test compares the same
             # five windows a side, but on its own, more precise scale: its secondary figure stays Welch's)
             window = adjusted_measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement,
