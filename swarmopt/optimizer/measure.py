@@ -58,6 +58,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import special, stats
@@ -291,13 +292,11 @@ def drift_measure(before_rows: list[dict], after_rows: list[dict], metric: str, 
                            math.nan, "inconclusive", nb, na, "increments")
     db, da = np.diff(b), np.diff(np.concatenate(([b[-1]], a)))
     sign = -1.0 if better == "lower" else 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant increments: scipy's precision warning
-        res = welch_ttest(da, db)
-    if not np.isfinite(res.statistic):
+    res = welch_ttest(da, db)
+    if not np.isfinite(res.statistic):  # constant increments on both sides: no noise to test against
         return Measurement(metric, better, cf, float(a.mean()), math.nan, math.nan, math.nan, math.nan,
                            "inconclusive", nb, na, "increments")
-    p_better = float(special.stdtr(res.df, res.statistic if better == "lower" else -res.statistic))
+    p_better = float(res.pvalue("less" if better == "lower" else "greater"))
     low, high = res.confidence_interval(0.95)
     scale = 100.0 * (na + 1) / 2.0 / cf
     improvement = sign * float(da.mean() - db.mean()) * scale
@@ -328,8 +327,7 @@ def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better
         # near-constant windows (e.g. a saturated rate) trip scipy's precision warning; the test is still valid
         warnings.simplefilter("ignore", RuntimeWarning)
         res = welch_ttest(a, b)
-        # the one-sided p-value of the same statistic, as ttest_ind computes it for alternative="less"/"greater"
-        p_one = special.stdtr(res.df, res.statistic if better == "lower" else -res.statistic)
+        p_one = res.pvalue("less" if better == "lower" else "greater")
     if not np.isfinite(res.statistic):
         # both sides constant: no evidence either way unless the constants differ (then NaN: inconclusive)
         diff = ma - mb
@@ -469,7 +467,7 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
                  success_limit: float = 1.0, price: Price | None = None,
-                 batch_means: str = "levels") -> Judgement:
+                 batch_means: Literal["levels", "increments"] = "levels") -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
