@@ -94,7 +94,8 @@ SCHEMA: tuple[Column, ...] = (
            "rates), segmented-windows (window values adjusted for trend and load; welch-windows, window means, "
            "with optimizer.trend_adjust off); `/batch-means` when too few tasks were effectively independent "
            "and the window means decided (as window values, or by their increments with optimizer.batch_means: "
-           "increments)", f"{_MEASURED}, {_DECIDED}"),
+           "increments); `/batch-means/throughput` when, with optimizer.batch_means: throughput, a queue waited at "
+           "every window end on both sides and the windows' throughput decided", f"{_MEASURED}, {_DECIDED}"),
     Column("better", _S, "direction in which the metric is better: lower / higher", _MEASURED),
     Column("before", _F, "the deciding test's figure before the change: per-task median (latency, cost) or "
            "proportion (rates), or the window level (window_before)", f"{_MEASURED}, {_DECIDED}"),

@@ -248,7 +248,11 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
 
     ``decision_count``: the decisions of the window's table (a reviewed one
     counts where its answer came back); ``arrival_rate_per_s``: decisions that
-    arrived in the window / window length.
+    arrived in the window / window length; ``throughput_per_s``: decisions a
+    worker let go of in the window (whenever they arrived) / window length;
+    ``queue_length``: decisions arrived and not yet taken by a worker at the
+    window's end (throttled ones included). The last two are the engine's
+    (``info`` ``completed`` and ``queued``), NaN for an observed agent.
 
     Scores (all in [0, 1]; NaN when the window has no event of the kind):
 
@@ -394,6 +398,8 @@ def window_rows(windows: list[WindowData]) -> list[dict]:
             "t_end_s": info["t_end_s"],
             "decision_count": n,
             "arrival_rate_per_s": w.arrivals / window_s,
+            "throughput_per_s": info.get("completed", nan) / window_s,
+            "queue_length": info.get("queued", nan),
             "success_rate": n_success / n if n else nan,
             "average_confidence": float(add(conf_ok[ok_bounds[k]:ok_bounds[k + 1]])) / n_ok if n_ok else nan,
             "response_time_ms_mean": float(add(resp[lo:hi])) / n if n else nan,
@@ -600,6 +606,9 @@ METRICS: dict[str, MetricSpec] = {
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "messages_handled": _WINDOW_HIGHER,  # inbox throughput, which a larger batch raises while a backlog waits
     "messages_shed": _WINDOW_LOWER,
+    # the rate a saturated queue serves at: its bottleneck's capacity, flat whatever the load or the backlog
+    "throughput_per_s": MetricSpec("higher", "welch-windows", covariates=()),
+    "queue_length": _WINDOW_LOWER,
     "queue_wait_ms_mean": _WINDOW_LOWER,
     "review_wait_ms_mean": _WINDOW_LOWER,
     "throttle_wait_ms_mean": _WINDOW_LOWER,

@@ -692,7 +692,10 @@ class OptimizerConfig(Strict):
     means decide, so compared; with ``batch_means: increments`` by their
     increments instead (:func:`swarmopt.optimizer.measure.drift_measure`:
     valid where a backlog grows all along, where the levels are not, but
-    measured worse on the fault library, docs/decision-quality.md).
+    measured worse on the fault library, docs/decision-quality.md); with
+    ``batch_means: throughput``, where a queue waited at every window end
+    before and after the change, by the windows' ``throughput_per_s`` (the
+    bottleneck's capacity, flat under a backlog), else by their levels.
     ``measure_reverts``: the undo of a reverted change whose estimate was a
     gain (too noisy to pass) is measured like a change, and the change restored
     when undoing it made its target significantly worse; the agent takes no new
@@ -768,9 +771,10 @@ class OptimizerConfig(Strict):
     thresholds: Thresholds = Thresholds()
     trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
                                                           "trend and the arrival rate, not by Welch's test")
-    batch_means: Literal["levels", "increments"] = Field(
+    batch_means: Literal["levels", "increments", "throughput"] = Field(
         default="levels", description="window means that judge a target whose per-task values are too "
-        "autocorrelated (a backlog): by their levels as window values are, or by their increments")
+        "autocorrelated (a backlog): by their levels as window values are, or by their increments; throughput: "
+        "the windows' throughput instead where a queue waited at every window end before and after the change")
     measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change whose estimate "
                                   "was a gain (and restore the change if undoing it made its target worse) before "
                                   "the agent's next change; false: the next change may follow at once")

@@ -31,6 +31,7 @@ SC = load_scenario(MH_SCENARIO)
 PROFILES = {a.id: a for a in SC.agents}
 MH = "market-hunter"
 AA_TRIALS = 200
+NOOP = KnobChange(MH, "model_tier", "standard", "standard")
 
 
 # the looks of a change taking effect at 600 s ((max_measure_windows + extend_windows) // measure_windows of them, the
@@ -44,7 +45,7 @@ END_S = 900.0 + (LOOKS - 1) * 900.0
 def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
                  configs: tuple[OptimizerConfig, ...] = (SC.optimizer,), change_s: float = 600.0,
                  before_from_s: float = math.inf, profile: AgentProfile = PROFILES[MH],
-                 faults: tuple = ()) -> list[str]:
+                 faults: tuple = (), change: KnobChange = NOOP) -> list[str]:
     """One A/A trial: the healthy Market Hunter runs on its own stream under
     ``load``; at 600 s a change that changes nothing (model_tier standard ->
     standard) takes effect, and at 960 s the split a split look at 900 s starts
@@ -56,23 +57,22 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
     then instead, and with ``before_from_s`` the before/after judge's
     before-span may reach back to it (:meth:`Trial.before_start_s`: as many
     windows as the look's after-span). ``profile`` and ``faults`` replace the
-    Hunter's profile and its (no) faults. Returns the decisions, per config then
-    per target."""
+    Hunter's profile and its (no) faults; ``change`` replaces the no-op (a
+    power check). Returns the decisions, per config then per target."""
     seeds, _ = agent_seeds(seed, 1)
     sim = AgentSim(profile, SC.models, Environment(load, list(faults), END_S), seeds[0], 60.0)
-    noop = KnobChange(MH, "model_tier", "standard", "standard")
     split_start = ScheduledChange(960.0, KnobChange(MH, "split.model_tier", None, "standard"), "split:a/a")
     closed, applied = [], []
     for k in range(int(END_S / 60.0) + 1):
         _, c, ap = sim.step(60.0 * k, min(60.0 * (k + 1), END_S), [],
-                            [ScheduledChange(change_s, noop, "a/a"), split_start] if k == 0 else [])
+                            [ScheduledChange(change_s, change, "a/a"), split_start] if k == 0 else [])
         closed += c
         applied += ap
     rows, smp = [sim.metrics_row(w) for w in closed], [task_sample(w) for w in closed]
     out = []
     for cfg, metric in itertools.product(configs, targets):
         opt = Optimizer(cfg, PROFILES, 60.0, RulePolicy(), np.random.default_rng(seed))
-        s = Strategy("a/a", "agent_response_time", "noop", "high", MH, "no-op", 0.0, 120.0, (noop,), (), "",
+        s = Strategy("a/a", "agent_response_time", "noop", "high", MH, "no-op", 0.0, 120.0, (change,), (), "",
                      0.3, metric)
         opt.in_flight[MH] = Trial(s, change_s, change_s + 300.0, before_from_s=before_from_s)
         decision, t, start = "", change_s + 300.0, 0.0
@@ -200,21 +200,40 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_on_the_ti
 
 OVERLOAD = SC.load.model_copy(update={"multiplier": 3.0})
 INCREMENTS = SC.optimizer.model_copy(update={"batch_means": "increments"})
+THROUGHPUT = SC.optimizer.model_copy(update={"batch_means": "throughput"})
 
 
-def test_under_overload_only_the_increments_keep_the_aa_rate():
-    """A/A check in an overloaded queue: three times the Hunter's load, so its backlog grows all run (window mean
-    response times climb from about 5 s to 200-300 s over the 75 windows) and its per-task response times are so
-    autocorrelated that the window means decide (batch means). Those are a random walk with drift: judged on
-    their increments (``batch_means: increments``, opt-in; :func:`~swarmopt.optimizer.measure.drift_measure`)
-    11 of 200 false decisions on seeds 0-199 (8 keeps, 3 rollbacks), within the binomial criterion above; judged
-    on their levels adjusted for trend and load (the default, measured better on the fault library), 45 (41
-    keeps), which it rejects: a known limit of the default (spurious regression; ``tests/test_drift.py``)."""
-    runs = [aa_decisions(seed, ["response_time_ms_mean"], OVERLOAD, (INCREMENTS, SC.optimizer))
+def test_under_overload_the_increments_and_the_throughput_keep_the_aa_rate():
+    """A/A check in an overloaded queue: three times the Hunter's load, about its workers' capacity, so its
+    backlog swings and grows (window mean response times from about 5 s to minutes) and its per-task response
+    times are so autocorrelated that the window means decide (batch means). Those are a random walk with
+    drift. On seeds 0-199: judged on their increments (``batch_means: increments``;
+    :func:`~swarmopt.optimizer.measure.drift_measure`) 11 false decisions (8 keeps, 3 rollbacks); judged on the
+    windows' throughput where a queue waited at every window end on both sides (``batch_means: throughput``),
+    5 (4 keeps, 1 rollback); both within the binomial criterion above. Judged on their levels adjusted for
+    trend and load (the default), 45 (41 keeps), which it rejects: the spurious regression of
+    ``tests/test_drift.py``."""
+    runs = [aa_decisions(seed, ["response_time_ms_mean"], OVERLOAD, (INCREMENTS, THROUGHPUT, SC.optimizer))
             for seed in range(AA_TRIALS)]
-    increments, levels = (sum(r[i] in ("keep", "rollback") for r in runs) for i in range(2))
+    increments, throughput, levels = (sum(r[i] in ("keep", "rollback") for r in runs) for i in range(3))
     assert stats.binomtest(increments, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, increments
+    assert stats.binomtest(throughput, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, throughput
     assert stats.binomtest(levels, AA_TRIALS, 0.05, alternative="greater").pvalue < 0.01, levels
+
+
+@pytest.mark.parametrize("workers,least", [(5, 40), (6, 45)])
+def test_under_overload_the_throughput_keeps_a_worker_raise(workers, least):
+    """Power check beside the A/A check above: at three times the Hunter's load, its workers raised from 4 to
+    ``workers`` at 600 s, judged on response time. With ``batch_means: throughput`` the raise is kept on 47
+    and 50 of seeds 0-49 (5 and 6 workers): a raise that leaves a backlog is judged on the throughput it
+    adds; one that clears the backlog (the after-span's queue empties) by the levels, as by default (46 and 50
+    kept). Judged on their increments instead, 26 and 17: once the backlog is gone the window means stop
+    moving, and the one drop they show is small beside a backlog's swings. The bounds sit where a keep rate of
+    0.94 (0.99) falls short with probability below 1e-3 over 50 seeds."""
+    raise_ = KnobChange(MH, "max_concurrency", 4, workers)
+    keeps = sum(aa_decisions(seed, ["response_time_ms_mean"], OVERLOAD, (THROUGHPUT,), change=raise_) == ["keep"]
+                for seed in range(50))
+    assert keeps >= least, keeps
 
 
 LONG = {"change_s": 1200.0, "before_from_s": 300.0}

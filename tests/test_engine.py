@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from swarmopt import run_scenario
 from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.loader import load_scenario
-from swarmopt.metrics import window_index
+from swarmopt.metrics import COLUMN, window_index
 from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.seeds import agent_seeds
@@ -269,3 +270,33 @@ def test_steady_multiplier_is_the_rate_everywhere_in_its_interval_or_none():
                 assert (grid == steady).all()
     assert seen == {True, False}
     assert Environment(LoadShape(kind="diurnal"), [], 3600.0).steady_multiplier(0.0, 60.0) is None
+
+
+@pytest.mark.parametrize("multiplier", [1.0, 4.0])
+def test_throughput_and_queue_length_count_the_served_decisions(mh_scenario, multiplier):
+    """Per window, ``throughput_per_s`` x window is the decisions whose worker finished in it (whenever they
+    arrived) and ``queue_length`` those that arrived before its end and started after it, counted from the
+    windows' own per-task tables; at four times the Hunter's load (about 1.35 times its workers' capacity)
+    the queue grows all along and the throughput stays at that capacity, below the arrival rate."""
+    profile = next(a for a in mh_scenario.agents if a.id == "market-hunter")
+    load = mh_scenario.load.model_copy(update={"multiplier": multiplier})
+    sim = AgentSim(profile, mh_scenario.models, Environment(load, [], 1800.0), agent_seeds(3, 1)[0][0], 60.0)
+    closed = []
+    for k in range(31):
+        closed += sim.step(60.0 * k, min(60.0 * (k + 1), 1800.0), [], [])[1]
+    rows = [sim.metrics_row(w) for w in closed]
+    tasks = np.concatenate([w.table for w in closed], axis=1)
+    arrival, start, end = (tasks[COLUMN[f]] for f in ("arrival", "start", "end"))
+    ended = np.bincount(window_index(end, 60.0), minlength=len(rows))
+    assert len(rows) == 30
+    for k, r in enumerate(rows):
+        assert r["throughput_per_s"] == pytest.approx(ended[k] / 60.0, rel=1e-12)
+        assert r["queue_length"] == np.count_nonzero((window_index(arrival, 60.0) <= k)
+                                                     & (window_index(start, 60.0) > k))
+    late = rows[10:]
+    if multiplier == 1.0:
+        assert np.mean([r["queue_length"] for r in late]) < profile.knobs.max_concurrency
+    else:
+        assert all(b["queue_length"] > a["queue_length"] for a, b in itertools.pairwise(late))
+        thr, arr = (np.mean([r[f] for r in late]) for f in ("throughput_per_s", "arrival_rate_per_s"))
+        assert thr < arr / 1.2

@@ -305,6 +305,13 @@ def drift_measure(before_rows: list[dict], after_rows: list[dict], metric: str, 
                        welch_verdict(p_better, improvement, alpha, min_improvement), nb, na, "increments")
 
 
+def saturated(rows: list[dict]) -> bool:
+    """Whether decisions were waiting for a worker (or a rate limit) at the end of every window of ``rows``
+    (``queue_length`` > 0; NaN, an observed agent's, is not): a backlog all along, so the agent served at its
+    bottleneck's capacity, and its ``throughput_per_s`` measured that capacity. False for no rows."""
+    return bool(rows) and all(r.get("queue_length", math.nan) > 0 for r in rows)
+
+
 def measure(before_rows: list[dict], after_rows: list[dict], metric: str, better: str,
             alpha: float = 0.05, min_improvement: float = 0.02, min_decisions: int = 1) -> Measurement:
     """Compare ``metric`` over window rows before and after a change.
@@ -467,7 +474,7 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
                  success_limit: float = 1.0, price: Price | None = None,
-                 batch_means: Literal["levels", "increments"] = "levels") -> Judgement:
+                 batch_means: Literal["levels", "increments", "throughput"] = "levels") -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -488,7 +495,10 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     adjusted for the metric's ``covariates``;
     elsewhere, and without it, ``window`` is :func:`measure`'s. ``batch_means``: "levels" judges batch means as
     the window values above, "increments" by :func:`drift_measure` (a growing backlog's window means are a random
-    walk with drift). Raises ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
+    walk with drift), "throughput": where both spans are :func:`saturated`, Welch's test of the windows'
+    ``throughput_per_s`` decides instead (higher is better; method "/batch-means/throughput"), else (no backlog
+    before, or the change cleared it) the levels. Raises ValueError for a metric with no spec in
+    :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
     window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
@@ -516,6 +526,12 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
             method += "/batch-means"
         if canary is not None and batch_means == "increments":
             window = drift_measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
+        elif canary is not None and batch_means == "throughput" and saturated(before_rows) and saturated(after_rows):
+            # a queue that waited at every window end on both sides served at its bottleneck's capacity, flat
+            # however the backlog and the load went (the latency's window means are not): the throughput shows
+            # what the change did to that capacity. A change that cleared the backlog is judged as before.
+            window = measure(before_rows, after_rows, "throughput_per_s", "higher", alpha, min_improvement)
+            method += "/throughput"
         elif trend_adjust:
             # the window values decide: adjusted for trend and load (a per-task test compares the same
             # five windows a side, but on its own, more precise scale: its secondary figure stays Welch's)

@@ -210,6 +210,11 @@ class AgentSim:
         self.windows: dict[int, WindowData] = {}
         self.window_end_state: dict[int, dict] = {}
         self.next_window = 0
+        # decisions a worker took (started) and let go (ended) per window index, and those waiting at the end of
+        # the last closed window: a window's throughput and queue length (metrics.window_rows)
+        self.started: dict[int, int] = {}
+        self.ended: dict[int, int] = {}
+        self.queued = 0
         self.applied: list[dict] = []
         self._faults_changed()
 
@@ -595,6 +600,16 @@ class AgentSim:
             elif cache.capacity != cap:
                 cache.resize(cap, t0)
 
+    def count_service(self, start_k: np.ndarray, end_k: np.ndarray) -> None:
+        """Count decisions just served by the window indices (int arrays of the
+        same shape) in which a worker took them and let them go."""
+        for counts, ks in ((self.started, start_k), (self.ended, end_k)):
+            if ks.size:
+                lo = int(ks.min())
+                for k, c in enumerate(np.bincount(ks - lo).tolist(), lo):
+                    if c:
+                        counts[k] = counts.get(k, 0) + c
+
     # ------------------------------------------------------------------ windows
     def window_at(self, t: float) -> WindowData:
         """The window data of the window that holds time ``t`` (s), made on first use."""
@@ -654,7 +669,9 @@ class AgentSim:
         w = self.windows.pop(k, None) or WindowData()
         t_end = (k + 1) * self.window_s
         state = self.window_end_state.pop(k, None) or self._end_state(t_end)
+        self.queued += w.arrivals - self.started.pop(k, 0)
         w.finish(agent=self.id, index=k, t_start_s=k * self.window_s, t_end_s=t_end, window_s=self.window_s,
+                 completed=self.ended.pop(k, 0), queued=self.queued,
                  memory_capacity_mb=self.profile.memory_capacity_mb,
                  cache_capacity=self.cache_capacity, tools=self.tool_names,
                  review_workers=len(self.desk.workers) if self.desk is not None else 0, **state)

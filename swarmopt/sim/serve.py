@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData
+from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData, window_index
 from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
 from swarmopt.sim.environment import Effects
 from swarmopt.sim.review import HeldPass, held_mask
@@ -408,6 +408,13 @@ def serve(spans: list[Span]) -> Sent | None:
         a, b = kept_at[k], kept_at[k + 1]
         p.window.add_table(table[:, a:b], spans[i].sim.slo_s, sent_cum[bounds[k + 1]] - sent_cum[bounds[k]], h,
                            held_s, per_tool[:, :, a:b], m)
+    window_s = spans[0].sim.window_s
+    start_k, end_k = window_index(start, window_s), window_index(end, window_s)
+    lo = 0
+    for sp, m in zip(spans, span_n.tolist(), strict=True):
+        if m:
+            sp.sim.count_service(start_k[lo:lo + m], end_k[lo:lo + m])
+            lo += m
     return msgs
 
 
