@@ -689,13 +689,16 @@ class OptimizerConfig(Strict):
     that a leak or a load ramp running through a change is not read as its
     effect (:func:`swarmopt.optimizer.measure.adjusted_measure`). Where the
     per-task values are too autocorrelated to judge (a backlog) the window
-    means decide, so compared; with ``batch_means: increments`` by their
-    increments instead (:func:`swarmopt.optimizer.measure.drift_measure`:
-    valid where a backlog grows all along, where the levels are not, but
-    measured worse on the fault library, docs/decision-quality.md); with
-    ``batch_means: throughput``, where a queue waited at every window end
-    before and after the change, by the windows' ``throughput_per_s`` (the
-    bottleneck's capacity, flat under a backlog), else by their levels.
+    means decide (``batch_means``): by default (``throughput``), where a
+    queue waited at every window end before and after the change, the
+    windows' ``throughput_per_s`` is compared instead (the bottleneck's
+    capacity, flat under a backlog, where the latency's window means are a
+    random walk with drift), else the window means as the window values
+    above; ``levels`` compares the window means always (the default before
+    2026-12-05: 45 of 200 A/A no-ops decided under overload), ``increments``
+    by their increments (:func:`swarmopt.optimizer.measure.drift_measure`:
+    valid where a backlog grows all along, but measured worse on the fault
+    library; docs/decision-quality.md).
     ``measure_reverts``: the undo of a reverted change whose estimate was a
     gain (too noisy to pass) is measured like a change, and the change restored
     when undoing it made its target significantly worse; the agent takes no new
@@ -772,7 +775,7 @@ class OptimizerConfig(Strict):
     trend_adjust: bool = Field(default=True, description="judge window values by segmented regression on the "
                                                           "trend and the arrival rate, not by Welch's test")
     batch_means: Literal["levels", "increments", "throughput"] = Field(
-        default="levels", description="window means that judge a target whose per-task values are too "
+        default="throughput", description="window means that judge a target whose per-task values are too "
         "autocorrelated (a backlog): by their levels as window values are, or by their increments; throughput: "
         "the windows' throughput instead where a queue waited at every window end before and after the change")
     measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change whose estimate "

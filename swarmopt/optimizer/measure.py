@@ -474,7 +474,7 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
                  success_limit: float = 1.0, price: Price | None = None,
-                 batch_means: Literal["levels", "increments", "throughput"] = "levels") -> Judgement:
+                 batch_means: Literal["levels", "increments", "throughput"] = "throughput") -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
