@@ -606,8 +606,7 @@ METRICS: dict[str, MetricSpec] = {
     "inbox_in_time_rate": _WINDOW_HIGHER,
     "messages_handled": _WINDOW_HIGHER,  # inbox throughput, which a larger batch raises while a backlog waits
     "messages_shed": _WINDOW_LOWER,
-    # the rate a saturated queue serves at: its bottleneck's capacity, flat whatever the load or the backlog
-    "throughput_per_s": MetricSpec("higher", "welch-windows", covariates=()),
+    "throughput_per_s": _WINDOW_HIGHER,  # a saturated queue's is its bottleneck's capacity (measure.saturated)
     "queue_length": _WINDOW_LOWER,
     "queue_wait_ms_mean": _WINDOW_LOWER,
     "review_wait_ms_mean": _WINDOW_LOWER,

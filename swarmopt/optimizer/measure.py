@@ -530,7 +530,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
             # a queue that waited at every window end on both sides served at its bottleneck's capacity, flat
             # however the backlog and the load went (the latency's window means are not): the throughput shows
             # what the change did to that capacity. A change that cleared the backlog is judged as before.
-            window = measure(before_rows, after_rows, "throughput_per_s", "higher", alpha, min_improvement)
+            window = measure(before_rows, after_rows, "throughput_per_s", metric_spec("throughput_per_s").better,
+                             alpha, min_improvement)
             method += "/throughput"
         elif trend_adjust:
             # the window values decide: adjusted for trend and load (a per-task test compares the same
