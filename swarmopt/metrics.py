@@ -82,6 +82,7 @@ class WindowData:
         self._chunks: list[np.ndarray] = []
         self._late = False
         self._tool_chunks: list[np.ndarray] = []
+        self._held_chunks: list[np.ndarray] = []
         self.table = _EMPTY
         self.per_tool = np.zeros((len(PER_TOOL_FIELDS), 0, 0))
         self.inbox_handled = 0
@@ -105,8 +106,8 @@ class WindowData:
                   tool_hits: np.ndarray | None = None, tool_held_s: np.ndarray | None = None,
                   per_tool: np.ndarray | None = None, arrivals: int | None = None) -> None:
         """Append a span's tasks: ``table`` of shape (len(TASK_FIELDS), n), and
-        their cache hits per tool (tools,) and seconds of worker time each tool's
-        calls held (tools,) when given, and ``per_tool`` (len(PER_TOOL_FIELDS),
+        their cache hits per tool (tools,) and the seconds of worker time each of
+        their tool calls held (tools, n) when given, and ``per_tool`` (len(PER_TOOL_FIELDS),
         tools, n): per decision and tool (in the agent's order, possibly padded:
         see :meth:`finish`) the USD it paid, the calls it made and the calls
         that failed; ``arrivals``: the decisions that arrived (default n; more
@@ -120,7 +121,7 @@ class WindowData:
         if tool_hits is not None:
             self.tool_hits = tool_hits if self.tool_hits is None else self.tool_hits + tool_hits
         if tool_held_s is not None:
-            self.tool_held_s = tool_held_s if self.tool_held_s is None else self.tool_held_s + tool_held_s
+            self._held_chunks.append(tool_held_s)
 
     def add_cache(self, evictions: int = 0, invalidations: int = 0) -> None:
         """Count cache entries evicted by a size bound and dropped by invalidations."""
@@ -170,6 +171,8 @@ class WindowData:
         c = self._tool_chunks
         if c:
             self.per_tool = c[0] if len(c) == 1 else np.concatenate(c, axis=2)
+        if self._held_chunks:  # one sum over the window's decisions, whatever the spans that served them
+            self.tool_held_s = np.concatenate(self._held_chunks, axis=1).sum(axis=1)
         if self._late:  # reviewed decisions added as their answers came back: into arrival order
             order = np.argsort(self.table[_ARRIVAL], kind="stable")
             self.table = self.table[:, order]
@@ -177,6 +180,7 @@ class WindowData:
                 self.per_tool = self.per_tool[:, :, order]
         self._chunks = []
         self._tool_chunks = []
+        self._held_chunks = []
         self.info = info
 
     def column(self, field: str) -> np.ndarray:
@@ -488,7 +492,9 @@ def _per_tool(w: WindowData) -> dict[str, float]:
     if names is None:  # a window whose tools were not observed (e.g. swarmopt.instrument): no made-up 0
         return {"tool_cost_usd": float("nan")}
     k = len(names)
-    cost, calls, errors = (w.per_tool.sum(axis=2)[:, :k].tolist() if w.per_tool.size
+    # summed contiguous: numpy adds a strided view (a window that is one slice of a larger pass) in another order
+    # than pairwise, and how passes are cut differs between runtimes, so the last bits of a sum would too
+    cost, calls, errors = (np.ascontiguousarray(w.per_tool).sum(axis=2)[:, :k].tolist() if w.per_tool.size
                            else [[0.0] * k] * len(PER_TOOL_FIELDS))
     out = {"tool_cost_usd": sum(cost)}
     for name, c, n, e in zip(names, cost, calls, errors, strict=True):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from swarmopt.loader import load_scenario
@@ -32,6 +33,12 @@ def swarmopt_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedPro
 @pytest.fixture(scope="session")
 def mh_scenario() -> Scenario:
     return load_scenario(MH_SCENARIO)
+
+
+def assert_same(a: pd.DataFrame, b: pd.DataFrame, **kw) -> None:
+    """``a`` and ``b`` equal to the last bit: the same scenario and seed give identical tables on both runtimes, at
+    any tick, after a fork or a restart (``pd.testing.assert_frame_equal`` alone allows a relative 1e-5)."""
+    pd.testing.assert_frame_equal(a, b, check_exact=True, **kw)
 
 
 def short(sc: Scenario, duration_s: float, **update) -> Scenario:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from swarmopt.api import run_scenario
@@ -42,7 +41,7 @@ from swarmopt.sim.seeds import agent_seeds
 from swarmopt.sim.service import ttl_cache
 from swarmopt.validation import cache_scenario, simulate_tasks
 
-from conftest import HEALTHY_SNAPSHOT
+from conftest import HEALTHY_SNAPSHOT, assert_same
 
 N_KEYS, ZIPF, RATE = 10_000, 0.8, 500.0
 
@@ -265,7 +264,7 @@ def test_invalidations_and_size_bounds_do_not_depend_on_the_tick():
     runs = [run_scenario(Scenario.model_validate(sc.model_dump() | {"tick_s": tick}), seed=3, runtime="local")
             for tick in (60.0, 20.0, 5.0)]
     for other in runs[1:]:
-        pd.testing.assert_frame_equal(runs[0].metrics, other.metrics)
+        assert_same(runs[0].metrics, other.metrics)
 
 
 def test_after_a_ttl_raise_the_hit_ratio_keeps_its_old_level_for_one_old_ttl():

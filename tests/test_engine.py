@@ -17,7 +17,7 @@ from swarmopt.sim.agent import AgentSim
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.seeds import agent_seeds
 
-from conftest import short
+from conftest import assert_same, short
 
 
 def test_a_time_a_rounding_error_short_of_a_window_end_counts_in_the_next_window():
@@ -34,8 +34,8 @@ def test_same_seed_same_tables_other_seed_differs(mh_scenario):
     a = run_scenario(sc, seed=3, runtime="local")
     b = run_scenario(sc, seed=3, runtime="local")
     c = run_scenario(sc, seed=4, runtime="local")
-    pd.testing.assert_frame_equal(a.metrics, b.metrics)
-    pd.testing.assert_frame_equal(a.events, b.events)
+    assert_same(a.metrics, b.metrics)
+    assert_same(a.events, b.events)
     assert not a.metrics["response_time_ms_mean"].equals(c.metrics["response_time_ms_mean"])
 
 
@@ -45,8 +45,8 @@ def test_results_do_not_depend_on_tick(mh_scenario):
     sc = short(mh_scenario, 2400)
     runs = [run_scenario(short(sc, 2400, tick_s=tick), runtime="local") for tick in (1.0, 15.0, 60.0, 300.0)]
     for other in runs[1:]:
-        pd.testing.assert_frame_equal(runs[0].metrics, other.metrics)
-        pd.testing.assert_frame_equal(runs[0].events, other.events)
+        assert_same(runs[0].metrics, other.metrics)
+        assert_same(runs[0].events, other.events)
 
 
 def test_results_do_not_depend_on_tick_when_a_change_lands_inside_a_tick(mh_scenario):
@@ -60,8 +60,8 @@ def test_results_do_not_depend_on_tick_when_a_change_lands_inside_a_tick(mh_scen
     at = ev.loc[(ev["event"] == "knob.applied") & (ev["knob"] == "max_concurrency"), "t_s"].tolist()
     assert at and all(t % sc.window_s == 0 and t % 120.0 for t in at)  # the case under test does occur
     for tick, other in runs.items():
-        pd.testing.assert_frame_equal(runs[60.0].metrics, other.metrics, obj=f"metrics at tick {tick:g} s")
-        pd.testing.assert_frame_equal(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
+        assert_same(runs[60.0].metrics, other.metrics, obj=f"metrics at tick {tick:g} s")
+        assert_same(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
 
 
 def test_inbox_batches_follow_a_batch_size_change_inside_a_tick():
@@ -76,8 +76,8 @@ def test_inbox_batches_follow_a_batch_size_change_inside_a_tick():
     handled = m[m["agent"] == "strategic-orchestrator"].set_index("t_start_s")["messages_handled"]
     assert handled[2220.0] < 500 < 1000 < handled[2280.0]  # the case under test does occur
     for tick, other in runs.items():
-        pd.testing.assert_frame_equal(m, other.metrics, obj=f"metrics at tick {tick:g} s")
-        pd.testing.assert_frame_equal(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
+        assert_same(m, other.metrics, obj=f"metrics at tick {tick:g} s")
+        assert_same(runs[60.0].events, other.events, obj=f"events at tick {tick:g} s")
 
 
 def _sim(sc, agent="market-hunter", **knobs):
@@ -115,7 +115,7 @@ def test_a_change_at_a_window_end_belongs_to_the_next_window_whatever_the_tick(m
     assert base["max_concurrency"].tolist() == [4, 8, 8, 8]
     assert base["autonomy"].tolist() == [0.85, 0.55, 0.55, 0.55]
     for tick, other in by_tick.items():
-        pd.testing.assert_frame_equal(base, other, obj=f"windows at tick {tick:g} s")
+        assert_same(base, other, obj=f"windows at tick {tick:g} s")
 
 
 def test_a_change_due_at_a_span_start_does_not_hide_the_next_one(mh_scenario):
@@ -133,7 +133,7 @@ def test_a_change_due_at_a_span_start_does_not_hide_the_next_one(mh_scenario):
 
     base = rows(30.0)
     assert base["max_concurrency"].tolist() == [4, 8, 8, 8]
-    pd.testing.assert_frame_equal(base, rows(120.0))
+    assert_same(base, rows(120.0))
 
 
 def test_common_random_numbers_same_arrivals_whatever_the_knobs(mh_scenario):
@@ -174,7 +174,7 @@ def test_wall_clock_mode_gives_the_same_results(mh_scenario):
     started = time.monotonic()
     paced = run_scenario(sc, runtime="local", realtime=1200.0)
     assert time.monotonic() - started >= 0.45
-    pd.testing.assert_frame_equal(paced.metrics, run_scenario(sc, runtime="local").metrics)
+    assert_same(paced.metrics, run_scenario(sc, runtime="local").metrics)
 
 
 def test_a_link_to_a_population_spreads_messages_evenly_over_its_replicas(mh_scenario):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-import pandas as pd
 import pytest
 import structlog
 
 from swarmopt import Simulation, logs, progress, run_scenario
 
-from conftest import MH_SCENARIO, short, swarmopt_cli
+from conftest import MH_SCENARIO, assert_same, short, swarmopt_cli
 
 
 def _cycle(t, severity="high", results=0):
@@ -76,8 +75,8 @@ def test_run_ids_are_unique_and_do_not_touch_results(mh_scenario):
     assert len({a.run_id, b.run_id, fork.run_id}) == 3
     for s in (a, b, fork):
         s.run()
-    pd.testing.assert_frame_equal(a.metrics, b.metrics)
-    pd.testing.assert_frame_equal(a.events, fork.events)
+    assert_same(a.metrics, b.metrics)
+    assert_same(a.events, fork.events)
 
 
 def test_progress_bar_reports_simulated_time_and_keeps_results(mh_scenario, capsys, monkeypatch):
@@ -87,11 +86,11 @@ def test_progress_bar_reports_simulated_time_and_keeps_results(mh_scenario, caps
     shown = run_scenario(sc, seed=3, runtime="local")  # progress=None: on in Jupyter
     err = capsys.readouterr().err
     assert "market_hunter_degradation seed 3: 100%" in err and "1200/1200 sim s" in err and "sim s/s" in err
-    pd.testing.assert_frame_equal(plain.metrics, shown.metrics)
-    pd.testing.assert_frame_equal(plain.events, shown.events)
+    assert_same(plain.metrics, shown.metrics)
+    assert_same(plain.events, shown.events)
     monkeypatch.setattr(progress, "in_jupyter", lambda: False)  # the terminal path: rich on stderr
     on_terminal = run_scenario(sc, seed=3, runtime="local", progress=True)
-    pd.testing.assert_frame_equal(plain.events, on_terminal.events)
+    assert_same(plain.events, on_terminal.events)
 
 
 def test_cli_quiet_prints_only_the_summary_and_verbose_every_event(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from swarmopt import Simulation, run_scenario
@@ -10,7 +9,7 @@ from swarmopt.loader import InputError
 from swarmopt.overrides import apply_overrides, parse_assignments
 from swarmopt.schema import Scenario
 
-from conftest import MH_SCENARIO, short, swarmopt_cli
+from conftest import MH_SCENARIO, assert_same, short, swarmopt_cli
 
 
 def test_values_are_parsed_as_yaml_scalars():
@@ -80,8 +79,8 @@ def test_a_run_with_overrides_is_the_run_of_the_edited_scenario(mh_scenario):
     assert by_api.scenario == edited.model_copy(update={"seed": 2})
     assert (by_api.metrics.query("agent == 'market-hunter'")["max_concurrency"].iloc[0]) == 8
     for res in (by_api, stepped):
-        pd.testing.assert_frame_equal(res.metrics, by_hand.metrics)
-        pd.testing.assert_frame_equal(res.events, by_hand.events)
+        assert_same(res.metrics, by_hand.metrics)
+        assert_same(res.events, by_hand.events)
 
 
 def test_cli_set_errors_exit_2_with_one_line_naming_the_path(tmp_path):

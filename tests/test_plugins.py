@@ -17,7 +17,7 @@ from swarmopt.optimizer.core import Optimizer
 from swarmopt.plugins import remedy
 from swarmopt.policies import RulePolicy
 
-from conftest import EXAMPLES, ROOT, short
+from conftest import EXAMPLES, ROOT, assert_same, short
 
 YAML = EXAMPLES / "cautious_queue.yaml"
 PLANNED = ["strategy.planned", "strategy.deferred", "approval.requested", "strategy.recommended"]
@@ -76,7 +76,7 @@ def python_objects(sc):
 def test_python_objects_do_what_the_import_paths_do(sc, local):
     bare, plugins = python_objects(sc)
     res = run_scenario(bare, seed=1, runtime="local", **plugins)
-    pd.testing.assert_frame_equal(res.events, local.events)
+    assert_same(res.events, local.events)
 
 
 @pytest.mark.ray
@@ -89,8 +89,8 @@ def test_plugins_on_ray_workers(ray_session, sc, local):
     paths_only = short(sc, sc.duration_s, optimizer=sc.optimizer.model_dump() | {"policy": "rules"})
     on_ray = run_scenario(paths_only, seed=1, runtime="ray", policy=CautiousPolicy())
     assert_plugins_used(on_ray.events)
-    pd.testing.assert_frame_equal(on_ray.events, local.events)
-    pd.testing.assert_frame_equal(on_ray.metrics, local.metrics)
+    assert_same(on_ray.events, local.events)
+    assert_same(on_ray.metrics, local.metrics)
 
 
 class Recorder(RulePolicy):

@@ -15,7 +15,7 @@ from swarmopt.orchestrator import Orchestrator
 from swarmopt.protocol import RESOURCE_ADDING, Advice, Grant, Mode, advise
 from swarmopt.schema import AggressivenessCommand, FocusCommand, OptimizerConfig, ReduceResourcesCommand, Thresholds
 
-from conftest import ROOT, short
+from conftest import ROOT, assert_same, short
 
 LIBRARY = ROOT / "scenarios" / "library"
 NA, MA, MH = "narrative-architect", "market-analyzer", "market-hunter"
@@ -165,8 +165,8 @@ def test_a_grant_answers_the_recommendation_and_the_judge_keeps_it():
 def test_protocol_runs_do_not_depend_on_the_tick():
     sc = short(load_scenario(LIBRARY / "resource_grant.yaml"), 4200)
     a, b = (run_scenario(short(sc, 4200, tick_s=t), seed=2, runtime="local") for t in (60.0, 300.0))
-    pd.testing.assert_frame_equal(a.metrics, b.metrics)
-    pd.testing.assert_frame_equal(a.events, b.events)
+    assert_same(a.metrics, b.metrics)
+    assert_same(a.events, b.events)
 
 
 def test_impact_summary_is_the_sources_overall_impact():
@@ -196,6 +196,6 @@ def test_run_summary_carries_the_impact(command):
 def test_ray_runs_the_protocol_as_local_does(ray_session, command):
     sc = short(command, 3900, tick_s=300.0)  # both commands, a change in flight and the Orchestrator's actions
     on_ray, local = (run_scenario(sc, seed=1, runtime=r) for r in ("ray", "local"))
-    pd.testing.assert_frame_equal(on_ray.metrics, local.metrics)
-    pd.testing.assert_frame_equal(on_ray.events, local.events)
+    assert_same(on_ray.metrics, local.metrics)
+    assert_same(on_ray.events, local.events)
     assert (local.events["event"] == "orchestrator.command").sum() == 2

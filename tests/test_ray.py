@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
 
-from conftest import short
+from conftest import assert_same, short
 
 pytestmark = pytest.mark.ray
 
@@ -17,8 +16,8 @@ def test_ray_and_local_runtimes_agree(ray_session, mh_scenario):
     on_ray = run_scenario(sc, seed=5, runtime="ray")
     local = run_scenario(sc, seed=5, runtime="local")
     assert len(on_ray.metrics) == 5 * 45
-    pd.testing.assert_frame_equal(on_ray.metrics, local.metrics)
-    pd.testing.assert_frame_equal(on_ray.events, local.events)
+    assert_same(on_ray.metrics, local.metrics)
+    assert_same(on_ray.events, local.events)
     assert set(on_ray.process["actor"]) == {a.id for a in sc.agents}
     assert ray_session.is_initialized()
 
@@ -32,5 +31,5 @@ def test_a_population_that_steals_work_gives_the_local_tables_on_ray(ray_session
     on_ray = run_scenario(sc, seed=3, runtime="ray")
     local = run_scenario(sc, seed=3, runtime="local")
     assert on_ray.metrics["stolen_share"].max() > 0
-    pd.testing.assert_frame_equal(on_ray.metrics, local.metrics)
-    pd.testing.assert_frame_equal(on_ray.events, local.events)
+    assert_same(on_ray.metrics, local.metrics)
+    assert_same(on_ray.events, local.events)

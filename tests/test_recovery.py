@@ -12,7 +12,7 @@ import pytest
 from swarmopt import Simulation, run_scenario
 from swarmopt.runtime.driver import ActorLostError
 
-from conftest import short
+from conftest import assert_same, short
 
 pytestmark = pytest.mark.ray
 
@@ -52,8 +52,8 @@ def test_a_killed_actor_is_rebuilt_and_the_tables_are_identical(ray_session, sce
     assert kill_at * scenario.tick_s <= restarted["t_s"].iloc[0] <= next_cycle
     replayed = restarted["value"].iloc[0]
     assert kill_at % (every_s / scenario.tick_s) <= replayed <= every_s / scenario.tick_s
-    pd.testing.assert_frame_equal(undisturbed.metrics, sim.metrics)
-    pd.testing.assert_frame_equal(undisturbed.events, without_restarts(ev), check_like=True)
+    assert_same(undisturbed.metrics, sim.metrics)
+    assert_same(undisturbed.events, without_restarts(ev), check_like=True)
 
 
 def test_a_process_crash_fault_kills_the_actor_and_the_run_recovers(ray_session, scenario, undisturbed):
@@ -64,8 +64,8 @@ def test_a_process_crash_fault_kills_the_actor_and_the_run_recovers(ray_session,
         sim.run()
     ev = sim.events
     assert list(ev.loc[ev["event"] == "actor.restarted", "agent"]) == ["market-analyzer"]
-    pd.testing.assert_frame_equal(local.metrics, sim.metrics)
-    pd.testing.assert_frame_equal(local.events, without_restarts(ev), check_like=True)
+    assert_same(local.metrics, sim.metrics)
+    assert_same(local.events, without_restarts(ev), check_like=True)
     busy = local.metrics.query("agent == 'market-analyzer'").set_index("t_start_s")["queue_wait_ms_mean"]
     assert busy.loc[660:720].mean() > 10 * busy.loc[:540].mean()  # the crash itself is simulated too
 

@@ -2,7 +2,6 @@
 isolation, a population that steals work as one Erlang C queue."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from swarmopt.api import run_scenario
@@ -13,7 +12,7 @@ from swarmopt.schema import Knobs
 from swarmopt.sim.sched import ordered, pools, serve_pools, steal
 from swarmopt.sim.service import fcfs
 
-from conftest import ROOT
+from conftest import ROOT, assert_same
 
 LAM = np.array([0.25, 0.25, 0.2])  # per-server arrival rate of classes 0, 1, 2 (load 0.7)
 N, BATCHES = 120_000, 30
@@ -197,4 +196,4 @@ def test_ordered_scheduling_does_not_depend_on_a_tick_that_spans_windows(schedul
                          runtime="local") for tick in (60.0, 300.0)]
     wait = runs[0].metrics.loc[runs[0].metrics["agent"] == "market-analyzer", "urgent_wait_ms_mean"]
     assert wait.notna().all()
-    pd.testing.assert_frame_equal(runs[0].metrics, runs[1].metrics)
+    assert_same(runs[0].metrics, runs[1].metrics)

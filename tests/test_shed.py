@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
@@ -13,7 +12,7 @@ from swarmopt.loader import load_scenario
 from swarmopt.optimizer.strategies import shed_expired_messages
 from swarmopt.sim.inbox import Inbox
 
-from conftest import HEALTHY_SNAPSHOT, short
+from conftest import HEALTHY_SNAPSHOT, assert_same, short
 
 STORM = Path(__file__).parent.parent / "scenarios" / "library" / "coordination_storm.yaml"
 SO = "strategic-orchestrator"
@@ -73,7 +72,7 @@ def test_under_the_storm_shedding_serves_the_inbox_s_capacity_in_time(storm):
     assert so["messages_handled"].between(420, 435).all() and (so["messages_shed"] > 800).all()
     rate = so["inbox_in_time_rate"].mean()
     assert rate == pytest.approx(7.14 * 60 / inbound.mean(), abs=0.02) and 0.25 < rate < 0.33
-    pd.testing.assert_frame_equal(m, storm[300.0].metrics)
+    assert_same(m, storm[300.0].metrics)
 
 
 def test_the_remedy_asks_for_shedding_when_messages_are_late(mh_scenario):

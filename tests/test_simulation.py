@@ -7,7 +7,7 @@ import pytest
 
 from swarmopt import InputError, Simulation, run_scenario
 
-from conftest import MH_SCENARIO, short
+from conftest import MH_SCENARIO, assert_same, short
 
 # the worked example's seed 1 under the source's fixed rules (policy="rules"), whose changes these tests name
 # seed 3 under the source's rules: workers 4 -> 8 bundled with a data source TTL 60 -> 960 s, in flight from 2220 s,
@@ -18,8 +18,8 @@ DECIDED = "opt_2700_market-hunter_raise_cache_ttl_6"
 
 
 def same_tables(a, b) -> None:
-    pd.testing.assert_frame_equal(a.metrics, b.metrics)
-    pd.testing.assert_frame_equal(a.events, b.events)
+    assert_same(a.metrics, b.metrics)
+    assert_same(a.events, b.events)
 
 
 @pytest.fixture(scope="module")

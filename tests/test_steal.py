@@ -4,7 +4,6 @@ the remedy that turns it on, and the placement that keeps a population in one ag
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from swarmopt import run_scenario
@@ -13,7 +12,7 @@ from swarmopt.optimizer.strategies import enable_work_stealing
 from swarmopt.runtime.group import placement
 from swarmopt.schema import Knobs
 
-from conftest import HEALTHY_SNAPSHOT, ROOT, short
+from conftest import HEALTHY_SNAPSHOT, ROOT, assert_same, short
 
 SKEWED = ROOT / "scenarios" / "library" / "skewed_replicas.yaml"
 HOT, ONSET = "market-analyzer-0", 1800.0
@@ -51,7 +50,7 @@ def test_stealing_cures_the_hot_replica_with_its_siblings_idle_workers(runs):
 def test_stealing_does_not_depend_on_the_tick(runs):
     a = runs[True]
     b = run_scenario(_static(True, tick_s=60.0), seed=2, runtime="local").metrics
-    pd.testing.assert_frame_equal(a, b)
+    assert_same(a, b)
 
 
 def test_remedy_turns_stealing_on_for_a_queueing_replica_only():
@@ -111,4 +110,4 @@ def test_a_fork_mid_run_continues_the_stealing_run_exactly(runs):
     fork = sim.fork()
     for s in (sim, fork):
         s.run()
-        pd.testing.assert_frame_equal(s.metrics, runs[True])
+        assert_same(s.metrics, runs[True])

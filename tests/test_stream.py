@@ -13,7 +13,7 @@ from swarmopt.guard import COSTS, estimate, held_rows
 from swarmopt.live.state import LiveState
 from swarmopt.results import Collector
 
-from conftest import short
+from conftest import assert_same, short
 
 CHUNK = 40  # rows per part: a few optimizer cycles of five agents (25 rows a cycle)
 HOURS = 3.0
@@ -50,7 +50,7 @@ def test_parts_are_written_as_the_run_goes_and_memory_holds_few_rows(scenario, i
             on_disk = pd.read_parquet(out / "parts" / "metrics")
             closed = len(on_disk) + len(sim._sink.metric_rows)
             assert closed >= 250 and len(on_disk) >= closed - CHUNK - per_cycle
-            pd.testing.assert_frame_equal(on_disk, in_memory.metrics.iloc[:len(on_disk)])
+            assert_same(on_disk, in_memory.metrics.iloc[:len(on_disk)])
             assert json.loads((out / "summary.json").read_text())["status"] == "running"
     # the rows held never exceed one chunk and one cycle, while the run closed 900
     assert max(held) <= CHUNK + per_cycle < len(in_memory.metrics) / 10
@@ -58,9 +58,9 @@ def test_parts_are_written_as_the_run_goes_and_memory_holds_few_rows(scenario, i
     sim.write()
     res = sim.result()
     for name in ("metrics", "events", "autonomy"):
-        pd.testing.assert_frame_equal(getattr(in_memory, name), getattr(res, name))
-        pd.testing.assert_frame_equal(getattr(in_memory, name), pd.read_parquet(out / f"{name}.parquet"))
-    pd.testing.assert_frame_equal(in_memory.changes, res.changes)
+        assert_same(getattr(in_memory, name), getattr(res, name))
+        assert_same(getattr(in_memory, name), pd.read_parquet(out / f"{name}.parquet"))
+    assert_same(in_memory.changes, res.changes)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and without_run_id(res.summary) == without_run_id(in_memory.summary)
     assert not (out / "parts").exists()  # merged into the tables
@@ -70,8 +70,8 @@ def test_run_scenario_streams_and_reads_its_result_from_the_run_directory(scenar
     res = run_scenario(scenario, runtime="local", out_dir=tmp_path / "run")
     assert res.tables["metrics"].chunks == (tmp_path / "run" / "metrics.parquet",)  # loaded when asked for
     assert f", {len(in_memory.metrics)} metric rows, {len(in_memory.events)} events," in repr(res)
-    pd.testing.assert_frame_equal(in_memory.metrics, res.metrics)
-    pd.testing.assert_frame_equal(in_memory.events, res.events)
+    assert_same(in_memory.metrics, res.metrics)
+    assert_same(in_memory.events, res.events)
     assert without_run_id(res.summary) == without_run_id(in_memory.summary)
     assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.suffix != ".png") == [
         "autonomy.parquet", "events.parquet", "metrics.parquet", "process.parquet", "report.html", "report.md",
@@ -85,7 +85,7 @@ def test_a_killed_run_leaves_its_parts_and_says_it_was_running(scenario, in_memo
     assert summary["status"] == "running" and summary["parts"] == "parts/" and summary["seed"] == 4
     events = pd.read_parquet(tmp_path / "run" / "parts" / "events")
     assert len(events) >= CHUNK
-    pd.testing.assert_frame_equal(events, in_memory.events.iloc[:len(events)])
+    assert_same(events, in_memory.events.iloc[:len(events)])
 
 
 def test_a_fork_of_a_streamed_run_continues_exactly_in_memory(scenario, in_memory, tmp_path):
@@ -95,9 +95,9 @@ def test_a_fork_of_a_streamed_run_continues_exactly_in_memory(scenario, in_memor
     assert other.out_dir is None and other._sink.spool is None
     other.run()
     sim.run()
-    pd.testing.assert_frame_equal(in_memory.metrics, other.metrics)
-    pd.testing.assert_frame_equal(in_memory.events, other.events)
-    pd.testing.assert_frame_equal(in_memory.metrics, sim.metrics)
+    assert_same(in_memory.metrics, other.metrics)
+    assert_same(in_memory.events, other.events)
+    assert_same(in_memory.metrics, sim.metrics)
 
 
 def test_a_live_view_of_a_streamed_run_starts_from_what_is_on_disk(scenario, tmp_path):
@@ -154,6 +154,6 @@ def test_a_dead_actor_in_a_streamed_ray_run_gives_the_same_tables(ray_session, s
         assert list(restarted["agent"]) == ["optimizer"]
         sim.write()
     events = pd.read_parquet(tmp_path / "run" / "events.parquet")
-    pd.testing.assert_frame_equal(in_memory.metrics, pd.read_parquet(tmp_path / "run" / "metrics.parquet"))
+    assert_same(in_memory.metrics, pd.read_parquet(tmp_path / "run" / "metrics.parquet"))
     pd.testing.assert_frame_equal(in_memory.events,
                                   events[events["event"] != "actor.restarted"].reset_index(drop=True))

@@ -386,15 +386,15 @@ def serve(spans: list[Span]) -> Sent | None:
     # cache hits per (padded) tool and part, for the per-tool hit ratios
     tool_hits = np.add.reduceat(hit, np.cumsum([0] + part_n[:-1]), axis=1, dtype=np.int64).T if n_tools else (
         np.zeros((len(parts), 0), dtype=np.int64))
-    # seconds of worker time each tool's calls hold, per part (sim/sched.py's bulkheads answer a tool holding most)
+    # seconds of worker time each tool's calls hold, per tool and decision (sim/sched.py's bulkheads answer a tool
+    # holding most), summed per window when it closes
     if n_tools:
         att = np.arange(na)
         timeout = col(_TIMEOUT)[:, None]  # per decision, or one for all
-        held = np.stack([(np.minimum(tool_s[j], timeout) * (att < calls[:, j:j + 1])).sum(axis=1)
-                         for j in range(n_tools)])
-        tool_held = np.add.reduceat(held, np.cumsum([0] + part_n[:-1]), axis=1).T
+        tool_held = np.stack([(np.minimum(tool_s[j], timeout) * (att < calls[:, j:j + 1])).sum(axis=1)
+                              for j in range(n_tools)])
     else:
-        tool_held = np.zeros((len(parts), 0))
+        tool_held = np.zeros((0, n))
     bounds = np.cumsum([0] + part_n).tolist()
     kept_at, held = bounds, None
     if reviewed is not None and reviewed.any():
@@ -402,12 +402,12 @@ def serve(spans: list[Span]) -> Sent | None:
         kept_at = np.concatenate(([0], np.cumsum(~reviewed)))[bounds].tolist()
         held = HeldPass.split(table, per_tool, reviewed, z[:, -2], delays)
         table, per_tool = table[:, ~reviewed], per_tool[:, :, ~reviewed]
-    for k, ((i, p), m, h, held_s) in enumerate(zip(parts, part_n, tool_hits, tool_held, strict=False)):
+    for k, ((i, p), m, h) in enumerate(zip(parts, part_n, tool_hits, strict=False)):
         if held is not None:
             held.hand_over(spans[i].sim.awaiting, bounds[k], bounds[k + 1])
         a, b = kept_at[k], kept_at[k + 1]
         p.window.add_table(table[:, a:b], spans[i].sim.slo_s, sent_cum[bounds[k + 1]] - sent_cum[bounds[k]], h,
-                           held_s, per_tool[:, :, a:b], m)
+                           tool_held[:, bounds[k]:bounds[k + 1]], per_tool[:, :, a:b], m)
     window_s = spans[0].sim.window_s
     start_k, end_k = window_index(start, window_s), window_index(end, window_s)
     lo = 0
