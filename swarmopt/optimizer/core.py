@@ -436,7 +436,8 @@ class Optimizer:
                             error_rise=cfg.guardrail_error_rise, cost_rise=cfg.guardrail_cost_rise,
                             trend_adjust=cfg.trend_adjust, latency_limit_ms=cfg.thresholds.response_time_ms,
                             success_limit=cfg.thresholds.success_rate_medium,
-                            price=None if trial.undone else price_of(s.price, cfg), batch_means=cfg.batch_means)
+                            price=None if trial.undone else price_of(s.price, cfg), batch_means=cfg.batch_means,
+                            rank_test=cfg.rank_test)
             j = judge(s.target_metric, alpha)
             forced = self._forced(s, j, t) if trial.undone is None else None
             state = TrialState(self.autonomy, self.streak)

@@ -474,7 +474,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
                  success_limit: float = 1.0, price: Price | None = None,
-                 batch_means: Literal["levels", "increments", "throughput"] = "throughput") -> Judgement:
+                 batch_means: Literal["levels", "increments", "throughput"] = "throughput",
+                 rank_test: Literal["thinned", "effective"] = "thinned") -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -497,8 +498,10 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     the window values above, "increments" by :func:`drift_measure` (a growing backlog's window means are a random
     walk with drift), "throughput": where both spans are :func:`saturated`, Welch's test of the windows'
     ``throughput_per_s`` decides instead (higher is better; method "/batch-means/throughput"), else (no backlog
-    before, or the change cleared it) the levels. Raises ValueError for a metric with no spec in
-    :data:`swarmopt.metrics.METRICS`.
+    before, or the change cleared it) the levels. ``rank_test``: a Mann-Whitney target judged on the series thinned
+    to their effective size ("thinned"), or on every value with U's variance that of the effective sizes
+    ("effective", :func:`~swarmopt.optimizer.canary.judge_latency`'s ``tau``). Raises ValueError for a metric with
+    no spec in :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
     window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
@@ -509,8 +512,10 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     if method == "mann-whitney":
         xb, xa = getattr(before, spec.per_task), getattr(after, spec.per_task)
         tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
-        canary = judge_latency(thin(xb, tau_b), thin(xa, tau_a), better=spec.better, alpha=a_target,
-                               min_samples=min_samples, marginal_effect=min_improvement, metric=metric)
+        whole = rank_test == "effective"
+        canary = judge_latency(*((xb, xa) if whole else (thin(xb, tau_b), thin(xa, tau_a))), better=spec.better,
+                               alpha=a_target, min_samples=min_samples, marginal_effect=min_improvement,
+                               metric=metric, tau=(tau_b, tau_a) if whole else None)
     elif method == "two-proportion":
         hb, nb, tau_b = effective_counts(getattr(before, spec.per_task))
         ha, na, tau_a = effective_counts(getattr(after, spec.per_task))

@@ -86,15 +86,25 @@ def tied_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ranks, counts
 
 
-def mannwhitneyu(x: np.ndarray, y: np.ndarray) -> tuple[np.float64, np.float64]:
+def mannwhitneyu(x: np.ndarray, y: np.ndarray, tau_x: float = 1.0, tau_y: float = 1.0
+                 ) -> tuple[np.float64, np.float64]:
     """(U of ``x``, two-sided p) of ``scipy.stats.mannwhitneyu(x, y)``
     (method "auto", continuity correction) for 1-D float64 samples without
     NaN: the normal approximation with the tie correction; the cases where
     scipy picks the exact distribution (a sample of at most 8 values and no
-    ties) or a sample is empty go to scipy itself."""
+    ties) or a sample is empty go to scipy itself.
+
+    ``tau_x``, ``tau_y`` (>= 1): the integrated autocorrelation times of the
+    samples as series. U's variance is then that of samples of the effective
+    sizes n / tau: the variance of U is, to first order, that of its Hajek
+    projection, a difference of the two samples' means of placements, and the
+    variance of a stationary series' mean is tau times the independent one's
+    (the effective sample size of MCMC output, Geyer 1992). So the null
+    variance is multiplied by (tau_x / n_x + tau_y / n_y) / (1 / n_x + 1 / n_y)."""
     n1, n2 = x.size, y.size
     xy = np.concatenate((x, y))
-    if min(n1, n2) <= 8:
+    inflation = (tau_x / n1 + tau_y / n2) / (1 / n1 + 1 / n2) if n1 and n2 else 1.0
+    if min(n1, n2) <= 8 and inflation == 1.0:
         if min(n1, n2) == 0 or np.unique(xy).size == xy.size:
             res = stats.mannwhitneyu(x, y)
             return res.statistic, res.pvalue
@@ -105,7 +115,7 @@ def mannwhitneyu(x: np.ndarray, y: np.ndarray) -> tuple[np.float64, np.float64]:
     u = np.maximum(u1, u2)
     n = n1 + n2
     tie_term = np.sum(t ** 3 - t)
-    s = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+    s = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))) * inflation)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (u - n1 * n2 / 2 - 0.5) / s
     p = special.ndtr(-z) * 2
