@@ -178,6 +178,9 @@ class WindowData:
             self.table = self.table[:, order]
             if self.per_tool.shape[2] == order.size:
                 self.per_tool = self.per_tool[:, :, order]
+        # contiguous: numpy sums a strided view (a window that is one slice of a larger pass, or a reordering of
+        # one) in another order than pairwise, and passes are cut differently per runtime and tick
+        self.per_tool = np.ascontiguousarray(self.per_tool)
         self._chunks = []
         self._tool_chunks = []
         self._held_chunks = []
@@ -492,9 +495,7 @@ def _per_tool(w: WindowData) -> dict[str, float]:
     if names is None:  # a window whose tools were not observed (e.g. swarmopt.instrument): no made-up 0
         return {"tool_cost_usd": float("nan")}
     k = len(names)
-    # summed contiguous: numpy adds a strided view (a window that is one slice of a larger pass) in another order
-    # than pairwise, and how passes are cut differs between runtimes, so the last bits of a sum would too
-    cost, calls, errors = (np.ascontiguousarray(w.per_tool).sum(axis=2)[:, :k].tolist() if w.per_tool.size
+    cost, calls, errors = (w.per_tool.sum(axis=2)[:, :k].tolist() if w.per_tool.size
                            else [[0.0] * k] * len(PER_TOOL_FIELDS))
     out = {"tool_cost_usd": sum(cost)}
     for name, c, n, e in zip(names, cost, calls, errors, strict=True):

@@ -512,10 +512,10 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     if method == "mann-whitney":
         xb, xa = getattr(before, spec.per_task), getattr(after, spec.per_task)
         tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
-        whole = rank_test == "effective"
-        canary = judge_latency(*((xb, xa) if whole else (thin(xb, tau_b), thin(xa, tau_a))), better=spec.better,
-                               alpha=a_target, min_samples=min_samples, marginal_effect=min_improvement,
-                               metric=metric, tau=(tau_b, tau_a) if whole else None)
+        pair, tau = ((xb, xa), (tau_b, tau_a)) if rank_test == "effective" else (
+            (thin(xb, tau_b), thin(xa, tau_a)), None)
+        canary = judge_latency(*pair, better=spec.better, alpha=a_target, min_samples=min_samples,
+                               marginal_effect=min_improvement, metric=metric, tau=tau)
     elif method == "two-proportion":
         hb, nb, tau_b = effective_counts(getattr(before, spec.per_task))
         ha, na, tau_a = effective_counts(getattr(after, spec.per_task))
