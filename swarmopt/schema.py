@@ -779,8 +779,8 @@ class OptimizerConfig(Strict):
         "autocorrelated (a backlog): by their levels as window values are, or by their increments; throughput: "
         "the windows' throughput instead where a queue waited at every window end before and after the change")
     rank_test: Literal["thinned", "effective"] = Field(
-        default="thinned", description="a per-task target judged by Mann-Whitney on the series thinned to their "
-        "effective size, or on every value with the test's variance that of the effective sizes (effective)")
+        default="effective", description="a per-task target judged by Mann-Whitney on every value with the test's "
+        "variance that of the effective sample sizes, or on the series thinned to their effective size (thinned)")
     measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change whose estimate "
                                   "was a gain (and restore the change if undoing it made its target worse) before "
                                   "the agent's next change; false: the next change may follow at once")

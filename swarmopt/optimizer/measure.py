@@ -37,10 +37,11 @@ Which test judges which target, and which way is better, is the target's
   (reported as method "segmented-windows" when adjusted for trend and load).
 
 Per-task values are not independent: tasks that queue behind the same busy
-period share its wait. Each series is therefore thinned to its effective size
-n / tau (:func:`~swarmopt.optimizer.canary.autocorrelation_time`), and counts
-are divided by tau (Rao & Scott 1992, the design-effect correction for
-clustered binary data), before any test.
+period share its wait. A rank test therefore takes its null variance from the
+effective sample sizes n / tau
+(:func:`~swarmopt.optimizer.canary.autocorrelation_time`), other per-task tests
+run on series thinned to that size, and counts are divided by tau (Rao & Scott
+1992, the design-effect correction for clustered binary data).
 
 The before-span reaches back to the last level shift of the target
 (:func:`last_shift_s`, a fault's onset), within the configuration in force.
@@ -475,14 +476,14 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
                  success_limit: float = 1.0, price: Price | None = None,
                  batch_means: Literal["levels", "increments", "throughput"] = "throughput",
-                 rank_test: Literal["thinned", "effective"] = "thinned") -> Judgement:
+                 rank_test: Literal["thinned", "effective"] = "effective") -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
     test judges it.
 
-    The target's test runs at ``(1 - GUARD_SHARE) alpha`` on series thinned
-    to their effective size. When the tasks are so autocorrelated that fewer
+    The target's test runs at ``(1 - GUARD_SHARE) alpha`` on the effective
+    sample sizes (``rank_test``). When the tasks are so autocorrelated that fewer
     than ``min_samples`` are effectively independent although there are enough
     tasks and at least 2 windows a side, the window means are judged instead
     (batch means; ``method`` gets "/batch-means"). Fewer than ``min_samples``
@@ -498,10 +499,11 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     the window values above, "increments" by :func:`drift_measure` (a growing backlog's window means are a random
     walk with drift), "throughput": where both spans are :func:`saturated`, Welch's test of the windows'
     ``throughput_per_s`` decides instead (higher is better; method "/batch-means/throughput"), else (no backlog
-    before, or the change cleared it) the levels. ``rank_test``: a Mann-Whitney target judged on the series thinned
-    to their effective size ("thinned"), or on every value with U's variance that of the effective sizes
-    ("effective", :func:`~swarmopt.optimizer.canary.judge_latency`'s ``tau``). Raises ValueError for a metric with
-    no spec in :data:`swarmopt.metrics.METRICS`.
+    before, or the change cleared it) the levels. ``rank_test``: a Mann-Whitney target judged on
+    every value with U's variance that of the effective sizes ("effective",
+    :func:`~swarmopt.optimizer.canary.judge_latency`'s ``tau``), or on the series thinned to their effective size
+    ("thinned", the default before 2026-12-06). Raises ValueError for a metric with no spec in
+    :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
     window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
