@@ -109,8 +109,9 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, desig
     marginal or inconclusive: no measured benefit).
 
     Expected rate: <= alpha = 0.05 by construction (Bonferroni over the target's
-    test at 0.8 alpha and four guardrails at alpha / 20; values thinned to
-    their effective size so the tests' independence assumption holds). With
+    test at 0.8 alpha and four guardrails at alpha / 20; the tests' null
+    variances those of the effective sample sizes n / tau, or series thinned
+    to them, so their independence assumption holds). With
     200 trials, the count of false decisions is Binomial(200, p); the test
     fails if a one-sided binomial test rejects p <= 0.05 at the 1% level
     (count >= 19, i.e. >= 9.5%), so a calibrated judge fails it less than 1% of
@@ -123,17 +124,20 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back(aa, desig
     (p < promising_p), each look at its share of alpha
     (:func:`swarmopt.optimizer.trial.look_alpha`: exact group-sequential
     levels over all five looks), so the rate counts every look. Measured on
-    seeds 0-199: before/after 7/200 = 3.5% (latency: 5 keeps, 2 rollbacks) and
-    3/200 = 1.5% (success rate); switchback 6/200 (3 keeps, 3 rollbacks) and
-    4/200; split looks 7/200 (5 keeps, 2 rollbacks) and 2/200. With three looks
+    seeds 0-199: before/after 3/200 = 1.5% (latency: 1 keep, 2 rollbacks) and
+    3/200 = 1.5% (success rate); switchback 3/200 (1 keep, 2 rollbacks) and
+    4/200; split looks 4/200 (2 keeps, 2 rollbacks) and 2/200. With latency's
+    Mann-Whitney on series thinned to their effective size (``rank_test:
+    thinned``, the default before 2026-12-06): before/after 7/200 (5 keeps, 2
+    rollbacks), switchback 6/200 and split 7/200. With three looks
     and no promising zone (up to 15 windows, the default before 2026-12-04):
     7/200 and 4/200, with Bonferroni's levels 6/200 and 3/200, with a single
     look at alpha 8/200 and 4/200; switchback 6/200 and 5/200; split 8/200 and
-    2/200. Service time (per task, Mann-Whitney; its values are about
+    2/200 (all thinned). Service time (per task, Mann-Whitney; its values are about
     independent, so a span holds ten times the response times' effective
     values, and a significant shift of a no-op is mostly under
-    min_improvement: marginal): 0/200 under before/after and switchback, 1/200
-    (a keep) with split looks (three looks: 0, 1 and 3).
+    min_improvement: marginal): 0/200 under every design (thinned: 0, 0 and 1;
+    three looks: 0, 1 and 3).
     """
     decisions = aa[(design, metric)]
     false = sum(d in ("keep", "rollback") for d in decisions)
@@ -167,12 +171,13 @@ def test_a_change_that_changes_nothing_is_neither_kept_nor_rolled_back_under_a_l
     a before/after comparison of its window means (Welch) rolls the no-op back for a degradation in 27 of 200
     trials (13.5%), which the binomial criterion of the test above rejects; adjusted for the trend and the
     arrival rate (optimizer.trend_adjust, segmented regression, the default) it decides 5 of 200 (keeps),
-    measured on by switchback 6 of 200 (keeps). Response time is judged per task (Mann-Whitney on thinned
-    values), which this ramp does not bias measurably: 4 of 200 (1 keep, 3 rollbacks) with the adjustment or
-    without, 7 of 200 (3 keeps, 4 rollbacks) with switchback looks, 4 of 200 with split looks (CPU is a window
-    metric, which a split cannot divide between its arms: 5 of 200, as adjusted). Service time: 6 of 200 (5
-    keeps, 1 rollback) adjusted or plain, 5 with switchback looks, 3 with split looks. (With three looks and no
-    promising zone: CPU 28 plain, 7 adjusted, 6 switchback; response time 5, 8 and 6; service time 5, 6 and
+    measured on by switchback 6 of 200 (keeps). Response time is judged per task (Mann-Whitney with the
+    effective sample sizes), which this ramp does not bias measurably: 3 of 200 (1 keep, 2 rollbacks) with the
+    adjustment or without, 4 of 200 (1 keep, 3 rollbacks) with switchback looks, 3 of 200 with split looks (CPU
+    is a window metric, which a split cannot divide between its arms: 5 of 200, as adjusted). Service time: 5 of
+    200 (keeps) adjusted or plain, 3 with switchback looks, 2 with split looks. (On thinned series, the default
+    before 2026-12-06: response time 4, 7 and 4, service time 6, 5 and 3. With three looks and no promising
+    zone, thinned: CPU 28 plain, 7 adjusted, 6 switchback; response time 5, 8 and 6; service time 5, 6 and
     4.)"""
     decisions = aa_ramp[(config, metric)]
     false = sum(d in ("keep", "rollback") for d in decisions)
@@ -220,20 +225,20 @@ def test_under_overload_the_throughput_and_the_increments_keep_the_aa_rate():
 
 
 BUSY = SC.load.model_copy(update={"multiplier": 2.2})
-EFFECTIVE = SC.optimizer.model_copy(update={"rank_test": "effective"})
+THINNED = SC.optimizer.model_copy(update={"rank_test": "thinned"})
 
 
 def test_at_a_busy_load_the_effective_sizes_keep_the_aa_rate():
     """A/A check at 2.2 times the Hunter's load: its workers about 70% busy, consecutive response times
-    correlated over about 8 tasks (the median autocorrelation time). On seeds 0-199 Mann-Whitney on the series
-    thinned to their effective size (``rank_test: thinned``, the default) makes 19 false decisions (12 keeps, 7
-    rollbacks), which the binomial criterion rejects; on every value with U's variance that of the effective
-    sizes (``rank_test: effective``), 6. A thinned series is still correlated (values tau apart of an AR(1)
-    series with tau 8 correlate 0.13): over 300 seeds the variance of the first look's z statistic is 1.59
-    thinned and 1.13 effective, while the span means' variance is 1.14 times what tau predicts (so tau is about
-    right, and the window means are uncorrelated)."""
-    runs = [aa_decisions(seed, ["response_time_ms_mean"], BUSY, (SC.optimizer, EFFECTIVE)) for seed in range(AA_TRIALS)]
-    thinned, effective = (sum(r[i] in ("keep", "rollback") for r in runs) for i in range(2))
+    correlated over about 8 tasks (the median autocorrelation time). On seeds 0-199 Mann-Whitney on every value
+    with U's variance that of the effective sizes (``rank_test: effective``, the default) makes 6 false
+    decisions (4 keeps, 2 rollbacks); on the series thinned to their effective size (``rank_test: thinned``, the
+    default before 2026-12-06), 19 (12 keeps, 7 rollbacks), which the binomial criterion rejects. A thinned
+    series is still correlated (values tau apart of an AR(1) series with tau 8 correlate 0.13): over 300 seeds
+    the variance of the first look's z statistic is 1.59 thinned and 1.13 effective, while the span means'
+    variance is 1.14 times what tau predicts (so tau is about right, and the window means are uncorrelated)."""
+    runs = [aa_decisions(seed, ["response_time_ms_mean"], BUSY, (SC.optimizer, THINNED)) for seed in range(AA_TRIALS)]
+    effective, thinned = (sum(r[i] in ("keep", "rollback") for r in runs) for i in range(2))
     assert stats.binomtest(effective, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, effective
     assert stats.binomtest(thinned, AA_TRIALS, 0.05, alternative="greater").pvalue < 0.01, thinned
 
@@ -274,14 +279,15 @@ def aa_long() -> dict[tuple[str, str], list[str]]:
                          + [("ramp", m) for m in ("cpu_percent", "service_time_ms_mean")])
 def test_a_longer_before_span_keeps_the_aa_rate(aa_long, case):
     """A/A check of the longer before-span (:meth:`Trial.before_start_s`), binomial criterion as above. Steady
-    load: 4, 4 and 3 of 200 on response time, success rate and service time (6, 4 and 4 with three looks and no
-    promising zone; 5, 4 and 3 with Bonferroni's levels; 3, 4 and 2 with those and the 5 windows before the
-    change only). Under the ramp the span reaches back only over windows whose arrivals are consistent with one
-    rate with the last 5 (:func:`swarmopt.optimizer.measure.steady_load`): CPU 9 of 200 (8 with three looks, 7
-    with 5 windows), service time 9 (11; 7; 15 with no check of the load). Response time is not asserted under
-    the ramp: 16 of 200 (17 with three looks, with the longer span or without), since this ramp runs through
-    the first look of a change at 1,200 s and a per-task comparison cannot adjust for the load (the test above
-    changes at 600 s: 4 of 200)."""
+    load: 4, 4 and 5 of 200 on response time, success rate and service time (on thinned series, the default
+    before 2026-12-06: 4, 4 and 3; then 6, 4 and 4 with three looks and no promising zone; 5, 4 and 3 with
+    Bonferroni's levels; 3, 4 and 2 with those and the 5 windows before the change only). Under the ramp the
+    span reaches back only over windows whose arrivals are consistent with one rate with the last 5
+    (:func:`swarmopt.optimizer.measure.steady_load`): CPU 9 of 200 (8 with three looks, 7 with 5 windows),
+    service time 8 (thinned 9; 11 with three looks; 7 with 5 windows; 15 with no check of the load). Response
+    time is not asserted under the ramp: 10 of 200 (2 keeps, 8 rollbacks; thinned 16, and 17 with three looks,
+    with the longer span or without), since this ramp runs through the first look of a change at 1,200 s and a
+    per-task comparison cannot adjust for the load (the test above changes at 600 s: 3 of 200)."""
     decisions = aa_long[case]
     false = sum(d in ("keep", "rollback") for d in decisions)
     assert stats.binomtest(false, AA_TRIALS, 0.05, alternative="greater").pvalue >= 0.01, f"{false}/{AA_TRIALS}"
