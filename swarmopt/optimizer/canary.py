@@ -29,7 +29,7 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import fft, special, stats
 
-from swarmopt.optimizer.stat_tests import iqr, mannwhitneyu, tied_ranks
+from swarmopt.optimizer.stat_tests import iqr, mannwhitneyu, tied_ranks, variance_inflation
 
 Outcome = Literal["pass", "marginal", "fail", "inconclusive"]
 
@@ -96,16 +96,22 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den != 0 else (math.inf if num > 0 else 1.0)
 
 
-def hodges_lehmann(before, after, alpha: float = 0.05) -> tuple[float, float, float]:
+def hodges_lehmann(before, after, alpha: float = 0.05, tau_before: float = 1.0,
+                   tau_after: float = 1.0) -> tuple[float, float, float]:
     """Hodges-Lehmann shift of ``after`` vs ``before`` with Moses' distribution-free CI.
 
     ``before`` (m values) and ``after`` (n values) are 1-D float array-likes
     (NaNs dropped); alpha is the two-sided miscoverage. Returns floats
     (shift, ci_low, ci_high) in the data's units: shift = median of the m*n
     differences D = after_j - before_i, CI = [D_(C), D_(mn+1-C)] with
-    C = floor(mn/2 - z_{1-alpha/2} sqrt(mn(m+n+1)/12)), the normal
+    C = floor(mn/2 - z_{1-alpha/2} sqrt(mn(m+n+1)/12 k)), the normal
     approximation of the Mann-Whitney U critical value (Lehmann 1963;
     Hollander & Wolfe); floor() errs wide, C < 1 gives the full range of D.
+    k is 1 for independent values; for series with autocorrelation times
+    ``tau_before``, ``tau_after`` it is U's variance inflation
+    (:func:`~swarmopt.optimizer.stat_tests.variance_inflation`), so the CI
+    excludes 0 where :func:`~swarmopt.optimizer.stat_tests.mannwhitneyu` with
+    those times rejects at alpha (up to its continuity and tie corrections).
     Above 250,000 pairs both samples are thinned to evenly spaced quantiles
     (deterministic, no RNG) and C is read as a fraction of the full m*n, so
     the CI keeps the width of the full sample sizes.
@@ -126,7 +132,8 @@ def hodges_lehmann(before, after, alpha: float = 0.05) -> tuple[float, float, fl
         x = np.quantile(x, (np.arange(kx) + 0.5) / kx)
         y = np.quantile(y, (np.arange(ky) + 0.5) / ky)
     z = special.ndtri(1.0 - alpha / 2.0)
-    c = max(1, math.floor(mn / 2.0 - z * math.sqrt(mn * (m + n + 1) / 12.0)))
+    k = variance_inflation(m, n, tau_before, tau_after)
+    c = max(1, math.floor(mn / 2.0 - z * math.sqrt(mn * (m + n + 1) / 12.0 * k)))
     span = max(mn - 1, 1)  # 0-based ranks c-1 and mn-c, as fractions of full D
     med, (lo, hi) = _median_and_quantiles(x, y, np.array([(c - 1) / span, max(c - 1, mn - c) / span]))
     return med, float(lo), float(hi)
@@ -364,9 +371,11 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
             when ``before`` and ``after`` are whole autocorrelated series: the
             Mann-Whitney p then uses every value, U's variance that of the
             effective sample sizes n / tau (:func:`~swarmopt.optimizer.stat_tests.mannwhitneyu`),
-            while the sample sizes, the HL shift and the tail and spread checks
-            use the series thinned to n / tau (:func:`thin`). None: the values
-            are taken as independent.
+            and so do the medians and the HL shift with its interval
+            (:func:`hodges_lehmann`'s ``tau_before``, ``tau_after``), while the
+            sample sizes and the tail and spread checks use the series thinned
+            to n / tau (:func:`thin`). None: the values are taken as
+            independent.
 
     Returns MetricVerdict (medians, HL shift and CI, two-sided
     ``scipy.stats.mannwhitneyu`` p). "pass": significantly better with
@@ -383,16 +392,17 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
     if tau is not None:
         x, y = thin(x, tau[0]), thin(y, tau[1])
     reasons = [f"dropped NaNs: {dropped_x} before, {dropped_y} after"] if dropped_x or dropped_y else []
-    med_b = float(np.median(x)) if x.size else _NAN
-    med_a = float(np.median(y)) if y.size else _NAN
+    med_b = float(np.median(whole[0])) if x.size else _NAN
+    med_a = float(np.median(whole[1])) if y.size else _NAN
     if min(x.size, y.size) < max(min_samples, 1):
         reasons.append(f"too few samples: {x.size} before, {y.size} after (need {min_samples})")
         return MetricVerdict(metric, "inconclusive", x.size, y.size, med_b, med_a,
                              _NAN, _NAN, _NAN, _NAN, _NAN, tuple(reasons))
 
-    shift, lo, hi = hodges_lehmann(x, y, alpha)
     # thinning leaves values tau apart still correlated (an AR(1) series with tau 8 keeps a lag correlation of 0.13,
-    # its thinned mean's variance 1.3 times the independent one's): the effective sizes judge the whole series
+    # its thinned mean's variance 1.3 times the independent one's): the effective sizes judge the whole series, and
+    # the interval reported with the verdict is the one that test inverts
+    shift, lo, hi = hodges_lehmann(*whole, alpha, *(tau or ()))
     u_stat, p_mw = mannwhitneyu(whole[1], whole[0], *(tau[::-1] if tau is not None else ()))
     p = float(p_mw) if np.isfinite(p_mw) else 1.0
     loc_alpha, guard_alpha = alpha * (1 - _GUARD_SHARE), alpha * _GUARD_SHARE / 3

@@ -86,6 +86,19 @@ def tied_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ranks, counts
 
 
+def variance_inflation(n_x: int, n_y: int, tau_x: float = 1.0, tau_y: float = 1.0) -> float:
+    """The factor on the null variance of Mann-Whitney's U (and so on the
+    square of the width of the Hodges-Lehmann interval's rank distance) for
+    two series of ``n_x`` and ``n_y`` values with integrated autocorrelation
+    times ``tau_x``, ``tau_y`` (>= 1): (tau_x / n_x + tau_y / n_y) / (1 / n_x
+    + 1 / n_y), that of samples of the effective sizes n / tau. The variance of
+    U is, to first order, that of its Hajek projection, a difference of the two
+    samples' means of placements, and the variance of a stationary series'
+    mean is tau times the independent one's (the effective sample size of MCMC
+    output, Geyer 1992). 1.0 when a sample is empty."""
+    return (tau_x / n_x + tau_y / n_y) / (1 / n_x + 1 / n_y) if n_x and n_y else 1.0
+
+
 def mannwhitneyu(x: np.ndarray, y: np.ndarray, tau_x: float = 1.0, tau_y: float = 1.0
                  ) -> tuple[np.float64, np.float64]:
     """(U of ``x``, two-sided p) of ``scipy.stats.mannwhitneyu(x, y)``
@@ -95,15 +108,11 @@ def mannwhitneyu(x: np.ndarray, y: np.ndarray, tau_x: float = 1.0, tau_y: float 
     ties) or a sample is empty go to scipy itself.
 
     ``tau_x``, ``tau_y`` (>= 1): the integrated autocorrelation times of the
-    samples as series. U's variance is then that of samples of the effective
-    sizes n / tau: the variance of U is, to first order, that of its Hajek
-    projection, a difference of the two samples' means of placements, and the
-    variance of a stationary series' mean is tau times the independent one's
-    (the effective sample size of MCMC output, Geyer 1992). So the null
-    variance is multiplied by (tau_x / n_x + tau_y / n_y) / (1 / n_x + 1 / n_y)."""
+    samples as series. U's null variance is then that of samples of the
+    effective sizes n / tau (:func:`variance_inflation`)."""
     n1, n2 = x.size, y.size
     xy = np.concatenate((x, y))
-    inflation = (tau_x / n1 + tau_y / n2) / (1 / n1 + 1 / n2) if n1 and n2 else 1.0
+    inflation = variance_inflation(n1, n2, tau_x, tau_y)
     if min(n1, n2) <= 8 and inflation == 1.0:
         if min(n1, n2) == 0 or np.unique(xy).size == xy.size:
             res = stats.mannwhitneyu(x, y)
