@@ -50,11 +50,8 @@ def short(sc: Scenario, duration_s: float, **update) -> Scenario:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``pytest -n 2``; pyproject sets ``--dist loadgroup``) every test of the session Ray
     goes to one worker, so one Ray serves them all as without xdist, and the other tests go out module by module,
-    so a module's fixtures (the A/A trials) are built once. A test that names its own group keeps it (the fuzz
-    corpus' halves, so the two workers run them at once)."""
+    so a module's fixtures (the A/A trials) are built once."""
     for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
         ray = "ray_session" in getattr(item, "fixturenames", ())
         item.add_marker(pytest.mark.xdist_group("ray" if ray else item.module.__name__))
 
