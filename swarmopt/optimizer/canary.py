@@ -392,8 +392,8 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
     if tau is not None:
         x, y = thin(x, tau[0]), thin(y, tau[1])
     reasons = [f"dropped NaNs: {dropped_x} before, {dropped_y} after"] if dropped_x or dropped_y else []
-    med_b = float(np.median(whole[0])) if x.size else _NAN
-    med_a = float(np.median(whole[1])) if y.size else _NAN
+    med_b = float(np.median(whole[0])) if whole[0].size else _NAN
+    med_a = float(np.median(whole[1])) if whole[1].size else _NAN
     if min(x.size, y.size) < max(min_samples, 1):
         reasons.append(f"too few samples: {x.size} before, {y.size} after (need {min_samples})")
         return MetricVerdict(metric, "inconclusive", x.size, y.size, med_b, med_a,
@@ -403,7 +403,7 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
     # its thinned mean's variance 1.3 times the independent one's): the effective sizes judge the whole series, and
     # the interval reported with the verdict is the one that test inverts
     shift, lo, hi = hodges_lehmann(*whole, alpha, *(tau or ()))
-    u_stat, p_mw = mannwhitneyu(whole[1], whole[0], *(tau[::-1] if tau is not None else ()))
+    u_stat, p_mw = mannwhitneyu(whole[1], whole[0], *(tau[::-1] if tau else ()))
     p = float(p_mw) if np.isfinite(p_mw) else 1.0
     loc_alpha, guard_alpha = alpha * (1 - _GUARD_SHARE), alpha * _GUARD_SHARE / 3
     # Direction from U itself, P(after > before) - 1/2, so it always agrees

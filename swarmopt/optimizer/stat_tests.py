@@ -90,11 +90,11 @@ def variance_inflation(n_x: int, n_y: int, tau_x: float = 1.0, tau_y: float = 1.
     """The factor on the null variance of Mann-Whitney's U for two series of
     ``n_x`` and ``n_y`` values with integrated autocorrelation times ``tau_x``,
     ``tau_y`` (>= 1): (tau_x / n_x + tau_y / n_y) / (1 / n_x + 1 / n_y), so
-    that the variance is that of samples of the effective sizes n / tau. The variance of
-    U is, to first order, that of its Hajek projection, a difference of the two
-    samples' means of placements, and the variance of a stationary series'
-    mean is tau times the independent one's (the effective sample size of MCMC
-    output, Geyer 1992). 1.0 when a sample is empty."""
+    that the variance is that of samples of the effective sizes n / tau. The
+    variance of U is, to first order, that of its Hajek projection, a
+    difference of the two samples' means of placements, and the variance of a
+    stationary series' mean is tau times the independent one's (the effective
+    sample size of MCMC output, Geyer 1992). 1.0 when a sample is empty."""
     return (tau_x / n_x + tau_y / n_y) / (1 / n_x + 1 / n_y) if n_x and n_y else 1.0
 
 
