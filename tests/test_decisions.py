@@ -12,7 +12,7 @@ from scipy import stats
 
 from swarmopt.knobs import KnobChange, ScheduledChange
 from swarmopt.loader import load_scenario
-from swarmopt.metrics import task_sample
+from swarmopt.metrics import task_samples, window_rows
 from swarmopt.optimizer.core import Optimizer, Trial
 from swarmopt.optimizer.strategies import Strategy
 from swarmopt.policies import RulePolicy
@@ -66,7 +66,7 @@ def aa_decisions(seed: int, targets: list[str], load: LoadShape = SC.load,
     # one at its end to close the last window
     _, closed, applied = sim.step(0.0, END_S, [], [ScheduledChange(change_s, change, "a/a"), split_start])
     closed += sim.step(END_S, END_S, [], [])[1]
-    rows, smp = [sim.metrics_row(w) for w in closed], [task_sample(w) for w in closed]
+    rows, smp = window_rows(closed), task_samples(closed)  # as an agent group ships them: one pass for all windows
     out = []
     for cfg, metric in itertools.product(configs, targets):
         opt = Optimizer(cfg, PROFILES, 60.0, RulePolicy(), np.random.default_rng(seed))

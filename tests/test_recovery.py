@@ -26,44 +26,38 @@ def scenario(mh_scenario):
     return short(mh_scenario, 1800)
 
 
-@pytest.fixture(scope="module")
-def undisturbed(scenario):
-    return run_scenario(scenario, seed=6, runtime="local")
+CRASH = {"kind": "crash", "target": "market-analyzer", "at_s": 630, "duration_s": 120, "mode": "process"}
+# one kill per 600 s checkpoint interval, at a tick drawn in it: each one replays from a different checkpoint
+KILL_TICKS = dict(zip(["orchestrator", "optimizer", "market-hunter"],
+                      (10 * np.arange(3) + np.random.default_rng(2026).integers(1, 10, size=3)).tolist(), strict=True))
 
 
-ACTORS = ["market-hunter", "optimizer", "orchestrator"]
-KILL_TICKS = dict(zip(ACTORS, np.random.default_rng(2026).integers(1, 30, size=len(ACTORS)).tolist(), strict=True))
-
-
-@pytest.mark.parametrize("actor", ACTORS)
-def test_a_killed_actor_is_rebuilt_and_the_tables_are_identical(ray_session, scenario, undisturbed, actor):
-    kill_at = KILL_TICKS[actor]
-    every_s = 600.0  # checkpoints at 0, 600 and 1200 s: a kill after 600 s replays from one taken mid-run
-    with Simulation(scenario, seed=6, runtime="ray", checkpoint_every_s=every_s) as sim:
-        for _ in range(kill_at):
-            sim.step()
-        next_cycle = sim.next_cycle_s
-        ray_session.kill(sim.actors()[actor])
+def test_killed_actors_are_rebuilt_and_the_tables_are_identical(ray_session, scenario):
+    """The Orchestrator, the optimizer and an agent group are killed in turn, and a process-crash fault kills the
+    Market Analyzer's actor, all in one run: each is found dead at its next call, rebuilt from its last checkpoint
+    and replayed, and the tables equal those of the local run, where the crash is simulated only."""
+    every_s = 600.0  # checkpoints at 0, 600 and 1200 s
+    tick_s, per_checkpoint = scenario.tick_s, every_s / scenario.tick_s
+    sc = short(scenario, scenario.duration_s, faults=[*scenario.model_dump()["faults"], CRASH])
+    local = run_scenario(sc, seed=6, runtime="local")  # no process to kill: the simulated crash only
+    found_by = {}
+    deaths = len(KILL_TICKS) + 1  # a run's restarts are counted together (at most 3 by default)
+    with Simulation(sc, seed=6, runtime="ray", checkpoint_every_s=every_s, max_restarts=deaths) as sim:
+        for actor, kill_at in KILL_TICKS.items():
+            while sim.now < kill_at * tick_s:
+                sim.step()
+            found_by[actor] = sim.next_cycle_s if actor in ("optimizer", "orchestrator") else sim.now + tick_s
+            ray_session.kill(sim.actors()[actor])
         sim.run()
         ev = sim.events
-    restarted = ev[ev["event"] == "actor.restarted"]
-    assert list(restarted["agent"]) == [actor]
-    # found dead at its next call: agents are called every tick, optimizer and orchestrator every cycle
-    assert kill_at * scenario.tick_s <= restarted["t_s"].iloc[0] <= next_cycle
-    replayed = restarted["value"].iloc[0]
-    assert kill_at % (every_s / scenario.tick_s) <= replayed <= every_s / scenario.tick_s
-    assert_same(undisturbed.metrics, sim.metrics)
-    assert_same(undisturbed.events, without_restarts(ev), check_like=True)
-
-
-def test_a_process_crash_fault_kills_the_actor_and_the_run_recovers(ray_session, scenario, undisturbed):
-    crash = {"kind": "crash", "target": "market-analyzer", "at_s": 630, "duration_s": 120, "mode": "process"}
-    sc = short(scenario, 1800, faults=[*scenario.model_dump()["faults"], crash])
-    local = run_scenario(sc, seed=6, runtime="local")  # no process to kill: the simulated crash only
-    with Simulation(sc, seed=6, runtime="ray") as sim:
-        sim.run()
-    ev = sim.events
-    assert list(ev.loc[ev["event"] == "actor.restarted", "agent"]) == ["market-analyzer"]
+    restarted = ev[ev["event"] == "actor.restarted"].set_index("agent")
+    # each was rebuilt before the next death; the crash's restart (at 660 s) is kept though the optimizer's
+    # recovery (at 900 s) replays from the checkpoint of 600 s
+    assert list(restarted.index) == ["orchestrator", CRASH["target"], "optimizer", "market-hunter"]
+    for actor, kill_at in KILL_TICKS.items():
+        # found dead at its next call: agents are called every tick, optimizer and orchestrator every cycle
+        assert kill_at * tick_s <= restarted.loc[actor, "t_s"] <= found_by[actor]
+        assert kill_at % per_checkpoint <= restarted.loc[actor, "value"] <= per_checkpoint
     assert_same(local.metrics, sim.metrics)
     assert_same(local.events, without_restarts(ev), check_like=True)
     busy = local.metrics.query("agent == 'market-analyzer'").set_index("t_start_s")["queue_wait_ms_mean"]

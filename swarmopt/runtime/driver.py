@@ -137,7 +137,8 @@ class Driver:
     taken, at the start and before every cycle. When an actor dies,
     every component is rebuilt from the last checkpoint, the sink is rewound
     and the ticks since are replayed, so the tables are those of an
-    undisturbed run plus one ``actor.restarted`` event; after
+    undisturbed run plus one ``actor.restarted`` event per restart (a
+    restart's event survives a later recovery from an earlier checkpoint); after
     ``max_restarts`` restarts it raises :class:`ActorLostError` naming the actor.
     """
 
@@ -155,6 +156,7 @@ class Driver:
     new_samples: list[TaskSample] = field(default_factory=list)
     applied: list[dict] = field(default_factory=list)
     restarts: int = 0
+    restart_events: list[dict] = field(default_factory=list)  # a replay does not send these again
     killed: set[int] = field(default_factory=set)  # process-crash faults already executed (never replayed)
     _checkpoint: tuple | None = None
     _checkpoint_k: int = 0  # the tick of the last checkpoint
@@ -244,7 +246,8 @@ class Driver:
         write out what came before. Raises if an actor is dead."""
         token = self.backend.checkpoint(self.components)  # first: a dead actor raises before the sink moves on
         mark = self.sink.mark()
-        self._checkpoint = () if token is None else (token, self._pickled_loop_state(), mark)
+        self._checkpoint = () if token is None else (token, self._pickled_loop_state(), mark,
+                                                          len(self.restart_events))
         self._checkpoint_k = self.k
 
     def _checkpoint_due(self) -> bool:
@@ -265,7 +268,7 @@ class Driver:
         if not self._checkpoint or self.restarts >= self.max_restarts:
             raise ActorLostError(actor, self.restarts)
         self.restarts += 1
-        token, state, mark = self._checkpoint
+        token, state, mark, sent_before = self._checkpoint
         failed_at, target = self.now, self.k
         self.components = self.backend.restore(token, self.components)
         state = pickle.loads(state)
@@ -275,10 +278,13 @@ class Driver:
         replayed = target - self.k
         while self.k < target:
             self._advance()
-        self.sink.events([{"t_s": failed_at, "event": "actor.restarted", "agent": actor, "value": replayed,
-                           "detail": f"{actor} died at {failed_at:g}s; every component rebuilt from the "
-                                     f"checkpoint of {state['k'] * self.scenario.tick_s:g}s and {replayed} tick(s) "
-                                     f"replayed (restart {self.restarts} of at most {self.max_restarts})"}])
+        self.restart_events.append({
+            "t_s": failed_at, "event": "actor.restarted", "agent": actor, "value": replayed,
+            "detail": f"{actor} died at {failed_at:g}s; every component rebuilt from the checkpoint of "
+                      f"{state['k'] * self.scenario.tick_s:g}s and {replayed} tick(s) replayed (restart "
+                      f"{self.restarts} of at most {self.max_restarts})"})
+        # the sink's rewind also dropped the restarts since the checkpoint, which no replay sends again
+        self.sink.events(self.restart_events[sent_before:])
 
     def _advance(self) -> None:
         t0 = self.k * self.scenario.tick_s
