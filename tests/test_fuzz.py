@@ -12,6 +12,7 @@ takes 2,400.
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer.testing
 from fuzz_corpus import Case, make_case
 from typer.testing import CliRunner
 
@@ -27,6 +29,15 @@ from swarmopt.cli import app
 from swarmopt.loader import load_scenario
 
 CASE_TIMEOUT_S = 20   # a hang; a dry run takes milliseconds, a one-window run well under a second
+
+
+@pytest.fixture(autouse=True, scope="module")
+def command_built_once():
+    """typer's CliRunner builds the click command anew on every invoke (about 30 ms, a third of a case); the
+    command line under test is the same, built once."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(typer.testing, "_get_command", functools.cache(typer.testing._get_command))
+        yield
 
 
 class HangError(Exception):
