@@ -144,7 +144,5 @@ def test_fail_if_sets_the_exit_code(finished):
     assert p.returncode == 1, p.stderr
     assert f"fail-if holds: {holds}" in p.stderr and "changes_attempted > 100" not in p.stderr
     assert "SLO attainment, paired differences from monitor" in p.stdout
-    p = _cli(spec, "--out", str(out), "--resume", "--fail-if", "rules.changes_attempted > 100")
-    assert p.returncode == 0, p.stderr
     p = _cli(spec, "--out", str(out), "--resume", "--fail-if", "rules.speed > 1")
     assert p.returncode == 2 and "unknown name 'rules.speed'" in p.stderr and "slo_attainment" in p.stderr

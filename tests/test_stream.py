@@ -142,8 +142,10 @@ def test_the_budget_of_a_streamed_week_counts_only_the_rows_held(mh_scenario):
 
 
 @pytest.mark.ray
-def test_a_dead_actor_in_a_streamed_ray_run_gives_the_same_tables(ray_session, scenario, in_memory, tmp_path):
-    with Simulation(scenario, runtime="ray", out_dir=tmp_path / "run") as sim:
+def test_a_dead_actor_in_a_streamed_ray_run_gives_the_same_tables(ray_session, scenario, tmp_path):
+    sc = short(scenario, 5400)  # past the checkpoint of 3600 s (one per simulated hour by default)
+    in_memory = run_scenario(sc, runtime="local")
+    with Simulation(sc, runtime="ray", out_dir=tmp_path / "run") as sim:
         sim.run(until=4500)
         written = sim._sink.written["metrics"]
         assert written > 0
