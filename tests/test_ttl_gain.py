@@ -74,7 +74,7 @@ def test_with_no_figures_to_predict_from_the_raise_is_proposed_as_before():
 def test_each_tools_share_of_the_busy_time_is_a_metric():
     """``tool_hold_share.<tool>`` per window: each in [0, 1], their largest the window's ``tool_hold_share``."""
     run = run_scenario(short(load_scenario(ROOT / "scenarios" / "market_hunter_degradation.yaml"), 1200), seed=1,
-                       policy="monitor")
+                       policy="monitor", runtime="local")
     m = run.metrics
     m = m[(m["agent"] == "market-hunter") & m["tool_hold_share"].notna()]
     cols = ["tool_hold_share.data_source", "tool_hold_share.web_search"]
@@ -95,7 +95,7 @@ def test_a_ttl_cut_frees_memory_only_where_the_caches_hold_it():
 def test_the_caches_share_of_memory_is_a_metric():
     """``cache_memory_percent``: the live entries' memory (64 KB each) over the capacity, within ``memory_percent``."""
     sc = load_scenario(ROOT / "scenarios" / "library" / "memory_leak.yaml")
-    m = run_scenario(short(sc, 1200), seed=1, policy="monitor").metrics
+    m = run_scenario(short(sc, 1200), seed=1, policy="monitor", runtime="local").metrics
     na = m[m["agent"] == "narrative-architect"]
     assert (na["cache_memory_percent"] > 0).all() and (na["cache_memory_percent"] < na["memory_percent"]).all()
     assert na["cache_memory_percent"].max() <= 100.0 * 200 * 64 / 1024 / 2048 + 1e-9  # the style guide's 200 keys
