@@ -30,7 +30,7 @@ from a time on while judging and detection go on.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Callable
@@ -75,7 +75,7 @@ from swarmopt.optimizer.trial import (
 )
 from swarmopt.policies import MonitorPolicy, Policy
 from swarmopt.protocol import Mode, advise, grant_bottlenecks
-from swarmopt.schema import AgentProfile, Budget, Knobs, OptimizerConfig
+from swarmopt.schema import AgentProfile, Budget, Knobs, ModelTier, OptimizerConfig
 
 ANOMALY_HISTORY = 60  # windows of an agent's own history a level shift is judged against
 
@@ -107,7 +107,9 @@ class Optimizer:
     metric window; ``policy`` picks remedies (drawing from ``rng``); ``rules``
     and ``remedies`` are plug-in detection rules and remedies
     (:mod:`swarmopt.plugins`); ``budget`` the spend budget whose burn-rate
-    alerts are bottlenecks too (:mod:`swarmopt.optimizer.budget`). Methods return event dicts (``event`` key,
+    alerts are bottlenecks too (:mod:`swarmopt.optimizer.budget`); ``models`` the model tier table (None: not
+    known, as for real agents), whose prices keep a change that must break the cost guardrail from being tried
+    (:mod:`swarmopt.optimizer.pricing`). Methods return event dicts (``event`` key,
     simulated time ``t_s``) for the events table.
 
     ``overrides`` maps a strategy id to the decision ("keep", "rollback" or
@@ -122,7 +124,8 @@ class Optimizer:
 
     def __init__(self, config: OptimizerConfig, profiles: dict[str, AgentProfile], window_s: float,
                  policy: Policy, rng: np.random.Generator, rules: Sequence[DetectionRule] = (),
-                 remedies: Sequence[Remedy] = (), budget: Budget | None = None) -> None:
+                 remedies: Sequence[Remedy] = (), budget: Budget | None = None,
+                 models: Mapping[str, ModelTier] | None = None) -> None:
         self.cfg = config
         self.base_cfg = config
         self.mode = Mode()
@@ -136,7 +139,7 @@ class Optimizer:
         self.streak = 0
         self.history = History(profiles, window_s, config.max_measure_windows, kept_windows(config.long_windows))
         self.learning = Learning()
-        self.planner = Planner(config, profiles, window_s, policy, rng, self.learning, remedies)
+        self.planner = Planner(config, profiles, window_s, policy, rng, self.learning, remedies, models)
         self.autonomy_changes: list[dict] = []
         self.recommended: list[str] = []
         self.in_flight: dict[str, Trial] = {}

@@ -45,11 +45,11 @@ def anomaly_event(t: float, x: Anomaly) -> dict:
                       f"(robust z {x.z:.1f})"}
 
 
-def held_event(t: float, remedy: str, actions: list[KnobChange], window_s: float) -> dict:
-    """``strategy.held``: changes that would reverse a knob within the stabilization window."""
+def held_event(t: float, remedy: str, actions: list[KnobChange], why: str) -> dict:
+    """``strategy.held``: changes not tried, and ``why`` (they would reverse a knob within the stabilization
+    window, or their known price breaks the cost guardrail)."""
     return {"t_s": t, "event": "strategy.held", "agent": actions[0].agent, "kind": remedy,
-            "knob": ";".join(c.knob for c in actions), "new": _values([c.new for c in actions]),
-            "detail": f"would reverse a knob within the {window_s:.0f}s stabilization window"}
+            "knob": ";".join(c.knob for c in actions), "new": _values([c.new for c in actions]), "detail": why}
 
 
 def strategy_event(t: float, name: str, s: Strategy) -> dict:

@@ -27,6 +27,7 @@ from swarmopt.optimizer.detect import SEVERITY_RANK, SNAPSHOT_FIELDS, Bottleneck
 from swarmopt.optimizer.events import held_event, within_tolerance_event
 from swarmopt.optimizer.forecast import forecast_peak
 from swarmopt.optimizer.learning import Learning
+from swarmopt.optimizer.pricing import predicted_cost_rise
 from swarmopt.optimizer.stabilize import Stabilizer, bound_step, outside_dead_band
 from swarmopt.optimizer.strategies import (
     REMEDIES,
@@ -40,7 +41,7 @@ from swarmopt.optimizer.strategies import (
 )
 from swarmopt.optimizer.tuning import tool_view
 from swarmopt.policies import Policy, PolicyContext
-from swarmopt.schema import AgentProfile, Knobs, OptimizerConfig
+from swarmopt.schema import AgentProfile, Knobs, ModelTier, OptimizerConfig
 
 FORECAST_WINDOWS = 60  # windows of arrival rate the Holt forecast is fitted on
 ARRIVAL_RATE = SNAPSHOT_FIELDS.index("arrival_rate_per_s")
@@ -52,15 +53,19 @@ class Planner:
 
     ``policy`` picks among the applicable remedies (drawing from ``rng``);
     ``learning`` sets each strategy's expected improvement; ``remedies`` are
-    plug-in remedies (each answers the types in its ``answers``). Holds the
+    plug-in remedies (each answers the types in its ``answers``); with the
+    model tier table ``models``, a change whose known price breaks the cost
+    guardrail is not tried (:mod:`swarmopt.optimizer.pricing`). Holds the
     stabilizer's recommendation history and the strategy id sequence. Raises
     ValueError for a plug-in remedy whose name is taken.
     """
 
     def __init__(self, cfg: OptimizerConfig, profiles: dict[str, AgentProfile], window_s: float, policy: Policy,
-                 rng: np.random.Generator, learning: Learning, remedies: Sequence[Remedy] = ()) -> None:
+                 rng: np.random.Generator, learning: Learning, remedies: Sequence[Remedy] = (),
+                 models: Mapping[str, ModelTier] | None = None) -> None:
         self.cfg = cfg
         self.profiles = profiles
+        self.models = models
         self.window_s = window_s
         self.policy = policy
         self.rng = rng
@@ -132,7 +137,8 @@ class Planner:
                                      f"got {actions!r}")
                 if actions and not any((agent, c.knob) in taken for c in actions):
                     actions = self._stable(t, r, actions, events)
-                    if actions:
+                    if actions and self._affordable(t, r, actions, views[agent], knobs[agent],
+                                                    self._target(r, type_, answered), events):
                         options.append((r, tuple(actions)))
             if not options:
                 continue
@@ -147,8 +153,7 @@ class Planner:
                                  f"None, got {choice!r}")
             r, actions = choice
             taken |= {(agent, c.knob) for c in actions}
-            target = r.target or (TYPES[type_].metric_of(r.name) if type_ in TYPES else answered.metric)
-            out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact, target,
+            out.append(self._make(t, type_, b.severity, agent, r, actions, b.impact, self._target(r, type_, answered),
                                   component=b.affected_component if b.affected_component == "system" else None))
         return out
 
@@ -189,6 +194,30 @@ class Planner:
                                           component="inter_agent"))
         return out
 
+    @staticmethod
+    def _target(remedy: Remedy, type_: str, answered: Bottleneck | None) -> str:
+        """The metric a change by ``remedy`` answering a bottleneck of ``type_`` is judged on."""
+        return remedy.target or (TYPES[type_].metric_of(remedy.name) if type_ in TYPES else answered.metric)
+
+    def _affordable(self, t: float, remedy: Remedy, actions: list[KnobChange], view: dict, k: Knobs, target: str,
+                    events: list[dict]) -> bool:
+        """False (with a ``strategy.held`` event) when the tier table says
+        ``actions`` raise the agent's cost per decision by more than the cost
+        guardrail allows (:func:`~swarmopt.optimizer.pricing.predicted_cost_rise`
+        on the spend of ``view``, the agent's recent windows): the guardrail
+        would roll the change back. A change judged on the cost per decision
+        itself has no such guardrail."""
+        if self.models is None or target == "cost_per_decision_usd":
+            return True
+        tools = sum(v["cost_usd"] for v in view["tools"].values())
+        rise = predicted_cost_rise(actions, k, self.profiles[actions[0].agent], self.models,
+                                   view["model_cost_usd_sum"], tools)
+        if rise is None or rise <= self.cfg.guardrail_cost_rise:
+            return True
+        events.append(held_event(t, remedy.name, actions, f"its tier prices raise the cost per decision by "
+                                 f"{rise:+.0%}, past the {self.cfg.guardrail_cost_rise:+.0%} cost guardrail"))
+        return False
+
     def _stable(self, t: float, remedy: Remedy, actions: list[KnobChange],
                 events: list[dict]) -> list[KnobChange] | None:
         """``actions`` as bounded steps, or None (with a ``strategy.held``
@@ -196,7 +225,8 @@ class Planner:
         actions = [bound_step(c, self.cfg.max_step_ratio, self.cfg.max_ttl_step_ratio) for c in actions]
         if self.stabilizer.allows(align(t + remedy.implementation_time_s, self.window_s), actions):
             return actions
-        events.append(held_event(t, remedy.name, actions, self.cfg.stabilization_window_s))
+        events.append(held_event(t, remedy.name, actions, f"would reverse a knob within the "
+                                 f"{self.cfg.stabilization_window_s:.0f}s stabilization window"))
         return None
 
     def _make(self, t: float, type_: str, severity: str, agent: str, remedy: Remedy, actions: Sequence[KnobChange],

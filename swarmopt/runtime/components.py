@@ -21,7 +21,7 @@ def make_optimizer(scenario: Scenario, seed: int, plugins: Plugins | None = None
     profiles = {a.id: a for a in scenario.agents}
     policy, rules, remedies = resolve(scenario.optimizer, plugins)
     return Optimizer(scenario.optimizer, profiles, scenario.window_s, policy, np.random.default_rng(opt_seed),
-                     rules, remedies, scenario.budget)
+                     rules, remedies, scenario.budget, dict(scenario.models))
 
 
 def make_orchestrator(scenario: Scenario) -> Orchestrator:
