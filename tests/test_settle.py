@@ -29,7 +29,7 @@ def test_a_ttl_change_settles_over_its_longer_ttl():
 
 @pytest.fixture(scope="module")
 def runs():
-    return {on: run_scenario(MH_SCENARIO, seed=6, runtime="local", overrides={"optimizer.cache_settle": on})
+    return {on: run_scenario(MH_SCENARIO, seed=2, runtime="local", overrides={"optimizer.cache_settle": on})
             for on in (False, True)}
 
 
@@ -41,7 +41,7 @@ def first_ttl_change(events):
 
 
 def test_the_after_span_starts_one_ttl_after_the_change(runs):
-    """Seed 6 raises the data source's TTL 60 -> 960 s at its second change: with ``cache_settle`` every look's
+    """Seed 2 raises the data source's TTL 60 -> 960 s at its second change: with ``cache_settle`` every look's
     after-span starts 960 s (the longer TTL) after the change took effect (without it, at once) and the first
     look still judges ``measure_windows`` windows. (How the hit rate settles after a raise, in a controlled
     cache: tests/test_cache.py::test_after_a_ttl_raise_the_hit_ratio_keeps_its_old_level_for_one_old_ttl.)"""
