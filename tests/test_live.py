@@ -214,7 +214,8 @@ def test_cli_serve_dashboard_in_headless_chromium(tmp_path):
     if chromium is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium chromium-driver); .ci/run installs it")
     port, out = _free_port(), tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # PYTHONFAULTHANDLER: a served run that does not stop is aborted with every thread's stack on stderr
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen([sys.executable, "-m", "swarmopt", "run", str(MH_SCENARIO), "--runtime", "local",
                              "--seed", "1", "--duration", "3600", "--realtime", "1200", "--out", str(out),
                              "--serve", str(port), "--log-format", "plain"],
@@ -260,6 +261,8 @@ def test_cli_serve_dashboard_in_headless_chromium(tmp_path):
         try:
             rc = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=30)
+            pytest.fail(f"the served run did not stop within 30 s of SIGINT; its threads:\n"
+                        f"{proc.stderr.read()[-6000:]}")
     assert rc == 0, proc.stderr.read()[-2000:]
