@@ -219,7 +219,10 @@ def test_cli_serve_dashboard_in_headless_chromium(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "swarmopt", "run", str(MH_SCENARIO), "--runtime", "local",
                              "--seed", "1", "--duration", "3600", "--realtime", "1200", "--out", str(out),
                              "--serve", str(port), "--log-format", "plain"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            # Ctrl-C at a terminal: a shell starts background jobs with SIGINT ignored, and a Python
+                            # started so never turns SIGINT into KeyboardInterrupt
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen_during: list[float] = []
         deadline = time.monotonic() + 90

@@ -12,9 +12,7 @@ Standard library ``ThreadingHTTPServer`` in a daemon thread, bound to
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -94,13 +92,7 @@ class LiveServer:
 
     def close(self) -> None:
         """Stop serving and release the port."""
-        stopping = threading.Thread(target=self._server.shutdown, daemon=True)  # sets the loop's flag, waits for it
-        stopping.start()
-        # the loop sees the flag at its next poll, unless it sits in an accept() whose connection went away between
-        # the poll and the accept (a browser's speculative socket): shutting the listening socket down wakes that
-        with contextlib.suppress(OSError):
-            self._server.socket.shutdown(socket.SHUT_RDWR)
-        stopping.join()
+        self._server.shutdown()
         self._server.server_close()
         self._thread.join()
 
