@@ -26,6 +26,9 @@ ACTIONS: tuple[Action, ...] = ("simple", "standard", "complex")
 Scheduling = Literal["fcfs", "priority", "wfq"]
 SCHEDULING: tuple[Scheduling, ...] = ("fcfs", "priority", "wfq")
 TIERS: tuple[Tier, ...] = ("fast", "standard", "strong")
+#: the tiers ``tier_routing`` serves simple and complex actions on (reference/004 RealTimeOptimizer); ordinary actions
+#: stay on the agent's ``model_tier``
+ROUTED_TIERS: dict[str, Tier] = {"simple": "fast", "complex": "strong"}
 LatencyDistribution = Literal["lognormal", "exponential", "deterministic"]
 Shape = Literal["mesh", "star", "hierarchical", "ring"]
 SHAPES: tuple[str, ...] = ("mesh", "star", "hierarchical", "ring")

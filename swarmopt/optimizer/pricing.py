@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from swarmopt.knobs import KnobChange, set_knob
-from swarmopt.schema import AgentProfile, Knobs, ModelTier
+from swarmopt.schema import ROUTED_TIERS, AgentProfile, Knobs, ModelTier
 
 TIER_KNOBS = ("model_tier", "tier_routing")
 
@@ -33,14 +33,14 @@ def model_price(k: Knobs, p: AgentProfile, models: Mapping[str, ModelTier]) -> f
     """:func:`tier_price` of ``p``'s decisions under knobs ``k``, in the mean
     over its action mix: with ``tier_routing`` its simple actions on the fast
     tier, its complex ones on the strong tier and the rest on ``model_tier``
-    (reference/004's RealTimeOptimizer rule, as :func:`swarmopt.sim.serve.serve`
+    (:data:`~swarmopt.schema.ROUTED_TIERS`, as :func:`swarmopt.sim.serve.serve`
     routes them); else every decision on ``model_tier``."""
     own = tier_price(models[k.model_tier], p)
     if not k.tier_routing:
         return own
     mix = p.action_mix
-    return (mix.simple * tier_price(models["fast"], p) + mix.complex * tier_price(models["strong"], p)
-            + (1.0 - mix.simple - mix.complex) * own)
+    return (mix.simple * tier_price(models[ROUTED_TIERS["simple"]], p)
+            + mix.complex * tier_price(models[ROUTED_TIERS["complex"]], p) + (1.0 - mix.simple - mix.complex) * own)
 
 
 def predicted_cost_rise(changes: Sequence[KnobChange], k: Knobs, p: AgentProfile,

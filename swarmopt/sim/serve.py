@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from swarmopt.metrics import PER_TOOL_FIELDS, TASK_FIELDS, WindowData, window_index
-from swarmopt.schema import MAX_ATTEMPTS, SHAPES, TIERS, Knobs
+from swarmopt.schema import MAX_ATTEMPTS, ROUTED_TIERS, SHAPES, TIERS, Knobs
 from swarmopt.sim.environment import Effects
 from swarmopt.sim.review import HeldPass, held_mask
 from swarmopt.sim.sched import steal
@@ -37,7 +37,7 @@ from swarmopt.sim.service import attempts
 from swarmopt.sim.topology import RELAYED
 
 _DIST = {"lognormal": 0, "exponential": 1, "deterministic": 2}
-_FAST, _STRONG = TIERS.index("fast"), TIERS.index("strong")
+_FAST, _STRONG = TIERS.index(ROUTED_TIERS["simple"]), TIERS.index(ROUTED_TIERS["complex"])
 # columns of the per-span parameter rows
 (_SIMPLE, _COMPLEX, _TIER, _ROUTING, _WEIGHT, _N_ATT, _TIMEOUT, _PARALLEL, _DIST_COL, _BASE_SUCCESS, _AUTONOMY,
  _CONF_TH, _REVIEW_S, _REVIEW_SUCCESS, _PROMPT, _OUTPUT, _PRICE, _NET_S, _DEADLINE, _N_TOOLS) = (
