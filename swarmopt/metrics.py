@@ -30,7 +30,7 @@ TASK_FIELDS = (
     "arrival", "start", "end", "finish", "ok", "success", "confidence", "escalated", "degraded",
     "attempts", "hits", "lookups", "calls", "tokens_in", "tokens_out", "cost", "coord_req", "coord_ok",
     "tier", "ready", "token_held", "priority", "timeouts", "timed_out_s", "attempt_s", "call_errors", "model_cost",
-    "review_wait", "stolen", "arm",
+    "review_wait", "stolen", "arm", "work_s",
 )
 COLUMN = {f: i for i, f in enumerate(TASK_FIELDS)}
 #: The per-tool rows of a window (:meth:`WindowData.add_table`): per decision and tool, USD paid, calls, failed calls.
@@ -39,14 +39,14 @@ _BOOL_FIELDS = frozenset(("ok", "success", "escalated", "degraded", "token_held"
 _INT_FIELDS = frozenset(("attempts", "hits", "lookups", "calls", "tier", "priority", "timeouts", "call_errors"))
 #: Fields a caller of :meth:`WindowData.add_tasks` may leave out, and their value then (another field's name: its
 #: values): a decision no rate limit held back is admitted when it arrives; a real agent has no timeout or tier
-#: price model: no timeout, no failed call, attempt duration and model cost unknown (NaN).
+#: price model: no timeout, no failed call, attempt duration, model cost and calls' times unknown (NaN).
 OPTIONAL_FIELDS = {"ready": "arrival", "token_held": 0.0, "priority": 0.0, "timeouts": 0.0, "timed_out_s": 0.0,
                    "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan, "review_wait": 0.0,
-                   "stolen": 0.0, "arm": 0.0}
+                   "stolen": 0.0, "arm": 0.0, "work_s": np.nan}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
  _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY, _TIMEOUTS,
- _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT, _STOLEN, _ARM) = range(len(TASK_FIELDS))
+ _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT, _STOLEN, _ARM, _WORK_S) = range(len(TASK_FIELDS))
 # integer-valued columns whose per-window sums are exact in float64 whatever the order of summation
 _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOKENS_OUT, _COORD_REQ, _COORD_OK,
             _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS, _STOLEN]
@@ -661,8 +661,13 @@ class TaskSample:
     not recorded; ``arm`` bool, true for a decision served by the other arm of
     a split (:attr:`swarmopt.schema.Knobs.split`; empty: none was);
     ``service_ms`` float32, the decision's service time (ms a worker was busy
-    with it, every attempt included; no queue or throttle wait). About 24
-    bytes per decision.
+    with it, every attempt included; no queue or throttle wait); ``work_ms``
+    float32, the times of its first attempt's calls summed (the model call
+    and each tool it called, as a trace of its spans records them; NaN when
+    not recorded): its work whatever the order of the calls, the judge's
+    control variate for a change of that order
+    (:func:`swarmopt.optimizer.measure.control_variate`). About 28 bytes per
+    decision.
     """
 
     agent: str
@@ -677,6 +682,7 @@ class TaskSample:
     tier: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     arm: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     service_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    work_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
     def n(self) -> int:
@@ -708,13 +714,14 @@ def task_samples(windows: list[WindowData]) -> list[TaskSample]:
     tok_in, tok_out = x[_TOKENS_IN].astype(np.float32), x[_TOKENS_OUT].astype(np.float32)
     tier, arm = x[_TIER].astype(np.int8), x[_ARM] != 0
     service = ((x[_END] - x[_START]) * 1000.0).astype(np.float32)
+    work = (x[_WORK_S] * 1000.0).astype(np.float32)
     out, lo = [], 0
     for w, t in zip(windows, tables, strict=True):
         hi = lo + t.shape[1]
         info = w.info
         out.append(TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], resp[lo:hi], success[lo:hi],
                               ok[lo:hi], cost[lo:hi], tok_in[lo:hi], tok_out[lo:hi], tier[lo:hi], arm[lo:hi],
-                              service[lo:hi]))
+                              service[lo:hi], work[lo:hi]))
         lo = hi
     return out
 

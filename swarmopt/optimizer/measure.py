@@ -70,6 +70,7 @@ from swarmopt.optimizer.canary import (
     Outcome,
     autocorrelation_time,
     judge_latency,
+    judge_mean,
     judge_proportion,
     thin,
 )
@@ -470,13 +471,52 @@ class Judgement:
         return f"{self.verdict}: {why}"
 
 
+#: Per-task latency targets a decision's calls are part of, so their summed time is a control variate.
+CONTROLLED = ("service_ms", "response_ms")
+#: Knob family -> the per-task field of :class:`~swarmopt.metrics.TaskSample` a change of it does not move:
+#: running tools in parallel or in sequence reorders a decision's calls, not their times.
+COVARIATES = {"parallel_tools": "work_ms"}
+
+
+def covariate(actions: Sequence) -> str | None:
+    """The :data:`COVARIATES` field no knob of ``actions`` (knob changes) moves; None when they share none."""
+    found = {COVARIATES.get(c.knob.partition(".")[0]) for c in actions}
+    return found.pop() if len(found) == 1 else None
+
+
+def control_variate(before: np.ndarray, after: np.ndarray, x_before: np.ndarray,
+                    x_after: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-task values ``before`` and ``after`` (shapes (n_b,), (n_a,)) less
+    their covariate's part: y - theta (x - mean x), with ``x_*`` the same
+    decisions' covariate (e.g. the summed time of each one's calls, ms), theta the
+    within-span least-squares slope of y on x (one slope, each span its own
+    mean) and the mean x over both spans: the regression adjustment of an
+    experiment (CUPED: Deng, Xu, Kohavi & Walker, WSDM 2013; ANCOVA), unbiased
+    for the change's effect when the change does not move x, with the variance
+    x explains removed, and a shift of x between the spans (a tool that slowed
+    for reasons of its own) removed from the comparison too. None when
+    a covariate is missing (NaN, or not recorded) or constant within the spans."""
+    if x_before.size != before.size or x_after.size != after.size or not (
+            np.isfinite(x_before).all() and np.isfinite(x_after).all()):
+        return None
+    yb, ya, xb, xa = (np.asarray(v, dtype=float) for v in (before, after, x_before, x_after))
+    dxb, dxa = xb - xb.mean(), xa - xa.mean()
+    sxx = dxb @ dxb + dxa @ dxa
+    if not sxx > 0:
+        return None
+    theta = (dxb @ (yb - yb.mean()) + dxa @ (ya - ya.mean())) / sxx
+    centre = (xb.sum() + xa.sum()) / (xb.size + xa.size)
+    return yb - theta * (xb - centre), ya - theta * (xa - centre)
+
+
 def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSample, after: TaskSample,
                  metric: str, alpha: float = 0.05, min_improvement: float = 0.02,
                  min_samples: int = 20, success_drop: float = 0.03, error_rise: float = 0.03,
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
                  success_limit: float = 1.0, price: Price | None = None,
                  batch_means: Literal["levels", "increments", "throughput"] = "throughput",
-                 rank_test: Literal["thinned", "effective"] = "effective") -> Judgement:
+                 rank_test: Literal["thinned", "effective"] = "effective", covariate: str | None = None
+                 ) -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -502,8 +542,11 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     before, or the change cleared it) the levels. ``rank_test``: a Mann-Whitney target judged on
     every value with U's variance that of the effective sizes ("effective",
     :func:`~swarmopt.optimizer.canary.judge_latency`'s ``tau``), or on the series thinned to their effective size
-    ("thinned", the default before 2026-12-06). Raises ValueError for a metric with no spec in
-    :data:`swarmopt.metrics.METRICS`.
+    ("thinned", the default before 2026-12-06). ``covariate``: a per-task field the change does not move
+    (:func:`covariate`); a latency target (:data:`CONTROLLED`) is then judged on its values less that field's part
+    (:func:`control_variate`) by the difference of the adjusted means
+    (:func:`~swarmopt.optimizer.canary.judge_mean`; ``method`` gets "/control"). Raises ValueError for a metric
+    with no spec in :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
     window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
@@ -513,11 +556,19 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     tau_b = tau_a = 1.0
     if method == "mann-whitney":
         xb, xa = getattr(before, spec.per_task), getattr(after, spec.per_task)
-        tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
-        pair, tau = ((xb, xa), (tau_b, tau_a)) if rank_test == "effective" else (
-            (thin(xb, tau_b), thin(xa, tau_a)), None)
-        canary = judge_latency(*pair, better=spec.better, alpha=a_target, min_samples=min_samples,
-                               marginal_effect=min_improvement, metric=metric, tau=tau)
+        adjusted = control_variate(xb, xa, getattr(before, covariate), getattr(after, covariate)) if (
+            covariate and spec.per_task in CONTROLLED) else None
+        if adjusted is not None:
+            tau_b, tau_a = (autocorrelation_time(v) for v in adjusted)
+            canary = judge_mean(*adjusted, (xb, xa), tau=(tau_b, tau_a), better=spec.better, alpha=a_target,
+                                min_samples=min_samples, marginal_effect=min_improvement, metric=metric)
+            method += "/control"
+        else:
+            tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
+            pair, tau = ((xb, xa), (tau_b, tau_a)) if rank_test == "effective" else (
+                (thin(xb, tau_b), thin(xa, tau_a)), None)
+            canary = judge_latency(*pair, better=spec.better, alpha=a_target, min_samples=min_samples,
+                                   marginal_effect=min_improvement, metric=metric, tau=tau)
     elif method == "two-proportion":
         hb, nb, tau_b = effective_counts(getattr(before, spec.per_task))
         ha, na, tau_a = effective_counts(getattr(after, spec.per_task))
