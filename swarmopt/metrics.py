@@ -663,8 +663,9 @@ class TaskSample:
     ``service_ms`` float32, the decision's service time (ms a worker was busy
     with it, every attempt included; no queue or throttle wait); ``work_ms``
     float32, the times of its first attempt's calls summed (the model call
-    and each tool it called, as a trace of its spans records them; NaN when
-    not recorded): its work whatever the order of the calls, the judge's
+    and each tool it called, as a trace of its spans records them) up to the
+    attempt's timeout (NaN when not recorded): its work whatever the order of
+    the calls, the judge's
     control variate for a change of that order
     (:func:`swarmopt.optimizer.measure.control_variate`). About 28 bytes per
     decision.

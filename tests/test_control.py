@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
+from test_decisions import AA_TRIALS, aa_decisions
 
 from swarmopt.knobs import KnobChange
 from swarmopt.loader import load_scenario
@@ -16,7 +17,6 @@ from swarmopt.sim.environment import Environment
 from swarmopt.sim.seeds import agent_seeds
 
 from conftest import MH_SCENARIO
-from test_decisions import AA_TRIALS, aa_decisions
 
 SC = load_scenario(MH_SCENARIO)
 MH = "market-hunter"

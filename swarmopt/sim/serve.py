@@ -277,9 +277,9 @@ def serve(spans: list[Span]) -> Sent | None:
                    rejected, col(_PARALLEL) != 0, col(_TIMEOUT), col(_N_ATT).astype(np.int64))
     ok, made, degraded, calls = res["ok"], res["attempts"], res["degraded"], res["calls"]
     service = res["service"]
-    # the first attempt's call times summed, as a trace of its spans records them: the work whatever its order
-    # (optimizer.measure's control variate of a change of the order alone)
-    work = model_s[:, 0] + sum(tool_s[j][:, 0] * (calls[:, j] > 0) for j in range(n_tools))
+    # the first attempt's call times summed, as a trace of its spans records them, up to the attempt's timeout: the
+    # work whatever its order (optimizer.measure's control variate of a change of the order alone)
+    work = np.minimum(model_s[:, 0] + sum(tool_s[j][:, 0] * (calls[:, j] > 0) for j in range(n_tools)), col(_TIMEOUT))
     hits = res["hits"] - (n_tools - col(_N_TOOLS).astype(np.int64))  # padded tools count as hits: not counted
     miss_cost = np.zeros(n)
     per_tool = np.empty((len(PER_TOOL_FIELDS), n_tools, n))
