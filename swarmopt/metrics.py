@@ -667,7 +667,8 @@ class TaskSample:
     attempt's timeout (NaN when not recorded): its work whatever the order of
     the calls, the judge's
     control variate for a change of that order
-    (:func:`swarmopt.optimizer.measure.control_variate`). About 28 bytes per
+    (:func:`swarmopt.optimizer.measure.control_variate`); ``attempts`` int8,
+    the attempts it made (the first valid one ends them). About 29 bytes per
     decision.
     """
 
@@ -684,6 +685,7 @@ class TaskSample:
     arm: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     service_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     work_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    attempts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
 
     @property
     def n(self) -> int:
@@ -716,13 +718,14 @@ def task_samples(windows: list[WindowData]) -> list[TaskSample]:
     tier, arm = x[_TIER].astype(np.int8), x[_ARM] != 0
     service = ((x[_END] - x[_START]) * 1000.0).astype(np.float32)
     work = (x[_WORK_S] * 1000.0).astype(np.float32)
+    made = np.minimum(x[_ATTEMPTS], 127).astype(np.int8)
     out, lo = [], 0
     for w, t in zip(windows, tables, strict=True):
         hi = lo + t.shape[1]
         info = w.info
         out.append(TaskSample(info["agent"], info["t_start_s"], info["t_end_s"], resp[lo:hi], success[lo:hi],
                               ok[lo:hi], cost[lo:hi], tok_in[lo:hi], tok_out[lo:hi], tier[lo:hi], arm[lo:hi],
-                              service[lo:hi], work[lo:hi]))
+                              service[lo:hi], work[lo:hi], made[lo:hi]))
         lo = hi
     return out
 

@@ -433,7 +433,7 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
 def judge_mean(before, after, raw: tuple, *, tau: tuple[float, float] = (1.0, 1.0), better: str = "lower",
                alpha: float = 0.05, min_samples: int = 20, marginal_effect: float = 0.02,
                tail_tolerance: float = 0.20, variance_ratio_max: float = 4.0,
-               metric: str = "service_time_ms") -> MetricVerdict:
+               metric: str = "service_time_ms", rate: bool = False) -> MetricVerdict:
     """Judge the mean of a per-task metric before vs after from values
     adjusted by a control variate (:func:`swarmopt.optimizer.measure.control_variate`).
 
@@ -452,6 +452,9 @@ def judge_mean(before, after, raw: tuple, *, tau: tuple[float, float] = (1.0, 1.
             explains, which a rank test of medians would not turn into power
             for a mean target whose change is skewed (tools run in parallel
             save time only on decisions that call several).
+        rate: the values are 0/1 outcomes (a rate's): ``marginal_effect`` is
+            then an absolute change (0.02 = 2 points), as
+            :func:`judge_proportion`'s, and there is no tail or spread check.
 
     Returns MetricVerdict (raw means, the adjusted means' difference and its
     interval as shift, two-sided p), "pass"/"fail"/"marginal"/"inconclusive"
@@ -468,28 +471,32 @@ def judge_mean(before, after, raw: tuple, *, tau: tuple[float, float] = (1.0, 1.
     w = welch_ttest(y, x)
     loc_alpha, guard_alpha = alpha * (1 - _GUARD_SHARE), alpha * _GUARD_SHARE / 3
     shift = float(w.estimate)
-    if w.standard_error > 0:
+    # the adjustment's rounding (1e-16 of the raw values' scale) is no variance: below it, values are constant
+    tiny = 1e-9 * (float(np.std(np.concatenate((rx, ry)))) or 1.0)
+    if w.standard_error > tiny:
         p = float(w.pvalue())
         lo, hi = (float(v) for v in w.confidence_interval(1.0 - loc_alpha))
     else:  # both spans one constant each: equal is no change, unequal a certain one
+        shift = 0.0 if abs(shift) <= tiny else shift
         p, lo, hi = (1.0 if shift == 0 else 0.0), shift, shift
     rel = _rel(shift, mean_b)
     gain = -sign * rel
+    size = abs(shift) if rate else abs(rel)
     significant = p < loc_alpha
     regressed = significant and sign * shift > 0
     reasons = [f"adjusted mean significantly worse: improvement {gain:+.1%} (Welch p={p:.2g})"] if regressed else []
-    guards = _tail_reasons(rx, ry, sign, tail_tolerance, guard_alpha) + _spread_reasons(rx, ry, variance_ratio_max,
-                                                                                         guard_alpha)
+    guards = [] if rate else (_tail_reasons(rx, ry, sign, tail_tolerance, guard_alpha)
+                              + _spread_reasons(rx, ry, variance_ratio_max, guard_alpha))
     reasons += guards
     if regressed or guards:
         outcome: Outcome = "fail"
-    elif significant and abs(rel) >= marginal_effect:
+    elif significant and size >= marginal_effect:
         outcome = "pass"
         reasons.append(f"adjusted mean significantly better: improvement {gain:+.1%} (Welch p={p:.2g})")
     else:
         outcome = "marginal"
-        reasons.append(f"adjusted mean improvement {gain:+.1%}: below {marginal_effect:.0%} or not significant "
-                       f"(Welch p={p:.2g})")
+        bar = f"{marginal_effect * 100:.2f} points" if rate else f"{marginal_effect:.0%}"
+        reasons.append(f"adjusted mean improvement {gain:+.1%}: below {bar} or not significant (Welch p={p:.2g})")
     return MetricVerdict(metric, outcome, x.size, y.size, mean_b, mean_a, shift, lo, hi, rel, p, tuple(reasons))
 
 

@@ -63,7 +63,6 @@ from swarmopt.optimizer.learning import Learning
 from swarmopt.optimizer.measure import (
     Judgement,
     Price,
-    covariate,
     judge_change,
     last_shift_s,
     measure,
@@ -449,7 +448,7 @@ class Optimizer:
                             success_limit=cfg.thresholds.success_rate_medium,
                             price=None if trial.undone else price_of(s.price, cfg), batch_means=cfg.batch_means,
                             rank_test=cfg.rank_test,
-                            covariate=covariate(s.actions) if cfg.control_variate else None)
+                            actions=s.actions if cfg.control_variate else ())
             j = judge(s.target_metric, alpha)
             forced = self._forced(s, j, t) if trial.undone is None else None
             state = TrialState(self.autonomy, self.streak)

@@ -57,9 +57,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 from scipy import special, stats
@@ -471,18 +472,34 @@ class Judgement:
         return f"{self.verdict}: {why}"
 
 
-#: Per-task targets a decision's calls make up, so their summed time is a control variate (a response time also waits
-#: in the queue, which the covariate does not explain: its adjusted mean tested less power than its ranks).
-CONTROLLED = ("service_ms",)
-#: Knob family -> the per-task field of :class:`~swarmopt.metrics.TaskSample` a change of it does not move:
-#: running tools in parallel or in sequence reorders a decision's calls, not their times.
-COVARIATES = {"parallel_tools": "work_ms"}
+@dataclass(frozen=True)
+class Covariate:
+    """A per-task control variate a change of one knob family does not move: ``of(old, sample)`` its values over
+    a :class:`~swarmopt.metrics.TaskSample` (shape (n,)), ``old`` the knob's value before the change; it adjusts
+    the targets whose per-task field is in ``targets``."""
+
+    targets: tuple[str, ...]
+    of: Callable[[Any, TaskSample], np.ndarray]
 
 
-def covariate(actions: Sequence) -> str | None:
-    """The :data:`COVARIATES` field no knob of ``actions`` (knob changes) moves; None when they share none."""
-    found = {COVARIATES.get(c.knob.partition(".")[0]) for c in actions}
-    return found.pop() if len(found) == 1 else None
+#: Knob family -> the decisions' outcome under the old value, read from their own record whatever the value:
+#: running tools in parallel or in sequence reorders a decision's calls, not their times (the service time of a
+#: sequence is its work; a response time also waits in the queue, which the work does not explain: its adjusted
+#: mean tested less power than its ranks); more retries add attempts after the first ``old + 1``, whose outcome
+#: they do not change (a decision with no valid attempt among them is an error under the old value).
+COVARIATES = {
+    "parallel_tools": Covariate(("service_ms",), lambda old, s: s.work_ms),
+    "max_retries": Covariate(("error", "success"), lambda old, s: ~(s.ok & (s.attempts <= int(old) + 1))),
+}
+
+
+def covariate(actions: Sequence, target: str) -> Callable[[TaskSample], np.ndarray] | None:
+    """The :data:`COVARIATES` entry of ``actions`` (knob changes), a change of one knob family whose covariate
+    adjusts ``target`` (a :class:`~swarmopt.metrics.TaskSample` field), as a function of a sample; else None."""
+    if len(actions) != 1 or (cv := COVARIATES.get(actions[0].knob.partition(".")[0])) is None or (
+            target not in cv.targets):
+        return None
+    return partial(cv.of, actions[0].old)
 
 
 def control_variate(before: np.ndarray, after: np.ndarray, x_before: np.ndarray,
@@ -516,8 +533,7 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
                  success_limit: float = 1.0, price: Price | None = None,
                  batch_means: Literal["levels", "increments", "throughput"] = "throughput",
-                 rank_test: Literal["thinned", "effective"] = "effective", covariate: str | None = None
-                 ) -> Judgement:
+                 rank_test: Literal["thinned", "effective"] = "effective", actions: Sequence = ()) -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -543,11 +559,10 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     before, or the change cleared it) the levels. ``rank_test``: a Mann-Whitney target judged on
     every value with U's variance that of the effective sizes ("effective",
     :func:`~swarmopt.optimizer.canary.judge_latency`'s ``tau``), or on the series thinned to their effective size
-    ("thinned", the default before 2026-12-06). ``covariate``: a per-task field the change does not move
-    (:func:`covariate`); a latency target (:data:`CONTROLLED`) is then judged on its values less that field's part
-    (:func:`control_variate`) by the difference of the adjusted means
-    (:func:`~swarmopt.optimizer.canary.judge_mean`; ``method`` gets "/control"). Raises ValueError for a metric
-    with no spec in :data:`swarmopt.metrics.METRICS`.
+    ("thinned", the default before 2026-12-06). ``actions``: the change's knob changes; a change of one
+    :data:`COVARIATES` family is judged on the target's values less its covariate's part (:func:`control_variate`)
+    by the difference of the adjusted means (:func:`~swarmopt.optimizer.canary.judge_mean`; ``method`` gets
+    "/control"). Raises ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
     window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
@@ -555,24 +570,24 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     method = "segmented-windows" if trend_adjust and spec.test == "welch-windows" else spec.test
     canary: MetricVerdict | None = None
     tau_b = tau_a = 1.0
-    if method == "mann-whitney":
-        xb, xa = getattr(before, spec.per_task), getattr(after, spec.per_task)
-        adjusted = control_variate(xb, xa, getattr(before, covariate), getattr(after, covariate)) if (
-            covariate and spec.per_task in CONTROLLED) else None
-        if adjusted is not None:
-            tau_b, tau_a = (autocorrelation_time(v) for v in adjusted)
-            canary = judge_mean(*adjusted, (xb, xa), tau=(tau_b, tau_a), better=spec.better, alpha=a_target,
-                                min_samples=min_samples, marginal_effect=min_improvement, metric=metric)
-            method += "/control"
-        else:
-            tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
-            pair, tau = ((xb, xa), (tau_b, tau_a)) if rank_test == "effective" else (
-                (thin(xb, tau_b), thin(xa, tau_a)), None)
-            canary = judge_latency(*pair, better=spec.better, alpha=a_target, min_samples=min_samples,
-                                   marginal_effect=min_improvement, metric=metric, tau=tau)
+    xb, xa = (getattr(before, spec.per_task), getattr(after, spec.per_task)) if spec.per_task else ((), ())
+    cov = covariate(actions, spec.per_task) if spec.per_task else None
+    adjusted = control_variate(xb, xa, cov(before), cov(after)) if cov else None
+    if adjusted is not None:
+        tau_b, tau_a = (autocorrelation_time(v) for v in adjusted)
+        canary = judge_mean(*adjusted, (xb, xa), tau=(tau_b, tau_a), better=spec.better, alpha=a_target,
+                            min_samples=min_samples, marginal_effect=min_improvement, metric=metric,
+                            rate=method == "two-proportion")
+        method += "/control"
+    elif method == "mann-whitney":
+        tau_b, tau_a = autocorrelation_time(xb), autocorrelation_time(xa)
+        pair, tau = ((xb, xa), (tau_b, tau_a)) if rank_test == "effective" else (
+            (thin(xb, tau_b), thin(xa, tau_a)), None)
+        canary = judge_latency(*pair, better=spec.better, alpha=a_target, min_samples=min_samples,
+                               marginal_effect=min_improvement, metric=metric, tau=tau)
     elif method == "two-proportion":
-        hb, nb, tau_b = effective_counts(getattr(before, spec.per_task))
-        ha, na, tau_a = effective_counts(getattr(after, spec.per_task))
+        hb, nb, tau_b = effective_counts(xb)
+        ha, na, tau_a = effective_counts(xa)
         canary = judge_proportion(hb, nb, ha, na, better=spec.better, alpha=a_target, min_samples=min_samples,
                                   marginal_effect=min_improvement, metric=metric)
     verdict = canary.outcome if canary is not None else "inconclusive"
