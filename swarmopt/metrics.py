@@ -665,10 +665,9 @@ class TaskSample:
     float32, the times of its first attempt's calls summed (the model call
     and each tool it called, as a trace of its spans records them) up to the
     attempt's timeout (NaN when not recorded): its work whatever the order of
-    the calls, the judge's
-    control variate for a change of that order
-    (:func:`swarmopt.optimizer.measure.control_variate`); ``attempts`` int8,
-    the attempts it made (the first valid one ends them). About 29 bytes per
+    the calls; ``attempts`` int8, the attempts it made (the first valid one
+    ends them). The last two are the judge's control variates
+    (:data:`swarmopt.optimizer.measure.COVARIATES`). About 29 bytes per
     decision.
     """
 

@@ -785,8 +785,9 @@ class OptimizerConfig(Strict):
         default="effective", description="a per-task target judged by Mann-Whitney on every value with the test's "
         "variance that of the effective sample sizes, or on the series thinned to their effective size (thinned)")
     control_variate: bool = Field(
-        default=False, description="judge a latency target of a change of the order of the work alone (parallel tools) "
-        "on its values less their work's part (a regression adjustment, CUPED): the variance of the work removed")
+        default=False, description="judge a change of parallel tools or of retries alone on its target less the "
+        "part of it the decisions' own record shows under the old value (their work, their first attempts: a "
+        "regression adjustment, CUPED), by the adjusted means")
     measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change whose estimate "
                                   "was a gain (and restore the change if undoing it made its target worse) before "
                                   "the agent's next change; false: the next change may follow at once")

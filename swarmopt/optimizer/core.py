@@ -60,14 +60,7 @@ from swarmopt.optimizer.events import (
 )
 from swarmopt.optimizer.history import History, kept_windows
 from swarmopt.optimizer.learning import Learning
-from swarmopt.optimizer.measure import (
-    Judgement,
-    Price,
-    judge_change,
-    last_shift_s,
-    measure,
-    steady_load,
-)
+from swarmopt.optimizer.measure import Judgement, Price, judge_change, last_shift_s, measure, steady_load
 from swarmopt.optimizer.planning import FORECAST_WINDOWS, Planner
 from swarmopt.optimizer.strategies import TYPES, Proposal, Remedy, Strategy, bundle, bundle_conflict
 from swarmopt.optimizer.trial import (
@@ -447,8 +440,7 @@ class Optimizer:
                             trend_adjust=cfg.trend_adjust, latency_limit_ms=cfg.thresholds.response_time_ms,
                             success_limit=cfg.thresholds.success_rate_medium,
                             price=None if trial.undone else price_of(s.price, cfg), batch_means=cfg.batch_means,
-                            rank_test=cfg.rank_test,
-                            actions=s.actions if cfg.control_variate else ())
+                            rank_test=cfg.rank_test, actions=s.actions if cfg.control_variate else ())
             j = judge(s.target_metric, alpha)
             forced = self._forced(s, j, t) if trial.undone is None else None
             state = TrialState(self.autonomy, self.streak)
