@@ -785,7 +785,7 @@ class OptimizerConfig(Strict):
         default="effective", description="a per-task target judged by Mann-Whitney on every value with the test's "
         "variance that of the effective sample sizes, or on the series thinned to their effective size (thinned)")
     control_variate: bool = Field(
-        default=False, description="judge a change of parallel tools or of retries alone on its target less the "
+        default=True, description="judge a change of parallel tools or of retries alone on its target less the "
         "part of it the decisions' own record shows under the old value (their work, their first attempts: a "
         "regression adjustment, CUPED), by the adjusted means")
     measure_reverts: bool = Field(default=True, description="measure the undo of a reverted change whose estimate "
