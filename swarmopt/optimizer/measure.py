@@ -482,6 +482,13 @@ class Covariate:
     of: Callable[[Any, TaskSample], np.ndarray]
 
 
+def _no_valid_attempt_among(old: Any, s: TaskSample) -> np.ndarray:
+    """Per decision of ``s``, whether none of its first ``old + 1`` attempts was valid (empty: not recorded)."""
+    if s.attempts.size != s.n:
+        return np.zeros(0, dtype=bool)
+    return ~(s.ok & (s.attempts <= int(old) + 1))
+
+
 #: Knob family -> the decisions' outcome under the old value, read from their own record whatever the value:
 #: running tools in parallel or in sequence reorders a decision's calls, not their times (the service time of a
 #: sequence is its work; a response time also waits in the queue, which the work does not explain: its adjusted
@@ -489,7 +496,7 @@ class Covariate:
 #: they do not change (a decision with no valid attempt among them is an error under the old value).
 COVARIATES = {
     "parallel_tools": Covariate(("service_ms",), lambda old, s: s.work_ms),
-    "max_retries": Covariate(("error", "success"), lambda old, s: ~(s.ok & (s.attempts <= int(old) + 1))),
+    "max_retries": Covariate(("error", "success"), _no_valid_attempt_among),
 }
 
 
