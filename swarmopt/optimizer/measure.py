@@ -36,6 +36,10 @@ Which test judges which target, and which way is better, is the target's
   ``cpu_percent``, ``memory_percent``, ...): the window-level comparison
   (reported as method "segmented-windows" when adjusted for trend and load).
 
+A change of one knob family of :data:`COVARIATES` alone (parallel tools, retries) is judged instead on the
+per-task target less the part of it its covariate explains (:func:`control_variate`) by
+:func:`~swarmopt.optimizer.canary.judge_mean` (method "mann-whitney/control" or "two-proportion/control").
+
 Per-task values are not independent: tasks that queue behind the same busy
 period share its wait. A rank test therefore takes its null variance from the
 effective sample sizes n / tau
