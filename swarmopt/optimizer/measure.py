@@ -504,9 +504,10 @@ COVARIATES = {
 }
 
 
-def covariate(actions: Sequence, target: str) -> Callable[[TaskSample], np.ndarray] | None:
+def covariate(actions: Sequence, target: str | None) -> Callable[[TaskSample], np.ndarray] | None:
     """The :data:`COVARIATES` entry of ``actions`` (knob changes), a change of one knob family whose covariate
-    adjusts ``target`` (a :class:`~swarmopt.metrics.TaskSample` field), as a function of a sample; else None."""
+    adjusts ``target`` (a :class:`~swarmopt.metrics.TaskSample` field; None for a window target), as a function of
+    a sample; else None."""
     if len(actions) != 1 or (cv := COVARIATES.get(actions[0].knob.partition(".")[0])) is None or (
             target not in cv.targets):
         return None
@@ -582,7 +583,7 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     canary: MetricVerdict | None = None
     tau_b = tau_a = 1.0
     xb, xa = (getattr(before, spec.per_task), getattr(after, spec.per_task)) if spec.per_task else ((), ())
-    cov = covariate(actions, spec.per_task) if spec.per_task else None
+    cov = covariate(actions, spec.per_task)
     adjusted = control_variate(xb, xa, cov(before), cov(after)) if cov else None
     if adjusted is not None:
         tau_b, tau_a = (autocorrelation_time(v) for v in adjusted)

@@ -277,9 +277,6 @@ def serve(spans: list[Span]) -> Sent | None:
                    rejected, col(_PARALLEL) != 0, col(_TIMEOUT), col(_N_ATT).astype(np.int64))
     ok, made, degraded, calls = res["ok"], res["attempts"], res["degraded"], res["calls"]
     service = res["service"]
-    # the first attempt's call times summed, as a trace of its spans records them, up to the attempt's timeout: the
-    # work whatever its order (optimizer.measure's control variate of a change of the order alone)
-    work = np.minimum(model_s[:, 0] + sum(tool_s[j][:, 0] * (calls[:, j] > 0) for j in range(n_tools)), col(_TIMEOUT))
     hits = res["hits"] - (n_tools - col(_N_TOOLS).astype(np.int64))  # padded tools count as hits: not counted
     miss_cost = np.zeros(n)
     per_tool = np.empty((len(PER_TOOL_FIELDS), n_tools, n))
@@ -383,7 +380,7 @@ def serve(spans: list[Span]) -> Sent | None:
                            made, hits, col(_N_TOOLS), calls.sum(axis=1), tokens_in, tokens_out, cost, coord_req,
                            coord_ok, tier, ready, 0.0 if token_held is None else token_held, priority, timeouts,
                            timeouts * col(_TIMEOUT), res["attempt_s"], per_tool[2].sum(axis=0), model_cost, 0.0,
-                           stolen, 0.0 if arm is None else arm, work)):
+                           stolen, 0.0 if arm is None else arm, res["work"])):
         table[i] = c
     sent_cum = np.concatenate(([0], np.cumsum(sent))).tolist()
     # cache hits per (padded) tool and part, for the per-tool hit ratios

@@ -137,7 +137,11 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: li
     valid), ``attempts`` (made), ``degraded`` (a tool was skipped by an open
     breaker), ``hits`` (tools answered from cache), ``calls`` (n, tools) calls
     made per tool, ``timeouts`` (attempts made that ran into the timeout),
-    ``attempt_s`` (duration of the valid attempt, s; NaN when none),
+    ``attempt_s`` (duration of the valid attempt, s; NaN when none), ``work``
+    (s: the first attempt's model call and the tools it called, their times
+    summed whatever ``parallel`` is, up to ``timeout_s``; what a trace of its
+    spans records, and the judge's control variate for a change of the order
+    alone: :data:`swarmopt.optimizer.measure.COVARIATES`),
     ``call_errors`` (n, tools) tool calls made that failed and ``skipped``
     (n, tools): the decision went on without the tool, which an open breaker
     rejected.
@@ -184,9 +188,11 @@ def attempts(model_s: np.ndarray, tool_s: list[np.ndarray], hit_s: list, hit: li
         hits += hit[j]
     timeouts = ((d > timeout) & (att < made[:, None])).sum(axis=1)
     attempt_s = np.where(ok, d[np.arange(n), made - 1], np.nan)
+    # a trace's view of the first attempt: its calls' times summed, whatever their order, up to the timeout
+    work = np.minimum(model_s[:, 0] + sum(tool_s[j][:, 0] * (calls[:, j] > 0) for j in range(len(tool_s))), timeout_s)
     return {"service": service, "ok": ok, "attempts": made, "degraded": skipped.any(axis=1), "hits": hits,
-            "calls": calls, "timeouts": timeouts, "attempt_s": attempt_s, "call_errors": call_errors,
-            "skipped": skipped}
+            "calls": calls, "timeouts": timeouts, "attempt_s": attempt_s,
+            "call_errors": call_errors, "skipped": skipped, "work": work}
 
 
 def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float], closed_form: bool = True
