@@ -41,7 +41,7 @@ import numpy as np
 
 from swarmopt.loader import InputError, flat
 from swarmopt.optimizer.history import kept_windows
-from swarmopt.runtime.group import placement
+from swarmopt.runtime.group import MAX_GROUPS, placement
 from swarmopt.schema import CoordinationStormFault, LoadSurgeFault, Scenario
 from swarmopt.sim.environment import Environment
 from swarmopt.spool import CHUNK_ROWS
@@ -51,7 +51,6 @@ DEFAULT_MAX_TASKS = 10_000_000
 DEFAULT_MAX_MEMORY_MB = 4_096
 
 _GRID_POINTS = 20_000
-_RAY_GROUPS = 16  # RayBackend's default max_groups: agent-group actors on Ray
 _MIB = 2**20
 
 
@@ -176,7 +175,7 @@ def estimate(sc: Scenario, runtime: str = "local", streamed: bool = False) -> Es
             + messages * c.message + held * c.row + keys * c.cached_key + n_agents * c.agent)
     base = c.base_mib
     if runtime == "ray":
-        actors = len(placement(sc.agents, _RAY_GROUPS)) + 2  # + optimizer, orchestrator
+        actors = len(placement(sc.agents, MAX_GROUPS)) + 2  # + optimizer, orchestrator; fewer groups on fewer CPUs
         base += c.ray_base_mib + actors * c.actor_mib
     return Estimate(agents=n_agents, ticks=math.ceil(duration / sc.tick_s - 1e-9), tasks=round(tasks),
                     messages=round(messages), rows=rows, peak_rate_per_s=peak_rate, peak_mb=base + work / _MIB)

@@ -34,6 +34,7 @@ from swarmopt.progress import progress as show_progress
 from swarmopt.report import PARTS, begin_run_dir, write_run
 from swarmopt.results import Collector, RunResult
 from swarmopt.runtime.driver import CHECKPOINT_EVERY_S, Driver
+from swarmopt.runtime.group import group_name
 from swarmopt.schema import Fault, Knobs, Scenario
 from swarmopt.spool import PartFiles
 
@@ -432,6 +433,12 @@ class Simulation:
         (e.g. to ``ray.kill`` one and watch the run recover), the objects
         themselves on the local runtime."""
         return self._driver.components.named()
+
+    def actor_of(self, agent: str) -> str:
+        """The name (a key of :meth:`actors`) of the component hosting ``agent``: on Ray an agent shares its actor
+        with others when the run has more agents than CPUs. Raises KeyError naming the allowed agent ids."""
+        i = self._driver.host_of(agent)
+        return group_name(i, self._driver.components.groups[i][1])
 
     def close(self) -> None:
         """Release the runtime (Ray actors; the local Ray if this run started it)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from swarmopt import run_scenario
+from swarmopt.runtime.group import group_name, placement
+from swarmopt.runtime.ray_backend import default_groups
 
 from conftest import assert_same, short
 
@@ -18,7 +20,10 @@ def test_ray_and_local_runtimes_agree(ray_session, mh_scenario):
     assert len(on_ray.metrics) == 5 * 45
     assert_same(on_ray.metrics, local.metrics)
     assert_same(on_ray.events, local.events)
-    assert set(on_ray.process["actor"]) == {a.id for a in sc.agents}
+    # as many agent groups as Ray has CPUs (the session's 2), which changes no row
+    groups = placement(sc.agents, default_groups())
+    assert len(groups) == min(len(sc.agents), int(ray_session.cluster_resources()["CPU"])) < len(sc.agents)
+    assert set(on_ray.process["actor"]) == {group_name(i, [sc.agents[j].id for j in g]) for i, g in enumerate(groups)}
     assert ray_session.is_initialized()
 
 

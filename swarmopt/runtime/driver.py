@@ -23,6 +23,7 @@ from typing import Any, Callable, Protocol
 
 from swarmopt.knobs import ScheduledChange
 from swarmopt.metrics import TaskSample
+from swarmopt.runtime.group import group_name
 from swarmopt.schema import Scenario
 from swarmopt.sim.inbox import Message
 
@@ -89,7 +90,7 @@ class Components:
 
     def named(self) -> dict[str, Any]:
         """Handle by component name: each group's name, ``optimizer``, ``orchestrator``."""
-        out = {(members[0] if len(members) == 1 else f"group-{i}"): h for i, (h, members) in enumerate(self.groups)}
+        out = {group_name(i, members): h for i, (h, members) in enumerate(self.groups)}
         return out | {"optimizer": self.opt, "orchestrator": self.orch}
 
 
@@ -175,6 +176,11 @@ class Driver:
     @property
     def groups(self) -> list[tuple[Any, list[str]]]:
         return self.components.groups
+
+    @property
+    def _rank(self) -> dict[str, int]:
+        """Each agent's position in the scenario."""
+        return {a.id: i for i, a in enumerate(self.scenario.agents)}
 
     @property
     def opt(self) -> Any:
@@ -334,20 +340,31 @@ class Driver:
             for i, (h, _) in enumerate(self.groups)
         ]
         self.inbound, self.pending = [], []
-        for out, rows, ap, proc, smp in self.backend.get(futures):
+        results = self.backend.get(futures)
+        rows, smp, ap = [], [], []
+        for out, g_rows, g_ap, proc, g_smp in results:
             self.inbound += out
-            self.new_samples.extend(smp)
-            if smp:
-                self.sink.samples(smp)
-            if rows:
-                self.new_rows.extend(rows)
-                self.sink.rows(rows)
-            if ap:
-                self.applied.extend(ap)
-                self.sink.events([dict(a, event="knob.applied" if a["knob"] != "autonomy" else "autonomy.applied")
-                                  for a in ap])
+            rows += g_rows
+            smp += g_smp
+            ap += g_ap
             if proc:
                 self.sink.process(proc)
+        # in the scenario's agent order, each agent's in time order, however the agents are grouped (a stable sort
+        # of the groups' agent-major lists): what the optimizer and the tables see does not depend on the placement
+        rank = self._rank
+        order = sorted(range(len(rows)), key=lambda i: rank[rows[i]["agent"]])
+        rows, smp = [rows[i] for i in order], [smp[i] for i in order]
+        ap.sort(key=lambda a: rank[a["agent"]])
+        self.new_samples.extend(smp)
+        if smp:
+            self.sink.samples(smp)
+        if rows:
+            self.new_rows.extend(rows)
+            self.sink.rows(rows)
+        if ap:
+            self.applied.extend(ap)
+            self.sink.events([dict(a, event="knob.applied" if a["knob"] != "autonomy" else "autonomy.applied")
+                              for a in ap])
 
 
 def drive(scenario: Scenario, seed: int, backend: Backend, sink: Sink,

@@ -20,6 +20,16 @@ from swarmopt.sim.inbox import STORM, Message
 from swarmopt.sim.seeds import agent_seeds
 from swarmopt.sim.topology import Routes
 
+MAX_GROUPS = 16
+"""The most agent-group actors a Ray run gets by default, however many CPUs the cluster has
+(:func:`swarmopt.runtime.ray_backend.default_groups`)."""
+
+
+def group_name(index: int, members: list[str]) -> str:
+    """The name of the agent-group component ``index`` hosting ``members``: its agent's id when it hosts one, else
+    ``group-<index>``."""
+    return members[0] if len(members) == 1 else f"group-{index}"
+
 
 def placement(profiles: list[AgentProfile], max_groups: int) -> list[list[int]]:
     """The agents (indices into ``profiles``) of each group, at most

@@ -1,14 +1,17 @@
 """Ray runtime: each agent group, the optimizer and the orchestrator is a Ray actor.
 
 The actors wrap the pure components one to one and only move data
-(:class:`Host`). ``address=None`` starts a local Ray (dashboard off);
-an address joins an existing cluster. Groups: one per agent up to
-``max_groups`` agents, else agents are dealt round-robin into ``max_groups``
-groups so that actor count follows cores, not agents.
+(:class:`Host`), arguments and results pickled in one piece (:func:`pack`).
+``address=None`` starts a local Ray (dashboard off); an address joins an
+existing cluster. Groups: one per agent up to ``max_groups`` agents, else
+agents are dealt round-robin into ``max_groups`` groups, by default as many as
+the cluster has CPUs (at most :data:`MAX_GROUPS`), so that actor count follows
+cores, not agents. Which agents share a group changes no result.
 """
 
 from __future__ import annotations
 
+import pickle
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
@@ -17,7 +20,7 @@ from ray import cloudpickle
 from ray._private import ray_constants
 
 from swarmopt.runtime.driver import Components
-from swarmopt.runtime.group import AgentGroup, placement
+from swarmopt.runtime.group import MAX_GROUPS, AgentGroup, group_name, placement
 from swarmopt.schema import Scenario
 
 if TYPE_CHECKING:  # a worker hosting agents unpickles this module: it must not import the optimizer
@@ -30,18 +33,34 @@ class Host:
     def __init__(self, factory, *args: Any) -> None:
         self.obj = factory(*args)
 
-    def call(self, method: str, *args: Any) -> Any:
-        return getattr(self.obj, method)(*args)
+    def call(self, method: str, payload: bytes) -> bytes:
+        """``method(*args)`` of the component, arguments and result pickled (:func:`pack`)."""
+        return pack(getattr(self.obj, method)(*pickle.loads(payload)))
 
     def state(self) -> bytes:
-        """The component, pickled here (cloudpickle, as Ray would): a fork or a
-        checkpoint of it. As bytes, the driver that keeps it never rebuilds it."""
-        return cloudpickle.dumps(self.obj)
+        """The component, pickled here (:func:`pack`): a fork or a checkpoint
+        of it. As bytes, the driver that keeps it never rebuilds it."""
+        return pack(self.obj)
+
+
+def pack(obj: Any) -> bytes:
+    """``obj`` pickled by the standard library's C pickler, or by cloudpickle where that cannot carry it to another
+    process: a lambda or a local class (which it refuses), or a class of the driver's ``__main__`` (which it would
+    name where that process has no such class).
+
+    Ray pickles a call's arguments and result with cloudpickle, whose per-object hook runs in Python: the window
+    rows, task samples and messages of a tick, tens of thousands of small objects, and a checkpoint's components
+    took most of a Ray run's driver time. As bytes they cross in one piece."""
+    try:
+        out = pickle.dumps(obj, protocol=5)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return cloudpickle.dumps(obj)
+    return cloudpickle.dumps(obj) if b"__main__" in out else out
 
 
 def _restored(state: bytes) -> Any:
     # unpickled in the new actor's process: its arrays are its own and writable (not views of the object store)
-    return cloudpickle.loads(state)
+    return pickle.loads(state)
 
 
 AgentGroupActor = ray.remote(num_cpus=0)(type("AgentGroupActor", (Host,), {}))
@@ -77,8 +96,16 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
+def default_groups() -> int:
+    """Agent-group actors for a run on the connected Ray: its CPUs, from 1 to :data:`MAX_GROUPS`. On two cores a
+    five-agent day ran in 21 s with 2 groups and 30 s with 5 (one per agent): actors beyond the cores only add
+    calls that queue for them."""
+    return max(1, min(MAX_GROUPS, int(ray.cluster_resources().get("CPU", 1))))
+
+
 class RayBackend:
-    """Components as Ray actors; ``max_groups`` caps the number of agent actors.
+    """Components as Ray actors; ``max_groups`` caps the number of agent actors
+    (None: :func:`default_groups`).
 
     Backends that share a Ray session started by swarmopt (a run and its
     forks) shut it down when the last of them closes. ``plugins`` go to the
@@ -89,7 +116,8 @@ class RayBackend:
 
     _session_users = 0
 
-    def __init__(self, address: str | None = None, max_groups: int = 16, plugins: Plugins | None = None) -> None:
+    def __init__(self, address: str | None = None, max_groups: int | None = None,
+                 plugins: Plugins | None = None) -> None:
         if ensure_ray(address):
             RayBackend._session_users = 0
             self._owns_session = True
@@ -103,11 +131,11 @@ class RayBackend:
 
     def groups(self, scenario: Scenario, seed: int) -> list[tuple[Any, list[str]]]:
         out = []
-        for i, idx in enumerate(placement(scenario.agents, self.max_groups)):
-            name = scenario.agents[idx[0]].id if len(idx) == 1 else f"group-{i}"
-            h = AgentGroupActor.remote(AgentGroup, name, scenario, idx, seed)
+        for i, idx in enumerate(placement(scenario.agents, self.max_groups or default_groups())):
+            members = [scenario.agents[j].id for j in idx]
+            h = AgentGroupActor.remote(AgentGroup, group_name(i, members), scenario, idx, seed)
             self.actors.append(h)
-            out.append((h, [scenario.agents[j].id for j in idx]))
+            out.append((h, members))
         return out
 
     def optimizer(self, scenario: Scenario, seed: int) -> Any:
@@ -125,10 +153,10 @@ class RayBackend:
         return h
 
     def call(self, handle: Any, method: str, *args: Any) -> Any:
-        return handle.call.remote(method, *args)
+        return handle.call.remote(method, pack(args))
 
     def get(self, futures: list[Any]) -> list[Any]:
-        return ray.get(futures)
+        return [pickle.loads(b) for b in ray.get(futures)]
 
     def checkpoint(self, components: Components) -> list[Any]:
         """Every component's state, pickled by its actor and fetched into this
