@@ -18,13 +18,15 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
                  realtime: float | None = None, narrate: bool = False, progress: bool | None = None,
                  overrides: Mapping[str, Any] | None = None, policy: Any = None, rules: Sequence[Callable] = (),
                  remedies: Sequence[Callable] = (), observers: Sequence[Observer] = (), max_tasks: int | None = None,
-                 max_memory_mb: float | None = None, overwrite: bool = False) -> RunResult:
+                 max_memory_mb: float | None = None, overwrite: bool = False,
+                 actor_groups: int | None = None) -> RunResult:
     """Run a scenario to its end and return its :class:`~swarmopt.results.RunResult`.
 
     ``scenario``: a YAML path or a :class:`~swarmopt.schema.Scenario`. ``seed``
     overrides the scenario's seed; ``duration_s`` its duration (a multiple of
     its window). ``runtime``: ``"ray"`` (actors; ``address`` joins a cluster,
-    default starts a local Ray) or ``"local"`` (one process; same results).
+    default starts a local Ray; ``actor_groups``: agent-group actors, see
+    :class:`~swarmopt.simulation.Simulation`) or ``"local"`` (one process; same results).
     ``out_dir`` writes the run directory (each file atomically) before the
     runtime shuts down — also when the run fails or is interrupted half way,
     with ``status: failed`` or ``interrupted`` in ``summary.json``; an
@@ -50,12 +52,13 @@ def run_scenario(scenario: str | Path | Scenario, seed: int | None = None, *, du
     unless ``overwrite`` (:func:`swarmopt.guard.check_out_dir`).
 
     Raises :class:`swarmopt.loader.InputError` for invalid input or a refused
-    run, and ValueError for an unknown runtime.
+    run, and ValueError for an unknown runtime or a bad ``actor_groups``.
     """
     sc = prepare(scenario, seed, duration_s, overrides)
     check_budget(sc, runtime, max_tasks, max_memory_mb, streamed=out_dir is not None)
     sim = Simulation(sc, runtime=runtime, address=address, narrate=narrate, policy=policy, rules=rules,
-                     remedies=remedies, observers=observers, out_dir=out_dir, overwrite=overwrite)
+                     remedies=remedies, observers=observers, out_dir=out_dir, overwrite=overwrite,
+                     actor_groups=actor_groups)
     try:  # from here on, whatever happens, the run directory says what ran
         try:
             sim.run(realtime=realtime, progress=progress)

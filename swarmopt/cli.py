@@ -72,6 +72,9 @@ def run(
                        typer.Option("--address", help="Join this Ray cluster instead of starting a local Ray.")] = None,
     runtime: Annotated[Runtime,
                        typer.Option("--runtime", help="ray: actors; local: one process, same results.")] = Runtime.ray,
+    actor_groups: Annotated[Optional[int], typer.Option(
+        "--actor-groups", min=1, help="Ray: agent-group actors (default one per agent, up to 16); fewer run faster "
+        "where agents outnumber the cores, same results.")] = None,
     realtime: Annotated[Optional[float], typer.Option(
         "--realtime", min=0.001, help="Pace simulated time at FACTOR x wall-clock speed (1 = real time).")] = None,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="Narrative format.")] = LogFormat.auto,
@@ -128,8 +131,8 @@ def run(
             return
         if serve is not None:
             live = _serve(sc, None, None, serve)  # sc has the options applied
-        res = run_scenario(sc, runtime=runtime.value, address=address, out_dir=out_dir, realtime=realtime,
-                           narrate=True, progress=progress, observers=live.observers if live else (),
+        res = run_scenario(sc, runtime=runtime.value, address=address, actor_groups=actor_groups, out_dir=out_dir,
+                           realtime=realtime, narrate=True, progress=progress, observers=live.observers if live else (),
                            max_tasks=max_tasks, max_memory_mb=max_memory, overwrite=overwrite)
     except InputError as err:
         _fail(str(err))

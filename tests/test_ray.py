@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swarmopt import run_scenario
-from swarmopt.runtime.group import group_name, placement
-from swarmopt.runtime.ray_backend import default_groups
+from swarmopt import Simulation, run_scenario
 
 from conftest import assert_same, short
 
@@ -20,11 +18,23 @@ def test_ray_and_local_runtimes_agree(ray_session, mh_scenario):
     assert len(on_ray.metrics) == 5 * 45
     assert_same(on_ray.metrics, local.metrics)
     assert_same(on_ray.events, local.events)
-    # as many agent groups as Ray has CPUs (the session's 2), which changes no row
-    groups = placement(sc.agents, default_groups())
-    assert len(groups) == min(len(sc.agents), int(ray_session.cluster_resources()["CPU"])) < len(sc.agents)
-    assert set(on_ray.process["actor"]) == {group_name(i, [sc.agents[j].id for j in g]) for i, g in enumerate(groups)}
+    assert set(on_ray.process["actor"]) == {a.id for a in sc.agents}  # one actor per agent
     assert ray_session.is_initialized()
+
+
+def test_agents_that_share_actors_give_the_local_tables(ray_session, mh_scenario):
+    """Two agent-group actors for five agents, dealt round-robin (the first, third and fifth agent in one): the
+    driver puts what the groups return in the scenario's agent order, so the tables are the local runtime's."""
+    sc = short(mh_scenario, 1800)
+    with Simulation(sc, seed=3, runtime="ray", actor_groups=2) as sim:
+        sim.run()
+        assert set(sim.actors()) == {"group-0", "group-1", "optimizer", "orchestrator"}
+        assert sim.actor_of("market-hunter") == sim.actor_of("market-analyzer") == "group-1"
+        on_ray = sim.result()
+    local = run_scenario(sc, seed=3, runtime="local")
+    assert_same(on_ray.metrics, local.metrics)
+    assert_same(on_ray.events, local.events)
+    assert set(on_ray.process["actor"]) == {"group-0", "group-1"}
 
 
 def test_a_population_that_steals_work_gives_the_local_tables_on_ray(ray_session):

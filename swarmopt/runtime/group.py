@@ -21,8 +21,7 @@ from swarmopt.sim.seeds import agent_seeds
 from swarmopt.sim.topology import Routes
 
 MAX_GROUPS = 16
-"""The most agent-group actors a Ray run gets by default, however many CPUs the cluster has
-(:func:`swarmopt.runtime.ray_backend.default_groups`)."""
+"""The most agent-group actors a Ray run gets by default: one per agent up to this many."""
 
 
 def group_name(index: int, members: list[str]) -> str:

@@ -3,10 +3,10 @@
 The actors wrap the pure components one to one and only move data
 (:class:`Host`), arguments and results pickled in one piece (:func:`pack`).
 ``address=None`` starts a local Ray (dashboard off); an address joins an
-existing cluster. Groups: one per agent up to ``max_groups`` agents, else
-agents are dealt round-robin into ``max_groups`` groups, by default as many as
-the cluster has CPUs (at most :data:`MAX_GROUPS`), so that actor count follows
-cores, not agents. Which agents share a group changes no result.
+existing cluster. Groups: one per agent up to ``max_groups`` agents (default
+:data:`~swarmopt.runtime.group.MAX_GROUPS`), else agents are dealt
+round-robin into ``max_groups`` groups so that actor count follows cores, not
+agents. Which agents share a group changes no result.
 """
 
 from __future__ import annotations
@@ -96,16 +96,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
-def default_groups() -> int:
-    """Agent-group actors for a run on the connected Ray: its CPUs, from 1 to :data:`MAX_GROUPS`. On two cores a
-    five-agent day ran in 21 s with 2 groups and 30 s with 5 (one per agent): actors beyond the cores only add
-    calls that queue for them."""
-    return max(1, min(MAX_GROUPS, int(ray.cluster_resources().get("CPU", 1))))
-
-
 class RayBackend:
-    """Components as Ray actors; ``max_groups`` caps the number of agent actors
-    (None: :func:`default_groups`).
+    """Components as Ray actors; ``max_groups`` caps the number of agent actors.
 
     Backends that share a Ray session started by swarmopt (a run and its
     forks) shut it down when the last of them closes. ``plugins`` go to the
@@ -116,7 +108,7 @@ class RayBackend:
 
     _session_users = 0
 
-    def __init__(self, address: str | None = None, max_groups: int | None = None,
+    def __init__(self, address: str | None = None, max_groups: int = MAX_GROUPS,
                  plugins: Plugins | None = None) -> None:
         if ensure_ray(address):
             RayBackend._session_users = 0
@@ -131,7 +123,7 @@ class RayBackend:
 
     def groups(self, scenario: Scenario, seed: int) -> list[tuple[Any, list[str]]]:
         out = []
-        for i, idx in enumerate(placement(scenario.agents, self.max_groups or default_groups())):
+        for i, idx in enumerate(placement(scenario.agents, self.max_groups)):
             members = [scenario.agents[j].id for j in idx]
             h = AgentGroupActor.remote(AgentGroup, group_name(i, members), scenario, idx, seed)
             self.actors.append(h)
