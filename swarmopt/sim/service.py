@@ -90,7 +90,19 @@ def breaker_calls(t: np.ndarray, keys: np.ndarray, err: np.ndarray, ttl: float, 
     stop = np.full(n, a_max)
     rejected = np.zeros(n, dtype=bool)
     err_l, t_l, k_l = err.tolist(), t.tolist(), keys.tolist()
-    for i in range(n):
+    i = -1
+    while i + 1 < n:
+        i += 1
+        if breaker.state == "open" and lru is None and t_l[i] < breaker.open_until:
+            # every call until the first at or after open_until is rejected and nothing fills: one vectorized pass
+            later = t[i:] >= breaker.open_until
+            j = i + int(later.argmax()) if later.any() else n
+            miss = t[i:j] >= expiry[keys[i:j]] if ttl > 0.0 else np.ones(j - i, dtype=bool)
+            hit[i:j] = ~miss
+            stop[i:j][miss] = 0
+            rejected[i:j] = miss
+            i = j - 1
+            continue
         ti, key = t_l[i], k_l[i]
         if ttl > 0.0 and ti < expiry[key]:
             hit[i] = True
