@@ -52,11 +52,15 @@ _COUNTED = [_OK, _SUCCESS, _ESCALATED, _HITS, _LOOKUPS, _CALLS, _TOKENS_IN, _TOK
             _TIMEOUTS, _CALL_ERRORS, _ATTEMPTS, _STOLEN]
 
 
+WINDOW_EPS = 1e-9
+"""Windows of a time a rounding error short of a boundary count it in the next one (:func:`window_index`)."""
+
+
 def window_index(t, window_s: float):
     """Index of the window that holds time ``t`` (s; a float or an array):
-    ``floor(t / window_s)``, a time a rounding error short of a boundary
+    ``floor(t / window_s + WINDOW_EPS)``, a time a rounding error short of a boundary
     counting in the next window. An int for a float, int64 for an array."""
-    k = (t / window_s + 1e-9) // 1.0
+    k = (t / window_s + WINDOW_EPS) // 1.0
     return k.astype(np.int64) if isinstance(k, np.ndarray) else int(k)
 
 
