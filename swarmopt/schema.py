@@ -796,6 +796,10 @@ class OptimizerConfig(Strict):
     at_horizon: Literal["revert", "keep_gain", "keep_promising"] = Field(
         default="revert", description="an undecided change no longer measured on: reverted, kept if its estimate "
                                       "is a gain, or kept if it is still promising after extend_windows")
+    keep_monotone: bool = Field(default=False, description="keep a change of a remedy that cannot make its target "
+                                "worse (Remedy.monotone) still promising at the last look of its horizon")
+    tail_unless_mean: bool = Field(default=False, description="a grown tail or spread does not fail a change "
+                                   "whose mean target (a *_mean metric) improved significantly")
     judge_design: Literal["before_after", "switchback", "split"] = Field(
         default="before_after", description="how an undecided change is measured on: more after-windows, the old "
                                           "and the new configuration in alternating blocks, or both at once")

@@ -348,7 +348,7 @@ def thin(values, tau: float) -> np.ndarray:
 def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, min_samples: int = 20,
                   marginal_effect: float = 0.02, tail_tolerance: float = 0.20,
                   variance_ratio_max: float = 4.0, metric: str = "response_time_ms",
-                  tau: tuple[float, float] | None = None) -> MetricVerdict:
+                  tau: tuple[float, float] | None = None, mean_target: bool = False) -> MetricVerdict:
     """Judge a continuous per-task metric (e.g. latency, ms) before vs after.
 
     Args:
@@ -376,6 +376,14 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
             sample sizes and the tail and spread checks use the series thinned
             to n / tau (:func:`thin`). None: the values are taken as
             independent.
+        mean_target: the objective is the metric's mean (an SLO on it): a
+            tail or spread that grew is reported but does not fail a change
+            whose mean is significantly better (one-sided Welch on the
+            series the checks use, at the location test's level). The checks
+            close the median test's blind spots to a worse mean, which that
+            test then rules out; what is left is a reshaped distribution, as
+            routing the simple decisions to a fast tier and the complex to a
+            strong one makes it bimodal.
 
     Returns MetricVerdict (medians, HL shift and CI, two-sided
     ``scipy.stats.mannwhitneyu`` p). "pass": significantly better with
@@ -418,6 +426,12 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
     tail = _tail_reasons(x, y, sign, tail_tolerance, guard_alpha)
     spread = _spread_reasons(x, y, variance_ratio_max, guard_alpha)
     reasons += tail + spread
+    if (tail or spread) and mean_target and not regressed:
+        w = welch_ttest(x, y)
+        p_mean = float(special.stdtr(w.df, -sign * w.t))  # one-sided, for a better mean
+        if p_mean < loc_alpha / 2:
+            reasons.append(f"not failed on them: the mean is significantly better (Welch p={p_mean:.2g})")
+            tail, spread = [], []
     if regressed or tail or spread:
         outcome: Outcome = "fail"
     elif significant and direction < 0 and abs(rel) >= marginal_effect:

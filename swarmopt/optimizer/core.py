@@ -440,7 +440,8 @@ class Optimizer:
                             trend_adjust=cfg.trend_adjust, latency_limit_ms=cfg.thresholds.response_time_ms,
                             success_limit=cfg.thresholds.success_rate_medium,
                             price=None if trial.undone else price_of(s.price, cfg), batch_means=cfg.batch_means,
-                            rank_test=cfg.rank_test, actions=s.actions if cfg.control_variate else ())
+                            rank_test=cfg.rank_test, actions=s.actions if cfg.control_variate else (),
+                            tail_unless_mean=cfg.tail_unless_mean)
             j = judge(s.target_metric, alpha)
             forced = self._forced(s, j, t) if trial.undone is None else None
             state = TrialState(self.autonomy, self.streak)

@@ -545,7 +545,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
                  cost_rise: float = 0.5, trend_adjust: bool = False, latency_limit_ms: float = math.inf,
                  success_limit: float = 1.0, price: Price | None = None,
                  batch_means: Literal["levels", "increments", "throughput"] = "throughput",
-                 rank_test: Literal["thinned", "effective"] = "effective", actions: Sequence = ()) -> Judgement:
+                 rank_test: Literal["thinned", "effective"] = "effective", actions: Sequence = (),
+                 tail_unless_mean: bool = False) -> Judgement:
     """Judge a change of ``metric`` from the window rows and the pooled
     per-task samples of the spans before and after; its
     :class:`~swarmopt.metrics.MetricSpec` says which way is better and which
@@ -574,7 +575,9 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
     ("thinned", the default before 2026-12-06). ``actions``: the change's knob changes; a change of one
     :data:`COVARIATES` family is judged on the target's values less its covariate's part (:func:`control_variate`)
     by the difference of the adjusted means (:func:`~swarmopt.optimizer.canary.judge_mean`; ``method`` gets
-    "/control"). Raises ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
+    "/control"). ``tail_unless_mean``: a ``*_mean`` target judged by Mann-Whitney is not failed on its tail or
+    spread when its mean is significantly better (:func:`~swarmopt.optimizer.canary.judge_latency`'s
+    ``mean_target``). Raises ValueError for a metric with no spec in :data:`swarmopt.metrics.METRICS`.
     """
     spec = metric_spec(metric)
     window = measure(before_rows, after_rows, metric, spec.better, alpha, min_improvement)
@@ -596,7 +599,8 @@ def judge_change(before_rows: list[dict], after_rows: list[dict], before: TaskSa
         pair, tau = ((xb, xa), (tau_b, tau_a)) if rank_test == "effective" else (
             (thin(xb, tau_b), thin(xa, tau_a)), None)
         canary = judge_latency(*pair, better=spec.better, alpha=a_target, min_samples=min_samples,
-                               marginal_effect=min_improvement, metric=metric, tau=tau)
+                               marginal_effect=min_improvement, metric=metric, tau=tau,
+                               mean_target=tail_unless_mean and metric.endswith("_mean"))
     elif method == "two-proportion":
         hb, nb, tau_b = effective_counts(xb)
         ha, na, tau_a = effective_counts(xa)

@@ -242,4 +242,5 @@ class Planner:
             success_metrics=bt.success_metrics,
             rollback_plan=rollback_plan(actions),
             risk=remedy.risk, target_metric=target, proactive=proactive, price=remedy.price,
+            monotone=target in remedy.monotone,
         )

@@ -67,7 +67,13 @@ class Remedy:
     the price of their gain (one more retry is another attempt for every
     failing decision); the judge rolls a change back when it paid more than
     the SLO has room for
-    (:func:`swarmopt.optimizer.measure.price_paid`). Raises ValueError for a
+    (:func:`swarmopt.optimizer.measure.price_paid`). ``monotone``: the
+    target metrics its change cannot make worse by the engine's model (more
+    workers never lengthen an FCFS queue's waits nor raise its utilization, a
+    higher rate limit never admits a decision later, a larger LRU cache never
+    loses a hit, one more attempt never leaves without a valid attempt a
+    decision that had one): on them only the size of its gain is in question
+    (:attr:`swarmopt.schema.OptimizerConfig.keep_monotone`). Raises ValueError for a
     risk outside [0, 1] or a non-positive implementation time.
     """
 
@@ -81,6 +87,7 @@ class Remedy:
     target: str | None = None
     evidence: bool = False
     price: str | None = None
+    monotone: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.price is not None and self.price not in PRICES:
@@ -138,7 +145,8 @@ class Strategy:
     judged on (its direction is in :data:`swarmopt.metrics.METRICS`);
     ``price`` the remedy's (:attr:`Remedy.price`); ``co_targets`` a
     bundle's other remedies' targets (:func:`bundle`), on which a bundle the
-    judge would revert may still pass."""
+    judge would revert may still pass; ``monotone``: its target is one its
+    remedy cannot make worse (:attr:`Remedy.monotone`; a bundle's, both)."""
 
     id: str
     type: str
@@ -156,6 +164,7 @@ class Strategy:
     proactive: bool = False
     price: str | None = None
     co_targets: tuple[str, ...] = ()
+    monotone: bool = False
 
     def rollback(self) -> tuple[KnobChange, ...]:
         """The changes that restore every knob this strategy touched."""
@@ -184,7 +193,7 @@ def bundle(primary: Strategy, other: Strategy) -> Strategy:
     co = tuple(dict.fromkeys(m for m in (*primary.co_targets, other.target_metric, *other.co_targets)
                              if m != primary.target_metric))
     return replace(primary, actions=actions, risk=max(primary.risk, other.risk), price=primary.price or other.price,
-                   co_targets=co,
+                   co_targets=co, monotone=primary.monotone and other.monotone and not co,
                    description=f"{primary.description}; with {other.kind}", rollback_plan=rollback_plan(actions))
 
 
@@ -560,7 +569,8 @@ def enable_work_stealing(s: dict, k: Knobs, p: AgentProfile) -> list[KnobChange]
 
 
 REMEDIES: dict[str, Remedy] = {r.name: r for r in (
-    Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing", evidence=True),
+    Remedy("scale_concurrency", 0.5, 120, scale_concurrency, "Add workers to cut queueing", evidence=True,
+           monotone=("response_time_ms_mean", "response_time_ms_p50", "urgent_wait_ms_mean", "cpu_percent")),
     Remedy("raise_cache_ttl", 0.3, 120, raise_cache_ttl, "Serve frequent queries from cache",
            wording={"agent_response_time": "Implement caching for frequent queries"}),
     Remedy("enable_parallel_tools", 0.4, 120, enable_parallel_tools, "Parallelize independent operations"),
@@ -568,7 +578,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            wording={"agent_success_rate": "Route complex actions to the strong tier"}),
     Remedy("faster_model_tier", 0.9, 180, faster_model_tier, "Route decisions to a faster model tier"),
     Remedy("raise_retries", 0.5, 180, raise_retries, "Implement better error handling (retries)", evidence=True,
-           price="response_time_ms_mean"),
+           price="response_time_ms_mean", monotone=("error_rate",)),
     Remedy("enable_circuit_breaker", 0.6, 180, enable_circuit_breaker, "Circuit-break the failing tool", evidence=True),
     Remedy("raise_confidence_threshold", 0.85, 180, raise_confidence_threshold, "Adjust confidence thresholds"),
     Remedy("stronger_model_tier", 0.9, 180, stronger_model_tier, "Route decisions to a stronger model tier"),
@@ -580,7 +590,7 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "deadline", target="inbox_in_time_rate", evidence=True),
     Remedy("cheaper_model_tier", 0.9, 180, faster_model_tier, "Use a cheaper model tier"),
     Remedy("lower_cache_ttl", 0.3, 120, lower_cache_ttl, "Shrink the largest cache"),
-    Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively"),
+    Remedy("pre_scale", 0.5, 300, None, "Adjust resource allocation proactively", monotone=("cpu_percent",)),
     # judged on the worker time hung calls hold: the cut frees it in the tail of the response times, which a
     # median test does not see (+1% to +15% measured on response time where the replayed effect was +33% to +39%)
     Remedy("tighten_timeout", 0.4, 120, tighten_timeout, "Set the timeout from the latency tail (2 x p99)",
@@ -594,17 +604,21 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in (
            "Double the breaker's open duration", evidence=True),
     Remedy("cache_costly_tool", 0.3, 120, cache_costly_tool,
            "Cache the tool that burns most of the budget longer", evidence=True),
-    Remedy("grant_workers", 0.4, 120, grant_workers, "Add the workers the Orchestrator granted", evidence=True),
+    Remedy("grant_workers", 0.4, 120, grant_workers, "Add the workers the Orchestrator granted", evidence=True,
+           monotone=("response_time_ms_mean",)),
     Remedy("raise_token_limit", 0.4, 120, raise_token_limit,
-           "Raise the model-token rate limit within the quota", evidence=True),
+           "Raise the model-token rate limit within the quota", evidence=True, monotone=("response_time_ms_mean",)),
     Remedy("raise_call_limit", 0.4, 120, raise_call_limit,
-           "Raise the tool-call rate limits within the quotas", evidence=True),
-    Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries", evidence=True),
+           "Raise the tool-call rate limits within the quotas", evidence=True, monotone=("response_time_ms_mean",)),
+    Remedy("raise_cache_size", 0.3, 120, raise_cache_size, "Grow the cache that evicts live entries", evidence=True,
+           monotone=("cache_hit_rate", "service_time_ms_mean", "cost_per_decision_usd")),
     Remedy("direct_routes", 0.4, 120, direct_routes, "Route the agent's messages directly (mesh topology)"),
-    Remedy("prioritize_urgent", 0.3, 120, prioritize_urgent, "Serve urgent decisions first", evidence=True),
+    Remedy("prioritize_urgent", 0.3, 120, prioritize_urgent, "Serve urgent decisions first", evidence=True,
+           monotone=("urgent_wait_ms_mean",)),
     Remedy("isolate_tool", 0.4, 120, isolate_tool, "Isolate the tool holding the workers in a bulkhead", evidence=True),
     Remedy("enable_work_stealing", 0.3, 120, enable_work_stealing,
-           "Let the population's idle replicas take the waiting decisions", evidence=True),
+           "Let the population's idle replicas take the waiting decisions", evidence=True,
+           monotone=("response_time_ms_mean",)),
 )}
 """Every built-in remedy, by name (the ``kind`` of its strategies)."""
 

@@ -311,6 +311,12 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
     if forced is None and decision == "revert" and cfg.at_horizon == "keep_promising" and in_zone and no_look_left:
         # a keep at promising_p for the few changes that stayed in the zone over the last two looks
         decision, reason = "keep", f"kept at the horizon, still promising (p = {e.p_value:.3g}): {j.reason}"
+    if forced is None and decision == "revert" and cfg.keep_monotone and s.monotone and in_zone and no_look_left:
+        # a remedy that cannot make its target worse, its gain still close to a pass at the last look: the question
+        # left is its size, and a keep at promising_p errs on a no-op at most that often
+        decision = "keep"
+        reason = (f"kept at the horizon: {s.kind} cannot make {s.target_metric} worse and its gain is still "
+                  f"promising (p = {e.p_value:.3g}): {j.reason}")
     if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain" and gain:
         # undecided at the horizon: keep on the sign of the estimate (the Bayes decision under a symmetric loss);
         # guardrail breaches and measured harm are rollbacks before this
