@@ -158,6 +158,44 @@ def test_aa_identical_distributions_are_mostly_marginal():
     assert outcomes.count("marginal") + false_alarms == trials
 
 
+def _routed(rng, fast_share: float, n: int):
+    """Decisions routed by complexity: ``fast_share`` of them on a fast tier (about 400 ms), the rest on a
+    strong one (about 2,200 ms): a bimodal distribution."""
+    fast = rng.random(n) < fast_share
+    return np.where(fast, _lognormal_ms(rng, 400.0, 0.2, n), _lognormal_ms(rng, 2200.0, 0.2, n))
+
+
+def test_a_mean_target_is_not_failed_on_its_tail_when_its_mean_is_better():
+    """Routing 80% of the decisions to a fast tier cuts the mean response time (about 1,046 -> 770 ms) and the
+    median, and raises the p95 far past the tail tolerance: the tail check fails it, but the objective is the
+    mean, which a Welch test finds better; at a 50% fast share the mean is worse (about 1,320 ms) and it fails."""
+    rng = np.random.default_rng(7)
+    before = _lognormal_ms(rng, 1000.0, 0.3, 600)
+    after = _routed(rng, 0.8, 600)
+    assert after.mean() < before.mean() and np.percentile(after, 95) > 1.2 * np.percentile(before, 95)
+    plain = judge_latency(before, after, metric="response_time_ms_mean")
+    assert plain.outcome == "fail" and any("p95 rose" in r for r in plain.reasons)
+    mean = judge_latency(before, after, metric="response_time_ms_mean", mean_target=True)
+    assert mean.outcome == "pass" and any("the mean is significantly better" in r for r in mean.reasons)
+    worse = _routed(rng, 0.5, 600)
+    assert worse.mean() > before.mean()
+    assert judge_latency(before, worse, metric="response_time_ms_mean", mean_target=True).outcome == "fail"
+
+
+def test_a_mean_target_never_turns_a_decision_into_a_fail_and_keeps_the_aa_rate():
+    """A/A pairs of a skewed metric: the mean rule only lifts a fail whose mean is better, so every outcome is
+    the plain judge's or a fail made pass/marginal, and false decisions stay within alpha (binomial bound)."""
+    trials, decided = 300, 0
+    for seed in range(trials):
+        before = _lognormal_ms(np.random.default_rng(seed), 100.0, 0.8, 200)
+        after = _lognormal_ms(np.random.default_rng(20_000 + seed), 100.0, 0.8, 200)
+        plain = judge_latency(before, after).outcome
+        mean = judge_latency(before, after, mean_target=True).outcome
+        assert mean == plain or plain == "fail"
+        decided += mean in ("pass", "fail")
+    assert decided <= stats.binom.ppf(0.99, trials, 0.05)
+
+
 # --- no data / bad data -------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -82,3 +84,40 @@ def test_keep_promising_keeps_a_change_still_promising_at_the_end_of_its_extensi
                                                                                    decision):
     out = _decide(OptimizerConfig(at_horizon=at_horizon), windows, p_value)
     assert out.decision == decision and (out.changes == ()) is (decision == "keep")
+
+
+@pytest.mark.parametrize(("monotone", "windows", "p_value", "decision"), [
+    (True, 25, 0.03, "keep"),     # still promising at the last look of its extension
+    (True, 25, 0.20, "revert"),   # not promising: reverted as any other
+    (True, 15, 0.20, "revert"),
+    (False, 25, 0.03, "revert"),  # a remedy that could make its target worse: undecided is reverted
+])
+def test_keep_monotone_keeps_a_promising_change_that_cannot_make_its_target_worse(monotone, windows, p_value,
+                                                                                   decision):
+    s = replace(BATCH, monotone=monotone)
+    out = decide_trial("market-hunter", Trial(s, 0.0, 60.0 * windows), _marginal_gain(p_value), TrialState(0.8),
+                       OptimizerConfig(keep_monotone=True), 60.0, 60.0 * windows)
+    assert out.decision == decision and (out.changes == ()) is (decision == "keep")
+    if decision == "keep":
+        assert "cannot make coordination_score worse" in out.reason
+    off = decide_trial("market-hunter", Trial(s, 0.0, 60.0 * windows), _marginal_gain(p_value), TrialState(0.8),
+                       OptimizerConfig(), 60.0, 60.0 * windows)
+    assert off.decision == "revert"  # the rule is opt-in
+
+
+def test_a_strategy_is_monotone_only_on_a_target_its_remedy_cannot_make_worse():
+    """A remedy names the targets it cannot make worse; a bundle is monotone only when both of its remedies are,
+    on the same target."""
+    from swarmopt.optimizer.strategies import REMEDIES, bundle
+
+    assert "response_time_ms_mean" in REMEDIES["scale_concurrency"].monotone
+    assert "coordination_score" not in REMEDIES["scale_concurrency"].monotone
+    assert not REMEDIES["raise_cache_ttl"].monotone and not REMEDIES["route_by_complexity"].monotone
+    a = replace(BATCH, kind="scale_concurrency", target_metric="response_time_ms_mean", monotone=True,
+                actions=(KnobChange("market-hunter", "max_concurrency", 4, 8),))
+    b = replace(BATCH, kind="raise_token_limit", target_metric="response_time_ms_mean", monotone=True,
+                actions=(KnobChange("market-hunter", "max_tokens_per_minute", 1000, 4000),))
+    c = replace(BATCH, kind="raise_retries", target_metric="error_rate", monotone=True,
+                actions=(KnobChange("market-hunter", "max_retries", 1, 2),))
+    assert bundle(a, b).monotone and not bundle(a, c).monotone
+    assert not bundle(a, replace(b, monotone=False)).monotone

@@ -428,7 +428,7 @@ def judge_latency(before, after, *, better: str = "lower", alpha: float = 0.05, 
     reasons += tail + spread
     if (tail or spread) and mean_target and not regressed:
         w = welch_ttest(x, y)
-        p_mean = float(special.stdtr(w.df, -sign * w.t))  # one-sided, for a better mean
+        p_mean = float(special.stdtr(w.df, -sign * w.statistic))  # one-sided, for a better mean
         if p_mean < loc_alpha / 2:
             reasons.append(f"not failed on them: the mean is significantly better (Welch p={p_mean:.2g})")
             tail, spread = [], []
