@@ -725,6 +725,17 @@ class OptimizerConfig(Strict):
     look of its extension, p < ``promising_p``: a keep at that level after
     ``max_measure_windows + extend_windows`` windows; opt-in, README "Decision
     quality").
+    ``keep_monotone``: whatever ``at_horizon`` says, a change of a remedy that
+    cannot make its target worse (:attr:`swarmopt.optimizer.strategies.Remedy.monotone`:
+    workers on the response time or CPU, a rate limit, an LRU cache's size, a
+    retry on the error rate) that is still in the promising zone at the last
+    look is kept: only the size of its gain was in question, and a no-op is kept
+    at most ``promising_p`` of the time.
+    ``tail_unless_mean``: a ``*_mean`` target judged by Mann-Whitney is not
+    failed on a tail or a spread that grew when its mean is significantly better
+    (:func:`swarmopt.optimizer.canary.judge_latency`'s ``mean_target``): the
+    checks close the median test's blind spots to a worse mean; routing by
+    complexity makes the response times bimodal, a higher p99 with a lower mean.
     ``judge_design``: a change is judged on the ``measure_windows`` windows
     before it and after it; one the judge cannot decide yet is measured on
     with more after-windows (``before_after``) or, with ``switchback``, by
@@ -796,9 +807,9 @@ class OptimizerConfig(Strict):
     at_horizon: Literal["revert", "keep_gain", "keep_promising"] = Field(
         default="revert", description="an undecided change no longer measured on: reverted, kept if its estimate "
                                       "is a gain, or kept if it is still promising after extend_windows")
-    keep_monotone: bool = Field(default=False, description="keep a change of a remedy that cannot make its target "
+    keep_monotone: bool = Field(default=True, description="keep a change of a remedy that cannot make its target "
                                 "worse (Remedy.monotone) still promising at the last look of its horizon")
-    tail_unless_mean: bool = Field(default=False, description="a grown tail or spread does not fail a change "
+    tail_unless_mean: bool = Field(default=True, description="a grown tail or spread does not fail a change "
                                    "whose mean target (a *_mean metric) improved significantly")
     judge_design: Literal["before_after", "switchback", "split"] = Field(
         default="before_after", description="how an undecided change is measured on: more after-windows, the old "

@@ -101,8 +101,9 @@ def test_keep_monotone_keeps_a_promising_change_that_cannot_make_its_target_wors
     if decision == "keep":
         assert "cannot make coordination_score worse" in out.reason
     off = decide_trial("market-hunter", Trial(s, 0.0, 60.0 * windows), _marginal_gain(p_value), TrialState(0.8),
-                       OptimizerConfig(), 60.0, 60.0 * windows)
-    assert off.decision == "revert"  # the rule is opt-in
+                       OptimizerConfig(keep_monotone=False), 60.0, 60.0 * windows)
+    assert off.decision == "revert"
+    assert OptimizerConfig().keep_monotone
 
 
 def test_a_strategy_is_monotone_only_on_a_target_its_remedy_cannot_make_worse():
