@@ -175,7 +175,7 @@ def estimate(sc: Scenario, runtime: str = "local", streamed: bool = False) -> Es
             + messages * c.message + held * c.row + keys * c.cached_key + n_agents * c.agent)
     base = c.base_mib
     if runtime == "ray":
-        actors = len(placement(sc.agents, MAX_GROUPS)) + 2  # + optimizer, orchestrator; at most (actor_groups)
+        actors = len(placement(sc.agents, MAX_GROUPS)) + 2  # + optimizer, orchestrator; fewer with actor_groups
         base += c.ray_base_mib + actors * c.actor_mib
     return Estimate(agents=n_agents, ticks=math.ceil(duration / sc.tick_s - 1e-9), tasks=round(tasks),
                     messages=round(messages), rows=rows, peak_rate_per_s=peak_rate, peak_mb=base + work / _MIB)

@@ -308,15 +308,15 @@ def decide_trial(agent: str, trial: Trial, judgement: Judgement, state: TrialSta
         return TrialOutcome("", f"measuring on to {longer.measure_at_s:.0f}s: {j.reason}", undo=longer, state=state)
     decision = forced or j.decision
     reason = j.reason if forced is None else f"forced {decision} (judge: {j.decision}, {j.reason})"
-    if forced is None and decision == "revert" and cfg.at_horizon == "keep_promising" and in_zone and no_look_left:
-        # a keep at promising_p for the few changes that stayed in the zone over the last two looks
-        decision, reason = "keep", f"kept at the horizon, still promising (p = {e.p_value:.3g}): {j.reason}"
-    if forced is None and decision == "revert" and cfg.keep_monotone and s.monotone and in_zone and no_look_left:
-        # a remedy that cannot make its target worse, its gain still close to a pass at the last look: the question
-        # left is its size, and a keep at promising_p errs on a no-op at most that often
-        decision = "keep"
-        reason = (f"kept at the horizon: {s.kind} cannot make {s.target_metric} worse and its gain is still "
-                  f"promising (p = {e.p_value:.3g}): {j.reason}")
+    if forced is None and decision == "revert" and in_zone and no_look_left:
+        # still in the zone at the last look: a keep there errs on a no-op at most promising_p of the time
+        if cfg.at_horizon == "keep_promising":
+            decision, reason = "keep", f"kept at the horizon, still promising (p = {e.p_value:.3g}): {j.reason}"
+        elif cfg.keep_monotone and s.monotone:
+            # a remedy that cannot make its target worse: the question left is the size of its gain
+            decision = "keep"
+            reason = (f"kept at the horizon: {s.kind} cannot make {s.target_metric} worse and its gain is still "
+                      f"promising (p = {e.p_value:.3g}): {j.reason}")
     if forced is None and decision == "revert" and cfg.at_horizon == "keep_gain" and gain:
         # undecided at the horizon: keep on the sign of the estimate (the Bayes decision under a symmetric loss);
         # guardrail breaches and measured harm are rollbacks before this

@@ -16,6 +16,7 @@ says how a call reaches a component: directly (local) or as a Ray actor call.
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ class Driver:
     def groups(self) -> list[tuple[Any, list[str]]]:
         return self.components.groups
 
-    @property
+    @functools.cached_property
     def _rank(self) -> dict[str, int]:
         """Each agent's position in the scenario."""
         return {a.id: i for i, a in enumerate(self.scenario.agents)}
@@ -349,12 +350,14 @@ class Driver:
             ap += g_ap
             if proc:
                 self.sink.process(proc)
-        # in the scenario's agent order, each agent's in time order, however the agents are grouped (a stable sort
-        # of the groups' agent-major lists): what the optimizer and the tables see does not depend on the placement
-        rank = self._rank
-        order = sorted(range(len(rows)), key=lambda i: rank[rows[i]["agent"]])
-        rows, smp = [rows[i] for i in order], [smp[i] for i in order]
-        ap.sort(key=lambda a: rank[a["agent"]])
+        if len(results) > 1:
+            # in the scenario's agent order, each agent's in time order, however the agents are grouped (a stable
+            # sort of the groups' agent-major lists; one group's already is): what the optimizer and the tables see
+            # does not depend on the placement
+            rank = self._rank
+            order = sorted(range(len(rows)), key=lambda i: rank[rows[i]["agent"]])
+            rows, smp = [rows[i] for i in order], [smp[i] for i in order]
+            ap.sort(key=lambda a: rank[a["agent"]])
         self.new_samples.extend(smp)
         if smp:
             self.sink.samples(smp)
