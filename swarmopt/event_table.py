@@ -75,9 +75,10 @@ SCHEMA: tuple[Column, ...] = (
     Column("metric", _S, "metric concerned (a metrics-table column)",
            f"bottleneck.*, anomaly.detected, {_MEASURED}, {_DECIDED}"),
     Column("value", _F, "the metric's value; for strategies.generated and report.received a count; for "
-           "actor.restarted the ticks replayed; for orchestrator.command the aggressiveness level",
+           "actor.restarted the ticks replayed; for orchestrator.command the aggressiveness level; for "
+           "run.reseeded the replica stream",
            "bottleneck.*, anomaly.detected, strategies.generated, report.received, actor.restarted, "
-           "orchestrator.command"),
+           "orchestrator.command, run.reseeded"),
     Column("threshold", _F, "threshold the value breached", "bottleneck.*"),
     Column("impact", _F, "how far past the threshold (%), or the level shift (%)",
            "bottleneck.detected, anomaly.detected"),

@@ -415,6 +415,26 @@ class Simulation:
         self._get(self._orch, "freeze", self.now if at_s is None else at_s)
         self._driver.guard(self._driver.checkpoint)
 
+    def reseed(self, stream: int) -> None:
+        """From now on every agent draws its tasks and message storms from
+        replica stream ``stream`` of the run's seed instead of its own streams
+        (:func:`swarmopt.sim.seeds.replica_seeds`): the same state continued in
+        another random world, deterministic for a given seed and stream. Use
+        it on a :meth:`fork`: the load test's ground truth reseeds a fork of a
+        decision's state and runs both arms of the decision from it, to replicate
+        the decision's effect over continuations (common random numbers within a
+        replica, independent streams between replicas). A window whose arrivals
+        are drawn already (up to the next window boundary) keeps its draws.
+        Recorded as a ``run.reseeded`` event (``value``: the stream). Raises
+        ValueError for ``stream`` < 1 (0 names the run's own streams)."""
+        if not isinstance(stream, int) or stream < 1:
+            raise ValueError(f"stream must be an int >= 1 (0 names the run's own streams), got {stream!r}")
+        d = self._driver
+        for i in range(len(d.groups)):
+            self._get(lambda i=i: d.groups[i][0], "reseed", stream)
+        self._out.events([{"t_s": self.now, "event": "run.reseeded", "value": float(stream)}])
+        d.guard(d.checkpoint)
+
     # ------------------------------------------------------------------ fork and lifetime
     def fork(self) -> "Simulation":
         """An independent simulation at the same point that continues exactly

@@ -109,6 +109,8 @@ def test_oracle_points_set_the_faulted_agents_knobs_only():
      "fixed, load_aware"),
     ({"policies": [{"name": "monitor"}], "scenarios": [MH], "oracle": {"grid": {"max_retries": [9]}}},
      "oracle.grid (max_retries=9) on " + MH + ": max_retries: Input should be less than or equal to 3"),
+    ({"policies": [{"name": "monitor"}], "scenarios": [MH], "ground_truth": {"replicas": 0}},
+     "ground_truth.replicas: Input should be greater than or equal to 1"),
     ({"policies": [{"name": "monitor"}], "scenarios": [MH], "oracle": {"grid": {"turbo": [1]}}},
      "oracle.grid (turbo=1) on " + MH + ": unknown knob 'turbo'"),
     ({"policies": [{"name": "monitor"}], "scenarios": [MH],

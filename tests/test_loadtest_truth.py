@@ -10,6 +10,8 @@ with ``swarmopt.Simulation`` and skip where this build has none.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from swarmopt import run_scenario
@@ -131,6 +133,23 @@ def test_ground_truth_of_a_judged_harmful_change(degraded):
     assert row["truth"] == "hurt"
     assert row["label"] == ("false keep" if row["decision"] == "keep" else f"correct {row['decision']}")
     assert (res.events["event"] == "optimization.scheduled").sum() == 1
+    assert row["replicas"] == 1 and row["truth_agreement"] == 1.0 and math.isnan(row["slo_effect_points_sd"])
+
+
+@needs_simulation
+def test_replicated_ground_truth_of_a_judged_harmful_change(degraded):
+    """Three pairs of arms, the run's own continuation and two reseeded ones: every one finds the halving
+    harmful, the target effect is their mean, and the first pair is the one-replica truth."""
+    sc = _judged_scenario(degraded)
+    rows = {}
+    for k in (1, 3):
+        one = OneChange("halve_workers", "max_concurrency", 4, 2)
+        _, rows[k] = run_with_truth(sc, 3, DEFAULT_SLO, policy=one, remedies=[one.remedy], replicas=k)
+    row, single = rows[3][0], rows[1][0]
+    assert row["replicas"] == 3 and row["truth"] == "hurt" and row["truth_agreement"] == 1.0
+    assert row["target_effect_pct"] < -100 and row["target_effect_pct"] != single["target_effect_pct"]
+    assert row["slo_effect_points_sd"] >= 0.0
+    assert row["decision"] == single["decision"] and row["horizon_start_s"] == single["horizon_start_s"]
 
 
 @needs_simulation

@@ -72,6 +72,29 @@ def test_a_fork_is_independent_of_its_original(mh_scenario):
     assert base.agent("market-hunter")["knobs"]["max_concurrency"] != 1
 
 
+def test_a_reseeded_fork_continues_in_another_world_the_same_each_time(mh_scenario):
+    """Simulation.reseed: the state at 1,800 s continued on a replica stream: other arrivals from then on (the
+    windows before are the run's), the same again for the same stream, other ones for another stream."""
+    base = Simulation(short(mh_scenario, 2700), seed=3).run(1800)
+    a, b, c = base.fork(), base.fork(), base.fork()
+    a.reseed(1)
+    b.reseed(1)
+    c.reseed(2)
+    for s in (base, a, b, c):
+        s.run()
+    same_tables(a, b)
+
+    def arrivals(s, after: bool):
+        return s.metrics.query(f"t_start_s {'>=' if after else '<'} 1800")["decision_count"].to_numpy()
+
+    assert (arrivals(a, False) == arrivals(base, False)).all()
+    for other in (base, c):
+        assert not (arrivals(a, True) == arrivals(other, True)).all()
+    assert a.events.query("event == 'run.reseeded'")[["t_s", "value"]].values.tolist() == [[1800.0, 1.0]]
+    with pytest.raises(ValueError, match="stream must be"):
+        a.reseed(0)
+
+
 def test_set_knob_takes_effect_next_tick_and_is_recorded(mh_scenario):
     sim = Simulation(short(mh_scenario, 1200), seed=1).run(300)
     sim.set_knob("market-hunter", "cache_ttl_s.data_source", 600)
@@ -183,6 +206,18 @@ def test_ray_runtime_steps_and_forks_like_local(ray_session, mh_scenario):
         sim.run()
         same_tables(local, sim)
     assert ray_session.is_initialized()
+
+
+def test_a_reseeded_run_is_the_same_on_ray(ray_session, mh_scenario):
+    sc = short(mh_scenario, 1800)
+    local = Simulation(sc, seed=5, runtime="local").run(600)
+    local.reseed(1)
+    local.run()
+    with Simulation(sc, seed=5, runtime="ray") as sim:
+        sim.run(600)
+        sim.reseed(1)
+        sim.run()
+        same_tables(local, sim)
 
 
 def test_path_scenario_and_seed(tmp_path):

@@ -42,7 +42,7 @@ def run_one(task: RunTask, slo: Sequence, truth: GroundTruth, reversal_window_s:
     try:
         if task.truth and gt.simulation_class() is not None:
             res, decisions = gt.run_with_truth(task.config, task.seed, slo, truth.helped_slo_points,
-                                               truth.helped_target_pct)
+                                               truth.helped_target_pct, replicas=truth.replicas)
             status = "on"
         else:
             res, decisions = run_scenario(task.config, seed=task.seed, runtime="local"), []

@@ -113,11 +113,16 @@ class GroundTruth(_Strict):
     than ``helped_slo_points`` percentage points, or, with attainment within
     +-``helped_slo_points``, improved its target metric by more than
     ``helped_target_pct`` percent; it *hurt* in the mirror cases; else it had
-    no effect. ``true``/``false`` stand for the defaults, on or off."""
+    no effect. ``replicas``: pairs of arms per change, the first from the
+    decision's state as the run made it, the others from reseeded forks of it
+    (:mod:`swarmopt.loadtest.truth`); the effects are their means, and the
+    ground truth takes ``replicas`` times as long. ``true``/``false`` stand
+    for the defaults, on or off."""
 
     enabled: bool = True
     helped_slo_points: float = Field(default=2.0, ge=0, le=100)
     helped_target_pct: float = Field(default=2.0, ge=0)
+    replicas: int = Field(default=1, ge=1, le=50)
 
 
 class Oracle(_Strict):

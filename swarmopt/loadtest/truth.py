@@ -20,7 +20,15 @@ it:
   ``slo_effect_points`` = kept minus undone, in percentage points.
 
 (The decisions table also has the target from the horizon's start to the end
-and the attainment over the horizon; they do not enter the label.) The two arms
+and the attainment over the horizon; they do not enter the label.) With ``replicas``
+K > 1 the pair of arms is run K times: once from the decision's state as the
+run made it, then from K - 1 forks of it each reseeded with its own replica
+stream (:meth:`swarmopt.Simulation.reseed`: the same state continued in another
+random world, common random numbers within each pair). The effects are then
+means over the replicas, the label is that of the means, and the table has
+their spread (``slo_effect_points_sd``) and the share of replicas whose own
+label agrees (``truth_agreement``): the expected effect of the decision given
+its state, not one continuation's. The two arms
 start from the same state and random streams, so a change that alters no draw
 shows an effect of exactly 0; once a change alters how many draws an agent
 makes, the arms' later draws differ, so a small effect is within noise — which
@@ -38,6 +46,7 @@ runtime, in the process (the load test's Ray task) that runs the policy.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -187,11 +196,12 @@ def _undo_effective_s(events: pd.DataFrame, strategy_id: str, default: float) ->
     return float(rows["effective_s"].iloc[0]) if len(rows) else default
 
 
-def decide_both_ways(pre, j: Judged, end_s: float, slo: Sequence, helped_slo_points: float = 2.0,
-                     helped_target_pct: float = 2.0) -> dict:
-    """Ground truth of judged change ``j`` from ``pre``, a Simulation stopped
-    before the cycle that judged it: the two arms, the true effect and the
-    label (one row of the ``decisions`` table)."""
+def _both_ways(pre, j: Judged, end_s: float, slo: Sequence, stream: int) -> dict:
+    """:func:`true_effect` of ``j`` from the arms run from ``pre``, or with
+    ``stream`` >= 1 from a fork of it reseeded with that replica stream."""
+    if stream:
+        pre = pre.fork()
+        pre.reseed(stream)
     arms = {}
     for decision in (j.decision, FLIP[j.decision]):
         arm = pre.fork()
@@ -202,26 +212,48 @@ def decide_both_ways(pre, j: Judged, end_s: float, slo: Sequence, helped_slo_poi
         arms[decision] = arm
     kept = arms["keep"]
     undone = arms[j.decision if j.decision != "keep" else FLIP["keep"]]
-    undone_events = undone.events
-    start = _undo_effective_s(undone_events, j.strategy_id, j.t_s)
-    eff = true_effect(kept.metrics, undone.metrics, j.agents, j.metric, j.better,
-                      (start, min(end_s, start + j.horizon_s)), j.t_s, slo)
+    start = _undo_effective_s(undone.events, j.strategy_id, j.t_s)
+    return true_effect(kept.metrics, undone.metrics, j.agents, j.metric, j.better,
+                       (start, min(end_s, start + j.horizon_s)), j.t_s, slo)
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return math.fsum(finite) / len(finite) if finite else math.nan
+
+
+def decide_both_ways(pre, j: Judged, end_s: float, slo: Sequence, helped_slo_points: float = 2.0,
+                     helped_target_pct: float = 2.0, replicas: int = 1) -> dict:
+    """Ground truth of judged change ``j`` from ``pre``, a Simulation stopped
+    before the cycle that judged it: the two arms (``replicas`` pairs of them,
+    see the module doc), the true effect and the label (one row of the
+    ``decisions`` table). Raises ValueError for ``replicas`` < 1."""
+    if replicas < 1:
+        raise ValueError(f"replicas must be >= 1, got {replicas}")
+    effs = [_both_ways(pre, j, end_s, slo, r) for r in range(replicas)]
+    eff = {k: _mean([e[k] for e in effs]) for k in effs[0]}
     truth = classify(eff["slo_effect_points"], eff["target_effect_pct"], helped_slo_points, helped_target_pct)
+    own = [classify(e["slo_effect_points"], e["target_effect_pct"], helped_slo_points, helped_target_pct)
+           for e in effs]
+    slo_pts = [e["slo_effect_points"] for e in effs]
     return {"strategy_id": j.strategy_id, "agent": ",".join(j.agents), "kind": j.kind, "type": j.type,
             "knob": j.knob, "decision": j.decision, "t_s": j.t_s, "metric": j.metric, "better": j.better,
-            "measured_improvement_pct": j.measured_improvement_pct, **eff, "truth": truth,
+            "measured_improvement_pct": j.measured_improvement_pct, **eff, "replicas": replicas,
+            "slo_effect_points_sd": statistics.stdev(slo_pts) if replicas > 1 else math.nan,
+            "truth_agreement": own.count(truth) / replicas, "truth": truth,
             "label": label(j.decision, truth), "correct": label(j.decision, truth).startswith("correct")}
 
 
 def run_with_truth(scenario: Scenario, seed: int, slo: Sequence, helped_slo_points: float = 2.0,
-                   helped_target_pct: float = 2.0, simulation=None,
+                   helped_target_pct: float = 2.0, simulation=None, replicas: int = 1,
                    **sim_kwargs: Any) -> tuple[RunResult, list[dict]]:
     """Run ``scenario`` with ``seed`` cycle by cycle on the local runtime and
     give every judged change its ground truth. Returns the run's
     :class:`~swarmopt.results.RunResult` (the same tables as
     :func:`swarmopt.run_scenario`) and one dict per judged change (see
     :func:`decide_both_ways`); a judgement whose undo would take effect at or
-    after the end has no horizon and is left out. ``simulation``: the
+    after the end has no horizon and is left out; ``replicas``: pairs of
+    arms per judged change (see the module doc). ``simulation``: the
     Simulation class (default ``swarmopt.Simulation``); ``sim_kwargs`` go to
     its constructor (e.g. ``policy=``). Raises RuntimeError when there is no
     Simulation class."""
@@ -241,7 +273,7 @@ def run_with_truth(scenario: Scenario, seed: int, slo: Sequence, helped_slo_poin
             continue
         for j in judged_changes(sim.events.iloc[seen:]):
             if j.t_s + scenario.optimizer.rollback_time_s < end:  # else the undo would come too late to matter
-                rows.append(decide_both_ways(pre, j, end, slo, helped_slo_points, helped_target_pct))
+                rows.append(decide_both_ways(pre, j, end, slo, helped_slo_points, helped_target_pct, replicas))
     return sim.result(), rows
 
 

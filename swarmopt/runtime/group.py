@@ -17,7 +17,7 @@ from swarmopt.schema import AgentProfile, Scenario
 from swarmopt.sim.agent import AgentSim, share_layout, step_agents
 from swarmopt.sim.environment import Environment
 from swarmopt.sim.inbox import STORM, Message
-from swarmopt.sim.seeds import agent_seeds
+from swarmopt.sim.seeds import agent_seeds, replica_seeds
 from swarmopt.sim.topology import Routes
 
 MAX_GROUPS = 16
@@ -60,7 +60,8 @@ class AgentGroup:
 
     def __init__(self, name: str, scenario: Scenario, members: list[int], seed: int) -> None:
         self.name = name
-        seeds, _ = agent_seeds(seed, len(scenario.agents))
+        self.seed, self.members, self.n_agents = seed, members, len(scenario.agents)
+        seeds, _ = agent_seeds(seed, self.n_agents)
         th = scenario.optimizer.thresholds
         hosted = [scenario.agents[i] for i in members]
         pad = (max((len(p.tools) for p in hosted), default=0), max((len(p.downstream) for p in hosted), default=0))
@@ -84,6 +85,14 @@ class AgentGroup:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.proc = _process()
+
+    def reseed(self, stream: int) -> None:
+        """Every hosted agent draws from replica stream ``stream`` (>= 1) of the
+        run's seed from now on (:func:`~swarmopt.sim.seeds.replica_seeds`,
+        :meth:`AgentSim.reseed`). Raises ValueError for ``stream`` < 1."""
+        seeds = replica_seeds(self.seed, self.n_agents, stream)
+        for i, sim in zip(self.members, self.sims.values(), strict=True):
+            sim.reseed(seeds[i])
 
     def snapshot(self, agent: str, t: float) -> dict:
         """:meth:`AgentSim.snapshot` of a hosted agent at ``t``."""

@@ -165,9 +165,7 @@ class AgentSim:
         self.env = env
         self.window_s = window_s
         self.slo_s = slo_ms / 1000.0
-        tasks_seed, storm_seed = seed.spawn(2)
-        self.rng = np.random.default_rng(tasks_seed)
-        self.storm_rng = np.random.default_rng(storm_seed)
+        self.reseed(seed)
         self.knobs = profile.knobs
         self.autonomy = profile.autonomy
         self.workers: list[float] = [0.0] * self.knobs.max_concurrency
@@ -684,6 +682,14 @@ class AgentSim:
         and that a load surge starts at a window not drawn yet)."""
         self.env.faults.append(fault)
         self._faults_changed()
+
+    def reseed(self, seed: np.random.SeedSequence) -> None:
+        """Draw from ``seed``'s streams from now on: the tasks' (arrivals,
+        uniforms, normals) and the message storms'. A window whose block is
+        drawn already keeps its draws."""
+        tasks_seed, storm_seed = seed.spawn(2)
+        self.rng = np.random.default_rng(tasks_seed)
+        self.storm_rng = np.random.default_rng(storm_seed)
 
     def snapshot(self, t: float) -> dict:
         """The agent's state at simulated time ``t`` (the time it has been
