@@ -179,6 +179,10 @@ def test_summary_rates_and_confusion_from_labelled_decisions():
     assert r["false_keep_rate"] == pytest.approx(0.2) and r["false_rollback_rate"] == pytest.approx(0.2)
     assert r["false_keep_rate_ci_low"] < 0.2 < r["false_keep_rate_ci_high"]
     assert math.isnan(s["monitor"]["false_keep_rate"])  # monitor judges nothing
+    assert math.isnan(r["truth_agreement"])  # one pair of arms per decision: nothing to agree with
+    replicated = decisions.assign(replicas=3, truth_agreement=[1.0] * 14 + [1 / 3])
+    agree = summarize(runs, replicated, pd.DataFrame(), pd.DataFrame(), ["monitor", "rules"], "monitor")
+    assert agree["rules"]["truth_agreement"] == pytest.approx((14 + 1 / 3) / 15)
     assert s["monitor"]["slo_attainment_diff"] == 0.0 and math.isnan(r["slo_attainment_diff"])  # no pairs given
     conf = confusion(decisions).set_index("decision")
     assert conf.loc["keep", ["helped", "no effect", "hurt"]].tolist() == [8, 1, 1]

@@ -10,7 +10,9 @@ Per policy, over its policy runs with status ``ok`` (every scenario and seed):
   ``false_keep_rate`` = false keeps / keeps and ``false_rollback_rate`` =
   false rollbacks and reverts / rollbacks and reverts, each with its 95%
   Wilson interval (``scipy.stats.binomtest(...).proportion_ci``, ``_ci_low``
-  and ``_ci_high``), and ``decision_accuracy`` = correct / judged;
+  and ``_ci_high``), ``decision_accuracy`` = correct / judged, and
+  ``truth_agreement``, the mean share of a decision's replicated pairs of
+  arms whose own label is its label (``ground_truth.replicas`` > 1; else NaN);
 * against the baseline, for each compared metric M: ``M_diff`` (mean paired
   difference over all scenarios), ``M_diff_ci_low``, ``M_diff_ci_high``,
   ``M_wilcoxon_p``;
@@ -34,7 +36,7 @@ MEAN_FIELDS = ("slo_attainment", "slo_attainment_faulted", "mttr_min", "p95_resp
                "autonomy_changes")
 TRUTH_FIELDS = ("decisions_judged", "decision_accuracy", "false_keep_rate", "false_keep_rate_ci_low",
                 "false_keep_rate_ci_high", "false_rollback_rate", "false_rollback_rate_ci_low",
-                "false_rollback_rate_ci_high")
+                "false_rollback_rate_ci_high", "truth_agreement")
 DIFF_FIELDS = tuple(f"{m}_{s}" for m in METRICS for s in ("diff", "diff_ci_low", "diff_ci_high", "wilcoxon_p"))
 ORACLE_FIELDS = ("pct_of_oracle", "gap_closed", "gap_closed_low", "gap_closed_high")
 FIELDS = ("runs", "failed") + MEAN_FIELDS + TRUTH_FIELDS + DIFF_FIELDS + ORACLE_FIELDS
@@ -89,7 +91,14 @@ def _truth(d: pd.DataFrame, judged: bool) -> dict:
     fr = rate(int(undos["label"].str.startswith("false").sum()), len(undos))
     return {"decisions_judged": len(d), "decision_accuracy": float(d["correct"].mean()) if len(d) else math.nan,
             "false_keep_rate": fk[0], "false_keep_rate_ci_low": fk[1], "false_keep_rate_ci_high": fk[2],
-            "false_rollback_rate": fr[0], "false_rollback_rate_ci_low": fr[1], "false_rollback_rate_ci_high": fr[2]}
+            "false_rollback_rate": fr[0], "false_rollback_rate_ci_low": fr[1], "false_rollback_rate_ci_high": fr[2],
+            "truth_agreement": _agreement(d)}
+
+
+def _agreement(d: pd.DataFrame) -> float:
+    if "replicas" not in d or not (d["replicas"] > 1).any():
+        return math.nan
+    return float(d.loc[d["replicas"] > 1, "truth_agreement"].mean())
 
 
 def summarize(runs: pd.DataFrame, decisions: pd.DataFrame, comparisons: pd.DataFrame, oracle: pd.DataFrame,
