@@ -20,15 +20,7 @@ it:
   ``slo_effect_points`` = kept minus undone, in percentage points.
 
 (The decisions table also has the target from the horizon's start to the end
-and the attainment over the horizon; they do not enter the label.) With ``replicas``
-K > 1 the pair of arms is run K times: once from the decision's state as the
-run made it, then from K - 1 forks of it each reseeded with its own replica
-stream (:meth:`swarmopt.Simulation.reseed`: the same state continued in another
-random world, common random numbers within each pair). The effects are then
-means over the replicas, the label is that of the means, and the table has
-their spread (``slo_effect_points_sd``) and the share of replicas whose own
-label agrees (``truth_agreement``): the expected effect of the decision given
-its state, not one continuation's. The two arms
+and the attainment over the horizon; they do not enter the label.) The two arms
 start from the same state and random streams, so a change that alters no draw
 shows an effect of exactly 0; once a change alters how many draws an agent
 makes, the arms' later draws differ, so a small effect is within noise — which
@@ -41,6 +33,15 @@ effect*. Labels: a keep of a change that helped is a correct keep, of any
 other a false keep; a rollback (or revert) of a change that helped is a false
 rollback (revert), of any other a correct one. Everything runs on the local
 runtime, in the process (the load test's Ray task) that runs the policy.
+
+With ``replicas`` K > 1 the pair of arms is run K times: once from the
+decision's state as the run made it, then from K - 1 forks of it each reseeded
+with its own replica stream (:meth:`swarmopt.Simulation.reseed`: the same state
+continued in another random world, common random numbers within each pair).
+The effects are then means over the pairs, the label is that of the means, and
+the row has the SLO effect's spread (``slo_effect_points_sd``) and the share of
+pairs whose own label is the row's (``truth_agreement``): the expected effect of
+the decision given its state, not one continuation's.
 """
 
 from __future__ import annotations
