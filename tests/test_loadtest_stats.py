@@ -205,3 +205,16 @@ def test_decisions_by_remedy_count_each_remedys_right_and_wrong_calls():
     assert ttl["false_undo_share"] == pytest.approx(2 / 3)
     assert tier["false keep"] == 1 and math.isnan(tier["false_undo_share"])  # no undo: no share
     assert by_remedy(decisions.iloc[:0]).empty
+
+
+def test_the_report_shows_label_agreement_only_for_a_replicated_ground_truth():
+    from swarmopt.loadtest.report import render
+
+    empty = pd.DataFrame()
+    summary = {"name": "t", "runs_ok": 2, "runs_failed": 0, "baseline": "monitor", "ground_truth": "on",
+               "status": "completed", "quick": False}
+    for agreement, shown in ((math.nan, False), (0.97, True)):
+        policies = {"rules": {"runs": 2, "false_rollback_rate": 0.5, "truth_agreement": agreement}}
+        page = render(empty, empty, empty, empty, empty, empty, summary | {"policies": policies})
+        assert ("truth_agreement" in page) is shown and "false_rollback_rate" in page
+

@@ -159,8 +159,10 @@ def render(runs: pd.DataFrame, comparisons: pd.DataFrame, decisions: pd.DataFram
     keep = ["policy", "runs", "failed", "slo_attainment", "slo_attainment_faulted", "mttr_min",
             "p95_response_time_ms", "cost_usd", "cost_per_success_usd", "changes_attempted", "changes_kept",
             "changes_rolled_back", "changes_reverted", "knob_reversals", "false_keep_rate", "false_rollback_rate",
-            "pct_of_oracle", "gap_closed"]
-    parts += ["<h2>Policies</h2>", _table(pol[[c for c in keep if c in pol]])]
+            "truth_agreement", "pct_of_oracle", "gap_closed"]
+    # truth_agreement only where the ground truth was replicated (else it is NaN throughout)
+    cols = [c for c in keep if c in pol and (c != "truth_agreement" or pol[c].notna().any())]
+    parts += ["<h2>Policies</h2>", _table(pol[cols])]
     ok = runs[(runs["kind"] == "policy") & (runs["status"] == "ok")] if len(runs) else runs
     if len(ok):
         parts += ["<h2>SLO attainment per policy and scenario (every seed)</h2>", _png(plot_attainment(runs, best))]
