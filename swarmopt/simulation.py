@@ -430,8 +430,7 @@ class Simulation:
         if not isinstance(stream, int) or stream < 1:
             raise ValueError(f"stream must be an int >= 1 (0 names the run's own streams), got {stream!r}")
         d = self._driver
-        for i in range(len(d.groups)):
-            self._get(lambda i=i: d.groups[i][0], "reseed", stream)
+        d.guard(lambda: d.backend.get([d.backend.call(h, "reseed", stream) for h, _ in d.groups]))
         self._out.events([{"t_s": self.now, "event": "run.reseeded", "value": float(stream)}])
         d.guard(d.checkpoint)
 

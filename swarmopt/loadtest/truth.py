@@ -219,8 +219,10 @@ def _both_ways(pre, j: Judged, end_s: float, slo: Sequence, stream: int) -> dict
 
 
 def _mean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return math.fsum(finite) / len(finite) if finite else math.nan
+    # sum, not math.fsum: a relative gain may be +inf in one pair and -inf in another (a zero undone arm), and
+    # fsum raises on that where the mean is NaN
+    known = [v for v in values if not math.isnan(v)]
+    return sum(known) / len(known) if known else math.nan
 
 
 def decide_both_ways(pre, j: Judged, end_s: float, slo: Sequence, helped_slo_points: float = 2.0,
