@@ -44,6 +44,7 @@ OPTIONAL_FIELDS = {"ready": "arrival", "token_held": 0.0, "priority": 0.0, "time
                    "attempt_s": np.nan, "call_errors": 0.0, "model_cost": np.nan, "review_wait": 0.0,
                    "stolen": 0.0, "arm": 0.0, "work_s": np.nan}
 _EMPTY = np.zeros((len(TASK_FIELDS), 0))
+_NO_PER_TOOL = np.zeros((len(PER_TOOL_FIELDS), 0, 0))  # shared, as _EMPTY: nothing to write in either
 (_ARRIVAL, _START, _END, _FINISH, _OK, _SUCCESS, _CONF, _ESCALATED, _DEGRADED, _ATTEMPTS, _HITS, _LOOKUPS, _CALLS,
  _TOKENS_IN, _TOKENS_OUT, _COST, _COORD_REQ, _COORD_OK, _TIER, _READY, _TOKEN_HELD, _PRIORITY, _TIMEOUTS,
  _TIMED_OUT_S, _ATTEMPT_S, _CALL_ERRORS, _MODEL_COST, _REVIEW_WAIT, _STOLEN, _ARM, _WORK_S) = range(len(TASK_FIELDS))
@@ -60,8 +61,10 @@ def window_index(t, window_s: float):
     """Index of the window that holds time ``t`` (s; a float or an array):
     ``floor(t / window_s + WINDOW_EPS)``, a time a rounding error short of a boundary
     counting in the next window. An int for a float, int64 for an array."""
-    k = (t / window_s + WINDOW_EPS) // 1.0
-    return k.astype(np.int64) if isinstance(k, np.ndarray) else int(k)
+    k = t / window_s + WINDOW_EPS
+    if isinstance(k, np.ndarray):  # np.floor is floor division by 1.0 bit for bit, and far faster on arrays
+        return np.floor(k).astype(np.int64)
+    return int(k // 1.0)
 
 
 class WindowData:
@@ -88,7 +91,7 @@ class WindowData:
         self._tool_chunks: list[np.ndarray] = []
         self._held_chunks: list[np.ndarray] = []
         self.table = _EMPTY
-        self.per_tool = np.zeros((len(PER_TOOL_FIELDS), 0, 0))
+        self.per_tool = _NO_PER_TOOL
         self.inbox_handled = 0
         self.inbox_in_time = 0
         self.inbox_shed = 0

@@ -449,8 +449,10 @@ class AgentSim:
             lam_max = float((base * self.env.rate_multiplier(start + (end - start) * _GRID)).max()) * 1.05
         n0 = rng.poisson(lam_max * (end - start))
         r = rng.random(2 * n0)
-        cand = start + (end - start) * r[:n0]
-        keep = r[n0:] * lam_max
+        cand, keep = r[:n0], r[n0:]  # scaled in place: the same values as start + (end - start) * r[:n0] ...
+        cand *= end - start
+        cand += start
+        keep *= lam_max  # ... and r[n0:] * lam_max
         cand.sort()
         arrival = cand[keep < (lam if lam is not None else base * self.env.rate_multiplier(cand))]
         n, nt, nl, na = len(arrival), len(self.tool_names), len(self.links), MAX_ATTEMPTS

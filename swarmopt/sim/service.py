@@ -247,7 +247,7 @@ def fcfs(arrival: np.ndarray, service: np.ndarray, workers: list[float], closed_
             free = a
         append(free)
         heapreplace(workers, free + s)
-    start = np.array(start)
+    start = np.fromiter(start, float, n)  # faster than np.array on a list of floats, same values
     return start, start + service
 
 
