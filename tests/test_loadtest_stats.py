@@ -217,4 +217,3 @@ def test_the_report_shows_label_agreement_only_for_a_replicated_ground_truth():
         policies = {"rules": {"runs": 2, "false_rollback_rate": 0.5, "truth_agreement": agreement}}
         page = render(empty, empty, empty, empty, empty, empty, summary | {"policies": policies})
         assert ("truth_agreement" in page) is shown and "false_rollback_rate" in page
-
